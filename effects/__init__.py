@@ -1,0 +1,11 @@
+"""blendfx's effects: one module per stage, each a small class over core functions.
+
+Every class here is registered in :data:`blendfx.EFFECT_REGISTRY` (the preset allow-list and the
+conformance suite's list) by subclassing :class:`blendfx.Effect`.
+"""
+
+from .ducker import Ducker
+from .mask_extractor import MaskExtractor
+from .utility import Utility
+
+__all__ = ["Ducker", "MaskExtractor", "Utility"]

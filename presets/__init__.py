@@ -1,0 +1,1 @@
+"""blendfx's factory presets: hand-editable TOML files, one chain each."""

@@ -1,0 +1,1 @@
+"""Offline rendering of sessions, and the ``blendfx`` command line."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: paths to ../shared/data, short real clips, deterministic signals."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: The shared test data lives beside the checkout and is never copied into the project.
+SHARED_DATA = Path(os.environ.get("BLENDFX_SHARED_DATA",
+                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def shared(*parts: str) -> Path:
+    """Path of a file under ../shared/data; skips the test when the data is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path}")
+    return path
+
+
+@pytest.fixture
+def music_clip() -> tuple[np.ndarray, float]:
+    """5.12 s of real stereo music at 44.1 kHz (vibe_ace, from 10 s)."""
+    import blendfx
+
+    return blendfx.read_audio(shared("music", "vibe_ace.ogg"), offset=10.0, duration=5.12)
+
+
+@pytest.fixture
+def clock_tick() -> tuple[np.ndarray, float]:
+    """A real clock-tick noise (ESC-10), mono 44.1 kHz."""
+    import blendfx
+
+    return blendfx.read_audio(shared("noise", "esc10", "clock_tick", "1-21934-A.ogg"), mono=True)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

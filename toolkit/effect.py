@@ -1,0 +1,277 @@
+"""The effect protocol: pedalboard's calling convention for Python effects.
+
+pedalboard's ``Plugin`` cannot be subclassed from Python (DESIGN.md section 4), so blendfx
+duck-types its interface. An :class:`Effect` subclass implements one method::
+
+    def _process(self, audio, sample_rate, sidechain): ...   # (channels, samples) float32
+
+and gets, from this base class:
+
+- ``process(input_array, sample_rate, buffer_size=8192, reset=True, *, sidechain=None)`` and
+  ``__call__``, with pedalboard's layout rules (1-D mono, 2-D either orientation, square raises,
+  float32 out, zero-length passes through);
+- NaN/Inf input rejected with a clear error, and a non-finite result never returned;
+- declared parameters that validate on assignment, and an error for unknown attribute names;
+- ``reset()``, ``seed``, ``device``, ``supports_streaming``, ``is_effect``/``is_instrument``;
+- registration in :data:`EFFECT_REGISTRY`, which presets use as their allow-list and the
+  conformance suite uses to find every effect.
+
+Effects that need a second signal (the amplifier needs the noise, the stylizer a reference) set
+``uses_sidechain = True`` and read it as the ``sidechain`` argument, already in
+``(channels, samples)`` float32. Inside a :class:`blendfx.Chain`, ``sidechain_key`` names which
+signal keys the effect (default: the chain's sidechain if one was given, else the chain's input).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .buffers import check_finite, restore_layout, to_channels_first
+from .errors import ParameterError
+from .params import IntParam, Param, StrParam, declared_params
+
+__all__ = ["Effect", "EFFECT_REGISTRY", "register_effect", "is_processor", "is_native_plugin"]
+
+#: Every blendfx effect class by name. Presets instantiate only classes found here (or
+#: pedalboard's own plugins), never arbitrary code.
+EFFECT_REGISTRY: dict[str, type[Effect]] = {}
+
+
+def register_effect(cls: type[Effect]) -> type[Effect]:
+    """Add an effect class to the registry (done automatically for every subclass)."""
+    EFFECT_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def is_native_plugin(obj: Any) -> bool:
+    """True for pedalboard's own (C++) plugins, including a ``pedalboard.Pedalboard``."""
+    import pedalboard
+
+    return isinstance(obj, pedalboard.Plugin)
+
+
+def is_processor(obj: Any) -> bool:
+    """True for anything a :class:`Chain` can hold: a blendfx effect or a pedalboard plugin."""
+    return isinstance(obj, Effect) or is_native_plugin(obj)
+
+
+SidechainArg = np.ndarray | Mapping[str, np.ndarray] | None
+
+
+class Effect:
+    """Base class of every blendfx effect.
+
+    Parameters
+    ----------
+    **params
+        Values for the effect's declared parameters; unknown names raise
+        :class:`~blendfx.ParameterError`.
+
+    Notes
+    -----
+    Calls on one instance are serialized by a lock, so two threads sharing an effect get the
+    same output they would get one after the other.
+    """
+
+    #: pedalboard's flags: blendfx effects transform audio; none are instruments.
+    is_effect: ClassVar[bool] = True
+    is_instrument: ClassVar[bool] = False
+    #: True when processing a signal chunk by chunk with ``reset=False`` equals processing it
+    #: whole. Offline effects (diffusion, composition) set False and render whole buffers.
+    supports_streaming: ClassVar[bool] = True
+    #: True when the effect reads a second signal (see module docstring).
+    uses_sidechain: ClassVar[bool] = False
+    #: True when the effect cannot run without its sidechain.
+    requires_sidechain: ClassVar[bool] = False
+    #: False for abstract helpers that should not be registered or run by the conformance suite.
+    registered: ClassVar[bool] = True
+
+    seed = IntParam(0, min=0, max=2**32 - 1, doc="Random seed: same seed, same output.")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("registered", True) and not cls.__name__.startswith("_"):
+            register_effect(cls)
+        if cls.uses_sidechain is True and "sidechain_key" not in declared_params(cls):
+            cls.sidechain_key = StrParam(
+                "", doc="Which signal keys this effect inside a Chain: a key name, 'input' for "
+                "the chain's input, or '' for the chain's sidechain if given, else its input.")
+            cls.sidechain_key.__set_name__(cls, "sidechain_key")
+
+    def __init__(self, **params: Any) -> None:
+        object.__setattr__(self, "_param_values", {})
+        object.__setattr__(self, "_lock", threading.RLock())
+        object.__setattr__(self, "_device", "auto")
+        self._constructing = True
+        for name, value in params.items():
+            if name == "device":
+                self.device = value
+            elif name not in self.params():
+                raise self._unknown(name)
+            else:
+                setattr(self, name, value)
+        self._constructing = False
+        self.reset()
+
+    # -- parameters -----------------------------------------------------------------------
+    @classmethod
+    def params(cls) -> dict[str, Param]:
+        """The declared parameters of this class, by name."""
+        cached = cls.__dict__.get("_params_cache")
+        if cached is None:
+            cached = declared_params(cls)
+            type.__setattr__(cls, "_params_cache", cached)
+        return cached
+
+    def param_values(self) -> dict[str, Any]:
+        """Current value of every declared parameter (what a preset stores)."""
+        return {name: getattr(self, name) for name in self.params()}
+
+    def _unknown(self, name: str) -> ParameterError:
+        known = ", ".join(sorted(self.params())) or "none"
+        return ParameterError(f"{type(self).__name__} has no parameter {name!r} (parameters: {known})")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Unknown public names are typos of parameter names: refuse them, as pedalboard does.
+        if name.startswith("_") or name in self.params() or isinstance(
+            getattr(type(self), name, None), property
+        ):
+            object.__setattr__(self, name, value)
+        else:
+            raise self._unknown(name)
+
+    def _on_param_change(self, name: str) -> None:
+        """Hook called after a parameter changes (e.g. to drop a cached analysis)."""
+
+    # -- device -----------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """Torch device for effects that use one: 'auto' (CUDA when available), 'cpu', 'cuda:0'."""
+        return self._device
+
+    @device.setter
+    def device(self, value: str) -> None:
+        from .device import resolve_device
+
+        resolve_device(value)  # validates
+        object.__setattr__(self, "_device", str(value))
+
+    @property
+    def torch_device(self):
+        """The resolved ``torch.device``."""
+        from .device import resolve_device
+
+        return resolve_device(self._device)
+
+    # -- processing -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Clear internal state (filter memories, tails, random state) to a fresh instance's."""
+        object.__setattr__(self, "_rng", np.random.default_rng(self.seed))
+
+    def process(
+        self,
+        input_array: np.ndarray,
+        sample_rate: float,
+        buffer_size: int = 8192,
+        reset: bool = True,
+        *,
+        sidechain: SidechainArg = None,
+    ) -> np.ndarray:
+        """Process audio, pedalboard style.
+
+        Parameters
+        ----------
+        input_array : np.ndarray
+            Samples in [-1, 1] (not enforced), float32 or float64; 1-D mono or 2-D in either
+            orientation (the smaller dimension is channels).
+        sample_rate : float
+            Sample rate in Hz.
+        buffer_size : int
+            Accepted for pedalboard compatibility; blendfx effects process whole buffers.
+        reset : bool
+            Clear state first (True) or continue from the previous call (False, streaming).
+        sidechain : np.ndarray, optional
+            The key signal for effects with ``uses_sidechain``, any layout, same sample rate.
+
+        Returns
+        -------
+        np.ndarray
+            float32 audio in the input's layout.
+        """
+        sample_rate = _check_rate(sample_rate)
+        if np.size(input_array) == 0:  # zero-length passes through, in its own shape
+            return np.array(input_array, dtype=np.float32)
+        data, layout = to_channels_first(input_array)
+        check_finite(data)
+        sc = self._resolve_sidechain(sidechain)
+        with self._lock:
+            if reset:
+                self.reset()
+            out = self._process(data, sample_rate, sc)
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 2:
+            raise RuntimeError(f"{type(self).__name__}._process returned a {out.ndim}-D array")
+        if not np.isfinite(out).all():
+            raise RuntimeError(f"{type(self).__name__} produced NaN or infinite samples")
+        return restore_layout(out, layout)
+
+    __call__ = process
+
+    def _resolve_sidechain(self, sidechain: SidechainArg) -> np.ndarray | None:
+        if isinstance(sidechain, Mapping):
+            sidechain = resolve_key(self, sidechain)
+        if sidechain is None:
+            if self.requires_sidechain:
+                raise ParameterError(
+                    f"{type(self).__name__} needs a sidechain signal: "
+                    f"call process(audio, sample_rate, sidechain=key_audio)")
+            return None
+        sc, _ = to_channels_first(sidechain, name="sidechain")
+        check_finite(sc, name="sidechain")
+        return sc
+
+    def _process(self, audio: np.ndarray, sample_rate: float,
+                 sidechain: np.ndarray | None) -> np.ndarray:
+        """Process ``(channels, samples)`` float32 audio; return ``(channels', samples')``."""
+        raise NotImplementedError
+
+    # -- conveniences -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.param_values().items()
+                         if v is not None and not isinstance(v, Effect | list))
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.param_values() == other.param_values()  # type: ignore[union-attr]
+
+    __hash__ = object.__hash__
+
+
+def resolve_key(effect: Effect, keys: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Pick the sidechain an effect asked for from a Chain's named signals."""
+    name = getattr(effect, "sidechain_key", "") or ""
+    if not effect.uses_sidechain:
+        return None
+    if name:
+        if name not in keys:
+            raise ParameterError(
+                f"{type(effect).__name__}.sidechain_key = {name!r} is not among the chain's "
+                f"signals ({', '.join(sorted(keys))})")
+        return keys[name]
+    return keys.get("sidechain", keys.get("input"))
+
+
+def _check_rate(sample_rate: float) -> float:
+    try:
+        sr = float(sample_rate)
+    except (TypeError, ValueError):
+        raise ParameterError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
+    if not (sr > 0 and np.isfinite(sr)):
+        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    return sr

@@ -1,0 +1,288 @@
+"""Mel spectrograms exactly as Riffusion computes them, and a fast way back to audio.
+
+Riffusion's conventions (DESIGN.md section 5, checked against riffusion-hobby): 44.1 kHz mono;
+hop 441 samples (10 ms), Hann window 4,410 samples (100 ms) centred in an FFT of 17,640
+(400 ms); magnitude (power 1) STFT, centred with reflect padding; 512 HTK mel bins from 0 to
+10 kHz, no filter normalization.
+
+Everything runs in torch, on the CPU or a CUDA device, batched over clips.
+
+Frames: a centred STFT of ``n`` samples has ``n // hop + 1`` frames; blendfx keeps the first
+``n // hop`` so that 100 columns are exactly one second (a 512-column image is 5.12 s), and the
+inverse returns ``frames * hop`` samples.
+
+Inverse (mel -> audio): the 100 ms window inside a 400 ms FFT makes the 17,640-point spectrum a
+4x zero-padded (interpolated) copy of the 4,410-point one; bin ``4k`` of the big spectrum has
+exactly the magnitude of bin ``k`` of the small one. So the mel filterbank is folded onto the
+small spectrum, the mel inversion is a non-negative least-squares fit there, and Griffin-Lim
+iterates at the window's own size, which is many times cheaper than at 17,640 points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .errors import ParameterError
+
+__all__ = ["SpectrogramParams", "SpectrogramConverter", "mel_filterbank", "spectral_convergence"]
+
+
+@dataclass(frozen=True)
+class SpectrogramParams:
+    """Spectrogram settings; the defaults are Riffusion's.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Hz (44,100).
+    step_size_ms : float
+        Hop between frames in ms (10 ms = 441 samples).
+    window_duration_ms : float
+        Hann window length in ms (100 ms = 4,410 samples).
+    padded_duration_ms : float
+        FFT size in ms (400 ms = 17,640 samples).
+    num_frequencies : int
+        Mel bins (512): the image height.
+    min_frequency, max_frequency : float
+        Mel range in Hz (0 to 10,000).
+    mel_scale_type : str
+        "htk" (Riffusion) or "slaney".
+    power_for_image : float
+        Exponent applied to the normalized magnitude for the 8-bit image (0.25).
+    num_griffin_lim_iters : int
+        Griffin-Lim iterations of the inverse (see :meth:`SpectrogramConverter.audio_from_mel`).
+    """
+
+    sample_rate: int = 44100
+    step_size_ms: float = 10.0
+    window_duration_ms: float = 100.0
+    padded_duration_ms: float = 400.0
+    num_frequencies: int = 512
+    min_frequency: float = 0.0
+    max_frequency: float = 10000.0
+    mel_scale_type: str = "htk"
+    power_for_image: float = 0.25
+    num_griffin_lim_iters: int = 32
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_frequency > self.sample_rate / 2:
+            raise ParameterError(f"max_frequency {self.max_frequency} Hz is above Nyquist "
+                                 f"({self.sample_rate / 2} Hz)")
+        if self.mel_scale_type not in ("htk", "slaney"):
+            raise ParameterError(f"mel_scale_type = {self.mel_scale_type!r} is not 'htk' or 'slaney'")
+        if self.win_length > self.n_fft or self.hop_length < 1:
+            raise ParameterError("window must fit in the padded FFT and the hop must be >= 1 sample")
+
+    @property
+    def hop_length(self) -> int:
+        """Samples between frames (441)."""
+        return int(self.sample_rate / 1000.0 * self.step_size_ms)
+
+    @property
+    def win_length(self) -> int:
+        """Window length in samples (4,410)."""
+        return int(self.sample_rate / 1000.0 * self.window_duration_ms)
+
+    @property
+    def n_fft(self) -> int:
+        """FFT size in samples (17,640)."""
+        return int(self.sample_rate / 1000.0 * self.padded_duration_ms)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Image columns per second (100)."""
+        return self.sample_rate / self.hop_length
+
+    def with_(self, **changes: Any) -> SpectrogramParams:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(params: SpectrogramParams) -> np.ndarray:
+    """The ``(num_frequencies, n_fft // 2 + 1)`` mel filterbank, float64.
+
+    Identical to torchaudio's ``melscale_fbanks`` (which Riffusion uses) for HTK, no norm:
+    triangles on a linear grid from 0 to sr/2 with ``n_fft // 2 + 1`` points.
+    """
+    import librosa
+
+    return librosa.filters.mel(
+        sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.num_frequencies,
+        fmin=params.min_frequency, fmax=params.max_frequency,
+        htk=params.mel_scale_type == "htk", norm=None, dtype=np.float64)
+
+
+def spectral_convergence(estimate: np.ndarray, target: np.ndarray) -> float:
+    """``||estimate - target||_F / ||target||_F``: 0 is perfect (dimensionless)."""
+    target = np.asarray(target, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    n = min(estimate.shape[-1], target.shape[-1])
+    diff = estimate[..., :n] - target[..., :n]
+    return float(np.linalg.norm(diff) / max(np.linalg.norm(target[..., :n]), 1e-20))
+
+
+class SpectrogramConverter:
+    """Audio <-> Riffusion mel magnitudes, on a torch device, batched.
+
+    Parameters
+    ----------
+    params : SpectrogramParams
+        Defaults to Riffusion's.
+    device : str
+        'auto' (CUDA when available), 'cpu' or 'cuda:N'.
+
+    Examples
+    --------
+    >>> conv = SpectrogramConverter()
+    >>> mel = conv.mel_from_audio(np.zeros(44100 * 5.12.__int__()))   # doctest: +SKIP
+    """
+
+    def __init__(self, params: SpectrogramParams | None = None, device: str = "auto"):
+        import torch
+
+        from .device import resolve_device
+
+        self.params = params or SpectrogramParams()
+        self.device = resolve_device(device)
+        p = self.params
+        fb = mel_filterbank(p)
+        self._fb = torch.as_tensor(fb, dtype=torch.float32, device=self.device)
+        self._window = torch.hann_window(p.win_length, device=self.device)
+        # The folded filterbank over the window-sized spectrum (see module docstring): big bin
+        # j belongs to small bin round(j / ratio).
+        self._ratio = p.n_fft // p.win_length if p.n_fft % p.win_length == 0 else 0
+        if self._ratio:
+            n_small = p.win_length // 2 + 1
+            owner = np.minimum(np.round(np.arange(fb.shape[1]) / self._ratio).astype(int),
+                               n_small - 1)
+            folded = np.zeros((fb.shape[0], n_small))
+            np.add.at(folded.T, owner, fb.T)
+            self._fb_small = torch.as_tensor(folded, dtype=torch.float32, device=self.device)
+
+    # -- forward -------------------------------------------------------------------------------
+    def _as_batch(self, audio: Any):
+        import torch
+
+        x = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio)
+                            else audio, dtype=torch.float32).to(self.device)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2:
+            raise ParameterError(f"audio must be 1-D or (batch, samples), got shape {tuple(x.shape)}")
+        return x
+
+    def stft_magnitude(self, audio: Any):
+        """``(batch, n_fft//2+1, frames)`` linear magnitudes, Riffusion's STFT, all frames."""
+        import torch
+
+        p = self.params
+        x = self._as_batch(audio)
+        if x.shape[-1] <= p.n_fft // 2:
+            # reflect padding needs more samples than half the FFT: pad silence first
+            x = torch.nn.functional.pad(x, (0, p.n_fft // 2 + 1 - x.shape[-1]))
+        spec = torch.stft(x, n_fft=p.n_fft, hop_length=p.hop_length, win_length=p.win_length,
+                          window=self._window, center=True, pad_mode="reflect",
+                          normalized=False, onesided=True, return_complex=True)
+        return spec.abs()
+
+    def mel_from_audio(self, audio: Any):
+        """Mel magnitudes ``(batch, num_frequencies, n_samples // hop)`` as a torch tensor.
+
+        ``audio`` is a 1-D signal or a ``(batch, samples)`` array/tensor at
+        ``params.sample_rate``, in any scale (Riffusion feeds int16-scaled floats; blendfx feeds
+        [-1, 1]): the image keeps the true maximum, so scale does not matter.
+        """
+        x = self._as_batch(audio)
+        frames = x.shape[-1] // self.params.hop_length
+        mag = self.stft_magnitude(x)[..., :frames]
+        return self._fb @ mag
+
+    # -- inverse -------------------------------------------------------------------------------
+    def linear_from_mel(self, mel, n_iter: int = 50):
+        """Non-negative least-squares estimate of the window-sized magnitude spectrum.
+
+        Returns ``(batch, win_length//2+1, frames)``. Multiplicative updates (Lee & Seung)
+        keep the estimate non-negative and converge monotonically; the start is the
+        transpose-normalized back projection.
+        """
+        import torch
+
+        fb = self._fb_small
+        mel = torch.as_tensor(mel, dtype=torch.float32, device=self.device)
+        if mel.ndim == 2:
+            mel = mel[None]
+        eps = 1e-12
+        norm = fb.sum(dim=0).clamp_min(eps)[:, None]
+        s = (fb.T @ mel) / norm  # start: each bin takes the mean of the mel bands covering it
+        gram = fb.T @ fb
+        numer = fb.T @ mel
+        for _ in range(n_iter):
+            s = s * numer / (gram @ s).clamp_min(eps)
+        return s
+
+    def audio_from_mel(self, mel, n_iter: int | None = None, *, momentum: float = 0.99,
+                       mel_iters: int = 50, seed: int = 0):
+        """Audio ``(batch, frames * hop)`` from mel magnitudes ``(batch, mels, frames)``.
+
+        Parameters
+        ----------
+        mel : array or tensor
+            Mel magnitudes as :meth:`mel_from_audio` returns them (any overall scale).
+        n_iter : int, optional
+            Griffin-Lim iterations at the window's size (default: 4x
+            ``params.num_griffin_lim_iters``, which costs less than Riffusion's 32 at full size).
+        momentum : float
+            Fast Griffin-Lim momentum (0.99, as Riffusion).
+        mel_iters : int
+            Iterations of the non-negative mel inversion.
+        seed : int
+            Seed of the random initial phase (same seed, same audio).
+        """
+
+        p = self.params
+        if not self._ratio:
+            raise ParameterError("the fast inverse needs n_fft to be a multiple of the window")
+        n_iter = 4 * p.num_griffin_lim_iters if n_iter is None else int(n_iter)
+        mag = self.linear_from_mel(mel, mel_iters)
+        return self.griffin_lim(mag, n_iter, momentum=momentum, seed=seed)
+
+    def griffin_lim(self, magnitude, n_iter: int, *, momentum: float = 0.99, seed: int = 0):
+        """Fast Griffin-Lim (Perraudin et al.) at the window's size, batched.
+
+        ``magnitude`` is ``(batch, win_length//2+1, frames)``; returns ``(batch, frames*hop)``.
+        """
+        import torch
+
+        p = self.params
+        n = p.win_length
+        window = self._window
+        frames = magnitude.shape[-1]
+        length = frames * p.hop_length
+        # One initial phase per clip, drawn from the seed alone, so a clip gets the same audio
+        # whether it is inverted alone or inside a batch.
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        phase = torch.rand(magnitude.shape[-2:], generator=gen).to(self.device) * (2 * np.pi)
+        phase = phase.expand(magnitude.shape)
+        angles = torch.polar(torch.ones_like(magnitude), phase)
+
+        def stft(x):
+            return torch.stft(x, n_fft=n, hop_length=p.hop_length, win_length=n, window=window,
+                              center=True, pad_mode="constant", return_complex=True)[..., :frames]
+
+        def istft(spec):
+            return torch.istft(spec, n_fft=n, hop_length=p.hop_length, win_length=n,
+                               window=window, center=True, length=length)
+
+        prev = torch.zeros_like(angles)
+        for _ in range(n_iter):
+            rebuilt = stft(istft(magnitude * angles))
+            angles = rebuilt - (momentum / (1 + momentum)) * prev
+            angles = angles / angles.abs().clamp_min(1e-16)
+            prev = rebuilt
+        return istft(magnitude * angles)
