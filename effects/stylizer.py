@@ -203,6 +203,7 @@ class Stylizer(Effect):
             ir[:, 0] += np.float32(1.0 - amount)  # direct path stays at unity; the tail scales
             report["acoustics_applied"] = True
             report["ir_length_s"] = round(ir.shape[-1] / sr, 3)
+            report["ir_samples"] = int(ir.shape[-1])
         elif self.acoustics:
             report["acoustics_note"] = ("no RT60 measurable in the reference (no free decays): "
                                         "acoustics not applied")
@@ -230,7 +231,8 @@ class Stylizer(Effect):
             n_fft = sp_fft.next_fast_len(padded.shape[-1], real=True)
             spec = sp_fft.rfft(padded, n=n_fft, axis=-1) * eq_gains(freqs, gains_db, n_fft, sr)
             ir = sp_fft.irfft(spec, n=n_fft, axis=-1)[:, : padded.shape[-1]].astype(np.float32)
-        n_out = n + (ir.shape[-1] - 2 * delay if self.tail and report["acoustics_applied"] else 0)
+        # the full convolution is n + L - 1 samples long (L: the response without EQ padding)
+        n_out = n + (ir.shape[-1] - 2 * delay - 1 if self.tail and report["acoustics_applied"] else 0)
         wet = fftconvolve(audio, ir, axes=-1)
         return np.ascontiguousarray(wet[:, delay: delay + n_out], dtype=np.float32)
 

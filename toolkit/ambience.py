@@ -32,7 +32,7 @@ from .errors import ParameterError
 from .spectral_match import smooth_octaves
 
 __all__ = ["AmbienceModel", "extract_ambience", "synthesize_ambience", "loop_ambience",
-           "MIN_REFERENCE_S"]
+           "repetition_peak", "MIN_REFERENCE_S"]
 
 #: Shortest recording an ambience can be taken from, in s.
 MIN_REFERENCE_S = 0.1
@@ -41,6 +41,8 @@ _SMOOTH_S = 0.1        # periodogram smoothing time constant, s
 _WINDOW_S = 1.5        # minimum-statistics search window, s
 _MATCH_LIMIT_DB = 6.0  # largest spectral-matching correction of the bed, dB
 _GRAIN_S = 0.5         # re-synthesis grain length, s
+_DIGITAL_SILENCE = 1e-16  # frame power per sample below which a frame is digital silence
+_SILENT_DB = -200.0    # level reported for a silent bed, dBFS
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,11 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
         first, last = 0, power.shape[-1]
     inner = power[:, first:last]
     frames = inner.shape[-1]
+    if np.mean(inner.sum(axis=0) <= _DIGITAL_SILENCE * n_fft) >= 0.1:
+        # a gated recording (events separated by digital silence) has no background at all;
+        # the smoothed minimum would only find the events' own fading remnants
+        return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
+                             level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB)
     alpha = float(np.exp(-hop / (_SMOOTH_S * sr)))
     window = max(1, min(frames, int(round(_WINDOW_S * sr / hop))))
     smooth, mins = _smoothed_min(inner, alpha, window)
@@ -158,7 +165,7 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     bed = stft.istft(spec * gain[None], k1=n).astype(np.float32)
     p_bed = float(np.mean(bed.astype(np.float64) ** 2))
     p_all = float(np.mean(data.astype(np.float64) ** 2))
-    level = 10.0 * np.log10(max(p_bed, 1e-20))
+    level = max(10.0 * np.log10(max(p_bed, 1e-30)), _SILENT_DB)
     sar = 10.0 * np.log10(max(p_all - p_bed, 1e-4 * p_all, 1e-20) / max(p_bed, 1e-20))
     return AmbienceModel(bed=bed, sample_rate=sr, level_dbfs=level, sar_db=sar)
 
@@ -257,3 +264,42 @@ def loop_ambience(model: AmbienceModel, n_samples: int, channels: int,
         pos += step
         first = False
     return out
+
+
+def repetition_peak(audio: np.ndarray, sample_rate: float, min_lag_s: float = 0.5,
+                    max_lag_s: float = 30.0, frame_s: float = 0.01) -> tuple[float, float]:
+    """The strongest self-similarity of a sound's level envelope at lags of ``min_lag_s`` to
+    ``max_lag_s`` seconds: what a loop gives away.
+
+    The envelope is the level in dB of ``frame_s`` frames (channels pooled), its mean removed;
+    the result is the largest value of its normalised, unbiased autocorrelation in the lag
+    range, and that lag in s. A loop of period P gives a value near 1 at P; random textures
+    stay near 0.
+
+    Returns
+    -------
+    peak : float
+        Autocorrelation coefficient (1 = exact repetition).
+    lag_s : float
+        Where it occurs, in s.
+    """
+    data, _ = to_channels_first(audio)
+    hop = max(1, int(round(frame_s * float(sample_rate))))
+    n = data.shape[-1] // hop
+    if n < 4:
+        return 0.0, 0.0
+    power = (data[:, : n * hop].astype(np.float64) ** 2).reshape(data.shape[0], n, hop)
+    env = 10.0 * np.log10(power.mean(axis=(0, 2)) + 1e-12)
+    env -= env.mean()
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spec = np.fft.rfft(env, size)
+    ac = np.fft.irfft(np.abs(spec) ** 2, size)[:n]
+    if ac[0] <= 0:
+        return 0.0, 0.0
+    ac = ac / ac[0] / (1.0 - np.arange(n) / n)  # unbiased: each lag has fewer overlapping frames
+    lo = max(1, int(round(min_lag_s / frame_s)))
+    hi = min(n // 2, int(round(max_lag_s / frame_s)) + 1)  # beyond half the length it is noise
+    if hi <= lo:
+        return 0.0, 0.0
+    i = int(np.argmax(ac[lo:hi]))
+    return float(ac[lo + i]), (lo + i) * frame_s
