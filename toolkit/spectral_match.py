@@ -21,6 +21,7 @@ from scipy import fft as sp_fft
 from .buffers import to_channels_first
 
 __all__ = [
+    "mean_power",
     "ltas",
     "smooth_octaves",
     "matching_eq_db",
@@ -28,6 +29,16 @@ __all__ = [
     "apply_eq",
     "ltas_distance_db",
 ]
+
+
+def mean_power(audio: np.ndarray) -> float:
+    """Mean square of all samples (the integral of the long-term spectrum), accumulated in
+    float64 without a float64 copy of the audio."""
+    x = np.asarray(audio)
+    if x.size == 0:
+        return 0.0
+    flat = x.reshape(1, -1)
+    return float(np.einsum("ij,ij->", flat, flat, dtype=np.float64)) / x.size
 
 
 def ltas(audio: np.ndarray, sample_rate: float, n_fft: int | None = None,
