@@ -5,8 +5,10 @@ conformance suite's list) by subclassing :class:`blendfx.Effect`.
 """
 
 from .amplifier import AdaptiveAmplifier, LoudnessNormalize
+from .blend import Blend, MusicTrack
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
 from .utility import Utility
 
-__all__ = ["AdaptiveAmplifier", "Ducker", "LoudnessNormalize", "MaskExtractor", "Utility"]
+__all__ = ["AdaptiveAmplifier", "Blend", "Ducker", "LoudnessNormalize", "MaskExtractor", "MusicTrack",
+           "Utility"]
