@@ -6,6 +6,8 @@ conformance suite's list) by subclassing :class:`blendfx.Effect`.
 
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
+from .masked_img2img import MaskedImg2Img
+from .outpaint_inpaint import OutpaintInpaint
 from .utility import Utility
 
-__all__ = ["Ducker", "MaskExtractor", "Utility"]
+__all__ = ["Ducker", "MaskExtractor", "MaskedImg2Img", "OutpaintInpaint", "Utility"]
