@@ -4,10 +4,11 @@ Every class here is registered in :data:`blendfx.EFFECT_REGISTRY` (the preset al
 conformance suite's list) by subclassing :class:`blendfx.Effect`.
 """
 
+from .composer import Composer
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
 from .masked_img2img import MaskedImg2Img
 from .outpaint_inpaint import OutpaintInpaint
 from .utility import Utility
 
-__all__ = ["Ducker", "MaskExtractor", "MaskedImg2Img", "OutpaintInpaint", "Utility"]
+__all__ = ["Composer", "Ducker", "MaskExtractor", "MaskedImg2Img", "OutpaintInpaint", "Utility"]
