@@ -295,6 +295,19 @@ def test_composer_guided_mode(tiny):
     assert out.shape == x.shape and np.abs(out).max() > 0
 
 
+def test_guided_by_the_real_composer(tiny):
+    """start='guide' with no guide runs blendfx's Composer with the effect's prompt and seed."""
+    if "Composer" not in EFFECT_REGISTRY:
+        pytest.skip("the Composer (issue 4) is not merged")
+    x = rhythmic_noise(3.0)
+    effect = MaskedImg2Img(model=tiny, start="guide", prompt="lofi", **FAST)
+    y = effect(x, SR)
+    assert y.shape == x.shape and np.abs(y).max() > 0
+    source = effect.last_images["source"]
+    assert source.shape == (512, 300) and (source.pixels < 255).any()
+    assert not np.array_equal(source.pixels, riffusion_image(x, SR).pixels)
+
+
 def test_guide_without_composer_is_a_clear_error(tiny, monkeypatch):
     monkeypatch.delitem(EFFECT_REGISTRY, "Composer", raising=False)
     with pytest.raises(ParameterError, match="start = 'guide' needs a guide"):

@@ -209,7 +209,10 @@ class DiffusionGenerator(Effect):
                 raise ParameterError(
                     f"{type(self).__name__}.start = 'guide' needs a guide generator: set guide= "
                     f"to a generator effect, or install blendfx's Composer (blendfx.effects.Composer)")
-            guide = composer(prompt=self.prompt, seed=self.seed)
+            kwargs = {"prompt": self.prompt, "seed": self.seed}
+            if "progress" in composer.params():
+                kwargs["progress"] = self.progress
+            guide = composer(**kwargs)
         music = np.asarray(guide.process(audio, sample_rate), dtype=np.float32)
         music, _ = to_channels_first(music, name="guide output")
         return fit_length(music, audio.shape[1])

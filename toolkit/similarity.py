@@ -93,6 +93,8 @@ def chroma_cens_similarity(audio_a: np.ndarray, audio_b: np.ndarray, sample_rate
             raise ParameterError("chroma_cens_similarity needs non-empty audio")
         return librosa.feature.chroma_cens(y=mono, sr=float(sample_rate))
 
+    if not (np.any(audio_a) and np.any(audio_b)):
+        return 0.0  # silence has no chroma (and librosa cannot estimate its tuning)
     ca, cb = chroma(audio_a), chroma(audio_b)
     n = min(ca.shape[1], cb.shape[1])
     va, vb = ca[:, :n].ravel(), cb[:, :n].ravel()
