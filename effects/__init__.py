@@ -6,10 +6,13 @@ conformance suite's list) by subclassing :class:`blendfx.Effect`.
 
 from .amplifier import AdaptiveAmplifier, LoudnessNormalize
 from .blend import Blend, MusicTrack
+from .composer import Composer
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
+from .masked_img2img import MaskedImg2Img
+from .outpaint_inpaint import OutpaintInpaint
 from .stylizer import Stylizer
 from .utility import Utility
 
-__all__ = ["AdaptiveAmplifier", "Blend", "Ducker", "LoudnessNormalize", "MaskExtractor", "MusicTrack",
-           "Stylizer", "Utility"]
+__all__ = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
+           "MaskedImg2Img", "MusicTrack", "OutpaintInpaint", "Stylizer", "Utility"]
