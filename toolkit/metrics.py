@@ -30,10 +30,12 @@ from .gain_solver import weighted_quantile
 from .loudness import db_to_gain, gain_to_db, integrated_lufs, true_peak_dbtp
 from .mask import Mask, energy_mask
 from .psychoacoustics import MaskingModel, default_model
+from .similarity import chroma_cens_similarity, spectrogram_ssim, ssim  # the mask-based paper's metrics
 from .spectrogram_image import image_from_mel
 
 __all__ = ["blend_report", "cost_to_mask_lu", "gain_to_mask", "unmasked_fraction",
-           "noise_to_mask_ratio", "NoiseCore", "noise_core"]
+           "noise_to_mask_ratio", "NoiseCore", "noise_core", "ssim", "spectrogram_ssim",
+           "chroma_cens_similarity"]
 
 #: BNMusic's share of loudest pixels in the core.
 CORE_FRACTION = 0.15
