@@ -53,6 +53,8 @@ PGHI_TOLERANCE = 1e-5
 #: Guard band above the mel range kept in the reduced domain, in window bins (20 bins = 200 Hz at
 #: Riffusion's sizes; Hann sidelobes there are about 100 dB down).
 GUARD_BINS = 20
+#: Mel bands per dense block of the banded filterbank products (see :class:`_Band`).
+BAND_GROUP = 32
 #: Clips processed together; larger batches are split so peak memory stays bounded.
 MAX_CHUNK = 16
 
@@ -85,45 +87,70 @@ def reduced_hop(sample_rate: int, hop: int, win: int, n_fft: int, band_hz: float
 
 
 class _Band:
-    """A banded filterbank ``fb`` ``(rows, bins)`` as right-multiplied matrices on the device.
+    """A banded filterbank ``fb`` ``(rows, bins)`` applied block by block on the device.
 
     ``apply`` maps ``(..., bins) -> (..., rows)`` (``fb @ x`` per frame); ``spread`` maps
     ``(..., rows) -> (..., bins)`` (``fb.T @ r``, or with each column of ``fb`` normalised to sum
-    1, so that a per-band ratio spreads back as a weighted mean). On the CPU the matrices are
-    sparse (CSR; a mel filterbank has at most two non-zeros per column), on CUDA dense (cuBLAS is
-    faster there and, unlike scatter-adds, deterministic).
+    1, so that a per-band ratio spreads back as a weighted mean). A mel filterbank is banded
+    (each row covers a short run of bins), so groups of :data:`BAND_GROUP` rows are dense little
+    matrices over their own bin range: about 15x fewer operations than the dense product, no
+    scatter-adds (deterministic on CUDA), and the same code on every device.
     """
 
     def __init__(self, fb: np.ndarray, device: Any):
-        import warnings
-
         import torch
 
         colsum = fb.sum(axis=0)
         fbn = np.where(colsum > 0, fb / np.where(colsum > 0, colsum, 1.0), 0.0)
         self.rows, self.bins = fb.shape
+        self.blocks = []
+        for r0 in range(0, self.rows, BAND_GROUP):
+            r1 = min(self.rows, r0 + BAND_GROUP)
+            cols = np.nonzero((fb[r0:r1] != 0).any(axis=0))[0]
+            if cols.size == 0:
+                continue
+            b0, b1 = int(cols.min()), int(cols.max()) + 1
 
-        def mat(a: np.ndarray):
-            t = torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
-            if t.device.type != "cpu":
-                return t
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                warnings.simplefilter("ignore", UserWarning)
-                return t.to_sparse_csr()
+            def mat(a: np.ndarray):
+                return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
 
-        self._fwd = mat(fb.T)        # (bins, rows)
-        self._back = mat(fb)         # (rows, bins)
-        self._back_norm = mat(fbn)   # (rows, bins)
-
-    @staticmethod
-    def _mm(x, m, out_dim: int):
-        return (x.reshape(-1, x.shape[-1]) @ m).reshape(x.shape[:-1] + (out_dim,))
+            self.blocks.append((r0, r1, b0, b1, mat(fb[r0:r1, b0:b1].T), mat(fb[r0:r1, b0:b1]),
+                                mat(fbn[r0:r1, b0:b1])))
 
     def apply(self, x):
-        return self._mm(x, self._fwd, self.rows)
+        flat = x.reshape(-1, self.bins)
+        out = flat.new_empty(flat.shape[0], self.rows)
+        done = 0
+        for r0, r1, b0, b1, fwd, _, _ in self.blocks:
+            out[:, done:r0] = 0  # rows no block covers
+            out[:, r0:r1] = flat[:, b0:b1] @ fwd
+            done = r1
+        out[:, done:] = 0
+        return out.reshape(x.shape[:-1] + (self.rows,))
 
     def spread(self, r, normalized: bool = False):
-        return self._mm(r, self._back_norm if normalized else self._back, self.bins)
+        import torch
+
+        flat = r.reshape(-1, self.rows)
+        out = flat.new_zeros(flat.shape[0], self.bins)
+        for r0, r1, b0, b1, _, back, back_norm in self.blocks:
+            view = out[:, b0:b1]
+            torch.addmm(view, flat[:, r0:r1], back_norm if normalized else back, out=view)
+        return out.reshape(r.shape[:-1] + (self.bins,))
+
+
+def _gram_inverse(fb: np.ndarray) -> np.ndarray:
+    """``(fb fb^T)^-1`` (pseudo-inverse if singular) of a sparse filterbank, float64."""
+    import scipy.sparse
+    import torch
+
+    sp = scipy.sparse.csr_matrix(fb)
+    gram = torch.as_tensor((sp @ sp.T).toarray(), dtype=torch.float64)
+    inv, info = torch.linalg.inv_ex(gram)
+    eye = torch.eye(len(gram), dtype=torch.float64)
+    if int(info) == 0 and bool(torch.isfinite(inv).all()) and torch.allclose(inv @ gram, eye, atol=1e-6):
+        return inv.numpy()
+    return torch.linalg.pinv(gram, hermitian=True).numpy()  # empty mel rows (tiny FFTs)
 
 
 def _abs(spec):
@@ -193,16 +220,13 @@ class _Domain:
 
         return torch.fft.rfft(self.frames(y, frames), n=n, dim=-1)[..., :bins]
 
-    def istft(self, spec, frames: int, n: int, scale: float = 1.0):
-        """Signals ``(batch, frames * hop)`` from ``n``-point half spectra (missing bins are 0).
-
-        ``scale`` multiplies the result (used to change rate: see :class:`InversePlan`).
-        """
+    def istft(self, spec, frames: int, n: int):
+        """Signals ``(batch, frames * hop)`` from ``n``-point half spectra (missing bins are 0):
+        windowed overlap-add divided by the summed squared window (least-squares ISTFT)."""
         import torch
 
         fr = torch.fft.irfft(spec, n=n, dim=-1)[..., :self.win] * self.window
-        env = self.inv_envelope(frames)
-        return self._ola(fr) * (env * scale if scale != 1.0 else env)
+        return self._ola(fr) * self.inv_envelope(frames)
 
 
 class InversePlan:
@@ -246,9 +270,7 @@ class InversePlan:
         self.small_bins = min(-(-self.big_bins // self.ratio), self.n_small // 2 + 1)
         self.mel_big = _Band(fb[:, :self.big_bins], device)
         self.mel_small = _Band(fb[:, :self.small_bins * self.ratio:self.ratio], device)
-        gram = fb @ fb.T
-        self.gram_inv = torch.as_tensor(np.linalg.pinv(gram, hermitian=True), dtype=torch.float32,
-                                        device=device)
+        self.gram_inv = torch.as_tensor(_gram_inverse(fb), dtype=torch.float32, device=device)
         self.full_bins = p.win_length // 2 + 1
 
     # -- mel -> magnitudes ---------------------------------------------------------------------
