@@ -114,7 +114,6 @@ def run_blendfx(conv, image, args, repeats: int) -> tuple[np.ndarray, float, flo
 def run_reference(image) -> tuple[np.ndarray, float, float, float]:
     """Output, wall-clock seconds (pseudo-inverse included), Griffin-Lim seconds, CPU seconds."""
     import librosa
-
     from blendfx.spectrogram_image import mel_from_image
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -145,9 +144,8 @@ def main() -> None:
 
     import inspect
 
-    import torch
-
     import blendfx
+    import torch
     from blendfx.spectrogram import SpectrogramConverter
 
     if args.threads > 0:

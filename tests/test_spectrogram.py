@@ -7,8 +7,8 @@ import pytest
 from blendfx import SpectrogramConverter, SpectrogramParams, image_from_mel, mel_from_image
 from blendfx.errors import ParameterError
 from blendfx.spectrogram import mel_filterbank, spectral_convergence
-from blendfx.spectrogram_inverse import reduced_hop
 from blendfx.spectrogram_image import SpectrogramImage, mel_row
+from blendfx.spectrogram_inverse import reduced_hop
 
 SR = 44100
 
@@ -130,7 +130,13 @@ def test_more_iterations_help(conv, music_clip):
     assert scs[0] > scs[1] > scs[2]
 
 
-def test_inverse_is_batched_and_deterministic(conv, music_clip):
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_inverse_is_batched_and_deterministic(conv, music_clip, monkeypatch, chunk):
+    """A clip gives the same audio alone or in a batch, whether the CPU runs clips one at a
+    time (its default) or together (as CUDA does)."""
+    from blendfx import spectrogram_inverse
+
+    monkeypatch.setitem(spectrogram_inverse.CHUNK, "cpu", chunk)
     audio, _ = music_clip
     x = audio[:, : 441 * 100]
     mel = conv.mel_from_audio(x)  # a batch of 2 (the stereo channels)

@@ -11,11 +11,26 @@ Frames: a centred STFT of ``n`` samples has ``n // hop + 1`` frames; blendfx kee
 ``n // hop`` so that 100 columns are exactly one second (a 512-column image is 5.12 s), and the
 inverse returns ``frames * hop`` samples.
 
-Inverse (mel -> audio): the 100 ms window inside a 400 ms FFT makes the 17,640-point spectrum a
-4x zero-padded (interpolated) copy of the 4,410-point one; bin ``4k`` of the big spectrum has
-exactly the magnitude of bin ``k`` of the small one. So the mel filterbank is folded onto the
-small spectrum, the mel inversion is a non-negative least-squares fit there, and Griffin-Lim
-iterates at the window's own size, which is many times cheaper than at 17,640 points.
+Inverse (mel -> audio, :meth:`SpectrogramConverter.audio_from_mel`; the engine and its
+reasoning are in :mod:`blendfx.spectrogram_inverse`):
+
+1. the minimum-norm least-squares magnitudes ``fb^T (fb fb^T)^-1 mel`` (clamped at 0), using
+   the banded filterbank; the 17,640-point spectrum is a 4x zero-padded copy of the 4,410-point
+   one (bin ``4k`` of the big spectrum has exactly the magnitude of bin ``k`` of the small one),
+   so the window-sized target is the solution decimated by 4;
+2. everything runs in a reduced-rate domain (21 kHz: the mel range stops at 10 kHz), hop 210,
+   window 2,100, FFT 8,400, and is resampled to 44.1 kHz once at the end;
+3. a peak-locked Phase Gradient Heap Integration start (phase from the log-magnitude gradients);
+4. ``n_iter`` (32) fast Griffin-Lim iterations (momentum 0.99) at the window's size;
+5. ``mel_iters`` (8) mel-consistent iterations at the full FFT resolution: each bin is scaled by
+   ``target_mel / current_mel`` spread back through the normalised filterbank, with momentum.
+
+Measured (``python benchmarks/spectrogram.py``, 5.12 s clips of the three shared music files,
+shared 2-core machine, one torch thread): mel spectral convergence of the re-analysed audio
+against the image's mel 0.021 / 0.030 / 0.025 (median 0.025), against 0.061 / 0.059 / 0.052
+for the reference librosa users would write (``librosa.filters.mel`` pseudo-inverse +
+``librosa.griffinlim``, 32 iterations at n_fft 17,640); about 1 s of CPU time per clip against
+23 to 31 s for the reference (wall-clock speedup 33x on the loaded machine).
 """
 
 from __future__ import annotations
@@ -54,7 +69,8 @@ class SpectrogramParams:
     power_for_image : float
         Exponent applied to the normalized magnitude for the 8-bit image (0.25).
     num_griffin_lim_iters : int
-        Griffin-Lim iterations of the inverse (see :meth:`SpectrogramConverter.audio_from_mel`).
+        Default fast Griffin-Lim iterations of the inverse, at the window's size (see
+        :meth:`SpectrogramConverter.audio_from_mel`; Riffusion runs 32 at the full FFT size).
     """
 
     sample_rate: int = 44100
@@ -228,7 +244,6 @@ class SpectrogramConverter:
         window-sized spectrum is bin ``k * n_fft / win_length`` of the padded one). Bins above
         ``max_frequency`` are 0. Same units as :meth:`stft_magnitude`.
         """
-        import torch
 
         plan = self._plan()
         mel = self._as_mel(mel)

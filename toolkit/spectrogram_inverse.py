@@ -9,10 +9,11 @@ The algorithm (every step batched over clips, torch, on the converter's device, 
    the same 100 ms Hann in continuous time, so the magnitudes agree up to a known factor
    ``q = reduced_rate / sample_rate``.
 2. **Mel -> magnitudes.** The minimum-norm least-squares solution ``fb^T (fb fb^T)^-1 mel``,
-   clamped at zero. ``fb fb^T`` is a small, well-conditioned (512x512) matrix inverted once per
-   plan; ``fb^T`` has at most two non-zeros per frequency bin, so it is applied as a gather.
-   The window-sized spectrum is the 4x zero-padded FFT's spectrum decimated by 4: bin ``k`` of
-   the 4,410-point spectrum has exactly the magnitude of bin ``4k`` of the 17,640-point one.
+   clamped at zero. ``fb fb^T`` is a small, well-conditioned (512x512, condition number 43)
+   matrix inverted once per plan; ``fb`` is banded, so its products run as 16 dense blocks of 32
+   mel bands over their own bins (:class:`_Band`). The window-sized spectrum is the 4x
+   zero-padded FFT's spectrum decimated by 4: bin ``k`` of the 4,410-point spectrum has exactly
+   the magnitude of bin ``4k`` of the 17,640-point one.
 3. **Phase start: peak-locked PGHI.** Phase Gradient Heap Integration (Prusa, Balazs and
    Sondergaard, 2017) reads the phase derivatives off the log-magnitude gradients (a Hann window
    behaves like a Gaussian with ``lambda = 0.25645 N^2``). Instead of PGHI's heap (serial, slow in
@@ -25,11 +26,19 @@ The algorithm (every step batched over clips, torch, on the converter's device, 
 5. **Mel-consistent Griffin-Lim.** A few iterations at the full FFT resolution (8,400 points in
    the reduced domain, i.e. the 17,640 of the analysis): analyse, compute the mel of the current
    estimate, scale each bin by the ratio ``target_mel / current_mel`` spread back through the
-   column-normalised filterbank, resynthesise. These fix what the minimum-norm magnitudes cannot
-   know (the interpolated bins of the 4x zero-padded spectrum carry phase relations between
-   neighbouring bins, and the low mel bands are narrower than the window's bins).
-6. **Synthesis** at the real sample rate: the last spectrum, zero-padded in frequency, inverse
-   FFT'd at the full size, windowed and overlap-added.
+   column-normalised filterbank, resynthesise, extrapolate by 0.9 times the last step. These fix
+   what the minimum-norm magnitudes cannot know (the interpolated bins of the 4x zero-padded
+   spectrum carry phase relations between neighbouring bins, and the low mel bands are narrower
+   than the window's bins).
+6. **Back to the real rate** by zero-padding the whole signal's spectrum (exact band-limited
+   interpolation, flat to 10.5 kHz).
+
+Ablation (mel spectral convergence of the re-analysed audio vs the image's mel, 5.12 s of
+vibe_ace / hungarian_dance_5 / sugar_plum_fairy from 10 s; the librosa reference scores
+0.061 / 0.059 / 0.052): 32 Griffin-Lim iterations from random phase 0.077 / 0.069 / 0.105, from
+zero phase 0.062 / 0.074 / 0.094, from PGHI with its heap 0.031 / 0.045 / 0.034, from the
+peak-locked start 0.029 / 0.048 / 0.037; then 8 mel-consistent iterations 0.021 / 0.030 / 0.025
+(the default). The original audio itself scores 0.013 / 0.015 / 0.013 (8-bit quantisation).
 
 Measured figures are in the module docstring of :mod:`blendfx.spectrogram` and in
 ``benchmarks/spectrogram.py``.
@@ -55,8 +64,10 @@ PGHI_TOLERANCE = 1e-5
 GUARD_BINS = 20
 #: Mel bands per dense block of the banded filterbank products (see :class:`_Band`).
 BAND_GROUP = 32
-#: Clips processed together; larger batches are split so peak memory stays bounded.
-MAX_CHUNK = 16
+#: Clips processed together, per device type. On the CPU one clip at a time is fastest (its
+#: arrays stay in cache; measured 1.0 s CPU per clip alone vs 1.25 s in chunks of 8) and keeps
+#: peak memory low; on CUDA a batch fills the device.
+CHUNK = {"cpu": 1, "cuda": 16}
 
 
 def _smooth(n: int) -> bool:
@@ -432,10 +443,9 @@ class InversePlan:
 
         Clips are independent (a clip gives the same audio alone or in a batch): each is scaled
         by its own maximum, the random phases are drawn per clip from ``seed`` alone, and large
-        batches run in chunks of :data:`MAX_CHUNK`.
+        batches run in chunks of :data:`CHUNK` clips.
         """
         import torch
-
         from tqdm.auto import tqdm
 
         b, _, frames = mel.shape
@@ -443,13 +453,14 @@ class InversePlan:
         if frames == 0 or b == 0:
             return mel.new_zeros(b, frames * hop)
         out = []
-        steps = (n_iter + mel_iters) * math.ceil(b / MAX_CHUNK)
+        chunk = CHUNK.get(self.device.type, 16)
+        steps = (n_iter + mel_iters) * math.ceil(b / chunk)
         with tqdm(total=steps, desc="mel -> audio", disable=not progress, leave=False) as bar:
-            for start in range(0, b, MAX_CHUNK):
-                chunk = mel[start:start + MAX_CHUNK]
-                peak = chunk.amax(dim=(-1, -2), keepdim=True)
+            for start in range(0, b, chunk):
+                part = mel[start:start + chunk]
+                peak = part.amax(dim=(-1, -2), keepdim=True)
                 peak = torch.where(peak > 0, peak, torch.ones_like(peak))
-                target = chunk / peak
+                target = part / peak
                 mag = self.min_norm_small(target)
                 phase = self.initial_phase(mag, init, seed)
                 spec = self.griffin_lim_small(mag, torch.polar(torch.ones_like(phase), phase),
