@@ -30,7 +30,8 @@ shared 2-core machine, one torch thread): mel spectral convergence of the re-ana
 against the image's mel 0.021 / 0.030 / 0.025 (median 0.025), against 0.061 / 0.059 / 0.052
 for the reference librosa users would write (``librosa.filters.mel`` pseudo-inverse +
 ``librosa.griffinlim``, 32 iterations at n_fft 17,640); about 1 s of CPU time per clip against
-23 to 31 s for the reference (wall-clock speedup 33x on the loaded machine).
+21 to 24 s for the reference (wall-clock speedup 23x to 33x, median 28x, on the loaded
+machine).
 """
 
 from __future__ import annotations
