@@ -94,7 +94,8 @@ def _panel(ax: Any, px: np.ndarray | None, title: str, seconds: float) -> None:
 
 
 def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None,
-            curves: list[tuple[np.ndarray, str]], seconds: float, title: str, path: Path) -> None:
+            curves: list[tuple[np.ndarray, str]], seconds: float, title: str, path: Path,
+            ylabel: str = "gain (dB)") -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -112,7 +113,7 @@ def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None
     for curve, label in curves:
         if curve.size:
             ax.plot(np.arange(curve.size) / 100.0, curve, lw=0.8, label=label)
-    ax.set_ylabel("gain (dB)")
+    ax.set_ylabel(ylabel)
     ax.set_xlabel("time (s)")
     ax.set_xlim(0, seconds)
     ax.grid(alpha=0.3)
@@ -175,4 +176,4 @@ def write_inspect_png(path: Path, audio: np.ndarray, sample_rate: float, title: 
         level = 20 * np.log10(np.maximum(mono[: frames * hop].reshape(frames, hop).max(axis=1),
                                          1e-6))
     _figure([(px, "spectrogram (mask outlined)" if m is not None else "spectrogram")], m,
-            [(level, "peak level (dBFS per 10 ms)")], seconds, title, path)
+            [(level, "peak level per 10 ms")], seconds, title, path, ylabel="level (dBFS)")

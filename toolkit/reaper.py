@@ -291,7 +291,11 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
     outside = False
     for t_index, track in enumerate(root.blocks("TRACK"), 1):
         t_name = (track.get("NAME") or [""])[0] if track.get("NAME") else ""
-        t_name = t_name.strip() or f"Track {t_index}"
+        base, k = t_name.strip() or f"Track {t_index}", 2
+        t_name = base
+        while t_name in used:  # REAPER allows equal track names; session tracks are unique
+            t_name, k = f"{base} ({k})", k + 1
+        used.add(t_name)
         volpan = track.get("VOLPAN")
         t_vol, t_pan = _float(volpan, 0, 1.0), _float(volpan, 1, 0.0)
         mutesolo = track.get("MUTESOLO")
@@ -320,11 +324,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             result.warnings.append(f"track {t_name!r}: {count} {kind} item(s) skipped "
                                    f"(not audio media)")
         for n, (item, media) in enumerate(audio_items, 1):
-            base = t_name if len(audio_items) == 1 else f"{t_name} #{n}"
-            entry_name, k = base, 2
-            while entry_name in used:
-                entry_name, k = f"{base} ({k})", k + 1
-            used.add(entry_name)
+            entry_name = t_name if len(audio_items) == 1 else f"{t_name} #{n}"
             path, text, is_outside = _media_path(media, project_dir, session_dir, record_dirs)
             missing = not path.is_file()
             if missing:
