@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import pyloudnorm
+import pytest
 import tomli_w
 from blendfx import AudioFileError, BlendfxError, SessionError, read_audio
 from blendfx.effect import EFFECT_REGISTRY, Effect
