@@ -70,7 +70,7 @@ class TrackResult:
     rms_dbfs: float
     audible: bool
     stem: Path | None = None
-    blends: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -369,7 +369,7 @@ class _Render:
                 name=t.name, role=t.role, key=key, cached=cached,
                 seconds=round(time.perf_counter() - t0, 4), streamed=meta["streamed"],
                 peak_dbfs=meta["peak_dbfs"], rms_dbfs=meta["rms_dbfs"], audible=t.name in audible,
-                blends=meta.get("blends", [])))
+                reports=meta.get("reports", [])))
 
     def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
         chain = self.chains[t.name]
@@ -386,7 +386,7 @@ class _Render:
                 readers.append(_StemReader(self.entries[name] / "audio.wav"))
                 keys[sig] = readers[-1]
             peak, energy = 0.0, 0.0
-            blends: list[dict[str, Any]] = []
+            reports: list[dict[str, Any]] = []
             with audio_writer(scratch / "audio.wav", self.sr, 2, bit_depth=32) as w:
                 if streams:
                     for i, (start, x) in enumerate(source.blocks(self.total, self.block)):
@@ -405,7 +405,7 @@ class _Render:
                                        axis=1)
                     sc = {s: r.read(0, self.total) for s, r in keys.items()} or None
                     y = fit_length(chain.process(x, self.sr, sidechain=sc), self.total)
-                    blends = self._blend_info(chain, x, scratch)
+                    reports = self._effect_reports(chain, x, scratch)
                     y = _fader(y, t.gain_db, t.pan)
                     energy = float(np.square(y, dtype=np.float64).sum())
                     peak = float(np.abs(y).max())
@@ -415,13 +415,15 @@ class _Render:
             for r in readers:
                 r.close()
         meta = {"name": t.name, "streamed": streams, "peak_dbfs": db(peak),
-                "rms_dbfs": db(math.sqrt(energy / (2 * self.total))), "blends": blends, "samples": self.total}
+                "rms_dbfs": db(math.sqrt(energy / (2 * self.total))), "reports": reports,
+                "samples": self.total}
         (scratch / "meta.json").write_text(json.dumps(_jsonable(meta)), encoding="utf-8")
         return json.loads((scratch / "meta.json").read_text(encoding="utf-8"))
 
-    def _blend_info(self, chain: Any, noise: np.ndarray, scratch: Path) -> list[dict[str, Any]]:
-        """The report of every effect in the chain that exposes one (Blend, AdaptiveAmplifier),
-        and the figure data of the first (saved beside the cached audio)."""
+    def _effect_reports(self, chain: Any, noise: np.ndarray, scratch: Path) -> list[dict[str, Any]]:
+        """The report of every effect in the chain that exposes one (Blend, AdaptiveAmplifier,
+        Stylizer), and the figure data of the first that made music (saved beside the cached
+        audio, so a cached track keeps its figure)."""
         out = []
         for proc in _walk(chain):
             report = getattr(proc, "last_report", None)
@@ -433,7 +435,8 @@ class _Render:
                 g = np.asarray(gains, dtype=np.float64).ravel()
                 info["gain_db"] = {"mean": float(g.mean()), "min": float(g.min()),
                                    "max": float(g.max())}
-            if not out and self.figure:
+            if self.figure and not any(o.get("figure") for o in out) and \
+                    getattr(proc, "last_music", None) is not None:
                 from .report import save_blend_figure_data
 
                 save_blend_figure_data(scratch / "figure.npz", noise, self.sr,
@@ -554,8 +557,8 @@ class _Render:
                 "stem": f"stems/{names[r.name]}" if r.name in names else None,
                 "cached": r.cached, "streamed": r.streamed, "render_s": r.seconds,
                 "peak_dbfs": r.peak_dbfs, "rms_dbfs": r.rms_dbfs, "cache_key": r.key,
-                "blends": r.blends,
-                "unmasked_fraction": next((b.get("unmasked_fraction") for b in r.blends
+                "reports": r.reports,
+                "unmasked_fraction": next((b.get("unmasked_fraction") for b in r.reports
                                            if "unmasked_fraction" in b), None),
             } for r in self.results],
             "timings": {**self.timings,

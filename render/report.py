@@ -135,7 +135,7 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
     seconds = min(render.total / sr, FIGURE_SECONDS)
     mix, _ = read_audio(staging / f"mix{render.session.master.suffix}",
                         duration=seconds)
-    blend = next((r for r in render.results if any(b.get("figure") for b in r.blends)), None)
+    blend = next((r for r in render.results if any(b.get("figure") for b in r.reports)), None)
     mask = gains = None
     if blend is not None:
         data = np.load(render.entries[blend.name] / "figure.npz")

@@ -238,8 +238,8 @@ def test_generated_track_report_and_figure(tmp_path, monkeypatch):
     r = render_session(path, tmp_path / "out", progress=False)
     music = r.report["tracks"][1]
     assert not music["streamed"] and music["unmasked_fraction"] == 0.25
-    assert music["blends"][0]["effect"] == "_ReportingGain"
-    assert music["blends"][0]["gain_db"] == {"mean": -3.0, "min": -3.0, "max": -3.0}
+    assert music["reports"][0]["effect"] == "_ReportingGain"
+    assert music["reports"][0]["gain_db"] == {"mean": -3.0, "min": -3.0, "max": -3.0}
     assert r.report_png.stat().st_size > 10000
     # cached: the blend report survives from the cache entry
     again = render_session(path, tmp_path / "out", progress=False)
