@@ -270,7 +270,7 @@ def _inspect(args: argparse.Namespace) -> int:
     import numpy as np
     from blendfx.audio_io import audio_info, iter_audio_blocks, read_audio
 
-    from .mastering import LoudnessMeter, db, true_peak_envelope
+    from .mastering import LoudnessMeter, db, true_peak_max
     from .report import FIGURE_SECONDS, write_inspect_png
 
     out = Path(args.output)
@@ -283,7 +283,7 @@ def _inspect(args: argparse.Namespace) -> int:
         block = block[:5]
         meter.add(block)
         peak = max(peak, float(np.abs(block).max(initial=0.0)))
-        tp = max(tp, float(true_peak_envelope(block).max(initial=0.0)))
+        tp = true_peak_max(block, at_least=tp)
     audio, sr = read_audio(args.audio, duration=FIGURE_SECONDS)
     mask = None
     if args.mask:

@@ -19,11 +19,14 @@ holds only what streaming mastering needs.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly, sosfilt
+from scipy.signal import sosfilt
 
-__all__ = ["LoudnessMeter", "true_peak_envelope", "limiter_gain", "LIMITER_CONTEXT",
+__all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain",
+           "limiter_context", "LIMITER_CONTEXT",
            "OVERSAMPLING", "db"]
 
 #: True-peak oversampling factor (BS.1770-4: at least 4x at 48 kHz).
@@ -133,21 +136,123 @@ class LoudnessMeter:
         return float(-0.691 + 10.0 * np.log10(power)) if power > 0 else float("-inf")
 
 
-def true_peak_envelope(audio: np.ndarray, margin: int = 0) -> np.ndarray:
+def true_peak_envelope(audio: np.ndarray, margin: int = 0, above: float | None = None
+                       ) -> np.ndarray:
     """Per-sample true-peak magnitude of ``(channels, samples)`` audio (max over channels).
 
     Each sample's value is the largest magnitude among its ``OVERSAMPLING`` oversampled points
     and the sample itself. ``margin`` samples at each end are context only and are dropped from
     the result; give at least 32 for values that do not depend on the block edges.
+
+    With ``above``, only stretches that could reach that level are oversampled (the others get
+    their sample magnitudes, which are then known to stay under ``above``): every value that
+    exceeds ``above`` is exact, at a fraction of the cost.
     """
     audio = np.asarray(audio, dtype=np.float32)
     n = audio.shape[-1]
     if n == 0:
         return np.zeros(0, np.float32)
-    up = resample_poly(audio, OVERSAMPLING, 1, axis=-1)
-    env = np.abs(up).reshape(audio.shape[0], n, OVERSAMPLING).max(axis=-1)
-    env = np.maximum(env, np.abs(audio)).max(axis=0)
+    if above is None:
+        env = _oversampled(audio)
+    else:
+        env = np.abs(audio).max(axis=0)
+        runs = _segments_over(env, above / _interpolation_bound())
+        if sum(b - a for a, b in runs) > n // 3:  # mostly loud: one pass is cheaper
+            env = _oversampled(audio)
+        else:
+            for a, b in runs:
+                lo, hi = max(a - _TP_MARGIN, 0), min(b + _TP_MARGIN, n)
+                env[a:b] = _oversampled(audio[:, lo:hi])[a - lo:b - lo]
     return env[margin:n - margin] if margin else env
+
+
+def true_peak_max(audio: np.ndarray, margin: int = 0, at_least: float = 0.0) -> float:
+    """``max(at_least, true_peak_envelope(audio, margin).max())``, oversampling only the
+    stretches where the maximum can be (those whose samples, times the interpolation filter's
+    largest gain, could beat the loudest sample or ``at_least``)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    n = audio.shape[-1]
+    core = np.abs(audio[:, margin:n - margin] if margin else audio).max(axis=0)
+    if core.size == 0:
+        return at_least
+    best = max(at_least, float(core.max()))
+    env = true_peak_envelope(audio, margin, above=best)
+    return max(best, float(env.max()))
+
+
+_SEGMENT = 1024  # samples per stretch in the pruned computations
+
+
+def _oversampled(audio: np.ndarray) -> np.ndarray:
+    """Per-sample max over channels of |x| and its OVERSAMPLING - 1 interpolated neighbours.
+
+    resample_poly's filter is a Nyquist filter (its phase 0 returns the samples themselves), so
+    only the other phases are computed, each as a short correlation, without building the
+    oversampled signal.
+    """
+    from scipy.ndimage import correlate1d
+
+    env = np.abs(audio).max(axis=0)
+    for taps in _phases():
+        y = correlate1d(audio, taps, axis=-1, mode="constant")
+        np.maximum(env, np.abs(y).max(axis=0), out=env)
+    return env
+
+
+@lru_cache(maxsize=1)
+def _filter() -> np.ndarray:
+    """resample_poly's interpolation filter for OVERSAMPLING (Kaiser-windowed sinc)."""
+    from scipy.signal import firwin
+
+    up = OVERSAMPLING
+    return firwin(2 * 10 * up + 1, 1.0 / up, window=("kaiser", 5.0)) * up
+
+
+@lru_cache(maxsize=1)
+def _phases() -> tuple[np.ndarray, ...]:
+    """Correlation kernels of the interpolated phases 1..OVERSAMPLING-1, centred on the sample:
+    phase p gives the value p/OVERSAMPLING of a sample after each sample."""
+    h, up = _filter(), OVERSAMPLING
+    centre = (h.size - 1) // 2
+    kernels = []
+    for p in range(1, up):
+        # y(n + p/up) = sum_k x[n - k] h[centre + p + k * up]  ->  correlation taps over x[n + j]
+        ks = np.arange(-(centre // up) - 1, centre // up + 2)
+        idx = centre + p + ks * up
+        ok = (idx >= 0) & (idx < h.size)
+        ks, idx = ks[ok], idx[ok]
+        size = 2 * int(np.abs(ks).max()) + 1
+        taps = np.zeros(size, np.float32)
+        taps[size // 2 - ks] = h[idx]  # weight of x[n + j] with j = -k
+        kernels.append(taps)
+    return tuple(kernels)
+
+
+@lru_cache(maxsize=1)
+def _interpolation_bound() -> float:
+    """Largest possible ratio of an interpolated value to the largest nearby sample magnitude:
+    the biggest sum of |taps| over the phases."""
+    return float(max(np.abs(k).sum() for k in _phases()))
+
+
+def _segments_over(mag: np.ndarray, level: float) -> list[tuple[int, int]]:
+    """Stretches of ``_SEGMENT`` samples (with neighbours, for the filter's reach) whose sample
+    magnitude exceeds ``level`` somewhere."""
+    seg, n = _SEGMENT, mag.size
+    count = -(-n // seg)
+    peaks = np.pad(mag, (0, count * seg - n)).reshape(count, seg).max(axis=1)
+    hot = peaks > level
+    # a loud sample near a stretch's edge also lifts the neighbouring stretch's interpolation
+    hot[1:] |= hot[:-1].copy()
+    hot[:-1] |= (peaks > level)[1:]
+    out: list[tuple[int, int]] = []
+    for k in np.flatnonzero(hot):
+        a, b = int(k) * seg, min(int(k) * seg + seg, n)
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _window(seconds: float, sample_rate: float) -> int:
@@ -184,7 +289,7 @@ def limiter_gain(audio: np.ndarray, ceiling: float, sample_rate: float, margin: 
         Context samples at each end, at least :func:`limiter_context`; the result covers the
         samples in between.
     """
-    env = true_peak_envelope(audio)
+    env = true_peak_envelope(audio, above=ceiling)
     need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     hold = minimum_filter1d(need, _window(hold_s, sample_rate), mode="nearest")
     gain = uniform_filter1d(hold, _window(lookahead_s, sample_rate), mode="nearest")

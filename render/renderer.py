@@ -48,7 +48,7 @@ from blendfx.errors import AudioFileError, BlendfxError, SessionError
 from blendfx.session import Session, Track
 
 from .cache import RenderCache, file_digest
-from .mastering import LoudnessMeter, db, limiter_context, limiter_gain, true_peak_envelope
+from .mastering import LoudnessMeter, db, limiter_context, limiter_gain, true_peak_max
 
 __all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
 
@@ -461,7 +461,7 @@ class _Render:
                                  leave=False, file=sys.stderr):
                 mix = sum(r.read(start - c, n + 2 * c) for r in readers)
                 pre.add(mix[:, c:c + n])
-                tp_pre = max(tp_pre, float(true_peak_envelope(mix, c).max()))
+                tp_pre = true_peak_max(mix, c, at_least=tp_pre)
             lufs_pre = pre.integrated()
             gain_db = 0.0
             if m.target_lufs is not None and math.isfinite(lufs_pre):
@@ -500,7 +500,7 @@ class _Render:
                     if limiting:
                         gl = limiter_gain(mix, aim, self.sr, ctx - c)  # gains of `wide`
                         wide = wide * gl[None, :]
-                        tp_out = max(tp_out, float(true_peak_envelope(wide, c).max()))
+                        tp_out = true_peak_max(wide, c, at_least=tp_out)
                         core_gain = gl[c:c + n]
                         reduction = max(reduction, -db(float(core_gain.min())))
                         gain_curve.append(core_gain[:frames].reshape(-1, hop).min(axis=1))

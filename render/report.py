@@ -39,7 +39,7 @@ def spectrogram_pixels(audio: np.ndarray | None, sample_rate: float) -> np.ndarr
     """
     from blendfx.buffers import to_mono
     from blendfx.spectrogram import SpectrogramParams
-    from librosa.filters import mel as mel_filters  # the filters module only: imports fast
+    from scipy.fft import rfft
 
     if audio is None or np.size(audio) == 0:
         return None
@@ -48,15 +48,31 @@ def spectrogram_pixels(audio: np.ndarray | None, sample_rate: float) -> np.ndarr
     n_fft, hop = 2048, max(1, int(round(sample_rate / 100)))
     padded = np.pad(mono, (n_fft // 2, n_fft // 2))
     frames = 1 + max(0, (padded.size - n_fft) // hop)
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    power = np.abs(np.fft.rfft(padded[idx] * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
-    fb = mel_filters(sr=sample_rate, n_fft=n_fft, n_mels=p.num_frequencies // _ROWS,
-                     fmin=p.min_frequency, fmax=min(p.max_frequency, sample_rate / 2), htk=True,
-                     norm=None)
-    mel = fb @ power.T
+    fb = _mel_filters(sample_rate, n_fft, p.num_frequencies // _ROWS, p.min_frequency,
+                      min(p.max_frequency, sample_rate / 2))
+    window = np.hanning(n_fft).astype(np.float32)
+    mel = np.empty((fb.shape[0], frames), np.float32)
+    for a in range(0, frames, 512):  # in chunks: a minute of frames would be ~100 MB at once
+        b = min(a + 512, frames)
+        idx = np.arange(n_fft)[None, :] + hop * np.arange(a, b)[:, None]
+        spec = rfft(padded[idx] * window, axis=1)
+        mel[:, a:b] = fb @ (spec.real ** 2 + spec.imag ** 2).T
     top = max(float(mel.max()), 1e-20)
     level = 10.0 * np.log10(np.maximum(mel, top * 1e-8) / top)  # 0 dB = loudest
     return (np.clip(level / 80.0 + 1.0, 0.0, 1.0) * 255).astype(np.uint8)[::-1].copy()
+
+
+def _mel_filters(sample_rate: float, n_fft: int, n_mels: int, fmin: float, fmax: float
+                 ) -> np.ndarray:
+    """HTK mel triangles (no normalization) over rfft bins: ``(n_mels, n_fft // 2 + 1)``."""
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    edges = 700.0 * (10.0 ** (np.linspace(mel(fmin), mel(fmax), n_mels + 2) / 2595.0) - 1.0)
+    freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    lower = (freqs[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    upper = (edges[2:, None] - freqs[None, :]) / np.diff(edges)[1:, None]
+    return np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
 
 
 def _pool(a: np.ndarray, fn: Any) -> np.ndarray:
