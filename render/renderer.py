@@ -374,6 +374,11 @@ class _Render:
     def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
         chain = self.chains[t.name]
         streams = self._streams(t)
+        # effects with their own progress bars follow --quiet (set after the cache key, which
+        # must not depend on it)
+        for proc in _walk(chain) if chain is not None else []:
+            if "progress" in getattr(proc, "params", dict)():
+                proc.progress = self.progress
         readers: list[_StemReader] = []
         try:
             if t.file is not None:

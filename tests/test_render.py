@@ -324,3 +324,19 @@ def test_limiter_gain_is_a_brick_wall():
     assert g.min() < 0.6 and g.max() == pytest.approx(1.0)
     assert np.abs(np.diff(g)).max() < 0.05  # smooth: no step in the gain
     assert true_peak_db(core) <= -1 + 0.1
+
+
+def test_flac_master_and_16_bit(tmp_path):
+    path = basic_session(tmp_path / "s")
+    manifest = load_session(path).to_dict()
+    manifest["master"].update(format="flac", bit_depth=16)
+    write_session(tmp_path / "s", manifest)
+    r = render_session(path, tmp_path / "out", progress=False, figure=False)
+    assert r.mix.name == "mix.flac" and set(p.suffix for p in r.stems.values()) == {".flac"}
+    from blendfx import audio_info
+
+    info = audio_info(r.mix)
+    assert info.channels == 2 and info.frames == int(2.25 * 44100)
+    mix, sr = read_audio(r.mix)
+    lufs = pyloudnorm.Meter(sr).integrated_loudness(mix.T.astype(np.float64))
+    assert lufs == pytest.approx(-18.0, abs=0.05)
