@@ -222,6 +222,7 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--only", choices=["session", "long"], help="run one case")
     parser.add_argument("--session-seconds", type=float, default=180.0)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     args = parser.parse_args()
@@ -233,29 +234,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="blendfx-bench-") as tmp:
         work = Path(tmp)
         baseline = run_case("baseline", args, work)
-        prepared = run_case("prepare_session", args, work)
-        session = run_case("session", args, work)
-        run_case("prepare_long", args, work)
-        long = run_case("long", args, work)
-    session["composer"] = prepared["composer"]
-    summary = {
-        "session_seconds": args.session_seconds,
-        "realtime_factor": round(session["realtime_factor"], 2),
-        "realtime_factor_goal": 20,
-        "cpu_realtime_factor": round(session["cpu_realtime_factor"], 2),
-        "cached_realtime_factor": round(session["cached_realtime_factor"], 2),
-        "composer": session["composer"],
-        "session_peak_rss_mb": session["peak_rss_mb"],
-        "long_minutes": args.long_minutes,
-        "long_peak_rss_mb": long["peak_rss_mb"],
-        "long_peak_rss_goal_mb": 1500,
-        "long_realtime_factor": round(long["realtime_factor"], 2),
-        "baseline_rss_mb": baseline["peak_rss_mb"],
-        "session_rss_over_baseline": round(session["peak_rss_mb"] / baseline["peak_rss_mb"], 2),
-        "long_rss_over_baseline": round(long["peak_rss_mb"] / baseline["peak_rss_mb"], 2),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
+        session = long = None
+        if args.only != "long":
+            prepared = run_case("prepare_session", args, work)
+            session = run_case("session", args, work)
+            session["composer"] = prepared["composer"]
+        if args.only != "session":
+            run_case("prepare_long", args, work)
+            long = run_case("long", args, work)
+    summary: dict = {"cpu_count": os.cpu_count(),
+                     "load_average_1min": round(os.getloadavg()[0], 2),
+                     "baseline_rss_mb": baseline["peak_rss_mb"]}
+    if session:
+        summary.update({
+            "session_seconds": args.session_seconds,
+            "realtime_factor": round(session["realtime_factor"], 2),
+            "realtime_factor_goal": 20,
+            "cpu_realtime_factor": round(session["cpu_realtime_factor"], 2),
+            "cached_realtime_factor": round(session["cached_realtime_factor"], 2),
+            "composer": session["composer"],
+            "session_peak_rss_mb": session["peak_rss_mb"],
+            "session_rss_over_baseline": round(session["peak_rss_mb"] / baseline["peak_rss_mb"],
+                                               2)})
+    if long:
+        summary.update({
+            "long_minutes": args.long_minutes,
+            "long_peak_rss_mb": long["peak_rss_mb"],
+            "long_peak_rss_goal_mb": 1500,
+            "long_realtime_factor": round(long["realtime_factor"], 2),
+            "long_rss_over_baseline": round(long["peak_rss_mb"] / baseline["peak_rss_mb"], 2)})
     print(json.dumps(summary))
 
 
