@@ -4,10 +4,12 @@ Every class here is registered in :data:`blendfx.EFFECT_REGISTRY` (the preset al
 conformance suite's list) by subclassing :class:`blendfx.Effect`.
 """
 
+from .amplifier import AdaptiveAmplifier, LoudnessNormalize
 from .composer import Composer
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
 from .stylizer import Stylizer
 from .utility import Utility
 
-__all__ = ["Composer", "Ducker", "MaskExtractor", "Stylizer", "Utility"]
+__all__ = ["AdaptiveAmplifier", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
+           "Stylizer", "Utility"]
