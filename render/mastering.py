@@ -13,8 +13,9 @@ true-peak limiter (pass 2), so a 60-minute mix never sits in memory whole.
 - :func:`limiter_gain`: a look-ahead brick-wall gain curve that keeps the (oversampled) peak
   under a ceiling, computed from a signal with context on both sides, so blocks join seamlessly.
 
-Loudness helpers for whole arrays belong to ``blendfx.loudness`` (the blend issue); this module
-holds only what streaming mastering needs.
+Loudness and true-peak helpers for whole arrays live in :mod:`blendfx.loudness`; this module
+holds only what streaming mastering adds (block-wise metering, per-sample true-peak envelopes
+with context, the limiter), and shares that module's oversampling filter.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from blendfx.loudness import OVERSAMPLE
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import sosfilt
 
@@ -29,8 +31,8 @@ __all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain
            "limiter_context", "LIMITER_CONTEXT",
            "OVERSAMPLING", "db"]
 
-#: True-peak oversampling factor (BS.1770-4: at least 4x at 48 kHz).
-OVERSAMPLING = 4
+#: True-peak oversampling factor (BS.1770-4: 4x), the same as blendfx.loudness's.
+OVERSAMPLING = OVERSAMPLE
 #: Samples of context the oversampling filter needs on each side of a block.
 _TP_MARGIN = 32
 
@@ -186,53 +188,38 @@ _SEGMENT = 1024  # samples per stretch in the pruned computations
 def _oversampled(audio: np.ndarray) -> np.ndarray:
     """Per-sample max over channels of |x| and its OVERSAMPLING - 1 interpolated neighbours.
 
-    resample_poly's filter is a Nyquist filter (its phase 0 returns the samples themselves), so
-    only the other phases are computed, each as a short correlation, without building the
-    oversampled signal.
+    The interpolation filter is :mod:`blendfx.loudness`'s (a Nyquist filter: its on-sample
+    branch returns the samples themselves), so only the other branches are computed, each as a
+    short correlation, without building the oversampled signal.
     """
     from scipy.ndimage import correlate1d
 
     env = np.abs(audio).max(axis=0)
-    for taps in _phases():
+    for taps in _branches():
         y = correlate1d(audio, taps, axis=-1, mode="constant")
         np.maximum(env, np.abs(y).max(axis=0), out=env)
     return env
 
 
 @lru_cache(maxsize=1)
-def _filter() -> np.ndarray:
-    """resample_poly's interpolation filter for OVERSAMPLING (Kaiser-windowed sinc)."""
-    from scipy.signal import firwin
+def _branches() -> tuple[np.ndarray, ...]:
+    """Centred correlation kernels of the inter-sample branches of blendfx.loudness's filter.
 
-    up = OVERSAMPLING
-    return firwin(2 * 10 * up + 1, 1.0 / up, window=("kaiser", 5.0)) * up
+    Branch r gives the value at ``m + r/4`` from ``x[m - k/2 + 1 .. m + k/2]``; a leading zero
+    makes the kernel odd-length and centred on ``m``.
+    """
+    from blendfx.loudness import _polyphase
 
-
-@lru_cache(maxsize=1)
-def _phases() -> tuple[np.ndarray, ...]:
-    """Correlation kernels of the interpolated phases 1..OVERSAMPLING-1, centred on the sample:
-    phase p gives the value p/OVERSAMPLING of a sample after each sample."""
-    h, up = _filter(), OVERSAMPLING
-    centre = (h.size - 1) // 2
-    kernels = []
-    for p in range(1, up):
-        # y(n + p/up) = sum_k x[n - k] h[centre + p + k * up]  ->  correlation taps over x[n + j]
-        ks = np.arange(-(centre // up) - 1, centre // up + 2)
-        idx = centre + p + ks * up
-        ok = (idx >= 0) & (idx < h.size)
-        ks, idx = ks[ok], idx[ok]
-        size = 2 * int(np.abs(ks).max()) + 1
-        taps = np.zeros(size, np.float32)
-        taps[size // 2 - ks] = h[idx]  # weight of x[n + j] with j = -k
-        kernels.append(taps)
-    return tuple(kernels)
+    taps, _ = _polyphase()
+    return tuple(np.concatenate([[0.0], taps[:, r]]).astype(np.float32)
+                 for r in range(taps.shape[1]))
 
 
-@lru_cache(maxsize=1)
 def _interpolation_bound() -> float:
-    """Largest possible ratio of an interpolated value to the largest nearby sample magnitude:
-    the biggest sum of |taps| over the phases."""
-    return float(max(np.abs(k).sum() for k in _phases()))
+    """Largest possible ratio of an interpolated value to the largest nearby sample magnitude."""
+    from blendfx.loudness import _polyphase
+
+    return _polyphase()[1]
 
 
 def _segments_over(mag: np.ndarray, level: float) -> list[tuple[int, int]]:
