@@ -410,7 +410,7 @@ class _Render:
                                        axis=1)
                     sc = {s: r.read(0, self.total) for s, r in keys.items()} or None
                     y = fit_length(chain.process(x, self.sr, sidechain=sc), self.total)
-                    reports = self._effect_reports(chain, x, scratch)
+                    reports = self._effect_reports(chain, x, y, scratch)
                     y = _fader(y, t.gain_db, t.pan)
                     energy = float(np.square(y, dtype=np.float64).sum())
                     peak = float(np.abs(y).max())
@@ -425,28 +425,41 @@ class _Render:
         (scratch / "meta.json").write_text(json.dumps(_jsonable(meta)), encoding="utf-8")
         return json.loads((scratch / "meta.json").read_text(encoding="utf-8"))
 
-    def _effect_reports(self, chain: Any, noise: np.ndarray, scratch: Path) -> list[dict[str, Any]]:
-        """The report of every effect in the chain that exposes one (Blend, AdaptiveAmplifier,
-        Stylizer), and the figure data of the first that made music (saved beside the cached
-        audio, so a cached track keeps its figure)."""
+    def _effect_reports(self, chain: Any, noise: np.ndarray, output: np.ndarray,
+                        scratch: Path) -> list[dict[str, Any]]:
+        """What the chain's reporting effects did: ``last_report`` dicts (Blend, Stylizer) and
+        gain curves (``last_gains_db``, the AdaptiveAmplifier's ``gains_db``), with the figure
+        data of the first that made or shaped music (saved beside the cached audio, so a cached
+        track keeps its figure). ``noise`` is the track's input, ``output`` its chain's output.
+        """
         out = []
         for proc in _walk(chain):
             report = getattr(proc, "last_report", None)
-            if not isinstance(report, dict):
-                continue
             gains = getattr(proc, "last_gains_db", None)
-            info: dict[str, Any] = {"effect": type(proc).__name__, **_jsonable(report)}
+            if gains is None and isinstance(getattr(proc, "gains_db", None), np.ndarray):
+                gains = proc.gains_db
+            if not isinstance(report, dict) and gains is None:
+                continue
+            info: dict[str, Any] = {"effect": type(proc).__name__,
+                                    **(_jsonable(report) if isinstance(report, dict) else {})}
+            for name in ("gain_db", "objective"):  # the amplifier's summary numbers
+                value = getattr(proc, name, None)
+                if isinstance(value, float | int | np.floating) and name not in proc.params():
+                    info[name] = float(value)
             if gains is not None and np.size(gains):
                 g = np.asarray(gains, dtype=np.float64).ravel()
-                info["gain_db"] = {"mean": float(g.mean()), "min": float(g.min()),
-                                   "max": float(g.max())}
-            if self.figure and not any(o.get("figure") for o in out) and \
-                    getattr(proc, "last_music", None) is not None:
+                g = g[np.isfinite(g)]
+                if g.size:
+                    info["gain_curve_db"] = {"mean": float(g.mean()), "min": float(g.min()),
+                                             "max": float(g.max())}
+            music = getattr(proc, "last_music", None)
+            if music is None and gains is not None:
+                music = output  # an amplifier: its output is the music it shaped
+            if self.figure and music is not None and not any(o.get("figure") for o in out):
                 from .report import save_blend_figure_data
 
                 save_blend_figure_data(scratch / "figure.npz", noise, self.sr,
-                                       getattr(proc, "last_mask", None),
-                                       getattr(proc, "last_music", None), gains)
+                                       getattr(proc, "last_mask", None), music, gains)
                 info["figure"] = True
             out.append(info)
         return out

@@ -239,7 +239,7 @@ def test_generated_track_report_and_figure(tmp_path, monkeypatch):
     music = r.report["tracks"][1]
     assert not music["streamed"] and music["unmasked_fraction"] == 0.25
     assert music["reports"][0]["effect"] == "_ReportingGain"
-    assert music["reports"][0]["gain_db"] == {"mean": -3.0, "min": -3.0, "max": -3.0}
+    assert music["reports"][0]["gain_curve_db"] == {"mean": -3.0, "min": -3.0, "max": -3.0}
     assert r.report_png.stat().st_size > 10000
     # cached: the blend report survives from the cache entry
     again = render_session(path, tmp_path / "out", progress=False)
@@ -340,3 +340,27 @@ def test_flac_master_and_16_bit(tmp_path):
     mix, sr = read_audio(r.mix)
     lufs = pyloudnorm.Meter(sr).integrated_loudness(mix.T.astype(np.float64))
     assert lufs == pytest.approx(-18.0, abs=0.05)
+
+
+@pytest.mark.skipif(not {"Composer", "AdaptiveAmplifier"} <= set(EFFECT_REGISTRY),
+                    reason="the Composer (issue 4) and AdaptiveAmplifier (issue 3) are not merged")
+def test_composer_track_amplified_against_its_key(tmp_path):
+    from .conftest import shared
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    noise, sr = read_audio(shared("noise", "esc10", "clock_tick", "1-21934-A.ogg"), 44100,
+                           duration=3.0)
+    write_stem(folder, "tick.wav", noise)
+    path = write_session(folder, {"session": {"seed": 2}, "tracks": [
+        {"name": "tick", "file": "tick.wav", "role": "noise"},
+        {"name": "music", "key": "tick", "role": "music", "generator": "Composer",
+         "prompt": "jazz", "chain": {"type": "Chain", "plugins": [
+             {"type": "AdaptiveAmplifier", "mode": "frame"}]}}]})
+    r = render_session(path, tmp_path / "out", progress=False)
+    music = r.report["tracks"][1]
+    assert not music["streamed"]
+    amp = next(x for x in music["reports"] if x["effect"] == "AdaptiveAmplifier")
+    assert amp["figure"] and "gain_curve_db" in amp and np.isfinite(amp["gain_db"])
+    stem, _ = read_audio(r.stems["music"])
+    assert np.sqrt(np.mean(stem ** 2)) > 1e-3
