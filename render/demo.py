@@ -41,33 +41,44 @@ def synthesize_train(duration: float = 24.0, sample_rate: float = 44100.0, seed:
     seed : int
         Same seed, same scene.
     """
-    from scipy.signal import butter, sosfilt
+    from scipy.signal import butter, lfilter, sosfilt
 
     rng = np.random.default_rng(seed)
     sr = float(sample_rate)
     n = int(round(duration * sr))
-    t = np.arange(n) / sr
-    out = np.zeros((2, n))
-
-    # rumble: brown noise, low-passed, slowly swelling
-    brown = np.cumsum(rng.standard_normal((2, n)), axis=1)
-    brown -= np.linspace(brown[:, 0], brown[:, -1], n, axis=1)  # no drift
-    rumble = sosfilt(butter(4, [25.0, 180.0], "bandpass", fs=sr, output="sos"), brown, axis=1)
-    rumble /= np.abs(rumble).max() + 1e-12
-    swell = 0.75 + 0.25 * np.sin(2 * np.pi * t / 7.3 + rng.uniform(0, 6.3))
-    out += 0.30 * rumble * swell
-
-    # rolling noise: wheels on rail, a broadband roar between the clacks
-    roll = sosfilt(butter(2, [250.0, 3500.0], "bandpass", fs=sr, output="sos"),
-                   rng.standard_normal((2, n)), axis=1)
-    roll /= np.abs(roll).max() + 1e-12
-    out += 0.10 * roll * (0.8 + 0.2 * np.sin(2 * np.pi * t / 5.1))
-
-    # traction hum: 50 Hz and harmonics, with a slow wobble of pitch and level
-    wobble = 1.0 + 0.002 * np.sin(2 * np.pi * 0.31 * t)
-    phase = 2 * np.pi * 50.0 * np.cumsum(wobble) / sr
-    hum = sum((0.6 ** k) * np.sin((k + 1) * phase + rng.uniform(0, 6.3)) for k in range(6))
-    out += 0.05 * hum * (0.85 + 0.15 * np.sin(2 * np.pi * 0.13 * t))
+    out = np.zeros((2, n), np.float32)
+    # The beds are made 10 s at a time with carried filter states, so an hour of train needs
+    # little more memory than its output.
+    chunk = int(10 * sr)
+    rumble_sos = butter(4, [25.0, 180.0], "bandpass", fs=sr, output="sos")
+    roll_sos = butter(2, [250.0, 3500.0], "bandpass", fs=sr, output="sos")
+    leak = 1.0 - 2 * np.pi * 20.0 / sr  # a leaky integrator: brown noise without drift
+    zi_brown = np.zeros((2, 1))
+    zi_rumble = np.zeros((rumble_sos.shape[0], 2, 2))
+    zi_roll = np.zeros((roll_sos.shape[0], 2, 2))
+    phase0 = rng.uniform(0, 6.3, size=8)
+    hum_phase = 0.0
+    scale_rumble = scale_roll = None
+    for a in range(0, n, chunk):
+        b = min(a + chunk, n)
+        t = np.arange(a, b) / sr
+        # rumble: brown noise, band-passed, slowly swelling
+        brown, zi_brown = lfilter([1.0], [1.0, -leak], rng.standard_normal((2, b - a)), axis=1,
+                                  zi=zi_brown)
+        rumble, zi_rumble = sosfilt(rumble_sos, brown, axis=1, zi=zi_rumble)
+        scale_rumble = scale_rumble or 0.3 / (4 * np.std(rumble) + 1e-12)
+        out[:, a:b] += scale_rumble * rumble * (0.75 + 0.25 * np.sin(2 * np.pi * t / 7.3
+                                                                     + phase0[0]))
+        # rolling noise: wheels on rail, a broadband roar between the clacks
+        roll, zi_roll = sosfilt(roll_sos, rng.standard_normal((2, b - a)), axis=1, zi=zi_roll)
+        scale_roll = scale_roll or 0.1 / (4 * np.std(roll) + 1e-12)
+        out[:, a:b] += scale_roll * roll * (0.8 + 0.2 * np.sin(2 * np.pi * t / 5.1))
+        # traction hum: 50 Hz and harmonics, with a slow wobble of pitch and level
+        wobble = 1.0 + 0.002 * np.sin(2 * np.pi * 0.31 * t)
+        phase = hum_phase + 2 * np.pi * 50.0 * np.cumsum(wobble) / sr
+        hum_phase = float(phase[-1])
+        hum = sum((0.6 ** k) * np.sin((k + 1) * phase + phase0[k + 1]) for k in range(6))
+        out[:, a:b] += 0.05 * hum * (0.85 + 0.15 * np.sin(2 * np.pi * 0.13 * t))
 
     # wheel clacks: double hits on a steady pulse
     beat = 60.0 / TRAIN_BPM
@@ -102,9 +113,12 @@ def synthesize_train(duration: float = 24.0, sample_rate: float = 44100.0, seed:
         squeal = env * (np.sin(ph) + 0.3 * np.sin(2 * ph))
         out[:, i0:i0 + m] += 0.05 * squeal
 
-    out = sosfilt(butter(2, 20.0, "highpass", fs=sr, output="sos"), out, axis=1)
-    out *= 0.5 / max(np.abs(out).max(), 1e-9)  # -6 dBFS peak
-    return out.astype(np.float32)
+    hp = butter(2, 20.0, "highpass", fs=sr, output="sos")
+    zi = np.zeros((hp.shape[0], 2, 2))
+    for a in range(0, n, chunk):
+        out[:, a:a + chunk], zi = sosfilt(hp, out[:, a:a + chunk], axis=1, zi=zi)
+    out *= np.float32(0.5 / max(float(np.abs(out).max()), 1e-9))  # -6 dBFS peak
+    return out
 
 
 def write_demo_session(folder: str | os.PathLike[str], *, duration: float = 24.0,
