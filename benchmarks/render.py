@@ -140,6 +140,7 @@ def case_session(work: Path, args: argparse.Namespace) -> dict:
             "cpu_s": round(cpu, 3), "cpu_realtime_factor": seconds / cpu,
             "cached_render_s": round(warm, 3), "cached_realtime_factor": seconds / warm,
             "composer_generated": composer,
+            "generator_track_s": result.track("music").seconds,
             "timings": result.report["timings"],
             "tracks_s": {tr.name: tr.seconds for tr in result.tracks},
             "output_lufs": result.report["master"]["output_lufs"]}
@@ -253,6 +254,7 @@ def main() -> None:
             "cpu_realtime_factor": round(session["cpu_realtime_factor"], 2),
             "cached_realtime_factor": round(session["cached_realtime_factor"], 2),
             "composer": session["composer"],
+            "generator_track_s": session["generator_track_s"],
             "session_peak_rss_mb": session["peak_rss_mb"],
             "session_rss_over_baseline": round(session["peak_rss_mb"] / baseline["peak_rss_mb"],
                                                2)})

@@ -4,7 +4,7 @@ Commands::
 
     blendfx demo -o out/                      # the main job: a synthesized train, blended into music
     blendfx blend NOISE.wav -o OUT.wav [--prompt TEXT] [--preset NAME] [--model composer|MODEL]
-    blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache]
+    blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache] [--jobs N]
     blendfx session import PROJECT.rpp -o session.toml
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask]
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render every track again, even if unchanged")
     render.add_argument("--block-seconds", type=float, default=10.0,
                         help="block length for streaming tracks and the mix (default 10 s)")
+    render.add_argument("--jobs", type=int, help="tracks rendered at once (default: CPUs, max 4)")
     _quiet(render)
 
     session = sub.add_parser("session", help="session tools")
@@ -148,7 +149,7 @@ def _render(args: argparse.Namespace) -> int:
 
     result = render_session(args.session, args.output, device=args.device, seed=args.seed,
                             progress=not args.quiet, cache=not args.no_cache,
-                            block_seconds=args.block_seconds)
+                            block_seconds=args.block_seconds, jobs=args.jobs)
     _summary(args, result)
     return EXIT_OK
 

@@ -266,12 +266,13 @@ def _jsonable(value: Any) -> Any:
 # -- the render --------------------------------------------------------------------------------
 class _Render:
     def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
-                 cache: bool, block_seconds: float, figure: bool) -> None:
+                 cache: bool, block_seconds: float, figure: bool, jobs: int) -> None:
         self.session, self.out_dir = session, Path(out_dir)
         self.sr = float(session.sample_rate)
         self.device, self.progress, self.figure = device, progress, figure
         self.block = max(4096, int(block_seconds * self.sr))
         self.block_seconds = block_seconds
+        self.jobs = jobs
         self.cache = RenderCache(self.out_dir, enabled=cache)
         self.entries: dict[str, Path] = {}
         self.keys: dict[str, str] = {}
@@ -345,31 +346,60 @@ class _Render:
         return chain is None or bool(getattr(chain, "supports_streaming", False))
 
     def render_tracks(self) -> None:
+        """Render every track not in the cache, up to ``jobs`` at a time, keys before the
+        tracks they key (pedalboard and numpy release the GIL, so threads overlap)."""
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
         from tqdm import tqdm
 
         audible = {t.name for t in self.audible}
-        for t in self.order:
-            t0 = time.perf_counter()
-            key = RenderCache.key(self.track_spec(t))
-            self.keys[t.name] = key
-            entry = self.cache.lookup(key)
-            cached = entry is not None
-            if entry is None:
-                with tqdm(total=round(self.total / self.sr, 1), unit="s", desc=f"track {t.name}",
-                          disable=not self.progress, leave=False, file=sys.stderr,
-                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
-                                     "[{elapsed}<{remaining}]") as bar, \
-                        self.cache.build(key) as scratch:
-                    meta = self._render_track(t, scratch, bar)
-                entry = self.cache.tracks / key
-            else:
-                meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        pending = list(self.order)
+        results: dict[str, TrackResult] = {}
+        running: dict[Any, tuple[Track, str, float]] = {}
+        bar = tqdm(total=0, unit="s", desc="tracks", disable=not self.progress, leave=False,
+                   file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                               "{n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+
+        def finish(t: Track, key: str, cached: bool, t0: float) -> None:
+            entry = self.cache.tracks / key
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
             self.entries[t.name] = entry
-            self.results.append(TrackResult(
+            results[t.name] = TrackResult(
                 name=t.name, role=t.role, key=key, cached=cached,
                 seconds=round(time.perf_counter() - t0, 4), streamed=meta["streamed"],
-                peak_dbfs=meta["peak_dbfs"], rms_dbfs=meta["rms_dbfs"], audible=t.name in audible,
-                reports=meta.get("reports", [])))
+                peak_dbfs=meta["peak_dbfs"], rms_dbfs=meta["rms_dbfs"],
+                audible=t.name in audible, reports=meta.get("reports", []))
+
+        def build(t: Track, key: str) -> None:
+            with self.cache.build(key) as scratch:
+                self._render_track(t, scratch, bar)
+
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="blendfx-track")
+        try:
+            while pending or running:
+                for t in [t for t in pending if all(d in self.entries
+                                                    for d in t.dependencies())]:
+                    pending.remove(t)
+                    t0 = time.perf_counter()
+                    key = RenderCache.key(self.track_spec(t))  # needs its keys' keys: done
+                    self.keys[t.name] = key
+                    if self.cache.lookup(key) is not None:
+                        finish(t, key, True, t0)
+                    else:
+                        bar.total += round(self.total / self.sr, 1)
+                        bar.refresh()
+                        running[pool.submit(build, t, key)] = (t, key, t0)
+                if not running:
+                    continue  # cached tracks may have unblocked others
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    t, key, t0 = running.pop(future)
+                    future.result()  # re-raises the track's error
+                    finish(t, key, False, t0)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        self.results = [results[t.name] for t in self.order]
 
     def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
         chain = self.chains[t.name]
@@ -630,8 +660,8 @@ def _previous_outputs(out: Path) -> set[str]:
 
 def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                    device: str | None = None, seed: int | None = None, progress: bool = True,
-                   cache: bool = True, block_seconds: float = 10.0, figure: bool = True
-                   ) -> RenderResult:
+                   cache: bool = True, block_seconds: float = 10.0, figure: bool = True,
+                   jobs: int | None = None) -> RenderResult:
     """Render a session to ``out_dir``: ``mix.wav`` (or .flac), ``stems/``, ``report.json`` and
     ``report.png``.
 
@@ -653,6 +683,8 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         Block length for streaming tracks and the mix, in seconds.
     figure : bool
         Write report.png.
+    jobs : int, optional
+        Tracks rendered at the same time (threads); default: the CPU count, at most 4.
 
     Returns
     -------
@@ -673,8 +705,12 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         session.reseed(seed)
     if not block_seconds > 0:
         raise SessionError(f"block_seconds must be > 0 s, got {block_seconds!r}")
+    if jobs is None:
+        jobs = min(os.cpu_count() or 1, 4)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SessionError(f"jobs must be a positive number of tracks, got {jobs!r}")
     r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
-                block_seconds=block_seconds, figure=figure)
+                block_seconds=block_seconds, figure=figure, jobs=jobs)
     r.check()
     r.out_dir.mkdir(parents=True, exist_ok=True)
     ok = False

@@ -364,3 +364,21 @@ def test_composer_track_amplified_against_its_key(tmp_path):
     assert amp["figure"] and "gain_curve_db" in amp and np.isfinite(amp["gain_db"])
     stem, _ = read_audio(r.stems["music"])
     assert np.sqrt(np.mean(stem ** 2)) > 1e-3
+
+
+def test_parallel_tracks_equal_serial(tmp_path):
+    folder = tmp_path / "s"
+    path = basic_session(folder)
+    manifest = load_session(path).to_dict()
+    manifest["tracks"] += [  # a wider graph: two more tracks keyed by the first two
+        {"name": "echo", "key": "music", "chain": {"type": "Chain", "plugins": [
+            {"type": "pedalboard.Delay", "delay_seconds": 0.1, "mix": 0.5}]}},
+        {"name": "duck", "file": "noise.wav", "sidechain": "echo", "chain": {
+            "type": "Chain", "plugins": [{"type": "Ducker", "depth_db": 3.0}]}}]
+    write_session(folder, manifest)
+    serial = render_session(path, tmp_path / "a", progress=False, figure=False, jobs=1)
+    parallel = render_session(path, tmp_path / "b", progress=False, figure=False, jobs=4)
+    assert [t.name for t in parallel.tracks] == ["noise", "music", "echo", "duck"]
+    np.testing.assert_array_equal(read_audio(serial.mix)[0], read_audio(parallel.mix)[0])
+    with pytest.raises(SessionError, match="jobs"):
+        render_session(path, tmp_path / "c", progress=False, jobs=0)
