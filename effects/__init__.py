@@ -5,11 +5,12 @@ conformance suite's list) by subclassing :class:`blendfx.Effect`.
 """
 
 from .amplifier import AdaptiveAmplifier, LoudnessNormalize
+from .blend import Blend, MusicTrack
 from .composer import Composer
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
 from .stylizer import Stylizer
 from .utility import Utility
 
-__all__ = ["AdaptiveAmplifier", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
-           "Stylizer", "Utility"]
+__all__ = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormalize",
+           "MaskExtractor", "MusicTrack", "Stylizer", "Utility"]

@@ -133,25 +133,46 @@ class AdaptiveAmplifier(Effect):
         return self._mask
 
     # -- analysis ----------------------------------------------------------------------------
-    def analyze(self, music: np.ndarray, noise: np.ndarray, sample_rate: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mask]:
+    def analyze(self, music: np.ndarray, noise: np.ndarray, sample_rate: float,
+                mask: Mask | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mask]:
         """BNMusic's ``(S, T, M)`` on the mel grid (rows low-first) and the core Mask.
 
         ``music`` and ``noise`` are ``(channels, samples)`` of equal length at ``sample_rate``.
+        ``mask`` (image coordinates) replaces the core this effect would extract itself.
         """
         noise_mel = fast_mel(noise, sample_rate)
         music_mel = fast_mel(music, sample_rate)
-        mask = MaskExtractor(fraction=self.fraction, analysis="fast").extract(
-            noise, sample_rate, mel=noise_mel)
-        weights = mask.values[::-1]
+        if mask is None:
+            mask = MaskExtractor(fraction=self.fraction, analysis="fast").extract(
+                noise, sample_rate, mel=noise_mel)
+        weights = np.zeros_like(noise_mel)
+        values = np.asarray(mask.values, dtype=np.float32)[::-1]
+        take = min(weights.shape[1], values.shape[1])
+        weights[:values.shape[0], :take] = values[:weights.shape[0], :take]
         return music_mel, threshold_from_noise(noise_mel, self.smr_db), weights, mask
 
     # -- processing --------------------------------------------------------------------------
     def _process(self, audio: np.ndarray, sample_rate: float,
                  sidechain: np.ndarray | None) -> np.ndarray:
         assert sidechain is not None
-        noise = fit_length(sidechain, audio.shape[1])
-        S, T, M, mask = self.analyze(audio, noise, sample_rate)
+        return self.amplify(audio, sidechain, sample_rate)
+
+    def amplify(self, music: np.ndarray, noise: np.ndarray, sample_rate: float,
+                mask: Mask | None = None) -> np.ndarray:
+        """Amplify ``(channels, samples)`` ``music`` against ``noise`` (any channels, cropped or
+        zero-padded to the music's length), optionally with a given core ``mask``.
+
+        What :meth:`process` does with the sidechain as the noise; :class:`Blend` calls it with
+        the mask it extracted once. Sets :attr:`gains_db`, :attr:`gain_db`, :attr:`objective`.
+        """
+        with self._lock:
+            return self._amplify(music, noise, sample_rate, mask)
+
+    def _amplify(self, audio: np.ndarray, noise: np.ndarray, sample_rate: float,
+                 mask: Mask | None) -> np.ndarray:
+        audio = np.asarray(audio, dtype=np.float32)
+        noise = fit_length(np.asarray(noise, dtype=np.float32), audio.shape[1])
+        S, T, M, mask = self.analyze(audio, noise, sample_rate, mask)
         self._mask = mask
         frames = S.shape[1]
         best = optimal_gain(S, T, M, self.alpha)
