@@ -157,7 +157,11 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
         data = np.load(render.entries[blend.name] / "figure.npz")
         noise_px, music_px = data.get("noise"), data.get("music")
         mask, gains = data.get("mask"), data.get("gains_db")
-        noise_name, music_name = f"noise: input of {blend.name}", f"music: {blend.name}"
+        track = render.session.track(blend.name)
+        source = track.key if track.file is None and track.key else blend.name
+        noise_name = (f"noise: {source} (the input of {blend.name}), mask outlined"
+                      if source != blend.name else f"noise: input of {blend.name}, mask outlined")
+        music_name = f"music: {blend.name}"
     else:
         def stem(role: str) -> tuple[np.ndarray | None, str]:
             track = next((r for r in render.results if r.role == role and r.audible), None)
