@@ -5,7 +5,7 @@ reference recording (the sidechain) is analysed once into a :class:`~blendfx.ref
 ReferenceProfile`, then applied to the stem in three parts, each of which can be switched off:
 
 1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR,
-   convolved with the stem (FFT convolution);
+   convolved with the stem (block FFT convolution);
 2. colouration: a smooth, bounded EQ that gives the (reverberant) stem the reference's long-term
    spectral shape (zero-phase, folded into the same convolution);
 3. ambience: the reference's stationary background re-synthesized to the stem's length (random
@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 from blendfx.ambience import loop_ambience, synthesize_ambience
+from blendfx.convolution import convolve
 from blendfx.effect import Effect, SidechainArg
 from blendfx.errors import ParameterError
 from blendfx.impulse import synthetic_ir
 from blendfx.params import BoolParam, ChoiceParam, FloatParam
 from blendfx.reference_profile import ReferenceProfile, analyze_reference
 from blendfx.reverb_analysis import fill_bands
-from blendfx.spectral_match import eq_gains, ltas, matching_eq_db, smooth_octaves
+from blendfx.spectral_match import eq_gains, ltas, matching_eq_db, mean_power, smooth_octaves
 from scipy import fft as sp_fft
-from scipy.signal import fftconvolve
 
 __all__ = ["Stylizer"]
 
@@ -203,11 +203,12 @@ class Stylizer(Effect):
             ir[:, 0] += np.float32(1.0 - amount)  # direct path stays at unity; the tail scales
             report["acoustics_applied"] = True
             report["ir_length_s"] = round(ir.shape[-1] / sr, 3)
+            report["ir_samples"] = int(ir.shape[-1])
         elif self.acoustics:
             report["acoustics_note"] = ("no RT60 measurable in the reference (no free decays): "
                                         "acoustics not applied")
         gains_db = None
-        stem_power = float(np.mean(audio.astype(np.float64) ** 2))
+        stem_power = mean_power(audio)
         if self.eq and stem_power > _SILENT_POWER:
             freqs, src = ltas(audio, sr)
             if ir is not None:  # the EQ sees the stem as the room colours it
@@ -230,8 +231,9 @@ class Stylizer(Effect):
             n_fft = sp_fft.next_fast_len(padded.shape[-1], real=True)
             spec = sp_fft.rfft(padded, n=n_fft, axis=-1) * eq_gains(freqs, gains_db, n_fft, sr)
             ir = sp_fft.irfft(spec, n=n_fft, axis=-1)[:, : padded.shape[-1]].astype(np.float32)
-        n_out = n + (ir.shape[-1] - 2 * delay if self.tail and report["acoustics_applied"] else 0)
-        wet = fftconvolve(audio, ir, axes=-1)
+        # the full convolution is n + L - 1 samples long (L: the response without EQ padding)
+        n_out = n + (ir.shape[-1] - 2 * delay - 1 if self.tail and report["acoustics_applied"] else 0)
+        wet = convolve(audio, ir)
         return np.ascontiguousarray(wet[:, delay: delay + n_out], dtype=np.float32)
 
     def _impulse_response(self, profile: ReferenceProfile, sr: float, channels: int) -> np.ndarray:
@@ -258,14 +260,14 @@ class Stylizer(Effect):
             bed = synthesize_ambience(model, n, channels, self._rng)
         else:
             bed = loop_ambience(model, n, channels)
-        bed_power = float(np.mean(bed.astype(np.float64) ** 2))
+        bed_power = mean_power(bed)
         if bed_power <= 0:
             return np.zeros_like(stem)
         if self.ambience_level_db is not None:
             target_db = float(self.ambience_level_db)
             how = "fixed"
         else:
-            stem_power = float(np.mean(stem.astype(np.float64) ** 2))
+            stem_power = mean_power(stem)
             if stem_power > _SILENT_POWER:
                 sar = float(np.clip(model.sar_db, *_SAR_RANGE_DB))
                 target_db = 10.0 * np.log10(stem_power) - sar

@@ -29,10 +29,10 @@ from scipy.signal.windows import hann
 
 from .buffers import fit_channels, to_channels_first
 from .errors import ParameterError
-from .spectral_match import smooth_octaves
+from .spectral_match import mean_power, smooth_octaves
 
 __all__ = ["AmbienceModel", "extract_ambience", "synthesize_ambience", "loop_ambience",
-           "MIN_REFERENCE_S"]
+           "repetition_peak", "MIN_REFERENCE_S"]
 
 #: Shortest recording an ambience can be taken from, in s.
 MIN_REFERENCE_S = 0.1
@@ -41,6 +41,8 @@ _SMOOTH_S = 0.1        # periodogram smoothing time constant, s
 _WINDOW_S = 1.5        # minimum-statistics search window, s
 _MATCH_LIMIT_DB = 6.0  # largest spectral-matching correction of the bed, dB
 _GRAIN_S = 0.5         # re-synthesis grain length, s
+_DIGITAL_SILENCE = 1e-16  # frame power per sample below which a frame is digital silence
+_SILENT_DB = -200.0    # level reported for a silent bed, dBFS
 
 
 @dataclass(frozen=True)
@@ -130,20 +132,29 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     hop = n_fft // 4
     stft = _stft(n_fft, sr)
     spec = stft.stft(data.astype(np.float64), axis=-1)  # (channels, bins, frames)
-    power = (np.abs(spec) ** 2).mean(axis=0)  # one mask for all channels keeps the stereo image
+    power = np.abs(spec) ** 2
     # statistics from the frames whose window lies wholly inside the recording (the padded
     # edge frames hold less power and would pass for quiet background); edges take the nearest
     first = stft.lower_border_end[1] - stft.p_min
     last = stft.upper_border_begin(n)[1] - stft.p_min
     if last - first < 2:
         first, last = 0, power.shape[-1]
-    inner = power[:, first:last]
+    inner = power[..., first:last]
     frames = inner.shape[-1]
+    if np.mean(inner.sum(axis=(0, 1)) <= _DIGITAL_SILENCE * n_fft * data.shape[0]) >= 0.1:
+        # a gated recording (events separated by digital silence) has no background at all;
+        # the smoothed minimum would only find the events' own fading remnants
+        return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
+                             level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB)
     alpha = float(np.exp(-hop / (_SMOOTH_S * sr)))
     window = max(1, min(frames, int(round(_WINDOW_S * sr / hop))))
     smooth, mins = _smoothed_min(inner, alpha, window)
-    # recordings much longer than the window behave like 4 windows' worth (edges aside)
-    noise = mins * _min_bias(n_fft, round(alpha, 6), window, min(frames, 4 * window))
+    # recordings much longer than the window behave like 4 windows' worth (edges aside);
+    # each channel is estimated on its own (the bias depends on how correlated they are),
+    # then one gain for all channels keeps the stereo image
+    noise = (mins * _min_bias(n_fft, round(alpha, 6), window, min(frames, 4 * window))).mean(axis=0)
+    smooth = smooth.mean(axis=0)
+    inner = inner.mean(axis=0)
     gain = np.minimum(1.0, noise / np.maximum(smooth, 1e-30))
     # spectral matching: the bed's long-term spectrum must equal the background estimate's
     # (the Wiener gain also trims the background's own upward fluctuations)
@@ -156,9 +167,9 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     gain = gain * (10.0 ** (correction / 20.0))[:, None]
     gain = np.pad(gain, ((0, 0), (first, power.shape[-1] - last)), mode="edge")
     bed = stft.istft(spec * gain[None], k1=n).astype(np.float32)
-    p_bed = float(np.mean(bed.astype(np.float64) ** 2))
-    p_all = float(np.mean(data.astype(np.float64) ** 2))
-    level = 10.0 * np.log10(max(p_bed, 1e-20))
+    p_bed = mean_power(bed)
+    p_all = mean_power(data)
+    level = max(10.0 * np.log10(max(p_bed, 1e-30)), _SILENT_DB)
     sar = 10.0 * np.log10(max(p_all - p_bed, 1e-4 * p_all, 1e-20) / max(p_bed, 1e-20))
     return AmbienceModel(bed=bed, sample_rate=sr, level_dbfs=level, sar_db=sar)
 
@@ -207,25 +218,37 @@ def synthesize_ambience(model: AmbienceModel, n_samples: int, channels: int,
     hop = grain // 2
     # sine window: w^2 of half-overlapping grains sums to 1, so uncorrelated grains keep power
     window = np.sin(np.pi * (np.arange(grain) + 0.5) / grain).astype(np.float32)
-    count = n_samples // hop + 3
-    buf = np.zeros((channels, (count + 1) * hop + grain), dtype=np.float32)
-    lanes = [np.arange(channels)] if not independent else [np.array([c]) for c in range(channels)]
+    count = n_samples // hop + 2
     span = length - grain
+    lanes = [np.arange(channels)] if not independent else [np.array([c]) for c in range(channels)]
     for lane in lanes:
-        prev = -10 * length
-        for k in range(count):
-            # never continue the previous grain: two grains from one stretch of the bed would
-            # add coherently under the crossfade (a level bump, or comb filtering)
-            for _ in range(8):
-                start = int(rng.integers(0, span + 1))
-                if abs(start - (prev + hop)) >= hop or span < 2 * grain:
-                    break
-            prev = start
-            sign = np.float32(1.0 if rng.random() < 0.5 else -1.0)
-            src = bed[0 if independent else lane, start: start + grain]
-            buf[lane, k * hop: k * hop + grain] += (sign * window) * src
-    # skip the first half grain, where only one grain sounds
-    return np.ascontiguousarray(buf[:, hop: hop + n_samples])
+        starts = _grain_starts(rng, count, span, hop, grain)
+        signs = np.where(rng.random(count) < 0.5, np.float32(-1.0), np.float32(1.0))
+        src = bed[:1] if independent else bed[lane]  # (lane channels, length)
+        # each output block of ``hop`` samples is the tail half of grain k plus the head half
+        # of grain k + 1 (half-overlapping grains)
+        frames = np.lib.stride_tricks.sliding_window_view(src, hop, axis=-1)  # a view, no copy
+        tails = frames[:, starts[:-1] + hop] * (signs[:-1, None] * window[hop:])
+        heads = frames[:, starts[1:]] * (signs[1:, None] * window[:hop])
+        blocks = (tails + heads).reshape(src.shape[0], -1)  # (lane channels, (count-1) * hop)
+        out[lane] = blocks[:, :n_samples]
+    return out
+
+
+def _grain_starts(rng: np.random.Generator, count: int, span: int, hop: int,
+                  grain: int) -> np.ndarray:
+    """Uniform random grain positions in ``[0, span]`` that never continue the previous grain:
+    two grains from one stretch of the bed would add coherently under the crossfade (a level
+    bump, or comb filtering). Violations are redrawn (a few rounds suffice)."""
+    starts = rng.integers(0, span + 1, size=count)
+    if span < 2 * grain:  # a very short bed cannot avoid it
+        return starts
+    for _ in range(8):
+        bad = np.nonzero(np.abs(starts[1:] - (starts[:-1] + hop)) < hop)[0] + 1
+        if bad.size == 0:
+            break
+        starts[bad] = rng.integers(0, span + 1, size=bad.size)
+    return starts
 
 
 def loop_ambience(model: AmbienceModel, n_samples: int, channels: int,
@@ -257,3 +280,42 @@ def loop_ambience(model: AmbienceModel, n_samples: int, channels: int,
         pos += step
         first = False
     return out
+
+
+def repetition_peak(audio: np.ndarray, sample_rate: float, min_lag_s: float = 0.5,
+                    max_lag_s: float = 30.0, frame_s: float = 0.01) -> tuple[float, float]:
+    """The strongest self-similarity of a sound's level envelope at lags of ``min_lag_s`` to
+    ``max_lag_s`` seconds: what a loop gives away.
+
+    The envelope is the level in dB of ``frame_s`` frames (channels pooled), its mean removed;
+    the result is the largest value of its normalised, unbiased autocorrelation in the lag
+    range, and that lag in s. A loop of period P gives a value near 1 at P; random textures
+    stay near 0.
+
+    Returns
+    -------
+    peak : float
+        Autocorrelation coefficient (1 = exact repetition).
+    lag_s : float
+        Where it occurs, in s.
+    """
+    data, _ = to_channels_first(audio)
+    hop = max(1, int(round(frame_s * float(sample_rate))))
+    n = data.shape[-1] // hop
+    if n < 4:
+        return 0.0, 0.0
+    power = (data[:, : n * hop].astype(np.float64) ** 2).reshape(data.shape[0], n, hop)
+    env = 10.0 * np.log10(power.mean(axis=(0, 2)) + 1e-12)
+    env -= env.mean()
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spec = np.fft.rfft(env, size)
+    ac = np.fft.irfft(np.abs(spec) ** 2, size)[:n]
+    if ac[0] <= 0:
+        return 0.0, 0.0
+    ac = ac / ac[0] / (1.0 - np.arange(n) / n)  # unbiased: each lag has fewer overlapping frames
+    lo = max(1, int(round(min_lag_s / frame_s)))
+    hi = min(n // 2, int(round(max_lag_s / frame_s)) + 1)  # beyond half the length it is noise
+    if hi <= lo:
+        return 0.0, 0.0
+    i = int(np.argmax(ac[lo:hi]))
+    return float(ac[lo + i]), (lo + i) * frame_s

@@ -25,11 +25,13 @@ from .ambience import MIN_REFERENCE_S, AmbienceModel, extract_ambience
 from .buffers import check_finite, to_channels_first
 from .errors import ParameterError
 from .reverb_analysis import ReverbEstimate, estimate_reverb
-from .spectral_match import ltas
+from .spectral_match import ltas, mean_power
 
 __all__ = ["ReferenceProfile", "analyze_reference", "content_hash", "clear_profile_cache"]
 
 _CACHE_SIZE = 8
+_MAX_REVERB_S = 120.0   # longest stretch of a reference scanned for free decays, s
+_MAX_AMBIENCE_S = 30.0  # longest stretch a background bed is taken from, s
 _cache: OrderedDict[str, ReferenceProfile] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -138,7 +140,8 @@ def analyze_reference(reference: np.ndarray, sample_rate: float, *,
     reference : np.ndarray
         The recording of the place, any layout, at least 0.1 s. Longer is better: the RT60
         needs pauses after sounds (a few seconds with some), the ambience needs a stretch of
-        background (1.5 s or more).
+        background (1.5 s or more). Only the first 120 s are scanned for decays and the
+        first 30 s give the ambience bed; the spectrum and level use all of it.
     sample_rate : float
         Sample rate in Hz.
     use_cache : bool
@@ -165,11 +168,15 @@ def analyze_reference(reference: np.ndarray, sample_rate: float, *,
             if hit is not None:
                 _cache.move_to_end(key)
                 return hit
-    reverb = estimate_reverb(data, sr)
+    # long references: the first minutes say all there is to say, at bounded memory and time
+    reverb = estimate_reverb(data[:, : int(_MAX_REVERB_S * sr)], sr)
     freqs, psd = ltas(data, sr)
-    amb = extract_ambience(data, sr)
-    level = 10.0 * np.log10(max(float(np.mean(data.astype(np.float64) ** 2)), 1e-20))
+    amb = extract_ambience(data[:, : int(_MAX_AMBIENCE_S * sr)], sr)
+    level = 10.0 * np.log10(max(mean_power(data), 1e-20))
     notes = list(reverb.notes)
+    if n > _MAX_AMBIENCE_S * sr:
+        notes.append(f"ambience taken from the first {_MAX_AMBIENCE_S:g} s, reverberation from "
+                     f"the first {min(n / sr, _MAX_REVERB_S):g} s of {n / sr:.1f} s")
     if amb.level_dbfs <= SILENT_BED_DBFS:
         notes.append("no stationary background (the reference's pauses are digital silence): "
                      "no ambience")

@@ -6,14 +6,17 @@ stops, as a *free decay* of the band energy, linear in dB with slope ``-60 / RT6
 octave band the recording's energy envelope is scanned for free decays (a fall from a local peak
 that does not rise again by more than a small tolerance), each decay's usable part (after the
 direct-sound drop, above the background floor) gets a least-squares slope, and the band's RT60 is
-a robust statistic of those slopes. Sounds that fade slowly by themselves can only make a decay
-look *slower* than the room's, never faster, so the statistic leans towards the faster decays
-(a low quantile of the per-decay estimates) instead of their mean.
+the median of the per-decay estimates, weighted by each decay's fitted range in dB. A decay that
+starts steeper than it ends still carries the direct sound's drop and is trimmed of its head
+first; decays that are not straight lines in dB are dropped. Sounds that fade slowly by
+themselves still make a decay look slower than the room's: with material that never stops
+abruptly the estimate is an upper bound.
 
-The direct-to-reverberant ratio (DRR) is estimated with Lebart's late-reverberation model: the
-reverberant power now is the power ``T_d`` ago decayed by ``exp(-2 delta T_d)``, so the share of
-the observed power that the past cannot explain is direct sound (plus the first ``T_d`` of the
-tail, which is corrected for analytically).
+The direct-to-reverberant ratio (DRR) comes from the same decays: a model splits each band's
+power frame by frame into direct sound and an exponential reverberant tail fed by it (the tail's
+energy being ``1 / DRR`` times the direct sound's, decaying at the band's RT60); the DRR is the one
+for which the tail the model predicts in the free decays (where there is no direct sound) equals
+what was observed there.
 
 :func:`schroeder_rt60` is the non-blind measurement (ISO 3382 style T20 from the Schroeder
 backward integral of an impulse response) used to check synthetic and stylized responses.
@@ -83,6 +86,8 @@ class ReverbEstimate:
         Number of free decays that went into each band's estimate.
     drr_db : float
         Direct-to-reverberant energy ratio in dB (NaN when no band has an RT60).
+    notes : tuple of str
+        Why something could not be estimated.
     """
 
     centers_hz: np.ndarray

@@ -17,11 +17,11 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy.signal import welch
 
 from .buffers import to_channels_first
 
 __all__ = [
+    "mean_power",
     "ltas",
     "smooth_octaves",
     "matching_eq_db",
@@ -31,8 +31,23 @@ __all__ = [
 ]
 
 
-def ltas(audio: np.ndarray, sample_rate: float, n_fft: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def mean_power(audio: np.ndarray) -> float:
+    """Mean square of all samples (the integral of the long-term spectrum), accumulated in
+    float64 without a float64 copy of the audio."""
+    x = np.asarray(audio)
+    if x.size == 0:
+        return 0.0
+    flat = x.reshape(1, -1)
+    return float(np.einsum("ij,ij->", flat, flat, dtype=np.float64)) / x.size
+
+
+def ltas(audio: np.ndarray, sample_rate: float, n_fft: int | None = None,
+         max_frames: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Long-term average power spectral density of ``audio`` (channels averaged).
+
+    Welch's method: Hann-windowed frames, half-overlapping, their periodograms averaged. Long
+    signals use at most ``max_frames`` frames per channel, evenly spread over the whole signal
+    (an average over 512 frames is already within a few tenths of a dB).
 
     Parameters
     ----------
@@ -41,24 +56,38 @@ def ltas(audio: np.ndarray, sample_rate: float, n_fft: int | None = None) -> tup
     sample_rate : float
         Sample rate in Hz.
     n_fft : int, optional
-        Welch segment length in samples (default: about 93 ms, 4096 at 44.1 kHz; shorter for
-        signals shorter than that).
+        Frame length in samples (default: about 93 ms, 4096 at 44.1 kHz; shorter for signals
+        shorter than that).
+    max_frames : int
+        Most frames averaged per channel.
 
     Returns
     -------
     freqs : np.ndarray
         Frequencies in Hz.
     psd : np.ndarray
-        Power spectral density in units^2 / Hz (one-sided), averaged over channels.
+        One-sided power spectral density in units^2 / Hz, averaged over channels.
     """
     data, _ = to_channels_first(audio)
     sr = float(sample_rate)
+    n = data.shape[-1]
     if n_fft is None:
         n_fft = 1 << int(np.round(np.log2(0.093 * sr)))
-    n_fft = int(max(16, min(n_fft, data.shape[-1])))
-    freqs, psd = welch(data.astype(np.float64), fs=sr, nperseg=n_fft, noverlap=n_fft // 2,
-                       axis=-1, average="mean")
-    return freqs, psd.mean(axis=0)
+    n_fft = int(max(16, min(n_fft, n)))
+    frames = np.lib.stride_tricks.sliding_window_view(data, n_fft, axis=-1)
+    count = frames.shape[1]
+    step = max(n_fft // 2, (count - 1) // max(1, max_frames - 1) if count > max_frames else 1)
+    window = _hann(n_fft)
+    segs = frames[:, ::step] * window  # (channels, frames, n_fft)
+    power = np.abs(sp_fft.rfft(segs, axis=-1)) ** 2
+    psd = power.mean(axis=(0, 1)) / (sr * float(np.sum(window ** 2)))
+    psd[1: (n_fft + 1) // 2] *= 2.0  # one-sided: fold the negative frequencies in
+    return sp_fft.rfftfreq(n_fft, 1.0 / sr), psd
+
+
+@lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
 def smooth_octaves(freqs: np.ndarray, psd: np.ndarray, fraction: float = 1.0 / 3.0) -> np.ndarray:
