@@ -9,6 +9,7 @@ real-music generator (the paper's "real music" baseline).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from blendfx.errors import ParameterError
 from blendfx.loudness import true_peak_ceiling
 from blendfx.mask import Mask
 from blendfx.metrics import blend_report, noise_core
-from blendfx.params import BoolParam, ChoiceParam, EffectParam, FloatParam, StrParam
+from blendfx.params import BoolParam, ChoiceParam, EffectParam, FloatParam, Param, StrParam
 from blendfx.psychoacoustics import default_model
 
 from .amplifier import AdaptiveAmplifier
@@ -29,6 +30,14 @@ from .mask_extractor import MaskExtractor
 __all__ = ["Blend", "MusicTrack", "best_offset", "track_masking"]
 
 _FPS = 100.0  # mel frames per second (Riffusion's 10 ms hop)
+
+
+def _same(param: Param, doc: str | None = None) -> Param:
+    """A copy of another effect's parameter declaration (same type, range, unit, default)."""
+    twin = copy.copy(param)
+    if doc is not None:
+        twin.doc = doc
+    return twin
 
 
 def track_masking(track: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +181,7 @@ class MusicTrack(Effect):
         elif self.align == "random":
             start = int(self._rng.integers(0, span))
         else:
-            key = ("masking", looped.shape[1])
+            key = ("masking", n)
             if key not in self._cache:  # the track's analysis does not depend on the noise
                 self._cache[key] = track_masking(looped[:, : span + n], sample_rate)
             frames = best_offset(audio, self._cache[key], sample_rate)
@@ -243,16 +252,17 @@ class Blend(Effect):
     prompt = StrParam("lofi", doc="Style for the default generator (the Composer).")
     generator = EffectParam(None, doc="Music generator; None = the Composer.")
     mask_mode = ChoiceParam("energy", ["energy", "cnn"], doc="How the noise's core is found.")
-    fraction = FloatParam(0.15, min=0.01, max=0.5, doc="Share of noise pixels in the core.")
-    amp_mode = ChoiceParam("global", ["global", "frame"], doc="One gain, or one per frame.")
-    smr_db = FloatParam(21.0, min=0.0, max=40.0, unit="dB", doc="Minimum signal-to-mask ratio.")
-    alpha = FloatParam(0.14, min=0.0, max=10.0, doc="Price of loudness in the objective.")
-    attack_ms = FloatParam(20.0, min=0.0, max=2000.0, unit="ms", doc="Frame mode: rise time.")
-    release_ms = FloatParam(250.0, min=0.0, max=10000.0, unit="ms", doc="Frame mode: decay time.")
-    max_gain_db = FloatParam(30.0, min=-60.0, max=60.0, unit="dB", doc="Highest music gain.")
-    min_gain_db = FloatParam(None, min=-100.0, max=60.0, unit="dB",
-                             doc="Lowest music gain (None: BNMusic's optimum, which can mute).")
-    ceiling_dbtp = FloatParam(-1.0, min=-30.0, max=0.0, unit="dBTP", doc="True-peak ceiling.")
+    # the amplifier's knobs, declared once (in AdaptiveAmplifier) and shown here too
+    fraction = _same(AdaptiveAmplifier.fraction)
+    amp_mode = _same(AdaptiveAmplifier.mode)
+    smr_db = _same(AdaptiveAmplifier.smr_db)
+    alpha = _same(AdaptiveAmplifier.alpha)
+    attack_ms = _same(AdaptiveAmplifier.attack_ms)
+    release_ms = _same(AdaptiveAmplifier.release_ms)
+    max_gain_db = _same(AdaptiveAmplifier.max_gain_db)
+    min_gain_db = _same(AdaptiveAmplifier.min_gain_db,
+                        doc="Lowest music gain (None: BNMusic's optimum, which can mute).")
+    ceiling_dbtp = _same(AdaptiveAmplifier.ceiling_dbtp)
     fx = EffectParam(None, doc="Post FX on the music (a Chain or pedalboard plugin).")
     wet = FloatParam(1.0, min=0.0, max=1.0, doc="Music level in the output.")
     output = ChoiceParam("mix", ["mix", "music"], doc="Noise + music, or music alone.")

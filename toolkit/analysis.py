@@ -128,7 +128,7 @@ def fast_spectrum(audio: np.ndarray, sample_rate: float,
     bins up to the mel grid's top (10 kHz, :func:`fast_bins`). ``frames`` is
     ``n_samples // hop`` as in :func:`riffusion_mel`. float32, C-contiguous.
     """
-    import scipy.fft
+    import torch
     from numpy.lib.stride_tricks import sliding_window_view
 
     p = params or SpectrogramParams()
@@ -146,7 +146,8 @@ def fast_spectrum(audio: np.ndarray, sample_rate: float,
     # window straight into the zero-padded FFT buffer (one pass, no padding copy in the FFT)
     buffer = _fft_buffer(frames, n_fft)
     np.multiply(blocks, _hann(win), out=buffer[:, :win])
-    spec = scipy.fft.rfft(buffer, axis=-1)[:, :keep]
+    # torch's batched real FFT is ~1.5x scipy's here; both views are zero-copy
+    spec = torch.fft.rfft(torch.from_numpy(buffer), dim=-1).numpy()[:, :keep]
     # (bins, frames) contiguous: the sparse mel projection is ~30x faster on it than on a view
     return np.ascontiguousarray(np.abs(spec).T)
 
