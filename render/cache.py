@@ -1,0 +1,147 @@
+"""The per-track render cache: a rendered track is reused until its inputs change.
+
+An entry is keyed by a SHA-256 over everything that decides the track's audio: blendfx's
+version, the session's sample rate and length, the track's settings and chain (every parameter
+value), the content hash of its stem file, and the keys of the tracks it listens to (so a change
+upstream re-renders what depends on it). Entries live under ``OUT/.blendfx-cache/tracks/<key>/``:
+``audio.wav`` (32-bit float, the track's post-fader stem), ``meta.json`` and optional extras.
+
+Writes are crash-safe: an entry is built in ``.blendfx-cache/tmp/`` and renamed into place in
+one step, so a render killed half way (even by SIGKILL) leaves either a whole entry or none, and
+the next run finishes the work. A lock file keeps two renders out of one output folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from blendfx.errors import SessionError
+from blendfx.files import atomic_write_text
+
+__all__ = ["RenderCache", "file_digest", "CACHE_DIR"]
+
+CACHE_DIR = ".blendfx-cache"
+_FORMAT = 1  # bump when the entry layout or the render semantics change
+
+
+def file_digest(path: Path, memo: dict[str, Any] | None = None) -> str:
+    """SHA-256 of a file's bytes; ``memo`` remembers it by (size, mtime) between renders."""
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns]
+    key = str(path.resolve())
+    if memo is not None and key in memo and memo[key][:2] == stamp:
+        return memo[key][2]
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if memo is not None:
+        memo[key] = [*stamp, digest]
+    return digest
+
+
+class RenderCache:
+    """The cache folder of one output directory.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The render's output folder; the cache is ``out_dir/.blendfx-cache``.
+    enabled : bool
+        False: nothing is reused (entries are still written, so a later run can reuse them).
+    """
+
+    def __init__(self, out_dir: Path, enabled: bool = True) -> None:
+        self.root = Path(out_dir) / CACHE_DIR
+        self.enabled = enabled
+        self.tracks = self.root / "tracks"
+        self.tmp = self.root / "tmp"
+        self._lock_fh: Any = None
+        self.hashes: dict[str, Any] = {}
+        self.used: set[str] = set()
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def open(self) -> RenderCache:
+        """Create the folders, take the lock, and clear what a killed run left in ``tmp``."""
+        import fcntl
+
+        self.tracks.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(self.root / "lock", "w")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._lock_fh.close()
+            self._lock_fh = None
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise SessionError(f"another blendfx render is writing to {self.root.parent}") from None
+            raise
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            self.hashes = json.loads((self.root / "hashes.json").read_text(encoding="utf-8"))
+        return self
+
+    def close(self, prune: bool = False) -> None:
+        """Save the file-hash memo, optionally drop entries this render did not use, unlock."""
+        with contextlib.suppress(OSError):
+            atomic_write_text(self.root / "hashes.json", json.dumps(self.hashes))
+        if prune:
+            for entry in self.tracks.iterdir():
+                if entry.name not in self.used:
+                    shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def __enter__(self) -> RenderCache:
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close(prune=exc[0] is None)
+
+    # -- entries ----------------------------------------------------------------------------
+    @staticmethod
+    def key(spec: dict[str, Any]) -> str:
+        """The entry key of a track spec (any JSON-able dict)."""
+        import blendfx
+
+        blob = json.dumps({"blendfx": blendfx.__version__, "format": _FORMAT, **spec},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+    def lookup(self, key: str) -> Path | None:
+        """The entry folder for ``key`` if it is complete and reuse is enabled."""
+        entry = self.tracks / key
+        self.used.add(key)
+        if self.enabled and (entry / "meta.json").is_file() and (entry / "audio.wav").is_file():
+            return entry
+        return None
+
+    @contextlib.contextmanager
+    def build(self, key: str) -> Iterator[Path]:
+        """Yield a scratch folder to fill; on success it becomes the entry for ``key``."""
+        scratch = Path(tempfile.mkdtemp(prefix=f"{key[:8]}.", dir=self.tmp))
+        try:
+            yield scratch
+            entry = self.tracks / key
+            if entry.exists():  # --no-cache re-render: replace the old entry
+                shutil.rmtree(entry)
+            os.replace(scratch, entry)
+            self.used.add(key)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def staging(self) -> Path:
+        """A fresh folder for the final outputs before they are moved into the output folder."""
+        return Path(tempfile.mkdtemp(prefix="out.", dir=self.tmp))

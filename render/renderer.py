@@ -1,0 +1,729 @@
+"""Offline rendering of a session: stems in, rendered stems, a mastered mix and a report out.
+
+The render, in order:
+
+1. **Check** (nothing is written yet): every stem opens and decodes its header, sample rates
+   are allowed, every chain builds (parameters are validated), the output format is known.
+   Any problem is a :class:`~blendfx.BlendfxError` and the output folder is not touched.
+2. **Tracks**, keys before the tracks they key (:meth:`Session.render_order`): each track's file
+   is read and resampled to the session rate, placed at its offset (source offset, duration,
+   fades), run through its chain (sidechain signals = the key tracks' rendered stems), and
+   turned into a stereo post-fader stem (gain, then a -3 dB constant-power pan law for mono;
+   a balance law for stereo). When every effect of a chain supports streaming, the track is
+   processed in blocks (``block_seconds``), so a long stem never sits in memory; offline
+   effects (generators, Blend) get the whole track. Each result is a cache entry
+   (:mod:`blendfx.render.cache`): tracks whose inputs did not change are not rendered again.
+3. **Mix**, streamed twice over the cached stems: pass 1 measures the integrated loudness and
+   true peak of the sum; pass 2 applies the gain that reaches ``master.target_lufs`` and a
+   look-ahead true-peak limiter at ``master.true_peak_dbtp`` and writes the mix. The stems get
+   the same master gain (without the limiter; with an extra common trim if one would clip), so
+   they sum to the mix before limiting.
+4. **Report**: ``report.json`` (loudness, gains, per-track timings and cache hits, the blend
+   report of every Blend, e.g. its unmasked fraction) and ``report.png``.
+
+Outputs are written into a staging folder inside the cache and moved into the output folder
+only when all of them are complete; ``report.json`` moves last. A run killed at any point leaves
+the output folder as it was (plus the hidden cache), and the next run picks up the finished
+tracks from the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from blendfx.audio_io import audio_info, audio_writer, iter_audio_blocks
+from blendfx.buffers import fit_channels, fit_length
+from blendfx.errors import AudioFileError, BlendfxError, SessionError
+from blendfx.session import Session, Track
+
+from .cache import RenderCache, file_digest
+from .mastering import LoudnessMeter, db, limiter_context, limiter_gain, true_peak_max
+
+__all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
+
+_TP_CONTEXT = 32  # samples of context for true-peak measurement at block edges
+_SAFETY_DB = 0.1  # the limiter aims this far under the ceiling (interpolation, rounding)
+
+
+@dataclass
+class TrackResult:
+    """What happened to one track."""
+
+    name: str
+    role: str
+    key: str
+    cached: bool
+    seconds: float
+    streamed: bool
+    peak_dbfs: float
+    rms_dbfs: float
+    audible: bool
+    stem: Path | None = None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RenderResult:
+    """Paths of everything a render wrote, and its report (the content of report.json)."""
+
+    out_dir: Path
+    mix: Path
+    stems: dict[str, Path]
+    report_json: Path
+    report_png: Path | None
+    report: dict[str, Any]
+    tracks: list[TrackResult]
+
+    def track(self, name: str) -> TrackResult:
+        return next(t for t in self.tracks if t.name == name)
+
+
+# -- small pieces ------------------------------------------------------------------------------
+def pan_gains(pan: float, channels: int) -> tuple[float, float]:
+    """Left/right gains of the session pan law.
+
+    Mono: constant power, -3 dB per side at centre (``cos``/``sin`` of ``(pan + 1) pi / 4``).
+    Stereo: a balance control: centre leaves both sides at unity; panning turns the far side
+    down along the same constant-power curve (scaled so the centre is 0 dB) and never boosts.
+    """
+    theta = (pan + 1.0) * math.pi / 4.0
+    left, right = math.cos(theta), math.sin(theta)
+    if channels == 1:
+        return left, right
+    return min(1.0, math.sqrt(2.0) * left), min(1.0, math.sqrt(2.0) * right)
+
+
+def _fader(audio: np.ndarray, gain_db: float, pan: float) -> np.ndarray:
+    """``(channels, n)`` -> stereo ``(2, n)`` after gain and the pan law."""
+    if audio.shape[0] > 2:
+        audio = fit_channels(audio, 1)
+    left, right = pan_gains(pan, audio.shape[0])
+    g = 10.0 ** (gain_db / 20.0)
+    src = np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio
+    return (src * np.array([[left * g], [right * g]], np.float32)).astype(np.float32)
+
+
+def stem_filename(name: str, used: set[str]) -> str:
+    """A file-system-safe stem name for a track (unique within ``used``)."""
+    import re
+
+    base = re.sub(r"[^\w.-]+", "_", name).strip("._") or "track"
+    out, k = base, 2
+    while out.lower() in used:
+        out, k = f"{base}_{k}", k + 1
+    used.add(out.lower())
+    return out
+
+
+def _block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
+    """(start, length) of consecutive blocks; the last is never tiny (pedalboard guesses the
+    layout of a 2-D array from its smaller side, so a 2-sample stereo block would be ambiguous)."""
+    start = 0
+    while start < total:
+        n = total - start if total - start < block + 1024 else block
+        yield start, n
+        start += n
+
+
+class _StemReader:
+    """Random-access reads of a cached stem (zero outside the file)."""
+
+    def __init__(self, path: Path) -> None:
+        from pedalboard.io import AudioFile
+
+        self._f = AudioFile(str(path))
+        self.frames = int(self._f.frames)
+        self.channels = int(self._f.num_channels)
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        out = np.zeros((self.channels, n), np.float32)
+        a, b = max(start, 0), min(start + n, self.frames)
+        if a < b:
+            self._f.seek(a)
+            out[:, a - start:b - start] = self._f.read(b - a)
+        return out
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _FileSource:
+    """A track's file placed on the session timeline: offset, source offset, duration, fades."""
+
+    def __init__(self, track: Track, sample_rate: float, block_seconds: float) -> None:
+        info = audio_info(track.file)
+        self.track, self.sr, self.block_seconds = track, sample_rate, block_seconds
+        self.channels = info.channels
+        frames = int(math.ceil(info.frames * sample_rate / info.sample_rate))
+        self.skip = int(round(track.source_offset * sample_rate))
+        length = max(frames - self.skip, 0)
+        if track.duration is not None:
+            length = min(length, int(round(track.duration * sample_rate)))
+        self.start = int(round(track.offset * sample_rate))
+        self.length = length
+        self.end = self.start + length
+
+    def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, (channels, n))`` timeline blocks covering ``[0, total)``."""
+        stream = self._stream()
+        buf = np.zeros((self.channels, 0), np.float32)
+        for start, n in _block_starts(total, block):
+            out = np.zeros((self.channels, n), np.float32)
+            a, b = max(start, self.start), min(start + n, self.end)
+            if a < b:
+                need = b - a
+                while buf.shape[1] < need:
+                    nxt = next(stream, None)
+                    if nxt is None:
+                        break
+                    buf = np.concatenate([buf, nxt], axis=1)
+                take = buf[:, :need]
+                buf = buf[:, need:]
+                out[:, a - start:a - start + take.shape[1]] = take
+                self._fade(out, a - start, a - self.start, b - a)
+            yield start, out
+
+    def _stream(self) -> Iterator[np.ndarray]:
+        skip, left = self.skip, self.length
+        for chunk in iter_audio_blocks(self.track.file, self.block_seconds, self.sr):
+            if skip:
+                drop = min(skip, chunk.shape[1])
+                chunk, skip = chunk[:, drop:], skip - drop
+            if left <= 0:
+                return
+            chunk = chunk[:, :left]
+            left -= chunk.shape[1]
+            if chunk.shape[1]:
+                yield chunk.astype(np.float32, copy=False)
+
+    def _fade(self, out: np.ndarray, at: int, pos: int, n: int) -> None:
+        """Equal-power fades over item positions ``[pos, pos + n)``, written at ``out[:, at:]``."""
+        p = np.arange(pos, pos + n, dtype=np.float64)
+        gain = np.ones(n)
+        f_in = int(round(self.track.fade_in * self.sr))
+        f_out = int(round(self.track.fade_out * self.sr))
+        if f_in > 0:
+            gain *= np.where(p < f_in, np.sin(0.5 * np.pi * np.minimum((p + 0.5) / f_in, 1.0)), 1)
+        if f_out > 0:
+            rest = self.length - p - 0.5
+            gain *= np.where(rest < f_out, np.sin(0.5 * np.pi * np.clip(rest / f_out, 0, 1)), 1)
+        if f_in > 0 or f_out > 0:
+            out[:, at:at + n] *= gain.astype(np.float32)
+
+
+class _KeySource:
+    """A generated track's input: its key track's rendered stem, in blocks."""
+
+    def __init__(self, reader: _StemReader) -> None:
+        self.reader = reader
+        self.channels = reader.channels
+
+    def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+        for start, n in _block_starts(total, block):
+            yield start, self.reader.read(start, n)
+
+
+def _walk(proc: Any) -> Iterator[Any]:
+    """Every processor inside ``proc`` (Chain/Mix children and effect-valued parameters)."""
+    from blendfx.effect import Effect
+
+    yield proc
+    if isinstance(proc, Effect):
+        for value in proc.param_values().values():
+            if isinstance(value, Effect):
+                yield from _walk(value)
+    for child in getattr(proc, "plugins", []) if isinstance(proc, Effect) else []:
+        yield from _walk(child)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist()) if value.size <= 64 else f"array{list(value.shape)}"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON: silence's -inf LUFS is written as null
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+# -- the render --------------------------------------------------------------------------------
+class _Render:
+    def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
+                 cache: bool, block_seconds: float, figure: bool, jobs: int) -> None:
+        self.session, self.out_dir = session, Path(out_dir)
+        self.sr = float(session.sample_rate)
+        self.device, self.progress, self.figure = device, progress, figure
+        self.block = max(4096, int(block_seconds * self.sr))
+        self.block_seconds = block_seconds
+        self.jobs = jobs
+        self.cache = RenderCache(self.out_dir, enabled=cache)
+        self.entries: dict[str, Path] = {}
+        self.keys: dict[str, str] = {}
+        self.results: list[TrackResult] = []
+        self.timings: dict[str, float] = {}
+
+    # -- 1. checks ----------------------------------------------------------------------------
+    def check(self) -> None:
+        s = self.session
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise SessionError(f"output folder {self.out_dir} exists and is not a folder")
+        self.audible = s.audible()
+        if not self.audible:
+            raise SessionError("every track is muted (or no soloed track is unmuted): "
+                               "nothing to render")
+        self.order = s.render_order(self.audible)
+        self.sources: dict[str, _FileSource] = {}
+        self.chains: dict[str, Any] = {}
+        ends = []
+        for t in self.order:
+            if t.file is not None:
+                try:
+                    info = audio_info(t.file)
+                    if info.frames <= 0:
+                        raise AudioFileError(f"{t.file} holds no audio")
+                except AudioFileError as exc:
+                    raise AudioFileError(f"{t.where}.file: {exc}") from None
+                if not s.resample and info.sample_rate != self.sr:
+                    raise SessionError(
+                        f"{t.where}.file {t.file.name} is at {info.sample_rate:g} Hz but the "
+                        f"session is at {self.sr:g} Hz (resample = false in [session]; set it "
+                        f"to true to resample stems)")
+                if t.source_offset >= info.duration:
+                    raise SessionError(f"{t.where}.source_offset = {t.source_offset:g} s is past "
+                                       f"the end of {t.file.name} ({info.duration:.3f} s)")
+                src = _FileSource(t, self.sr, self.block_seconds)
+                self.sources[t.name] = src
+                ends.append(src.end)
+            chain = t.build_chain()
+            if chain is not None and self.device is not None:
+                chain.device = self.device
+            self.chains[t.name] = chain
+        total = int(round(s.length * self.sr)) if s.length is not None else max(ends, default=0)
+        if total < 64:
+            raise SessionError("the session is shorter than 64 samples: nothing to render")
+        self.total = total
+
+    # -- 2. tracks ----------------------------------------------------------------------------
+    def track_spec(self, t: Track) -> dict[str, Any]:
+        from blendfx.presets import processor_to_dict
+
+        chain = self.chains[t.name]
+        try:
+            chain_desc: Any = processor_to_dict(chain) if chain is not None else None
+        except BlendfxError:
+            chain_desc = {"generator": t.generator, "chain": t.chain}
+        spec: dict[str, Any] = {
+            "sr": self.sr, "total": self.total, "gain_db": t.gain_db, "pan": t.pan,
+            "chain": chain_desc,
+            "keys": {sig: self.keys[name] for sig, name in sorted(t.sidechain.items())},
+            "input": self.keys[t.key] if t.file is None and t.key else None,
+            "streaming_block": self.block if self._streams(t) else None,
+        }
+        if t.file is not None:
+            spec["file"] = file_digest(t.file, self.cache.hashes)
+            spec["place"] = [t.offset, t.source_offset, t.duration, t.fade_in, t.fade_out]
+        return spec
+
+    def _streams(self, t: Track) -> bool:
+        chain = self.chains[t.name]
+        return chain is None or bool(getattr(chain, "supports_streaming", False))
+
+    def render_tracks(self) -> None:
+        """Render every track not in the cache, up to ``jobs`` at a time, keys before the
+        tracks they key (pedalboard and numpy release the GIL, so threads overlap)."""
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        from tqdm import tqdm
+
+        audible = {t.name for t in self.audible}
+        pending = list(self.order)
+        results: dict[str, TrackResult] = {}
+        running: dict[Any, tuple[Track, str, float]] = {}
+        bar = tqdm(total=0, unit="s", desc="tracks", disable=not self.progress, leave=False,
+                   file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                               "{n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+
+        def finish(t: Track, key: str, cached: bool, t0: float) -> None:
+            entry = self.cache.tracks / key
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+            self.entries[t.name] = entry
+            results[t.name] = TrackResult(
+                name=t.name, role=t.role, key=key, cached=cached,
+                seconds=round(time.perf_counter() - t0, 4), streamed=meta["streamed"],
+                peak_dbfs=meta["peak_dbfs"], rms_dbfs=meta["rms_dbfs"],
+                audible=t.name in audible, reports=meta.get("reports", []))
+
+        def build(t: Track, key: str) -> None:
+            with self.cache.build(key) as scratch:
+                self._render_track(t, scratch, bar)
+
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="blendfx-track")
+        try:
+            while pending or running:
+                for t in [t for t in pending if all(d in self.entries
+                                                    for d in t.dependencies())]:
+                    pending.remove(t)
+                    t0 = time.perf_counter()
+                    key = RenderCache.key(self.track_spec(t))  # needs its keys' keys: done
+                    self.keys[t.name] = key
+                    if self.cache.lookup(key) is not None:
+                        finish(t, key, True, t0)
+                    else:
+                        bar.total += round(self.total / self.sr, 1)
+                        bar.refresh()
+                        running[pool.submit(build, t, key)] = (t, key, t0)
+                if not running:
+                    continue  # cached tracks may have unblocked others
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    t, key, t0 = running.pop(future)
+                    future.result()  # re-raises the track's error
+                    finish(t, key, False, t0)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        self.results = [results[t.name] for t in self.order]
+
+    def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
+        chain = self.chains[t.name]
+        streams = self._streams(t)
+        # effects with their own progress bars follow --quiet (set after the cache key, which
+        # must not depend on it)
+        for proc in _walk(chain) if chain is not None else []:
+            if "progress" in getattr(proc, "params", dict)():
+                proc.progress = self.progress
+        readers: list[_StemReader] = []
+        try:
+            if t.file is not None:
+                source: Any = self.sources[t.name]
+            else:
+                readers.append(_StemReader(self.entries[t.key] / "audio.wav"))
+                source = _KeySource(readers[-1])
+            keys: dict[str, _StemReader] = {}
+            for sig, name in t.sidechain.items():
+                readers.append(_StemReader(self.entries[name] / "audio.wav"))
+                keys[sig] = readers[-1]
+            peak, energy = 0.0, 0.0
+            reports: list[dict[str, Any]] = []
+            with audio_writer(scratch / "audio.wav", self.sr, 2, bit_depth=32) as w:
+                if streams:
+                    for i, (start, x) in enumerate(source.blocks(self.total, self.block)):
+                        n = x.shape[1]
+                        if chain is not None:
+                            sc = {s: r.read(start, n) for s, r in keys.items()} or None
+                            x = fit_length(chain.process(x, self.sr, reset=(i == 0),
+                                                         sidechain=sc), n)
+                        y = _fader(x, t.gain_db, t.pan)
+                        energy += float(np.square(y, dtype=np.float64).sum())
+                        peak = max(peak, float(np.abs(y).max()))
+                        w.write(y)
+                        bar.update(round(n / self.sr, 1))
+                else:
+                    x = np.concatenate([b for _, b in source.blocks(self.total, self.block)],
+                                       axis=1)
+                    sc = {s: r.read(0, self.total) for s, r in keys.items()} or None
+                    y = fit_length(chain.process(x, self.sr, sidechain=sc), self.total)
+                    reports = self._effect_reports(chain, x, y, scratch)
+                    y = _fader(y, t.gain_db, t.pan)
+                    energy = float(np.square(y, dtype=np.float64).sum())
+                    peak = float(np.abs(y).max())
+                    w.write(y)
+                    bar.update(round(self.total / self.sr, 1))
+        finally:
+            for r in readers:
+                r.close()
+        meta = {"name": t.name, "streamed": streams, "peak_dbfs": db(peak),
+                "rms_dbfs": db(math.sqrt(energy / (2 * self.total))), "reports": reports,
+                "samples": self.total}
+        (scratch / "meta.json").write_text(json.dumps(_jsonable(meta)), encoding="utf-8")
+        return json.loads((scratch / "meta.json").read_text(encoding="utf-8"))
+
+    def _effect_reports(self, chain: Any, noise: np.ndarray, output: np.ndarray,
+                        scratch: Path) -> list[dict[str, Any]]:
+        """What the chain's reporting effects did: ``last_report`` dicts (Blend, Stylizer) and
+        gain curves (``last_gains_db``, the AdaptiveAmplifier's ``gains_db``), with the figure
+        data of the first that made or shaped music (saved beside the cached audio, so a cached
+        track keeps its figure). ``noise`` is the track's input, ``output`` its chain's output.
+        """
+        out = []
+        for proc in _walk(chain):
+            report = getattr(proc, "last_report", None)
+            gains = getattr(proc, "last_gains_db", None)
+            if gains is None and isinstance(getattr(proc, "gains_db", None), np.ndarray):
+                gains = proc.gains_db
+            if not isinstance(report, dict) and gains is None:
+                continue
+            info: dict[str, Any] = {"effect": type(proc).__name__,
+                                    **(_jsonable(report) if isinstance(report, dict) else {})}
+            for name in ("gain_db", "objective"):  # the amplifier's summary numbers
+                value = getattr(proc, name, None)
+                if isinstance(value, float | int | np.floating) and name not in proc.params():
+                    info[name] = float(value)
+            if gains is not None and np.size(gains):
+                g = np.asarray(gains, dtype=np.float64).ravel()
+                g = g[np.isfinite(g)]
+                if g.size:
+                    info["gain_curve_db"] = {"mean": float(g.mean()), "min": float(g.min()),
+                                             "max": float(g.max())}
+            music = getattr(proc, "last_music", None)
+            if music is None and gains is not None:
+                music = output  # an amplifier: its output is the music it shaped
+            if self.figure and music is not None and not any(o.get("figure") for o in out):
+                from .report import save_blend_figure_data
+
+                save_blend_figure_data(scratch / "figure.npz", noise, self.sr,
+                                       getattr(proc, "last_mask", None), music, gains)
+                info["figure"] = True
+            out.append(info)
+        return out
+
+    # -- 3. mix -------------------------------------------------------------------------------
+    def mix(self, staging: Path) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        m = self.session.master
+        audible = list(self.audible)
+        readers = [_StemReader(self.entries[t.name] / "audio.wav") for t in audible]
+        try:
+            pre = LoudnessMeter(self.sr, 2, self.total)
+            tp_pre, c = 0.0, _TP_CONTEXT
+            blocks = list(_block_starts(self.total, self.block))
+            for start, n in tqdm(blocks, desc="measure mix", disable=not self.progress,
+                                 leave=False, file=sys.stderr):
+                mix = sum(r.read(start - c, n + 2 * c) for r in readers)
+                pre.add(mix[:, c:c + n])
+                tp_pre = true_peak_max(mix, c, at_least=tp_pre)
+            lufs_pre = pre.integrated()
+            gain_db = 0.0
+            if m.target_lufs is not None and math.isfinite(lufs_pre):
+                gain_db = m.target_lufs - lufs_pre
+            g = 10.0 ** (gain_db / 20.0)
+            ceiling = 10.0 ** (m.true_peak_dbtp / 20.0)
+            aim = 10.0 ** ((m.true_peak_dbtp - _SAFETY_DB) / 20.0)
+            limiting = tp_pre * g > aim
+            # stems: the master gain, trimmed together if any would clip
+            stem_peak = max((10.0 ** (r.peak_dbfs / 20.0) for r in self.results
+                             if r.audible and math.isfinite(r.peak_dbfs)), default=0.0)
+            stem_gain = g * min(1.0, ceiling / (stem_peak * g)) if stem_peak * g > ceiling else g
+
+            used: set[str] = set()
+            names = {t.name: stem_filename(t.name, used) + m.suffix for t in audible}
+            (staging / "stems").mkdir()
+            # Without the limiter the output is the pre-master mix times g: its loudness and
+            # true peak follow exactly, with no second measurement.
+            post = LoudnessMeter(self.sr, 2, self.total) if limiting else None
+            tp_out, reduction = (0.0 if limiting else tp_pre * g), 0.0
+            gain_curve: list[np.ndarray] = []
+            hop = int(round(self.sr / 100))  # the report's gain curve: one value per 10 ms
+            ctx = limiter_context(self.sr) + c if limiting else c
+            with contextlib.ExitStack() as stack:
+                mix_w = stack.enter_context(audio_writer(staging / f"mix{m.suffix}", self.sr, 2,
+                                                         bit_depth=m.bit_depth))
+                stem_w = [stack.enter_context(audio_writer(staging / "stems" / names[t.name],
+                                                           self.sr, 2, bit_depth=m.bit_depth))
+                          for t in audible]
+                for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
+                                     leave=False, file=sys.stderr):
+                    parts = [r.read(start - ctx, n + 2 * ctx) for r in readers]
+                    mix = sum(parts) * np.float32(g)
+                    wide = mix[:, ctx - c:ctx + n + c]
+                    frames = n // hop * hop
+                    if limiting:
+                        gl = limiter_gain(mix, aim, self.sr, ctx - c)  # gains of `wide`
+                        wide = wide * gl[None, :]
+                        tp_out = true_peak_max(wide, c, at_least=tp_out)
+                        core_gain = gl[c:c + n]
+                        reduction = max(reduction, -db(float(core_gain.min())))
+                        gain_curve.append(core_gain[:frames].reshape(-1, hop).min(axis=1))
+                        out = np.ascontiguousarray(wide[:, c:c + n])
+                        post.add(out)
+                    else:
+                        gain_curve.append(np.ones(frames // hop, np.float32))
+                        out = np.ascontiguousarray(wide[:, c:c + n])
+                    mix_w.write(np.clip(out, -1.0, 1.0))
+                    for w, p in zip(stem_w, parts, strict=True):
+                        w.write(np.clip(p[:, ctx:ctx + n] * np.float32(stem_gain), -1.0, 1.0))
+        finally:
+            for r in readers:
+                r.close()
+        curve = np.concatenate(gain_curve) if gain_curve else np.ones(0)
+        with np.errstate(divide="ignore"):
+            curve_db = gain_db + 20.0 * np.log10(np.maximum(curve, 1e-6))
+        np.save(staging / "master_gain_db.npy", curve_db.astype(np.float32))
+        return {
+            "target_lufs": m.target_lufs, "true_peak_ceiling_dbtp": m.true_peak_dbtp,
+            "format": m.format, "bit_depth": m.bit_depth,
+            "pre_master_lufs": lufs_pre, "pre_master_true_peak_dbtp": db(tp_pre),
+            "master_gain_db": gain_db, "limiter_engaged": limiting,
+            "limiter_max_reduction_db": reduction,
+            "output_lufs": post.integrated() if post else pre.integrated(gain_db),
+            "output_true_peak_dbtp": db(tp_out),
+            "stems_gain_db": db(stem_gain), "stem_files": names,
+        }
+
+    # -- 4. report and hand-over ------------------------------------------------------------
+    def finish(self, staging: Path, master: dict[str, Any], t_start: float) -> RenderResult:
+        from . import report as report_mod
+
+        names = master.pop("stem_files")
+        t0 = time.perf_counter()
+        png = None
+        if self.figure:
+            png = staging / "report.png"
+            report_mod.write_report_png(png, self, staging, names)
+        self.timings["report_s"] = round(time.perf_counter() - t0, 4)
+        self.timings["total_s"] = round(time.perf_counter() - t_start, 4)
+        s = self.session
+        duration = self.total / self.sr
+        report = {
+            "blendfx_version": _version(),
+            "session": str(s.path) if s.path else s.name,
+            "name": s.name,
+            "sample_rate": self.sr,
+            "duration_s": duration,
+            "tempo_bpm": s.tempo.bpm_at(0.0),
+            "master": master,
+            "tracks": [{
+                "name": r.name, "role": r.role, "audible": r.audible,
+                "stem": f"stems/{names[r.name]}" if r.name in names else None,
+                "cached": r.cached, "streamed": r.streamed, "render_s": r.seconds,
+                "peak_dbfs": r.peak_dbfs, "rms_dbfs": r.rms_dbfs, "cache_key": r.key,
+                "reports": r.reports,
+                "unmasked_fraction": next((b.get("unmasked_fraction") for b in r.reports
+                                           if "unmasked_fraction" in b), None),
+            } for r in self.results],
+            "timings": {**self.timings,
+                        "realtime_factor": duration / max(self.timings["total_s"], 1e-9)},
+            "outputs": {"mix": f"mix{s.master.suffix}",
+                        "stems": {n: f"stems/{f}" for n, f in names.items()},
+                        "report_png": "report.png" if png else None},
+        }
+        (staging / "report.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n",
+                                             encoding="utf-8")
+        return self._publish(staging, report, names, png is not None)
+
+    def _publish(self, staging: Path, report: dict[str, Any], names: dict[str, str],
+                 png: bool) -> RenderResult:
+        """Move the finished outputs into the output folder; report.json last."""
+        out = self.out_dir
+        old = _previous_outputs(out)
+        (out / "stems").mkdir(exist_ok=True)
+        stems = {}
+        for name, fname in names.items():
+            os.replace(staging / "stems" / fname, out / "stems" / fname)
+            stems[name] = out / "stems" / fname
+        for rel in old - {f"stems/{f}" for f in names.values()} - {report["outputs"]["mix"]}:
+            with contextlib.suppress(OSError):
+                (out / rel).unlink()  # stems of tracks that no longer exist
+        mix = out / report["outputs"]["mix"]
+        os.replace(staging / mix.name, mix)
+        if png:
+            os.replace(staging / "report.png", out / "report.png")
+        os.replace(staging / "report.json", out / "report.json")
+        shutil.rmtree(staging, ignore_errors=True)
+        return RenderResult(out, mix, stems, out / "report.json", out / "report.png" if png else None,
+                            report, self.results)
+
+
+def _version() -> str:
+    import blendfx
+
+    return blendfx.__version__
+
+
+def _previous_outputs(out: Path) -> set[str]:
+    """Files the previous render listed in its report.json (so stale stems can be removed)."""
+    try:
+        prev = json.loads((out / "report.json").read_text(encoding="utf-8"))["outputs"]
+        files = {prev["mix"], *prev["stems"].values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    return {f for f in files if isinstance(f, str) and ".." not in f and not f.startswith("/")}
+
+
+def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                   device: str | None = None, seed: int | None = None, progress: bool = True,
+                   cache: bool = True, block_seconds: float = 10.0, figure: bool = True,
+                   jobs: int | None = None) -> RenderResult:
+    """Render a session to ``out_dir``: ``mix.wav`` (or .flac), ``stems/``, ``report.json`` and
+    ``report.png``.
+
+    Parameters
+    ----------
+    session : Session or path
+        A loaded session or its manifest file.
+    out_dir : str or Path
+        Output folder (created). Its ``.blendfx-cache`` keeps rendered tracks for the next run.
+    device : str, optional
+        Torch device for the effects ('auto', 'cpu', 'cuda:0'); None keeps each effect's own.
+    seed : int, optional
+        Seed every effect of every chain (overrides ``[session] seed``).
+    progress : bool
+        Show tqdm progress bars on stderr.
+    cache : bool
+        Reuse tracks rendered by an earlier run whose inputs did not change.
+    block_seconds : float
+        Block length for streaming tracks and the mix, in seconds.
+    figure : bool
+        Write report.png.
+    jobs : int, optional
+        Tracks rendered at the same time (threads); default: the CPU count, at most 4.
+
+    Returns
+    -------
+    RenderResult
+
+    Raises
+    ------
+    BlendfxError
+        Bad input (a missing or corrupt stem, a bad parameter, a key cycle...): raised before
+        anything is written.
+    """
+    from blendfx.session import load_session
+
+    t_start = time.perf_counter()
+    if not isinstance(session, Session):
+        session = load_session(session)
+    if seed is not None:
+        session.reseed(seed)
+    if not block_seconds > 0:
+        raise SessionError(f"block_seconds must be > 0 s, got {block_seconds!r}")
+    if jobs is None:
+        jobs = min(os.cpu_count() or 1, 4)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SessionError(f"jobs must be a positive number of tracks, got {jobs!r}")
+    r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
+                block_seconds=block_seconds, figure=figure, jobs=jobs)
+    r.check()
+    r.out_dir.mkdir(parents=True, exist_ok=True)
+    ok = False
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(r.cache)
+        t0 = time.perf_counter()
+        r.render_tracks()
+        r.timings["tracks_s"] = round(time.perf_counter() - t0, 4)
+        staging = r.cache.staging()
+        t0 = time.perf_counter()
+        master = r.mix(staging)
+        r.timings["mix_s"] = round(time.perf_counter() - t0, 4)
+        result = r.finish(staging, master, t_start)
+        ok = True
+    assert ok
+    return result
