@@ -25,7 +25,10 @@ from blendfx.midi import TrackSpec, build_midi, read_midi, save_midi, seconds_to
 from blendfx.mixing import (
     MAX_BOOST_DB,
     MAX_CUT_DB,
+    auto_balance,
     band_eq,
+    band_frames,
+    cc_to_gain,
     follow_gain,
     gain_to_cc,
     master,
@@ -61,6 +64,13 @@ _MINOR_NAMES = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", 
 #: Semitones from a mode's tonic down to its parent major scale's tonic.
 _PARENT = {"major": 0, "dorian": 2, "phrygian": 4, "lydian": 5, "mixolydian": 7, "minor": 9,
            "harmonic_minor": 9}
+
+
+#: Limits of a track's matching EQ (dB): a track is coloured, not turned into another instrument.
+TRACK_BOOST_DB = 9.0
+TRACK_CUT_DB = 24.0
+#: Channel volume (CC 7) of a track the balance leaves alone, in dB (value 90 of 127).
+NOMINAL_VOLUME_DB = -6.0
 
 
 def _mido_key(key: Key) -> str:
@@ -201,18 +211,23 @@ class Composer(Effect):
             arrangement = arrange(heard, style, key, rng)
             bar.update()
             bar.set_postfix_str("synthesizing")
-            specs = self._track_specs(arrangement)
+            specs = self._track_specs(arrangement, heard)
             mid = self._midi(arrangement, specs, n / sample_rate, {}, {})
             score = read_midi(mid)
             dry = synthesize(score, sample_rate, n)
             bar.update()
             bar.set_postfix_str("mixing")
             controls = self._expression(arrangement, specs, heard)
-            mid = self._midi(arrangement, specs, n / sample_rate, controls, {})
+            edges = band_edges(sample_rate)
+            extra = {"bands": [round(float(e), 3) for e in edges]}
+            mid = self._midi(arrangement, specs, n / sample_rate, controls, extra)
+            self._track_eq(specs, read_midi(mid), dry, heard, sample_rate, n)
+            controls = self._balance(specs, read_midi(mid), controls, dry, heard, sample_rate, n)
+            mid = self._midi(arrangement, specs, n / sample_rate, controls, extra)
             score = read_midi(mid)
             bus = mix_bus(score, dry, sample_rate, n)
             eq = self._master_eq(bus, heard, sample_rate)
-            mid = self._midi(arrangement, specs, n / sample_rate, controls, eq)
+            mid = self._midi(arrangement, specs, n / sample_rate, controls, {**extra, **eq})
             out = master(bus, sample_rate, read_midi(mid).meta)
             bar.update()
         self._last_midi = mid
@@ -230,8 +245,12 @@ class Composer(Effect):
         return choose_key(heard.tonality, understood.style.modes, rng, forced_mode=understood.mode,
                           tune=self.tune_to_noise)
 
-    def _track_specs(self, arrangement: Arrangement) -> list[TrackSpec]:
+    def _track_specs(self, arrangement: Arrangement, heard: Listening) -> list[TrackSpec]:
         style = arrangement.style
+        # Brightness (CC 74) follows the core's centre: brighter voices for a hiss, darker for a
+        # rumble, so the voices themselves already carry energy where the core is.
+        factor = float(np.clip(heard.core.centroid_hz() / 1200.0, 0.5, 6.0)) if self.match > 0 else 1.0
+        brightness = int(np.clip(round(64 + 16 * np.log2(factor)), 0, 127))
         specs = []
         for plan in arrangement.tracks:
             mix = _ROLE_MIX.get(plan.role, _ROLE_MIX["chords"])
@@ -242,7 +261,10 @@ class Composer(Effect):
                 fx["comp"] = [fx.get("comp", [-18.0, 2.0])[0], style.compress_ratio]
             meta = {"voice": plan.voice, "role": plan.role, "pan": mix["pan"], "fx": fx,
                     "send": round(mix["send"] * style.reverb[1] / 0.2, 4)}
-            specs.append(TrackSpec(plan.name, plan.channel, plan.program, plan.notes,
+            controls = np.zeros((0, 3), dtype=np.int64)
+            if plan.voice != "drums" and brightness != 64:
+                controls = np.array([[0, 74, brightness]], dtype=np.int64)
+            specs.append(TrackSpec(plan.name, plan.channel, plan.program, plan.notes, controls,
                                    tuning_cents=arrangement.key.tuning_cents, meta=meta))
         return specs
 
@@ -253,7 +275,8 @@ class Composer(Effect):
                        "lofi": arrangement.style.lofi, "level_lufs": self.level_lufs,
                        "style": arrangement.style.name, "key": arrangement.key.name,
                        "tuning_cents": round(arrangement.key.tuning_cents, 3), **extra}
-        tracks = [TrackSpec(s.name, s.channel, s.program, s.notes, controls.get(i, s.controls),
+        tracks = [TrackSpec(s.name, s.channel, s.program, s.notes,
+                            np.vstack([s.controls, controls[i]]) if i in controls else s.controls,
                             s.tuning_cents, s.meta)
                   for i, s in enumerate(specs)]
         return build_midi(tracks, grid.tempo_map, ticks_per_beat=TPB, time_signatures=grid.time_signatures,
@@ -271,15 +294,87 @@ class Composer(Effect):
         ticks = np.round(seconds_to_ticks(frames / FPS, arrangement.tempo_map, TPB)).astype(np.int64)
         controls: dict[int, np.ndarray] = {}
         curves: dict[float, np.ndarray] = {}
+        # Peaky noises (barks, ticks) get deeper, faster dynamics than steady ones (rain, engines):
+        # crest = how far the core's loud frames stand above its typical frame, in dB.
+        active = env[env > 0]
+        crest = 10.0 * np.log10(np.percentile(active, 95) / max(np.median(active), 1e-30)) \
+            if active.size else 0.0
+        peaky = float(np.clip((crest - 6.0) / 12.0, 0.0, 1.0))
+        release = 0.15 - 0.09 * peaky
         for i, spec in enumerate(specs):
             depth = _ROLE_MIX.get(spec.meta.get("role", ""), {}).get("follow", 0.0) * self.follow
             if depth <= 0:
                 continue
             if depth not in curves:
-                gain_db = follow_gain(env, FPS, arrangement.style.follow_floor_db * depth)
+                floor = arrangement.style.follow_floor_db * depth * (1.0 + 0.5 * peaky)
+                gain_db = follow_gain(env, FPS, floor, release_s=release, exponent=0.5 + 0.25 * peaky)
                 curves[depth] = gain_to_cc(gain_db[frames], ticks, min_step=2)
             controls[i] = curves[depth]
         return controls
+
+    def _track_eq(self, specs: list[TrackSpec], score, dry: list[np.ndarray], heard: Listening,
+                  sample_rate: float, n: int) -> None:
+        """A matching EQ per track (stored in its settings): each track's spectrum moves towards
+        the noise core's spectrum at the moments that track sounds (hits towards the events'
+        spectra, a pad towards the core's overall colour), keeping the track's level."""
+        if self.match <= 0 or heard.core.spectrum.sum() <= 0 or len(score.parts) != len(specs):
+            return
+        edges = band_edges(sample_rate)
+        hop = max(1, int(round(sample_rate / FPS)))
+        bands = heard.core.bands
+        frames = min(bands.shape[1], n // hop)
+        if frames < 1:
+            return
+        for spec, part, audio in zip(specs, score.parts, dry, strict=True):
+            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+            gain = cc_to_gain(part.controls.get(11), sample_rate, n)
+            if gain is not None:
+                mono = mono * gain
+            power = (mono[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(axis=1)
+            if power.sum() <= 0:
+                continue
+            target = bands[:, :frames] @ power / power.sum()
+            if target.sum() <= 0:
+                continue
+            eq = match_eq(mono, sample_rate, target, edges, strength=self.match, keep_level=True,
+                          max_boost_db=TRACK_BOOST_DB, max_cut_db=TRACK_CUT_DB)
+            spec.meta["eq_db"] = [round(float(g), 2) for g in eq]
+
+    def _balance(self, specs: list[TrackSpec], score, controls: dict[int, np.ndarray],
+                 dry: list[np.ndarray], heard: Listening, sample_rate: float, n: int) -> dict[int, np.ndarray]:
+        """Channel volumes (CC 7) that balance the tracks to cover the noise core with the least
+        loudness (:func:`blendfx.mixing.auto_balance`), within -12..+6 dB of the style's mix."""
+        if self.match <= 0 or heard.core.spectrum.sum() <= 0 or len(score.parts) != len(specs):
+            return controls
+        edges = band_edges(sample_rate)
+        hop = 2 * max(1, int(round(sample_rate / FPS)))  # 20 ms frames
+        core = heard.core.bands
+        frames = core.shape[1] // 2
+        if frames < 2:
+            return controls
+        core = core[:, : 2 * frames].reshape(core.shape[0], frames, 2).sum(axis=2)
+        tracks = []
+        for spec, part, audio in zip(specs, score.parts, dry, strict=True):
+            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+            gain = cc_to_gain(part.controls.get(11), sample_rate, n)
+            bf = band_frames(mono * gain if gain is not None else mono, sample_rate, edges, hop)
+            if spec.meta.get("eq_db"):
+                bf = bf * 10.0 ** (np.asarray(spec.meta["eq_db"])[:, None] / 10.0)
+            bf = bf[:, :frames]
+            if bf.shape[1] < frames:
+                bf = np.pad(bf, ((0, 0), (0, frames - bf.shape[1])))
+            tracks.append(bf)
+        # noise-like textures may not outgrow the band: they colour it, the notes carry it
+        high = np.array([0.0 if s.meta.get("role") == "texture" else 6.0 for s in specs])
+        gains = auto_balance(tracks, core, np.sqrt(edges[:-1] * edges[1:]), sample_rate,
+                             fps=FPS / 2, match=self.match, high_db=high)
+        out = dict(controls)
+        for i, g in enumerate(gains):
+            value = int(np.clip(round(127.0 * 10.0 ** ((g + NOMINAL_VOLUME_DB) / 40.0)), 1, 127))
+            volume = np.array([[0, 7, value]], dtype=np.int64)
+            existing = out.get(i)
+            out[i] = volume if existing is None else np.vstack([volume, existing])
+        return out
 
     def _master_eq(self, bus: np.ndarray, heard: Listening, sample_rate: float) -> dict:
         """Master EQ band gains that move the mixed bus's spectrum towards the noise core's."""

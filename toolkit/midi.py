@@ -385,7 +385,7 @@ def _read_track(index: int, track, sec) -> list[Part]:
                     for note in pending_pedal.pop(ch, []):
                         note[1] = max(note[1], tick)
                 state.pedal = down
-            elif c in (7, 10, 11):
+            elif c in (7, 10, 11, 74):
                 controls.setdefault(ch, {}).setdefault(c, []).append((tick, v))
     for (ch, _note), stack in open_notes.items():  # notes never released end with the track
         for on_tick, program, pitch, vel in stack:

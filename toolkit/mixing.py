@@ -76,19 +76,35 @@ def _bend_function(part: Part, sample_rate: float):
     return bend
 
 
+def brightness_factor(value: float | np.ndarray) -> float | np.ndarray:
+    """Timbre brightness factor of a CC 74 value: 64 -> 1, each 16 steps an octave of cutoff."""
+    return 2.0 ** ((np.asarray(value, dtype=np.float64) - 64.0) / 16.0)
+
+
+def _note_brightness(part: Part) -> np.ndarray | None:
+    events = part.controls.get(74)
+    if events is None or len(events) == 0 or part.notes.size == 0:
+        return None
+    idx = np.searchsorted(events[:, 0], part.notes[:, 0] + 1e-9, side="right") - 1
+    values = np.where(idx >= 0, events[np.maximum(idx, 0), 1], 64.0)
+    return brightness_factor(values)
+
+
 def _synth_one(part: Part, sample_rate: float, length: int) -> np.ndarray:
     voice = part_voice(part)
     if voice == "drums":
         return render_drums(part.notes, sample_rate, length)
-    return render_part(voice, part.notes, sample_rate, length, _bend_function(part, sample_rate))
+    return render_part(voice, part.notes, sample_rate, length, _bend_function(part, sample_rate),
+                       _note_brightness(part))
 
 
 def synthesize(score: Score, sample_rate: float, length: int | None = None,
                workers: int | None = None) -> list[np.ndarray]:
     """Dry audio of every part: ``(length,)`` mono for pitched parts, ``(2, length)`` for drums.
 
-    Depends only on the notes, programs/voices and pitch bends (not on controllers or mix
-    settings), so the composer can design its mix from these and reuse them.
+    Depends only on the notes, programs/voices, pitch bends and brightness (CC 74), not on
+    volume, expression or mix settings, so the composer can design its mix from these dry
+    parts and reuse them.
     """
     n = score_length(score, sample_rate) if length is None else int(length)
     workers = workers or min(4, os.cpu_count() or 1)
@@ -163,6 +179,8 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
     send = np.zeros((2, length), dtype=np.float32)
     for part, audio in zip(score.parts, dry, strict=True):
         audio = np.asarray(audio, dtype=np.float32)
+        if part.meta.get("eq_db") and score.meta.get("bands"):
+            audio = band_eq(audio, sample_rate, np.asarray(score.meta["bands"]), np.asarray(part.meta["eq_db"]))
         for cc in (7, 11):
             gain = cc_to_gain(part.controls.get(cc), sample_rate, length)
             if gain is not None:
@@ -249,12 +267,13 @@ def render_score(score: Score, sample_rate: float, dry: list[np.ndarray] | None 
 
 # -- design --------------------------------------------------------------------------------------
 def follow_gain(envelope: np.ndarray, fps: float, floor_db: float, *, attack_s: float = 0.01,
-                release_s: float = 0.15, exponent: float = 0.5) -> np.ndarray:
+                release_s: float = 0.15, exponent: float = 0.5, lookahead_s: float = 0.03) -> np.ndarray:
     """Dynamics that follow the noise: a gain per frame in dB, 0 where the core is loudest.
 
     The core envelope (power) is raised to ``exponent`` (0.5: amplitude), expressed relative to
     its 95th percentile, smoothed like a compressor's detector (fast attack, slow release) and
-    kept between ``floor_db`` and 0 dB.
+    kept between ``floor_db`` and 0 dB. Offline, the curve can also rise ``lookahead_s``
+    before the noise does, so instruments are already sounding when an event starts.
     """
     env = np.asarray(envelope, dtype=np.float64)
     if env.size == 0 or not np.any(env > 0):
@@ -271,6 +290,12 @@ def follow_gain(envelope: np.ndarray, fps: float, floor_db: float, *, attack_s: 
         coef = a if x > level else r
         level = coef * level + (1.0 - coef) * x
         out[i] = level
+    if lookahead_s > 0:
+        c = np.exp(-1.0 / (lookahead_s * fps))
+        ahead = out[-1]
+        for i in range(out.size - 1, -1, -1):
+            ahead = max(out[i], c * ahead + (1.0 - c) * out[i])
+            out[i] = ahead
     return out
 
 
@@ -300,13 +325,14 @@ def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray) -> np.n
 
 def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
              strength: float = 0.8, max_boost_db: float = MAX_BOOST_DB,
-             max_cut_db: float = MAX_CUT_DB) -> np.ndarray:
+             max_cut_db: float = MAX_CUT_DB, keep_level: bool = False) -> np.ndarray:
     """Master EQ band gains (dB) that move ``mix``'s long-term spectrum towards ``target``.
 
     Both spectra are normalized to the same total power; the gain is ``strength`` times the dB
     difference, smoothed over neighbouring bands and limited to ``+max_boost_db`` /
     ``-max_cut_db``. Bands where the target has no energy (above the core's 10 kHz) are cut
-    like the quietest core band.
+    like the quietest core band. ``keep_level`` shifts the gains so the signal's total power
+    is unchanged (for a track EQ that should not change the track's place in the mix).
     """
     data = np.asarray(mix, dtype=np.float64)
     mono = data.mean(axis=0) if data.ndim == 2 else data
@@ -320,6 +346,8 @@ def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.
     want_db = np.maximum(want_db, floor - 10.0)
     gains = strength * (want_db - have_db)
     gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
+    if keep_level:
+        gains -= 10.0 * np.log10(np.sum(have * 10.0 ** (gains / 10.0)) / have.sum())
     gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
     return np.clip(gains, -max_cut_db, max_boost_db)
 
@@ -342,3 +370,126 @@ def band_eq(audio: np.ndarray, sample_rate: float, edges: np.ndarray, gains_db: 
     delay = (taps - 1) // 2
     out = oaconvolve(data, h[None, :] if data.ndim == 2 else h, mode="full", axes=-1)
     return out[..., delay:delay + data.shape[-1]].astype(np.float32)
+
+
+# -- masking-aware balance ---------------------------------------------------------------------
+def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: int) -> np.ndarray:
+    """Power per band and frame ``(bands, frames)`` of a mono signal (Hann window of 2 hops)."""
+    import librosa
+
+    n_fft = int(2 ** np.ceil(np.log2(2 * hop)))
+    spec = np.abs(librosa.stft(np.asarray(mono, dtype=np.float32), n_fft=n_fft, hop_length=hop,
+                               center=True)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, edges.size - 2)
+    ok = (freqs >= edges[0]) & (freqs <= edges[-1])
+    out = np.zeros((edges.size - 1, spec.shape[1]))
+    np.add.at(out, band[ok], spec[ok])
+    return out
+
+
+def k_weights(sample_rate: float, centers_hz: np.ndarray) -> np.ndarray:
+    """Power weight of each band in ITU-R BS.1770 loudness (its K-weighting filter)."""
+    import pyloudnorm as pyln
+    from scipy.signal import freqz
+
+    meter = pyln.Meter(int(round(sample_rate)))
+    w = np.ones(centers_hz.size)
+    for f in meter._filters.values():  # the high shelf and the RLB high-pass
+        _, h = freqz(f.b, f.a, worN=np.minimum(centers_hz, sample_rate / 2 * 0.999), fs=sample_rate)
+        w *= np.abs(h) ** 2 * f.passband_gain ** 2
+    return w
+
+
+def spreading_matrix(centers_hz: np.ndarray) -> np.ndarray:
+    """Schroeder's spreading function between bands (power), on the Bark scale (DESIGN.md 8)."""
+    f = np.asarray(centers_hz, dtype=np.float64) / 1000.0
+    bark = 13.0 * np.arctan(0.76 * f) + 3.5 * np.arctan((f / 7.5) ** 2)
+    dz = bark[:, None] - bark[None, :] + 0.474  # masker in column j, maskee in row i
+    return 10.0 ** ((15.81 + 7.5 * dz - 17.5 * np.sqrt(1.0 + dz ** 2)) / 10.0)
+
+
+def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights: np.ndarray, *,
+                 fps: float = 50.0, smr_db: float = 21.0, match: float = 0.0) -> float:
+    """Loudness cost (dB, up to a constant) of masking half the core's energy with ``mix``.
+
+    ``mix`` and ``core`` are ``(bands, frames)`` powers at ``fps`` frames per second. With
+    ``match`` > 0 the mix's long-term spectrum is first moved that far towards the core's, as
+    the master EQ will do. The threshold is the mix spread across bands minus ``smr_db``; the
+    gain needed is the energy-weighted median over the core's band-frames of core / threshold;
+    the loudness is the K-weighted power of the 400 ms blocks that pass BS.1770's relative gate.
+    """
+    sel = core > 0
+    if not sel.any():
+        return 0.0
+    if match > 0:
+        have = mix.sum(axis=1) + 1e-30
+        want = core.sum(axis=1) + 1e-30
+        ratio_db = np.clip(10.0 * np.log10((want / want.sum()) / (have / have.sum())), -MAX_CUT_DB,
+                           MAX_BOOST_DB)
+        mix = mix * 10.0 ** (match * ratio_db / 10.0)[:, None]
+    thr = (spread @ mix) * 10.0 ** (-smr_db / 10.0)
+    need = 10.0 * np.log10(core[sel] / np.maximum(thr[sel], 1e-30))
+    wts = core[sel]
+    order = np.argsort(need)
+    cum = np.cumsum(wts[order])
+    gain = need[order][min(np.searchsorted(cum, 0.5 * cum[-1]), order.size - 1)]
+    power = weights @ mix  # K-weighted power per frame
+    block = max(1, int(round(0.4 * fps)))
+    hop = max(1, block // 4)
+    if power.size >= block:
+        csum = np.concatenate([[0.0], np.cumsum(power)])
+        blocks = (csum[block::hop] - csum[:-block:hop]) / block
+        gated = blocks[blocks >= 0.1 * blocks.mean()] if blocks.size else blocks
+        level = float(gated.mean()) if gated.size else float(power.mean())
+    else:
+        level = float(power.mean())
+    return float(10.0 * np.log10(max(level, 1e-30)) + gain)
+
+
+def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
+                 *, low_db: float = -12.0, high_db: float | np.ndarray = 6.0, step_db: float = 3.0,
+                 sweeps: int = 3, max_frames: int = 3000, fps: float = 50.0,
+                 match: float = 0.0) -> np.ndarray:
+    """Track gains (dB, within ``[low_db, high_db]``, ``high_db`` per track or shared) that minimize :func:`masking_cost` of the
+    sum of the tracks: a mixing engineer balancing the band so it covers the noise's core with
+    the least loudness (coordinate descent on a grid of ``step_db``).
+
+    ``tracks`` are ``(bands, frames)`` powers on the same frames as ``core`` (``fps`` per
+    second); ``match`` is the strength of the master EQ that will follow. Long pieces are
+    evaluated on at most ``max_frames`` frames (whole 400 ms blocks, evenly spread).
+    """
+    frames = core.shape[1]
+    if frames > max_frames:
+        block = max(1, int(round(0.4 * fps)))
+        starts = np.linspace(0, frames - block, max(1, max_frames // block)).astype(int)
+        idx = (starts[:, None] + np.arange(block)[None, :]).ravel()
+    else:
+        idx = np.arange(frames)
+    stack = np.stack([t[:, idx] for t in tracks])  # (tracks, bands, frames)
+    c = core[:, idx]
+    spread = spreading_matrix(centers_hz)
+    weights = k_weights(sample_rate, centers_hz)
+    gains = np.zeros(len(tracks))
+    highs = np.broadcast_to(np.asarray(high_db, dtype=np.float64), (len(tracks),))
+    grid = np.arange(low_db, highs.max() + 1e-9, step_db)
+
+    def cost(g):
+        return masking_cost(np.tensordot(10.0 ** (g / 10.0), stack, axes=1), c, spread, weights,
+                            fps=fps, match=match)
+
+    best = cost(gains)
+    for _ in range(sweeps):
+        changed = False
+        for t in range(len(tracks)):
+            for value in grid:
+                if value == gains[t] or value > highs[t] + 1e-9:
+                    continue
+                trial = gains.copy()
+                trial[t] = value
+                score = cost(trial)
+                if score < best - 1e-6:
+                    best, gains, changed = score, trial, True
+        if not changed:
+            break
+    return gains

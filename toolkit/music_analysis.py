@@ -107,8 +107,10 @@ class Core:
     coverage : np.ndarray
         ``(frames,)`` share of each frame's mel rows inside the core (``Mask.columns()``).
     events : np.ndarray
-        ``(events, 3)``: time in s, strength (envelope / its median) and spectral centroid in
-        Hz of the core's strongest moments, strongest first.
+        ``(events, 4)``: onset time in s, strength (peak envelope / its median), spectral
+        centroid in Hz and duration in s of the core's strongest moments, strongest first.
+    bands : np.ndarray
+        ``(bands, frames)`` core energy per band and frame.
     """
 
     edges_hz: np.ndarray
@@ -117,6 +119,7 @@ class Core:
     envelope: np.ndarray
     coverage: np.ndarray
     events: np.ndarray
+    bands: np.ndarray
 
     @property
     def centers_hz(self) -> np.ndarray:
@@ -462,17 +465,23 @@ def core_profile(mono: np.ndarray, sample_rate: float, power: np.ndarray, freqs:
     in_range = (freqs >= edges[0]) & (freqs <= edges[-1])
     band_power = np.zeros((nb, frames))
     np.add.at(band_power, bin_band[in_range], power[in_range])
-    band_mask = np.zeros((nb, frames))
+    core = np.zeros((nb, frames))
     if mask_values.size:
-        row_band = np.clip(np.searchsorted(edges, centers, side="right") - 1, 0, nb - 1)
-        counts = np.bincount(row_band, minlength=nb).astype(np.float64)
-        np.add.at(band_mask, row_band, mask_values[:, :frames])
-        band_mask /= np.maximum(counts, 1.0)[:, None]
-    core = band_power * band_mask
+        # each STFT bin takes the mask of the mel row nearest its frequency (none above 10 kHz),
+        # so a hum's line counts with its own energy, not its band's average
+        order = np.argsort(centers)
+        pos = np.clip(np.searchsorted(centers[order], freqs), 1, rows - 1)
+        left, right = centers[order][pos - 1], centers[order][pos]
+        nearest = np.where(np.abs(freqs - left) <= np.abs(freqs - right), pos - 1, pos)
+        row_of_bin = order[nearest]
+        inside = in_range & (freqs <= p.max_frequency)
+        masked = power[inside] * mask_values[row_of_bin[inside], :frames]
+        np.add.at(core, bin_band[inside], masked)
     envelope = core.sum(axis=0)
     coverage = mask_values[:, :frames].mean(axis=0) if mask_values.size else np.zeros(frames)
     events = _events(envelope, core, edges)
-    return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events)
+    return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events,
+                core.astype(np.float32))
 
 
 def _events(envelope: np.ndarray, core: np.ndarray, edges: np.ndarray,
@@ -481,16 +490,29 @@ def _events(envelope: np.ndarray, core: np.ndarray, edges: np.ndarray,
     from scipy.signal import find_peaks
 
     if envelope.size < 3 or not envelope.any():
-        return np.zeros((0, 3))
+        return np.zeros((0, 4))
     smooth = np.convolve(envelope, np.ones(3) / 3, mode="same")
     med = np.median(smooth[smooth > 0]) if np.any(smooth > 0) else 1.0
     idx, _ = find_peaks(smooth, height=2.0 * med, distance=int(FPS / max_per_second))
     if idx.size == 0:
-        return np.zeros((0, 3))
+        return np.zeros((0, 4))
     centers = np.sqrt(edges[:-1] * edges[1:])
     spec = core[:, idx] + 1e-30
     centroid = np.exp((np.log(centers)[:, None] * spec).sum(0) / spec.sum(0))
-    ev = np.stack([idx / FPS, smooth[idx] / med, centroid], axis=1)
+    # an event starts where its rise crosses 30 % of its peak and lasts while it stays above
+    onsets = np.empty(idx.size)
+    durations = np.empty(idx.size)
+    for k, i in enumerate(idx):
+        level = 0.3 * envelope[i]
+        back = envelope[max(0, i - int(0.3 * FPS)):i + 1][::-1]
+        below = np.flatnonzero(back < level)
+        start = i - (below[0] - 1 if below.size else back.size - 1)
+        ahead = envelope[i:i + int(FPS)]
+        below = np.flatnonzero(ahead < level)
+        stop = i + (below[0] if below.size else ahead.size)
+        onsets[k] = start / FPS
+        durations[k] = max(stop - start, 1) / FPS
+    ev = np.stack([onsets, smooth[idx] / med, centroid, durations], axis=1)
     return ev[np.argsort(-ev[:, 1], kind="stable")]
 
 

@@ -433,8 +433,26 @@ def note_tail_s(voice: str) -> float:
     return VOICES[voice].release * _TAIL_TAUS if voice in VOICES else 0.5
 
 
+def _brighten(engine: Callable, params: dict, factor: float) -> dict:
+    """Engine settings for a brightness factor (MIDI CC 74): filter cutoff, FM index, pluck
+    excitation or noise bandwidth scaled; timbres without such a control are unchanged."""
+    if factor == 1.0:
+        return params
+    out = dict(params)
+    if engine is _subtractive:
+        out["cutoff"] = out.get("cutoff", 2000.0) * factor
+    elif engine is _fm:
+        out["index"] = out.get("index", 2.0) * np.sqrt(factor)
+    elif engine is _pluck:
+        out["brightness"] = float(np.clip(out.get("brightness", 0.5) * factor, 0.05, 2.0))
+    elif engine is _band_noise:
+        out["q"] = max(0.7, out.get("q", 6.0) / factor)
+    return out
+
+
 def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
-                bend: Callable[[int, int], np.ndarray | None] | None = None) -> np.ndarray:
+                bend: Callable[[int, int], np.ndarray | None] | None = None,
+                brightness: np.ndarray | None = None) -> np.ndarray:
     """Render notes with one voice into a mono buffer.
 
     Parameters
@@ -451,6 +469,8 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
     bend : callable, optional
         ``bend(start_sample, n_samples)`` -> per-sample frequency ratio for that span, or None
         where the pitch wheel is centred.
+    brightness : np.ndarray, optional
+        ``(n,)`` brightness factor per note (1 = the voice as designed; MIDI CC 74).
 
     Returns
     -------
@@ -461,21 +481,24 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
     out = np.zeros(length, dtype=np.float64)
     cache: dict[tuple, np.ndarray] = {}
     tail = int(round(v.release * _TAIL_TAUS * sample_rate))
-    for start, end, pitch, velocity in np.asarray(notes, dtype=np.float64).reshape(-1, 4):
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    bright = np.ones(len(notes)) if brightness is None else np.asarray(brightness, dtype=np.float64)
+    for (start, end, pitch, velocity), factor in zip(notes, bright, strict=True):
         s0 = int(round(start * sample_rate))
         if s0 >= length or velocity <= 0:
             continue
         n_on = max(1, int(round(end * sample_rate)) - s0)
         n_total = max(1, min(n_on + tail, length - s0))
         ratio = bend(s0, n_total) if bend is not None else None
-        key = (round(float(pitch), 4), n_on, n_total, int(velocity))
+        factor = round(float(factor), 3)
+        key = (round(float(pitch), 4), n_on, n_total, int(velocity), factor)
         wave = cache.get(key) if ratio is None else None
         if wave is None:
             freq = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
             if freq >= 0.45 * sample_rate or freq < 8.0:
                 continue
             vel = velocity / 127.0
-            params = dict(v.params)
+            params = _brighten(v.engine, dict(v.params), factor)
             if v.engine in (_subtractive, _additive, _pluck, _band_noise, _organ):
                 params["seed"] = _seed(voice, key)
             wave = v.engine(freq, min(n_on, n_total), n_total, vel, float(sample_rate), ratio, **params)
