@@ -341,7 +341,8 @@ class Composer(Effect):
             spec.meta["eq_db"] = [round(float(g), 2) for g in eq]
 
     def _balance(self, specs: list[TrackSpec], score, controls: dict[int, np.ndarray],
-                 dry: list[np.ndarray], heard: Listening, sample_rate: float, n: int) -> dict[int, np.ndarray]:
+                 dry: list[np.ndarray], heard: Listening, sample_rate: float,
+                 n: int) -> dict[int, np.ndarray]:
         """Channel volumes (CC 7) that balance the tracks to cover the noise core with the least
         loudness (:func:`blendfx.mixing.auto_balance`), within -12..+6 dB of the style's mix."""
         if self.match <= 0 or heard.core.spectrum.sum() <= 0 or len(score.parts) != len(specs):

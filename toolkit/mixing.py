@@ -180,7 +180,8 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
     for part, audio in zip(score.parts, dry, strict=True):
         audio = np.asarray(audio, dtype=np.float32)
         if part.meta.get("eq_db") and score.meta.get("bands"):
-            audio = band_eq(audio, sample_rate, np.asarray(score.meta["bands"]), np.asarray(part.meta["eq_db"]))
+            edges = np.asarray(score.meta["bands"])
+            audio = band_eq(audio, sample_rate, edges, np.asarray(part.meta["eq_db"]))
         for cc in (7, 11):
             gain = cc_to_gain(part.controls.get(cc), sample_rate, length)
             if gain is not None:
@@ -451,9 +452,10 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
                  *, low_db: float = -12.0, high_db: float | np.ndarray = 6.0, step_db: float = 3.0,
                  sweeps: int = 3, max_frames: int = 3000, fps: float = 50.0,
                  match: float = 0.0) -> np.ndarray:
-    """Track gains (dB, within ``[low_db, high_db]``, ``high_db`` per track or shared) that minimize :func:`masking_cost` of the
-    sum of the tracks: a mixing engineer balancing the band so it covers the noise's core with
-    the least loudness (coordinate descent on a grid of ``step_db``).
+    """Track gains (dB) that minimize :func:`masking_cost` of the sum of the tracks: a mixing
+    engineer balancing the band so it covers the noise's core with the least loudness
+    (coordinate descent on a grid of ``step_db`` within ``[low_db, high_db]``; ``high_db`` may
+    be one value per track).
 
     ``tracks`` are ``(bands, frames)`` powers on the same frames as ``core`` (``fps`` per
     second); ``match`` is the strength of the master EQ that will follow. Long pieces are
