@@ -21,7 +21,16 @@ from blendfx.arrangement import TPB, Arrangement, arrange
 from blendfx.buffers import to_channels_first
 from blendfx.effect import Effect
 from blendfx.errors import ParameterError
-from blendfx.midi import TrackSpec, build_midi, read_midi, save_midi, seconds_to_ticks
+from blendfx.midi import (
+    TrackSpec,
+    build_midi,
+    meta_of,
+    read_midi,
+    save_midi,
+    seconds_to_ticks,
+    set_score_meta,
+    ticks_to_seconds,
+)
 from blendfx.mixing import (
     MAX_BOOST_DB,
     MAX_CUT_DB,
@@ -218,17 +227,18 @@ class Composer(Effect):
             bar.update()
             bar.set_postfix_str("mixing")
             controls = self._expression(arrangement, specs, heard)
+            expression = [self._gain_curve(controls.get(i), arrangement, sample_rate, n)
+                          for i in range(len(specs))]
+            self._track_eq(specs, expression, dry, heard, sample_rate, n)
+            controls = self._balance(specs, expression, controls, dry, heard, sample_rate, n)
             edges = band_edges(sample_rate)
             extra = {"bands": [round(float(e), 3) for e in edges]}
-            mid = self._midi(arrangement, specs, n / sample_rate, controls, extra)
-            self._track_eq(specs, read_midi(mid), dry, heard, sample_rate, n)
-            controls = self._balance(specs, read_midi(mid), controls, dry, heard, sample_rate, n)
+            # the final file, read back: the mix below is exactly what render_midi will do
             mid = self._midi(arrangement, specs, n / sample_rate, controls, extra)
             score = read_midi(mid)
             bus = mix_bus(score, dry, sample_rate, n)
-            eq = self._master_eq(bus, heard, sample_rate)
-            mid = self._midi(arrangement, specs, n / sample_rate, controls, {**extra, **eq})
-            out = master(bus, sample_rate, read_midi(mid).meta)
+            set_score_meta(mid, {**meta_of(mid), **self._master_eq(bus, heard, sample_rate)})
+            out = master(bus, sample_rate, meta_of(mid))
             bar.update()
         self._last_midi = mid
         self._last_listening = heard
@@ -312,12 +322,21 @@ class Composer(Effect):
             controls[i] = curves[depth]
         return controls
 
-    def _track_eq(self, specs: list[TrackSpec], score, dry: list[np.ndarray], heard: Listening,
-                  sample_rate: float, n: int) -> None:
+    @staticmethod
+    def _gain_curve(events: np.ndarray | None, arrangement: Arrangement, sample_rate: float,
+                    n: int) -> np.ndarray | None:
+        """The CC 11 gain curve a track's events (tick, 11, value) will have when rendered."""
+        if events is None or len(events) == 0:
+            return None
+        secs = ticks_to_seconds(events[:, 0], arrangement.tempo_map, TPB)
+        return cc_to_gain(np.column_stack([secs, events[:, 2]]), sample_rate, n)
+
+    def _track_eq(self, specs: list[TrackSpec], expression: list[np.ndarray | None],
+                  dry: list[np.ndarray], heard: Listening, sample_rate: float, n: int) -> None:
         """A matching EQ per track (stored in its settings): each track's spectrum moves towards
         the noise core's spectrum at the moments that track sounds (hits towards the events'
         spectra, a pad towards the core's overall colour), keeping the track's level."""
-        if self.match <= 0 or heard.core.spectrum.sum() <= 0 or len(score.parts) != len(specs):
+        if self.match <= 0 or heard.core.spectrum.sum() <= 0:
             return
         edges = band_edges(sample_rate)
         hop = max(1, int(round(sample_rate / FPS)))
@@ -325,9 +344,8 @@ class Composer(Effect):
         frames = min(bands.shape[1], n // hop)
         if frames < 1:
             return
-        for spec, part, audio in zip(specs, score.parts, dry, strict=True):
+        for spec, gain, audio in zip(specs, expression, dry, strict=True):
             mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-            gain = cc_to_gain(part.controls.get(11), sample_rate, n)
             if gain is not None:
                 mono = mono * gain
             power = (mono[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(axis=1)
@@ -340,12 +358,12 @@ class Composer(Effect):
                           max_boost_db=TRACK_BOOST_DB, max_cut_db=TRACK_CUT_DB)
             spec.meta["eq_db"] = [round(float(g), 2) for g in eq]
 
-    def _balance(self, specs: list[TrackSpec], score, controls: dict[int, np.ndarray],
-                 dry: list[np.ndarray], heard: Listening, sample_rate: float,
-                 n: int) -> dict[int, np.ndarray]:
+    def _balance(self, specs: list[TrackSpec], expression: list[np.ndarray | None],
+                 controls: dict[int, np.ndarray], dry: list[np.ndarray], heard: Listening,
+                 sample_rate: float, n: int) -> dict[int, np.ndarray]:
         """Channel volumes (CC 7) that balance the tracks to cover the noise core with the least
         loudness (:func:`blendfx.mixing.auto_balance`), within -12..+6 dB of the style's mix."""
-        if self.match <= 0 or heard.core.spectrum.sum() <= 0 or len(score.parts) != len(specs):
+        if self.match <= 0 or heard.core.spectrum.sum() <= 0:
             return controls
         edges = band_edges(sample_rate)
         hop = 2 * max(1, int(round(sample_rate / FPS)))  # 20 ms frames
@@ -355,9 +373,8 @@ class Composer(Effect):
             return controls
         core = core[:, : 2 * frames].reshape(core.shape[0], frames, 2).sum(axis=2)
         tracks = []
-        for spec, part, audio in zip(specs, score.parts, dry, strict=True):
+        for spec, gain, audio in zip(specs, expression, dry, strict=True):
             mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-            gain = cc_to_gain(part.controls.get(11), sample_rate, n)
             bf = band_frames(mono * gain if gain is not None else mono, sample_rate, edges, hop)
             if spec.meta.get("eq_db"):
                 bf = bf * 10.0 ** (np.asarray(spec.meta["eq_db"])[:, None] / 10.0)

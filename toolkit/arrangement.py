@@ -129,15 +129,15 @@ def _make_grid(listening: Listening) -> Grid:
     if q < 2:  # a downbeat at (almost) 0: take the next bar's, so the pickup is a whole bar
         first, d = first + 4 * period, d + 4
         q = int(round(4 * first / period))
+    bars = max(1, int(np.ceil((duration - first) / (4 * period) - 1e-9)))
     # beat times from the first downbeat on, extrapolated past the noise's end
     tail = beats[d:] if d < beats.size else np.array([first])
-    need = int(np.ceil((duration - first) / period)) + 9
+    need = 4 * (bars + 1) + 1
     if tail.size < need:
         extra = tail[-1] + period * np.arange(1, need - tail.size + 1)
         tail = np.concatenate([tail, extra])
     tempo = [(0, int(round(first / (q / 4.0) * 1e6)))]
     pickup_ticks = q * STEP
-    bars = max(1, int(np.ceil((duration - first) / (4 * period) - 1e-9)))
     last = None
     for bar in range(bars + 1):
         us = int(round((tail[4 * bar + 4] - tail[4 * bar]) / 4.0 * 1e6))

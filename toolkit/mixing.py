@@ -122,6 +122,8 @@ def cc_to_gain(events: np.ndarray | None, sample_rate: float, length: int,
         return None
     times = np.asarray(events[:, 0], dtype=np.float64)
     gains = (np.asarray(events[:, 1], dtype=np.float64) / 127.0) ** 2
+    if gains.size == 1 and times[0] <= 0:  # a channel volume set once: a constant
+        return np.full(length, gains[0], dtype=np.float32)
     starts = np.clip(np.round(times * sample_rate).astype(np.int64), 0, length)
     curve = np.empty(length, dtype=np.float32)
     curve[: starts[0]] = 1.0 if starts[0] > 0 else gains[0]
@@ -129,14 +131,22 @@ def cc_to_gain(events: np.ndarray | None, sample_rate: float, length: int,
     for i, g in enumerate(gains):
         curve[bounds[i]:bounds[i + 1]] = g
     ramp = max(1, int(ramp_s * sample_rate))
-    kernel = np.ones(ramp, dtype=np.float32) / ramp
-    smooth = np.convolve(np.concatenate([np.full(ramp - 1, curve[0], np.float32), curve]), kernel, "valid")
-    return smooth.astype(np.float32)
+    # moving average over the ramp (a running sum, O(length)) turns each step into a linear ramp
+    padded = np.concatenate([np.full(ramp, curve[0], np.float64), curve])
+    csum = np.cumsum(padded)
+    return ((csum[ramp:] - csum[:-ramp]) / ramp).astype(np.float32)
 
 
-def _pan(mono: np.ndarray, pan: float) -> np.ndarray:
-    theta = (float(np.clip(pan, -1.0, 1.0)) + 1.0) * np.pi / 4.0
-    return np.stack([mono * np.cos(theta), mono * np.sin(theta)]) * np.float32(np.sqrt(2.0))
+def _channel_gain(part: Part, sample_rate: float, length: int) -> np.ndarray | float | None:
+    """CC 7 (volume) times CC 11 (expression) of a part: a curve, a constant, or None."""
+    gains = [cc_to_gain(part.controls.get(cc), sample_rate, length) for cc in (7, 11)]
+    gains = [g for g in gains if g is not None]
+    if not gains:
+        return None
+    out: np.ndarray | float = 1.0
+    for g in gains:
+        out = out * (np.float32(g[0]) if np.all(g == g[0]) else g)
+    return out
 
 
 def _insert_fx(fx: dict, sample_rate: float):
@@ -182,22 +192,29 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
         if part.meta.get("eq_db") and score.meta.get("bands"):
             edges = np.asarray(score.meta["bands"])
             audio = band_eq(audio, sample_rate, edges, np.asarray(part.meta["eq_db"]))
-        for cc in (7, 11):
-            gain = cc_to_gain(part.controls.get(cc), sample_rate, length)
-            if gain is not None:
-                audio = audio * gain
+        gain = _channel_gain(part, sample_rate, length)
+        if gain is not None:
+            audio = audio * gain
+        # inserts run on the mono part (none of them widens it), then it is panned
+        chain = _insert_fx(part.meta.get("fx", {}), sample_rate)
+        if chain is not None:
+            audio = chain(audio[None] if audio.ndim == 1 else audio, sample_rate)
+            audio = audio[0] if audio.shape[0] == 1 else audio
+        level = np.float32(part.meta.get("send", DEFAULT_SEND))
         if audio.ndim == 1:
             pan = part.meta.get("pan")
             if pan is None and part.controls.get(10) is not None and len(part.controls[10]):
                 pan = (float(part.controls[10][0, 1]) - 64.0) / 63.0
-            audio = _pan(audio, float(pan or 0.0))
-        chain = _insert_fx(part.meta.get("fx", {}), sample_rate)
-        if chain is not None:
-            audio = chain(audio, sample_rate)
-        bus += audio
-        level = float(part.meta.get("send", DEFAULT_SEND))
-        if level > 0:
-            send += audio * np.float32(level)
+            theta = (float(np.clip(pan or 0.0, -1.0, 1.0)) + 1.0) * np.pi / 4.0
+            for ch, weight in enumerate((np.cos(theta), np.sin(theta))):
+                panned = audio * np.float32(weight * np.sqrt(2.0))
+                bus[ch] += panned
+                if level > 0:
+                    send[ch] += panned * level
+        else:
+            bus += audio
+            if level > 0:
+                send += audio * level
     room, wet = score.meta.get("reverb", (0.5, 1.0))
     if np.any(send):
         reverb = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=180.0),
@@ -314,14 +331,19 @@ def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) 
     return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
 
 
-def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray) -> np.ndarray:
-    from scipy.signal import welch
-
+def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray, max_segments: int = 256) -> np.ndarray:
+    """Long-term power per band: Hann-windowed periodograms of at most ``max_segments`` segments
+    spread evenly over the signal (all of them for short signals)."""
+    mono = np.asarray(mono, dtype=np.float32)
     nper = int(min(8192, max(256, 2 ** np.floor(np.log2(max(mono.size, 256))))))
-    freqs, psd = welch(mono.astype(np.float64), fs=sample_rate, nperseg=nper)
-    band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, edges.size - 2)
-    ok = (freqs >= edges[0]) & (freqs <= edges[-1])
-    return np.bincount(band[ok], weights=psd[ok], minlength=edges.size - 1)
+    if mono.size < nper:
+        mono = np.pad(mono, (0, nper - mono.size))
+    count = min(max_segments, max(1, 2 * (mono.size - nper) // nper + 1))
+    starts = np.linspace(0, mono.size - nper, count).astype(np.int64)
+    frames = mono[starts[:, None] + np.arange(nper)[None, :]] * np.hanning(nper).astype(np.float32)
+    psd = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(nper, 1.0 / sample_rate)
+    return fold_bands(psd[:, None], freqs, edges)[:, 0]
 
 
 def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
@@ -367,7 +389,8 @@ def band_eq(audio: np.ndarray, sample_rate: float, edges: np.ndarray, gains_db: 
     g_db = np.interp(np.log(np.maximum(grid, 1.0)), np.log(centers[keep]), np.asarray(gains_db)[keep])
     taps = int(2 * round(sample_rate * 0.025) + 1)  # 50 ms: fine enough for the lowest bands
     h = firwin2(taps, grid / nyq, 10.0 ** (g_db / 20.0), window="hann")
-    data = np.asarray(audio, dtype=np.float64)
+    data = np.asarray(audio, dtype=np.float32)
+    h = h.astype(np.float32)
     delay = (taps - 1) // 2
     out = oaconvolve(data, h[None, :] if data.ndim == 2 else h, mode="full", axes=-1)
     return out[..., delay:delay + data.shape[-1]].astype(np.float32)
@@ -382,10 +405,19 @@ def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: in
     spec = np.abs(librosa.stft(np.asarray(mono, dtype=np.float32), n_fft=n_fft, hop_length=hop,
                                center=True)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, edges.size - 2)
-    ok = (freqs >= edges[0]) & (freqs <= edges[-1])
-    out = np.zeros((edges.size - 1, spec.shape[1]))
-    np.add.at(out, band[ok], spec[ok])
+    return fold_bands(spec, freqs, edges)
+
+
+def fold_bands(spec: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Sum the rows of a ``(bins, frames)`` spectrogram (bin frequencies ``freqs`` in Hz,
+    ascending) into the bands between ``edges``: ``(bands, frames)``."""
+    nb = edges.size - 1
+    out = np.zeros((nb, spec.shape[1]), dtype=np.float64)
+    first = np.searchsorted(freqs, edges[:-1], side="left")
+    last = np.searchsorted(freqs, edges[1:], side="left")
+    for b in range(nb):  # bands are contiguous runs of bins: one vectorized sum each
+        if last[b] > first[b]:
+            out[b] = spec[first[b]:last[b]].sum(axis=0)
     return out
 
 
@@ -410,6 +442,18 @@ def spreading_matrix(centers_hz: np.ndarray) -> np.ndarray:
     return 10.0 ** ((15.81 + 7.5 * dz - 17.5 * np.sqrt(1.0 + dz ** 2)) / 10.0)
 
 
+def weighted_median(values: np.ndarray, weights: np.ndarray, resolution: float = 0.05) -> float:
+    """The value below which half the weight lies (to ``resolution``), by a weighted histogram
+    (linear time: this runs hundreds of times per balance)."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < resolution:
+        return lo
+    bins = int(np.ceil((hi - lo) / resolution)) + 1
+    hist = np.bincount(((values - lo) / resolution).astype(np.int64), weights=weights, minlength=bins)
+    cum = np.cumsum(hist)
+    return lo + resolution * (int(np.searchsorted(cum, 0.5 * cum[-1])) + 0.5)
+
+
 def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights: np.ndarray, *,
                  fps: float = 50.0, smr_db: float = 21.0, match: float = 0.0) -> float:
     """Loudness cost (dB, up to a constant) of masking half the core's energy with ``mix``.
@@ -429,12 +473,10 @@ def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights:
         ratio_db = np.clip(10.0 * np.log10((want / want.sum()) / (have / have.sum())), -MAX_CUT_DB,
                            MAX_BOOST_DB)
         mix = mix * 10.0 ** (match * ratio_db / 10.0)[:, None]
-    thr = (spread @ mix) * 10.0 ** (-smr_db / 10.0)
+    # einsum, not BLAS: small products like this one thrash a threaded BLAS on a busy machine
+    thr = np.einsum("ij,jk->ik", spread, mix) * 10.0 ** (-smr_db / 10.0)
     need = 10.0 * np.log10(core[sel] / np.maximum(thr[sel], 1e-30))
-    wts = core[sel]
-    order = np.argsort(need)
-    cum = np.cumsum(wts[order])
-    gain = need[order][min(np.searchsorted(cum, 0.5 * cum[-1]), order.size - 1)]
+    gain = weighted_median(need, core[sel])
     power = weights @ mix  # K-weighted power per frame
     block = max(1, int(round(0.4 * fps)))
     hop = max(1, block // 4)
@@ -477,7 +519,7 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
     grid = np.arange(low_db, highs.max() + 1e-9, step_db)
 
     def cost(g):
-        return masking_cost(np.tensordot(10.0 ** (g / 10.0), stack, axes=1), c, spread, weights,
+        return masking_cost(np.einsum("t,tbf->bf", 10.0 ** (g / 10.0), stack), c, spread, weights,
                             fps=fps, match=match)
 
     best = cost(gains)

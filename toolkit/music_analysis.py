@@ -460,12 +460,10 @@ def core_profile(mono: np.ndarray, sample_rate: float, power: np.ndarray, freqs:
                                       htk=True)[1:-1][::-1]  # image row -> Hz
     frames = min(power.shape[1], mask_values.shape[1]) if mask_values.size else power.shape[1]
     power = power[:, :frames]
-    nb = edges.size - 1
-    bin_band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, nb - 1)
-    in_range = (freqs >= edges[0]) & (freqs <= edges[-1])
-    band_power = np.zeros((nb, frames))
-    np.add.at(band_power, bin_band[in_range], power[in_range])
-    core = np.zeros((nb, frames))
+    from .mixing import fold_bands
+
+    band_power = fold_bands(power, freqs, edges)
+    core = np.zeros_like(band_power)
     if mask_values.size:
         # each STFT bin takes the mask of the mel row nearest its frequency (none above 10 kHz),
         # so a hum's line counts with its own energy, not its band's average
@@ -474,9 +472,10 @@ def core_profile(mono: np.ndarray, sample_rate: float, power: np.ndarray, freqs:
         left, right = centers[order][pos - 1], centers[order][pos]
         nearest = np.where(np.abs(freqs - left) <= np.abs(freqs - right), pos - 1, pos)
         row_of_bin = order[nearest]
-        inside = in_range & (freqs <= p.max_frequency)
-        masked = power[inside] * mask_values[row_of_bin[inside], :frames]
-        np.add.at(core, bin_band[inside], masked)
+        inside = freqs <= p.max_frequency
+        masked = np.zeros_like(power)
+        masked[inside] = power[inside] * mask_values[row_of_bin[inside], :frames]
+        core = fold_bands(masked, freqs, edges)
     envelope = core.sum(axis=0)
     coverage = mask_values[:, :frames].mean(axis=0) if mask_values.size else np.zeros(frames)
     events = _events(envelope, core, edges)

@@ -272,10 +272,13 @@ def _additive(freq, n_on, n_total, vel, sr, bend, *, partials=((1, 1.0, 1.0),), 
 
 def _pluck(freq, n_on, n_total, vel, sr, bend, *, decay=2.0, brightness=0.5, damp_release=0.08,
            body=0.0, seed=0):
-    """Karplus-Strong: a noise burst circulating in a delay line with a lowpass in the loop.
-    The loop ``y[n] = x[n] + g((1-w) y[n-D] + w y[n-D-1])`` has delay ``D + w`` samples, so the
-    pitch is exact; it is computed one ``D``-sample block at a time (each block depends only
-    on the one before)."""
+    """Karplus-Strong: a noise burst circulating in a delay line of ``D`` samples whose loop
+    filter ``g ((1 - w) + w z^-1)`` both damps it (more at high frequencies) and delays it by
+    ``w`` of a sample, so the period ``D + w`` gives the exact pitch.
+
+    Each trip round the loop applies the same filter to one period, so period ``k`` is the
+    burst's spectrum times ``(g H)^k`` (with the line treated as circular): all periods come
+    from one batch of inverse FFTs instead of a sample-by-sample recursion."""
     length = sr / float(freq)
     D = max(2, int(np.floor(length)))
     w = float(length - D)
@@ -284,15 +287,11 @@ def _pluck(freq, n_on, n_total, vel, sr, bend, *, decay=2.0, brightness=0.5, dam
     burst = rng.uniform(-1.0, 1.0, D)
     burst = _lowpass(burst, 800.0 + 9000.0 * brightness * vel, sr, 1)
     burst -= burst.mean()
-    y = np.zeros(n_total + D + 1)
-    # y[D+1+n] holds output sample n; the first D+1 slots are the (silent) history
-    y[D + 1:2 * D + 1] = burst[: max(0, min(D, n_total))]
-    for start in range(D, n_total, D):
-        stop = min(start + D, n_total)
-        m = stop - start
-        cur = D + 1 + start
-        y[cur:cur + m] += g * ((1.0 - w) * y[cur - D:cur - D + m] + w * y[cur - D - 1:cur - D - 1 + m])
-    out = y[D + 1:]
+    periods = int(np.ceil(n_total / D))
+    omega = 2.0 * np.pi * np.fft.rfftfreq(D)
+    loop = g * ((1.0 - w) + w * np.exp(-1j * omega))
+    spectra = np.fft.rfft(burst)[None, :] * loop[None, :] ** np.arange(periods)[:, None]
+    out = np.fft.irfft(spectra, n=D, axis=1).ravel()[:n_total]
     if body:
         out = out + body * _lowpass(out, 250.0, sr)
     t = np.arange(n_total) / sr
@@ -317,8 +316,10 @@ def _band_noise(freq, n_on, n_total, vel, sr, bend, *, q=6.0, a=0.3, d=1.0, s=1.
     x += tone * _sine(_phase(f0 if bend is None else f0 * bend, n_total, sr))
     if lfo:
         x *= _lfo_gain(lfo, 0.3 + (f0 % 1.0) * 0.2, n_total, sr)
-    if crackle:
-        clicks = (rng.random(n_total) < 8.0 / sr) * rng.standard_normal(n_total) * 6.0
+    if crackle:  # vinyl clicks: about 8 a second, at random places and strengths
+        clicks = np.zeros(n_total, dtype=np.float32)
+        count = rng.poisson(8.0 * n_total / sr)
+        clicks[rng.integers(0, n_total, count)] = rng.standard_normal(count) * 6.0
         x += crackle * _highpass(clicks, 1500.0, sr)
     return x * _adsr(n_on, n_total, sr, a, d, s, r)
 
