@@ -119,34 +119,44 @@ class Arrangement:
 
 # -- grid ----------------------------------------------------------------------------------------
 def _make_grid(listening: Listening) -> Grid:
+    """Tempo map and bar layout whose every beat is a beat of the noise.
+
+    Before the noise's first beat (at its phase, 0..1 beat) there is a short head of 0-4
+    sixteenths with its own tempo; then one tempo per beat (events only where it changes), so
+    the beats before the first downbeat (a pickup) and every later one fall on the noise's
+    beats, drift included. The pickup bar's time signature is its length in sixteenths.
+    """
     pulse = listening.pulse
     period = pulse.period_s
-    beats = np.asarray(pulse.beat_times, dtype=np.float64)
-    d = int(pulse.downbeat)
     duration = listening.duration_s
-    first = beats[d] if d < beats.size else d * period
-    q = int(round(4 * first / period))
-    if q < 2:  # a downbeat at (almost) 0: take the next bar's, so the pickup is a whole bar
-        first, d = first + 4 * period, d + 4
-        q = int(round(4 * first / period))
-    bars = max(1, int(np.ceil((duration - first) / (4 * period) - 1e-9)))
-    # beat times from the first downbeat on, extrapolated past the noise's end
-    tail = beats[d:] if d < beats.size else np.array([first])
-    need = 4 * (bars + 1) + 1
-    if tail.size < need:
-        extra = tail[-1] + period * np.arange(1, need - tail.size + 1)
-        tail = np.concatenate([tail, extra])
-    tempo = [(0, int(round(first / (q / 4.0) * 1e6)))]
-    pickup_ticks = q * STEP
+    d = int(pulse.downbeat)
+    beats = np.asarray(pulse.beat_times, dtype=np.float64)
+    first_downbeat = beats[d] if d < beats.size else beats[0] + d * period
+    bars = max(1, int(np.ceil((duration - first_downbeat) / (4 * period) - 1e-9)))
+    need = d + 4 * (bars + 1) + 1
+    if beats.size < need:  # extrapolate the grid past the noise's end
+        beats = np.concatenate([beats, beats[-1] + period * np.arange(1, need - beats.size + 1)])
+    phase = float(beats[0])
+    head16 = int(round(4 * phase / period))
+    if head16 == 0 and phase > 1e-3:
+        head16 = 1
+    head = head16 * STEP
+    tempo: list[tuple[int, int]] = []
+    if head:
+        tempo.append((0, int(round(phase / (head16 / 4.0) * 1e6))))
     last = None
-    for bar in range(bars + 1):
-        us = int(round((tail[4 * bar + 4] - tail[4 * bar]) / 4.0 * 1e6))
+    for j in range(need - 1):
+        us = int(round((beats[j + 1] - beats[j]) * 1e6))
         if us != last:
-            tempo.append((pickup_ticks + bar * 4 * TPB, us))
+            tempo.append((head + j * TPB, us))
             last = us
     tm = np.array(tempo, dtype=np.int64)
-    num, den = (q // 4, 4) if q % 4 == 0 else ((q // 2, 8) if q % 2 == 0 else (q, 16))
-    sigs = [(0, num, den), (pickup_ticks, 4, 4)]
+    pickup_ticks = head + d * TPB
+    sigs = [(0, 4, 4)]
+    if pickup_ticks:
+        q = pickup_ticks // STEP
+        num, den = (q // 4, 4) if q % 4 == 0 else ((q // 2, 8) if q % 2 == 0 else (q, 16))
+        sigs = [(0, num, den), (pickup_ticks, 4, 4)]
     end_tick = int(np.ceil(seconds_to_ticks(np.array([duration]), tm, TPB)[0]))
     return Grid(pickup_ticks, tm, bars, end_tick, sigs)
 

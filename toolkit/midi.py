@@ -221,7 +221,7 @@ def build_midi(tracks: list[TrackSpec], tempo_map: np.ndarray, *, ticks_per_beat
     import mido
 
     mid = mido.MidiFile(type=1, ticks_per_beat=int(ticks_per_beat))
-    meta_msg, msg = mido.MetaMessage, mido.Message
+    meta_msg = mido.MetaMessage
     conductor: list[_Event] = [(0, 0, meta_msg, "track_name", {"name": title})]
     for tick, numerator, denominator in time_signatures or [(0, 4, 4)]:
         conductor.append((int(tick), 1, meta_msg, "time_signature",
@@ -261,7 +261,8 @@ def _track_events(spec: TrackSpec, mido: Any) -> list[_Event]:
                        {"channel": ch, "control": control, "value": min(max(value, 0), 127)}))
     for on, off, note, vel in np.asarray(spec.notes, dtype=np.int64).reshape(-1, 4).tolist():
         # offs sort before ons at the same tick, so a repeated note is not cut by its own off
-        events.append((on, 6, msg, "note_on", {"channel": ch, "note": note, "velocity": min(max(vel, 1), 127)}))
+        velocity = min(max(vel, 1), 127)
+        events.append((on, 6, msg, "note_on", {"channel": ch, "note": note, "velocity": velocity}))
         events.append((max(off, on + 1), 5, msg, "note_off", {"channel": ch, "note": note, "velocity": 0}))
     return events
 

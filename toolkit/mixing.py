@@ -331,7 +331,8 @@ def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) 
     return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
 
 
-def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray, max_segments: int = 256) -> np.ndarray:
+def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
+                max_segments: int = 256) -> np.ndarray:
     """Long-term power per band: Hann-windowed periodograms of at most ``max_segments`` segments
     spread evenly over the signal (all of them for short signals)."""
     mono = np.asarray(mono, dtype=np.float32)

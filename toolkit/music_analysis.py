@@ -31,6 +31,9 @@ __all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "onset_envelope",
 
 #: Analysis frames per second (the Riffusion image's 10 ms columns).
 FPS = 100.0
+#: How far (octaves) outside the style's tempo range a noise's pulse may pull the tempo before
+#: the style's range wins (the prior halves at 0.83 of this).
+PRIOR_OCTAVES = 0.5
 
 
 @dataclass
@@ -181,7 +184,7 @@ def onset_envelope(power: np.ndarray, freqs: np.ndarray, sample_rate: float) -> 
     import librosa
 
     n_fft = 2 * (power.shape[0] - 1)
-    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=64, fmax=min(11025.0, sample_rate / 2))
+    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=128)  # librosa's defaults
     logmel = librosa.power_to_db(mel_fb @ power, ref=1.0, top_db=80.0)
     env = librosa.onset.onset_strength(S=logmel, sr=sample_rate, lag=1, max_size=1)
     env = np.maximum(env - np.median(env), 0.0)  # steady noise floor contributes no onsets
@@ -253,7 +256,7 @@ def find_pulse(env: np.ndarray, duration_s: float, tempo_range: tuple[float, flo
     scores, phases = _comb_scores(env_t, periods)
     bpm = 60.0 * FPS / periods
     octaves_out = np.maximum(np.log2(lo_bpm / bpm), np.log2(bpm / hi_bpm)).clip(min=0.0)
-    prior = np.exp(-((octaves_out / 0.3) ** 2))
+    prior = np.exp(-((octaves_out / PRIOR_OCTAVES) ** 2))
     excess = (scores - env_t.mean()) * prior
     best = int(np.argmax(excess))
     spread = np.std(excess) + 1e-9
