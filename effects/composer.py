@@ -78,6 +78,8 @@ _PARENT = {"major": 0, "dorian": 2, "phrygian": 4, "lydian": 5, "mixolydian": 7,
 #: Limits of a track's matching EQ (dB): a track is coloured, not turned into another instrument.
 TRACK_BOOST_DB = 9.0
 TRACK_CUT_DB = 24.0
+#: Roles that play noise-like sounds rather than notes (kept a minority of the mix).
+NOISE_ROLES = frozenset({"drums", "hits", "texture"})
 #: Channel volume (CC 7) of a track the balance leaves alone, in dB (value 90 of 127).
 NOMINAL_VOLUME_DB = -6.0
 
@@ -89,6 +91,16 @@ def _mido_key(key: Key) -> str:
     if key.mode in ("minor", "dorian", "phrygian", "harmonic_minor"):
         return _MINOR_NAMES[(parent + 9) % 12]
     return _MAJOR_NAMES[parent]
+
+
+class _KeyParam(StrParam):
+    """A key name ('B minor', 'F# dorian') or '' for automatic, checked on assignment."""
+
+    def validate(self, value: Any, owner: str) -> str:
+        value = super().validate(value, owner)
+        if value.strip():
+            parse_key(value)
+        return value
 
 
 class Composer(Effect):
@@ -140,7 +152,7 @@ class Composer(Effect):
     supports_streaming = False
 
     prompt = StrParam("lofi", doc="Genre, mood, pace and instrument words.")
-    key = StrParam("", doc="Force a key such as 'B minor'; '' = from the noise.")
+    key = _KeyParam("", doc="Force a key such as 'B minor'; '' = from the noise.")
     tempo_bpm = FloatParam(None, min=30.0, max=300.0, unit="BPM", optional=True,
                            doc="Force a tempo; None = from the noise or the style.")
     lock_to_noise = BoolParam(True, doc="Phase-lock the beat grid to the noise.")
@@ -384,8 +396,9 @@ class Composer(Effect):
             tracks.append(bf)
         # noise-like textures may not outgrow the band: they colour it, the notes carry it
         high = np.array([0.0 if s.meta.get("role") == "texture" else 6.0 for s in specs])
+        tonal = np.array([s.meta.get("role") not in NOISE_ROLES for s in specs])
         gains = auto_balance(tracks, core, np.sqrt(edges[:-1] * edges[1:]), sample_rate,
-                             fps=FPS / 2, match=self.match, high_db=high)
+                             fps=FPS / 2, match=self.match, high_db=high, tonal=tonal)
         out = dict(controls)
         for i, g in enumerate(gains):
             value = int(np.clip(round(127.0 * 10.0 ** ((g + NOMINAL_VOLUME_DB) / 40.0)), 1, 127))

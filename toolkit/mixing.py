@@ -494,7 +494,8 @@ def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights:
 def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
                  *, low_db: float = -12.0, high_db: float | np.ndarray = 6.0, step_db: float = 3.0,
                  sweeps: int = 3, max_frames: int = 3000, fps: float = 50.0,
-                 match: float = 0.0) -> np.ndarray:
+                 match: float = 0.0, tonal: np.ndarray | None = None,
+                 min_tonal_share: float = 0.6) -> np.ndarray:
     """Track gains (dB) that minimize :func:`masking_cost` of the sum of the tracks: a mixing
     engineer balancing the band so it covers the noise's core with the least loudness
     (coordinate descent on a grid of ``step_db`` within ``[low_db, high_db]``; ``high_db`` may
@@ -503,6 +504,10 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
     ``tracks`` are ``(bands, frames)`` powers on the same frames as ``core`` (``fps`` per
     second); ``match`` is the strength of the master EQ that will follow. Long pieces are
     evaluated on at most ``max_frames`` frames (whole 400 ms blocks, evenly spread).
+
+    ``tonal`` marks the tracks that play notes (not drums or noise textures): they must keep
+    at least ``min_tonal_share`` of the band's K-weighted power, so the result stays music and
+    never turns into a noise that imitates the noise (each dB short costs 3 dB).
     """
     frames = core.shape[1]
     if frames > max_frames:
@@ -519,9 +524,18 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
     highs = np.broadcast_to(np.asarray(high_db, dtype=np.float64), (len(tracks),))
     grid = np.arange(low_db, highs.max() + 1e-9, step_db)
 
+    power = np.einsum("b,tbf->t", weights, stack)  # K-weighted power of each track
+    tonal_mask = np.ones(len(tracks), bool) if tonal is None else np.asarray(tonal, bool)
+
     def cost(g):
-        return masking_cost(np.einsum("t,tbf->bf", 10.0 ** (g / 10.0), stack), c, spread, weights,
-                            fps=fps, match=match)
+        lin = 10.0 ** (g / 10.0)
+        value = masking_cost(np.einsum("t,tbf->bf", lin, stack), c, spread, weights, fps=fps, match=match)
+        total = float(lin @ power)
+        if total > 0 and tonal_mask.any() and not tonal_mask.all():
+            share = float(lin[tonal_mask] @ power[tonal_mask]) / total
+            if share < min_tonal_share:
+                value += 3.0 * 10.0 * np.log10(min_tonal_share / max(share, 1e-6))
+        return value
 
     best = cost(gains)
     for _ in range(sweeps):
