@@ -4,9 +4,10 @@ The effect listens to the noise (:mod:`blendfx.music_analysis`: pulse, hum, ener
 a genre from the prompt (:mod:`blendfx.styles`), writes an arrangement on a grid phase-locked to
 the noise (:mod:`blendfx.arrangement`), turns it into a MIDI file (:mod:`blendfx.midi`) and
 renders that file with the built-in voices (:mod:`blendfx.synth`, :mod:`blendfx.mixing`). The
-mix is designed for the noise: expression automation that follows the noise core's envelope and
-a master EQ that moves the music's spectrum towards the core's, both stored in the MIDI file,
-so :func:`render_midi` of an exported file gives back the exact audio :meth:`Composer.process`
+mix is designed for the noise (:mod:`blendfx.mix_design`): brightness, expression automation
+that follows the noise core's envelope, a matching EQ per track, a masking-aware balance and a
+master EQ that moves the music's spectrum towards the core's, all stored in the MIDI file, so
+:func:`render_midi` of an exported file gives back the exact audio :meth:`Composer.process`
 returned.
 """
 
@@ -21,52 +22,15 @@ from blendfx.arrangement import TPB, Arrangement, arrange
 from blendfx.buffers import to_channels_first
 from blendfx.effect import Effect
 from blendfx.errors import ParameterError
-from blendfx.midi import (
-    TrackSpec,
-    build_midi,
-    meta_of,
-    read_midi,
-    save_midi,
-    seconds_to_ticks,
-    set_score_meta,
-    ticks_to_seconds,
-)
-from blendfx.mixing import (
-    MAX_BOOST_DB,
-    MAX_CUT_DB,
-    auto_balance,
-    band_eq,
-    band_frames,
-    cc_to_gain,
-    follow_gain,
-    gain_to_cc,
-    master,
-    match_eq,
-    mix_bus,
-    render_score,
-    synthesize,
-)
-from blendfx.music_analysis import FPS, Listening, band_edges, choose_key, listen
+from blendfx.midi import TrackSpec, build_midi, meta_of, read_midi, save_midi, set_score_meta
+from blendfx.mix_design import balance, expression, gain_curve, master_eq, track_eqs, track_settings
+from blendfx.mixing import master, mix_bus, render_score, synthesize
+from blendfx.music_analysis import Listening, band_edges, choose_key, listen
 from blendfx.params import BoolParam, FloatParam, StrParam
 from blendfx.styles import Prompt, style_from_prompt
 from blendfx.theory import Key, parse_key
 
 __all__ = ["Composer", "render_midi"]
-
-#: Mix settings per role: pan, reverb send, insert effects, and how deeply its expression
-#: follows the noise (1 = the full floor, 0 = not at all).
-_ROLE_MIX: dict[str, dict[str, Any]] = {
-    "drums": {"pan": 0.0, "send": 0.06, "fx": {"hp": 30.0, "comp": [-16.0, 3.0]}, "follow": 0.7},
-    "hits": {"pan": 0.0, "send": 0.12, "fx": {"hp": 40.0}, "follow": 0.0},
-    "bass": {"pan": 0.0, "send": 0.0, "fx": {"hp": 30.0, "comp": [-18.0, 3.0]}, "follow": 0.8},
-    "chords": {"pan": -0.25, "send": 0.18, "fx": {"hp": 110.0, "comp": [-20.0, 2.0]}, "follow": 0.9},
-    "pad": {"pan": 0.25, "send": 0.3, "fx": {"hp": 140.0, "chorus": 0.35}, "follow": 1.0},
-    "lead": {"pan": 0.1, "send": 0.22, "fx": {"hp": 180.0}, "follow": 0.5},
-    "arp": {"pan": 0.35, "send": 0.28, "fx": {"hp": 220.0}, "follow": 0.8},
-    "texture": {"pan": -0.35, "send": 0.2, "fx": {"hp": 150.0}, "follow": 1.0},
-    "stabs": {"pan": -0.1, "send": 0.3, "fx": {"hp": 150.0}, "follow": 0.0},
-}
-
 
 _MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _MINOR_NAMES = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
@@ -75,13 +39,6 @@ _PARENT = {"major": 0, "dorian": 2, "phrygian": 4, "lydian": 5, "mixolydian": 7,
            "harmonic_minor": 9}
 
 
-#: Limits of a track's matching EQ (dB): a track is coloured, not turned into another instrument.
-TRACK_BOOST_DB = 9.0
-TRACK_CUT_DB = 24.0
-#: Roles that play noise-like sounds rather than notes (kept a minority of the mix).
-NOISE_ROLES = frozenset({"drums", "hits", "texture"})
-#: Channel volume (CC 7) of a track the balance leaves alone, in dB (value 90 of 127).
-NOMINAL_VOLUME_DB = -6.0
 
 
 def _mido_key(key: Key) -> str:
@@ -232,24 +189,24 @@ class Composer(Effect):
             arrangement = arrange(heard, style, key, rng)
             bar.update()
             bar.set_postfix_str("synthesizing")
-            specs = self._track_specs(arrangement, heard)
+            specs = track_settings(arrangement, heard, self.match)
             mid = self._midi(arrangement, specs, n / sample_rate, {}, {})
             score = read_midi(mid)
             dry = synthesize(score, sample_rate, n)
             bar.update()
             bar.set_postfix_str("mixing")
-            controls = self._expression(arrangement, specs, heard)
-            expression = [self._gain_curve(controls.get(i), arrangement, sample_rate, n)
-                          for i in range(len(specs))]
-            self._track_eq(specs, expression, dry, heard, sample_rate, n)
-            controls = self._balance(specs, expression, controls, dry, heard, sample_rate, n)
+            controls = expression(arrangement, specs, heard, self.follow)
+            curves = [gain_curve(controls.get(i), arrangement.tempo_map, sample_rate, n)
+                      for i in range(len(specs))]
+            track_eqs(specs, curves, dry, heard, sample_rate, n, self.match)
+            controls = balance(specs, curves, controls, dry, heard, sample_rate, n, self.match)
             edges = band_edges(sample_rate)
             extra = {"bands": [round(float(e), 3) for e in edges]}
             # the final file, read back: the mix below is exactly what render_midi will do
             mid = self._midi(arrangement, specs, n / sample_rate, controls, extra)
             score = read_midi(mid)
             bus = mix_bus(score, dry, sample_rate, n)
-            set_score_meta(mid, {**meta_of(mid), **self._master_eq(bus, heard, sample_rate)})
+            set_score_meta(mid, {**meta_of(mid), **master_eq(bus, heard, sample_rate, self.match)})
             out = master(bus, sample_rate, meta_of(mid))
             bar.update()
         self._last_midi = mid
@@ -267,29 +224,6 @@ class Composer(Effect):
         return choose_key(heard.tonality, understood.style.modes, rng, forced_mode=understood.mode,
                           tune=self.tune_to_noise)
 
-    def _track_specs(self, arrangement: Arrangement, heard: Listening) -> list[TrackSpec]:
-        style = arrangement.style
-        # Brightness (CC 74) follows the core's centre: brighter voices for a hiss, darker for a
-        # rumble, so the voices themselves already carry energy where the core is.
-        factor = float(np.clip(heard.core.centroid_hz() / 1200.0, 0.5, 6.0)) if self.match > 0 else 1.0
-        brightness = int(np.clip(round(64 + 16 * np.log2(factor)), 0, 127))
-        specs = []
-        for plan in arrangement.tracks:
-            mix = _ROLE_MIX.get(plan.role, _ROLE_MIX["chords"])
-            fx = dict(mix["fx"])
-            if plan.role == "chords" and style.drive_db:
-                fx["drive_db"] = style.drive_db
-            if plan.role in ("drums", "bass", "chords"):
-                fx["comp"] = [fx.get("comp", [-18.0, 2.0])[0], style.compress_ratio]
-            meta = {"voice": plan.voice, "role": plan.role, "pan": mix["pan"], "fx": fx,
-                    "send": round(mix["send"] * style.reverb[1] / 0.2, 4)}
-            controls = np.zeros((0, 3), dtype=np.int64)
-            if plan.voice != "drums" and brightness != 64:
-                controls = np.array([[0, 74, brightness]], dtype=np.int64)
-            specs.append(TrackSpec(plan.name, plan.channel, plan.program, plan.notes, controls,
-                                   tuning_cents=arrangement.key.tuning_cents, meta=meta))
-        return specs
-
     def _midi(self, arrangement: Arrangement, specs: list[TrackSpec], length_s: float,
               controls: dict[int, np.ndarray], extra: dict):
         grid = arrangement.grid
@@ -304,122 +238,6 @@ class Composer(Effect):
         return build_midi(tracks, grid.tempo_map, ticks_per_beat=TPB, time_signatures=grid.time_signatures,
                           key_name=_mido_key(arrangement.key), end_tick=grid.end_tick, meta=global_meta,
                           title=f"blendfx Composer: {self.prompt}")
-
-    def _expression(self, arrangement: Arrangement, specs: list[TrackSpec],
-                    heard: Listening) -> dict[int, np.ndarray]:
-        """CC 11 automation per track: dynamics that follow the noise core's envelope, as deep
-        as the style and the track's role allow."""
-        env = heard.core.envelope
-        if env.size == 0 or self.follow <= 0:
-            return {}
-        frames = np.arange(0, env.size, 2)  # a control point every 20 ms
-        ticks = np.round(seconds_to_ticks(frames / FPS, arrangement.tempo_map, TPB)).astype(np.int64)
-        controls: dict[int, np.ndarray] = {}
-        curves: dict[float, np.ndarray] = {}
-        # Peaky noises (barks, ticks) get deeper, faster dynamics than steady ones (rain, engines):
-        # crest = how far the core's loud frames stand above its typical frame, in dB.
-        active = env[env > 0]
-        crest = 10.0 * np.log10(np.percentile(active, 95) / max(np.median(active), 1e-30)) \
-            if active.size else 0.0
-        peaky = float(np.clip((crest - 6.0) / 12.0, 0.0, 1.0))
-        release = 0.15 - 0.09 * peaky
-        for i, spec in enumerate(specs):
-            depth = _ROLE_MIX.get(spec.meta.get("role", ""), {}).get("follow", 0.0) * self.follow
-            if depth <= 0:
-                continue
-            if depth not in curves:
-                floor = arrangement.style.follow_floor_db * depth * (1.0 + 0.5 * peaky)
-                gain_db = follow_gain(env, FPS, floor, release_s=release, exponent=0.5 + 0.25 * peaky)
-                curves[depth] = gain_to_cc(gain_db[frames], ticks, min_step=2)
-            controls[i] = curves[depth]
-        return controls
-
-    @staticmethod
-    def _gain_curve(events: np.ndarray | None, arrangement: Arrangement, sample_rate: float,
-                    n: int) -> np.ndarray | None:
-        """The CC 11 gain curve a track's events (tick, 11, value) will have when rendered."""
-        if events is None or len(events) == 0:
-            return None
-        secs = ticks_to_seconds(events[:, 0], arrangement.tempo_map, TPB)
-        return cc_to_gain(np.column_stack([secs, events[:, 2]]), sample_rate, n)
-
-    def _track_eq(self, specs: list[TrackSpec], expression: list[np.ndarray | None],
-                  dry: list[np.ndarray], heard: Listening, sample_rate: float, n: int) -> None:
-        """A matching EQ per track (stored in its settings): each track's spectrum moves towards
-        the noise core's spectrum at the moments that track sounds (hits towards the events'
-        spectra, a pad towards the core's overall colour), keeping the track's level."""
-        if self.match <= 0 or heard.core.spectrum.sum() <= 0:
-            return
-        edges = band_edges(sample_rate)
-        hop = max(1, int(round(sample_rate / FPS)))
-        bands = heard.core.bands
-        frames = min(bands.shape[1], n // hop)
-        if frames < 1:
-            return
-        for spec, gain, audio in zip(specs, expression, dry, strict=True):
-            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-            if gain is not None:
-                mono = mono * gain
-            power = (mono[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(axis=1)
-            if power.sum() <= 0:
-                continue
-            target = bands[:, :frames] @ power / power.sum()
-            if target.sum() <= 0:
-                continue
-            eq = match_eq(mono, sample_rate, target, edges, strength=self.match, keep_level=True,
-                          max_boost_db=TRACK_BOOST_DB, max_cut_db=TRACK_CUT_DB)
-            spec.meta["eq_db"] = [round(float(g), 2) for g in eq]
-
-    def _balance(self, specs: list[TrackSpec], expression: list[np.ndarray | None],
-                 controls: dict[int, np.ndarray], dry: list[np.ndarray], heard: Listening,
-                 sample_rate: float, n: int) -> dict[int, np.ndarray]:
-        """Channel volumes (CC 7) that balance the tracks to cover the noise core with the least
-        loudness (:func:`blendfx.mixing.auto_balance`), within -12..+6 dB of the style's mix."""
-        if self.match <= 0 or heard.core.spectrum.sum() <= 0:
-            return controls
-        edges = band_edges(sample_rate)
-        hop = 2 * max(1, int(round(sample_rate / FPS)))  # 20 ms frames
-        core = heard.core.bands
-        frames = core.shape[1] // 2
-        if frames < 2:
-            return controls
-        core = core[:, : 2 * frames].reshape(core.shape[0], frames, 2).sum(axis=2)
-        tracks = []
-        for spec, gain, audio in zip(specs, expression, dry, strict=True):
-            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-            bf = band_frames(mono * gain if gain is not None else mono, sample_rate, edges, hop)
-            if spec.meta.get("eq_db"):
-                bf = bf * 10.0 ** (np.asarray(spec.meta["eq_db"])[:, None] / 10.0)
-            bf = bf[:, :frames]
-            if bf.shape[1] < frames:
-                bf = np.pad(bf, ((0, 0), (0, frames - bf.shape[1])))
-            tracks.append(bf)
-        # noise-like textures may not outgrow the band: they colour it, the notes carry it
-        high = np.array([0.0 if s.meta.get("role") == "texture" else 6.0 for s in specs])
-        tonal = np.array([s.meta.get("role") not in NOISE_ROLES for s in specs])
-        gains = auto_balance(tracks, core, np.sqrt(edges[:-1] * edges[1:]), sample_rate,
-                             fps=FPS / 2, match=self.match, high_db=high, tonal=tonal)
-        out = dict(controls)
-        for i, g in enumerate(gains):
-            value = int(np.clip(round(127.0 * 10.0 ** ((g + NOMINAL_VOLUME_DB) / 40.0)), 1, 127))
-            volume = np.array([[0, 7, value]], dtype=np.int64)
-            existing = out.get(i)
-            out[i] = volume if existing is None else np.vstack([volume, existing])
-        return out
-
-    def _master_eq(self, bus: np.ndarray, heard: Listening, sample_rate: float) -> dict:
-        """Master EQ band gains that move the mixed bus's spectrum towards the noise core's."""
-        if self.match <= 0 or heard.core.spectrum.sum() <= 0:
-            return {}
-        edges = band_edges(sample_rate)
-        gains = match_eq(bus, sample_rate, heard.core.spectrum, edges, strength=self.match)
-        # a second pass corrects what the band smoothing and the FIR's skirts left over
-        shaped = band_eq(bus, sample_rate, edges, gains)
-        gains = np.clip(gains + match_eq(shaped, sample_rate, heard.core.spectrum, edges,
-                                         strength=self.match), -MAX_CUT_DB, MAX_BOOST_DB)
-        return {"master_eq": {"edges": [round(float(e), 3) for e in edges],
-                              "gains_db": [round(float(g), 3) for g in gains]}}
-
 
 def render_midi(path_or_midi, sample_rate: float = 44100) -> np.ndarray:
     """Render any MIDI file with the built-in voices.

@@ -8,10 +8,7 @@ high-pass, and a loudness/peak normalization with a limiter so the result never 
 setting comes from the score (its blendfx meta events or, for foreign files, defaults), so a
 MIDI file written by the composer renders to exactly the audio the composer returned.
 
-Design (used by the composer, results stored in the score): :func:`follow_gain` turns the
-noise's core envelope into a dynamics curve (loud where the noise is loud), :func:`gain_to_cc`
-writes it as CC 11 automation, and :func:`match_eq` finds master EQ band gains that move the
-music's long-term spectrum towards the noise core's.
+How the composer chooses those settings for a noise is :mod:`blendfx.mix_design`'s job.
 """
 
 from __future__ import annotations
@@ -24,9 +21,9 @@ import numpy as np
 from .midi import Part, Score
 from .synth import note_tail_s, render_drums, render_part, voice_for_program
 
-__all__ = ["render_score", "synthesize", "mix_parts", "mix_bus", "master", "follow_gain", "gain_to_cc",
-           "cc_to_gain",
-           "match_eq", "band_eq", "normalize", "DEFAULT_SEND", "CEILING_DB"]
+__all__ = ["render_score", "synthesize", "mix_parts", "mix_bus", "master", "normalize",
+           "cc_to_gain", "band_eq", "brightness_factor", "part_voice", "score_length", "DEFAULT_SEND",
+           "CEILING_DB", "TARGET_LUFS"]
 
 #: Reverb send of parts without settings (foreign MIDI files).
 DEFAULT_SEND = 0.15
@@ -34,9 +31,6 @@ DEFAULT_SEND = 0.15
 CEILING_DB = -1.0
 #: Integrated loudness the master is normalized to when the peak allows (LUFS).
 TARGET_LUFS = -18.0
-#: Limits of the master EQ's band gains (dB).
-MAX_BOOST_DB = 18.0
-MAX_CUT_DB = 30.0
 #: Extra seconds rendered after the last note of a foreign MIDI file (release and reverb).
 TAIL_S = 1.5
 
@@ -283,99 +277,6 @@ def render_score(score: Score, sample_rate: float, dry: list[np.ndarray] | None 
     return mix_parts(score, dry, sample_rate, n)
 
 
-# -- design --------------------------------------------------------------------------------------
-def follow_gain(envelope: np.ndarray, fps: float, floor_db: float, *, attack_s: float = 0.01,
-                release_s: float = 0.15, exponent: float = 0.5, lookahead_s: float = 0.03) -> np.ndarray:
-    """Dynamics that follow the noise: a gain per frame in dB, 0 where the core is loudest.
-
-    The core envelope (power) is raised to ``exponent`` (0.5: amplitude), expressed relative to
-    its 95th percentile, smoothed like a compressor's detector (fast attack, slow release) and
-    kept between ``floor_db`` and 0 dB. Offline, the curve can also rise ``lookahead_s``
-    before the noise does, so instruments are already sounding when an event starts.
-    """
-    env = np.asarray(envelope, dtype=np.float64)
-    if env.size == 0 or not np.any(env > 0):
-        return np.zeros(env.size)
-    ref = np.percentile(env[env > 0], 95)
-    db = 10.0 * exponent * np.log10(np.maximum(env / ref, 1e-12))
-    db = np.clip(db, floor_db, 0.0)
-    a = np.exp(-1.0 / (max(attack_s, 1e-4) * fps))
-    r = np.exp(-1.0 / (max(release_s, 1e-4) * fps))
-    out = np.empty_like(db)
-    level = db[0]
-    # a peak detector in dB: rises with the attack constant, falls with the release constant
-    for i, x in enumerate(db):
-        coef = a if x > level else r
-        level = coef * level + (1.0 - coef) * x
-        out[i] = level
-    if lookahead_s > 0:
-        c = np.exp(-1.0 / (lookahead_s * fps))
-        ahead = out[-1]
-        for i in range(out.size - 1, -1, -1):
-            ahead = max(out[i], c * ahead + (1.0 - c) * out[i])
-            out[i] = ahead
-    return out
-
-
-def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) -> np.ndarray:
-    """CC 11 events ``(k, 3)`` (tick, 11, value) for a dB gain curve sampled at ``frame_ticks``;
-    an event only where the 7-bit value changes by ``min_step`` or more."""
-    value = np.clip(np.round(127.0 * 10.0 ** (np.asarray(gain_db) / 40.0)), 1, 127).astype(np.int64)
-    keep = [0]
-    for i in range(1, value.size):
-        if abs(int(value[i]) - int(value[keep[-1]])) >= min_step:
-            keep.append(i)
-    idx = np.asarray(keep)
-    ticks = np.asarray(frame_ticks, dtype=np.int64)[idx]
-    ticks, first = np.unique(ticks, return_index=True)
-    return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
-
-
-def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
-                max_segments: int = 256) -> np.ndarray:
-    """Long-term power per band: Hann-windowed periodograms of at most ``max_segments`` segments
-    spread evenly over the signal (all of them for short signals)."""
-    mono = np.asarray(mono, dtype=np.float32)
-    nper = int(min(8192, max(256, 2 ** np.floor(np.log2(max(mono.size, 256))))))
-    if mono.size < nper:
-        mono = np.pad(mono, (0, nper - mono.size))
-    count = min(max_segments, max(1, 2 * (mono.size - nper) // nper + 1))
-    starts = np.linspace(0, mono.size - nper, count).astype(np.int64)
-    frames = mono[starts[:, None] + np.arange(nper)[None, :]] * np.hanning(nper).astype(np.float32)
-    psd = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
-    freqs = np.fft.rfftfreq(nper, 1.0 / sample_rate)
-    return fold_bands(psd[:, None], freqs, edges)[:, 0]
-
-
-def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
-             strength: float = 0.8, max_boost_db: float = MAX_BOOST_DB,
-             max_cut_db: float = MAX_CUT_DB, keep_level: bool = False) -> np.ndarray:
-    """Master EQ band gains (dB) that move ``mix``'s long-term spectrum towards ``target``.
-
-    Both spectra are normalized to the same total power; the gain is ``strength`` times the dB
-    difference, smoothed over neighbouring bands and limited to ``+max_boost_db`` /
-    ``-max_cut_db``. Bands where the target has no energy (above the core's 10 kHz) are cut
-    like the quietest core band. ``keep_level`` shifts the gains so the signal's total power
-    is unchanged (for a track EQ that should not change the track's place in the mix).
-    """
-    data = np.asarray(mix, dtype=np.float64)
-    mono = data.mean(axis=0) if data.ndim == 2 else data
-    have = _band_power(mono, sample_rate, edges)
-    want = np.asarray(target, dtype=np.float64)
-    if have.sum() <= 0 or want.sum() <= 0:
-        return np.zeros(edges.size - 1)
-    have_db = 10.0 * np.log10(have / have.sum() + 1e-12)
-    want_db = 10.0 * np.log10(want / want.sum() + 1e-12)
-    floor = np.percentile(want_db[want > 0], 10) if np.any(want > 0) else -60.0
-    want_db = np.maximum(want_db, floor - 10.0)
-    gains = strength * (want_db - have_db)
-    gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
-    if keep_level:
-        gains -= 10.0 * np.log10(np.sum(have * 10.0 ** (gains / 10.0)) / have.sum())
-    gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
-    return np.clip(gains, -max_cut_db, max_boost_db)
-
-
 def band_eq(audio: np.ndarray, sample_rate: float, edges: np.ndarray, gains_db: np.ndarray) -> np.ndarray:
     """Apply per-band gains (dB, one per band between ``edges`` in Hz) with a linear-phase FIR
     (delay compensated); gains are interpolated on a log-frequency axis between band centres."""
@@ -395,160 +296,3 @@ def band_eq(audio: np.ndarray, sample_rate: float, edges: np.ndarray, gains_db: 
     delay = (taps - 1) // 2
     out = oaconvolve(data, h[None, :] if data.ndim == 2 else h, mode="full", axes=-1)
     return out[..., delay:delay + data.shape[-1]].astype(np.float32)
-
-
-# -- masking-aware balance ---------------------------------------------------------------------
-def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: int) -> np.ndarray:
-    """Power per band and frame ``(bands, frames)`` of a mono signal (Hann window of 2 hops)."""
-    import librosa
-
-    n_fft = int(2 ** np.ceil(np.log2(2 * hop)))
-    spec = np.abs(librosa.stft(np.asarray(mono, dtype=np.float32), n_fft=n_fft, hop_length=hop,
-                               center=True)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    return fold_bands(spec, freqs, edges)
-
-
-def fold_bands(spec: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Sum the rows of a ``(bins, frames)`` spectrogram (bin frequencies ``freqs`` in Hz,
-    ascending) into the bands between ``edges``: ``(bands, frames)``."""
-    nb = edges.size - 1
-    out = np.zeros((nb, spec.shape[1]), dtype=np.float64)
-    first = np.searchsorted(freqs, edges[:-1], side="left")
-    last = np.searchsorted(freqs, edges[1:], side="left")
-    for b in range(nb):  # bands are contiguous runs of bins: one vectorized sum each
-        if last[b] > first[b]:
-            out[b] = spec[first[b]:last[b]].sum(axis=0)
-    return out
-
-
-def k_weights(sample_rate: float, centers_hz: np.ndarray) -> np.ndarray:
-    """Power weight of each band in ITU-R BS.1770 loudness (its K-weighting filter)."""
-    import pyloudnorm as pyln
-    from scipy.signal import freqz
-
-    meter = pyln.Meter(int(round(sample_rate)))
-    w = np.ones(centers_hz.size)
-    for f in meter._filters.values():  # the high shelf and the RLB high-pass
-        _, h = freqz(f.b, f.a, worN=np.minimum(centers_hz, sample_rate / 2 * 0.999), fs=sample_rate)
-        w *= np.abs(h) ** 2 * f.passband_gain ** 2
-    return w
-
-
-def spreading_matrix(centers_hz: np.ndarray) -> np.ndarray:
-    """Schroeder's spreading function between bands (power), on the Bark scale (DESIGN.md 8)."""
-    f = np.asarray(centers_hz, dtype=np.float64) / 1000.0
-    bark = 13.0 * np.arctan(0.76 * f) + 3.5 * np.arctan((f / 7.5) ** 2)
-    dz = bark[:, None] - bark[None, :] + 0.474  # masker in column j, maskee in row i
-    return 10.0 ** ((15.81 + 7.5 * dz - 17.5 * np.sqrt(1.0 + dz ** 2)) / 10.0)
-
-
-def weighted_median(values: np.ndarray, weights: np.ndarray, resolution: float = 0.05) -> float:
-    """The value below which half the weight lies (to ``resolution``), by a weighted histogram
-    (linear time: this runs hundreds of times per balance)."""
-    lo, hi = float(values.min()), float(values.max())
-    if hi - lo < resolution:
-        return lo
-    bins = int(np.ceil((hi - lo) / resolution)) + 1
-    hist = np.bincount(((values - lo) / resolution).astype(np.int64), weights=weights, minlength=bins)
-    cum = np.cumsum(hist)
-    return lo + resolution * (int(np.searchsorted(cum, 0.5 * cum[-1])) + 0.5)
-
-
-def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights: np.ndarray, *,
-                 fps: float = 50.0, smr_db: float = 21.0, match: float = 0.0) -> float:
-    """Loudness cost (dB, up to a constant) of masking half the core's energy with ``mix``.
-
-    ``mix`` and ``core`` are ``(bands, frames)`` powers at ``fps`` frames per second. With
-    ``match`` > 0 the mix's long-term spectrum is first moved that far towards the core's, as
-    the master EQ will do. The threshold is the mix spread across bands minus ``smr_db``; the
-    gain needed is the energy-weighted median over the core's band-frames of core / threshold;
-    the loudness is the K-weighted power of the 400 ms blocks that pass BS.1770's relative gate.
-    """
-    sel = core > 0
-    if not sel.any():
-        return 0.0
-    if match > 0:
-        have = mix.sum(axis=1) + 1e-30
-        want = core.sum(axis=1) + 1e-30
-        ratio_db = np.clip(10.0 * np.log10((want / want.sum()) / (have / have.sum())), -MAX_CUT_DB,
-                           MAX_BOOST_DB)
-        mix = mix * 10.0 ** (match * ratio_db / 10.0)[:, None]
-    # einsum, not BLAS: small products like this one thrash a threaded BLAS on a busy machine
-    thr = np.einsum("ij,jk->ik", spread, mix) * 10.0 ** (-smr_db / 10.0)
-    need = 10.0 * np.log10(core[sel] / np.maximum(thr[sel], 1e-30))
-    gain = weighted_median(need, core[sel])
-    power = weights @ mix  # K-weighted power per frame
-    block = max(1, int(round(0.4 * fps)))
-    hop = max(1, block // 4)
-    if power.size >= block:
-        csum = np.concatenate([[0.0], np.cumsum(power)])
-        blocks = (csum[block::hop] - csum[:-block:hop]) / block
-        gated = blocks[blocks >= 0.1 * blocks.mean()] if blocks.size else blocks
-        level = float(gated.mean()) if gated.size else float(power.mean())
-    else:
-        level = float(power.mean())
-    return float(10.0 * np.log10(max(level, 1e-30)) + gain)
-
-
-def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
-                 *, low_db: float = -12.0, high_db: float | np.ndarray = 6.0, step_db: float = 3.0,
-                 sweeps: int = 3, max_frames: int = 3000, fps: float = 50.0,
-                 match: float = 0.0, tonal: np.ndarray | None = None,
-                 min_tonal_share: float = 0.6) -> np.ndarray:
-    """Track gains (dB) that minimize :func:`masking_cost` of the sum of the tracks: a mixing
-    engineer balancing the band so it covers the noise's core with the least loudness
-    (coordinate descent on a grid of ``step_db`` within ``[low_db, high_db]``; ``high_db`` may
-    be one value per track).
-
-    ``tracks`` are ``(bands, frames)`` powers on the same frames as ``core`` (``fps`` per
-    second); ``match`` is the strength of the master EQ that will follow. Long pieces are
-    evaluated on at most ``max_frames`` frames (whole 400 ms blocks, evenly spread).
-
-    ``tonal`` marks the tracks that play notes (not drums or noise textures): they must keep
-    at least ``min_tonal_share`` of the band's K-weighted power, so the result stays music and
-    never turns into a noise that imitates the noise (each dB short costs 3 dB).
-    """
-    frames = core.shape[1]
-    if frames > max_frames:
-        block = max(1, int(round(0.4 * fps)))
-        starts = np.linspace(0, frames - block, max(1, max_frames // block)).astype(int)
-        idx = (starts[:, None] + np.arange(block)[None, :]).ravel()
-    else:
-        idx = np.arange(frames)
-    stack = np.stack([t[:, idx] for t in tracks])  # (tracks, bands, frames)
-    c = core[:, idx]
-    spread = spreading_matrix(centers_hz)
-    weights = k_weights(sample_rate, centers_hz)
-    gains = np.zeros(len(tracks))
-    highs = np.broadcast_to(np.asarray(high_db, dtype=np.float64), (len(tracks),))
-    grid = np.arange(low_db, highs.max() + 1e-9, step_db)
-
-    power = np.einsum("b,tbf->t", weights, stack)  # K-weighted power of each track
-    tonal_mask = np.ones(len(tracks), bool) if tonal is None else np.asarray(tonal, bool)
-
-    def cost(g):
-        lin = 10.0 ** (g / 10.0)
-        value = masking_cost(np.einsum("t,tbf->bf", lin, stack), c, spread, weights, fps=fps, match=match)
-        total = float(lin @ power)
-        if total > 0 and tonal_mask.any() and not tonal_mask.all():
-            share = float(lin[tonal_mask] @ power[tonal_mask]) / total
-            if share < min_tonal_share:
-                value += 3.0 * 10.0 * np.log10(min_tonal_share / max(share, 1e-6))
-        return value
-
-    best = cost(gains)
-    for _ in range(sweeps):
-        changed = False
-        for t in range(len(tracks)):
-            for value in grid:
-                if value == gains[t] or value > highs[t] + 1e-9:
-                    continue
-                trial = gains.copy()
-                trial[t] = value
-                score = cost(trial)
-                if score < best - 1e-6:
-                    best, gains, changed = score, trial, True
-        if not changed:
-            break
-    return gains

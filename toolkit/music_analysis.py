@@ -27,7 +27,7 @@ from .buffers import to_channels_first, to_mono
 from .theory import MODES, Key, hz_to_midi
 
 __all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "onset_envelope", "find_pulse",
-           "find_tonality", "core_profile", "choose_key", "band_edges", "FPS"]
+           "find_tonality", "core_profile", "choose_key", "band_edges", "fold_bands", "FPS"]
 
 #: Analysis frames per second (the Riffusion image's 10 ms columns).
 FPS = 100.0
@@ -165,6 +165,19 @@ def band_edges(sample_rate: float, per_octave: int = 3, low_hz: float = 25.0) ->
     n = int(np.floor(np.log2(top / low_hz) * per_octave))
     edges = low_hz * 2.0 ** (np.arange(n + 1) / per_octave)
     return np.append(edges, top) if top / edges[-1] > 2 ** (0.5 / per_octave) else edges
+
+
+def fold_bands(spec: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Sum the rows of a ``(bins, frames)`` spectrogram (bin frequencies ``freqs`` in Hz,
+    ascending) into the bands between ``edges``: ``(bands, frames)``."""
+    nb = edges.size - 1
+    out = np.zeros((nb, spec.shape[1]), dtype=np.float64)
+    first = np.searchsorted(freqs, edges[:-1], side="left")
+    last = np.searchsorted(freqs, edges[1:], side="left")
+    for b in range(nb):  # bands are contiguous runs of bins: one vectorized sum each
+        if last[b] > first[b]:
+            out[b] = spec[first[b]:last[b]].sum(axis=0)
+    return out
 
 
 def _stft_power(mono: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -463,8 +476,6 @@ def core_profile(mono: np.ndarray, sample_rate: float, power: np.ndarray, freqs:
                                       htk=True)[1:-1][::-1]  # image row -> Hz
     frames = min(power.shape[1], mask_values.shape[1]) if mask_values.size else power.shape[1]
     power = power[:, :frames]
-    from .mixing import fold_bands
-
     band_power = fold_bands(power, freqs, edges)
     core = np.zeros_like(band_power)
     if mask_values.size:
