@@ -654,7 +654,9 @@ def render_drums(hits: np.ndarray, sample_rate: float, length: int) -> np.ndarra
                 choke = int(round((nxt[0] - start) * sample_rate))
                 if choke < sample.size:
                     sample = sample[:choke] * np.linspace(1.0, 0.0, max(choke, 1)) ** 0.3
-        buf = pieces.setdefault(piece, np.zeros(length))
+        if piece not in pieces:
+            pieces[piece] = np.zeros(length)
+        buf = pieces[piece]
         n = min(sample.size, length - s0)
         buf[s0:s0 + n] += sample[:n] * (velocity / 127.0) ** 2
     out = np.zeros((2, length))
