@@ -27,10 +27,13 @@ from .buffers import to_channels_first, to_mono
 from .theory import MODES, Key, hz_to_midi
 
 __all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "onset_envelope", "find_pulse",
-           "find_tonality", "core_profile", "choose_key", "band_edges", "FPS"]
+           "find_tonality", "core_profile", "choose_key", "band_edges", "fold_bands", "FPS"]
 
 #: Analysis frames per second (the Riffusion image's 10 ms columns).
 FPS = 100.0
+#: How far (octaves) outside the style's tempo range a noise's pulse may pull the tempo before
+#: the style's range wins (the prior halves at 0.83 of this).
+PRIOR_OCTAVES = 0.5
 
 
 @dataclass
@@ -107,8 +110,10 @@ class Core:
     coverage : np.ndarray
         ``(frames,)`` share of each frame's mel rows inside the core (``Mask.columns()``).
     events : np.ndarray
-        ``(events, 3)``: time in s, strength (envelope / its median) and spectral centroid in
-        Hz of the core's strongest moments, strongest first.
+        ``(events, 4)``: onset time in s, strength (peak envelope / its median), spectral
+        centroid in Hz and duration in s of the core's strongest moments, strongest first.
+    bands : np.ndarray
+        ``(bands, frames)`` core energy per band and frame.
     """
 
     edges_hz: np.ndarray
@@ -117,6 +122,7 @@ class Core:
     envelope: np.ndarray
     coverage: np.ndarray
     events: np.ndarray
+    bands: np.ndarray
 
     @property
     def centers_hz(self) -> np.ndarray:
@@ -161,6 +167,19 @@ def band_edges(sample_rate: float, per_octave: int = 3, low_hz: float = 25.0) ->
     return np.append(edges, top) if top / edges[-1] > 2 ** (0.5 / per_octave) else edges
 
 
+def fold_bands(spec: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Sum the rows of a ``(bins, frames)`` spectrogram (bin frequencies ``freqs`` in Hz,
+    ascending) into the bands between ``edges``: ``(bands, frames)``."""
+    nb = edges.size - 1
+    out = np.zeros((nb, spec.shape[1]), dtype=np.float64)
+    first = np.searchsorted(freqs, edges[:-1], side="left")
+    last = np.searchsorted(freqs, edges[1:], side="left")
+    for b in range(nb):  # bands are contiguous runs of bins: one vectorized sum each
+        if last[b] > first[b]:
+            out[b] = spec[first[b]:last[b]].sum(axis=0)
+    return out
+
+
 def _stft_power(mono: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray, int]:
     """Power spectrogram ``(bins, frames)`` with a 10 ms hop and a ~46 ms window."""
     import librosa
@@ -178,7 +197,7 @@ def onset_envelope(power: np.ndarray, freqs: np.ndarray, sample_rate: float) -> 
     import librosa
 
     n_fft = 2 * (power.shape[0] - 1)
-    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=64, fmax=min(11025.0, sample_rate / 2))
+    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=128)  # librosa's defaults
     logmel = librosa.power_to_db(mel_fb @ power, ref=1.0, top_db=80.0)
     env = librosa.onset.onset_strength(S=logmel, sr=sample_rate, lag=1, max_size=1)
     env = np.maximum(env - np.median(env), 0.0)  # steady noise floor contributes no onsets
@@ -250,7 +269,7 @@ def find_pulse(env: np.ndarray, duration_s: float, tempo_range: tuple[float, flo
     scores, phases = _comb_scores(env_t, periods)
     bpm = 60.0 * FPS / periods
     octaves_out = np.maximum(np.log2(lo_bpm / bpm), np.log2(bpm / hi_bpm)).clip(min=0.0)
-    prior = np.exp(-((octaves_out / 0.3) ** 2))
+    prior = np.exp(-((octaves_out / PRIOR_OCTAVES) ** 2))
     excess = (scores - env_t.mean()) * prior
     best = int(np.argmax(excess))
     spread = np.std(excess) + 1e-9
@@ -457,22 +476,25 @@ def core_profile(mono: np.ndarray, sample_rate: float, power: np.ndarray, freqs:
                                       htk=True)[1:-1][::-1]  # image row -> Hz
     frames = min(power.shape[1], mask_values.shape[1]) if mask_values.size else power.shape[1]
     power = power[:, :frames]
-    nb = edges.size - 1
-    bin_band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, nb - 1)
-    in_range = (freqs >= edges[0]) & (freqs <= edges[-1])
-    band_power = np.zeros((nb, frames))
-    np.add.at(band_power, bin_band[in_range], power[in_range])
-    band_mask = np.zeros((nb, frames))
+    band_power = fold_bands(power, freqs, edges)
+    core = np.zeros_like(band_power)
     if mask_values.size:
-        row_band = np.clip(np.searchsorted(edges, centers, side="right") - 1, 0, nb - 1)
-        counts = np.bincount(row_band, minlength=nb).astype(np.float64)
-        np.add.at(band_mask, row_band, mask_values[:, :frames])
-        band_mask /= np.maximum(counts, 1.0)[:, None]
-    core = band_power * band_mask
+        # each STFT bin takes the mask of the mel row nearest its frequency (none above 10 kHz),
+        # so a hum's line counts with its own energy, not its band's average
+        order = np.argsort(centers)
+        pos = np.clip(np.searchsorted(centers[order], freqs), 1, rows - 1)
+        left, right = centers[order][pos - 1], centers[order][pos]
+        nearest = np.where(np.abs(freqs - left) <= np.abs(freqs - right), pos - 1, pos)
+        row_of_bin = order[nearest]
+        inside = freqs <= p.max_frequency
+        masked = np.zeros_like(power)
+        masked[inside] = power[inside] * mask_values[row_of_bin[inside], :frames]
+        core = fold_bands(masked, freqs, edges)
     envelope = core.sum(axis=0)
     coverage = mask_values[:, :frames].mean(axis=0) if mask_values.size else np.zeros(frames)
     events = _events(envelope, core, edges)
-    return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events)
+    return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events,
+                core.astype(np.float32))
 
 
 def _events(envelope: np.ndarray, core: np.ndarray, edges: np.ndarray,
@@ -481,16 +503,29 @@ def _events(envelope: np.ndarray, core: np.ndarray, edges: np.ndarray,
     from scipy.signal import find_peaks
 
     if envelope.size < 3 or not envelope.any():
-        return np.zeros((0, 3))
+        return np.zeros((0, 4))
     smooth = np.convolve(envelope, np.ones(3) / 3, mode="same")
     med = np.median(smooth[smooth > 0]) if np.any(smooth > 0) else 1.0
     idx, _ = find_peaks(smooth, height=2.0 * med, distance=int(FPS / max_per_second))
     if idx.size == 0:
-        return np.zeros((0, 3))
+        return np.zeros((0, 4))
     centers = np.sqrt(edges[:-1] * edges[1:])
     spec = core[:, idx] + 1e-30
     centroid = np.exp((np.log(centers)[:, None] * spec).sum(0) / spec.sum(0))
-    ev = np.stack([idx / FPS, smooth[idx] / med, centroid], axis=1)
+    # an event starts where its rise crosses 30 % of its peak and lasts while it stays above
+    onsets = np.empty(idx.size)
+    durations = np.empty(idx.size)
+    for k, i in enumerate(idx):
+        level = 0.3 * envelope[i]
+        back = envelope[max(0, i - int(0.3 * FPS)):i + 1][::-1]
+        below = np.flatnonzero(back < level)
+        start = i - (below[0] - 1 if below.size else back.size - 1)
+        ahead = envelope[i:i + int(FPS)]
+        below = np.flatnonzero(ahead < level)
+        stop = i + (below[0] if below.size else ahead.size)
+        onsets[k] = start / FPS
+        durations[k] = max(stop - start, 1) / FPS
+    ev = np.stack([onsets, smooth[idx] / med, centroid, durations], axis=1)
     return ev[np.argsort(-ev[:, 1], kind="stable")]
 
 
