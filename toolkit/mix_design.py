@@ -159,8 +159,10 @@ def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: in
     import librosa
 
     n_fft = int(2 ** np.ceil(np.log2(2 * hop)))
-    spec = np.abs(librosa.stft(np.asarray(mono, dtype=np.float32), n_fft=n_fft, hop_length=hop,
-                               center=True)) ** 2
+    mono = np.asarray(mono, dtype=np.float32)
+    if mono.size < n_fft:  # a clip shorter than one window: pad it with silence
+        mono = np.pad(mono, (0, n_fft - mono.size))
+    spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     return fold_bands(spec, freqs, edges)
 

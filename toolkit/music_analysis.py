@@ -187,6 +187,8 @@ def _stft_power(mono: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.nd
 
     hop = max(1, int(round(sample_rate / FPS)))
     n_fft = int(2 ** np.round(np.log2(sample_rate * 0.046)))
+    if mono.size < n_fft:  # shorter than one window: pad with silence (librosa warns otherwise)
+        mono = np.pad(mono, (0, n_fft - mono.size))
     spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     return spec.astype(np.float32), freqs, hop
@@ -583,5 +585,5 @@ def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, f
     extractor = MaskExtractor(fraction=core_fraction, analysis="fast")
     mask = extractor.extract(mono, sample_rate, mel=mel_magnitude)
     core = core_profile(power, freqs, mel_energy, mask.values, band_edges(sample_rate))
-    return Listening(duration, float(sample_rate), env, pulse, tonality, core,
-                     {"mask_rows": mask.rows(), "mask_columns": mask.columns()})
+    extras = {"mask_rows": mask.rows(), "mask_columns": mask.columns()} if mask.values.size else {}
+    return Listening(duration, float(sample_rate), env, pulse, tonality, core, extras)
