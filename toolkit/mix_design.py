@@ -96,14 +96,14 @@ def follow_gain(envelope: np.ndarray, fps: float, floor_db: float, *, attack_s: 
 
 
 def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) -> np.ndarray:
-    """CC 11 events ``(k, 3)`` (tick, 11, value) for a dB gain curve sampled at ``frame_ticks``;
-    an event only where the 7-bit value changes by ``min_step`` or more."""
-    value = np.clip(np.round(127.0 * 10.0 ** (np.asarray(gain_db) / 40.0)), 1, 127).astype(np.int64)
-    keep = [0]
-    for i in range(1, value.size):
-        if abs(int(value[i]) - int(value[keep[-1]])) >= min_step:
-            keep.append(i)
-    idx = np.asarray(keep)
+    """CC 11 events ``(k, 3)`` (tick, 11, value) for a dB gain curve sampled at ``frame_ticks``:
+    the 7-bit value (General MIDI's 40 log10 law) on a grid of ``min_step`` steps, written only
+    where it changes."""
+    value = 127.0 * 10.0 ** (np.asarray(gain_db, dtype=np.float64) / 40.0)
+    value = np.clip(np.round(value / min_step) * min_step, 1, 127).astype(np.int64)
+    if value.size == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    idx = np.concatenate([[0], np.flatnonzero(np.diff(value)) + 1])
     ticks = np.asarray(frame_ticks, dtype=np.int64)[idx]
     ticks, first = np.unique(ticks, return_index=True)
     return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
@@ -159,8 +159,10 @@ def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: in
     import librosa
 
     n_fft = int(2 ** np.ceil(np.log2(2 * hop)))
-    spec = np.abs(librosa.stft(np.asarray(mono, dtype=np.float32), n_fft=n_fft, hop_length=hop,
-                               center=True)) ** 2
+    mono = np.asarray(mono, dtype=np.float32)
+    if mono.size < n_fft:  # a clip shorter than one window: pad it with silence
+        mono = np.pad(mono, (0, n_fft - mono.size))
+    spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     return fold_bands(spec, freqs, edges)
 
@@ -336,20 +338,25 @@ def expression(arrangement: Arrangement, specs: list[TrackSpec], heard: Listenin
     ticks = np.round(seconds_to_ticks(frames / FPS, arrangement.tempo_map, TPB)).astype(np.int64)
     controls: dict[int, np.ndarray] = {}
     curves: dict[float, np.ndarray] = {}
+    depths = {i: ROLE_MIX.get(s.meta.get("role", ""), {}).get("follow", 0.0) * follow
+              for i, s in enumerate(specs)}
     # crest: how far the core's loud frames stand above its typical frame, in dB
     active = env[env > 0]
     crest = 10.0 * np.log10(np.percentile(active, 95) / max(np.median(active), 1e-30)) \
         if active.size else 0.0
     peaky = float(np.clip((crest - 6.0) / 12.0, 0.0, 1.0))
     release = 0.15 - 0.09 * peaky
-    for i, spec in enumerate(specs):
-        depth = ROLE_MIX.get(spec.meta.get("role", ""), {}).get("follow", 0.0) * follow
+    scale = arrangement.style.follow_floor_db * (1.0 + 0.5 * peaky)
+    if not any(d > 0 for d in depths.values()):
+        return {}
+    # one smoothed curve down to the deepest floor; each role then stops at its own floor
+    deepest = follow_gain(env, FPS, scale * max(depths.values()), release_s=release,
+                          exponent=0.5 + 0.25 * peaky)[frames]
+    for i, depth in depths.items():
         if depth <= 0:
             continue
         if depth not in curves:
-            floor = arrangement.style.follow_floor_db * depth * (1.0 + 0.5 * peaky)
-            gain_db = follow_gain(env, FPS, floor, release_s=release, exponent=0.5 + 0.25 * peaky)
-            curves[depth] = gain_to_cc(gain_db[frames], ticks, min_step=2)
+            curves[depth] = gain_to_cc(np.maximum(deepest, scale * depth), ticks, min_step=2)
         controls[i] = curves[depth]
     return controls
 

@@ -181,7 +181,9 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
 
     bus = np.zeros((2, length), dtype=np.float32)
     send = np.zeros((2, length), dtype=np.float32)
-    for part, audio in zip(score.parts, dry, strict=True):
+
+    def channel_strip(item):
+        part, audio = item
         audio = np.asarray(audio, dtype=np.float32)
         if part.meta.get("eq_db") and score.meta.get("bands"):
             edges = np.asarray(score.meta["bands"])
@@ -194,6 +196,9 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
         if chain is not None:
             audio = chain(audio[None] if audio.ndim == 1 else audio, sample_rate)
             audio = audio[0] if audio.shape[0] == 1 else audio
+        return audio
+
+    def add(part, audio):
         level = np.float32(part.meta.get("send", DEFAULT_SEND))
         if audio.ndim == 1:
             pan = part.meta.get("pan")
@@ -206,9 +211,21 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
                 if level > 0:
                     send[ch] += panned * level
         else:
-            bus += audio
+            bus[:] += audio
             if level > 0:
-                send += audio * level
+                send[:] += audio * level
+
+    # channel strips in parallel (FFTs and pedalboard release the GIL), summed in part order as
+    # they finish, so the sum is the same as a serial one
+    workers = min(4, os.cpu_count() or 1)
+    items = list(zip(score.parts, dry, strict=True))
+    if workers > 1 and len(items) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for part, audio in zip(score.parts, pool.map(channel_strip, items), strict=True):
+                add(part, audio)
+    else:
+        for part, audio in items:
+            add(part, channel_strip((part, audio)))
     room, wet = score.meta.get("reverb", (0.5, 1.0))
     if np.any(send):
         reverb = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=180.0),

@@ -11,8 +11,9 @@
   root pitch class with its offset from equal temperament in cents, and a pitch-class profile,
   from which :func:`choose_key` picks a key whose tonic or fifth is the hum;
 - the **core**: the :class:`~blendfx.effects.MaskExtractor` mask of the noise's loudest
-  spectro-temporal regions, folded onto analysis bands: which bands hold the core
-  (its spectrum), when it is loud (its envelope) and its strongest events.
+  spectro-temporal regions (on the fast Riffusion-grid analysis the amplifier and the yardstick
+  use, computed in chunks), its mel energies folded onto analysis bands: which bands hold the
+  core (its spectrum), when it is loud (its envelope) and its strongest events.
 
 All frame-based quantities run at the mask's 100 frames per second.
 """
@@ -27,7 +28,7 @@ from .buffers import to_channels_first, to_mono
 from .theory import MODES, Key, hz_to_midi
 
 __all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "onset_envelope", "find_pulse",
-           "find_tonality", "core_profile", "choose_key", "band_edges", "fold_bands", "FPS"]
+           "find_tonality", "noise_mels", "core_profile", "choose_key", "band_edges", "fold_bands", "FPS"]
 
 #: Analysis frames per second (the Riffusion image's 10 ms columns).
 FPS = 100.0
@@ -186,6 +187,8 @@ def _stft_power(mono: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.nd
 
     hop = max(1, int(round(sample_rate / FPS)))
     n_fft = int(2 ** np.round(np.log2(sample_rate * 0.046)))
+    if mono.size < n_fft:  # shorter than one window: pad with silence (librosa warns otherwise)
+        mono = np.pad(mono, (0, n_fft - mono.size))
     spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     return spec.astype(np.float32), freqs, hop
@@ -325,9 +328,11 @@ def _grid(period_s: float, phase_s: float, duration_s: float, downbeat: int, loc
 
 
 def _follow_drift(env: np.ndarray, beats: np.ndarray, period_s: float) -> np.ndarray:
-    """Nudge each beat towards the local onset peak (within 1/6 beat), smoothed over 9 beats,
-    so the grid follows a machine whose speed drifts over minutes."""
-    from scipy.ndimage import median_filter
+    """Nudge each beat towards the local onset peak (within 1/6 beat), so the grid follows a
+    machine whose speed drifts over minutes. The nudges are a running median over 9 beats (no
+    single stray onset moves a beat) then a running mean over 16 (the tempo glides rather than
+    wobbling from beat to beat: the music keeps a steady feel)."""
+    from scipy.ndimage import median_filter, uniform_filter1d
 
     radius = max(1, int(period_s * FPS / 6))
     offsets = np.full(beats.size, np.nan)
@@ -343,7 +348,7 @@ def _follow_drift(env: np.ndarray, beats: np.ndarray, period_s: float) -> np.nda
     if good.sum() < 4:
         return beats
     offsets = np.interp(np.arange(beats.size), np.flatnonzero(good), offsets[good])
-    smooth = median_filter(offsets, size=9, mode="nearest")
+    smooth = uniform_filter1d(median_filter(offsets, size=9, mode="nearest"), size=16, mode="nearest")
     out = beats + smooth
     # keep beats strictly increasing and inside the noise
     return np.maximum.accumulate(np.maximum(out, 0.0))
@@ -453,45 +458,63 @@ def choose_key(tonality: Tonality, modes: tuple[tuple[str, float], ...], rng: np
     return Key(key.tonic, key.mode, tonality.tuning_cents if tune else 0.0)
 
 
-def core_profile(mono: np.ndarray, sample_rate: float, power: np.ndarray, freqs: np.ndarray,
-                 mask_values: np.ndarray, edges: np.ndarray) -> Core:
-    """Fold the noise's power spectrogram and its core mask onto analysis bands.
+def noise_mels(mono: np.ndarray, sample_rate: float,
+               chunk_frames: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """The noise's mel magnitudes and mel energies ``(512, frames)`` (low rows first) on
+    Riffusion's grid, from :func:`blendfx.analysis.fast_spectrum` (the analysis the amplifier
+    and the yardstick use), computed ``chunk_frames`` at a time so a long noise never needs its
+    whole spectrogram in memory (the window's half, 5 hops, is taken from the neighbours, so
+    the chunks join exactly)."""
+    from .analysis import fast_mel_filterbank, fast_spectrum, resample
+    from .spectrogram import SpectrogramParams
+
+    p = SpectrogramParams()
+    x = resample(np.asarray(mono, dtype=np.float32), sample_rate, p.sample_rate)
+    hop = p.hop_length
+    frames = x.size // hop
+    margin = (p.win_length // 2) // hop  # 5 frames: a window's half in hops
+    fb = fast_mel_filterbank()
+    mags, pows = [], []
+    for start in range(0, max(frames, 1), chunk_frames):
+        stop = min(start + chunk_frames, frames)
+        lo = max(0, start - margin)
+        hi = min(x.size, (stop + margin) * hop)
+        spec = fast_spectrum(x[lo * hop:hi], p.sample_rate)
+        spec = spec[:, start - lo:start - lo + (stop - start)]
+        mags.append(fb @ spec)
+        pows.append(fb @ (spec * spec))
+    if not mags:
+        empty = np.zeros((p.num_frequencies, 0), np.float32)
+        return empty, empty
+    return (np.concatenate(mags, axis=1).astype(np.float32),
+            np.concatenate(pows, axis=1).astype(np.float32))
+
+
+def core_profile(power: np.ndarray, freqs: np.ndarray, mel_energy: np.ndarray, mask_values: np.ndarray,
+                 edges: np.ndarray) -> Core:
+    """Fold the noise's core onto analysis bands.
 
     Parameters
     ----------
     power, freqs : np.ndarray
-        The noise's ``(bins, frames)`` power spectrogram (10 ms hop) and bin frequencies (Hz).
+        The noise's ``(bins, frames)`` power spectrogram (10 ms hop) and bin frequencies (Hz),
+        for its whole spectrum (up to Nyquist).
+    mel_energy : np.ndarray
+        ``(512, frames)`` mel energies, low rows first (:func:`noise_mels`).
     mask_values : np.ndarray
         ``Mask.values``: ``(512, frames)`` in image coordinates (row 0 = 10 kHz).
     edges : np.ndarray
         Band edges in Hz.
     """
-    import librosa
+    from .analysis import mel_center_frequencies
 
-    from .spectrogram import SpectrogramParams
-
-    p = SpectrogramParams()
-    rows = mask_values.shape[0]
-    centers = librosa.mel_frequencies(rows + 2, fmin=p.min_frequency, fmax=p.max_frequency,
-                                      htk=True)[1:-1][::-1]  # image row -> Hz
-    frames = min(power.shape[1], mask_values.shape[1]) if mask_values.size else power.shape[1]
-    power = power[:, :frames]
-    band_power = fold_bands(power, freqs, edges)
-    core = np.zeros_like(band_power)
-    if mask_values.size:
-        # each STFT bin takes the mask of the mel row nearest its frequency (none above 10 kHz),
-        # so a hum's line counts with its own energy, not its band's average
-        order = np.argsort(centers)
-        pos = np.clip(np.searchsorted(centers[order], freqs), 1, rows - 1)
-        left, right = centers[order][pos - 1], centers[order][pos]
-        nearest = np.where(np.abs(freqs - left) <= np.abs(freqs - right), pos - 1, pos)
-        row_of_bin = order[nearest]
-        inside = freqs <= p.max_frequency
-        masked = np.zeros_like(power)
-        masked[inside] = power[inside] * mask_values[row_of_bin[inside], :frames]
-        core = fold_bands(masked, freqs, edges)
+    frames = min(power.shape[1], mel_energy.shape[1], mask_values.shape[1])
+    band_power = fold_bands(power[:, :frames], freqs, edges)
+    # the core: each mel pixel's energy times its mask value, rows folded into the bands
+    core_rows = mel_energy[:, :frames] * mask_values[::-1, :frames]
+    core = fold_bands(core_rows, mel_center_frequencies(), edges)
     envelope = core.sum(axis=0)
-    coverage = mask_values[:, :frames].mean(axis=0) if mask_values.size else np.zeros(frames)
+    coverage = mask_values[:, :frames].mean(axis=0)
     events = _events(envelope, core, edges)
     return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events,
                 core.astype(np.float32))
@@ -558,7 +581,9 @@ def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, f
     env = onset_envelope(power, freqs, sample_rate)
     pulse = find_pulse(env, duration, tempo_range, default_bpm, lock=lock, search_tempo=search_tempo)
     tonality = find_tonality(mono, sample_rate)
-    mask = MaskExtractor(fraction=core_fraction).extract(mono, sample_rate)
-    core = core_profile(mono, sample_rate, power, freqs, mask.values, band_edges(sample_rate))
-    return Listening(duration, float(sample_rate), env, pulse, tonality, core,
-                     {"mask_rows": mask.rows(), "mask_columns": mask.columns()})
+    mel_magnitude, mel_energy = noise_mels(mono, sample_rate)
+    extractor = MaskExtractor(fraction=core_fraction, analysis="fast")
+    mask = extractor.extract(mono, sample_rate, mel=mel_magnitude)
+    core = core_profile(power, freqs, mel_energy, mask.values, band_edges(sample_rate))
+    extras = {"mask_rows": mask.rows(), "mask_columns": mask.columns()} if mask.values.size else {}
+    return Listening(duration, float(sample_rate), env, pulse, tonality, core, extras)
