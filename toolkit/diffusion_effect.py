@@ -149,9 +149,9 @@ class DiffusionGenerator(Effect):
         Each result equals ``process(clip, sample_rate)`` (windows are seeded by their position
         in their own clip), returned in each clip's own layout.
         """
-        from .effect import _check_rate
+        from .effect import check_sample_rate
 
-        sample_rate = _check_rate(sample_rate)
+        sample_rate = check_sample_rate(sample_rate)
         datas, layouts = [], []
         for i, clip in enumerate(clips):
             data, layout = to_channels_first(clip, name=f"clips[{i}]")

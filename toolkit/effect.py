@@ -34,7 +34,8 @@ from .buffers import check_finite, restore_layout, to_channels_first
 from .errors import ParameterError
 from .params import IntParam, Param, StrParam, declared_params
 
-__all__ = ["Effect", "EFFECT_REGISTRY", "register_effect", "is_processor", "is_native_plugin"]
+__all__ = ["Effect", "EFFECT_REGISTRY", "register_effect", "is_processor", "is_native_plugin",
+           "check_sample_rate"]
 
 #: Every blendfx effect class by name. Presets instantiate only classes found here (or
 #: pedalboard's own plugins), never arbitrary code.
@@ -202,7 +203,7 @@ class Effect:
         np.ndarray
             float32 audio in the input's layout.
         """
-        sample_rate = _check_rate(sample_rate)
+        sample_rate = check_sample_rate(sample_rate)
         if np.size(input_array) == 0:  # zero-length passes through, in its own shape
             return np.array(input_array, dtype=np.float32)
         data, layout = to_channels_first(input_array)
@@ -267,7 +268,8 @@ def resolve_key(effect: Effect, keys: Mapping[str, np.ndarray]) -> np.ndarray | 
     return keys.get("sidechain", keys.get("input"))
 
 
-def _check_rate(sample_rate: float) -> float:
+def check_sample_rate(sample_rate: float) -> float:
+    """Return ``sample_rate`` as a float number of Hz, or raise :class:`ParameterError`."""
     try:
         sr = float(sample_rate)
     except (TypeError, ValueError):
