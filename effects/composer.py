@@ -5,10 +5,9 @@ a genre from the prompt (:mod:`blendfx.styles`), writes an arrangement on a grid
 the noise (:mod:`blendfx.arrangement`), turns it into a MIDI file (:mod:`blendfx.midi`) and
 renders that file with the built-in voices (:mod:`blendfx.synth`, :mod:`blendfx.mixing`). The
 mix is designed for the noise (:mod:`blendfx.mix_design`): brightness, expression automation
-that follows the noise core's envelope, a matching EQ per track, a masking-aware balance and a
-master EQ that moves the music's spectrum towards the core's, all stored in the MIDI file, so
-:func:`render_midi` of an exported file gives back the exact audio :meth:`Composer.process`
-returned.
+that follows the noise core's envelope, a masking-aware balance and a master EQ that moves the
+music's spectrum towards the core's, all stored in the MIDI file, so :func:`render_midi` of an
+exported file gives back the exact audio :meth:`Composer.process` returned.
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ from blendfx.buffers import to_channels_first
 from blendfx.effect import Effect, check_sample_rate
 from blendfx.errors import ParameterError
 from blendfx.midi import TrackSpec, build_midi, meta_of, read_midi, save_midi, set_score_meta
-from blendfx.mix_design import balance, expression, gain_curve, master_eq, track_eqs, track_settings
+from blendfx.mix_design import balance, expression, gain_curve, master_eq, track_settings
 from blendfx.mixing import master, mix_bus, render_score, synthesize
-from blendfx.music_analysis import Listening, band_edges, choose_key, listen
+from blendfx.music_analysis import Listening, choose_key, listen
 from blendfx.params import BoolParam, FloatParam, StrParam
 from blendfx.styles import Prompt, style_from_prompt
 from blendfx.theory import Key, parse_key
@@ -198,12 +197,9 @@ class Composer(Effect):
             controls = expression(arrangement, specs, heard, self.follow)
             curves = [gain_curve(controls.get(i), arrangement.tempo_map, sample_rate, n)
                       for i in range(len(specs))]
-            track_eqs(specs, curves, dry, heard, sample_rate, n, self.match)
             controls = balance(specs, curves, controls, dry, heard, sample_rate, n, self.match)
-            edges = band_edges(sample_rate)
-            extra = {"bands": [round(float(e), 3) for e in edges]}
             # the final file, read back: the mix below is exactly what render_midi will do
-            mid = self._midi(arrangement, specs, n / sample_rate, controls, extra)
+            mid = self._midi(arrangement, specs, n / sample_rate, controls, {})
             score = read_midi(mid)
             bus = mix_bus(score, dry, sample_rate, n)
             set_score_meta(mid, {**meta_of(mid), **master_eq(bus, heard, sample_rate, self.match)})

@@ -7,8 +7,6 @@ this module chooses those settings from what :mod:`blendfx.music_analysis` heard
   brightness (CC 74) that puts the voices' energy near the core's centre;
 - :func:`expression`: CC 11 automation that follows the core's envelope (:func:`follow_gain`),
   deeper and faster for peaky noises, so the music is loud where the noise is;
-- :func:`track_eqs`: a matching EQ per track towards the core's spectrum at the moments that
-  track sounds (:func:`match_eq`);
 - :func:`balance`: channel volumes (CC 7) chosen by :func:`auto_balance`, which minimizes a
   simple masking model's loudness cost (:func:`masking_cost`: Schroeder spreading on the Bark
   scale, a 21 dB signal-to-mask ratio, the energy-weighted median over the core, BS.1770
@@ -31,7 +29,7 @@ from .midi import TrackSpec, seconds_to_ticks, ticks_to_seconds
 from .mixing import band_eq, cc_to_gain
 from .music_analysis import FPS, Listening, band_edges, fold_bands
 
-__all__ = ["ROLE_MIX", "NOISE_ROLES", "track_settings", "expression", "gain_curve", "track_eqs", "balance",
+__all__ = ["ROLE_MIX", "NOISE_ROLES", "track_settings", "expression", "gain_curve", "balance",
            "master_eq", "follow_gain", "gain_to_cc", "match_eq", "band_frames", "k_weights",
            "spreading_matrix", "weighted_median", "masking_cost", "auto_balance", "MAX_BOOST_DB",
            "MAX_CUT_DB"]
@@ -54,9 +52,6 @@ NOISE_ROLES = frozenset({"drums", "hits", "texture"})
 #: Limits of the master EQ's band gains (dB).
 MAX_BOOST_DB = 18.0
 MAX_CUT_DB = 30.0
-#: Limits of a track's matching EQ (dB): a track is coloured, not turned into another instrument.
-TRACK_BOOST_DB = 9.0
-TRACK_CUT_DB = 24.0
 #: Channel volume (CC 7) of a track the balance leaves alone, in dB (value 90 of 127).
 NOMINAL_VOLUME_DB = -6.0
 
@@ -127,14 +122,13 @@ def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
 
 def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
              strength: float = 0.8, max_boost_db: float = MAX_BOOST_DB,
-             max_cut_db: float = MAX_CUT_DB, keep_level: bool = False) -> np.ndarray:
+             max_cut_db: float = MAX_CUT_DB) -> np.ndarray:
     """Master EQ band gains (dB) that move ``mix``'s long-term spectrum towards ``target``.
 
     Both spectra are normalized to the same total power; the gain is ``strength`` times the dB
     difference, smoothed over neighbouring bands and limited to ``+max_boost_db`` /
     ``-max_cut_db``. Bands where the target has no energy (above the core's 10 kHz) are cut
-    like the quietest core band. ``keep_level`` shifts the gains so the signal's total power
-    is unchanged (for a track EQ that should not change the track's place in the mix).
+    like the quietest core band.
     """
     data = np.asarray(mix, dtype=np.float64)
     mono = data.mean(axis=0) if data.ndim == 2 else data
@@ -148,8 +142,6 @@ def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.
     want_db = np.maximum(want_db, floor - 10.0)
     gains = strength * (want_db - have_db)
     gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
-    if keep_level:
-        gains -= 10.0 * np.log10(np.sum(have * 10.0 ** (gains / 10.0)) / have.sum())
     gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
     return np.clip(gains, -max_cut_db, max_boost_db)
 
@@ -371,35 +363,6 @@ def gain_curve(events: np.ndarray | None, tempo_map: np.ndarray, sample_rate: fl
     return cc_to_gain(np.column_stack([secs, events[:, 2]]), sample_rate, n)
 
 
-def track_eqs(specs: list[TrackSpec], curves: list[np.ndarray | None], dry: list[np.ndarray],
-              heard: Listening, sample_rate: float, n: int, match: float) -> None:
-    """A matching EQ per track, stored in its settings (``eq_db``): each track's spectrum moves
-    towards the noise core's spectrum at the moments that track sounds (hits towards the
-    events' spectra, a pad towards the core's overall colour), keeping the track's level.
-    ``curves`` are the tracks' expression gains (:func:`gain_curve`)."""
-    if match <= 0 or heard.core.spectrum.sum() <= 0:
-        return
-    edges = band_edges(sample_rate)
-    hop = max(1, int(round(sample_rate / FPS)))
-    bands = heard.core.bands
-    frames = min(bands.shape[1], n // hop)
-    if frames < 1:
-        return
-    for spec, gain, audio in zip(specs, curves, dry, strict=True):
-        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-        if gain is not None:
-            mono = mono * gain
-        power = (mono[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(axis=1)
-        if power.sum() <= 0:
-            continue
-        target = np.einsum("bf,f->b", bands[:, :frames], power) / power.sum()
-        if target.sum() <= 0:
-            continue
-        eq = match_eq(mono, sample_rate, target, edges, strength=match, keep_level=True,
-                      max_boost_db=TRACK_BOOST_DB, max_cut_db=TRACK_CUT_DB)
-        spec.meta["eq_db"] = [round(float(g), 2) for g in eq]
-
-
 def balance(specs: list[TrackSpec], curves: list[np.ndarray | None], controls: dict[int, np.ndarray],
             dry: list[np.ndarray], heard: Listening, sample_rate: float, n: int,
             match: float) -> dict[int, np.ndarray]:
@@ -416,12 +379,9 @@ def balance(specs: list[TrackSpec], curves: list[np.ndarray | None], controls: d
         return controls
     core = core[:, : 2 * frames].reshape(core.shape[0], frames, 2).sum(axis=2)
     tracks = []
-    for spec, gain, audio in zip(specs, curves, dry, strict=True):
+    for gain, audio in zip(curves, dry, strict=True):
         mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-        bf = band_frames(mono * gain if gain is not None else mono, sample_rate, edges, hop)
-        if spec.meta.get("eq_db"):
-            bf = bf * 10.0 ** (np.asarray(spec.meta["eq_db"])[:, None] / 10.0)
-        bf = bf[:, :frames]
+        bf = band_frames(mono * gain if gain is not None else mono, sample_rate, edges, hop)[:, :frames]
         if bf.shape[1] < frames:
             bf = np.pad(bf, ((0, 0), (0, frames - bf.shape[1])))
         tracks.append(bf)

@@ -185,9 +185,6 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
     def channel_strip(item):
         part, audio = item
         audio = np.asarray(audio, dtype=np.float32)
-        if part.meta.get("eq_db") and score.meta.get("bands"):
-            edges = np.asarray(score.meta["bands"])
-            audio = band_eq(audio, sample_rate, edges, np.asarray(part.meta["eq_db"]))
         gain = _channel_gain(part, sample_rate, length)
         if gain is not None:
             audio = audio * gain
