@@ -488,7 +488,7 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
         ``(length,)`` float32.
     """
     v = VOICES[voice]
-    out = np.zeros(length, dtype=np.float64)
+    out = np.zeros(length, dtype=np.float32)
     cache: dict[tuple, np.ndarray] = {}
     tail = int(round(v.release * _TAIL_TAUS * sample_rate))
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
@@ -512,13 +512,13 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
             if v.engine in (_subtractive, _additive, _pluck, _band_noise, _organ):
                 params["seed"] = _seed(voice, key)
             wave = v.engine(freq, min(n_on, n_total), n_total, vel, float(sample_rate), ratio, **params)
-            wave = wave * (v.gain * vel * vel)
+            wave = (wave * (v.gain * vel * vel)).astype(np.float32)
             if ratio is None:
                 cache[key] = wave
         a, b = max(s0, 0), min(s0 + wave.size, length)
         if b > a:
             out[a:b] += wave[a - s0:b - s0]
-    return out.astype(np.float32)
+    return out
 
 
 # -- drums ---------------------------------------------------------------------------------------
@@ -649,7 +649,7 @@ def render_drums(hits: np.ndarray, sample_rate: float, length: int) -> np.ndarra
         next closed or pedal hat, as on a real hi-hat.
     """
     hits = np.asarray(hits, dtype=np.float64).reshape(-1, 4)
-    pieces: dict[str, np.ndarray] = {}
+    out = np.zeros((2, length), dtype=np.float32)
     hat_closes = np.sort([h[0] for h in hits if drum_piece_for_key(h[2]) in ("hat", "pedal_hat")])
     for start, _end, key, velocity in hits:
         piece = drum_piece_for_key(key)
@@ -663,15 +663,8 @@ def render_drums(hits: np.ndarray, sample_rate: float, length: int) -> np.ndarra
                 choke = int(round((nxt[0] - start) * sample_rate))
                 if choke < sample.size:
                     sample = sample[:choke] * np.linspace(1.0, 0.0, max(choke, 1)) ** 0.3
-        if piece not in pieces:
-            pieces[piece] = np.zeros(length)
-        buf = pieces[piece]
         n = min(sample.size, length - s0)
-        buf[s0:s0 + n] += sample[:n] * (velocity / 127.0) ** 2
-    out = np.zeros((2, length))
-    for piece, buf in pieces.items():
-        pan = DRUM_PIECES[piece][1]
-        theta = (pan + 1.0) * np.pi / 4.0
-        out[0] += buf * np.cos(theta) * np.sqrt(2.0)
-        out[1] += buf * np.sin(theta) * np.sqrt(2.0)
-    return out.astype(np.float32)
+        theta = (DRUM_PIECES[piece][1] + 1.0) * np.pi / 4.0  # the piece's place in the kit
+        gains = np.array([np.cos(theta), np.sin(theta)]) * np.sqrt(2.0) * (velocity / 127.0) ** 2
+        out[:, s0:s0 + n] += (gains[:, None] * sample[None, :n]).astype(np.float32)
+    return out
