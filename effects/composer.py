@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from blendfx.arrangement import TPB, Arrangement, arrange
 from blendfx.buffers import to_channels_first
-from blendfx.effect import Effect
+from blendfx.effect import Effect, _check_rate
 from blendfx.errors import ParameterError
 from blendfx.midi import TrackSpec, build_midi, meta_of, read_midi, save_midi, set_score_meta
 from blendfx.mix_design import balance, expression, gain_curve, master_eq, track_settings
@@ -258,10 +258,4 @@ def render_midi(path_or_midi, sample_rate: float = 44100) -> np.ndarray:
     ParameterError
         If the file is missing or unreadable, or the sample rate is not positive.
     """
-    try:
-        sr = float(sample_rate)
-    except (TypeError, ValueError):
-        raise ParameterError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
-    if not (sr > 0 and np.isfinite(sr)):
-        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-    return render_score(read_midi(path_or_midi), sr)
+    return render_score(read_midi(path_or_midi), _check_rate(sample_rate))
