@@ -6,6 +6,7 @@ conformance suite's list) by subclassing :class:`blendfx.Effect`.
 
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
+from .segmenter import MusicNoiseSegmenter
 from .utility import Utility
 
-__all__ = ["Ducker", "MaskExtractor", "Utility"]
+__all__ = ["Ducker", "MaskExtractor", "MusicNoiseSegmenter", "Utility"]

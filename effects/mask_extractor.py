@@ -16,8 +16,11 @@ class MaskExtractor(Effect):
 
     Parameters
     ----------
-    mode : {"energy"}
+    mode : {"energy", "cnn"}
         "energy": the loudest ``fraction`` of pixels of the noise's Riffusion image.
+        "cnn": the noise-dominated regions found by the music/noise CNN segmenter
+        (:class:`~blendfx.effects.MusicNoiseSegmenter`), on the same image grid; ``fraction`` is
+        not used.
     fraction : float
         Share of pixels in the core, 0.01 to 0.5 (BNMusic: 0.10 to 0.20; default 0.15).
     enlarge : int
@@ -31,14 +34,20 @@ class MaskExtractor(Effect):
 
     supports_streaming = False
 
-    mode = ChoiceParam("energy", ["energy"], doc="How the core is found.")
+    mode = ChoiceParam("energy", ["energy", "cnn"], doc="How the core is found.")
     fraction = FloatParam(0.15, min=0.01, max=0.5, doc="Share of pixels in the core.")
     enlarge = IntParam(0, min=0, max=32, unit="px", doc="Dilation of the mask in pixels.")
 
     def extract(self, audio: np.ndarray, sample_rate: float) -> Mask:
         """The core :class:`~blendfx.mask.Mask` of ``audio`` (any layout, any rate)."""
         image = riffusion_image(audio, sample_rate)
-        core = energy_mask(image.pixels, self.fraction)
+        if self.mode == "cnn":
+            from blendfx.segmenter import load_segmenter
+
+            seg = load_segmenter(device=str(self.torch_device)).segment(audio, sample_rate)
+            core = seg.noise_mel_mask(image.pixels.shape[1]).binary()
+        else:
+            core = energy_mask(image.pixels, self.fraction)
         core = enlarge_mask(core, self.enlarge)
         return Mask(core.astype(np.float32))
 

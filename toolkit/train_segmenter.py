@@ -1,0 +1,257 @@
+"""Train the music/noise segmenter on mixtures of the shared clips (reproducible, CPU, minutes).
+
+Run::
+
+    python -m blendfx.train_segmenter --out toolkit/weights            # the shipped weights
+    python -m blendfx.train_segmenter --data /work/shared/data --out /tmp/seg --steps 200
+
+Every step draws ``--batch`` patches of 512 STFT frames (1.49 s, 13 x 17 windows) from the
+training files (:func:`blendfx.segmenter_data.source_split`): a seventh are music alone, a seventh
+noise alone and the rest music + noise at +10, +5, 0, -5 or -10 dB over the patch. Targets are
+each window's music share of the energy (:func:`~blendfx.segmenter_data.window_targets`); the
+loss is the softmax cross-entropy against them over the non-silent windows. The whole patch goes
+through the fully convolutional network at once, so its 221 overlapping windows share their
+feature maps. SGD with Nesterov momentum and a cosine learning-rate schedule, seeded, with
+deterministic torch algorithms on 2 threads: the same command gives the same weights on the same
+machine and torch version.
+
+The weights and a JSON config with the training metadata (sources, steps, seconds, validation
+AUCs) are written to ``--out``; the data is read in place and never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .segmenter import Segmenter, SegmenterConfig, features_from_power, power, stft
+from .segmenter_data import (
+    SNRS,
+    Clip,
+    evaluate,
+    item_samples,
+    load_clips,
+    noise_gain,
+    render_midi_clips,
+    shared_data_dir,
+    source_split,
+    validation_items,
+    window_targets,
+)
+
+__all__ = ["MixtureSampler", "train", "main"]
+
+
+class MixtureSampler:
+    """Random training patches: music and scaled noise components of equal length.
+
+    Parameters
+    ----------
+    music, noise : sequence of Clip
+        Training sources (mono, 44.1 kHz). Music clips are drawn in proportion to their length,
+        noise clips uniformly (so the two long beds do not crowd out the 40 short ESC-10 clips).
+    samples : int
+        Patch length in samples.
+    """
+
+    def __init__(self, music: Sequence[Clip], noise: Sequence[Clip], samples: int):
+        self.music = [c.audio for c in music]
+        self.noise = [c.audio for c in noise]
+        self.samples = samples
+        lengths = np.array([m.size for m in self.music], float)
+        self.music_p = lengths / lengths.sum()
+
+    def _segment(self, rng: np.random.Generator, clips: list[np.ndarray],
+                 p: np.ndarray | None) -> np.ndarray:
+        for _ in range(20):  # skip near-silent picks (fades, pauses between barks)
+            clip = clips[rng.choice(len(clips), p=p)]
+            if clip.size <= self.samples:
+                seg = np.pad(clip, (0, self.samples - clip.size))
+            else:
+                start = int(rng.integers(0, clip.size - self.samples + 1))
+                seg = clip[start:start + self.samples]
+            if np.sqrt(np.mean(seg ** 2)) > 1e-3:
+                break
+        return seg
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(music, noise)`` arrays ``(size, samples)`` float32 (one of the two may be zero)."""
+        music = np.zeros((size, self.samples), np.float32)
+        noise = np.zeros((size, self.samples), np.float32)
+        conditions = ("music", "noise") + tuple(s for s in SNRS if s != "clean")
+        for b in range(size):
+            cond = conditions[int(rng.integers(len(conditions)))]
+            m = self._segment(rng, self.music, self.music_p)
+            n = self._segment(rng, self.noise, None)
+            level = 10.0 ** (rng.uniform(-20.0, 0.0) / 20.0)  # overall level: gain invariance
+            peak_m = max(float(np.abs(m).max()), 1e-9)
+            if cond == "music":
+                music[b] = m * (level / peak_m)
+            elif cond == "noise":
+                noise[b] = n * (level / max(float(np.abs(n).max()), 1e-9))
+            else:
+                mix_m, mix_n = m, n * noise_gain(m, n, float(cond))
+                scale = level / max(float(np.abs(mix_m + mix_n).max()), 1e-9)
+                music[b], noise[b] = mix_m * scale, mix_n * scale
+        return music, noise
+
+
+def _loss(net, music, noise, config: SegmenterConfig, offset_db):
+    import torch
+
+    m, n = (stft(x, config.n_fft, config.hop_length) for x in (music, noise))
+    image = features_from_power(power(m + n), config, offset_db)
+    share, _, weight = window_targets(power(m), power(n), config)
+    logp = torch.log_softmax(net(image[:, None]), dim=1)
+    ce = -(share * logp[:, 1] + (1.0 - share) * logp[:, 0])
+    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def train(data: str | Path | None = None, out: str | Path | None = None, *, steps: int = 1500,
+          batch: int = 12, patch_windows: int = 17, lr: float = 0.02, seed: int = 0,
+          eval_every: int = 250, use_midi: bool = True, threads: int = 2,
+          config: SegmenterConfig | None = None, log=print) -> Segmenter:
+    """Train a segmenter and (with ``out``) save it with its metadata.
+
+    Parameters
+    ----------
+    data : path, optional
+        The shared data folder (default: ``$BLENDFX_SHARED_DATA`` or ``../shared/data``).
+    out : path, optional
+        Folder for ``segmenter.safetensors`` and ``segmenter.json``.
+    steps, batch : int
+        SGD steps and patches per step.
+    patch_windows : int
+        Patch length in window hops along time (17: 512 frames, 1.49 s).
+    lr : float
+        Peak learning rate (cosine decay to 0 after a 5 % warm-up).
+    seed : int
+        Seeds the data sampler, the initialization and dropout.
+    eval_every : int
+        Steps between validation AUC lines in the log (0: only at the end).
+    use_midi : bool
+        Add music rendered from ``midi/`` when the Composer's ``render_midi`` is available.
+    threads : int
+        Torch CPU threads.
+
+    Returns
+    -------
+    Segmenter
+        The trained model (in eval mode).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    config = config or SegmenterConfig()
+    root = shared_data_dir(data)
+    split = source_split(root, midi=use_midi)
+    t0 = time.perf_counter()
+    train_music = load_clips(split.train_music, config.sample_rate)
+    val_music = load_clips(split.val_music, config.sample_rate)
+    midi_train = render_midi_clips(split.train_midi, config.sample_rate) if use_midi else []
+    midi_val = render_midi_clips(split.val_midi, config.sample_rate) if use_midi else []
+    train_noise = load_clips(split.train_noise, config.sample_rate)
+    val_noise = load_clips(split.val_noise, config.sample_rate)
+    load_seconds = time.perf_counter() - t0
+    log(f"data: {len(train_music)} music + {len(midi_train)} rendered MIDI / {len(train_noise)} noise "
+        f"files for training, {len(val_music)} + {len(midi_val)} / {len(val_noise)} for validation "
+        f"({load_seconds:.1f} s to load)")
+    sampler = MixtureSampler(train_music + midi_train, train_noise,
+                             item_samples(config, patch_windows))
+    quick_val = validation_items(val_music + midi_val, val_noise, conditions=("clean", 10.0, 0.0),
+                                 windows=33, noise_segments_per_long_clip=1, max_music_segments=8,
+                                 config=config)
+
+    model = Segmenter(config, device="cpu")
+    net = model.net
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    warm = max(1, steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return lr * (step + 1) / warm
+        return 0.5 * lr * (1.0 + np.cos(np.pi * (step - warm) / max(1, steps - warm)))
+
+    history = []
+    t_train = time.perf_counter()
+    running = 0.0
+    for step in range(steps):
+        net.train()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        music, noise = sampler.batch(rng, batch)
+        offset = torch.as_tensor(rng.uniform(0.0, 6.0, (batch, 1, 1)), dtype=torch.float32)
+        loss = _loss(net, torch.from_numpy(music), torch.from_numpy(noise), config, offset)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = float(loss.detach())
+        running = 0.98 * running + 0.02 * value if step else value
+        if (eval_every and (step + 1) % eval_every == 0) or step + 1 == steps:
+            net.eval()
+            aucs = evaluate(model, quick_val)["dominance"]
+            elapsed = time.perf_counter() - t_train
+            history.append({"step": step + 1, "loss": round(running, 4), "seconds": round(elapsed, 1),
+                            "val_auc": {k: round(v, 4) for k, v in aucs.items()}})
+            log(f"step {step + 1}/{steps}  loss {running:.4f}  val AUC "
+                + "  ".join(f"{k} {v:.4f}" for k, v in aucs.items()) + f"  ({elapsed:.0f} s)")
+    train_seconds = time.perf_counter() - t_train
+    net.eval()
+    full_val = validation_items(val_music + midi_val, val_noise, config=config)
+    final = evaluate(model, full_val)
+    log("validation AUC (dominance): " + json.dumps({k: round(v, 4) for k, v in final["dominance"].items()}))
+    log("validation AUC (presence):  " + json.dumps({k: round(v, 4) for k, v in final["presence"].items()}))
+    model.training = {
+        "command": "python -m blendfx.train_segmenter " + " ".join(sys.argv[1:]),
+        "seed": seed, "steps": steps, "batch": batch, "patch_windows": patch_windows, "lr": lr,
+        "threads": threads, "torch": torch.__version__,
+        "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
+        "sources": split.describe(root),
+        "rendered_midi": {"train": [c.name for c in midi_train], "val": [c.name for c in midi_val]},
+        "labels": "window is music when E_music > E_noise; soft target E_music/(E_music+E_noise)",
+        "history": history,
+        "val_auc_dominance": {k: round(v, 4) for k, v in final["dominance"].items()},
+        "val_auc_presence": {k: round(v, 4) for k, v in final["presence"].items()},
+    }
+    if out is not None:
+        path = model.save_pretrained(out)
+        log(f"saved {path / 'segmenter.safetensors'} ({train_seconds:.0f} s of training)")
+    return model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m blendfx.train_segmenter", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None,
+                        help="shared data folder (default: $BLENDFX_SHARED_DATA or ../shared/data)")
+    parser.add_argument("--out", required=True, help="folder for the weights and their JSON config")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-midi", action="store_true", help="do not add music rendered from MIDI")
+    args = parser.parse_args(argv)
+    from .errors import BlendfxError
+
+    try:
+        train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+              eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads)
+    except BlendfxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
