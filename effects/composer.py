@@ -1,0 +1,327 @@
+"""``Composer``: music written for a noise, with no model weights (blendfx's default generator).
+
+The effect listens to the noise (:mod:`blendfx.music_analysis`: pulse, hum, energy core), picks
+a genre from the prompt (:mod:`blendfx.styles`), writes an arrangement on a grid phase-locked to
+the noise (:mod:`blendfx.arrangement`), turns it into a MIDI file (:mod:`blendfx.midi`) and
+renders that file with the built-in voices (:mod:`blendfx.synth`, :mod:`blendfx.mixing`). The
+mix is designed for the noise: expression automation that follows the noise core's envelope and
+a master EQ that moves the music's spectrum towards the core's, both stored in the MIDI file,
+so :func:`render_midi` of an exported file gives back the exact audio :meth:`Composer.process`
+returned.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from typing import Any
+
+import numpy as np
+from blendfx.arrangement import TPB, Arrangement, arrange
+from blendfx.buffers import to_channels_first
+from blendfx.effect import Effect
+from blendfx.errors import ParameterError
+from blendfx.midi import TrackSpec, build_midi, read_midi, save_midi, seconds_to_ticks
+from blendfx.mixing import (
+    MAX_BOOST_DB,
+    MAX_CUT_DB,
+    band_eq,
+    follow_gain,
+    gain_to_cc,
+    master,
+    match_eq,
+    mix_bus,
+    render_score,
+    synthesize,
+)
+from blendfx.music_analysis import FPS, Listening, band_edges, choose_key, listen
+from blendfx.params import BoolParam, FloatParam, StrParam
+from blendfx.styles import Prompt, style_from_prompt
+from blendfx.theory import Key, parse_key
+
+__all__ = ["Composer", "render_midi"]
+
+#: Mix settings per role: pan, reverb send, insert effects, and how deeply its expression
+#: follows the noise (1 = the full floor, 0 = not at all).
+_ROLE_MIX: dict[str, dict[str, Any]] = {
+    "drums": {"pan": 0.0, "send": 0.06, "fx": {"hp": 30.0, "comp": [-16.0, 3.0]}, "follow": 0.7},
+    "hits": {"pan": 0.0, "send": 0.12, "fx": {"hp": 40.0}, "follow": 0.0},
+    "bass": {"pan": 0.0, "send": 0.0, "fx": {"hp": 30.0, "comp": [-18.0, 3.0]}, "follow": 0.8},
+    "chords": {"pan": -0.25, "send": 0.18, "fx": {"hp": 110.0, "comp": [-20.0, 2.0]}, "follow": 0.9},
+    "pad": {"pan": 0.25, "send": 0.3, "fx": {"hp": 140.0, "chorus": 0.35}, "follow": 1.0},
+    "lead": {"pan": 0.1, "send": 0.22, "fx": {"hp": 180.0}, "follow": 0.5},
+    "arp": {"pan": 0.35, "send": 0.28, "fx": {"hp": 220.0}, "follow": 0.8},
+    "texture": {"pan": -0.35, "send": 0.2, "fx": {"hp": 150.0}, "follow": 1.0},
+    "stabs": {"pan": -0.1, "send": 0.3, "fx": {"hp": 150.0}, "follow": 0.0},
+}
+
+
+_MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_MINOR_NAMES = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
+#: Semitones from a mode's tonic down to its parent major scale's tonic.
+_PARENT = {"major": 0, "dorian": 2, "phrygian": 4, "lydian": 5, "mixolydian": 7, "minor": 9,
+           "harmonic_minor": 9}
+
+
+def _mido_key(key: Key) -> str:
+    """mido's key-signature name for a key: church modes get their parent scale's signature
+    (written as the relative minor for the minor-like modes)."""
+    parent = (key.tonic - _PARENT[key.mode]) % 12
+    if key.mode in ("minor", "dorian", "phrygian", "harmonic_minor"):
+        return _MINOR_NAMES[(parent + 9) % 12]
+    return _MAJOR_NAMES[parent]
+
+
+class Composer(Effect):
+    """Compose and render music for a noise: same length, phase-locked, in the hum's key.
+
+    Parameters
+    ----------
+    prompt : str
+        Genre and mood words: pop, EDM, rock, hip-hop, punk, jazz, classical, lofi, ambient
+        (and their aliases), mood words (dark, happy), pace words (slow, fast), instrument words
+        (piano, guitar, strings, synth, organ, ...) and a tempo ('90 bpm'). Unknown words fall
+        back to pop.
+    seed : int
+        With the prompt, makes the piece deterministic.
+    key : str
+        Force a key ('B minor', 'F# dorian'); '' picks one from the noise's hum (tonic or fifth
+        on the hum), or a seeded one when the noise has no tone.
+    tempo_bpm : float or None
+        Force a tempo in BPM (the phase still locks to the noise); None finds it in the noise
+        or, without a pulse, in the style's range.
+    lock_to_noise : bool
+        Phase-lock the beat grid to the noise's periodic events.
+    tune_to_noise : bool
+        Detune the whole piece (-50..50 cents) so the noise's hum is exactly on a note.
+    follow : float
+        0..1: how deeply the music's dynamics follow the loudness of the noise's core.
+    match : float
+        0..1: how far the master EQ moves the music's spectrum towards the noise core's.
+    core_fraction : float
+        Share of the noise's spectrogram in its core (:class:`MaskExtractor` fraction).
+    level_lufs : float
+        Loudness of the output in LUFS (the peak never exceeds -1 dBFS).
+    progress : bool
+        Show a progress bar for noises longer than 20 s.
+
+    Notes
+    -----
+    Output is stereo ``(2, N)`` for 2-D input of N samples (a 1-D input gives 1-D mono, as
+    pedalboard keeps layouts). After :meth:`process`, :meth:`export_midi` writes the piece and
+    :attr:`last_midi`, :attr:`last_listening` and :attr:`last_arrangement` describe it.
+
+    Examples
+    --------
+    >>> composer = Composer(prompt="lofi", seed=0)                       # doctest: +SKIP
+    >>> music = composer.process(noise, 44100)        # (2, N), N = noise samples # doctest: +SKIP
+    >>> composer.export_midi("noise_lofi.mid")                          # doctest: +SKIP
+    """
+
+    supports_streaming = False
+
+    prompt = StrParam("lofi", doc="Genre, mood, pace and instrument words.")
+    key = StrParam("", doc="Force a key such as 'B minor'; '' = from the noise.")
+    tempo_bpm = FloatParam(None, min=30.0, max=300.0, unit="BPM", optional=True,
+                           doc="Force a tempo; None = from the noise or the style.")
+    lock_to_noise = BoolParam(True, doc="Phase-lock the beat grid to the noise.")
+    tune_to_noise = BoolParam(True, doc="Tune the piece to the noise's hum.")
+    follow = FloatParam(0.8, min=0.0, max=1.0, doc="Depth of dynamics following the noise core.")
+    match = FloatParam(0.7, min=0.0, max=1.0, doc="Strength of the spectral match to the noise core.")
+    core_fraction = FloatParam(0.15, min=0.01, max=0.5, doc="Share of the noise in its core.")
+    level_lufs = FloatParam(-18.0, min=-40.0, max=-6.0, unit="LUFS", doc="Output loudness.")
+    progress = BoolParam(True, doc="Progress bar for long noises.")
+
+    def reset(self) -> None:
+        super().reset()
+        self._last_midi = None
+        self._last_listening: Listening | None = None
+        self._last_arrangement: Arrangement | None = None
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def last_midi(self):
+        """The ``mido.MidiFile`` of the last piece (None before :meth:`process`)."""
+        return self._last_midi
+
+    @property
+    def last_listening(self) -> Listening | None:
+        """What the composer heard in the last noise (pulse, tonality, core)."""
+        return self._last_listening
+
+    @property
+    def last_arrangement(self) -> Arrangement | None:
+        """The last arrangement (grid, key, style, sections, tracks)."""
+        return self._last_arrangement
+
+    def export_midi(self, path: str | os.PathLike[str]) -> None:
+        """Write the last piece as a standard MIDI file (atomically).
+
+        Raises
+        ------
+        ParameterError
+            If nothing has been composed yet.
+        """
+        with self._lock:
+            if self._last_midi is None:
+                raise ParameterError("Composer.export_midi: nothing composed yet; call "
+                                     "process(noise, sample_rate) first")
+            save_midi(self._last_midi, path)
+
+    # -- processing -----------------------------------------------------------------------------
+    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
+                reset: bool = True, *, sidechain=None) -> np.ndarray:
+        out = super().process(input_array, sample_rate, buffer_size, reset, sidechain=sidechain)
+        if np.ndim(input_array) == 1 and out.ndim == 2:
+            return out.mean(axis=0)  # a 1-D (mono vector) noise gets a 1-D mono mix
+        return out
+
+    __call__ = process
+
+    def _process(self, audio: np.ndarray, sample_rate: float,
+                 sidechain: np.ndarray | None) -> np.ndarray:
+        from tqdm import tqdm
+
+        data, _ = to_channels_first(audio)
+        n = data.shape[1]
+        rng = np.random.default_rng([int(self.seed), zlib.crc32(self.prompt.encode("utf-8"))])
+        understood = style_from_prompt(self.prompt)
+        style = understood.style
+        default_bpm = self.tempo_bpm or understood.bpm or float(
+            np.round(rng.uniform(*style.tempo)))
+        show = self.progress and n / sample_rate >= 20.0
+        with tqdm(total=4, desc="Composer", disable=not show, leave=False) as bar:
+            bar.set_postfix_str("listening")
+            heard = listen(data, sample_rate, tempo_range=style.tempo, default_bpm=default_bpm,
+                           core_fraction=self.core_fraction, lock=self.lock_to_noise,
+                           search_tempo=self.tempo_bpm is None and understood.bpm is None)
+            bar.update()
+            bar.set_postfix_str("writing")
+            key = self._choose_key(heard, understood, rng)
+            arrangement = arrange(heard, style, key, rng)
+            bar.update()
+            bar.set_postfix_str("synthesizing")
+            specs = self._track_specs(arrangement)
+            mid = self._midi(arrangement, specs, n / sample_rate, {}, {})
+            score = read_midi(mid)
+            dry = synthesize(score, sample_rate, n)
+            bar.update()
+            bar.set_postfix_str("mixing")
+            controls = self._expression(arrangement, specs, heard)
+            mid = self._midi(arrangement, specs, n / sample_rate, controls, {})
+            score = read_midi(mid)
+            bus = mix_bus(score, dry, sample_rate, n)
+            eq = self._master_eq(bus, heard, sample_rate)
+            mid = self._midi(arrangement, specs, n / sample_rate, controls, eq)
+            out = master(bus, sample_rate, read_midi(mid).meta)
+            bar.update()
+        self._last_midi = mid
+        self._last_listening = heard
+        self._last_arrangement = arrangement
+        return out
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _choose_key(self, heard: Listening, understood: Prompt, rng: np.random.Generator) -> Key:
+        if self.key.strip():
+            forced = parse_key(self.key)
+            cents = heard.tonality.tuning_cents if self.tune_to_noise and heard.tonality.root_pc is not None \
+                else 0.0
+            return Key(forced.tonic, forced.mode, cents)
+        return choose_key(heard.tonality, understood.style.modes, rng, forced_mode=understood.mode,
+                          tune=self.tune_to_noise)
+
+    def _track_specs(self, arrangement: Arrangement) -> list[TrackSpec]:
+        style = arrangement.style
+        specs = []
+        for plan in arrangement.tracks:
+            mix = _ROLE_MIX.get(plan.role, _ROLE_MIX["chords"])
+            fx = dict(mix["fx"])
+            if plan.role == "chords" and style.drive_db:
+                fx["drive_db"] = style.drive_db
+            if plan.role in ("drums", "bass", "chords"):
+                fx["comp"] = [fx.get("comp", [-18.0, 2.0])[0], style.compress_ratio]
+            meta = {"voice": plan.voice, "role": plan.role, "pan": mix["pan"], "fx": fx,
+                    "send": round(mix["send"] * style.reverb[1] / 0.2, 4)}
+            specs.append(TrackSpec(plan.name, plan.channel, plan.program, plan.notes,
+                                   tuning_cents=arrangement.key.tuning_cents, meta=meta))
+        return specs
+
+    def _midi(self, arrangement: Arrangement, specs: list[TrackSpec], length_s: float,
+              controls: dict[int, np.ndarray], extra: dict):
+        grid = arrangement.grid
+        global_meta = {"version": 1, "length_s": length_s, "reverb": [arrangement.style.reverb[0], 1.0],
+                       "lofi": arrangement.style.lofi, "level_lufs": self.level_lufs,
+                       "style": arrangement.style.name, "key": arrangement.key.name,
+                       "tuning_cents": round(arrangement.key.tuning_cents, 3), **extra}
+        tracks = [TrackSpec(s.name, s.channel, s.program, s.notes, controls.get(i, s.controls),
+                            s.tuning_cents, s.meta)
+                  for i, s in enumerate(specs)]
+        return build_midi(tracks, grid.tempo_map, ticks_per_beat=TPB, time_signatures=grid.time_signatures,
+                          key_name=_mido_key(arrangement.key), end_tick=grid.end_tick, meta=global_meta,
+                          title=f"blendfx Composer: {self.prompt}")
+
+    def _expression(self, arrangement: Arrangement, specs: list[TrackSpec],
+                    heard: Listening) -> dict[int, np.ndarray]:
+        """CC 11 automation per track: dynamics that follow the noise core's envelope, as deep
+        as the style and the track's role allow."""
+        env = heard.core.envelope
+        if env.size == 0 or self.follow <= 0:
+            return {}
+        frames = np.arange(0, env.size, 2)  # a control point every 20 ms
+        ticks = np.round(seconds_to_ticks(frames / FPS, arrangement.tempo_map, TPB)).astype(np.int64)
+        controls: dict[int, np.ndarray] = {}
+        curves: dict[float, np.ndarray] = {}
+        for i, spec in enumerate(specs):
+            depth = _ROLE_MIX.get(spec.meta.get("role", ""), {}).get("follow", 0.0) * self.follow
+            if depth <= 0:
+                continue
+            if depth not in curves:
+                gain_db = follow_gain(env, FPS, arrangement.style.follow_floor_db * depth)
+                curves[depth] = gain_to_cc(gain_db[frames], ticks, min_step=2)
+            controls[i] = curves[depth]
+        return controls
+
+    def _master_eq(self, bus: np.ndarray, heard: Listening, sample_rate: float) -> dict:
+        """Master EQ band gains that move the mixed bus's spectrum towards the noise core's."""
+        if self.match <= 0 or heard.core.spectrum.sum() <= 0:
+            return {}
+        edges = band_edges(sample_rate)
+        gains = match_eq(bus, sample_rate, heard.core.spectrum, edges, strength=self.match)
+        # a second pass corrects what the band smoothing and the FIR's skirts left over
+        shaped = band_eq(bus, sample_rate, edges, gains)
+        gains = np.clip(gains + match_eq(shaped, sample_rate, heard.core.spectrum, edges,
+                                         strength=self.match), -MAX_CUT_DB, MAX_BOOST_DB)
+        return {"master_eq": {"edges": [round(float(e), 3) for e in edges],
+                              "gains_db": [round(float(g), 3) for g in gains]}}
+
+
+def render_midi(path_or_midi, sample_rate: float = 44100) -> np.ndarray:
+    """Render any MIDI file with the built-in voices.
+
+    Parameters
+    ----------
+    path_or_midi : str, os.PathLike or mido.MidiFile
+        A standard MIDI file (type 0 or 1). Channel 10 plays the drum kit; other channels
+        play the voice nearest their General MIDI program; files without a tempo event play at
+        120 BPM. Files written by :meth:`Composer.export_midi` render exactly as composed.
+    sample_rate : float
+        Output rate in Hz.
+
+    Returns
+    -------
+    np.ndarray
+        ``(2, N)`` float32, peak at most -1 dBFS: the piece plus its release tail (or exactly
+        the composed length for a file the Composer wrote).
+
+    Raises
+    ------
+    ParameterError
+        If the file is missing or unreadable, or the sample rate is not positive.
+    """
+    try:
+        sr = float(sample_rate)
+    except (TypeError, ValueError):
+        raise ParameterError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
+    if not (sr > 0 and np.isfinite(sr)):
+        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    return render_score(read_midi(path_or_midi), sr)

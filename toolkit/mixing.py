@@ -1,0 +1,344 @@
+"""Turning a :class:`~blendfx.midi.Score` into a stereo mix, and designing that mix for a noise.
+
+Rendering (:func:`render_score`) is a pure function of the score: synthesize every part with
+the built-in voices (:mod:`blendfx.synth`), apply its CC 7/11 volume and expression curves,
+pan it, run its insert effects (pedalboard: high/low-pass, drive, compression, chorus), sum,
+add a shared reverb bus, then the master: optional lo-fi wear, the master EQ, a DC-blocking
+high-pass, and a loudness/peak normalization with a limiter so the result never clips. Every
+setting comes from the score (its blendfx meta events or, for foreign files, defaults), so a
+MIDI file written by the composer renders to exactly the audio the composer returned.
+
+Design (used by the composer, results stored in the score): :func:`follow_gain` turns the
+noise's core envelope into a dynamics curve (loud where the noise is loud), :func:`gain_to_cc`
+writes it as CC 11 automation, and :func:`match_eq` finds master EQ band gains that move the
+music's long-term spectrum towards the noise core's.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .midi import Part, Score
+from .synth import note_tail_s, render_drums, render_part, voice_for_program
+
+__all__ = ["render_score", "synthesize", "mix_parts", "mix_bus", "master", "follow_gain", "gain_to_cc",
+           "cc_to_gain",
+           "match_eq", "band_eq", "normalize", "DEFAULT_SEND", "CEILING_DB"]
+
+#: Reverb send of parts without settings (foreign MIDI files).
+DEFAULT_SEND = 0.15
+#: Sample peak ceiling of every render (dBFS).
+CEILING_DB = -1.0
+#: Integrated loudness the master is normalized to when the peak allows (LUFS).
+TARGET_LUFS = -18.0
+#: Limits of the master EQ's band gains (dB).
+MAX_BOOST_DB = 18.0
+MAX_CUT_DB = 30.0
+#: Extra seconds rendered after the last note of a foreign MIDI file (release and reverb).
+TAIL_S = 1.5
+
+
+def part_voice(part: Part) -> str:
+    """The built-in voice of a part: its blendfx setting, else 'drums' or the GM program's."""
+    if part.is_drum:
+        return "drums"
+    return str(part.meta.get("voice") or voice_for_program(part.program))
+
+
+def score_length(score: Score, sample_rate: float) -> int:
+    """Samples to render: the composer's exact length, else the score plus a release tail."""
+    if "length_s" in score.meta:
+        return int(round(float(score.meta["length_s"]) * sample_rate))
+    tail = max([note_tail_s(part_voice(p)) for p in score.parts if not p.is_drum] + [0.0])
+    return int(round((score.length_s + min(tail, TAIL_S)) * sample_rate))
+
+
+def _bend_function(part: Part, sample_rate: float):
+    if part.bend.size == 0 or not np.any(part.bend[:, 1]):
+        return None
+    times, semis = part.bend[:, 0], part.bend[:, 1]
+
+    def bend(start: int, n: int):
+        t0 = start / sample_rate
+        t1 = (start + n) / sample_rate
+        i0 = np.searchsorted(times, t0, side="right") - 1
+        first = semis[i0] if i0 >= 0 else 0.0
+        inside = (times > t0) & (times < t1)
+        if not inside.any():
+            return None if first == 0.0 else np.full(n, 2.0 ** (first / 12.0))
+        idx = np.clip(np.searchsorted(times, t0 + np.arange(n) / sample_rate, side="right") - 1, 0, None)
+        curve = np.where(t0 + np.arange(n) / sample_rate >= times[0], semis[idx], 0.0)
+        return 2.0 ** (curve / 12.0)
+
+    return bend
+
+
+def _synth_one(part: Part, sample_rate: float, length: int) -> np.ndarray:
+    voice = part_voice(part)
+    if voice == "drums":
+        return render_drums(part.notes, sample_rate, length)
+    return render_part(voice, part.notes, sample_rate, length, _bend_function(part, sample_rate))
+
+
+def synthesize(score: Score, sample_rate: float, length: int | None = None,
+               workers: int | None = None) -> list[np.ndarray]:
+    """Dry audio of every part: ``(length,)`` mono for pitched parts, ``(2, length)`` for drums.
+
+    Depends only on the notes, programs/voices and pitch bends (not on controllers or mix
+    settings), so the composer can design its mix from these and reuse them.
+    """
+    n = score_length(score, sample_rate) if length is None else int(length)
+    workers = workers or min(4, os.cpu_count() or 1)
+    if workers <= 1 or len(score.parts) <= 1:
+        return [_synth_one(p, sample_rate, n) for p in score.parts]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: _synth_one(p, sample_rate, n), score.parts))
+
+
+def cc_to_gain(events: np.ndarray | None, sample_rate: float, length: int,
+               ramp_s: float = 0.005) -> np.ndarray | None:
+    """Gain curve ``(length,)`` of CC 7/11 events ``(k, 2)`` (time s, value): amplitude
+    ``(value / 127) ** 2`` (the General MIDI -40 log10 law), steps smoothed by a short ramp."""
+    if events is None or len(events) == 0:
+        return None
+    times = np.asarray(events[:, 0], dtype=np.float64)
+    gains = (np.asarray(events[:, 1], dtype=np.float64) / 127.0) ** 2
+    starts = np.clip(np.round(times * sample_rate).astype(np.int64), 0, length)
+    curve = np.empty(length, dtype=np.float32)
+    curve[: starts[0]] = 1.0 if starts[0] > 0 else gains[0]
+    bounds = np.append(starts, length)
+    for i, g in enumerate(gains):
+        curve[bounds[i]:bounds[i + 1]] = g
+    ramp = max(1, int(ramp_s * sample_rate))
+    kernel = np.ones(ramp, dtype=np.float32) / ramp
+    smooth = np.convolve(np.concatenate([np.full(ramp - 1, curve[0], np.float32), curve]), kernel, "valid")
+    return smooth.astype(np.float32)
+
+
+def _pan(mono: np.ndarray, pan: float) -> np.ndarray:
+    theta = (float(np.clip(pan, -1.0, 1.0)) + 1.0) * np.pi / 4.0
+    return np.stack([mono * np.cos(theta), mono * np.sin(theta)]) * np.float32(np.sqrt(2.0))
+
+
+def _insert_fx(fx: dict, sample_rate: float):
+    """pedalboard chain of a part's insert effects (None when it has none)."""
+    import pedalboard as pb
+
+    plugins = []
+    if fx.get("hp"):
+        plugins.append(pb.HighpassFilter(cutoff_frequency_hz=float(fx["hp"])))
+    if fx.get("lp"):
+        plugins.append(pb.LowpassFilter(cutoff_frequency_hz=float(min(fx["lp"], 0.45 * sample_rate))))
+    for freq, gain_db, q in fx.get("eq", []):
+        plugins.append(pb.PeakFilter(cutoff_frequency_hz=float(min(freq, 0.45 * sample_rate)),
+                                     gain_db=float(gain_db), q=float(q)))
+    if fx.get("drive_db"):
+        plugins.append(pb.Distortion(drive_db=float(fx["drive_db"])))
+        plugins.append(pb.LowpassFilter(cutoff_frequency_hz=float(min(5500.0, 0.45 * sample_rate))))
+        plugins.append(pb.Gain(gain_db=-float(fx["drive_db"]) * 0.5))
+    if fx.get("comp"):
+        threshold, ratio = fx["comp"]
+        plugins.append(pb.Compressor(threshold_db=float(threshold), ratio=float(ratio),
+                                     attack_ms=10.0, release_ms=120.0))
+    if fx.get("chorus"):
+        plugins.append(pb.Chorus(rate_hz=0.6, depth=0.25, mix=float(fx["chorus"]), centre_delay_ms=8.0))
+    return pb.Pedalboard(plugins) if plugins else None
+
+
+def mix_parts(score: Score, dry: list[np.ndarray], sample_rate: float, length: int) -> np.ndarray:
+    """Mix dry parts with the score's controllers and settings, then master them."""
+    return master(mix_bus(score, dry, sample_rate, length), sample_rate, score.meta)
+
+
+def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int) -> np.ndarray:
+    """The stereo bus before the master: parts with their controllers, pans and inserts, the
+    reverb bus and the lo-fi wear. Independent of the master settings, so the composer can
+    design the master EQ from it."""
+    import pedalboard as pb
+
+    bus = np.zeros((2, length), dtype=np.float32)
+    send = np.zeros((2, length), dtype=np.float32)
+    for part, audio in zip(score.parts, dry, strict=True):
+        audio = np.asarray(audio, dtype=np.float32)
+        for cc in (7, 11):
+            gain = cc_to_gain(part.controls.get(cc), sample_rate, length)
+            if gain is not None:
+                audio = audio * gain
+        if audio.ndim == 1:
+            pan = part.meta.get("pan")
+            if pan is None and part.controls.get(10) is not None and len(part.controls[10]):
+                pan = (float(part.controls[10][0, 1]) - 64.0) / 63.0
+            audio = _pan(audio, float(pan or 0.0))
+        chain = _insert_fx(part.meta.get("fx", {}), sample_rate)
+        if chain is not None:
+            audio = chain(audio, sample_rate)
+        bus += audio
+        level = float(part.meta.get("send", DEFAULT_SEND))
+        if level > 0:
+            send += audio * np.float32(level)
+    room, wet = score.meta.get("reverb", (0.5, 1.0))
+    if np.any(send):
+        reverb = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=180.0),
+                                pb.Reverb(room_size=float(room), damping=0.5, wet_level=float(wet),
+                                          dry_level=0.0, width=1.0)])
+        bus += reverb(send, sample_rate)
+    if score.meta.get("lofi"):
+        wear = pb.Pedalboard([pb.Bitcrush(bit_depth=10.0),
+                              pb.Chorus(rate_hz=0.35, depth=0.08, mix=0.5, centre_delay_ms=4.0,
+                                        feedback=0.0)])
+        bus = wear(bus, sample_rate)
+    return bus
+
+
+def master(bus: np.ndarray, sample_rate: float, meta: dict) -> np.ndarray:
+    """Master: the master EQ, a DC-blocking high-pass and normalization (never clipping)."""
+    import pedalboard as pb
+
+    eq = meta.get("master_eq")
+    if eq:
+        bus = band_eq(bus, sample_rate, np.asarray(eq["edges"]), np.asarray(eq["gains_db"]))
+    bus = pb.HighpassFilter(cutoff_frequency_hz=25.0)(bus.astype(np.float32), sample_rate)
+    return normalize(bus, sample_rate, float(meta.get("level_lufs", TARGET_LUFS)))
+
+
+def normalize(audio: np.ndarray, sample_rate: float, target_lufs: float = TARGET_LUFS,
+              ceiling_db: float = CEILING_DB) -> np.ndarray:
+    """Gain to ``target_lufs`` (ITU-R BS.1770 via pyloudnorm; RMS for clips under 0.4 s), then a
+    limiter and a final trim so the sample peak stays at or under ``ceiling_db`` dBFS."""
+    import pedalboard as pb
+
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak < 1e-9:
+        return np.zeros_like(audio)
+    loudness = _loudness(audio, sample_rate)
+    gain = 10.0 ** ((target_lufs - loudness) / 20.0) if np.isfinite(loudness) else 1.0 / peak
+    out = audio * np.float32(gain)
+    ceiling = 10.0 ** (ceiling_db / 20.0)
+    if np.abs(out).max() > ceiling:
+        limiter = pb.Limiter(threshold_db=ceiling_db - 2.0, release_ms=120.0)
+        out = limiter(out, sample_rate)
+        top = float(np.abs(out).max())
+        if top > ceiling:
+            out = out * np.float32(ceiling / top)
+    return out.astype(np.float32)
+
+
+def _loudness(audio: np.ndarray, sample_rate: float) -> float:
+    if audio.shape[-1] < int(0.4 * sample_rate) + 1:
+        rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+        return 20.0 * np.log10(max(rms, 1e-12)) - 0.691
+    import pyloudnorm as pyln
+
+    value = pyln.Meter(int(round(sample_rate))).integrated_loudness(audio.T.astype(np.float64))
+    return float(value) if np.isfinite(value) else -np.inf
+
+
+def render_score(score: Score, sample_rate: float, dry: list[np.ndarray] | None = None) -> np.ndarray:
+    """Stereo ``(2, N)`` float32 render of a score (N from :func:`score_length`)."""
+    n = score_length(score, sample_rate)
+    if n <= 0:
+        return np.zeros((2, 0), dtype=np.float32)
+    if dry is None:
+        dry = synthesize(score, sample_rate, n)
+    return mix_parts(score, dry, sample_rate, n)
+
+
+# -- design --------------------------------------------------------------------------------------
+def follow_gain(envelope: np.ndarray, fps: float, floor_db: float, *, attack_s: float = 0.01,
+                release_s: float = 0.15, exponent: float = 0.5) -> np.ndarray:
+    """Dynamics that follow the noise: a gain per frame in dB, 0 where the core is loudest.
+
+    The core envelope (power) is raised to ``exponent`` (0.5: amplitude), expressed relative to
+    its 95th percentile, smoothed like a compressor's detector (fast attack, slow release) and
+    kept between ``floor_db`` and 0 dB.
+    """
+    env = np.asarray(envelope, dtype=np.float64)
+    if env.size == 0 or not np.any(env > 0):
+        return np.zeros(env.size)
+    ref = np.percentile(env[env > 0], 95)
+    db = 10.0 * exponent * np.log10(np.maximum(env / ref, 1e-12))
+    db = np.clip(db, floor_db, 0.0)
+    a = np.exp(-1.0 / (max(attack_s, 1e-4) * fps))
+    r = np.exp(-1.0 / (max(release_s, 1e-4) * fps))
+    out = np.empty_like(db)
+    level = db[0]
+    # a peak detector in dB: rises with the attack constant, falls with the release constant
+    for i, x in enumerate(db):
+        coef = a if x > level else r
+        level = coef * level + (1.0 - coef) * x
+        out[i] = level
+    return out
+
+
+def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) -> np.ndarray:
+    """CC 11 events ``(k, 3)`` (tick, 11, value) for a dB gain curve sampled at ``frame_ticks``;
+    an event only where the 7-bit value changes by ``min_step`` or more."""
+    value = np.clip(np.round(127.0 * 10.0 ** (np.asarray(gain_db) / 40.0)), 1, 127).astype(np.int64)
+    keep = [0]
+    for i in range(1, value.size):
+        if abs(int(value[i]) - int(value[keep[-1]])) >= min_step:
+            keep.append(i)
+    idx = np.asarray(keep)
+    ticks = np.asarray(frame_ticks, dtype=np.int64)[idx]
+    ticks, first = np.unique(ticks, return_index=True)
+    return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
+
+
+def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray) -> np.ndarray:
+    from scipy.signal import welch
+
+    nper = int(min(8192, max(256, 2 ** np.floor(np.log2(max(mono.size, 256))))))
+    freqs, psd = welch(mono.astype(np.float64), fs=sample_rate, nperseg=nper)
+    band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, edges.size - 2)
+    ok = (freqs >= edges[0]) & (freqs <= edges[-1])
+    return np.bincount(band[ok], weights=psd[ok], minlength=edges.size - 1)
+
+
+def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
+             strength: float = 0.8, max_boost_db: float = MAX_BOOST_DB,
+             max_cut_db: float = MAX_CUT_DB) -> np.ndarray:
+    """Master EQ band gains (dB) that move ``mix``'s long-term spectrum towards ``target``.
+
+    Both spectra are normalized to the same total power; the gain is ``strength`` times the dB
+    difference, smoothed over neighbouring bands and limited to ``+max_boost_db`` /
+    ``-max_cut_db``. Bands where the target has no energy (above the core's 10 kHz) are cut
+    like the quietest core band.
+    """
+    data = np.asarray(mix, dtype=np.float64)
+    mono = data.mean(axis=0) if data.ndim == 2 else data
+    have = _band_power(mono, sample_rate, edges)
+    want = np.asarray(target, dtype=np.float64)
+    if have.sum() <= 0 or want.sum() <= 0:
+        return np.zeros(edges.size - 1)
+    have_db = 10.0 * np.log10(have / have.sum() + 1e-12)
+    want_db = 10.0 * np.log10(want / want.sum() + 1e-12)
+    floor = np.percentile(want_db[want > 0], 10) if np.any(want > 0) else -60.0
+    want_db = np.maximum(want_db, floor - 10.0)
+    gains = strength * (want_db - have_db)
+    gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
+    gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
+    return np.clip(gains, -max_cut_db, max_boost_db)
+
+
+def band_eq(audio: np.ndarray, sample_rate: float, edges: np.ndarray, gains_db: np.ndarray) -> np.ndarray:
+    """Apply per-band gains (dB, one per band between ``edges`` in Hz) with a linear-phase FIR
+    (delay compensated); gains are interpolated on a log-frequency axis between band centres."""
+    from scipy.signal import firwin2, oaconvolve
+
+    nyq = sample_rate / 2.0
+    centers = np.sqrt(edges[:-1] * edges[1:])
+    keep = centers < nyq
+    if not keep.any():
+        return audio
+    grid = np.concatenate([[0.0], np.geomspace(10.0, nyq, 256)])
+    g_db = np.interp(np.log(np.maximum(grid, 1.0)), np.log(centers[keep]), np.asarray(gains_db)[keep])
+    taps = int(2 * round(sample_rate * 0.025) + 1)  # 50 ms: fine enough for the lowest bands
+    h = firwin2(taps, grid / nyq, 10.0 ** (g_db / 20.0), window="hann")
+    data = np.asarray(audio, dtype=np.float64)
+    delay = (taps - 1) // 2
+    out = oaconvolve(data, h[None, :] if data.ndim == 2 else h, mode="full", axes=-1)
+    return out[..., delay:delay + data.shape[-1]].astype(np.float32)

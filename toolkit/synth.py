@@ -1,0 +1,642 @@
+"""Built-in synthesized voices: drums, bass, keys, pads, leads and textures, in numpy.
+
+Every voice is a pure function of its note: (pitch, length, velocity, pitch-bend curve, sample
+rate) -> samples. There is no hidden random state (noise sources are seeded from the voice and
+the note), so a part renders the same way every time, which is what lets an exported MIDI file
+re-render to exactly the audio the composer produced.
+
+Engines, all vectorized over samples:
+
+- subtractive: band-limited (PolyBLEP) saw/square/triangle/sine oscillators, detuned unison, an
+  ADSR amplitude envelope and a static low-pass filter with a filter envelope (a crossfade
+  between a bright and a dark filtering of the same oscillators);
+- FM: two-operator frequency modulation with a decaying index (electric piano, bells, vibes);
+- additive: a few decaying, slightly inharmonic partials (piano, organ, flute, timpani);
+- plucked string: Karplus-Strong with a fractional-delay loop filter, run one delay-length block
+  at a time (guitar, harp, upright bass);
+- band noise: pitched band-passed noise (breath/air pads, vinyl hiss, brushes);
+- drum kit: kick, snare, clap, hats, cymbals, toms, shaker and small percussion, each a sample
+  rendered once per sample rate and placed at every hit.
+
+:func:`render_part` renders a list of notes with one voice (with a cache for repeated identical
+notes), :func:`render_drums` a list of General MIDI drum hits (channel 10) to stereo.
+:func:`voice_for_program` maps a General MIDI program to the nearest built-in voice.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from scipy.signal import butter, sosfilt
+
+__all__ = ["Voice", "VOICES", "DRUM_PIECES", "render_part", "render_drums", "voice_for_program",
+           "drum_piece_for_key", "note_tail_s"]
+
+
+# -- building blocks -----------------------------------------------------------------------------
+def _seed(*parts: object) -> int:
+    return zlib.crc32(repr(parts).encode())
+
+
+def _phase(freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> np.ndarray:
+    """Phase in cycles (unwrapped) of an oscillator at a fixed or per-sample frequency (Hz)."""
+    if np.ndim(freq) == 0:
+        return phase0 + float(freq) / sr * np.arange(n)
+    return phase0 + np.cumsum(np.asarray(freq, dtype=np.float64)[:n]) / sr
+
+
+_TABLE_SIZE = 8192
+
+
+@lru_cache(maxsize=256)
+def _table(shapes: tuple, harmonics: int) -> np.ndarray:
+    """One band-limited cycle (``_TABLE_SIZE`` samples, peak 1) holding at most ``harmonics``
+    harmonics. ``shapes``: names ('saw', 'square', 'triangle', 'sine') mixed equally, or a
+    tuple of (harmonic, amplitude) pairs for a fixed additive timbre (organ drawbars)."""
+    spec = np.zeros(_TABLE_SIZE // 2 + 1, dtype=np.complex128)
+    k = np.arange(1, harmonics + 1)
+    if shapes and isinstance(shapes[0], tuple):
+        for h, amp in shapes:
+            if h <= harmonics:
+                spec[int(h)] += amp
+    else:
+        for shape in shapes:
+            if shape == "saw":
+                spec[k] += 1.0 / k
+            elif shape == "square":
+                spec[k] += np.where(k % 2 == 1, 1.0 / k, 0.0)
+            elif shape == "triangle":
+                spec[k] += np.where(k % 2 == 1, (-1.0) ** ((k - 1) // 2) / k ** 2, 0.0) * 1.5
+            elif shape == "sine":
+                spec[1] += 1.0
+            else:
+                raise ValueError(shape)
+    # sine partials: imaginary spectrum; irfft scaling so amplitudes are per-harmonic
+    table = np.fft.irfft(-1j * spec * (_TABLE_SIZE / 2), _TABLE_SIZE)
+    return (table / max(np.abs(table).max(), 1e-12)).astype(np.float32)
+
+
+def _osc(shapes: tuple, freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> np.ndarray:
+    """Wavetable oscillator: band-limited to Nyquist for the highest frequency it plays (the
+    harmonic count is rounded down to a power of two so tables are shared between notes)."""
+    top = float(np.max(freq)) if np.ndim(freq) else float(freq)
+    if shapes and isinstance(shapes[0], tuple):
+        top *= max(h for h, _ in shapes)
+        limit = max(1, int(0.45 * sr / max(top, 1.0)) * max(h for h, _ in shapes))
+        harmonics = max(h for h, _ in shapes) if limit >= max(h for h, _ in shapes) else limit
+    else:
+        limit = max(1, int(0.45 * sr / max(top, 1.0)))
+        harmonics = int(2 ** np.floor(np.log2(min(limit, _TABLE_SIZE // 2 - 1))))
+    table = _table(tuple(shapes), harmonics)
+    ph = _phase(freq, n, sr, phase0)
+    idx = (ph * _TABLE_SIZE).astype(np.int64) & (_TABLE_SIZE - 1)
+    return table[idx]
+
+
+def _sine(phase: np.ndarray) -> np.ndarray:
+    """sin(2 pi phase) by table lookup (phase in cycles)."""
+    idx = (phase * _TABLE_SIZE).astype(np.int64) & (_TABLE_SIZE - 1)
+    return _table(("sine",), 1)[idx]
+
+
+def _lowpass(x: np.ndarray, cutoff: float, sr: float, order: int = 2) -> np.ndarray:
+    cutoff = float(np.clip(cutoff, 20.0, 0.45 * sr))
+    return sosfilt(butter(order, cutoff, fs=sr, output="sos"), x)
+
+
+def _highpass(x: np.ndarray, cutoff: float, sr: float, order: int = 2) -> np.ndarray:
+    cutoff = float(np.clip(cutoff, 10.0, 0.45 * sr))
+    return sosfilt(butter(order, cutoff, btype="highpass", fs=sr, output="sos"), x)
+
+
+def _bandpass(x: np.ndarray, lo: float, hi: float, sr: float, order: int = 2) -> np.ndarray:
+    lo = float(np.clip(lo, 10.0, 0.44 * sr))
+    hi = float(np.clip(hi, lo * 1.05, 0.45 * sr))
+    return sosfilt(butter(order, [lo, hi], btype="bandpass", fs=sr, output="sos"), x)
+
+
+def _adsr(n_on: int, n_total: int, sr: float, a: float, d: float, s: float, r: float) -> np.ndarray:
+    """Linear attack (s), exponential decay (time constant d, s) to sustain level ``s``, and an
+    exponential release (time constant r, s) from wherever the note was at its note-off; the
+    last 3 ms fade to zero so a cut tail never clicks."""
+    env = np.empty(n_total, dtype=np.float32)
+    held = min(n_on, n_total)
+    na = min(int(a * sr), held)
+    env[:na] = np.arange(na, dtype=np.float32) / np.float32(max(a * sr, 1.0))
+    if held > na:
+        if d >= 1e5 or s >= 1.0:
+            env[na:held] = 1.0
+        else:
+            decay = np.arange(held - na, dtype=np.float32) / np.float32(d * sr)
+            env[na:held] = s + (1.0 - s) * np.exp(-decay)
+    if n_total > held:
+        level = env[held - 1] if held else np.float32(0.0)
+        release = np.arange(n_total - held, dtype=np.float32) / np.float32(max(r, 1e-4) * sr)
+        env[held:] = level * np.exp(-release)
+    fade = min(n_total, int(0.003 * sr))
+    if fade > 1:
+        env[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return env
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A synth voice: an engine with its settings.
+
+    Attributes
+    ----------
+    name : str
+        Voice name (the key in :data:`VOICES`).
+    engine : callable
+        ``engine(freq, n_on, n_total, velocity, sr, bend, **params) -> np.ndarray``.
+    release : float
+        Release tail after note-off in s (how far past its note a note sounds).
+    program : int
+        The General MIDI program written for this voice.
+    params : dict
+        Engine settings.
+    gain : float
+        Level trim so voices sit together at equal velocities.
+    """
+
+    name: str
+    engine: Callable[..., np.ndarray]
+    release: float
+    program: int
+    params: dict = field(default_factory=dict)
+    gain: float = 1.0
+
+
+# -- engines -------------------------------------------------------------------------------------
+def _vibrato(f, n_total, sr, depth, rate):
+    """Frequency curve with a vibrato (semitones) that fades in after the attack."""
+    t = np.arange(n_total) / sr
+    amount = depth * np.clip(t / 0.4 - 0.3, 0.0, 1.0)
+    return f * 2.0 ** (amount * _sine(rate * t) / 12.0)
+
+
+def _lfo_gain(depth: float, rate: float, n_total: int, sr: float) -> np.ndarray:
+    return 1.0 - depth * 0.5 * (1.0 + _sine(rate * np.arange(n_total) / sr))
+
+
+def _subtractive(freq, n_on, n_total, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.0,
+                 sub=0.0, a=0.005, d=0.3, s=0.7, r=0.2, cutoff=2000.0, keytrack=0.5, env_amount=2.0,
+                 fenv_decay=0.3, vibrato=0.0, vib_rate=5.0, tremolo=0.0, trem_rate=6.0, noise=0.0,
+                 formants=(), seed=0):
+    f = freq if bend is None else freq * bend
+    if vibrato:
+        f = _vibrato(f, n_total, sr, vibrato, vib_rate)
+    spread = np.linspace(-1.0, 1.0, unison) if unison > 1 else np.zeros(1)
+    x = np.zeros(n_total, dtype=np.float32)
+    for i, u in enumerate(spread):
+        x += _osc(tuple(shapes), f * 2.0 ** (u * detune / 1200.0), n_total, sr, (0.13 + 0.37 * i) % 1.0)
+    x *= np.float32(1.0 / len(spread))
+    if sub:
+        x += np.float32(sub) * _sine(_phase(np.asarray(f) * 0.5, n_total, sr))
+    if noise:
+        x += np.float32(noise) * np.random.default_rng(seed).standard_normal(n_total, dtype=np.float32)
+    if formants:
+        x = sum(g * _bandpass(x, fc / 1.25, fc * 1.25, sr) for fc, g in formants)
+    base = cutoff * (float(np.mean(freq)) / 261.6) ** keytrack * (0.6 + 0.6 * vel)
+    dark = _lowpass(x, base, sr)
+    if env_amount > 1.0:
+        bright = _lowpass(x, base * env_amount, sr)
+        fenv = np.exp(-np.arange(n_total) / (sr * fenv_decay))
+        x = dark + (bright - dark) * fenv
+    else:
+        x = dark
+    env = _adsr(n_on, n_total, sr, a, d, s, r)
+    if tremolo:
+        env = env * _lfo_gain(tremolo, trem_rate, n_total, sr)
+    return x * env
+
+
+def _fm(freq, n_on, n_total, vel, sr, bend, *, ratio=1.0, index=2.0, index_decay=0.4, tine=0.0,
+        tine_ratio=14.0, a=0.002, d=1.2, s=0.0, r=0.3, tremolo=0.0, trem_rate=5.0):
+    """Two-operator FM: ``sin(carrier + I(t) sin(modulator))`` with a decaying index."""
+    f = freq if bend is None else freq * bend
+    t = np.arange(n_total) / sr
+    car_ph = _phase(f, n_total, sr)
+    idx = index * (0.4 + 0.8 * vel) * np.exp(-t / index_decay) / (2 * np.pi)
+    x = _sine(car_ph + idx * _sine(car_ph * ratio))
+    if tine:
+        x = x + tine * vel * _sine(car_ph * tine_ratio) * np.exp(-t / 0.03)
+    env = _adsr(n_on, n_total, sr, a, d, s, r)
+    if tremolo:
+        env = env * _lfo_gain(tremolo, trem_rate, n_total, sr)
+    return x * env
+
+
+def _organ(freq, n_on, n_total, vel, sr, bend, *, drawbars=((1, 1.0),), a=0.008, r=0.08, noise=0.0,
+           vibrato=0.0, vib_rate=5.0, click=0.0, seed=0):
+    """A fixed additive timbre (drawbars as harmonics of half the pitch, so 1 is the sub-octave)
+    with a flat envelope: organ, flute, sub bass."""
+    f = freq if bend is None else freq * bend
+    if vibrato:
+        f = _vibrato(f, n_total, sr, vibrato, vib_rate)
+    x = _osc(tuple(drawbars), np.asarray(f) * 0.5, n_total, sr)
+    if noise or click:
+        rng = np.random.default_rng(seed)
+        nz = rng.standard_normal(n_total).astype(np.float32)
+        f_mean = float(np.mean(freq))
+        if noise:
+            x = x + noise * _bandpass(nz, f_mean, min(f_mean * 4, 0.4 * sr), sr)
+        if click:
+            x = x + click * _highpass(nz, 2000.0, sr) * np.exp(-np.arange(n_total) / (0.004 * sr))
+    return x * _adsr(n_on, n_total, sr, a, 1e6, 1.0, r)
+
+
+def _additive(freq, n_on, n_total, vel, sr, bend, *, partials=((1, 1.0, 1.0),), a=0.002, d=1.5, r=0.3,
+              noise=0.0, sweep=0.0, sweep_time=0.05, seed=0):
+    """Decaying (possibly inharmonic) partials (ratio, amplitude, decay multiplier): timpani."""
+    f = freq if bend is None else freq * bend
+    t = np.arange(n_total) / sr
+    if sweep:
+        f = f * (1.0 + sweep * np.exp(-t / sweep_time))
+    x = np.zeros(n_total)
+    f_mean = float(np.mean(freq))
+    for k, (ratio, amp, decay_mult) in enumerate(partials):
+        if f_mean * ratio >= 0.45 * sr:
+            continue
+        x += amp * _sine(_phase(np.asarray(f) * ratio, n_total, sr, 0.1 * k)) * np.exp(-t * decay_mult / d)
+    if noise:
+        rng = np.random.default_rng(seed)
+        x += noise * _bandpass(rng.standard_normal(n_total), f_mean, min(f_mean * 4, 0.4 * sr), sr) \
+            * np.exp(-t / 0.05)
+    return x * _adsr(n_on, n_total, sr, a, 1e6, 1.0, r)
+
+
+def _pluck(freq, n_on, n_total, vel, sr, bend, *, decay=2.0, brightness=0.5, damp_release=0.08,
+           body=0.0, seed=0):
+    """Karplus-Strong: a noise burst circulating in a delay line with a lowpass in the loop.
+    The loop ``y[n] = x[n] + g((1-w) y[n-D] + w y[n-D-1])`` has delay ``D + w`` samples, so the
+    pitch is exact; it is computed one ``D``-sample block at a time (each block depends only
+    on the one before)."""
+    length = sr / float(freq)
+    D = max(2, int(np.floor(length)))
+    w = float(length - D)
+    g = 0.001 ** (length / (sr * decay))
+    rng = np.random.default_rng(seed)
+    burst = rng.uniform(-1.0, 1.0, D)
+    burst = _lowpass(burst, 800.0 + 9000.0 * brightness * vel, sr, 1)
+    burst -= burst.mean()
+    y = np.zeros(n_total + D + 1)
+    # y[D+1+n] holds output sample n; the first D+1 slots are the (silent) history
+    y[D + 1:2 * D + 1] = burst[: max(0, min(D, n_total))]
+    for start in range(D, n_total, D):
+        stop = min(start + D, n_total)
+        m = stop - start
+        cur = D + 1 + start
+        y[cur:cur + m] += g * ((1.0 - w) * y[cur - D:cur - D + m] + w * y[cur - D - 1:cur - D - 1 + m])
+    out = y[D + 1:]
+    if body:
+        out = out + body * _lowpass(out, 250.0, sr)
+    t = np.arange(n_total) / sr
+    env = np.ones(n_total)
+    if n_on < n_total:
+        env[n_on:] = np.exp(-(t[n_on:] - t[n_on]) / damp_release)
+    fade = min(n_total, int(0.003 * sr))
+    if fade > 1:
+        env[-fade:] *= np.linspace(1, 0, fade)
+    return out * env
+
+
+def _band_noise(freq, n_on, n_total, vel, sr, bend, *, q=6.0, a=0.3, d=1.0, s=1.0, r=0.8, tone=0.15,
+                crackle=0.0, seed=0, lfo=0.0):
+    """Pitched noise: white noise through a band-pass around the note (bandwidth f/q), with a
+    little sine at the pitch so the ear hears a note; ``crackle`` adds vinyl clicks."""
+    f0 = float(freq)
+    rng = np.random.default_rng(seed)
+    nz = rng.standard_normal(n_total, dtype=np.float32)
+    bw = f0 / q
+    x = _bandpass(nz, f0 - bw / 2, f0 + bw / 2, sr) * np.sqrt(q)
+    x += tone * _sine(_phase(f0 if bend is None else f0 * bend, n_total, sr))
+    if lfo:
+        x *= _lfo_gain(lfo, 0.3 + (f0 % 1.0) * 0.2, n_total, sr)
+    if crackle:
+        clicks = (rng.random(n_total) < 8.0 / sr) * rng.standard_normal(n_total) * 6.0
+        x += crackle * _highpass(clicks, 1500.0, sr)
+    return x * _adsr(n_on, n_total, sr, a, d, s, r)
+
+
+# -- the voice table ----------------------------------------------------------------------------
+_TIMPANI = ((1, 1.0, 1.0), (1.5, 0.5, 1.6), (1.98, 0.35, 2.0), (2.44, 0.2, 2.5))
+
+VOICES: dict[str, Voice] = {v.name: v for v in (
+    Voice("piano", _subtractive, 0.3, 0, {"shapes": ("triangle", "saw"), "unison": 2, "detune": 3,
+                                          "a": 0.002, "d": 1.1, "s": 0.0, "r": 0.25, "cutoff": 1500.0,
+                                          "keytrack": 0.6, "env_amount": 3.0, "fenv_decay": 0.25}, 0.8),
+    Voice("epiano", _fm, 0.35, 4, {"ratio": 1.0, "index": 1.6, "index_decay": 0.5, "tine": 0.25,
+                                   "d": 1.6, "s": 0.0, "r": 0.35, "tremolo": 0.15}, 0.6),
+    Voice("organ", _organ, 0.08, 16, {"drawbars": ((1, 0.5), (2, 1.0), (4, 0.6), (6, 0.35), (8, 0.3),
+                                                   (12, 0.12)), "a": 0.008, "r": 0.08, "click": 0.15},
+          0.35),
+    Voice("guitar", _pluck, 0.15, 25, {"decay": 2.5, "brightness": 0.55, "body": 0.5}, 0.7),
+    Voice("dist_guitar", _subtractive, 0.1, 30, {"shapes": ("saw", "square"), "unison": 2, "detune": 12,
+                                                 "a": 0.004, "d": 0.8, "s": 0.75, "r": 0.1,
+                                                 "cutoff": 2400.0, "keytrack": 0.3, "env_amount": 1.8},
+          0.45),
+    Voice("guitar_lead", _subtractive, 0.15, 29, {"shapes": ("saw",), "unison": 2, "detune": 8, "a": 0.01,
+                                                  "d": 0.6, "s": 0.8, "r": 0.15, "cutoff": 2800.0,
+                                                  "vibrato": 0.25, "env_amount": 1.5}, 0.45),
+    Voice("bass", _subtractive, 0.06, 33, {"shapes": ("saw",), "sub": 0.6, "a": 0.004, "d": 0.5, "s": 0.6,
+                                           "r": 0.06, "cutoff": 700.0, "keytrack": 0.2, "env_amount": 2.5,
+                                           "fenv_decay": 0.08}, 0.8),
+    Voice("upright", _pluck, 0.1, 32, {"decay": 1.6, "brightness": 0.25, "body": 1.2}, 1.1),
+    Voice("synth_bass", _subtractive, 0.06, 38, {"shapes": ("saw", "square"), "sub": 0.5, "a": 0.003,
+                                                 "d": 0.25, "s": 0.5, "r": 0.05, "cutoff": 500.0,
+                                                 "keytrack": 0.3, "env_amount": 4.0, "fenv_decay": 0.12},
+          0.8),
+    Voice("sub_bass", _organ, 0.1, 39, {"drawbars": ((2, 1.0), (4, 0.2), (6, 0.06)), "a": 0.006, "r": 0.1},
+          0.9),
+    Voice("cello", _subtractive, 0.25, 42, {"shapes": ("saw",), "unison": 2, "detune": 6, "a": 0.12, "d": 1.0,
+                                            "s": 0.85, "r": 0.25, "cutoff": 1400.0, "vibrato": 0.15,
+                                            "env_amount": 1.0}, 0.6),
+    Voice("strings", _subtractive, 0.4, 48, {"shapes": ("saw",), "unison": 3, "detune": 14, "a": 0.25,
+                                             "d": 1.0, "s": 0.9, "r": 0.4, "cutoff": 2600.0,
+                                             "vibrato": 0.12, "env_amount": 1.0}, 0.45),
+    Voice("tremolo", _subtractive, 0.3, 44, {"shapes": ("saw",), "unison": 3, "detune": 12, "a": 0.05,
+                                             "d": 1.0, "s": 0.9, "r": 0.3, "cutoff": 3000.0,
+                                             "tremolo": 0.8, "trem_rate": 12.0, "env_amount": 1.0}, 0.5),
+    Voice("pad", _subtractive, 0.6, 89, {"shapes": ("saw", "triangle"), "unison": 3, "detune": 10,
+                                         "a": 0.5, "d": 2.0, "s": 0.8, "r": 0.6, "cutoff": 1500.0,
+                                         "keytrack": 0.4, "env_amount": 1.0}, 0.45),
+    Voice("choir", _subtractive, 0.5, 52, {"shapes": ("saw",), "unison": 3, "detune": 9, "a": 0.4,
+                                           "d": 2.0, "s": 0.9, "r": 0.5, "cutoff": 4000.0,
+                                           "formants": ((700.0, 1.0), (1150.0, 0.6), (2800.0, 0.25)),
+                                           "vibrato": 0.1, "env_amount": 1.0}, 0.7),
+    Voice("supersaw", _subtractive, 0.25, 81, {"shapes": ("saw",), "unison": 5, "detune": 22, "a": 0.004,
+                                               "d": 0.35, "s": 0.45, "r": 0.25, "cutoff": 3000.0,
+                                               "keytrack": 0.3, "env_amount": 2.5, "fenv_decay": 0.15},
+          0.4),
+    Voice("brass", _subtractive, 0.15, 61, {"shapes": ("saw",), "unison": 2, "detune": 6, "a": 0.04,
+                                            "d": 0.6, "s": 0.75, "r": 0.15, "cutoff": 1100.0,
+                                            "env_amount": 3.0, "fenv_decay": 0.12}, 0.5),
+    Voice("reed", _subtractive, 0.12, 65, {"shapes": ("square", "saw"), "a": 0.03, "d": 0.6, "s": 0.8,
+                                           "r": 0.12, "cutoff": 1800.0, "vibrato": 0.2,
+                                           "env_amount": 1.6, "noise": 0.03}, 0.45),
+    Voice("flute", _organ, 0.12, 73, {"drawbars": ((2, 1.0), (4, 0.25), (6, 0.1)), "a": 0.05, "r": 0.12,
+                                      "noise": 0.12, "vibrato": 0.2}, 0.55),
+    Voice("lead", _subtractive, 0.12, 80, {"shapes": ("square",), "unison": 2, "detune": 7, "a": 0.01,
+                                           "d": 0.4, "s": 0.7, "r": 0.12, "cutoff": 2500.0,
+                                           "vibrato": 0.15, "env_amount": 1.8}, 0.4),
+    Voice("saw_lead", _subtractive, 0.12, 82, {"shapes": ("saw",), "unison": 3, "detune": 12, "a": 0.005,
+                                               "d": 0.4, "s": 0.7, "r": 0.15, "cutoff": 3200.0,
+                                               "vibrato": 0.12, "env_amount": 2.0}, 0.4),
+    Voice("pluck", _subtractive, 0.2, 84, {"shapes": ("saw", "square"), "a": 0.002, "d": 0.18, "s": 0.0,
+                                           "r": 0.2, "cutoff": 1200.0, "env_amount": 5.0,
+                                           "fenv_decay": 0.06}, 0.6),
+    Voice("harp", _pluck, 0.4, 46, {"decay": 3.0, "brightness": 0.4, "body": 0.2}, 0.7),
+    Voice("bell", _fm, 0.8, 10, {"ratio": 3.5, "index": 2.2, "index_decay": 0.25, "a": 0.001, "d": 1.8,
+                                 "s": 0.0, "r": 0.8}, 0.4),
+    Voice("vibes", _fm, 0.6, 11, {"ratio": 4.0, "index": 0.6, "index_decay": 0.2, "a": 0.001, "d": 2.0,
+                                  "s": 0.0, "r": 0.6, "tremolo": 0.3, "trem_rate": 5.5}, 0.55),
+    Voice("timpani", _additive, 0.6, 47, {"partials": _TIMPANI, "a": 0.002, "d": 1.2, "r": 0.6,
+                                          "sweep": 0.04, "noise": 0.1}, 0.9),
+    Voice("air", _band_noise, 0.6, 121, {"q": 5.0, "a": 0.35, "r": 0.6, "tone": 0.12, "lfo": 0.3}, 0.5),
+    Voice("vinyl", _band_noise, 0.4, 122, {"q": 1.5, "a": 0.05, "r": 0.4, "tone": 0.0, "crackle": 0.6}, 0.3),
+    Voice("brush", _band_noise, 0.25, 123, {"q": 1.2, "a": 0.12, "r": 0.25, "tone": 0.0, "lfo": 0.6}, 0.35),
+)}
+
+# General MIDI program -> voice (for MIDI files blendfx did not write).
+_GM_RANGES: tuple[tuple[int, int, str], ...] = (
+    (0, 3, "piano"), (4, 5, "epiano"), (6, 7, "piano"), (8, 10, "bell"), (11, 13, "vibes"),
+    (14, 14, "bell"), (15, 15, "harp"), (16, 20, "organ"), (21, 23, "reed"), (24, 28, "guitar"),
+    (29, 31, "dist_guitar"), (32, 32, "upright"), (33, 37, "bass"), (38, 39, "synth_bass"),
+    (40, 44, "strings"), (45, 46, "harp"), (47, 47, "timpani"), (48, 51, "strings"), (52, 54, "choir"),
+    (55, 55, "supersaw"), (56, 63, "brass"), (64, 71, "reed"), (72, 79, "flute"), (80, 80, "lead"),
+    (81, 81, "saw_lead"), (82, 83, "flute"), (84, 87, "saw_lead"), (88, 95, "pad"), (96, 103, "pad"),
+    (104, 108, "guitar"), (109, 109, "reed"), (110, 110, "strings"), (111, 111, "reed"),
+    (112, 114, "bell"), (115, 118, "timpani"), (119, 119, "air"), (120, 127, "air"),
+)
+
+
+#: Release tails last this many release time constants (-35 dB), then fade out.
+_TAIL_TAUS = 4.0
+
+
+def voice_for_program(program: int) -> str:
+    """The built-in voice nearest a General MIDI program (0-127)."""
+    program = int(np.clip(program, 0, 127))
+    for lo, hi, name in _GM_RANGES:
+        if lo <= program <= hi:
+            return name
+    return "piano"
+
+
+def note_tail_s(voice: str) -> float:
+    """How long (s) a note of ``voice`` rings after its note-off."""
+    return VOICES[voice].release * _TAIL_TAUS if voice in VOICES else 0.5
+
+
+def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
+                bend: Callable[[int, int], np.ndarray | None] | None = None) -> np.ndarray:
+    """Render notes with one voice into a mono buffer.
+
+    Parameters
+    ----------
+    voice : str
+        A key of :data:`VOICES`.
+    notes : np.ndarray
+        ``(n, 4)``: start (s), end (s), pitch (fractional MIDI note, tuning included), velocity
+        (1-127).
+    sample_rate : float
+        Hz.
+    length : int
+        Output length in samples (notes ringing past it are cut).
+    bend : callable, optional
+        ``bend(start_sample, n_samples)`` -> per-sample frequency ratio for that span, or None
+        where the pitch wheel is centred.
+
+    Returns
+    -------
+    np.ndarray
+        ``(length,)`` float32.
+    """
+    v = VOICES[voice]
+    out = np.zeros(length, dtype=np.float64)
+    cache: dict[tuple, np.ndarray] = {}
+    tail = int(round(v.release * _TAIL_TAUS * sample_rate))
+    for start, end, pitch, velocity in np.asarray(notes, dtype=np.float64).reshape(-1, 4):
+        s0 = int(round(start * sample_rate))
+        if s0 >= length or velocity <= 0:
+            continue
+        n_on = max(1, int(round(end * sample_rate)) - s0)
+        n_total = max(1, min(n_on + tail, length - s0))
+        ratio = bend(s0, n_total) if bend is not None else None
+        key = (round(float(pitch), 4), n_on, n_total, int(velocity))
+        wave = cache.get(key) if ratio is None else None
+        if wave is None:
+            freq = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
+            if freq >= 0.45 * sample_rate or freq < 8.0:
+                continue
+            vel = velocity / 127.0
+            params = dict(v.params)
+            if v.engine in (_subtractive, _additive, _pluck, _band_noise, _organ):
+                params["seed"] = _seed(voice, key)
+            wave = v.engine(freq, min(n_on, n_total), n_total, vel, float(sample_rate), ratio, **params)
+            wave = wave * (v.gain * vel * vel)
+            if ratio is None:
+                cache[key] = wave
+        a, b = max(s0, 0), min(s0 + wave.size, length)
+        if b > a:
+            out[a:b] += wave[a - s0:b - s0]
+    return out.astype(np.float32)
+
+
+# -- drums ---------------------------------------------------------------------------------------
+def _kick(sr):
+    t = np.arange(int(0.5 * sr)) / sr
+    f = 48.0 + 110.0 * np.exp(-t / 0.03)
+    body = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.22)
+    click = _highpass(np.random.default_rng(1).standard_normal(t.size), 2000, sr) * np.exp(-t / 0.004)
+    return 1.0 * body + 0.25 * click
+
+
+def _snare(sr):
+    t = np.arange(int(0.35 * sr)) / sr
+    tone = (np.sin(2 * np.pi * 185 * t) + 0.6 * np.sin(2 * np.pi * 330 * t)) * np.exp(-t / 0.05)
+    nz = _bandpass(np.random.default_rng(2).standard_normal(t.size), 1200, 9000, sr) * np.exp(-t / 0.12)
+    return 0.5 * tone + 0.9 * nz
+
+
+def _clap(sr):
+    t = np.arange(int(0.4 * sr)) / sr
+    nz = _bandpass(np.random.default_rng(3).standard_normal(t.size), 800, 3500, sr)
+    env = np.zeros(t.size)
+    for k, off in enumerate((0.0, 0.011, 0.022, 0.031)):
+        env += np.where(t >= off, np.exp(-(t - off) / (0.006 if k < 3 else 0.15)), 0.0)
+    return nz * env * 0.8
+
+
+def _metal(sr, seconds, decay, hp, seed, freqs=(205.3, 304.4, 369.6, 522.7, 540.0, 800.0)):
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sign(np.sin(2 * np.pi * f * 1.8 * t + i)) for i, f in enumerate(freqs))
+    x = x + 0.6 * np.random.default_rng(seed).standard_normal(t.size)
+    return _highpass(x, hp, sr, 4) * np.exp(-t / decay) * 0.35
+
+
+def _tom(sr, f0):
+    t = np.arange(int(0.6 * sr)) / sr
+    f = f0 * (1.0 + 0.5 * np.exp(-t / 0.04))
+    body = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.25)
+    nz = _bandpass(np.random.default_rng(int(f0)).standard_normal(t.size), 400, 4000, sr) * np.exp(-t / 0.03)
+    return body + 0.2 * nz
+
+
+def _blip(sr, f0, decay, noise=0.1, seed=7):
+    t = np.arange(int(max(decay * 6, 0.05) * sr)) / sr
+    x = np.sin(2 * np.pi * f0 * t) + 0.4 * np.sin(2 * np.pi * f0 * 2.01 * t)
+    x = x + noise * _highpass(np.random.default_rng(seed).standard_normal(t.size), 2000, sr)
+    return x * np.exp(-t / decay)
+
+
+def _shaker(sr):
+    t = np.arange(int(0.15 * sr)) / sr
+    env = np.minimum(t / 0.015, 1.0) * np.exp(-np.maximum(t - 0.015, 0) / 0.03)
+    return _highpass(np.random.default_rng(11).standard_normal(t.size), 5000, sr, 4) * env * 0.6
+
+
+def _tambourine(sr):
+    jingle = _metal(sr, 0.4, 0.09, 6000, 12, freqs=(2300.0, 3100.0, 4200.0, 5100.0))
+    return jingle * 1.3
+
+
+#: Kit pieces: name -> (sample builder, pan -1..1, gain).
+DRUM_PIECES: dict[str, tuple[Callable[[float], np.ndarray], float, float]] = {
+    "kick": (_kick, 0.0, 1.0),
+    "snare": (_snare, 0.05, 0.8),
+    "clap": (_clap, -0.05, 0.8),
+    "rim": (lambda sr: _blip(sr, 1700.0, 0.012, 0.5), 0.1, 0.5),
+    "hat": (lambda sr: _metal(sr, 0.15, 0.035, 7000, 4), 0.3, 0.5),
+    "pedal_hat": (lambda sr: _metal(sr, 0.1, 0.02, 6000, 5), 0.3, 0.35),
+    "open_hat": (lambda sr: _metal(sr, 0.8, 0.25, 6500, 6), 0.3, 0.4),
+    "crash": (lambda sr: _metal(sr, 2.5, 0.9, 3000, 8, (305.0, 410.0, 587.0, 732.0, 845.0, 1114.0)), -0.3,
+              0.45),
+    "ride": (lambda sr: _metal(sr, 2.0, 0.7, 4000, 9, (390.0, 512.0, 710.0, 982.0)), -0.35, 0.3),
+    "ride_bell": (lambda sr: _blip(sr, 2480.0, 0.4, 0.2), -0.35, 0.3),
+    "floor_tom": (lambda sr: _tom(sr, 82.0), -0.25, 0.8),
+    "tom_low": (lambda sr: _tom(sr, 110.0), -0.15, 0.8),
+    "tom_mid": (lambda sr: _tom(sr, 147.0), 0.0, 0.8),
+    "tom_high": (lambda sr: _tom(sr, 196.0), 0.15, 0.8),
+    "tambourine": (_tambourine, 0.4, 0.5),
+    "cowbell": (lambda sr: _blip(sr, 562.0, 0.08, 0.05), 0.2, 0.4),
+    "shaker": (_shaker, 0.45, 0.5),
+    "claves": (lambda sr: _blip(sr, 2500.0, 0.025, 0.0), 0.25, 0.5),
+    "woodblock": (lambda sr: _blip(sr, 820.0, 0.035, 0.05), -0.2, 0.6),
+    "conga": (lambda sr: _tom(sr, 250.0), 0.3, 0.6),
+}
+
+_DRUM_KEYS: dict[int, str] = {
+    35: "kick", 36: "kick", 37: "rim", 38: "snare", 39: "clap", 40: "snare", 41: "floor_tom",
+    42: "hat", 43: "floor_tom", 44: "pedal_hat", 45: "tom_low", 46: "open_hat", 47: "tom_mid",
+    48: "tom_high", 49: "crash", 50: "tom_high", 51: "ride", 52: "crash", 53: "ride_bell",
+    54: "tambourine", 55: "crash", 56: "cowbell", 57: "crash", 58: "claves", 59: "ride",
+    60: "conga", 61: "conga", 62: "conga", 63: "conga", 64: "tom_high", 65: "tom_mid", 66: "tom_low",
+    67: "cowbell", 68: "cowbell", 69: "shaker", 70: "shaker", 71: "claves", 72: "claves", 73: "rim",
+    74: "rim", 75: "claves", 76: "woodblock", 77: "woodblock", 78: "conga", 79: "conga", 80: "rim",
+    81: "tambourine", 82: "shaker",
+}
+
+
+def drum_piece_for_key(key: int) -> str:
+    """Kit piece for a General MIDI drum key (nearest sensible piece outside the GM map)."""
+    key = int(key)
+    if key in _DRUM_KEYS:
+        return _DRUM_KEYS[key]
+    return "kick" if key < 35 else "shaker"
+
+
+@lru_cache(maxsize=64)
+def _drum_sample(piece: str, sample_rate: float) -> np.ndarray:
+    builder, _, gain = DRUM_PIECES[piece]
+    return (builder(float(sample_rate)) * gain).astype(np.float64)
+
+
+def render_drums(hits: np.ndarray, sample_rate: float, length: int) -> np.ndarray:
+    """Render General MIDI drum hits to stereo.
+
+    Parameters
+    ----------
+    hits : np.ndarray
+        ``(n, 4)``: start (s), end (s, ignored: drums ring out), drum key, velocity (1-127).
+    sample_rate : float
+        Hz.
+    length : int
+        Output length in samples.
+
+    Returns
+    -------
+    np.ndarray
+        ``(2, length)`` float32, each piece at its kit position. Open hats are choked by the
+        next closed or pedal hat, as on a real hi-hat.
+    """
+    hits = np.asarray(hits, dtype=np.float64).reshape(-1, 4)
+    pieces: dict[str, np.ndarray] = {}
+    hat_closes = np.sort([h[0] for h in hits if drum_piece_for_key(h[2]) in ("hat", "pedal_hat")])
+    for start, _end, key, velocity in hits:
+        piece = drum_piece_for_key(key)
+        s0 = int(round(start * sample_rate))
+        if s0 >= length or s0 < 0 or velocity <= 0:
+            continue
+        sample = _drum_sample(piece, float(sample_rate))
+        if piece == "open_hat" and hat_closes.size:
+            nxt = hat_closes[np.searchsorted(hat_closes, start, side="right"):]
+            if nxt.size:
+                choke = int(round((nxt[0] - start) * sample_rate))
+                if choke < sample.size:
+                    sample = sample[:choke] * np.linspace(1.0, 0.0, max(choke, 1)) ** 0.3
+        buf = pieces.setdefault(piece, np.zeros(length))
+        n = min(sample.size, length - s0)
+        buf[s0:s0 + n] += sample[:n] * (velocity / 127.0) ** 2
+    out = np.zeros((2, length))
+    for piece, buf in pieces.items():
+        pan = DRUM_PIECES[piece][1]
+        theta = (pan + 1.0) * np.pi / 4.0
+        out[0] += buf * np.cos(theta) * np.sqrt(2.0)
+        out[1] += buf * np.sin(theta) * np.sqrt(2.0)
+    return out.astype(np.float32)
