@@ -40,14 +40,12 @@ class MaskExtractor(Effect):
 
     def extract(self, audio: np.ndarray, sample_rate: float) -> Mask:
         """The core :class:`~blendfx.mask.Mask` of ``audio`` (any layout, any rate)."""
-        image = riffusion_image(audio, sample_rate)
         if self.mode == "cnn":
-            from blendfx.segmenter import load_segmenter
+            from .segmenter import cnn_noise_mask
 
-            seg = load_segmenter(device=str(self.torch_device)).segment(audio, sample_rate)
-            core = seg.noise_mel_mask(image.pixels.shape[1]).binary()
+            core = cnn_noise_mask(audio, sample_rate, self.fraction, str(self.torch_device)) >= 0.5
         else:
-            core = energy_mask(image.pixels, self.fraction)
+            core = energy_mask(riffusion_image(audio, sample_rate).pixels, self.fraction)
         core = enlarge_mask(core, self.enlarge)
         return Mask(core.astype(np.float32))
 

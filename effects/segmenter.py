@@ -7,7 +7,50 @@ from blendfx.effect import Effect
 from blendfx.params import ChoiceParam, FloatParam, StrParam
 from blendfx.segmenter import Segmentation, Segmenter, istft, load_segmenter, stft
 
-__all__ = ["MusicNoiseSegmenter"]
+__all__ = ["MusicNoiseSegmenter", "cnn_noise_mask"]
+
+
+def cnn_noise_mask(audio: np.ndarray, sample_rate: float, fraction: float = 0.15,
+                   device: str = "auto") -> np.ndarray:
+    """``MaskExtractor`` mode "cnn": the noise-dominated regions on the Riffusion image grid.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        ``(channels, samples)`` (or any layout) at ``sample_rate`` Hz.
+    sample_rate : float
+        Hz.
+    fraction : float
+        Unused: the CNN decides how much of the image is noise (kept for the mode signature).
+    device : str
+        Torch device of the segmenter.
+
+    Returns
+    -------
+    np.ndarray
+        ``(512, frames)`` float32, 1 where noise dominates (noise probability >= 0.5 in a cell
+        within 60 dB of the loudest), row 0 = highest mel bin, ``frames`` = 10 ms columns of the
+        audio at 44.1 kHz.
+    """
+    from blendfx.buffers import to_channels_first
+    from blendfx.spectrogram import SpectrogramParams
+
+    del fraction
+    data, _ = to_channels_first(audio)
+    p = SpectrogramParams()
+    n44 = data.shape[1] if float(sample_rate) == p.sample_rate else int(
+        np.ceil(data.shape[1] * p.sample_rate / float(sample_rate)))
+    seg = load_segmenter(device=device).segment(data, sample_rate)
+    return seg.noise_mel_mask(n44 // p.hop_length).values
+
+
+def _register_mask_mode() -> None:
+    """Plug mode "cnn" into ``MaskExtractor`` where the mask-mode seam exists (issue 3)."""
+    try:
+        from blendfx.mask import register_mask_mode
+    except ImportError:  # older MaskExtractor: it calls cnn_noise_mask itself
+        return
+    register_mask_mode("cnn", cnn_noise_mask)
 
 
 class MusicNoiseSegmenter(Effect):
@@ -72,8 +115,8 @@ class MusicNoiseSegmenter(Effect):
         if float(sample_rate) == float(c.sample_rate):
             n_fft, hop, gain = c.n_fft, c.hop_length, seg.music
         else:
-            n_fft = max(16, 2 * int(round(c.n_fft * sample_rate / c.sample_rate / 2)))
-            hop = n_fft // 4
+            hop = max(4, int(round(c.hop_length * sample_rate / c.sample_rate)))
+            n_fft = c.n_fft // c.hop_length * hop
             frames = audio.shape[1] // hop + 1
             gain = seg.music_on_grid(np.arange(n_fft // 2 + 1) * sample_rate / n_fft,
                                      np.arange(frames) * hop / sample_rate)
@@ -87,3 +130,6 @@ class MusicNoiseSegmenter(Effect):
         g = torch.as_tensor(gain, device=device, dtype=spec.real.dtype)
         out = istft(spec * g[None, :, : spec.shape[-1]], n_fft, hop, audio.shape[1])
         return out.cpu().numpy().astype(np.float32)
+
+
+_register_mask_mode()

@@ -21,6 +21,7 @@ from blendfx.segmenter import (
     default_weights_dir,
     load_segmenter,
     mask_from_cells,
+    net_input,
 )
 from blendfx.segmenter_data import (
     evaluate,
@@ -74,7 +75,7 @@ def test_paper_geometry():
         SegmenterConfig.from_dict({"channel": 3})
 
 
-def test_fully_convolutional_equals_window_by_window():
+def test_fully_convolutional_equals_window_by_window(tmp_path):
     torch.manual_seed(0)
     seg = Segmenter(SegmenterConfig(channels=8, hidden=8))
     for bn in seg.net.norms:  # non-trivial eval-mode statistics
@@ -84,13 +85,19 @@ def test_fully_convolutional_equals_window_by_window():
     seg.chunk_windows = 4  # several chunks, the last one partly padding
     logits = seg.window_logits(image)
     assert tuple(logits.shape) == (2, 13, 11)
-    padded = torch.nn.functional.pad(image, (0, 256 + 16 * 10 - image.shape[1]))
+    padded = net_input(torch.nn.functional.pad(image, (0, 256 + 16 * 10 - image.shape[1]))[None],
+                       seg.config)
     with torch.inference_mode():
         for i in (0, 6, 12):
             for j in (0, 3, 10):
-                win = padded[16 * i:16 * i + 64, 16 * j:16 * j + 256][None, None]
+                win = padded[..., 16 * i:16 * i + 64, 16 * j:16 * j + 256]
                 ref = seg.net(win)[0, :, 0, 0]
                 torch.testing.assert_close(logits[:, i, j], ref, atol=1e-4, rtol=1e-4)
+    # loading folds each batch norm into its convolution: same logits
+    seg.save_pretrained(tmp_path)
+    loaded = Segmenter.from_pretrained(tmp_path)
+    assert loaded._folded is not None
+    torch.testing.assert_close(loaded.window_logits(image), logits, atol=1e-4, rtol=1e-4)
 
 
 def test_cells_average_overlapping_windows():

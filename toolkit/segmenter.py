@@ -43,6 +43,7 @@ __all__ = [
     "istft",
     "power",
     "features_from_power",
+    "net_input",
     "cells_from_windows",
     "mask_from_cells",
 ]
@@ -84,6 +85,9 @@ class SegmenterConfig:
         Batch normalization after every convolution (not in the paper: it makes the few hundred
         SGD steps affordable on a CPU converge; in eval mode it is a per-map affine map, folded
         into the convolution for inference).
+    frequency_channel : bool
+        Give the network a second input channel holding each row's frequency (0 at DC, 1 at
+        Nyquist), so that one set of weights can treat the bass and the treble differently.
     range_db : float
         Dynamic range of the input image in dB below the loudest pixel.
     silence_db : float
@@ -101,6 +105,7 @@ class SegmenterConfig:
     hidden: int = 32
     dropout: float = 0.3
     batch_norm: bool = True
+    frequency_channel: bool = True
     range_db: float = 80.0
     silence_db: float = -100.0
 
@@ -164,7 +169,7 @@ def _build_net(config: SegmenterConfig):
         def __init__(self, cfg: SegmenterConfig):
             super().__init__()
             self.cfg = cfg
-            convs, norms, cin = [], [], 1
+            convs, norms, cin = [], [], 2 if cfg.frequency_channel else 1
             for stride in cfg.conv_strides:
                 convs.append(nn.Conv2d(cin, cfg.channels, 3, stride=stride))
                 norms.append(nn.BatchNorm2d(cfg.channels) if cfg.batch_norm else nn.Identity())
@@ -189,6 +194,28 @@ def _build_net(config: SegmenterConfig):
             return self.out(self.drop(x))
 
     return SegmenterNet(config)
+
+
+def _fold_batch_norm(net):
+    """A copy of ``net`` in eval mode with each batch norm folded into its convolution.
+
+    In eval mode a batch norm is ``y = a * x + b`` per feature map, so
+    ``conv(x) * a + b`` is one convolution with weights ``w * a`` and bias ``bias * a + b``.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    folded = copy.deepcopy(net).eval()
+    with torch.no_grad():
+        for i, (conv, norm) in enumerate(zip(folded.convs, folded.norms, strict=True)):
+            if isinstance(norm, nn.BatchNorm2d):
+                a = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                conv.weight.mul_(a[:, None, None, None])
+                conv.bias.copy_(conv.bias * a + norm.bias - norm.running_mean * a)
+                folded.norms[i] = nn.Identity()
+    return folded.to(memory_format=torch.channels_last)
 
 
 # -- front end -----------------------------------------------------------------------------------
@@ -222,8 +249,37 @@ def istft(spec, n_fft: int, hop_length: int, length: int):
     window = _hann(n_fft, spec.device)
     shape = spec.shape
     flat = spec.reshape(-1, *shape[-2:]) * window.sum()
-    out = torch.istft(flat, n_fft, hop_length, window=window, center=True, length=length)
+    if n_fft % hop_length:
+        out = torch.istft(flat, n_fft, hop_length, window=window, center=True, length=length)
+        return out.reshape(*shape[:-2], length)
+    # Overlap-add by hand: with n_fft = k * hop every frame is k whole hops, so the sum is k
+    # shifted adds (several times faster than torch.istft's general fold on the CPU).
+    k, frames = n_fft // hop_length, flat.shape[-1]
+    seg = torch.fft.irfft(flat, n=n_fft, dim=-2) * window[:, None]         # (b, n_fft, frames)
+    seg = seg.reshape(seg.shape[0], k, hop_length, frames).permute(0, 3, 1, 2)  # (b, frames, k, hop)
+    acc = seg.new_zeros(seg.shape[0], frames + k - 1, hop_length)
+    for j in range(k):
+        acc[:, j:j + frames] += seg[:, :, j]
+    out = acc.reshape(seg.shape[0], -1)
+    env = _ola_envelope(n_fft, hop_length, frames, spec.device)
+    start = n_fft // 2  # centred frames: drop the padding
+    out = out[:, start:start + length] / env[start:start + length]
+    if out.shape[-1] < length:
+        out = torch.nn.functional.pad(out, (0, length - out.shape[-1]))
     return out.reshape(*shape[:-2], length)
+
+
+@lru_cache(maxsize=16)
+def _ola_envelope(n_fft: int, hop_length: int, frames: int, device):
+    """Overlap-added squared window (the inverse STFT's normaliser), floored away from 0."""
+    import torch
+
+    sq = (_hann(n_fft, device) ** 2).reshape(n_fft // hop_length, hop_length)
+    k = sq.shape[0]
+    acc = torch.zeros(frames + k - 1, hop_length, device=device)
+    for j in range(k):
+        acc[j:j + frames] += sq[j]
+    return acc.reshape(-1).clamp_min(1e-8)
 
 
 @lru_cache(maxsize=8)
@@ -254,6 +310,24 @@ def features_from_power(power, config: SegmenterConfig, offset_db=0.0):
     db = 10.0 * torch.log10(power[..., : config.image_bins, :] + 1e-20)
     ref = db.amax(dim=(-2, -1), keepdim=True).clamp_min(config.silence_db) + offset_db
     return ((db - ref) / config.range_db + 1.0).clamp_(0.0, 1.0)
+
+
+def net_input(images, config: SegmenterConfig):
+    """``(batch, H, W)`` images -> the network's ``(batch, channels, H, W)`` input.
+
+    With ``frequency_channel`` the second channel is each row's bin index over ``n_fft / 2``:
+    a property of the absolute position, so windows cropped from a larger image see exactly the
+    values the full image has there.
+    """
+    import torch
+
+    x = images[:, None]
+    if not config.frequency_channel:
+        return x
+    rows = torch.arange(images.shape[-2], dtype=images.dtype, device=images.device)
+    coord = (rows / config.image_bins)[None, None, :, None].expand(images.shape[0], 1, -1,
+                                                                   images.shape[-1])
+    return torch.cat([x, coord], dim=1)
 
 
 # -- windows -> cells -> mask --------------------------------------------------------------------
@@ -427,9 +501,9 @@ class Segmenter:
     """
 
     #: Windows per trunk pass along time (bounds memory: about 20 MB of features per chunk).
-    chunk_windows = 128
+    chunk_windows = 256
     #: Chunks run together in one batch.
-    chunk_batch = 4
+    chunk_batch = 1
 
     def __init__(self, config: SegmenterConfig | None = None, device: str = "cpu",
                  training: dict[str, Any] | None = None):
@@ -439,6 +513,9 @@ class Segmenter:
         self.device = resolve_device(device)
         self.net = _build_net(self.config).to(self.device).eval()
         self.training = dict(training or {})
+        #: Inference copy with batch norm folded into the convolutions (set by from_pretrained;
+        #: None while training, when ``net`` itself is used).
+        self._folded = None
 
     # -- weights ----------------------------------------------------------------------------
     @classmethod
@@ -460,7 +537,7 @@ class Segmenter:
         ModelNotFoundError
             When the weights or the config file are missing or unreadable.
         """
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         weights, config_path = _resolve_paths(path)
@@ -475,7 +552,7 @@ class Segmenter:
         model = cls(config, device=device, training=meta.get("training"))
         try:
             state = load_file(str(weights), device="cpu")
-        except (SafetensorsError, OSError, ValueError) as exc:
+        except (SafetensorError, OSError, ValueError) as exc:
             raise ModelNotFoundError(f"segmenter weights {weights} are not a safetensors file: "
                                      f"{exc}; {TRAIN_HINT}") from None
         try:
@@ -484,6 +561,7 @@ class Segmenter:
             raise ModelNotFoundError(f"segmenter weights {weights} do not match {config_path}: "
                                      f"{str(exc).splitlines()[0]}") from None
         model.net.to(model.device).eval()
+        model._folded = _fold_batch_norm(model.net)
         return model
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
@@ -519,14 +597,14 @@ class Segmenter:
         chunks = -(-cols // k)
         span = c.window_frames + c.cell * (k - 1)
         need = c.cell * k * (chunks - 1) + span
-        padded = torch.nn.functional.pad(image, (0, need - w))
-        pieces = padded.unfold(-1, span, c.cell * k).permute(1, 0, 2)[:, None]  # (chunks,1,H,span)
+        padded = net_input(torch.nn.functional.pad(image, (0, need - w))[None], c)[0]
+        pieces = padded.unfold(-1, span, c.cell * k).permute(2, 0, 1, 3)  # (chunks, C, H, span)
         outs = []
         with torch.inference_mode():
             for start in range(0, chunks, self.chunk_batch):
                 batch = pieces[start:start + self.chunk_batch].contiguous(
                     memory_format=torch.channels_last)
-                outs.append(self.net(batch).float())
+                outs.append((self._folded or self.net)(batch).float())
         logits = torch.cat(outs)  # (chunks, 2, rows, k)
         logits = logits.permute(1, 2, 0, 3).reshape(2, logits.shape[2], -1)
         return logits[..., :cols]

@@ -37,6 +37,7 @@ __all__ = [
     "shared_data_dir",
     "source_split",
     "load_clips",
+    "render_midi_clips",
     "noise_gain",
     "window_targets",
     "item_samples",
@@ -129,21 +130,57 @@ def load_clips(paths: Sequence[Path], sample_rate: int = 44100) -> list[Clip]:
     return clips
 
 
-def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100,
-                      max_seconds: float = 60.0) -> list[Clip]:
+#: General MIDI programs the MIDI tunes are re-voiced with, so that the rendered training music
+#: spans the Composer's voices (piano, vibes, organ, guitar, strings, choir, brass, reed, flute,
+#: leads, pads, harp ...) rather than one piano.
+MELODIC_PROGRAMS = (0, 4, 11, 16, 19, 24, 25, 29, 32, 40, 42, 44, 46, 48, 52, 56, 61, 65, 68, 73,
+                    80, 81, 84, 89)
+
+
+def _voiced_midi(path: Path, rng: np.random.Generator, max_seconds: float):
+    """``path`` as a ``mido.MidiFile`` with random melodic programs and no note after
+    ``max_seconds`` s (at the file's first tempo, 120 BPM when it has none)."""
+    import mido
+
+    mid = mido.MidiFile(str(path), clip=True)
+    tempo = next((m.tempo for t in mid.tracks for m in t if m.type == "set_tempo"), 500_000)
+    limit = int(max_seconds * 1e6 / tempo * mid.ticks_per_beat)
+    for i, track in enumerate(mid.tracks):
+        kept, tick, carry = [], 0, 0
+        channels = sorted({m.channel for m in track if hasattr(m, "channel") and m.channel != 9})
+        for msg in track:
+            tick += msg.time
+            late_on = msg.type == "note_on" and msg.velocity > 0 and tick > limit
+            if msg.type == "program_change" or late_on:
+                carry += msg.time  # drop the message, keep the timing of the next one
+                continue
+            kept.append(msg.copy(time=msg.time + carry))
+            carry = 0
+        programs = [mido.Message("program_change", channel=ch, time=0,
+                                 program=int(rng.choice(MELODIC_PROGRAMS))) for ch in channels]
+        mid.tracks[i] = mido.MidiTrack(programs + kept)
+    return mid
+
+
+def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100, max_seconds: float = 30.0,
+                      seed: int = 0) -> list[Clip]:
     """Music rendered from MIDI files by the Composer's voices, or ``[]`` without a Composer.
 
-    Each file is rendered to mono and cut to its first ``max_seconds`` s.
+    Each file's melodic channels get random General MIDI programs (:data:`MELODIC_PROGRAMS`,
+    seeded; drums stay drums), its notes are cut after ``max_seconds`` s, and it is rendered
+    with ``blendfx.effects.composer.render_midi`` (issue 4) and mixed to mono.
     """
     try:
         from .effects.composer import render_midi  # issue 4
     except ImportError:
         return []
+    rng = np.random.default_rng(seed)
     clips = []
     for p in paths:
-        audio = np.asarray(render_midi(str(p), sample_rate=sample_rate), dtype=np.float32)
+        audio = np.asarray(render_midi(_voiced_midi(p, rng, max_seconds), sample_rate=sample_rate),
+                           dtype=np.float32)
         mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-        mono = mono[: int(max_seconds * sample_rate)]
+        mono = mono[: int((max_seconds + 1.0) * sample_rate)]  # the file may end much later
         if np.sqrt(np.mean(mono ** 2)) > 1e-4:
             clips.append(Clip(p.stem, np.ascontiguousarray(mono)))
     return clips

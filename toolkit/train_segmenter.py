@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .segmenter import Segmenter, SegmenterConfig, features_from_power, power, stft
+from .segmenter import Segmenter, SegmenterConfig, features_from_power, net_input, power, stft
 from .segmenter_data import (
     SNRS,
     Clip,
@@ -69,19 +69,37 @@ class MixtureSampler:
 
     def _segment(self, rng: np.random.Generator, clips: list[np.ndarray],
                  p: np.ndarray | None) -> np.ndarray:
+        """A random stretch of a random clip, played 0.8 to 1.25 times as fast (pitch and tempo
+        move together, as on a tape): more timbres and tempi than the few sources hold."""
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        rate = Fraction(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))).limit_denominator(12)
+        need = int(np.ceil(self.samples * rate)) + 16
         for _ in range(20):  # skip near-silent picks (fades, pauses between barks)
             clip = clips[rng.choice(len(clips), p=p)]
-            if clip.size <= self.samples:
-                seg = np.pad(clip, (0, self.samples - clip.size))
+            if clip.size <= need:
+                seg = np.pad(clip, (0, need - clip.size))
             else:
-                start = int(rng.integers(0, clip.size - self.samples + 1))
-                seg = clip[start:start + self.samples]
+                start = int(rng.integers(0, clip.size - need + 1))
+                seg = clip[start:start + need]
             if np.sqrt(np.mean(seg ** 2)) > 1e-3:
                 break
-        return seg
+        out = resample_poly(seg, rate.denominator, rate.numerator) if rate != 1 else seg
+        return np.asarray(out[: self.samples], np.float32)
 
-    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(music, noise)`` arrays ``(size, samples)`` float32 (one of the two may be zero)."""
+    def batch(self, rng: np.random.Generator, size: int):
+        """A training batch.
+
+        Returns
+        -------
+        music, noise : np.ndarray
+            ``(size, samples)`` float32 components (one of the two may be zero).
+        tilts : np.ndarray
+            ``(size, 2)`` spectral tilts in dB per octave (around 1 kHz) for the music and the
+            noise, a random EQ applied in the STFT domain.
+        """
         music = np.zeros((size, self.samples), np.float32)
         noise = np.zeros((size, self.samples), np.float32)
         conditions = ("music", "noise") + tuple(s for s in SNRS if s != "clean")
@@ -90,32 +108,48 @@ class MixtureSampler:
             m = self._segment(rng, self.music, self.music_p)
             n = self._segment(rng, self.noise, None)
             level = 10.0 ** (rng.uniform(-20.0, 0.0) / 20.0)  # overall level: gain invariance
-            peak_m = max(float(np.abs(m).max()), 1e-9)
             if cond == "music":
-                music[b] = m * (level / peak_m)
+                music[b] = m * (level / max(float(np.abs(m).max()), 1e-9))
             elif cond == "noise":
                 noise[b] = n * (level / max(float(np.abs(n).max()), 1e-9))
             else:
                 mix_m, mix_n = m, n * noise_gain(m, n, float(cond))
                 scale = level / max(float(np.abs(mix_m + mix_n).max()), 1e-9)
                 music[b], noise[b] = mix_m * scale, mix_n * scale
-        return music, noise
+        tilts = rng.uniform(-3.0, 3.0, (size, 2)).astype(np.float32)
+        return music, noise, tilts
 
 
-def _loss(net, music, noise, config: SegmenterConfig, offset_db):
+def _tilt(spec, db_per_octave, config: SegmenterConfig):
+    """EQ ``(batch, bins, frames)`` spectra by a tilt in dB per octave around 1 kHz (+-15 dB)."""
+    import torch
+
+    freqs = torch.arange(config.bins, dtype=torch.float32) * config.sample_rate / config.n_fft
+    octaves = torch.log2(freqs.clamp_min(60.0) / 1000.0)
+    db = (db_per_octave[:, None] * octaves[None]).clamp(-15.0, 15.0)
+    return spec * (10.0 ** (db / 20.0))[..., None]
+
+
+def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db):
     import torch
 
     m, n = (stft(x, config.n_fft, config.hop_length) for x in (music, noise))
+    m, n = _tilt(m, tilts[:, 0], config), _tilt(n, tilts[:, 1], config)
     image = features_from_power(power(m + n), config, offset_db)
     share, _, weight = window_targets(power(m), power(n), config)
-    logp = torch.log_softmax(net(image[:, None]), dim=1)
+    logp = torch.log_softmax(net(net_input(image, config)), dim=1)
     ce = -(share * logp[:, 1] + (1.0 - share) * logp[:, 0])
-    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+    # the targets' own entropy, so the logged figure (a KL divergence) reaches 0 at a perfect fit
+    with torch.no_grad():
+        s = share.clamp(1e-7, 1 - 1e-7)
+        entropy = -(s * s.log() + (1 - s) * (1 - s).log())
+    total = weight.sum().clamp_min(1.0)
+    return (ce * weight).sum() / total, float(((ce.detach() - entropy) * weight).sum() / total)
 
 
 def train(data: str | Path | None = None, out: str | Path | None = None, *, steps: int = 1500,
           batch: int = 12, patch_windows: int = 17, lr: float = 0.02, seed: int = 0,
-          eval_every: int = 250, use_midi: bool = True, threads: int = 2,
+          eval_every: int = 250, use_midi: bool = True, threads: int = 2, optimizer: str = "sgd",
           config: SegmenterConfig | None = None, log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
@@ -139,6 +173,8 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         Add music rendered from ``midi/`` when the Composer's ``render_midi`` is available.
     threads : int
         Torch CPU threads.
+    optimizer : {"sgd", "adam"}
+        SGD with Nesterov momentum (the paper's) or Adam.
 
     Returns
     -------
@@ -173,7 +209,10 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
 
     model = Segmenter(config, device="cpu")
     net = model.net
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
     warm = max(1, steps // 20)
 
     def lr_at(step: int) -> float:
@@ -188,21 +227,21 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         net.train()
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        music, noise = sampler.batch(rng, batch)
+        music, noise, tilts = sampler.batch(rng, batch)
         offset = torch.as_tensor(rng.uniform(0.0, 6.0, (batch, 1, 1)), dtype=torch.float32)
-        loss = _loss(net, torch.from_numpy(music), torch.from_numpy(noise), config, offset)
+        loss, value = _loss(net, torch.from_numpy(music), torch.from_numpy(noise),
+                            torch.from_numpy(tilts), config, offset)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        value = float(loss.detach())
         running = 0.98 * running + 0.02 * value if step else value
         if (eval_every and (step + 1) % eval_every == 0) or step + 1 == steps:
             net.eval()
             aucs = evaluate(model, quick_val)["dominance"]
             elapsed = time.perf_counter() - t_train
-            history.append({"step": step + 1, "loss": round(running, 4), "seconds": round(elapsed, 1),
+            history.append({"step": step + 1, "kl": round(running, 4), "seconds": round(elapsed, 1),
                             "val_auc": {k: round(v, 4) for k, v in aucs.items()}})
-            log(f"step {step + 1}/{steps}  loss {running:.4f}  val AUC "
+            log(f"step {step + 1}/{steps}  KL {running:.4f}  val AUC "
                 + "  ".join(f"{k} {v:.4f}" for k, v in aucs.items()) + f"  ({elapsed:.0f} s)")
     train_seconds = time.perf_counter() - t_train
     net.eval()
@@ -213,6 +252,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     model.training = {
         "command": "python -m blendfx.train_segmenter " + " ".join(sys.argv[1:]),
         "seed": seed, "steps": steps, "batch": batch, "patch_windows": patch_windows, "lr": lr,
+        "optimizer": optimizer,
         "threads": threads, "torch": torch.__version__,
         "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
         "sources": split.describe(root),
@@ -240,13 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     parser.add_argument("--no-midi", action="store_true", help="do not add music rendered from MIDI")
     args = parser.parse_args(argv)
     from .errors import BlendfxError
 
     try:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-              eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads)
+              eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads,
+              optimizer=args.optimizer)
     except BlendfxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
