@@ -4,10 +4,13 @@ Every class here is registered in :data:`blendfx.EFFECT_REGISTRY` (the preset al
 conformance suite's list) by subclassing :class:`blendfx.Effect`.
 """
 
+from .amplifier import AdaptiveAmplifier, LoudnessNormalize
+from .blend import Blend, MusicTrack
 from .composer import Composer
 from .ducker import Ducker
 from .mask_extractor import MaskExtractor
 from .segmenter import MusicNoiseSegmenter
 from .utility import Utility
 
-__all__ = ["Composer", "Ducker", "MaskExtractor", "MusicNoiseSegmenter", "Utility"]
+__all__ = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
+           "MusicNoiseSegmenter", "MusicTrack", "Utility"]

@@ -8,13 +8,51 @@ slightly for the inpainting pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["Mask", "energy_mask", "enlarge_mask"]
+__all__ = ["Mask", "energy_mask", "enlarge_mask", "remove_specks", "feather_mask", "MASK_MODES",
+           "MaskFunction", "register_mask_mode", "mask_function"]
+
+#: A mask mode: ``fn(audio, sample_rate, fraction) -> (mels, frames)`` float array in [0, 1] in
+#: image coordinates (row 0 = highest mel bin, one column per 10 ms: ``frames`` is the number
+#: of 10 ms columns of the audio at 44.1 kHz, ``n_samples_44k // 441``). ``audio`` is
+#: ``(channels, samples)`` float32 at ``sample_rate`` Hz; ``fraction`` is the requested core
+#: share (0.01 to 0.5), which a mode may use as a hint.
+MaskFunction = Callable[[np.ndarray, float, float], np.ndarray]
+
+#: Mask modes beyond the built-in "energy" one, by name. The music/noise segmenter registers
+#: "cnn" here when it is installed (see :func:`register_mask_mode`).
+MASK_MODES: dict[str, MaskFunction] = {}
+
+#: What each known optional mode needs, for the error raised when it is missing.
+_MODE_PROVIDERS = {
+    "cnn": "the music/noise CNN segmenter (blendfx.effects.MusicNoiseSegmenter, issue 8), "
+           "which registers it with blendfx.mask.register_mask_mode('cnn', fn)",
+}
+
+
+def register_mask_mode(name: str, fn: MaskFunction) -> None:
+    """Make ``MaskExtractor(mode=name)`` use ``fn`` (see :data:`MaskFunction`)."""
+    if not callable(fn):
+        raise ParameterError(f"mask mode {name!r} needs a callable, got {type(fn).__name__}")
+    MASK_MODES[name] = fn
+
+
+def mask_function(name: str) -> MaskFunction:
+    """The registered function of mask mode ``name``, or a clear error naming its provider."""
+    try:
+        return MASK_MODES[name]
+    except KeyError:
+        need = _MODE_PROVIDERS.get(name, "a function registered with "
+                                         "blendfx.mask.register_mask_mode")
+        have = ", ".join(["energy", *sorted(MASK_MODES)])
+        raise ParameterError(f"mask mode {name!r} is not available: it needs {need}. "
+                             f"Available modes: {have}") from None
 
 
 @dataclass
@@ -68,7 +106,12 @@ def energy_mask(pixels: np.ndarray, fraction: float = 0.15) -> np.ndarray:
     pixels = np.asarray(pixels)
     if pixels.size == 0 or fraction == 0.0:
         return np.zeros(pixels.shape, bool)
-    threshold = np.quantile(pixels, fraction, method="lower")
+    if pixels.dtype == np.uint8:
+        # the same "lower" quantile from a 256-bin histogram: O(n), no sort
+        cum = np.cumsum(np.bincount(pixels.ravel(), minlength=256))
+        threshold = int(np.searchsorted(cum, fraction * (pixels.size - 1), side="right"))
+    else:
+        threshold = np.quantile(pixels, fraction, method="lower")
     mask = pixels <= threshold
     mask &= pixels < 255  # silence is never "loud"
     if mask.mean() > fraction:
@@ -89,3 +132,37 @@ def enlarge_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
     from scipy.ndimage import binary_dilation
 
     return binary_dilation(mask, iterations=int(pixels))
+
+
+def remove_specks(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Drop connected regions (8-connected) of a boolean mask smaller than ``min_pixels``.
+
+    Isolated loud pixels are not a "core" worth writing music around; they also make the
+    inpainting mask ragged.
+    """
+    if min_pixels <= 1 or not mask.any():
+        return mask
+    from scipy.ndimage import label
+
+    labels, count = label(mask, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= min_pixels
+    keep[0] = False  # background
+    return keep[labels]
+
+
+def feather_mask(mask: np.ndarray, width: float) -> np.ndarray:
+    """Soft edges: 1 inside the boolean mask, a Gaussian skirt ``exp(-d^2 / 2 width^2)`` outside.
+
+    ``d`` is the Euclidean distance in pixels to the nearest mask pixel; ``width`` is in pixels.
+    The core itself stays exactly 1 (feathering never shrinks it). Returns float32.
+    """
+    if width <= 0 or not mask.any():
+        return mask.astype(np.float32)
+    from scipy.ndimage import distance_transform_edt
+
+    reach = int(np.ceil(4 * width))  # beyond 4 widths the skirt is below 3e-4: cut it off
+    dist = distance_transform_edt(~mask)
+    soft = np.exp(-0.5 * (dist / width) ** 2)
+    soft[dist > reach] = 0.0
+    return soft.astype(np.float32)

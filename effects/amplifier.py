@@ -1,0 +1,298 @@
+"""``AdaptiveAmplifier`` (BNMusic stage 2) and ``LoudnessNormalize``.
+
+The amplifier raises a music just enough to cover a noise's core: input = the music, sidechain
+= the noise. The gain minimizes BNMusic's objective exactly (:mod:`blendfx.gain_solver`), once
+for the whole clip ("global") or once per 10 ms frame with attack and release ("frame"), under
+a max-gain ceiling and a true-peak ceiling, so nothing it outputs clips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from blendfx.analysis import fast_mel
+from blendfx.buffers import fit_length
+from blendfx.effect import Effect
+from blendfx.gain_solver import (
+    bnmusic_objective,
+    optimal_frame_gains,
+    optimal_gain,
+    smooth_gains,
+    threshold_from_noise,
+)
+from blendfx.loudness import (
+    db_to_gain,
+    frame_true_peaks,
+    gain_to_db,
+    gain_to_lufs,
+    true_peak_ceiling,
+)
+from blendfx.mask import Mask
+from blendfx.params import ChoiceParam, FloatParam
+from blendfx.spectrogram import SpectrogramParams
+
+from .mask_extractor import MaskExtractor
+
+__all__ = ["AdaptiveAmplifier", "LoudnessNormalize"]
+
+_FPS = SpectrogramParams().frames_per_second  # 100 gain frames per second (Riffusion's columns)
+
+
+class AdaptiveAmplifier(Effect):
+    """Amplify a music just enough to mask a noise's core (BNMusic's adaptive amplification).
+
+    Input: the music. Sidechain: the noise (cropped or zero-padded to the music's length).
+    The noise's mel magnitudes raised by ``smr_db`` are the threshold ``T``; the loudest
+    ``fraction`` of its pixels is the core ``M``; the music's mel magnitudes are ``S``; the gain
+    ``l`` minimizes ``alpha * sum(l S) + sum(M * max(T - l S, 0))``, found exactly by one sort.
+
+    Parameters
+    ----------
+    mode : {"global", "frame"}
+        "global": one gain for the whole clip (BNMusic). "frame": one gain per 10 ms frame, the
+        per-frame optimum, smoothed with look-ahead attack and release so the music rises where
+        (and just before) the noise needs covering and relaxes after.
+    smr_db : float
+        Minimum signal-to-mask ratio in dB (21, Painter & Spanias): how far above the noise the
+        music must reach in the core.
+    alpha : float
+        Price of loudness in the objective (0.14, BNMusic): higher = quieter music.
+    fraction : float
+        Share of the noise's mel-image pixels in the core (0.15).
+    attack_ms, release_ms : float
+        "frame" mode: rise time before a louder frame and decay time after it, in ms (time
+        constants: 8.7 dB per constant).
+    max_gain_db : float
+        Highest gain applied, in dB.
+    min_gain_db : float or None
+        Lowest gain applied, in dB (None: no floor; a gain of 0 mutes).
+    ceiling_dbtp : float
+        True-peak ceiling of the output in dBTP (4x oversampled, BS.1770-4).
+
+    Attributes
+    ----------
+    gains_db : np.ndarray
+        After processing: the applied gain per 10 ms frame in dB (``-inf`` = muted).
+    gain_db : float
+        After processing: "global": the applied gain; "frame": the overall gain (music energy
+        weighted), dB.
+    objective : float
+        After processing: BNMusic's objective at the applied gains (the exact optimum unless a
+        ceiling or the smoothing moved them).
+    optimal_gain_db : float
+        After processing: the objective's optimum for one global gain, before any ceiling, dB.
+    last_mask : Mask
+        After processing: the noise's core.
+
+    Examples
+    --------
+    >>> amp = AdaptiveAmplifier(mode="frame", smr_db=21, alpha=0.14)        # doctest: +SKIP
+    >>> louder = amp(music, 44100, sidechain=noise); amp.gain_db             # doctest: +SKIP
+    """
+
+    supports_streaming = False
+    uses_sidechain = True
+    requires_sidechain = True
+
+    mode = ChoiceParam("global", ["global", "frame"], doc="One gain, or one gain per 10 ms frame.")
+    smr_db = FloatParam(21.0, min=0.0, max=40.0, unit="dB", doc="Minimum signal-to-mask ratio.")
+    alpha = FloatParam(0.14, min=0.0, max=10.0, doc="Price of loudness in the objective.")
+    fraction = FloatParam(0.15, min=0.01, max=0.5, doc="Share of noise pixels in the core.")
+    attack_ms = FloatParam(20.0, min=0.0, max=2000.0, unit="ms", doc="Frame mode: rise time.")
+    release_ms = FloatParam(250.0, min=0.0, max=10000.0, unit="ms", doc="Frame mode: decay time.")
+    max_gain_db = FloatParam(30.0, min=-60.0, max=60.0, unit="dB", doc="Highest gain applied.")
+    min_gain_db = FloatParam(None, min=-100.0, max=60.0, unit="dB",
+                             doc="Lowest gain applied (None: no floor).")
+    ceiling_dbtp = FloatParam(-1.0, min=-30.0, max=0.0, unit="dBTP", doc="True-peak ceiling.")
+
+    def reset(self) -> None:
+        super().reset()
+        self._gains_db = np.zeros(0)
+        self._gain_db = 0.0
+        self._objective = 0.0
+        self._optimal_gain_db = 0.0
+        self._mask: Mask | None = None
+
+    @property
+    def gains_db(self) -> np.ndarray:
+        return self._gains_db.copy()
+
+    @property
+    def gain_db(self) -> float:
+        return self._gain_db
+
+    @property
+    def objective(self) -> float:
+        return self._objective
+
+    @property
+    def optimal_gain_db(self) -> float:
+        return self._optimal_gain_db
+
+    @property
+    def last_mask(self) -> Mask | None:
+        return self._mask
+
+    # -- analysis ----------------------------------------------------------------------------
+    def analyze(self, music: np.ndarray, noise: np.ndarray, sample_rate: float,
+                mask: Mask | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mask]:
+        """BNMusic's ``(S, T, M)`` on the mel grid (rows low-first) and the core Mask.
+
+        ``music`` and ``noise`` are ``(channels, samples)`` of equal length at ``sample_rate``.
+        ``mask`` (image coordinates) replaces the core this effect would extract itself.
+        """
+        noise_mel = fast_mel(noise, sample_rate)
+        music_mel = fast_mel(music, sample_rate)
+        if mask is None:
+            mask = MaskExtractor(fraction=self.fraction, analysis="fast").extract(
+                noise, sample_rate, mel=noise_mel)
+        weights = np.zeros_like(noise_mel)
+        values = np.asarray(mask.values, dtype=np.float32)[::-1]
+        take = min(weights.shape[1], values.shape[1])
+        weights[:values.shape[0], :take] = values[:weights.shape[0], :take]
+        return music_mel, threshold_from_noise(noise_mel, self.smr_db), weights, mask
+
+    # -- processing --------------------------------------------------------------------------
+    def _process(self, audio: np.ndarray, sample_rate: float,
+                 sidechain: np.ndarray | None) -> np.ndarray:
+        assert sidechain is not None
+        return self.amplify(audio, sidechain, sample_rate)
+
+    def amplify(self, music: np.ndarray, noise: np.ndarray, sample_rate: float,
+                mask: Mask | None = None) -> np.ndarray:
+        """Amplify ``(channels, samples)`` ``music`` against ``noise`` (any channels, cropped or
+        zero-padded to the music's length), optionally with a given core ``mask``.
+
+        What :meth:`process` does with the sidechain as the noise; :class:`Blend` calls it with
+        the mask it extracted once. Sets :attr:`gains_db`, :attr:`gain_db`, :attr:`objective`.
+        """
+        with self._lock:
+            return self._amplify(music, noise, sample_rate, mask)
+
+    def _amplify(self, audio: np.ndarray, noise: np.ndarray, sample_rate: float,
+                 mask: Mask | None) -> np.ndarray:
+        audio = np.asarray(audio, dtype=np.float32)
+        noise = fit_length(np.asarray(noise, dtype=np.float32), audio.shape[1])
+        S, T, M, mask = self.analyze(audio, noise, sample_rate, mask)
+        self._mask = mask
+        frames = S.shape[1]
+        best = optimal_gain(S, T, M, self.alpha)
+        self._optimal_gain_db = gain_to_db(best)
+        if self.mode == "global":
+            gains = np.full(frames, self._limit_global(audio, best))
+        else:
+            wanted = self._clamp(optimal_frame_gains(S, T, M, self.alpha))
+            gains = smooth_gains(wanted, _FPS, self.attack_ms, self.release_ms)
+            gains = self._limit_frames(audio, sample_rate, self._clamp(gains))
+        out = self._apply(audio, sample_rate, gains)
+        if self.mode == "frame":
+            # the per-frame limits hold at the frame centres; between them the gain ramps and
+            # the ramp itself can add a little: trim any residue (global gains are exact)
+            out, trim_db = true_peak_ceiling(out, self.ceiling_dbtp)
+            gains = gains * float(db_to_gain(trim_db))
+        self._gains_db = np.asarray(gain_to_db(gains), dtype=np.float64).reshape(-1)
+        self._objective = bnmusic_objective(gains if frames else 0.0, S, T, M, self.alpha)
+        energy = np.square(S).sum(axis=0)
+        if self.mode == "global" or not energy.sum() > 0:
+            self._gain_db = gain_to_db(gains[0]) if frames else gain_to_db(best)
+        else:
+            self._gain_db = 0.5 * gain_to_db((energy * gains ** 2).sum() / energy.sum())
+        return out
+
+    def _clamp(self, gains: np.ndarray | float) -> np.ndarray:
+        """Max-gain ceiling and optional floor, on linear gains."""
+        g = np.minimum(np.asarray(gains, dtype=np.float64), db_to_gain(self.max_gain_db))
+        if self.min_gain_db is not None:
+            g = np.maximum(g, db_to_gain(self.min_gain_db))
+        return g
+
+    def _limit_global(self, music: np.ndarray, gain: float) -> float:
+        """The global gain under the max-gain and true-peak ceilings."""
+        gain = float(self._clamp(gain))
+        ceiling = float(db_to_gain(self.ceiling_dbtp))
+        whole = music.shape[1]
+        upper = frame_true_peaks(music, whole, blocks=np.zeros(1, bool)).max()
+        if gain * upper > ceiling:  # only then can the true peak reach the ceiling
+            gain = min(gain, ceiling / frame_true_peaks(music, whole).max())
+        return gain
+
+    def _limit_frames(self, music: np.ndarray, sample_rate: float, gains: np.ndarray) -> np.ndarray:
+        """Per-frame gains under the true-peak ceiling.
+
+        Block ``j`` of ``hop`` samples lies between frame centres ``j`` and ``j+1``, where the
+        applied gain is at most ``max(g_j, g_j+1)``; so frame ``k`` may not exceed the ceiling
+        over the true peak of blocks ``k-1`` and ``k``. True peaks are computed exactly only for
+        blocks whose cheap upper bound could reach the ceiling.
+        """
+        if gains.size == 0:
+            return gains
+        ceiling = float(db_to_gain(self.ceiling_dbtp))
+        hop = max(1, int(round(sample_rate / _FPS)))
+        n_blocks = -(-music.shape[1] // hop)
+        ext = np.pad(gains, (0, max(0, n_blocks + 1 - gains.size)), mode="edge")
+        block_gain = np.maximum(ext[:n_blocks], ext[1:n_blocks + 1])
+        upper = frame_true_peaks(music, hop, blocks=np.zeros(n_blocks, bool))
+        risky = block_gain * upper > ceiling
+        if not risky.any():
+            return gains
+        peaks = frame_true_peaks(music, hop, blocks=risky)
+        with np.errstate(divide="ignore"):
+            limit = np.where(peaks > 0, ceiling / peaks, np.inf)
+        per_frame = np.full(gains.size, np.inf)
+        k = min(gains.size, n_blocks)
+        per_frame[:k] = limit[:k]  # block k
+        per_frame[1:k + 1] = np.minimum(per_frame[1:k + 1], limit[:k][: gains.size - 1])  # block k-1
+        if n_blocks > gains.size:  # after the last centre the last gain is held
+            per_frame[-1] = min(per_frame[-1], limit[gains.size - 1:].min())
+        return np.minimum(gains, per_frame)
+
+    @staticmethod
+    def _apply(audio: np.ndarray, sample_rate: float, gains: np.ndarray) -> np.ndarray:
+        """Multiply by the gain curve: frame ``k`` sits at ``k * 10 ms``, linear in between."""
+        if gains.size == 0:
+            return audio * np.float32(0.0)
+        if np.all(gains == gains[0]):
+            return audio * np.float32(gains[0])
+        pos = np.arange(audio.shape[1], dtype=np.float64) * (_FPS / sample_rate)
+        curve = np.interp(pos, np.arange(gains.size), gains).astype(np.float32)
+        return audio * curve[None, :]
+
+
+class LoudnessNormalize(Effect):
+    """Set a signal's integrated loudness (ITU-R BS.1770-4) to ``target_lufs``, under a
+    true-peak ceiling.
+
+    BNMusic sets each noise to -18 LUFS before blending. Silence passes unchanged. The gain is
+    static (one number per call), measured on the whole buffer, so the effect works offline.
+
+    Parameters
+    ----------
+    target_lufs : float
+        Target integrated loudness in LUFS (-18).
+    ceiling_dbtp : float
+        True-peak ceiling in dBTP; the gain is lowered if the target would exceed it (-1).
+
+    Attributes
+    ----------
+    gain_db : float
+        After processing: the gain applied, dB.
+    """
+
+    supports_streaming = False
+
+    target_lufs = FloatParam(-18.0, min=-70.0, max=0.0, unit="LUFS", doc="Target loudness.")
+    ceiling_dbtp = FloatParam(-1.0, min=-30.0, max=0.0, unit="dBTP", doc="True-peak ceiling.")
+
+    def reset(self) -> None:
+        super().reset()
+        self._gain_db = 0.0
+
+    @property
+    def gain_db(self) -> float:
+        return self._gain_db
+
+    def _process(self, audio: np.ndarray, sample_rate: float,
+                 sidechain: np.ndarray | None) -> np.ndarray:
+        gain_db = gain_to_lufs(audio, sample_rate, self.target_lufs)
+        out, trim_db = true_peak_ceiling(audio * np.float32(db_to_gain(gain_db)), self.ceiling_dbtp)
+        self._gain_db = gain_db + trim_db
+        return out

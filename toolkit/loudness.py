@@ -1,0 +1,232 @@
+"""Loudness (ITU-R BS.1770-4 through pyloudnorm) and true peak (4x oversampling).
+
+- :func:`integrated_lufs`: integrated, gated loudness in LUFS of any layout. Silence and signals
+  entirely under the -70 LUFS absolute gate give ``-inf`` (no warnings); input shorter than one
+  400 ms gating block is looped to one block (its mean-square loudness), so any length works.
+- :func:`normalize_lufs`: scale to a target loudness (BNMusic sets the noise to -18 LUFS).
+- :func:`true_peak_dbtp`, :func:`frame_true_peaks`: the peak of the 4x-oversampled signal
+  (BS.1770-4 Annex 2), computed exactly but only where an inter-sample peak can matter (see
+  :func:`frame_true_peaks`), so it costs a few ms on a 5 s clip instead of a full oversampling.
+- :func:`true_peak_ceiling`: the static trim that keeps a signal under a ceiling in dBTP.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .buffers import to_channels_first
+from .errors import ParameterError
+
+__all__ = ["integrated_lufs", "normalize_lufs", "gain_to_lufs", "true_peak_dbtp", "frame_true_peaks",
+           "true_peak_ceiling", "db_to_gain", "gain_to_db", "OVERSAMPLE"]
+
+#: BS.1770-4 Annex 2: true peak from a 4x oversampled signal.
+OVERSAMPLE = 4
+#: Taps per polyphase branch of the oversampling filter. Annex 2's example uses 12; 24 with a
+#: Kaiser(7) window keeps every branch within 0.01 dB of flat up to 0.4 fs (12 taps droop by
+#: 0.3 dB at 0.35 fs and under-read high-frequency inter-sample peaks).
+_TAPS_PER_PHASE = 24
+_BLOCK_S = 0.4  # BS.1770 gating block
+_CHUNK = 32768  # interpolated positions per GEMM in frame_true_peaks
+
+
+def db_to_gain(db: float | np.ndarray) -> float | np.ndarray:
+    """Linear amplitude factor of a level change in dB (``-inf`` gives 0)."""
+    return np.power(10.0, np.asarray(db, dtype=np.float64) / 20.0)
+
+
+def gain_to_db(gain: float | np.ndarray) -> float | np.ndarray:
+    """Level change in dB of a linear amplitude factor (0 gives ``-inf``, without warnings)."""
+    g = np.asarray(gain, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        out = 20.0 * np.log10(np.abs(g))
+    return float(out) if out.ndim == 0 else out
+
+
+def _layout(audio: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """``(channels, samples)`` of ``dtype``; an effect's own ``(1, 1)`` buffer is channels-first."""
+    a = np.asarray(audio)
+    if a.ndim == 2 and (a.shape[0] == a.shape[1] or a.shape[1] == 0):
+        return a.astype(dtype, copy=False)
+    return to_channels_first(a)[0].astype(dtype, copy=False)
+
+
+def integrated_lufs(audio: np.ndarray, sample_rate: float) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770-4, K-weighted, gated), via pyloudnorm.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        1-D mono or 2-D in either orientation (up to 5 channels, BS.1770 order L, R, C, Ls, Rs).
+    sample_rate : float
+        Hz.
+
+    Returns
+    -------
+    float
+        LUFS; ``-inf`` for silence, an empty signal, or one entirely under the -70 LUFS gate.
+        A signal shorter than one 400 ms block is looped to fill one block, which measures its
+        mean-square (ungated) loudness.
+    """
+    import pyloudnorm
+
+    data = _layout(audio)
+    if data.shape[0] > 5:
+        raise ParameterError(f"loudness needs at most 5 channels (BS.1770), got {data.shape[0]}")
+    if data.size == 0 or not np.any(data):
+        return float("-inf")
+    block = int(np.ceil(_BLOCK_S * sample_rate)) + 1
+    if data.shape[1] < block:
+        data = np.tile(data, (1, int(np.ceil(block / data.shape[1]))))
+    value = pyloudnorm.Meter(float(sample_rate)).integrated_loudness(data.T)
+    return float(value) if np.isfinite(value) else float("-inf")
+
+
+def gain_to_lufs(audio: np.ndarray, sample_rate: float, target_lufs: float) -> float:
+    """Gain in dB that brings ``audio`` to ``target_lufs`` (0 dB for silence)."""
+    current = integrated_lufs(audio, sample_rate)
+    return 0.0 if not np.isfinite(current) else float(target_lufs - current)
+
+
+def normalize_lufs(audio: np.ndarray, sample_rate: float, target_lufs: float = -18.0
+                   ) -> tuple[np.ndarray, float]:
+    """Scale ``(channels, samples)`` audio to ``target_lufs``; returns ``(audio, gain_db)``.
+
+    Silence is returned unchanged with a gain of 0 dB. No ceiling is applied here: combine with
+    :func:`true_peak_ceiling` when the result must not clip.
+    """
+    gain_db = gain_to_lufs(audio, sample_rate, target_lufs)
+    out = np.asarray(audio, dtype=np.float32) * np.float32(db_to_gain(gain_db))
+    return out, gain_db
+
+
+@lru_cache(maxsize=1)
+def _polyphase() -> tuple[np.ndarray, float]:
+    """Inter-sample branches of the 4x oversampling filter and its worst-case gain.
+
+    A Kaiser-windowed sinc with cutoff at the original Nyquist (a Nyquist filter: every 4th tap
+    is zero but the centre one, so the on-sample branch reproduces the input exactly). Returns
+    ``(H, bound)``: ``H`` is ``(k, 3)`` (k = 24 taps per branch), column ``r-1`` giving the
+    value at ``m + r/4`` from the samples ``x[m-k/2+1 .. m+k/2]``; ``bound`` = max over
+    branches of the sum of |taps|, so no interpolated value exceeds ``bound`` times the largest
+    of the k samples it reads.
+    """
+    from scipy.signal import firwin
+
+    k = _TAPS_PER_PHASE
+    h = firwin(OVERSAMPLE * k + 1, 1.0 / OVERSAMPLE, window=("kaiser", 7.0)) * OVERSAMPLE
+    # output m + r/4 = sum_l h[4l + r] x[m + k/2 - l], l = 0..k-1; window index q = k-1-l
+    H = np.stack([h[OVERSAMPLE * (k - 1 - np.arange(k)) + r] for r in range(1, OVERSAMPLE)], axis=1)
+    bound = float(np.abs(H).sum(axis=0).max())
+    return H, bound
+
+
+def frame_true_peaks(audio: np.ndarray, hop: int, blocks: np.ndarray | None = None) -> np.ndarray:
+    """True peak (linear) of each ``hop``-sample block of ``(channels, samples)`` audio.
+
+    A block's true peak is the largest of its samples and of the 4x-oversampled values between
+    them (over all channels). Computed exactly, but only where it can matter: an interpolated
+    value can exceed its block's sample peak only if one of the 24 samples it reads is above
+    ``peak / bound`` (bound ~ 2.2, +7 dB), so only those positions are interpolated.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        ``(channels, samples)`` (or 1-D).
+    hop : int
+        Block length in samples.
+    blocks : np.ndarray, optional
+        Boolean ``(n_blocks,)``: compute only these blocks exactly; the others get the cheap
+        upper bound ``bound * sample peak`` (of the block and its neighbours). Default: all
+        blocks exactly.
+
+    Returns
+    -------
+    np.ndarray
+        ``(ceil(samples / hop),)`` float64, linear amplitude.
+    """
+    signed = _layout(audio, np.float32)
+    n = signed.shape[1]
+    hop = max(1, int(hop))
+    n_blocks = -(-n // hop)
+    if n == 0:
+        return np.zeros(0)
+    H, bound = _polyphase()
+    k = H.shape[0]
+    mag = np.abs(signed).max(axis=0)
+    peaks = np.pad(mag, (0, n_blocks * hop - n)).reshape(n_blocks, hop).max(axis=1).astype(np.float64)
+    exact = np.ones(n_blocks, bool) if blocks is None else np.asarray(blocks, bool)
+    # the cheap bound: interpolated values in a block read samples of its neighbours too
+    near = peaks.copy()
+    if n_blocks > 1:
+        near[1:] = np.maximum(near[1:], peaks[:-1])
+        near[:-1] = np.maximum(near[:-1], peaks[1:])
+    if hop < k:
+        near[:] = peaks.max()
+    upper = near * bound
+    if not exact.any():
+        return upper
+    # Sample s is read by the outputs m in [s-k/2, s+k/2-1], which lie in its own block or a
+    # neighbour (when hop >= k). It can lift one of them over that block's sample
+    # peak only if |x_s| * bound exceeds it: compare each sample with the lowest peak among the
+    # exactly-computed blocks around it (blocks not computed exactly do not count).
+    ref = np.where(exact, peaks, np.inf)
+    low = ref.copy()
+    if n_blocks > 1:
+        low[1:] = np.minimum(low[1:], ref[:-1])
+        low[:-1] = np.minimum(low[:-1], ref[1:])
+    if hop < k:  # a window spans more than two blocks: compare with the lowest peak anywhere
+        low[:] = ref.min()
+    hot = np.flatnonzero(mag * bound > np.repeat(low, hop)[:n])
+    if not hot.size:
+        return np.where(exact, peaks, upper)
+    mark = np.zeros(n + k, bool)
+    for off in range(k):  # outputs m = s - k/2 .. s + k/2 - 1, shifted by k/2 to stay >= 0
+        mark[hot + off] = True
+    outs = np.flatnonzero(mark[k // 2:k // 2 + n])
+    outs = outs[exact[outs // hop]]
+    if outs.size:
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        H32 = H.astype(np.float32)
+        inter = np.zeros(outs.size, np.float32)
+        for channel in np.pad(signed, ((0, 0), (k // 2 - 1, k // 2))):
+            windows = sliding_window_view(channel, k)  # window m = x[m-k/2+1 .. m+k/2]
+            for lo in range(0, outs.size, _CHUNK):  # bounded memory: one GEMM per chunk
+                part = slice(lo, lo + _CHUNK)
+                np.maximum(inter[part], np.abs(windows[outs[part]] @ H32).max(axis=1),
+                           out=inter[part])
+        # the outputs are sorted, so each block's maximum is one reduceat
+        blocks_of = outs // hop
+        starts = np.flatnonzero(np.r_[True, blocks_of[1:] != blocks_of[:-1]])
+        idx = blocks_of[starts]
+        peaks[idx] = np.maximum(peaks[idx], np.maximum.reduceat(inter, starts))
+    return np.where(exact, peaks, upper)
+
+
+def true_peak_dbtp(audio: np.ndarray, sample_rate: float | None = None) -> float:
+    """True peak in dBTP (dB relative to full scale of the 4x-oversampled signal).
+
+    ``sample_rate`` is accepted for symmetry; BS.1770's 4x oversampling is rate-independent.
+    Silence gives ``-inf``.
+    """
+    data = _layout(audio)
+    if data.size == 0:
+        return float("-inf")
+    return gain_to_db(frame_true_peaks(data, data.shape[1]).max())
+
+
+def true_peak_ceiling(audio: np.ndarray, ceiling_dbtp: float = -1.0) -> tuple[np.ndarray, float]:
+    """Trim ``audio`` by a static gain so its true peak is at most ``ceiling_dbtp``.
+
+    Returns ``(audio, trim_db)`` with ``trim_db <= 0`` (0 when already under the ceiling).
+    """
+    peak_db = true_peak_dbtp(audio)
+    trim_db = min(0.0, ceiling_dbtp - peak_db) if np.isfinite(peak_db) else 0.0
+    if trim_db >= 0.0:
+        return np.asarray(audio, dtype=np.float32), 0.0
+    # a hair under the ceiling, so float32 rounding cannot put it over
+    trim_db -= 1e-3
+    return (np.asarray(audio, dtype=np.float32) * np.float32(db_to_gain(trim_db))), float(trim_db)
