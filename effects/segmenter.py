@@ -7,7 +7,7 @@ from blendfx.effect import Effect
 from blendfx.params import ChoiceParam, FloatParam, StrParam
 from blendfx.segmenter import Segmentation, Segmenter, istft, load_segmenter, stft
 
-__all__ = ["MusicNoiseSegmenter", "cnn_noise_mask"]
+__all__ = ["MusicNoiseSegmenter", "cnn_noise_mask", "register_cnn_mode"]
 
 
 def cnn_noise_mask(audio: np.ndarray, sample_rate: float, fraction: float = 0.15,
@@ -44,12 +44,10 @@ def cnn_noise_mask(audio: np.ndarray, sample_rate: float, fraction: float = 0.15
     return seg.noise_mel_mask(n44 // p.hop_length).values
 
 
-def _register_mask_mode() -> None:
-    """Plug mode "cnn" into ``MaskExtractor`` where the mask-mode seam exists (issue 3)."""
-    try:
-        from blendfx.mask import register_mask_mode
-    except ImportError:  # older MaskExtractor: it calls cnn_noise_mask itself
-        return
+def register_cnn_mode() -> None:
+    """Plug :func:`cnn_noise_mask` into ``MaskExtractor`` as its mode "cnn" (done on import)."""
+    from blendfx.mask import register_mask_mode
+
     register_mask_mode("cnn", cnn_noise_mask)
 
 
@@ -132,4 +130,4 @@ class MusicNoiseSegmenter(Effect):
         return out.cpu().numpy().astype(np.float32)
 
 
-_register_mask_mode()
+register_cnn_mode()

@@ -264,6 +264,11 @@ def test_model_is_shared_between_instances():
 # -- MaskExtractor "cnn" -------------------------------------------------------------------------
 
 def test_mask_extractor_cnn_mode(mixture):
+    from blendfx.effects.segmenter import register_cnn_mode
+    from blendfx.mask import MASK_MODES, mask_function
+
+    register_cnn_mode()  # other tests may have taken the mode out of the registry
+    assert mask_function("cnn") is MASK_MODES["cnn"]
     m, n = mixture
     energy = MaskExtractor(mode="energy").extract(m + n, SR)
     loud = MaskExtractor(mode="cnn").extract(m + 3.0 * n, SR)

@@ -88,6 +88,10 @@ class SegmenterConfig:
     frequency_channel : bool
         Give the network a second input channel holding each row's frequency (0 at DC, 1 at
         Nyquist), so that one set of weights can treat the bass and the treble differently.
+    linear_channel : bool
+        Add the magnitude on a linear scale (relative to the loudest pixel) as an input channel,
+        so the convolutions can add energies (the labels compare summed energies) as well as
+        compare log-levels.
     range_db : float
         Dynamic range of the input image in dB below the loudest pixel.
     silence_db : float
@@ -103,9 +107,10 @@ class SegmenterConfig:
     channels: int = 32
     conv_strides: tuple[int, ...] = (2, 1, 1)
     hidden: int = 32
-    dropout: float = 0.3
+    dropout: float = 0.1
     batch_norm: bool = True
     frequency_channel: bool = True
+    linear_channel: bool = False
     range_db: float = 80.0
     silence_db: float = -100.0
 
@@ -169,7 +174,7 @@ def _build_net(config: SegmenterConfig):
         def __init__(self, cfg: SegmenterConfig):
             super().__init__()
             self.cfg = cfg
-            convs, norms, cin = [], [], 2 if cfg.frequency_channel else 1
+            convs, norms, cin = [], [], 1 + int(cfg.frequency_channel) + int(cfg.linear_channel)
             for stride in cfg.conv_strides:
                 convs.append(nn.Conv2d(cin, cfg.channels, 3, stride=stride))
                 norms.append(nn.BatchNorm2d(cfg.channels) if cfg.batch_norm else nn.Identity())
@@ -321,13 +326,14 @@ def net_input(images, config: SegmenterConfig):
     """
     import torch
 
-    x = images[:, None]
-    if not config.frequency_channel:
-        return x
-    rows = torch.arange(images.shape[-2], dtype=images.dtype, device=images.device)
-    coord = (rows / config.image_bins)[None, None, :, None].expand(images.shape[0], 1, -1,
-                                                                   images.shape[-1])
-    return torch.cat([x, coord], dim=1)
+    channels = [images[:, None]]
+    if config.frequency_channel:
+        rows = torch.arange(images.shape[-2], dtype=images.dtype, device=images.device)
+        channels.append((rows / config.image_bins)[None, None, :, None].expand(
+            images.shape[0], 1, -1, images.shape[-1]))
+    if config.linear_channel:  # 0 dB -> 1, -range_db -> 10**(-range_db / 20)
+        channels.append(torch.pow(10.0, (images[:, None] - 1.0) * (config.range_db / 20.0)))
+    return channels[0] if len(channels) == 1 else torch.cat(channels, dim=1)
 
 
 # -- windows -> cells -> mask --------------------------------------------------------------------

@@ -50,9 +50,12 @@ __all__ = [
 SNRS: tuple[str | float, ...] = ("clean", 10.0, 5.0, 0.0, -5.0, -10.0)
 #: Windows this far (dB) below their item's loudest window are silence, not music nor noise.
 SILENCE_DB = 60.0
-#: Held out for validation (file stems). Music: one of the three excerpts; noise: the last two
-#: clips of every ESC-10 class by file name and one of the two long beds; MIDI: every fifth tune.
-VALIDATION_MUSIC = ("hungarian_dance_5",)
+#: Held out for validation (file stems). Music: none of the three recorded excerpts by default
+#: (there are only three; ``--val-music`` holds one out for the leave-one-piece-out estimate);
+#: MIDI: every fifth file of ``midi/``, rendered (the Slakh arrangement ``stems/*/all_src.mid``
+#: always trains); noise: the last two clips of every ESC-10 class by file name and one of the
+#: two long beds.
+VALIDATION_MUSIC: tuple[str, ...] = ()
 VALIDATION_LONG_NOISE = ("dude_miaowing",)
 VALIDATION_ESC_PER_CLASS = 2
 
@@ -92,12 +95,23 @@ class SourceSplit:
         return {k: [str(p.relative_to(root)) for p in v] for k, v in vars(self).items()}
 
 
-def source_split(root: str | os.PathLike[str] | None = None, midi: bool = True) -> SourceSplit:
-    """Split the shared sources by file (see the module docstring for the held-out files)."""
+def source_split(root: str | os.PathLike[str] | None = None, midi: bool = True,
+                 val_music: Sequence[str] = VALIDATION_MUSIC) -> SourceSplit:
+    """Split the shared sources by file.
+
+    Parameters
+    ----------
+    root : path, optional
+        The shared data folder (see :func:`shared_data_dir`).
+    midi : bool
+        List the MIDI files too (every fifth one is held out).
+    val_music : sequence of str
+        Stems of the music files held out (default :data:`VALIDATION_MUSIC`).
+    """
     root = shared_data_dir(root)
     split = SourceSplit()
     for p in sorted((root / "music").glob("*.ogg")):
-        (split.val_music if p.stem in VALIDATION_MUSIC else split.train_music).append(p)
+        (split.val_music if p.stem in val_music else split.train_music).append(p)
     for folder in sorted(d for d in (root / "noise" / "esc10").iterdir() if d.is_dir()):
         clips = sorted(folder.glob("*.ogg"))
         split.train_noise += clips[:-VALIDATION_ESC_PER_CLASS]
@@ -108,6 +122,8 @@ def source_split(root: str | os.PathLike[str] | None = None, midi: bool = True) 
         tunes = sorted((root / "midi").rglob("*.mid"))
         split.val_midi = tunes[4::5]
         split.train_midi = [t for t in tunes if t not in split.val_midi]
+        # the one full multi-instrument arrangement (drums, bass, guitars, piano, strings)
+        split.train_midi += sorted((root / "stems").glob("*/all_src.mid"))
     return split
 
 
@@ -283,7 +299,9 @@ def validation_items(music: Sequence[Clip], noise: Sequence[Clip],
         segs = [clip.audio[s:s + length] for s in range(0, clip.audio.size - length + 1, length)]
         music_segs += [(f"{clip.name}#{k}", s) for k, s in enumerate(segs)
                        if np.sqrt(np.mean(s ** 2)) > 1e-3]
-    music_segs = music_segs[:max_music_segments]
+    if max_music_segments is not None and len(music_segs) > max_music_segments:
+        picks = np.linspace(0, len(music_segs) - 1, max_music_segments).round().astype(int)
+        music_segs = [music_segs[i] for i in picks]  # spread over every music file
     if not noise_segs or not music_segs:
         raise ParameterError("validation_items needs at least one music and one noise clip")
     zeros = np.zeros(length, np.float32)
@@ -294,7 +312,8 @@ def validation_items(music: Sequence[Clip], noise: Sequence[Clip],
             items += [ValidationItem("clean", zeros, n, name) for name, n in noise_segs]
             continue
         for k, (nname, n) in enumerate(noise_segs):
-            mname, m = music_segs[(k + i) % len(music_segs)]
+            # spread the pairs over all music segments; each condition shifts them by i
+            mname, m = music_segs[(k * len(music_segs) // len(noise_segs) + i) % len(music_segs)]
             g = noise_gain(m, n, float(cond))
             items.append(ValidationItem(_cond_name(cond), m, (n * g).astype(np.float32),
                                         f"{mname}+{nname}"))

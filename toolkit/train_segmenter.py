@@ -33,6 +33,7 @@ import numpy as np
 from .segmenter import Segmenter, SegmenterConfig, features_from_power, net_input, power, stft
 from .segmenter_data import (
     SNRS,
+    VALIDATION_MUSIC,
     Clip,
     evaluate,
     item_samples,
@@ -130,13 +131,15 @@ def _tilt(spec, db_per_octave, config: SegmenterConfig):
     return spec * (10.0 ** (db / 20.0))[..., None]
 
 
-def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db):
+def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db, hard: bool = False):
     import torch
 
     m, n = (stft(x, config.n_fft, config.hop_length) for x in (music, noise))
     m, n = _tilt(m, tilts[:, 0], config), _tilt(n, tilts[:, 1], config)
     image = features_from_power(power(m + n), config, offset_db)
-    share, _, weight = window_targets(power(m), power(n), config)
+    share, label, weight = window_targets(power(m), power(n), config)
+    if hard:
+        share = label
     logp = torch.log_softmax(net(net_input(image, config)), dim=1)
     ce = -(share * logp[:, 1] + (1.0 - share) * logp[:, 0])
     # the targets' own entropy, so the logged figure (a KL divergence) reaches 0 at a perfect fit
@@ -147,10 +150,12 @@ def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db):
     return (ce * weight).sum() / total, float(((ce.detach() - entropy) * weight).sum() / total)
 
 
-def train(data: str | Path | None = None, out: str | Path | None = None, *, steps: int = 1500,
-          batch: int = 12, patch_windows: int = 17, lr: float = 0.02, seed: int = 0,
-          eval_every: int = 250, use_midi: bool = True, threads: int = 2, optimizer: str = "sgd",
-          config: SegmenterConfig | None = None, log=print) -> Segmenter:
+def train(data: str | Path | None = None, out: str | Path | None = None, *, steps: int = 1000,
+          batch: int = 8, patch_windows: int = 17, lr: float = 0.002, seed: int = 0,
+          eval_every: int = 250, use_midi: bool = True, threads: int = 2, optimizer: str = "adam",
+          val_music: Sequence[str] = VALIDATION_MUSIC, targets: str = "soft",
+          config: SegmenterConfig | None = None,
+          log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
     Parameters
@@ -175,6 +180,12 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         Torch CPU threads.
     optimizer : {"sgd", "adam"}
         SGD with Nesterov momentum (the paper's) or Adam.
+    val_music : sequence of str
+        Stems of the music files held out for validation.
+    targets : {"soft", "hard"}
+        Train on each window's music share of the energy, or on the label ``E_music > E_noise``.
+    config : SegmenterConfig, optional
+        Architecture and geometry (default: :class:`SegmenterConfig`'s).
 
     Returns
     -------
@@ -189,7 +200,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     rng = np.random.default_rng(seed)
     config = config or SegmenterConfig()
     root = shared_data_dir(data)
-    split = source_split(root, midi=use_midi)
+    split = source_split(root, midi=use_midi, val_music=val_music)
     t0 = time.perf_counter()
     train_music = load_clips(split.train_music, config.sample_rate)
     val_music = load_clips(split.val_music, config.sample_rate)
@@ -214,6 +225,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     else:
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
     warm = max(1, steps // 20)
+    bn_batches = min(steps, max(1, steps // 10))
 
     def lr_at(step: int) -> float:
         if step < warm:
@@ -224,13 +236,20 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     t_train = time.perf_counter()
     running = 0.0
     for step in range(steps):
+        if step == steps - bn_batches and config.batch_norm:
+            # Precise batch norm: the last steps also average the batch statistics over many
+            # batches (equal weights) instead of the noisy exponential running estimate.
+            for module in net.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.reset_running_stats()
+                    module.momentum = None
         net.train()
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         music, noise, tilts = sampler.batch(rng, batch)
         offset = torch.as_tensor(rng.uniform(0.0, 6.0, (batch, 1, 1)), dtype=torch.float32)
         loss, value = _loss(net, torch.from_numpy(music), torch.from_numpy(noise),
-                            torch.from_numpy(tilts), config, offset)
+                            torch.from_numpy(tilts), config, offset, hard=targets == "hard")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -252,7 +271,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     model.training = {
         "command": "python -m blendfx.train_segmenter " + " ".join(sys.argv[1:]),
         "seed": seed, "steps": steps, "batch": batch, "patch_windows": patch_windows, "lr": lr,
-        "optimizer": optimizer,
+        "optimizer": optimizer, "targets": targets,
         "threads": threads, "torch": torch.__version__,
         "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
         "sources": split.describe(root),
@@ -274,21 +293,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", default=None,
                         help="shared data folder (default: $BLENDFX_SHARED_DATA or ../shared/data)")
     parser.add_argument("--out", required=True, help="folder for the weights and their JSON config")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
     parser.add_argument("--no-midi", action="store_true", help="do not add music rendered from MIDI")
+    parser.add_argument("--val-music", nargs="*", default=list(VALIDATION_MUSIC),
+                        help="music file stems held out for validation")
+    parser.add_argument("--dropout", type=float, default=SegmenterConfig.dropout)
+    parser.add_argument("--hidden", type=int, default=SegmenterConfig.hidden)
+    parser.add_argument("--linear-channel", action="store_true")
+    parser.add_argument("--targets", choices=["soft", "hard"], default="soft")
     args = parser.parse_args(argv)
     from .errors import BlendfxError
 
     try:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
               eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads,
-              optimizer=args.optimizer)
+              optimizer=args.optimizer, val_music=args.val_music,
+              targets=args.targets,
+              config=SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
+                                     linear_channel=args.linear_channel))
     except BlendfxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
