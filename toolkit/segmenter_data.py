@@ -283,9 +283,10 @@ def validation_items(music: Sequence[Clip], noise: Sequence[Clip],
 
     Every noise clip gives its loudest segment (long clips their ``noise_segments_per_long_clip``
     loudest), every music clip its segments in order; each segment is ``windows`` window hops
-    long (49: 2.97 s). Condition "clean" gives music-only and noise-only items; an SNR condition
-    pairs noise segment ``k`` with music segment ``k + i`` (``i`` = the condition's index, so each
-    SNR hears other pairs) at that SNR over the segment.
+    long (49: 2.97 s); ``max_music_segments`` keeps that many, evenly spread. Condition "clean"
+    gives music-only and noise-only items; an SNR condition pairs each noise segment with a music
+    segment (spread over all of them and shifted by the condition's index, so each SNR hears
+    other pairs) at that SNR over the segment.
     """
     config = config or SegmenterConfig()
     length = item_samples(config, windows)
