@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from blendfx.effect import Effect
 from blendfx.params import ChoiceParam, FloatParam, StrParam
-from blendfx.segmenter import Segmentation, Segmenter, istft, load_segmenter, stft
+from blendfx.segmenter import Segmentation, Segmenter, istft, load_segmenter, power, stft
 
 __all__ = ["MusicNoiseSegmenter", "cnn_noise_mask", "register_cnn_mode"]
 
@@ -106,28 +106,31 @@ class MusicNoiseSegmenter(Effect):
                  sidechain: np.ndarray | None) -> np.ndarray:
         import torch
 
-        seg = self.model().segment(audio, sample_rate)
-        c = seg.config
-        # The mask at the input's rate: an STFT with the same durations (11.6 ms window, 2.9 ms
-        # hop) so that each 44.1 kHz cell maps onto the same stretch of time and frequency.
+        model = self.model()
+        c = model.config
+        x = torch.as_tensor(audio, device=model.device)
         if float(sample_rate) == float(c.sample_rate):
-            n_fft, hop, gain = c.n_fft, c.hop_length, seg.music
+            spec = stft(x, c.n_fft, c.hop_length)
+            # a mono input's STFT is the analysis STFT too: no second one
+            mono = spec[0] if spec.shape[0] == 1 else stft(x.mean(dim=0), c.n_fft, c.hop_length)
+            gain = torch.from_numpy(model.segment_power(power(mono)).music).to(model.device)
+            n_fft, hop = c.n_fft, c.hop_length
         else:
+            # The mask at the input's rate: an STFT with the same durations (11.6 ms window,
+            # 2.9 ms hop), the mask interpolated onto its bins (Hz) and frames (s).
+            seg = model.segment(audio, sample_rate)
             hop = max(4, int(round(c.hop_length * sample_rate / c.sample_rate)))
             n_fft = c.n_fft // c.hop_length * hop
-            frames = audio.shape[1] // hop + 1
-            gain = seg.music_on_grid(np.arange(n_fft // 2 + 1) * sample_rate / n_fft,
-                                     np.arange(frames) * hop / sample_rate)
+            spec = stft(x, n_fft, hop)
+            gain = torch.from_numpy(seg.music_on_grid(
+                np.arange(n_fft // 2 + 1) * sample_rate / n_fft,
+                np.arange(spec.shape[-1]) * hop / sample_rate)).to(model.device)
         if self.mode == "noise":
             gain = 1.0 - gain
         floor = 10.0 ** (self.floor_db / 20.0)
-        gain = floor + (1.0 - floor) * np.clip(gain, 0.0, 1.0)
-        device = self.model().device
-        x = torch.as_tensor(audio, device=device)
-        spec = stft(x, n_fft, hop)
-        g = torch.as_tensor(gain, device=device, dtype=spec.real.dtype)
-        out = istft(spec * g[None, :, : spec.shape[-1]], n_fft, hop, audio.shape[1])
-        return out.cpu().numpy().astype(np.float32)
+        gain = gain.clamp_(0.0, 1.0).mul_(1.0 - floor).add_(floor)
+        out = istft(spec.mul_(gain[None, :, : spec.shape[-1]]), n_fft, hop, audio.shape[1])
+        return out.cpu().numpy()
 
 
 register_cnn_mode()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -201,11 +201,17 @@ def _build_net(config: SegmenterConfig):
     return SegmenterNet(config)
 
 
-def _fold_batch_norm(net):
-    """A copy of ``net`` in eval mode with each batch norm folded into its convolution.
+def _inference_net(net, config: SegmenterConfig):
+    """An eval-mode copy of ``net`` for full-height images, with two exact simplifications.
 
-    In eval mode a batch norm is ``y = a * x + b`` per feature map, so
-    ``conv(x) * a + b`` is one convolution with weights ``w * a`` and bias ``bias * a + b``.
+    - Each batch norm is folded into its convolution: in eval mode it is ``y = a * x + b`` per
+      feature map, so ``conv(x) * a + b`` is one convolution with weights ``w * a`` and bias
+      ``bias * a + b``.
+    - The frequency channel (constant along time) is folded into the first convolution as a
+      per-row bias, so the image goes in without it (one input channel less to build and read).
+
+    The copy takes ``net_input`` of the image without the frequency channel and only images of
+    the full ``image_bins`` height (what :meth:`Segmenter.window_logits` feeds it).
     """
     import copy
 
@@ -220,6 +226,24 @@ def _fold_batch_norm(net):
                 conv.weight.mul_(a[:, None, None, None])
                 conv.bias.copy_(conv.bias * a + norm.bias - norm.running_mean * a)
                 folded.norms[i] = nn.Identity()
+        if config.frequency_channel:
+            first = folded.convs[0]
+            keep = [0] + ([2] if config.linear_channel else [])
+            coord = net_input(torch.zeros(1, config.image_bins, 3), config)[:, 1:2]
+            row_bias = nn.functional.conv2d(coord, first.weight[:, 1:2], stride=first.stride)
+
+            class RowBiasConv(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(len(keep), first.out_channels, 3, stride=first.stride)
+                    self.conv.weight.copy_(first.weight[:, keep])
+                    self.conv.bias.copy_(first.bias)
+                    self.register_buffer("row_bias", row_bias[..., :1].clone())
+
+                def forward(self, x):
+                    return self.conv(x).add_(self.row_bias)
+
+            folded.convs[0] = RowBiasConv()
     return folded.to(memory_format=torch.channels_last)
 
 
@@ -233,12 +257,11 @@ def stft(audio, n_fft: int = 512, hop_length: int = 128):
     """
     import torch
 
-    window = _hann(n_fft, audio.device)
     shape = audio.shape
     flat = audio.reshape(-1, shape[-1])
-    spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode="constant",
-                      return_complex=True)
-    spec = spec / window.sum()
+    # the scale is folded into the window (the STFT is linear): one pass less over the spectrum
+    spec = torch.stft(flat, n_fft, hop_length, window=_hann(n_fft, audio.device, scaled=True),
+                      center=True, pad_mode="constant", return_complex=True)
     return spec.reshape(*shape[:-1], *spec.shape[-2:])
 
 
@@ -253,14 +276,16 @@ def istft(spec, n_fft: int, hop_length: int, length: int):
 
     window = _hann(n_fft, spec.device)
     shape = spec.shape
-    flat = spec.reshape(-1, *shape[-2:]) * window.sum()
+    flat = spec.reshape(-1, *shape[-2:])
     if n_fft % hop_length:
-        out = torch.istft(flat, n_fft, hop_length, window=window, center=True, length=length)
+        out = torch.istft(flat * window.sum(), n_fft, hop_length, window=window, center=True,
+                          length=length)
         return out.reshape(*shape[:-2], length)
     # Overlap-add by hand: with n_fft = k * hop every frame is k whole hops, so the sum is k
     # shifted adds (several times faster than torch.istft's general fold on the CPU).
     k, frames = n_fft // hop_length, flat.shape[-1]
-    seg = torch.fft.irfft(flat, n=n_fft, dim=-2) * window[:, None]         # (b, n_fft, frames)
+    synthesis = window * window.sum()  # the window and the undoing of stft's scale, in one pass
+    seg = torch.fft.irfft(flat, n=n_fft, dim=-2) * synthesis[:, None]      # (b, n_fft, frames)
     seg = seg.reshape(seg.shape[0], k, hop_length, frames).permute(0, 3, 1, 2)  # (b, frames, k, hop)
     acc = seg.new_zeros(seg.shape[0], frames + k - 1, hop_length)
     for j in range(k):
@@ -288,10 +313,12 @@ def _ola_envelope(n_fft: int, hop_length: int, frames: int, device):
 
 
 @lru_cache(maxsize=8)
-def _hann(n_fft: int, device):
+def _hann(n_fft: int, device, scaled: bool = False):
+    """Periodic Hann window; ``scaled`` divides it by its sum (the analysis window of stft)."""
     import torch
 
-    return torch.hann_window(n_fft, device=device)
+    window = torch.hann_window(n_fft, device=device)
+    return window / window.sum() if scaled else window
 
 
 def features_from_power(power, config: SegmenterConfig, offset_db=0.0):
@@ -567,7 +594,7 @@ class Segmenter:
             raise ModelNotFoundError(f"segmenter weights {weights} do not match {config_path}: "
                                      f"{str(exc).splitlines()[0]}") from None
         model.net.to(model.device).eval()
-        model._folded = _fold_batch_norm(model.net)
+        model._folded = _inference_net(model.net, model.config)
         return model
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
@@ -603,14 +630,17 @@ class Segmenter:
         chunks = -(-cols // k)
         span = c.window_frames + c.cell * (k - 1)
         need = c.cell * k * (chunks - 1) + span
-        padded = net_input(torch.nn.functional.pad(image, (0, need - w))[None], c)[0]
+        net, cfg = self.net, c
+        if self._folded is not None:  # the frequency channel is inside the folded network
+            net, cfg = self._folded, replace(c, frequency_channel=False)
+        padded = net_input(torch.nn.functional.pad(image, (0, need - w))[None], cfg)[0]
         pieces = padded.unfold(-1, span, c.cell * k).permute(2, 0, 1, 3)  # (chunks, C, H, span)
         outs = []
         with torch.inference_mode():
             for start in range(0, chunks, self.chunk_batch):
                 batch = pieces[start:start + self.chunk_batch].contiguous(
                     memory_format=torch.channels_last)
-                outs.append((self._folded or self.net)(batch).float())
+                outs.append(net(batch).float())
         logits = torch.cat(outs)  # (chunks, 2, rows, k)
         logits = logits.permute(1, 2, 0, 3).reshape(2, logits.shape[2], -1)
         return logits[..., :cols]
@@ -635,10 +665,15 @@ class Segmenter:
 
     def segment_tensor(self, audio) -> Segmentation:
         """:meth:`segment` for a 1-D torch tensor already at the config's sample rate."""
+        c = self.config
+        return self.segment_power(power(stft(audio.float(), c.n_fft, c.hop_length)))
+
+    def segment_power(self, pw) -> Segmentation:
+        """:meth:`segment` from the power ``(bins, frames)`` of :func:`stft` of mono audio at the
+        config's rate (lets a caller that already has the STFT skip a second one)."""
         import torch
 
         c = self.config
-        pw = power(stft(audio.float(), c.n_fft, c.hop_length))
         frames = pw.shape[-1]
         image = features_from_power(pw, c)
         probs = torch.softmax(self.window_logits(image), dim=0)[1]
@@ -646,16 +681,16 @@ class Segmenter:
         n_cells = -(-frames // c.cell)
         cells = cells[:, :n_cells]
         music = mask_from_cells(cells, c, frames)
-        level = torch.nn.functional.avg_pool2d(pw[None, : c.image_bins], c.cell, ceil_mode=True)[0]
-        level = level[:, :n_cells]
+        level = torch.nn.functional.pad(pw[: c.image_bins], (0, n_cells * c.cell - frames))
+        level = level.reshape(-1, c.cell, n_cells, c.cell).mean(dim=(1, 3))  # 16 x 16-pixel means
         level_db = 10.0 * torch.log10(level / level.max().clamp_min(1e-30))
-        return Segmentation(
-            music=music.cpu().numpy().astype(np.float32),
-            cells=cells.cpu().numpy().astype(np.float32),
-            windows=probs.cpu().numpy().astype(np.float32),
-            cell_level_db=level_db.cpu().numpy().astype(np.float32),
-            config=c,
-        )
+        return Segmentation(music=_numpy(music), cells=_numpy(cells), windows=_numpy(probs),
+                            cell_level_db=_numpy(level_db), config=c)
+
+
+def _numpy(t) -> np.ndarray:
+    """A float32 numpy view (no copy on the CPU) of a torch tensor."""
+    return t.detach().float().cpu().numpy()
 
 
 def _resolve_paths(path: str | os.PathLike[str] | None) -> tuple[Path, Path]:
