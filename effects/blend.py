@@ -181,7 +181,7 @@ class MusicTrack(Effect):
         elif self.align == "random":
             start = int(self._rng.integers(0, span))
         else:
-            key = ("masking", looped.shape[1])
+            key = ("masking", n)
             if key not in self._cache:  # the track's analysis does not depend on the noise
                 self._cache[key] = track_masking(looped[:, : span + n], sample_rate)
             frames = best_offset(audio, self._cache[key], sample_rate)

@@ -4,10 +4,10 @@ The effect listens to the noise (:mod:`blendfx.music_analysis`: pulse, hum, ener
 a genre from the prompt (:mod:`blendfx.styles`), writes an arrangement on a grid phase-locked to
 the noise (:mod:`blendfx.arrangement`), turns it into a MIDI file (:mod:`blendfx.midi`) and
 renders that file with the built-in voices (:mod:`blendfx.synth`, :mod:`blendfx.mixing`). The
-mix is designed for the noise: expression automation that follows the noise core's envelope and
-a master EQ that moves the music's spectrum towards the core's, both stored in the MIDI file,
-so :func:`render_midi` of an exported file gives back the exact audio :meth:`Composer.process`
-returned.
+mix is designed for the noise (:mod:`blendfx.mix_design`): brightness, expression automation
+that follows the noise core's envelope, a masking-aware balance and a master EQ that moves the
+music's spectrum towards the core's, all stored in the MIDI file, so :func:`render_midi` of an
+exported file gives back the exact audio :meth:`Composer.process` returned.
 """
 
 from __future__ import annotations
@@ -19,48 +19,25 @@ from typing import Any
 import numpy as np
 from blendfx.arrangement import TPB, Arrangement, arrange
 from blendfx.buffers import to_channels_first
-from blendfx.effect import Effect
+from blendfx.effect import Effect, _check_rate
 from blendfx.errors import ParameterError
-from blendfx.midi import TrackSpec, build_midi, read_midi, save_midi, seconds_to_ticks
-from blendfx.mixing import (
-    MAX_BOOST_DB,
-    MAX_CUT_DB,
-    band_eq,
-    follow_gain,
-    gain_to_cc,
-    master,
-    match_eq,
-    mix_bus,
-    render_score,
-    synthesize,
-)
-from blendfx.music_analysis import FPS, Listening, band_edges, choose_key, listen
+from blendfx.midi import TrackSpec, build_midi, meta_of, read_midi, save_midi, set_score_meta
+from blendfx.mix_design import balance, expression, gain_curve, master_eq, track_settings
+from blendfx.mixing import master, mix_bus, render_score, synthesize
+from blendfx.music_analysis import Listening, choose_key, listen
 from blendfx.params import BoolParam, FloatParam, StrParam
 from blendfx.styles import Prompt, style_from_prompt
 from blendfx.theory import Key, parse_key
 
 __all__ = ["Composer", "render_midi"]
 
-#: Mix settings per role: pan, reverb send, insert effects, and how deeply its expression
-#: follows the noise (1 = the full floor, 0 = not at all).
-_ROLE_MIX: dict[str, dict[str, Any]] = {
-    "drums": {"pan": 0.0, "send": 0.06, "fx": {"hp": 30.0, "comp": [-16.0, 3.0]}, "follow": 0.7},
-    "hits": {"pan": 0.0, "send": 0.12, "fx": {"hp": 40.0}, "follow": 0.0},
-    "bass": {"pan": 0.0, "send": 0.0, "fx": {"hp": 30.0, "comp": [-18.0, 3.0]}, "follow": 0.8},
-    "chords": {"pan": -0.25, "send": 0.18, "fx": {"hp": 110.0, "comp": [-20.0, 2.0]}, "follow": 0.9},
-    "pad": {"pan": 0.25, "send": 0.3, "fx": {"hp": 140.0, "chorus": 0.35}, "follow": 1.0},
-    "lead": {"pan": 0.1, "send": 0.22, "fx": {"hp": 180.0}, "follow": 0.5},
-    "arp": {"pan": 0.35, "send": 0.28, "fx": {"hp": 220.0}, "follow": 0.8},
-    "texture": {"pan": -0.35, "send": 0.2, "fx": {"hp": 150.0}, "follow": 1.0},
-    "stabs": {"pan": -0.1, "send": 0.3, "fx": {"hp": 150.0}, "follow": 0.0},
-}
-
-
 _MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _MINOR_NAMES = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
 #: Semitones from a mode's tonic down to its parent major scale's tonic.
 _PARENT = {"major": 0, "dorian": 2, "phrygian": 4, "lydian": 5, "mixolydian": 7, "minor": 9,
            "harmonic_minor": 9}
+
+
 
 
 def _mido_key(key: Key) -> str:
@@ -70,6 +47,16 @@ def _mido_key(key: Key) -> str:
     if key.mode in ("minor", "dorian", "phrygian", "harmonic_minor"):
         return _MINOR_NAMES[(parent + 9) % 12]
     return _MAJOR_NAMES[parent]
+
+
+class _KeyParam(StrParam):
+    """A key name ('B minor', 'F# dorian') or '' for automatic, checked on assignment."""
+
+    def validate(self, value: Any, owner: str) -> str:
+        value = super().validate(value, owner)
+        if value.strip():
+            parse_key(value)
+        return value
 
 
 class Composer(Effect):
@@ -121,7 +108,7 @@ class Composer(Effect):
     supports_streaming = False
 
     prompt = StrParam("lofi", doc="Genre, mood, pace and instrument words.")
-    key = StrParam("", doc="Force a key such as 'B minor'; '' = from the noise.")
+    key = _KeyParam("", doc="Force a key such as 'B minor'; '' = from the noise.")
     tempo_bpm = FloatParam(None, min=30.0, max=300.0, unit="BPM", optional=True,
                            doc="Force a tempo; None = from the noise or the style.")
     lock_to_noise = BoolParam(True, doc="Phase-lock the beat grid to the noise.")
@@ -201,19 +188,22 @@ class Composer(Effect):
             arrangement = arrange(heard, style, key, rng)
             bar.update()
             bar.set_postfix_str("synthesizing")
-            specs = self._track_specs(arrangement)
+            specs = track_settings(arrangement, heard, self.match)
             mid = self._midi(arrangement, specs, n / sample_rate, {}, {})
             score = read_midi(mid)
             dry = synthesize(score, sample_rate, n)
             bar.update()
             bar.set_postfix_str("mixing")
-            controls = self._expression(arrangement, specs, heard)
+            controls = expression(arrangement, specs, heard, self.follow)
+            curves = [gain_curve(controls.get(i), arrangement.tempo_map, sample_rate, n)
+                      for i in range(len(specs))]
+            controls = balance(specs, curves, controls, dry, heard, sample_rate, n, self.match)
+            # the final file, read back: the mix below is exactly what render_midi will do
             mid = self._midi(arrangement, specs, n / sample_rate, controls, {})
             score = read_midi(mid)
             bus = mix_bus(score, dry, sample_rate, n)
-            eq = self._master_eq(bus, heard, sample_rate)
-            mid = self._midi(arrangement, specs, n / sample_rate, controls, eq)
-            out = master(bus, sample_rate, read_midi(mid).meta)
+            set_score_meta(mid, {**meta_of(mid), **master_eq(bus, heard, sample_rate, self.match)})
+            out = master(bus, sample_rate, meta_of(mid))
             bar.update()
         self._last_midi = mid
         self._last_listening = heard
@@ -230,22 +220,6 @@ class Composer(Effect):
         return choose_key(heard.tonality, understood.style.modes, rng, forced_mode=understood.mode,
                           tune=self.tune_to_noise)
 
-    def _track_specs(self, arrangement: Arrangement) -> list[TrackSpec]:
-        style = arrangement.style
-        specs = []
-        for plan in arrangement.tracks:
-            mix = _ROLE_MIX.get(plan.role, _ROLE_MIX["chords"])
-            fx = dict(mix["fx"])
-            if plan.role == "chords" and style.drive_db:
-                fx["drive_db"] = style.drive_db
-            if plan.role in ("drums", "bass", "chords"):
-                fx["comp"] = [fx.get("comp", [-18.0, 2.0])[0], style.compress_ratio]
-            meta = {"voice": plan.voice, "role": plan.role, "pan": mix["pan"], "fx": fx,
-                    "send": round(mix["send"] * style.reverb[1] / 0.2, 4)}
-            specs.append(TrackSpec(plan.name, plan.channel, plan.program, plan.notes,
-                                   tuning_cents=arrangement.key.tuning_cents, meta=meta))
-        return specs
-
     def _midi(self, arrangement: Arrangement, specs: list[TrackSpec], length_s: float,
               controls: dict[int, np.ndarray], extra: dict):
         grid = arrangement.grid
@@ -253,47 +227,13 @@ class Composer(Effect):
                        "lofi": arrangement.style.lofi, "level_lufs": self.level_lufs,
                        "style": arrangement.style.name, "key": arrangement.key.name,
                        "tuning_cents": round(arrangement.key.tuning_cents, 3), **extra}
-        tracks = [TrackSpec(s.name, s.channel, s.program, s.notes, controls.get(i, s.controls),
+        tracks = [TrackSpec(s.name, s.channel, s.program, s.notes,
+                            np.vstack([s.controls, controls[i]]) if i in controls else s.controls,
                             s.tuning_cents, s.meta)
                   for i, s in enumerate(specs)]
         return build_midi(tracks, grid.tempo_map, ticks_per_beat=TPB, time_signatures=grid.time_signatures,
                           key_name=_mido_key(arrangement.key), end_tick=grid.end_tick, meta=global_meta,
                           title=f"blendfx Composer: {self.prompt}")
-
-    def _expression(self, arrangement: Arrangement, specs: list[TrackSpec],
-                    heard: Listening) -> dict[int, np.ndarray]:
-        """CC 11 automation per track: dynamics that follow the noise core's envelope, as deep
-        as the style and the track's role allow."""
-        env = heard.core.envelope
-        if env.size == 0 or self.follow <= 0:
-            return {}
-        frames = np.arange(0, env.size, 2)  # a control point every 20 ms
-        ticks = np.round(seconds_to_ticks(frames / FPS, arrangement.tempo_map, TPB)).astype(np.int64)
-        controls: dict[int, np.ndarray] = {}
-        curves: dict[float, np.ndarray] = {}
-        for i, spec in enumerate(specs):
-            depth = _ROLE_MIX.get(spec.meta.get("role", ""), {}).get("follow", 0.0) * self.follow
-            if depth <= 0:
-                continue
-            if depth not in curves:
-                gain_db = follow_gain(env, FPS, arrangement.style.follow_floor_db * depth)
-                curves[depth] = gain_to_cc(gain_db[frames], ticks, min_step=2)
-            controls[i] = curves[depth]
-        return controls
-
-    def _master_eq(self, bus: np.ndarray, heard: Listening, sample_rate: float) -> dict:
-        """Master EQ band gains that move the mixed bus's spectrum towards the noise core's."""
-        if self.match <= 0 or heard.core.spectrum.sum() <= 0:
-            return {}
-        edges = band_edges(sample_rate)
-        gains = match_eq(bus, sample_rate, heard.core.spectrum, edges, strength=self.match)
-        # a second pass corrects what the band smoothing and the FIR's skirts left over
-        shaped = band_eq(bus, sample_rate, edges, gains)
-        gains = np.clip(gains + match_eq(shaped, sample_rate, heard.core.spectrum, edges,
-                                         strength=self.match), -MAX_CUT_DB, MAX_BOOST_DB)
-        return {"master_eq": {"edges": [round(float(e), 3) for e in edges],
-                              "gains_db": [round(float(g), 3) for g in gains]}}
-
 
 def render_midi(path_or_midi, sample_rate: float = 44100) -> np.ndarray:
     """Render any MIDI file with the built-in voices.
@@ -318,10 +258,4 @@ def render_midi(path_or_midi, sample_rate: float = 44100) -> np.ndarray:
     ParameterError
         If the file is missing or unreadable, or the sample rate is not positive.
     """
-    try:
-        sr = float(sample_rate)
-    except (TypeError, ValueError):
-        raise ParameterError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
-    if not (sr > 0 and np.isfinite(sr)):
-        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-    return render_score(read_midi(path_or_midi), sr)
+    return render_score(read_midi(path_or_midi), _check_rate(sample_rate))

@@ -29,6 +29,10 @@ from .theory import Key, diatonic_chord, hz_to_midi
 __all__ = ["Arrangement", "TrackPlan", "Section", "Grid", "arrange", "ROLE_CHANNELS"]
 
 TPB = 480
+#: Core events at least this many times their noise's median frame energy (9 dB) get hits.
+EVENT_MIN_STRENGTH = 8.0
+#: Largest distance (s) over which a noise hit snaps to the 32nd-note grid.
+HIT_SNAP_S = 0.015
 STEP = TPB // 4  # a sixteenth
 #: MIDI channel (0-based) of each role; drums and noise hits on channel 10.
 ROLE_CHANNELS = {"bass": 0, "chords": 1, "pad": 2, "lead": 3, "arp": 4, "texture": 5, "stabs": 6,
@@ -115,34 +119,44 @@ class Arrangement:
 
 # -- grid ----------------------------------------------------------------------------------------
 def _make_grid(listening: Listening) -> Grid:
+    """Tempo map and bar layout whose every beat is a beat of the noise.
+
+    Before the noise's first beat (at its phase, 0..1 beat) there is a short head of 0-4
+    sixteenths with its own tempo; then one tempo per beat (events only where it changes), so
+    the beats before the first downbeat (a pickup) and every later one fall on the noise's
+    beats, drift included. The pickup bar's time signature is its length in sixteenths.
+    """
     pulse = listening.pulse
     period = pulse.period_s
-    beats = np.asarray(pulse.beat_times, dtype=np.float64)
-    d = int(pulse.downbeat)
     duration = listening.duration_s
-    first = beats[d] if d < beats.size else d * period
-    q = int(round(4 * first / period))
-    if q < 2:  # a downbeat at (almost) 0: take the next bar's, so the pickup is a whole bar
-        first, d = first + 4 * period, d + 4
-        q = int(round(4 * first / period))
-    # beat times from the first downbeat on, extrapolated past the noise's end
-    tail = beats[d:] if d < beats.size else np.array([first])
-    need = int(np.ceil((duration - first) / period)) + 9
-    if tail.size < need:
-        extra = tail[-1] + period * np.arange(1, need - tail.size + 1)
-        tail = np.concatenate([tail, extra])
-    tempo = [(0, int(round(first / (q / 4.0) * 1e6)))]
-    pickup_ticks = q * STEP
-    bars = max(1, int(np.ceil((duration - first) / (4 * period) - 1e-9)))
+    d = int(pulse.downbeat)
+    beats = np.asarray(pulse.beat_times, dtype=np.float64)
+    first_downbeat = beats[d] if d < beats.size else beats[0] + d * period
+    bars = max(1, int(np.ceil((duration - first_downbeat) / (4 * period) - 1e-9)))
+    need = d + 4 * (bars + 1) + 1
+    if beats.size < need:  # extrapolate the grid past the noise's end
+        beats = np.concatenate([beats, beats[-1] + period * np.arange(1, need - beats.size + 1)])
+    phase = float(beats[0])
+    head16 = int(round(4 * phase / period))
+    if head16 == 0 and phase > 1e-3:
+        head16 = 1
+    head = head16 * STEP
+    tempo: list[tuple[int, int]] = []
+    if head:
+        tempo.append((0, int(round(phase / (head16 / 4.0) * 1e6))))
     last = None
-    for bar in range(bars + 1):
-        us = int(round((tail[4 * bar + 4] - tail[4 * bar]) / 4.0 * 1e6))
+    for j in range(need - 1):
+        us = int(round((beats[j + 1] - beats[j]) * 1e6))
         if us != last:
-            tempo.append((pickup_ticks + bar * 4 * TPB, us))
+            tempo.append((head + j * TPB, us))
             last = us
     tm = np.array(tempo, dtype=np.int64)
-    num, den = (q // 4, 4) if q % 4 == 0 else ((q // 2, 8) if q % 2 == 0 else (q, 16))
-    sigs = [(0, num, den), (pickup_ticks, 4, 4)]
+    pickup_ticks = head + d * TPB
+    sigs = [(0, 4, 4)]
+    if pickup_ticks:
+        q = pickup_ticks // STEP
+        num, den = (q // 4, 4) if q % 4 == 0 else ((q // 2, 8) if q % 2 == 0 else (q, 16))
+        sigs = [(0, num, den), (pickup_ticks, 4, 4)]
     end_tick = int(np.ceil(seconds_to_ticks(np.array([duration]), tm, TPB)[0]))
     return Grid(pickup_ticks, tm, bars, end_tick, sigs)
 
@@ -551,18 +565,24 @@ def _lead(w, style, key, chords, sec, b, bar_start, reg, gain, rng, cache):
         w.add("lead", t, t + max(dur - STEP // 4, STEP // 2), pitch, (92 if o % 8 == 0 else 80) * gain)
 
 
-def _hit_piece(style: Style, centroid: float) -> str:
+def _hit_piece(style: Style, centroid: float, duration: float) -> str:
+    """The kit piece that doubles a noise event: one whose sound sits near the event's spectral
+    centroid (Hz) and rings about as long as it lasts (s), in the style's own kit."""
     if not style.has_drums:
         return ""
+    short = duration < 0.06
     if centroid < 220:
         return "kick" if style.name != "jazz" else "tom_low"
     if centroid < 900:
-        return {"jazz": "tom_mid", "lofi": "rim", "hiphop": "clap"}.get(style.name, "tom_mid")
+        if short:
+            return "woodblock"
+        return {"jazz": "tom_mid", "hiphop": "clap"}.get(style.name, "tom_mid")
     if centroid < 2500:
-        default = "clap" if centroid < 1600 else "rim"
-        return {"jazz": "snare", "edm": "clap", "lofi": "rim"}.get(style.name, default)
+        if short:
+            return {"jazz": "rim", "edm": "clap"}.get(style.name, "claves" if centroid > 1800 else "rim")
+        return {"jazz": "snare", "lofi": "snare"}.get(style.name, "clap")
     if centroid < 5000:
-        return {"jazz": "ride_bell"}.get(style.name, "tambourine")
+        return "hat" if short else {"jazz": "ride_bell"}.get(style.name, "tambourine")
     return "shaker" if style.name != "jazz" else "pedal_hat"
 
 
@@ -571,21 +591,29 @@ def _hits(w, listening, style, key, chords, grid, reg, sections):
     from .midi import ticks_to_seconds
 
     events = listening.core.events
+    # only real events: a steady noise's flickers (rain, an engine) get no hits
+    events = events[events[:, 1] >= EVENT_MIN_STRENGTH] if events.size else events
     if events.size == 0:
         return
-    ticks = np.arange(0, grid.end_tick + STEP, STEP // 2 if style.swing else STEP)
+    # hits go on the 32nd-note grid when a grid line is within HIT_SNAP_S of the event, and on
+    # the event itself otherwise: a hit that misses its event by more than that masks nothing
+    ticks = np.arange(0, grid.end_tick + STEP, STEP // 2)
     secs = ticks_to_seconds(ticks, grid.tempo_map, TPB)
     strengths = events[:, 1]
     top = np.percentile(strengths, 50) if strengths.size > 4 else strengths.min()
     taken: set[int] = set()
-    for time_s, strength, centroid in events:
+    for time_s, strength, centroid, duration in events:
         i = int(np.argmin(np.abs(secs - time_s)))
         tick = int(ticks[i])
-        if abs(secs[i] - time_s) > 0.06 or tick in taken:
+        if abs(secs[i] - time_s) > HIT_SNAP_S:  # off the grid: the hit follows the noise itself
+            tick = int(round(float(seconds_to_ticks(np.array([time_s]), grid.tempo_map, TPB)[0])))
+        if tick in taken:
             continue
         taken.add(tick)
+        length = int(max(2 * STEP, np.ceil(seconds_to_ticks(np.array([time_s + duration]), grid.tempo_map,
+                                                            TPB)[0] - tick)))
         vel = float(np.clip(70 + 12 * np.log2(max(strength, 1.0)), 60, 124))
-        piece = _hit_piece(style, float(centroid))
+        piece = _hit_piece(style, float(centroid), float(duration))
         if piece:
             w.add("hits", tick, tick + STEP, DRUM_NOTES[piece], vel)
         if strength >= top:
@@ -593,7 +621,7 @@ def _hits(w, listening, style, key, chords, grid, reg, sections):
             centre = float(np.clip(hz_to_midi(max(centroid, 80.0)) - 12.0, 48.0, 96.0))
             notes = {_nearest(pc, centre + k * 4) for k, pc in enumerate(chord[:3])}
             for p in sorted(notes):
-                w.add("stabs", tick, tick + 2 * STEP, p, vel * 0.85)
+                w.add("stabs", tick, tick + length, p, vel * 0.85)
 
 
 def _tracks(w: _Writer, style: Style) -> list[TrackPlan]:

@@ -26,7 +26,7 @@ from .errors import ParameterError
 from .files import atomic_path
 
 __all__ = ["Part", "Score", "TrackSpec", "build_midi", "read_midi", "save_midi", "ticks_to_seconds",
-           "seconds_to_ticks",
+           "seconds_to_ticks", "set_score_meta", "meta_of",
            "DRUM_CHANNEL", "DEFAULT_TEMPO", "META_PREFIX"]
 
 #: Channel 10 in MIDI's 1-based numbering.
@@ -117,6 +117,7 @@ class Score:
         End of the last event (note-off, controller or end of track) in s.
     meta : dict
         Global blendfx settings (master EQ, exact length); empty for foreign files.
+    time_signatures : list of (tick, numerator, denominator)
     """
 
     parts: list[Part]
@@ -124,18 +125,27 @@ class Score:
     ticks_per_beat: int
     length_s: float
     meta: dict = field(default_factory=dict)
+    time_signatures: list[tuple[int, int, int]] = field(default_factory=list)
 
     def beat_times(self, until_s: float | None = None) -> np.ndarray:
-        """Times in s of every beat (quarter note) from tick 0 to ``until_s`` (default: end)."""
+        """Times in s of the quarter-note beats up to ``until_s`` (default: the end).
+
+        Beats are counted from the first bar line after a pickup (the second time signature,
+        when the first bar is shorter than a whole one), forwards and backwards, so a pickup's
+        beats line up with the bars that follow it.
+        """
         end = self.length_s if until_s is None else until_s
-        ticks = []
-        t, k = 0.0, 0
-        while t <= end + 1e-9:
-            ticks.append(k * self.ticks_per_beat)
-            k += 1
-            t = float(ticks_to_seconds(np.array([k * self.ticks_per_beat]), self.tempo_map,
-                                       self.ticks_per_beat)[0])
-        return ticks_to_seconds(np.asarray(ticks), self.tempo_map, self.ticks_per_beat)
+        tpb = self.ticks_per_beat
+        anchor = 0
+        sigs = sorted(self.time_signatures)
+        if len(sigs) >= 2 and sigs[0][0] == 0:
+            first_bar = sigs[0][1] * tpb * 4 // sigs[0][2]
+            if sigs[1][0] <= first_bar:
+                anchor = sigs[1][0]
+        end_tick = int(np.ceil(seconds_to_ticks(np.array([end]), self.tempo_map, tpb)[0]))
+        ticks = np.arange(anchor % tpb, end_tick + 1, tpb)
+        secs = ticks_to_seconds(ticks, self.tempo_map, tpb)
+        return secs[secs <= end + 1e-9]
 
 
 def ticks_to_seconds(ticks: np.ndarray, tempo_map: np.ndarray, ticks_per_beat: int) -> np.ndarray:
@@ -164,9 +174,18 @@ def seconds_to_ticks(seconds: np.ndarray, tempo_map: np.ndarray, ticks_per_beat:
     return starts[seg] + (secs - seg_secs[seg]) / spb[seg]
 
 
-def _meta_event(payload: dict, mido: Any):
-    data = META_PREFIX + json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("ascii")
-    return mido.MetaMessage("sequencer_specific", data=tuple(data), time=0)
+def _meta_bytes(payload: dict) -> tuple[int, ...]:
+    return tuple(META_PREFIX + json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("ascii"))
+
+
+def meta_of(mid) -> dict:
+    """The global blendfx settings of a file :func:`build_midi` wrote ({} for other files)."""
+    for m in mid.tracks[0] if mid.tracks else []:
+        if m.type == "sequencer_specific":
+            found = _read_meta(m)
+            if found is not None:
+                return found
+    return {}
 
 
 def _read_meta(msg) -> dict | None:
@@ -202,56 +221,74 @@ def build_midi(tracks: list[TrackSpec], tempo_map: np.ndarray, *, ticks_per_beat
     import mido
 
     mid = mido.MidiFile(type=1, ticks_per_beat=int(ticks_per_beat))
-    conductor: list[tuple[int, int, Any]] = [(0, 0, mido.MetaMessage("track_name", name=title, time=0))]
+    meta_msg = mido.MetaMessage
+    conductor: list[_Event] = [(0, 0, meta_msg, "track_name", {"name": title})]
     for tick, numerator, denominator in time_signatures or [(0, 4, 4)]:
-        conductor.append((int(tick), 1, mido.MetaMessage("time_signature", numerator=int(numerator),
-                                                         denominator=int(denominator), time=0)))
+        conductor.append((int(tick), 1, meta_msg, "time_signature",
+                          {"numerator": int(numerator), "denominator": int(denominator)}))
     if key_name:
-        conductor.append((0, 1, mido.MetaMessage("key_signature", key=key_name, time=0)))
+        conductor.append((0, 1, meta_msg, "key_signature", {"key": key_name}))
     for tick, tempo in np.asarray(tempo_map).reshape(-1, 2):
-        conductor.append((int(tick), 2, mido.MetaMessage("set_tempo", tempo=int(tempo), time=0)))
+        conductor.append((int(tick), 2, meta_msg, "set_tempo", {"tempo": int(tempo)}))
     if meta:
-        conductor.append((0, 3, _meta_event(meta, mido)))
+        conductor.append((0, 3, meta_msg, "sequencer_specific", {"data": _meta_bytes(meta)}))
     mid.tracks.append(_to_track(conductor, end_tick, mido))
     for spec in tracks:
         mid.tracks.append(_to_track(_track_events(spec, mido), end_tick, mido))
     return mid
 
 
-def _track_events(spec: TrackSpec, mido: Any) -> list[tuple[int, int, Any]]:
+#: (tick, order at equal ticks, message class, type, fields): messages are built once, with
+#: their delta time, after sorting (mido validates every construction and copy).
+_Event = tuple[int, int, Any, str, dict]
+
+
+def _track_events(spec: TrackSpec, mido: Any) -> list[_Event]:
     ch = int(spec.channel)
-    events: list[tuple[int, int, Any]] = [(0, 0, mido.MetaMessage("track_name", name=spec.name, time=0))]
+    meta_msg, msg = mido.MetaMessage, mido.Message
+    events: list[_Event] = [(0, 0, meta_msg, "track_name", {"name": spec.name})]
     if spec.meta:
-        events.append((0, 1, _meta_event(spec.meta, mido)))
+        events.append((0, 1, meta_msg, "sequencer_specific", {"data": _meta_bytes(spec.meta)}))
     if ch != DRUM_CHANNEL:
-        events.append((0, 2, mido.Message("program_change", channel=ch, program=int(spec.program), time=0)))
+        events.append((0, 2, msg, "program_change", {"channel": ch, "program": int(spec.program)}))
     if spec.tuning_cents and ch != DRUM_CHANNEL:
         value = int(round(8192 + np.clip(spec.tuning_cents, -100, 100) / 100.0 * 8192))
         value = int(np.clip(value, 0, 16383))
         for cc, v in ((101, 0), (100, 1), (6, value >> 7), (38, value & 0x7F), (101, 127), (100, 127)):
-            events.append((0, 3, mido.Message("control_change", channel=ch, control=cc, value=v, time=0)))
-    for tick, control, value in np.asarray(spec.controls, dtype=np.int64).reshape(-1, 3):
-        events.append((int(tick), 4, mido.Message("control_change", channel=ch, control=int(control),
-                                                  value=int(np.clip(value, 0, 127)), time=0)))
-    for on, off, note, vel in np.asarray(spec.notes, dtype=np.int64).reshape(-1, 4):
+            events.append((0, 3, msg, "control_change", {"channel": ch, "control": cc, "value": v}))
+    for tick, control, value in np.asarray(spec.controls, dtype=np.int64).reshape(-1, 3).tolist():
+        events.append((tick, 4, msg, "control_change",
+                       {"channel": ch, "control": control, "value": min(max(value, 0), 127)}))
+    for on, off, note, vel in np.asarray(spec.notes, dtype=np.int64).reshape(-1, 4).tolist():
         # offs sort before ons at the same tick, so a repeated note is not cut by its own off
-        events.append((int(on), 6, mido.Message("note_on", channel=ch, note=int(note),
-                                                velocity=int(np.clip(vel, 1, 127)), time=0)))
-        events.append((int(max(off, on + 1)), 5, mido.Message("note_off", channel=ch, note=int(note),
-                                                              velocity=0, time=0)))
+        velocity = min(max(vel, 1), 127)
+        events.append((on, 6, msg, "note_on", {"channel": ch, "note": note, "velocity": velocity}))
+        events.append((max(off, on + 1), 5, msg, "note_off", {"channel": ch, "note": note, "velocity": 0}))
     return events
 
 
-def _to_track(events: list[tuple[int, int, Any]], end_tick: int | None, mido: Any):
+def _to_track(events: list[_Event], end_tick: int | None, mido: Any):
     track = mido.MidiTrack()
     events.sort(key=lambda e: (e[0], e[1]))
     now = 0
-    for tick, _, msg in events:
-        track.append(msg.copy(time=tick - now))
+    for tick, _, cls, kind, fields in events:
+        track.append(cls(kind, time=tick - now, **fields))
         now = tick
     end = max(now, end_tick or 0)
     track.append(mido.MetaMessage("end_of_track", time=end - now))
     return track
+
+
+def set_score_meta(mid, meta: dict) -> None:
+    """Replace (or add) the global blendfx settings in a file :func:`build_midi` wrote."""
+    import mido
+
+    conductor = mid.tracks[0]
+    for i, m in enumerate(conductor):
+        if m.type == "sequencer_specific" and _read_meta(m) is not None:
+            conductor[i] = mido.MetaMessage("sequencer_specific", data=_meta_bytes(meta), time=m.time)
+            return
+    conductor.insert(1, mido.MetaMessage("sequencer_specific", data=_meta_bytes(meta), time=0))
 
 
 def save_midi(mid, path: str | os.PathLike[str]) -> None:
@@ -286,6 +323,7 @@ def read_midi(src) -> Score:
         raise ParameterError("type-2 MIDI files (independent sequences) are not supported")
     tpb = int(mid.ticks_per_beat) or 480
     tempo_events: list[tuple[int, int]] = []
+    signatures: list[tuple[int, int, int]] = []
     score_meta: dict = {}
     end_tick = 0
     for track in mid.tracks:
@@ -294,6 +332,8 @@ def read_midi(src) -> Score:
             tick += msg.time
             if msg.type == "set_tempo":
                 tempo_events.append((tick, int(msg.tempo)))
+            elif msg.type == "time_signature":
+                signatures.append((tick, int(msg.numerator), int(msg.denominator)))
             elif msg.type == "sequencer_specific" and not score_meta:
                 score_meta = _read_meta(msg) or {}
         end_tick = max(end_tick, tick)
@@ -318,7 +358,7 @@ def read_midi(src) -> Score:
         for p in parts:
             if p.notes.size:
                 length = max(length, float(p.notes[:, 1].max()))
-    return Score(parts, tm, tpb, length, score_meta)
+    return Score(parts, tm, tpb, length, score_meta, sorted(set(signatures)))
 
 
 class _Channel:
@@ -385,7 +425,7 @@ def _read_track(index: int, track, sec) -> list[Part]:
                     for note in pending_pedal.pop(ch, []):
                         note[1] = max(note[1], tick)
                 state.pedal = down
-            elif c in (7, 10, 11):
+            elif c in (7, 10, 11, 74):
                 controls.setdefault(ch, {}).setdefault(c, []).append((tick, v))
     for (ch, _note), stack in open_notes.items():  # notes never released end with the track
         for on_tick, program, pitch, vel in stack:

@@ -8,10 +8,7 @@ high-pass, and a loudness/peak normalization with a limiter so the result never 
 setting comes from the score (its blendfx meta events or, for foreign files, defaults), so a
 MIDI file written by the composer renders to exactly the audio the composer returned.
 
-Design (used by the composer, results stored in the score): :func:`follow_gain` turns the
-noise's core envelope into a dynamics curve (loud where the noise is loud), :func:`gain_to_cc`
-writes it as CC 11 automation, and :func:`match_eq` finds master EQ band gains that move the
-music's long-term spectrum towards the noise core's.
+How the composer chooses those settings for a noise is :mod:`blendfx.mix_design`'s job.
 """
 
 from __future__ import annotations
@@ -24,9 +21,9 @@ import numpy as np
 from .midi import Part, Score
 from .synth import note_tail_s, render_drums, render_part, voice_for_program
 
-__all__ = ["render_score", "synthesize", "mix_parts", "mix_bus", "master", "follow_gain", "gain_to_cc",
-           "cc_to_gain",
-           "match_eq", "band_eq", "normalize", "DEFAULT_SEND", "CEILING_DB"]
+__all__ = ["render_score", "synthesize", "mix_parts", "mix_bus", "master", "normalize",
+           "cc_to_gain", "band_eq", "brightness_factor", "part_voice", "score_length", "DEFAULT_SEND",
+           "CEILING_DB", "TARGET_LUFS"]
 
 #: Reverb send of parts without settings (foreign MIDI files).
 DEFAULT_SEND = 0.15
@@ -34,9 +31,6 @@ DEFAULT_SEND = 0.15
 CEILING_DB = -1.0
 #: Integrated loudness the master is normalized to when the peak allows (LUFS).
 TARGET_LUFS = -18.0
-#: Limits of the master EQ's band gains (dB).
-MAX_BOOST_DB = 18.0
-MAX_CUT_DB = 30.0
 #: Extra seconds rendered after the last note of a foreign MIDI file (release and reverb).
 TAIL_S = 1.5
 
@@ -76,19 +70,35 @@ def _bend_function(part: Part, sample_rate: float):
     return bend
 
 
+def brightness_factor(value: float | np.ndarray) -> float | np.ndarray:
+    """Timbre brightness factor of a CC 74 value: 64 -> 1, each 16 steps an octave of cutoff."""
+    return 2.0 ** ((np.asarray(value, dtype=np.float64) - 64.0) / 16.0)
+
+
+def _note_brightness(part: Part) -> np.ndarray | None:
+    events = part.controls.get(74)
+    if events is None or len(events) == 0 or part.notes.size == 0:
+        return None
+    idx = np.searchsorted(events[:, 0], part.notes[:, 0] + 1e-9, side="right") - 1
+    values = np.where(idx >= 0, events[np.maximum(idx, 0), 1], 64.0)
+    return brightness_factor(values)
+
+
 def _synth_one(part: Part, sample_rate: float, length: int) -> np.ndarray:
     voice = part_voice(part)
     if voice == "drums":
         return render_drums(part.notes, sample_rate, length)
-    return render_part(voice, part.notes, sample_rate, length, _bend_function(part, sample_rate))
+    return render_part(voice, part.notes, sample_rate, length, _bend_function(part, sample_rate),
+                       _note_brightness(part))
 
 
 def synthesize(score: Score, sample_rate: float, length: int | None = None,
                workers: int | None = None) -> list[np.ndarray]:
     """Dry audio of every part: ``(length,)`` mono for pitched parts, ``(2, length)`` for drums.
 
-    Depends only on the notes, programs/voices and pitch bends (not on controllers or mix
-    settings), so the composer can design its mix from these and reuse them.
+    Depends only on the notes, programs/voices, pitch bends and brightness (CC 74), not on
+    volume, expression or mix settings, so the composer can design its mix from these dry
+    parts and reuse them.
     """
     n = score_length(score, sample_rate) if length is None else int(length)
     workers = workers or min(4, os.cpu_count() or 1)
@@ -106,6 +116,8 @@ def cc_to_gain(events: np.ndarray | None, sample_rate: float, length: int,
         return None
     times = np.asarray(events[:, 0], dtype=np.float64)
     gains = (np.asarray(events[:, 1], dtype=np.float64) / 127.0) ** 2
+    if gains.size == 1 and times[0] <= 0:  # a channel volume set once: a constant
+        return np.full(length, gains[0], dtype=np.float32)
     starts = np.clip(np.round(times * sample_rate).astype(np.int64), 0, length)
     curve = np.empty(length, dtype=np.float32)
     curve[: starts[0]] = 1.0 if starts[0] > 0 else gains[0]
@@ -113,14 +125,22 @@ def cc_to_gain(events: np.ndarray | None, sample_rate: float, length: int,
     for i, g in enumerate(gains):
         curve[bounds[i]:bounds[i + 1]] = g
     ramp = max(1, int(ramp_s * sample_rate))
-    kernel = np.ones(ramp, dtype=np.float32) / ramp
-    smooth = np.convolve(np.concatenate([np.full(ramp - 1, curve[0], np.float32), curve]), kernel, "valid")
-    return smooth.astype(np.float32)
+    # moving average over the ramp (a running sum, O(length)) turns each step into a linear ramp
+    padded = np.concatenate([np.full(ramp, curve[0], np.float64), curve])
+    csum = np.cumsum(padded)
+    return ((csum[ramp:] - csum[:-ramp]) / ramp).astype(np.float32)
 
 
-def _pan(mono: np.ndarray, pan: float) -> np.ndarray:
-    theta = (float(np.clip(pan, -1.0, 1.0)) + 1.0) * np.pi / 4.0
-    return np.stack([mono * np.cos(theta), mono * np.sin(theta)]) * np.float32(np.sqrt(2.0))
+def _channel_gain(part: Part, sample_rate: float, length: int) -> np.ndarray | float | None:
+    """CC 7 (volume) times CC 11 (expression) of a part: a curve, a constant, or None."""
+    gains = [cc_to_gain(part.controls.get(cc), sample_rate, length) for cc in (7, 11)]
+    gains = [g for g in gains if g is not None]
+    if not gains:
+        return None
+    out: np.ndarray | float = 1.0
+    for g in gains:
+        out = out * (np.float32(g[0]) if np.all(g == g[0]) else g)
+    return out
 
 
 def _insert_fx(fx: dict, sample_rate: float):
@@ -161,24 +181,48 @@ def mix_bus(score: Score, dry: list[np.ndarray], sample_rate: float, length: int
 
     bus = np.zeros((2, length), dtype=np.float32)
     send = np.zeros((2, length), dtype=np.float32)
-    for part, audio in zip(score.parts, dry, strict=True):
+
+    def channel_strip(item):
+        part, audio = item
         audio = np.asarray(audio, dtype=np.float32)
-        for cc in (7, 11):
-            gain = cc_to_gain(part.controls.get(cc), sample_rate, length)
-            if gain is not None:
-                audio = audio * gain
+        gain = _channel_gain(part, sample_rate, length)
+        if gain is not None:
+            audio = audio * gain
+        # inserts run on the mono part (none of them widens it), then it is panned
+        chain = _insert_fx(part.meta.get("fx", {}), sample_rate)
+        if chain is not None:
+            audio = chain(audio[None] if audio.ndim == 1 else audio, sample_rate)
+            audio = audio[0] if audio.shape[0] == 1 else audio
+        return audio
+
+    def add(part, audio):
+        level = np.float32(part.meta.get("send", DEFAULT_SEND))
         if audio.ndim == 1:
             pan = part.meta.get("pan")
             if pan is None and part.controls.get(10) is not None and len(part.controls[10]):
                 pan = (float(part.controls[10][0, 1]) - 64.0) / 63.0
-            audio = _pan(audio, float(pan or 0.0))
-        chain = _insert_fx(part.meta.get("fx", {}), sample_rate)
-        if chain is not None:
-            audio = chain(audio, sample_rate)
-        bus += audio
-        level = float(part.meta.get("send", DEFAULT_SEND))
-        if level > 0:
-            send += audio * np.float32(level)
+            theta = (float(np.clip(pan or 0.0, -1.0, 1.0)) + 1.0) * np.pi / 4.0
+            for ch, weight in enumerate((np.cos(theta), np.sin(theta))):
+                panned = audio * np.float32(weight * np.sqrt(2.0))
+                bus[ch] += panned
+                if level > 0:
+                    send[ch] += panned * level
+        else:
+            bus[:] += audio
+            if level > 0:
+                send[:] += audio * level
+
+    # channel strips in parallel (FFTs and pedalboard release the GIL), summed in part order as
+    # they finish, so the sum is the same as a serial one
+    workers = min(4, os.cpu_count() or 1)
+    items = list(zip(score.parts, dry, strict=True))
+    if workers > 1 and len(items) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for part, audio in zip(score.parts, pool.map(channel_strip, items), strict=True):
+                add(part, audio)
+    else:
+        for part, audio in items:
+            add(part, channel_strip((part, audio)))
     room, wet = score.meta.get("reverb", (0.5, 1.0))
     if np.any(send):
         reverb = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=180.0),
@@ -247,83 +291,6 @@ def render_score(score: Score, sample_rate: float, dry: list[np.ndarray] | None 
     return mix_parts(score, dry, sample_rate, n)
 
 
-# -- design --------------------------------------------------------------------------------------
-def follow_gain(envelope: np.ndarray, fps: float, floor_db: float, *, attack_s: float = 0.01,
-                release_s: float = 0.15, exponent: float = 0.5) -> np.ndarray:
-    """Dynamics that follow the noise: a gain per frame in dB, 0 where the core is loudest.
-
-    The core envelope (power) is raised to ``exponent`` (0.5: amplitude), expressed relative to
-    its 95th percentile, smoothed like a compressor's detector (fast attack, slow release) and
-    kept between ``floor_db`` and 0 dB.
-    """
-    env = np.asarray(envelope, dtype=np.float64)
-    if env.size == 0 or not np.any(env > 0):
-        return np.zeros(env.size)
-    ref = np.percentile(env[env > 0], 95)
-    db = 10.0 * exponent * np.log10(np.maximum(env / ref, 1e-12))
-    db = np.clip(db, floor_db, 0.0)
-    a = np.exp(-1.0 / (max(attack_s, 1e-4) * fps))
-    r = np.exp(-1.0 / (max(release_s, 1e-4) * fps))
-    out = np.empty_like(db)
-    level = db[0]
-    # a peak detector in dB: rises with the attack constant, falls with the release constant
-    for i, x in enumerate(db):
-        coef = a if x > level else r
-        level = coef * level + (1.0 - coef) * x
-        out[i] = level
-    return out
-
-
-def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) -> np.ndarray:
-    """CC 11 events ``(k, 3)`` (tick, 11, value) for a dB gain curve sampled at ``frame_ticks``;
-    an event only where the 7-bit value changes by ``min_step`` or more."""
-    value = np.clip(np.round(127.0 * 10.0 ** (np.asarray(gain_db) / 40.0)), 1, 127).astype(np.int64)
-    keep = [0]
-    for i in range(1, value.size):
-        if abs(int(value[i]) - int(value[keep[-1]])) >= min_step:
-            keep.append(i)
-    idx = np.asarray(keep)
-    ticks = np.asarray(frame_ticks, dtype=np.int64)[idx]
-    ticks, first = np.unique(ticks, return_index=True)
-    return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
-
-
-def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray) -> np.ndarray:
-    from scipy.signal import welch
-
-    nper = int(min(8192, max(256, 2 ** np.floor(np.log2(max(mono.size, 256))))))
-    freqs, psd = welch(mono.astype(np.float64), fs=sample_rate, nperseg=nper)
-    band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, edges.size - 2)
-    ok = (freqs >= edges[0]) & (freqs <= edges[-1])
-    return np.bincount(band[ok], weights=psd[ok], minlength=edges.size - 1)
-
-
-def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
-             strength: float = 0.8, max_boost_db: float = MAX_BOOST_DB,
-             max_cut_db: float = MAX_CUT_DB) -> np.ndarray:
-    """Master EQ band gains (dB) that move ``mix``'s long-term spectrum towards ``target``.
-
-    Both spectra are normalized to the same total power; the gain is ``strength`` times the dB
-    difference, smoothed over neighbouring bands and limited to ``+max_boost_db`` /
-    ``-max_cut_db``. Bands where the target has no energy (above the core's 10 kHz) are cut
-    like the quietest core band.
-    """
-    data = np.asarray(mix, dtype=np.float64)
-    mono = data.mean(axis=0) if data.ndim == 2 else data
-    have = _band_power(mono, sample_rate, edges)
-    want = np.asarray(target, dtype=np.float64)
-    if have.sum() <= 0 or want.sum() <= 0:
-        return np.zeros(edges.size - 1)
-    have_db = 10.0 * np.log10(have / have.sum() + 1e-12)
-    want_db = 10.0 * np.log10(want / want.sum() + 1e-12)
-    floor = np.percentile(want_db[want > 0], 10) if np.any(want > 0) else -60.0
-    want_db = np.maximum(want_db, floor - 10.0)
-    gains = strength * (want_db - have_db)
-    gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
-    gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
-    return np.clip(gains, -max_cut_db, max_boost_db)
-
-
 def band_eq(audio: np.ndarray, sample_rate: float, edges: np.ndarray, gains_db: np.ndarray) -> np.ndarray:
     """Apply per-band gains (dB, one per band between ``edges`` in Hz) with a linear-phase FIR
     (delay compensated); gains are interpolated on a log-frequency axis between band centres."""
@@ -338,7 +305,8 @@ def band_eq(audio: np.ndarray, sample_rate: float, edges: np.ndarray, gains_db: 
     g_db = np.interp(np.log(np.maximum(grid, 1.0)), np.log(centers[keep]), np.asarray(gains_db)[keep])
     taps = int(2 * round(sample_rate * 0.025) + 1)  # 50 ms: fine enough for the lowest bands
     h = firwin2(taps, grid / nyq, 10.0 ** (g_db / 20.0), window="hann")
-    data = np.asarray(audio, dtype=np.float64)
+    data = np.asarray(audio, dtype=np.float32)
+    h = h.astype(np.float32)
     delay = (taps - 1) // 2
     out = oaconvolve(data, h[None, :] if data.ndim == 2 else h, mode="full", axes=-1)
     return out[..., delay:delay + data.shape[-1]].astype(np.float32)

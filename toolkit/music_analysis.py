@@ -11,8 +11,9 @@
   root pitch class with its offset from equal temperament in cents, and a pitch-class profile,
   from which :func:`choose_key` picks a key whose tonic or fifth is the hum;
 - the **core**: the :class:`~blendfx.effects.MaskExtractor` mask of the noise's loudest
-  spectro-temporal regions, folded onto analysis bands: which bands hold the core
-  (its spectrum), when it is loud (its envelope) and its strongest events.
+  spectro-temporal regions (on the fast Riffusion-grid analysis the amplifier and the yardstick
+  use, computed in chunks), its mel energies folded onto analysis bands: which bands hold the
+  core (its spectrum), when it is loud (its envelope) and its strongest events.
 
 All frame-based quantities run at the mask's 100 frames per second.
 """
@@ -27,10 +28,13 @@ from .buffers import to_channels_first, to_mono
 from .theory import MODES, Key, hz_to_midi
 
 __all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "onset_envelope", "find_pulse",
-           "find_tonality", "core_profile", "choose_key", "band_edges", "FPS"]
+           "find_tonality", "noise_mels", "core_profile", "choose_key", "band_edges", "fold_bands", "FPS"]
 
 #: Analysis frames per second (the Riffusion image's 10 ms columns).
 FPS = 100.0
+#: How far (octaves) outside the style's tempo range a noise's pulse may pull the tempo before
+#: the style's range wins (the prior halves at 0.83 of this).
+PRIOR_OCTAVES = 0.5
 
 
 @dataclass
@@ -107,8 +111,10 @@ class Core:
     coverage : np.ndarray
         ``(frames,)`` share of each frame's mel rows inside the core (``Mask.columns()``).
     events : np.ndarray
-        ``(events, 3)``: time in s, strength (envelope / its median) and spectral centroid in
-        Hz of the core's strongest moments, strongest first.
+        ``(events, 4)``: onset time in s, strength (peak envelope / its median), spectral
+        centroid in Hz and duration in s of the core's strongest moments, strongest first.
+    bands : np.ndarray
+        ``(bands, frames)`` core energy per band and frame.
     """
 
     edges_hz: np.ndarray
@@ -117,6 +123,7 @@ class Core:
     envelope: np.ndarray
     coverage: np.ndarray
     events: np.ndarray
+    bands: np.ndarray
 
     @property
     def centers_hz(self) -> np.ndarray:
@@ -161,12 +168,27 @@ def band_edges(sample_rate: float, per_octave: int = 3, low_hz: float = 25.0) ->
     return np.append(edges, top) if top / edges[-1] > 2 ** (0.5 / per_octave) else edges
 
 
+def fold_bands(spec: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Sum the rows of a ``(bins, frames)`` spectrogram (bin frequencies ``freqs`` in Hz,
+    ascending) into the bands between ``edges``: ``(bands, frames)``."""
+    nb = edges.size - 1
+    out = np.zeros((nb, spec.shape[1]), dtype=np.float64)
+    first = np.searchsorted(freqs, edges[:-1], side="left")
+    last = np.searchsorted(freqs, edges[1:], side="left")
+    for b in range(nb):  # bands are contiguous runs of bins: one vectorized sum each
+        if last[b] > first[b]:
+            out[b] = spec[first[b]:last[b]].sum(axis=0)
+    return out
+
+
 def _stft_power(mono: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray, int]:
     """Power spectrogram ``(bins, frames)`` with a 10 ms hop and a ~46 ms window."""
     import librosa
 
     hop = max(1, int(round(sample_rate / FPS)))
     n_fft = int(2 ** np.round(np.log2(sample_rate * 0.046)))
+    if mono.size < n_fft:  # shorter than one window: pad with silence (librosa warns otherwise)
+        mono = np.pad(mono, (0, n_fft - mono.size))
     spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     return spec.astype(np.float32), freqs, hop
@@ -178,7 +200,7 @@ def onset_envelope(power: np.ndarray, freqs: np.ndarray, sample_rate: float) -> 
     import librosa
 
     n_fft = 2 * (power.shape[0] - 1)
-    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=64, fmax=min(11025.0, sample_rate / 2))
+    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=128)  # librosa's defaults
     logmel = librosa.power_to_db(mel_fb @ power, ref=1.0, top_db=80.0)
     env = librosa.onset.onset_strength(S=logmel, sr=sample_rate, lag=1, max_size=1)
     env = np.maximum(env - np.median(env), 0.0)  # steady noise floor contributes no onsets
@@ -250,7 +272,7 @@ def find_pulse(env: np.ndarray, duration_s: float, tempo_range: tuple[float, flo
     scores, phases = _comb_scores(env_t, periods)
     bpm = 60.0 * FPS / periods
     octaves_out = np.maximum(np.log2(lo_bpm / bpm), np.log2(bpm / hi_bpm)).clip(min=0.0)
-    prior = np.exp(-((octaves_out / 0.3) ** 2))
+    prior = np.exp(-((octaves_out / PRIOR_OCTAVES) ** 2))
     excess = (scores - env_t.mean()) * prior
     best = int(np.argmax(excess))
     spread = np.std(excess) + 1e-9
@@ -306,9 +328,11 @@ def _grid(period_s: float, phase_s: float, duration_s: float, downbeat: int, loc
 
 
 def _follow_drift(env: np.ndarray, beats: np.ndarray, period_s: float) -> np.ndarray:
-    """Nudge each beat towards the local onset peak (within 1/6 beat), smoothed over 9 beats,
-    so the grid follows a machine whose speed drifts over minutes."""
-    from scipy.ndimage import median_filter
+    """Nudge each beat towards the local onset peak (within 1/6 beat), so the grid follows a
+    machine whose speed drifts over minutes. The nudges are a running median over 9 beats (no
+    single stray onset moves a beat) then a running mean over 16 (the tempo glides rather than
+    wobbling from beat to beat: the music keeps a steady feel)."""
+    from scipy.ndimage import median_filter, uniform_filter1d
 
     radius = max(1, int(period_s * FPS / 6))
     offsets = np.full(beats.size, np.nan)
@@ -324,7 +348,7 @@ def _follow_drift(env: np.ndarray, beats: np.ndarray, period_s: float) -> np.nda
     if good.sum() < 4:
         return beats
     offsets = np.interp(np.arange(beats.size), np.flatnonzero(good), offsets[good])
-    smooth = median_filter(offsets, size=9, mode="nearest")
+    smooth = uniform_filter1d(median_filter(offsets, size=9, mode="nearest"), size=16, mode="nearest")
     out = beats + smooth
     # keep beats strictly increasing and inside the noise
     return np.maximum.accumulate(np.maximum(out, 0.0))
@@ -434,45 +458,66 @@ def choose_key(tonality: Tonality, modes: tuple[tuple[str, float], ...], rng: np
     return Key(key.tonic, key.mode, tonality.tuning_cents if tune else 0.0)
 
 
-def core_profile(mono: np.ndarray, sample_rate: float, power: np.ndarray, freqs: np.ndarray,
-                 mask_values: np.ndarray, edges: np.ndarray) -> Core:
-    """Fold the noise's power spectrogram and its core mask onto analysis bands.
+def noise_mels(mono: np.ndarray, sample_rate: float,
+               chunk_frames: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """The noise's mel magnitudes and mel energies ``(512, frames)`` (low rows first) on
+    Riffusion's grid, from :func:`blendfx.analysis.fast_spectrum` (the analysis the amplifier
+    and the yardstick use), computed ``chunk_frames`` at a time so a long noise never needs its
+    whole spectrogram in memory (the window's half, 5 hops, is taken from the neighbours, so
+    the chunks join exactly)."""
+    from .analysis import fast_mel_filterbank, fast_spectrum, resample
+    from .spectrogram import SpectrogramParams
+
+    p = SpectrogramParams()
+    x = resample(np.asarray(mono, dtype=np.float32), sample_rate, p.sample_rate)
+    hop = p.hop_length
+    frames = x.size // hop
+    margin = (p.win_length // 2) // hop  # 5 frames: a window's half in hops
+    fb = fast_mel_filterbank()
+    mags, pows = [], []
+    for start in range(0, max(frames, 1), chunk_frames):
+        stop = min(start + chunk_frames, frames)
+        lo = max(0, start - margin)
+        hi = min(x.size, (stop + margin) * hop)
+        spec = fast_spectrum(x[lo * hop:hi], p.sample_rate)
+        spec = spec[:, start - lo:start - lo + (stop - start)]
+        mags.append(fb @ spec)
+        pows.append(fb @ (spec * spec))
+    if not mags:
+        empty = np.zeros((p.num_frequencies, 0), np.float32)
+        return empty, empty
+    return (np.concatenate(mags, axis=1).astype(np.float32),
+            np.concatenate(pows, axis=1).astype(np.float32))
+
+
+def core_profile(power: np.ndarray, freqs: np.ndarray, mel_energy: np.ndarray, mask_values: np.ndarray,
+                 edges: np.ndarray) -> Core:
+    """Fold the noise's core onto analysis bands.
 
     Parameters
     ----------
     power, freqs : np.ndarray
-        The noise's ``(bins, frames)`` power spectrogram (10 ms hop) and bin frequencies (Hz).
+        The noise's ``(bins, frames)`` power spectrogram (10 ms hop) and bin frequencies (Hz),
+        for its whole spectrum (up to Nyquist).
+    mel_energy : np.ndarray
+        ``(512, frames)`` mel energies, low rows first (:func:`noise_mels`).
     mask_values : np.ndarray
         ``Mask.values``: ``(512, frames)`` in image coordinates (row 0 = 10 kHz).
     edges : np.ndarray
         Band edges in Hz.
     """
-    import librosa
+    from .analysis import mel_center_frequencies
 
-    from .spectrogram import SpectrogramParams
-
-    p = SpectrogramParams()
-    rows = mask_values.shape[0]
-    centers = librosa.mel_frequencies(rows + 2, fmin=p.min_frequency, fmax=p.max_frequency,
-                                      htk=True)[1:-1][::-1]  # image row -> Hz
-    frames = min(power.shape[1], mask_values.shape[1]) if mask_values.size else power.shape[1]
-    power = power[:, :frames]
-    nb = edges.size - 1
-    bin_band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, nb - 1)
-    in_range = (freqs >= edges[0]) & (freqs <= edges[-1])
-    band_power = np.zeros((nb, frames))
-    np.add.at(band_power, bin_band[in_range], power[in_range])
-    band_mask = np.zeros((nb, frames))
-    if mask_values.size:
-        row_band = np.clip(np.searchsorted(edges, centers, side="right") - 1, 0, nb - 1)
-        counts = np.bincount(row_band, minlength=nb).astype(np.float64)
-        np.add.at(band_mask, row_band, mask_values[:, :frames])
-        band_mask /= np.maximum(counts, 1.0)[:, None]
-    core = band_power * band_mask
+    frames = min(power.shape[1], mel_energy.shape[1], mask_values.shape[1])
+    band_power = fold_bands(power[:, :frames], freqs, edges)
+    # the core: each mel pixel's energy times its mask value, rows folded into the bands
+    core_rows = mel_energy[:, :frames] * mask_values[::-1, :frames]
+    core = fold_bands(core_rows, mel_center_frequencies(), edges)
     envelope = core.sum(axis=0)
-    coverage = mask_values[:, :frames].mean(axis=0) if mask_values.size else np.zeros(frames)
+    coverage = mask_values[:, :frames].mean(axis=0)
     events = _events(envelope, core, edges)
-    return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events)
+    return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events,
+                core.astype(np.float32))
 
 
 def _events(envelope: np.ndarray, core: np.ndarray, edges: np.ndarray,
@@ -481,16 +526,29 @@ def _events(envelope: np.ndarray, core: np.ndarray, edges: np.ndarray,
     from scipy.signal import find_peaks
 
     if envelope.size < 3 or not envelope.any():
-        return np.zeros((0, 3))
+        return np.zeros((0, 4))
     smooth = np.convolve(envelope, np.ones(3) / 3, mode="same")
     med = np.median(smooth[smooth > 0]) if np.any(smooth > 0) else 1.0
     idx, _ = find_peaks(smooth, height=2.0 * med, distance=int(FPS / max_per_second))
     if idx.size == 0:
-        return np.zeros((0, 3))
+        return np.zeros((0, 4))
     centers = np.sqrt(edges[:-1] * edges[1:])
     spec = core[:, idx] + 1e-30
     centroid = np.exp((np.log(centers)[:, None] * spec).sum(0) / spec.sum(0))
-    ev = np.stack([idx / FPS, smooth[idx] / med, centroid], axis=1)
+    # an event starts where its rise crosses 30 % of its peak and lasts while it stays above
+    onsets = np.empty(idx.size)
+    durations = np.empty(idx.size)
+    for k, i in enumerate(idx):
+        level = 0.3 * envelope[i]
+        back = envelope[max(0, i - int(0.3 * FPS)):i + 1][::-1]
+        below = np.flatnonzero(back < level)
+        start = i - (below[0] - 1 if below.size else back.size - 1)
+        ahead = envelope[i:i + int(FPS)]
+        below = np.flatnonzero(ahead < level)
+        stop = i + (below[0] if below.size else ahead.size)
+        onsets[k] = start / FPS
+        durations[k] = max(stop - start, 1) / FPS
+    ev = np.stack([onsets, smooth[idx] / med, centroid, durations], axis=1)
     return ev[np.argsort(-ev[:, 1], kind="stable")]
 
 
@@ -523,7 +581,9 @@ def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, f
     env = onset_envelope(power, freqs, sample_rate)
     pulse = find_pulse(env, duration, tempo_range, default_bpm, lock=lock, search_tempo=search_tempo)
     tonality = find_tonality(mono, sample_rate)
-    mask = MaskExtractor(fraction=core_fraction).extract(mono, sample_rate)
-    core = core_profile(mono, sample_rate, power, freqs, mask.values, band_edges(sample_rate))
-    return Listening(duration, float(sample_rate), env, pulse, tonality, core,
-                     {"mask_rows": mask.rows(), "mask_columns": mask.columns()})
+    mel_magnitude, mel_energy = noise_mels(mono, sample_rate)
+    extractor = MaskExtractor(fraction=core_fraction, analysis="fast")
+    mask = extractor.extract(mono, sample_rate, mel=mel_magnitude)
+    core = core_profile(power, freqs, mel_energy, mask.values, band_edges(sample_rate))
+    extras = {"mask_rows": mask.rows(), "mask_columns": mask.columns()} if mask.values.size else {}
+    return Listening(duration, float(sample_rate), env, pulse, tonality, core, extras)

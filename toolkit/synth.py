@@ -272,10 +272,13 @@ def _additive(freq, n_on, n_total, vel, sr, bend, *, partials=((1, 1.0, 1.0),), 
 
 def _pluck(freq, n_on, n_total, vel, sr, bend, *, decay=2.0, brightness=0.5, damp_release=0.08,
            body=0.0, seed=0):
-    """Karplus-Strong: a noise burst circulating in a delay line with a lowpass in the loop.
-    The loop ``y[n] = x[n] + g((1-w) y[n-D] + w y[n-D-1])`` has delay ``D + w`` samples, so the
-    pitch is exact; it is computed one ``D``-sample block at a time (each block depends only
-    on the one before)."""
+    """Karplus-Strong: a noise burst circulating in a delay line of ``D`` samples whose loop
+    filter ``g ((1 - w) + w z^-1)`` both damps it (more at high frequencies) and delays it by
+    ``w`` of a sample, so the period ``D + w`` gives the exact pitch.
+
+    Each trip round the loop applies the same filter to one period, so period ``k`` is the
+    burst's spectrum times ``(g H)^k`` (with the line treated as circular): all periods come
+    from one batch of inverse FFTs instead of a sample-by-sample recursion."""
     length = sr / float(freq)
     D = max(2, int(np.floor(length)))
     w = float(length - D)
@@ -284,15 +287,11 @@ def _pluck(freq, n_on, n_total, vel, sr, bend, *, decay=2.0, brightness=0.5, dam
     burst = rng.uniform(-1.0, 1.0, D)
     burst = _lowpass(burst, 800.0 + 9000.0 * brightness * vel, sr, 1)
     burst -= burst.mean()
-    y = np.zeros(n_total + D + 1)
-    # y[D+1+n] holds output sample n; the first D+1 slots are the (silent) history
-    y[D + 1:2 * D + 1] = burst[: max(0, min(D, n_total))]
-    for start in range(D, n_total, D):
-        stop = min(start + D, n_total)
-        m = stop - start
-        cur = D + 1 + start
-        y[cur:cur + m] += g * ((1.0 - w) * y[cur - D:cur - D + m] + w * y[cur - D - 1:cur - D - 1 + m])
-    out = y[D + 1:]
+    periods = int(np.ceil(n_total / D))
+    omega = 2.0 * np.pi * np.fft.rfftfreq(D)
+    loop = g * ((1.0 - w) + w * np.exp(-1j * omega))
+    spectra = np.fft.rfft(burst)[None, :] * loop[None, :] ** np.arange(periods)[:, None]
+    out = np.fft.irfft(spectra, n=D, axis=1).ravel()[:n_total]
     if body:
         out = out + body * _lowpass(out, 250.0, sr)
     t = np.arange(n_total) / sr
@@ -317,8 +316,10 @@ def _band_noise(freq, n_on, n_total, vel, sr, bend, *, q=6.0, a=0.3, d=1.0, s=1.
     x += tone * _sine(_phase(f0 if bend is None else f0 * bend, n_total, sr))
     if lfo:
         x *= _lfo_gain(lfo, 0.3 + (f0 % 1.0) * 0.2, n_total, sr)
-    if crackle:
-        clicks = (rng.random(n_total) < 8.0 / sr) * rng.standard_normal(n_total) * 6.0
+    if crackle:  # vinyl clicks: about 8 a second, at random places and strengths
+        clicks = np.zeros(n_total, dtype=np.float32)
+        count = rng.poisson(8.0 * n_total / sr)
+        clicks[rng.integers(0, n_total, count)] = rng.standard_normal(count) * 6.0
         x += crackle * _highpass(clicks, 1500.0, sr)
     return x * _adsr(n_on, n_total, sr, a, d, s, r)
 
@@ -433,8 +434,35 @@ def note_tail_s(voice: str) -> float:
     return VOICES[voice].release * _TAIL_TAUS if voice in VOICES else 0.5
 
 
+def _brighten(engine: Callable, params: dict, factor: float) -> dict:
+    """Engine settings for a brightness factor (MIDI CC 74): filter cutoff, FM index, pluck
+    excitation or noise bandwidth scaled; timbres without such a control are unchanged."""
+    if factor == 1.0:
+        return params
+    out = dict(params)
+    if engine is _subtractive:
+        out["cutoff"] = out.get("cutoff", 2000.0) * factor
+    elif engine is _fm:
+        out["index"] = out.get("index", 2.0) * np.sqrt(factor)
+    elif engine is _pluck:
+        out["brightness"] = float(np.clip(out.get("brightness", 0.5) * factor, 0.05, 2.0))
+    elif engine is _band_noise:
+        out["q"] = max(0.7, out.get("q", 6.0) / factor)
+    return out
+
+
+def _held_samples(n: int) -> int:
+    """A note's held length rounded to 1/64..1/32 of itself (a 4 s pad note to 46 ms, a 0.1 s
+    note to 1.5 ms): far below what the ear resolves on a release, and it lets the notes of a
+    loop on a drifting tempo map share one rendering."""
+    n = max(1, int(n))
+    step = 1 << max(0, int(np.log2(max(n, 64))) - 6)
+    return max(1, int(round(n / step)) * step)
+
+
 def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
-                bend: Callable[[int, int], np.ndarray | None] | None = None) -> np.ndarray:
+                bend: Callable[[int, int], np.ndarray | None] | None = None,
+                brightness: np.ndarray | None = None) -> np.ndarray:
     """Render notes with one voice into a mono buffer.
 
     Parameters
@@ -451,6 +479,8 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
     bend : callable, optional
         ``bend(start_sample, n_samples)`` -> per-sample frequency ratio for that span, or None
         where the pitch wheel is centred.
+    brightness : np.ndarray, optional
+        ``(n,)`` brightness factor per note (1 = the voice as designed; MIDI CC 74).
 
     Returns
     -------
@@ -458,34 +488,37 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
         ``(length,)`` float32.
     """
     v = VOICES[voice]
-    out = np.zeros(length, dtype=np.float64)
+    out = np.zeros(length, dtype=np.float32)
     cache: dict[tuple, np.ndarray] = {}
     tail = int(round(v.release * _TAIL_TAUS * sample_rate))
-    for start, end, pitch, velocity in np.asarray(notes, dtype=np.float64).reshape(-1, 4):
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    bright = np.ones(len(notes)) if brightness is None else np.asarray(brightness, dtype=np.float64)
+    for (start, end, pitch, velocity), factor in zip(notes, bright, strict=True):
         s0 = int(round(start * sample_rate))
         if s0 >= length or velocity <= 0:
             continue
-        n_on = max(1, int(round(end * sample_rate)) - s0)
+        n_on = _held_samples(int(round(end * sample_rate)) - s0)
         n_total = max(1, min(n_on + tail, length - s0))
         ratio = bend(s0, n_total) if bend is not None else None
-        key = (round(float(pitch), 4), n_on, n_total, int(velocity))
+        factor = round(float(factor), 3)
+        key = (round(float(pitch), 4), n_on, n_total, int(velocity), factor)
         wave = cache.get(key) if ratio is None else None
         if wave is None:
             freq = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
             if freq >= 0.45 * sample_rate or freq < 8.0:
                 continue
             vel = velocity / 127.0
-            params = dict(v.params)
+            params = _brighten(v.engine, dict(v.params), factor)
             if v.engine in (_subtractive, _additive, _pluck, _band_noise, _organ):
                 params["seed"] = _seed(voice, key)
             wave = v.engine(freq, min(n_on, n_total), n_total, vel, float(sample_rate), ratio, **params)
-            wave = wave * (v.gain * vel * vel)
+            wave = (wave * (v.gain * vel * vel)).astype(np.float32)
             if ratio is None:
                 cache[key] = wave
         a, b = max(s0, 0), min(s0 + wave.size, length)
         if b > a:
             out[a:b] += wave[a - s0:b - s0]
-    return out.astype(np.float32)
+    return out
 
 
 # -- drums ---------------------------------------------------------------------------------------
@@ -616,7 +649,7 @@ def render_drums(hits: np.ndarray, sample_rate: float, length: int) -> np.ndarra
         next closed or pedal hat, as on a real hi-hat.
     """
     hits = np.asarray(hits, dtype=np.float64).reshape(-1, 4)
-    pieces: dict[str, np.ndarray] = {}
+    out = np.zeros((2, length), dtype=np.float32)
     hat_closes = np.sort([h[0] for h in hits if drum_piece_for_key(h[2]) in ("hat", "pedal_hat")])
     for start, _end, key, velocity in hits:
         piece = drum_piece_for_key(key)
@@ -630,13 +663,8 @@ def render_drums(hits: np.ndarray, sample_rate: float, length: int) -> np.ndarra
                 choke = int(round((nxt[0] - start) * sample_rate))
                 if choke < sample.size:
                     sample = sample[:choke] * np.linspace(1.0, 0.0, max(choke, 1)) ** 0.3
-        buf = pieces.setdefault(piece, np.zeros(length))
         n = min(sample.size, length - s0)
-        buf[s0:s0 + n] += sample[:n] * (velocity / 127.0) ** 2
-    out = np.zeros((2, length))
-    for piece, buf in pieces.items():
-        pan = DRUM_PIECES[piece][1]
-        theta = (pan + 1.0) * np.pi / 4.0
-        out[0] += buf * np.cos(theta) * np.sqrt(2.0)
-        out[1] += buf * np.sin(theta) * np.sqrt(2.0)
-    return out.astype(np.float32)
+        theta = (DRUM_PIECES[piece][1] + 1.0) * np.pi / 4.0  # the piece's place in the kit
+        gains = np.array([np.cos(theta), np.sin(theta)]) * np.sqrt(2.0) * (velocity / 127.0) ** 2
+        out[:, s0:s0 + n] += (gains[:, None] * sample[None, :n]).astype(np.float32)
+    return out

@@ -1,0 +1,123 @@
+"""Benchmark: how fast the Composer writes and renders music for a noise (goal: >= 10x realtime).
+
+For 30 s and 180 s of a real noise (the shared exercise-bike recording, resampled to 44.1 kHz and
+looped), it times ``Composer.process`` (listening, composing, synthesizing, mixing) and the
+re-render of the exported MIDI file, and reports the realtime factor (seconds of music per
+second of computing; also in CPU seconds of this process, which a busy shared machine distorts
+less), the peak resident memory of the process after composing (before the re-render and the
+reference), and, as a reference measured in the same run, the time of the mask analysis the
+composer starts from (``MaskExtractor(analysis="fast").extract`` on the same noise), since
+timings on a shared machine are noisy.
+
+Run::
+
+    .venv/bin/python benchmarks/composer.py [--durations 30 180] [--prompts lofi edm]
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+NOISE = Path(os.environ.get("BLENDFX_SHARED_DATA", HERE.parents[1] / "shared" / "data")) / "noise" / "long" \
+    / "exercise_bike.wav"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_noise(seconds: float, sample_rate: int = 44100) -> np.ndarray:
+    import blendfx
+    from blendfx.analysis import resample
+
+    audio, sr = blendfx.read_audio(NOISE)
+    audio = resample(audio, sr, sample_rate)
+    reps = int(np.ceil(seconds * sample_rate / audio.shape[1]))
+    return np.tile(audio, (1, reps))[:, : int(round(seconds * sample_rate))]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--durations", type=float, nargs="+", default=[30.0, 180.0])
+    parser.add_argument("--prompts", nargs="+", default=["lofi"])
+    args = parser.parse_args(argv)
+
+    from blendfx.effects import Composer, MaskExtractor
+    from blendfx.effects.composer import render_midi
+
+    sr = 44100
+    if not NOISE.exists():
+        print(f"shared data not found: {NOISE}", file=sys.stderr)
+        return {}
+    Composer(prompt="lofi", progress=False).process(load_noise(2.0), sr)  # warm-up: imports, tables
+    results = []
+    for seconds in args.durations:
+        noise = load_noise(seconds)
+        reference = None
+        for prompt in args.prompts:
+            composer = Composer(prompt=prompt, seed=0, progress=False)
+            t0, c0 = time.perf_counter(), time.process_time()
+            music = composer.process(noise, sr)
+            elapsed = time.perf_counter() - t0
+            cpu = time.process_time() - c0
+            rss = peak_rss_mib()  # before the re-render and the reference add their own
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "piece.mid"
+                composer.export_midi(path)
+                t0 = time.perf_counter()
+                again = render_midi(path, sr)
+                rerender = time.perf_counter() - t0
+            if reference is None:
+                t0 = time.perf_counter()
+                MaskExtractor(analysis="fast").extract(noise, sr)
+                reference = time.perf_counter() - t0
+            row = {
+                "duration_s": seconds,
+                "prompt": prompt,
+                "seconds": round(elapsed, 3),
+                "realtime_factor": round(seconds / elapsed, 2),
+                "cpu_seconds": round(cpu, 3),
+                "cpu_realtime_factor": round(seconds / cpu, 2),
+                "render_midi_s": round(rerender, 3),
+                "render_midi_realtime_factor": round(seconds / rerender, 2),
+                "rerender_identical": bool(np.array_equal(music, again)),
+                "reference_mask_extractor_s": round(reference, 3),
+                "ratio_to_reference": round(elapsed / reference, 2),
+                "notes": int(sum(len(t.notes) for t in composer.last_arrangement.tracks)),
+                "peak_rss_mib": round(rss, 1),
+            }
+            results.append(row)
+            print(f"{seconds:6.0f} s {prompt:10s} {elapsed:7.2f} s  x{row['realtime_factor']:5.2f} realtime  "
+                  f"render_midi {rerender:6.2f} s  reference {reference:5.2f} s  "
+                  f"peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+    summary = {
+        "benchmark": "composer",
+        "goal_realtime_factor": 10.0,
+        "cpu_count": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "results": results,
+    }
+    for seconds in args.durations:
+        rows = [r for r in results if r["duration_s"] == seconds]
+        if rows:
+            summary[f"realtime_factor_{int(seconds)}s"] = min(r["realtime_factor"] for r in rows)
+    summary["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,413 @@
+"""Designing the composer's mix for a noise: settings that let little gain mask a lot.
+
+The composer's score is rendered by :mod:`blendfx.mixing` from settings stored in its MIDI file;
+this module chooses those settings from what :mod:`blendfx.music_analysis` heard in the noise:
+
+- :func:`track_settings`: each role's pan, reverb send and inserts (:data:`ROLE_MIX`), and a
+  brightness (CC 74) that puts the voices' energy near the core's centre;
+- :func:`expression`: CC 11 automation that follows the core's envelope (:func:`follow_gain`),
+  deeper and faster for peaky noises, so the music is loud where the noise is;
+- :func:`balance`: channel volumes (CC 7) chosen by :func:`auto_balance`, which minimizes a
+  simple masking model's loudness cost (:func:`masking_cost`: Schroeder spreading on the Bark
+  scale, a 21 dB signal-to-mask ratio, the energy-weighted median over the core, BS.1770
+  K-weighting and gating) while the tracks that play notes keep most of the power;
+- :func:`master_eq`: master EQ band gains that move the finished bus towards the core's
+  spectrum.
+
+The masking model here is a fast stand-in used to steer choices inside the composer; the
+yardstick is :func:`blendfx.metrics.cost_to_mask_lu`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .arrangement import TPB, Arrangement
+from .midi import TrackSpec, seconds_to_ticks, ticks_to_seconds
+from .mixing import band_eq, cc_to_gain
+from .music_analysis import FPS, Listening, band_edges, fold_bands
+
+__all__ = ["ROLE_MIX", "NOISE_ROLES", "track_settings", "expression", "gain_curve", "balance",
+           "master_eq", "follow_gain", "gain_to_cc", "match_eq", "band_frames", "k_weights",
+           "spreading_matrix", "weighted_median", "masking_cost", "auto_balance", "MAX_BOOST_DB",
+           "MAX_CUT_DB"]
+
+#: Mix settings per role: pan, reverb send, insert effects, and how deeply its expression
+#: follows the noise (1 = the full floor, 0 = not at all).
+ROLE_MIX: dict[str, dict[str, Any]] = {
+    "drums": {"pan": 0.0, "send": 0.06, "fx": {"hp": 30.0, "comp": [-16.0, 3.0]}, "follow": 0.7},
+    "hits": {"pan": 0.0, "send": 0.12, "fx": {"hp": 40.0}, "follow": 0.0},
+    "bass": {"pan": 0.0, "send": 0.0, "fx": {"hp": 30.0, "comp": [-18.0, 3.0]}, "follow": 0.8},
+    "chords": {"pan": -0.25, "send": 0.18, "fx": {"hp": 110.0, "comp": [-20.0, 2.0]}, "follow": 0.9},
+    "pad": {"pan": 0.25, "send": 0.3, "fx": {"hp": 140.0, "chorus": 0.35}, "follow": 1.0},
+    "lead": {"pan": 0.1, "send": 0.22, "fx": {"hp": 180.0}, "follow": 0.5},
+    "arp": {"pan": 0.35, "send": 0.28, "fx": {"hp": 220.0}, "follow": 0.8},
+    "texture": {"pan": -0.35, "send": 0.2, "fx": {"hp": 150.0}, "follow": 1.0},
+    "stabs": {"pan": -0.1, "send": 0.3, "fx": {"hp": 150.0}, "follow": 0.0},
+}
+#: Roles that play noise-like sounds rather than notes (kept a minority of the mix).
+NOISE_ROLES = frozenset({"drums", "hits", "texture"})
+#: Limits of the master EQ's band gains (dB).
+MAX_BOOST_DB = 18.0
+MAX_CUT_DB = 30.0
+#: Channel volume (CC 7) of a track the balance leaves alone, in dB (value 90 of 127).
+NOMINAL_VOLUME_DB = -6.0
+
+
+# -- building blocks -----------------------------------------------------------------------------
+def follow_gain(envelope: np.ndarray, fps: float, floor_db: float, *, attack_s: float = 0.01,
+                release_s: float = 0.15, exponent: float = 0.5, lookahead_s: float = 0.03) -> np.ndarray:
+    """Dynamics that follow the noise: a gain per frame in dB, 0 where the core is loudest.
+
+    The core envelope (power) is raised to ``exponent`` (0.5: amplitude), expressed relative to
+    its 95th percentile, smoothed like a compressor's detector (fast attack, slow release) and
+    kept between ``floor_db`` and 0 dB. Offline, the curve can also rise ``lookahead_s``
+    before the noise does, so instruments are already sounding when an event starts.
+    """
+    env = np.asarray(envelope, dtype=np.float64)
+    if env.size == 0 or not np.any(env > 0):
+        return np.zeros(env.size)
+    ref = np.percentile(env[env > 0], 95)
+    db = 10.0 * exponent * np.log10(np.maximum(env / ref, 1e-12))
+    db = np.clip(db, floor_db, 0.0)
+    a = np.exp(-1.0 / (max(attack_s, 1e-4) * fps))
+    r = np.exp(-1.0 / (max(release_s, 1e-4) * fps))
+    out = np.empty_like(db)
+    level = db[0]
+    # a peak detector in dB: rises with the attack constant, falls with the release constant
+    for i, x in enumerate(db):
+        coef = a if x > level else r
+        level = coef * level + (1.0 - coef) * x
+        out[i] = level
+    if lookahead_s > 0:
+        c = np.exp(-1.0 / (lookahead_s * fps))
+        ahead = out[-1]
+        for i in range(out.size - 1, -1, -1):
+            ahead = max(out[i], c * ahead + (1.0 - c) * out[i])
+            out[i] = ahead
+    return out
+
+
+def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) -> np.ndarray:
+    """CC 11 events ``(k, 3)`` (tick, 11, value) for a dB gain curve sampled at ``frame_ticks``:
+    the 7-bit value (General MIDI's 40 log10 law) on a grid of ``min_step`` steps, written only
+    where it changes."""
+    value = 127.0 * 10.0 ** (np.asarray(gain_db, dtype=np.float64) / 40.0)
+    value = np.clip(np.round(value / min_step) * min_step, 1, 127).astype(np.int64)
+    if value.size == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    idx = np.concatenate([[0], np.flatnonzero(np.diff(value)) + 1])
+    ticks = np.asarray(frame_ticks, dtype=np.int64)[idx]
+    ticks, first = np.unique(ticks, return_index=True)
+    return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
+
+
+def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
+                max_segments: int = 256) -> np.ndarray:
+    """Long-term power per band: Hann-windowed periodograms of at most ``max_segments`` segments
+    spread evenly over the signal (all of them for short signals)."""
+    mono = np.asarray(mono, dtype=np.float32)
+    nper = int(min(8192, max(256, 2 ** np.floor(np.log2(max(mono.size, 256))))))
+    if mono.size < nper:
+        mono = np.pad(mono, (0, nper - mono.size))
+    count = min(max_segments, max(1, 2 * (mono.size - nper) // nper + 1))
+    starts = np.linspace(0, mono.size - nper, count).astype(np.int64)
+    frames = mono[starts[:, None] + np.arange(nper)[None, :]] * np.hanning(nper).astype(np.float32)
+    psd = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(nper, 1.0 / sample_rate)
+    return fold_bands(psd[:, None], freqs, edges)[:, 0]
+
+
+def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
+             strength: float = 0.8, max_boost_db: float = MAX_BOOST_DB,
+             max_cut_db: float = MAX_CUT_DB) -> np.ndarray:
+    """Master EQ band gains (dB) that move ``mix``'s long-term spectrum towards ``target``.
+
+    Both spectra are normalized to the same total power; the gain is ``strength`` times the dB
+    difference, smoothed over neighbouring bands and limited to ``+max_boost_db`` /
+    ``-max_cut_db``. Bands where the target has no energy (above the core's 10 kHz) are cut
+    like the quietest core band.
+    """
+    data = np.asarray(mix, dtype=np.float64)
+    mono = data.mean(axis=0) if data.ndim == 2 else data
+    have = _band_power(mono, sample_rate, edges)
+    want = np.asarray(target, dtype=np.float64)
+    if have.sum() <= 0 or want.sum() <= 0:
+        return np.zeros(edges.size - 1)
+    have_db = 10.0 * np.log10(have / have.sum() + 1e-12)
+    want_db = 10.0 * np.log10(want / want.sum() + 1e-12)
+    floor = np.percentile(want_db[want > 0], 10) if np.any(want > 0) else -60.0
+    want_db = np.maximum(want_db, floor - 10.0)
+    gains = strength * (want_db - have_db)
+    gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
+    gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
+    return np.clip(gains, -max_cut_db, max_boost_db)
+
+
+def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: int) -> np.ndarray:
+    """Power per band and frame ``(bands, frames)`` of a mono signal (Hann window of 2 hops)."""
+    import librosa
+
+    n_fft = int(2 ** np.ceil(np.log2(2 * hop)))
+    mono = np.asarray(mono, dtype=np.float32)
+    if mono.size < n_fft:  # a clip shorter than one window: pad it with silence
+        mono = np.pad(mono, (0, n_fft - mono.size))
+    spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    return fold_bands(spec, freqs, edges)
+
+
+def k_weights(sample_rate: float, centers_hz: np.ndarray) -> np.ndarray:
+    """Power weight of each band in ITU-R BS.1770 loudness (its K-weighting filter)."""
+    import pyloudnorm as pyln
+    from scipy.signal import freqz
+
+    meter = pyln.Meter(int(round(sample_rate)))
+    w = np.ones(centers_hz.size)
+    for f in meter._filters.values():  # the high shelf and the RLB high-pass
+        _, h = freqz(f.b, f.a, worN=np.minimum(centers_hz, sample_rate / 2 * 0.999), fs=sample_rate)
+        w *= np.abs(h) ** 2 * f.passband_gain ** 2
+    return w
+
+
+def spreading_matrix(centers_hz: np.ndarray) -> np.ndarray:
+    """Schroeder's spreading function between bands (power), on the Bark scale (DESIGN.md 8)."""
+    f = np.asarray(centers_hz, dtype=np.float64) / 1000.0
+    bark = 13.0 * np.arctan(0.76 * f) + 3.5 * np.arctan((f / 7.5) ** 2)
+    dz = bark[:, None] - bark[None, :] + 0.474  # masker in column j, maskee in row i
+    return 10.0 ** ((15.81 + 7.5 * dz - 17.5 * np.sqrt(1.0 + dz ** 2)) / 10.0)
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray, resolution: float = 0.05) -> float:
+    """The value below which half the weight lies (to ``resolution``), by a weighted histogram
+    (linear time: this runs hundreds of times per balance)."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < resolution:
+        return lo
+    bins = int(np.ceil((hi - lo) / resolution)) + 1
+    hist = np.bincount(((values - lo) / resolution).astype(np.int64), weights=weights, minlength=bins)
+    cum = np.cumsum(hist)
+    return lo + resolution * (int(np.searchsorted(cum, 0.5 * cum[-1])) + 0.5)
+
+
+def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights: np.ndarray, *,
+                 fps: float = 50.0, smr_db: float = 21.0, match: float = 0.0) -> float:
+    """Loudness cost (dB, up to a constant) of masking half the core's energy with ``mix``.
+
+    ``mix`` and ``core`` are ``(bands, frames)`` powers at ``fps`` frames per second. With
+    ``match`` > 0 the mix's long-term spectrum is first moved that far towards the core's, as
+    the master EQ will do. The threshold is the mix spread across bands minus ``smr_db``; the
+    gain needed is the energy-weighted median over the core's band-frames of core / threshold;
+    the loudness is the K-weighted power of the 400 ms blocks that pass BS.1770's relative gate.
+    """
+    sel = core > 0
+    if not sel.any():
+        return 0.0
+    if match > 0:
+        have = mix.sum(axis=1) + 1e-30
+        want = core.sum(axis=1) + 1e-30
+        ratio_db = np.clip(10.0 * np.log10((want / want.sum()) / (have / have.sum())), -MAX_CUT_DB,
+                           MAX_BOOST_DB)
+        mix = mix * 10.0 ** (match * ratio_db / 10.0)[:, None]
+    # einsum, not BLAS: small products like this one thrash a threaded BLAS on a busy machine
+    thr = np.einsum("ij,jk->ik", spread, mix) * 10.0 ** (-smr_db / 10.0)
+    need = 10.0 * np.log10(core[sel] / np.maximum(thr[sel], 1e-30))
+    gain = weighted_median(need, core[sel])
+    power = weights @ mix  # K-weighted power per frame
+    block = max(1, int(round(0.4 * fps)))
+    hop = max(1, block // 4)
+    if power.size >= block:
+        csum = np.concatenate([[0.0], np.cumsum(power)])
+        blocks = (csum[block::hop] - csum[:-block:hop]) / block
+        gated = blocks[blocks >= 0.1 * blocks.mean()] if blocks.size else blocks
+        level = float(gated.mean()) if gated.size else float(power.mean())
+    else:
+        level = float(power.mean())
+    return float(10.0 * np.log10(max(level, 1e-30)) + gain)
+
+
+def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
+                 *, low_db: float = -12.0, high_db: float | np.ndarray = 6.0, step_db: float = 3.0,
+                 sweeps: int = 3, max_frames: int = 3000, fps: float = 50.0,
+                 match: float = 0.0, tonal: np.ndarray | None = None,
+                 min_tonal_share: float = 0.6) -> np.ndarray:
+    """Track gains (dB) that minimize :func:`masking_cost` of the sum of the tracks: a mixing
+    engineer balancing the band so it covers the noise's core with the least loudness
+    (coordinate descent on a grid of ``step_db`` within ``[low_db, high_db]``; ``high_db`` may
+    be one value per track).
+
+    ``tracks`` are ``(bands, frames)`` powers on the same frames as ``core`` (``fps`` per
+    second); ``match`` is the strength of the master EQ that will follow. Long pieces are
+    evaluated on at most ``max_frames`` frames (whole 400 ms blocks, evenly spread).
+
+    ``tonal`` marks the tracks that play notes (not drums or noise textures): they must keep
+    at least ``min_tonal_share`` of the band's K-weighted power, so the result stays music and
+    never turns into a noise that imitates the noise (each dB short costs 3 dB).
+    """
+    frames = core.shape[1]
+    if frames > max_frames:
+        block = max(1, int(round(0.4 * fps)))
+        starts = np.linspace(0, frames - block, max(1, max_frames // block)).astype(int)
+        idx = (starts[:, None] + np.arange(block)[None, :]).ravel()
+    else:
+        idx = np.arange(frames)
+    stack = np.stack([t[:, idx] for t in tracks])  # (tracks, bands, frames)
+    c = core[:, idx]
+    spread = spreading_matrix(centers_hz)
+    weights = k_weights(sample_rate, centers_hz)
+    gains = np.zeros(len(tracks))
+    highs = np.broadcast_to(np.asarray(high_db, dtype=np.float64), (len(tracks),))
+    grid = np.arange(low_db, highs.max() + 1e-9, step_db)
+
+    power = np.einsum("b,tbf->t", weights, stack)  # K-weighted power of each track
+    tonal_mask = np.ones(len(tracks), bool) if tonal is None else np.asarray(tonal, bool)
+
+    def cost(g):
+        lin = 10.0 ** (g / 10.0)
+        value = masking_cost(np.einsum("t,tbf->bf", lin, stack), c, spread, weights, fps=fps, match=match)
+        total = float(lin @ power)
+        if total > 0 and tonal_mask.any() and not tonal_mask.all():
+            share = float(lin[tonal_mask] @ power[tonal_mask]) / total
+            if share < min_tonal_share:
+                value += 3.0 * 10.0 * np.log10(min_tonal_share / max(share, 1e-6))
+        return value
+
+    best = cost(gains)
+    for _ in range(sweeps):
+        changed = False
+        for t in range(len(tracks)):
+            for value in grid:
+                if value == gains[t] or value > highs[t] + 1e-9:
+                    continue
+                trial = gains.copy()
+                trial[t] = value
+                score = cost(trial)
+                if score < best - 1e-6:
+                    best, gains, changed = score, trial, True
+        if not changed:
+            break
+    return gains
+
+
+# -- the composer's design steps ----------------------------------------------------------------
+def track_settings(arrangement: Arrangement, heard: Listening, match: float) -> list[TrackSpec]:
+    """One :class:`~blendfx.midi.TrackSpec` per arranged track, with its role's mix settings
+    (:data:`ROLE_MIX`, the style's drive and compression) and a brightness (CC 74) that follows
+    the core's centre: brighter voices for a hiss, darker for a rumble, so the voices themselves
+    already carry energy where the core is (``match`` 0 leaves the voices as designed)."""
+    style = arrangement.style
+    factor = float(np.clip(heard.core.centroid_hz() / 1200.0, 0.5, 6.0)) if match > 0 else 1.0
+    brightness = int(np.clip(round(64 + 16 * np.log2(factor)), 0, 127))
+    specs = []
+    for plan in arrangement.tracks:
+        mix = ROLE_MIX.get(plan.role, ROLE_MIX["chords"])
+        fx = dict(mix["fx"])
+        if plan.role == "chords" and style.drive_db:
+            fx["drive_db"] = style.drive_db
+        if plan.role in ("drums", "bass", "chords"):
+            fx["comp"] = [fx.get("comp", [-18.0, 2.0])[0], style.compress_ratio]
+        meta = {"voice": plan.voice, "role": plan.role, "pan": mix["pan"], "fx": fx,
+                "send": round(mix["send"] * style.reverb[1] / 0.2, 4)}
+        controls = np.zeros((0, 3), dtype=np.int64)
+        if plan.voice != "drums" and brightness != 64:
+            controls = np.array([[0, 74, brightness]], dtype=np.int64)
+        specs.append(TrackSpec(plan.name, plan.channel, plan.program, plan.notes, controls,
+                               tuning_cents=arrangement.key.tuning_cents, meta=meta))
+    return specs
+
+
+def expression(arrangement: Arrangement, specs: list[TrackSpec], heard: Listening,
+               follow: float) -> dict[int, np.ndarray]:
+    """CC 11 events ``(k, 3)`` per track index: dynamics that follow the noise core's envelope,
+    as deep as the style, the track's role and ``follow`` (0..1) allow. Peaky noises (barks,
+    ticks) get deeper, faster dynamics than steady ones (rain, engines)."""
+    env = heard.core.envelope
+    if env.size == 0 or follow <= 0:
+        return {}
+    frames = np.arange(0, env.size, 2)  # a control point every 20 ms
+    ticks = np.round(seconds_to_ticks(frames / FPS, arrangement.tempo_map, TPB)).astype(np.int64)
+    controls: dict[int, np.ndarray] = {}
+    curves: dict[float, np.ndarray] = {}
+    depths = {i: ROLE_MIX.get(s.meta.get("role", ""), {}).get("follow", 0.0) * follow
+              for i, s in enumerate(specs)}
+    # crest: how far the core's loud frames stand above its typical frame, in dB
+    active = env[env > 0]
+    crest = 10.0 * np.log10(np.percentile(active, 95) / max(np.median(active), 1e-30)) \
+        if active.size else 0.0
+    peaky = float(np.clip((crest - 6.0) / 12.0, 0.0, 1.0))
+    release = 0.15 - 0.09 * peaky
+    scale = arrangement.style.follow_floor_db * (1.0 + 0.5 * peaky)
+    if not any(d > 0 for d in depths.values()):
+        return {}
+    # one smoothed curve down to the deepest floor; each role then stops at its own floor
+    deepest = follow_gain(env, FPS, scale * max(depths.values()), release_s=release,
+                          exponent=0.5 + 0.25 * peaky)[frames]
+    for i, depth in depths.items():
+        if depth <= 0:
+            continue
+        if depth not in curves:
+            curves[depth] = gain_to_cc(np.maximum(deepest, scale * depth), ticks, min_step=2)
+        controls[i] = curves[depth]
+    return controls
+
+
+def gain_curve(events: np.ndarray | None, tempo_map: np.ndarray, sample_rate: float,
+               n: int) -> np.ndarray | None:
+    """The gain curve ``(n,)`` a track's CC events ``(k, 3)`` (tick, controller, value) will
+    have when rendered (None without events)."""
+    if events is None or len(events) == 0:
+        return None
+    secs = ticks_to_seconds(events[:, 0], tempo_map, TPB)
+    return cc_to_gain(np.column_stack([secs, events[:, 2]]), sample_rate, n)
+
+
+def balance(specs: list[TrackSpec], curves: list[np.ndarray | None], controls: dict[int, np.ndarray],
+            dry: list[np.ndarray], heard: Listening, sample_rate: float, n: int,
+            match: float) -> dict[int, np.ndarray]:
+    """``controls`` with a channel volume (CC 7) per track: the balance that covers the noise
+    core with the least loudness (:func:`auto_balance`), within -12..+6 dB of the style's mix
+    (noise-like textures at most 0 dB: they colour the band, the notes carry it)."""
+    if match <= 0 or heard.core.spectrum.sum() <= 0:
+        return controls
+    edges = band_edges(sample_rate)
+    hop = 2 * max(1, int(round(sample_rate / FPS)))  # 20 ms frames
+    core = heard.core.bands
+    frames = core.shape[1] // 2
+    if frames < 2:
+        return controls
+    core = core[:, : 2 * frames].reshape(core.shape[0], frames, 2).sum(axis=2)
+    tracks = []
+    for gain, audio in zip(curves, dry, strict=True):
+        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+        bf = band_frames(mono * gain if gain is not None else mono, sample_rate, edges, hop)[:, :frames]
+        if bf.shape[1] < frames:
+            bf = np.pad(bf, ((0, 0), (0, frames - bf.shape[1])))
+        tracks.append(bf)
+    high = np.array([0.0 if s.meta.get("role") == "texture" else 6.0 for s in specs])
+    tonal = np.array([s.meta.get("role") not in NOISE_ROLES for s in specs])
+    gains = auto_balance(tracks, core, np.sqrt(edges[:-1] * edges[1:]), sample_rate,
+                         fps=FPS / 2, match=match, high_db=high, tonal=tonal)
+    out = dict(controls)
+    for i, g in enumerate(gains):
+        value = int(np.clip(round(127.0 * 10.0 ** ((g + NOMINAL_VOLUME_DB) / 40.0)), 1, 127))
+        volume = np.array([[0, 7, value]], dtype=np.int64)
+        existing = out.get(i)
+        out[i] = volume if existing is None else np.vstack([volume, existing])
+    return out
+
+
+def master_eq(bus: np.ndarray, heard: Listening, sample_rate: float, match: float) -> dict:
+    """``{"master_eq": {"edges": ..., "gains_db": ...}}``: band gains that move the mixed bus's
+    spectrum towards the noise core's (two passes: the second corrects what the band smoothing
+    and the FIR's skirts left over); {} when ``match`` is 0 or the core is empty."""
+    if match <= 0 or heard.core.spectrum.sum() <= 0:
+        return {}
+    edges = band_edges(sample_rate)
+    gains = match_eq(bus, sample_rate, heard.core.spectrum, edges, strength=match)
+    shaped = band_eq(bus, sample_rate, edges, gains)
+    gains = np.clip(gains + match_eq(shaped, sample_rate, heard.core.spectrum, edges, strength=match),
+                    -MAX_CUT_DB, MAX_BOOST_DB)
+    return {"master_eq": {"edges": [round(float(e), 3) for e in edges],
+                          "gains_db": [round(float(g), 3) for g in gains]}}
