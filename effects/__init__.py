@@ -11,8 +11,9 @@ from .ducker import Ducker
 from .mask_extractor import MaskExtractor
 from .masked_img2img import MaskedImg2Img
 from .outpaint_inpaint import OutpaintInpaint
+from .segmenter import MusicNoiseSegmenter
 from .stylizer import Stylizer
 from .utility import Utility
 
 __all__ = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
-           "MaskedImg2Img", "MusicTrack", "OutpaintInpaint", "Stylizer", "Utility"]
+           "MaskedImg2Img", "MusicNoiseSegmenter", "MusicTrack", "OutpaintInpaint", "Stylizer", "Utility"]
