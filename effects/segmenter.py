@@ -97,10 +97,10 @@ class MusicNoiseSegmenter(Effect):
             cells), ``.windows``, ``.frequencies_hz``, ``.times_s`` and ``.extent()``.
         """
         from blendfx.buffers import to_channels_first
-        from blendfx.effect import _check_rate
+        from blendfx.effect import check_sample_rate
 
         data, _ = to_channels_first(audio)
-        return self.model().segment(data, _check_rate(sample_rate))
+        return self.model().segment(data, check_sample_rate(sample_rate))
 
     def _process(self, audio: np.ndarray, sample_rate: float,
                  sidechain: np.ndarray | None) -> np.ndarray:
