@@ -190,12 +190,15 @@ class AdaptiveAmplifier(Effect):
             out, trim_db = true_peak_ceiling(out, self.ceiling_dbtp)
             gains = gains * float(db_to_gain(trim_db))
         self._gains_db = np.asarray(gain_to_db(gains), dtype=np.float64).reshape(-1)
-        self._objective = bnmusic_objective(gains if frames else 0.0, S, T, M, self.alpha)
-        energy = np.square(S).sum(axis=0)
-        if self.mode == "global" or not energy.sum() > 0:
+        if self.mode == "global" or not frames:
+            # one gain: the scalar objective (the same value, without a per-frame gain gather)
+            self._objective = bnmusic_objective(gains[0] if frames else 0.0, S, T, M, self.alpha)
             self._gain_db = gain_to_db(gains[0]) if frames else gain_to_db(best)
-        else:
-            self._gain_db = 0.5 * gain_to_db((energy * gains ** 2).sum() / energy.sum())
+            return out
+        self._objective = bnmusic_objective(gains, S, T, M, self.alpha)
+        energy = np.square(S).sum(axis=0)
+        self._gain_db = (0.5 * gain_to_db((energy * gains ** 2).sum() / energy.sum())
+                         if energy.sum() > 0 else gain_to_db(gains[0]))
         return out
 
     def _clamp(self, gains: np.ndarray | float) -> np.ndarray:

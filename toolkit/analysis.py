@@ -54,7 +54,13 @@ def _as_channels_first(audio: np.ndarray) -> np.ndarray:
 def _mono(audio: np.ndarray) -> np.ndarray:
     """1-D float32 mono mix of 1-D or 2-D audio (see :func:`_as_channels_first`)."""
     data = _as_channels_first(audio)
-    return data[0] if data.shape[0] == 1 else (data.mean(axis=0) if data.shape[1] else data[0])
+    if data.shape[0] == 1 or not data.shape[1]:
+        return data[0]
+    if data.shape[0] == 2:  # the common case: (L + R) / 2, what mean() gives, ~3x faster
+        mono = np.add(data[0], data[1])
+        mono *= np.float32(0.5)
+        return mono
+    return data.mean(axis=0)
 
 
 def riffusion_mel(audio: np.ndarray, sample_rate: float, device: str = "cpu") -> np.ndarray:
@@ -143,25 +149,38 @@ def fast_spectrum(audio: np.ndarray, sample_rate: float,
     x = mono if n > half else np.pad(mono, (0, half + 1 - n))
     x = np.pad(x, half, mode="reflect")
     blocks = sliding_window_view(x, win)[::hop][:frames]
-    # window straight into the zero-padded FFT buffer (one pass, no padding copy in the FFT)
-    buffer = _fft_buffer(frames, n_fft)
-    np.multiply(blocks, _hann(win), out=buffer[:, :win])
-    # torch's batched real FFT is ~1.5x scipy's here; both views are zero-copy
-    spec = torch.fft.rfft(torch.from_numpy(buffer), dim=-1).numpy()[:, :keep]
-    # (bins, frames) contiguous: the sparse mel projection is ~30x faster on it than on a view
-    return np.ascontiguousarray(np.abs(spec).T)
+    window = _hann(win)
+    buffer = _fft_buffer(n_fft, win)
+    tensor = torch.from_numpy(buffer)
+    out = np.empty((keep, frames), np.float32)
+    # in blocks of _CHUNK_FRAMES frames: the windowed frames, their spectra and magnitudes stay
+    # in the core's cache (the whole clip's 512 x 5,120 buffer is 10 MB), ~15 % faster
+    for lo in range(0, frames, _CHUNK_FRAMES):
+        hi = min(frames, lo + _CHUNK_FRAMES)
+        # window straight into the zero-padded FFT buffer (one pass, no padding copy in the FFT)
+        np.multiply(blocks[lo:hi], window, out=buffer[:hi - lo, :win])
+        # torch's batched real FFT (MKL) is ~1.7x scipy's here; both views are zero-copy
+        spec = torch.fft.rfft(tensor[:hi - lo], dim=-1).numpy()[:, :keep]
+        # (bins, frames) contiguous: the sparse mel projection is ~30x faster on it than on a view
+        out[:, lo:hi] = np.abs(spec).T
+    return out
 
+
+#: Frames per FFT batch in :func:`fast_spectrum` (64 x 5,120 float32 = 1.3 MB: fits in L2).
+_CHUNK_FRAMES = 64
 
 _buffers = threading.local()
 
 
-def _fft_buffer(frames: int, n_fft: int) -> np.ndarray:
-    """A per-thread zero-padded frame buffer, reused while its shape fits (callers write only
-    the first ``win`` columns, so the padding stays zero); saves a 10 MB allocation per call."""
-    buf = getattr(_buffers, "fft", None)
-    if buf is None or buf.shape != (frames, n_fft):
-        buf = np.zeros((frames, n_fft), np.float32)
-        _buffers.fft = buf
+def _fft_buffer(n_fft: int, win: int) -> np.ndarray:
+    """A per-thread zero-padded ``(_CHUNK_FRAMES, n_fft)`` frame buffer for frames of ``win``
+    samples, reused (callers write only the first ``win`` columns, so the padding stays zero)."""
+    cache = getattr(_buffers, "fft", None)
+    if cache is None:
+        cache = _buffers.fft = {}
+    buf = cache.get((n_fft, win))
+    if buf is None:
+        buf = cache[(n_fft, win)] = np.zeros((_CHUNK_FRAMES, n_fft), np.float32)
     return buf
 
 

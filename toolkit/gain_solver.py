@@ -54,9 +54,35 @@ def bnmusic_objective(gain: float | np.ndarray, S: np.ndarray, T: np.ndarray, M:
     """
     S, T, M = _check(S, T, M)
     g = np.asarray(gain, dtype=S.dtype)
-    scaled = S * (g if g.ndim == 0 else g[None, :])
-    return float(alpha * scaled.sum(dtype=np.float64)
-                 + (M * np.maximum(T - scaled, 0.0)).sum(dtype=np.float64))
+    # the loudness term needs all of S; the masking term only the core's bins (M > 0, ~15 %)
+    if g.ndim == 0:
+        loudness = float(g) * S.sum(dtype=np.float64)
+    else:
+        loudness = float(S.sum(axis=0, dtype=np.float64) @ g.astype(np.float64))
+    idx, s, t, m = _core(S, T, M)
+    scaled = s * (g if g.ndim == 0 else g[idx % S.shape[1]])
+    return float(alpha * loudness + (m * np.maximum(t - scaled, 0.0)).sum(dtype=np.float64))
+
+
+def _core(S: np.ndarray, T: np.ndarray, M: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat indices of the mask's bins (``M > 0``) and ``S``, ``T``, ``M`` there, 1-D."""
+    idx = np.flatnonzero(M > 0)  # a boolean array first: ~5x faster than on floats
+    return idx, S.ravel()[idx], T.ravel()[idx], M.ravel()[idx]
+
+
+def _descending(ratio: np.ndarray) -> np.ndarray:
+    """Indices sorting positive ``ratio`` in descending order (ties in any order).
+
+    float32 ratios are sorted as 64-bit keys (the float's bits, monotone for positive floats,
+    above the index): a plain sort, ~3x faster than ``argsort``.
+    """
+    if ratio.dtype == np.float32 and ratio.size < 2 ** 32:
+        keys = ratio.view(np.uint32).astype(np.uint64) << np.uint64(32)
+        keys |= np.arange(ratio.size, dtype=np.uint64)
+        keys.sort()
+        return (keys[::-1] & np.uint64(0xFFFFFFFF)).astype(np.intp)
+    return np.argsort(-ratio)
 
 
 def optimal_gain(S: np.ndarray, T: np.ndarray, M: np.ndarray, alpha: float = 0.14) -> float:
@@ -67,12 +93,15 @@ def optimal_gain(S: np.ndarray, T: np.ndarray, M: np.ndarray, alpha: float = 0.1
     """
     S, T, M = _check(S, T, M)
     budget = alpha * S.sum(dtype=np.float64)
-    live = (M > 0) & (S > 0) & (T > 0)
-    if not live.any():
+    _, s, t, m = _core(S, T, M)
+    live = (s > 0) & (t > 0)
+    if not live.all():
+        s, t, m = s[live], t[live], m[live]
+    if not s.size:
         return 0.0
-    ratio = T[live] / S[live]
-    weight = M[live] * S[live]
-    order = np.argsort(-ratio)  # descending ratios (ties share a value: their order is moot)
+    ratio = t / s
+    weight = m * s
+    order = _descending(ratio)  # ties share a value: their order is moot
     above = np.cumsum(weight[order], dtype=np.float64)  # weight of the bins at or above each ratio
     # the slope left of ratio j is budget - above[j]: the first j where it turns negative
     j = int(np.searchsorted(above, budget, side="right"))

@@ -108,20 +108,23 @@ def energy_mask(pixels: np.ndarray, fraction: float = 0.15) -> np.ndarray:
         return np.zeros(pixels.shape, bool)
     if pixels.dtype == np.uint8:
         # the same "lower" quantile from a 256-bin histogram: O(n), no sort
-        cum = np.cumsum(np.bincount(pixels.ravel(), minlength=256))
+        counts = np.bincount(pixels.ravel(), minlength=256)
+        cum = np.cumsum(counts)
         threshold = int(np.searchsorted(cum, fraction * (pixels.size - 1), side="right"))
+        # pixels the plain threshold would keep (silence, 255, is never "loud"): from the counts
+        kept = int(cum[threshold]) - (int(counts[255]) if threshold >= 255 else 0)
     else:
         threshold = np.quantile(pixels, fraction, method="lower")
+        kept = int(np.count_nonzero((pixels <= threshold) & (pixels < 255)))
+    if threshold >= 255:
+        return pixels < 255
     mask = pixels <= threshold
-    mask &= pixels < 255  # silence is never "loud"
-    if mask.mean() > fraction:
+    if kept / pixels.size > fraction:
         # ties at the threshold: keep strictly louder pixels plus the quietest-first tie-break
-        strict = pixels < threshold
-        room = int(round(fraction * pixels.size)) - int(strict.sum())
-        ties = np.flatnonzero((pixels == threshold).ravel())[: max(room, 0)]
-        mask = strict.copy()
-        mask.ravel()[ties] = True
-        mask &= pixels < 255
+        # (the first ties in raster order), i.e. drop the ties beyond the room left
+        room = max(int(round(fraction * pixels.size)) - int(np.count_nonzero(pixels < threshold)), 0)
+        ties = np.flatnonzero((pixels == threshold).ravel())
+        mask.ravel()[ties[room:]] = False
     return mask
 
 

@@ -92,10 +92,13 @@ def image_from_mel(mel: np.ndarray, power: float = 0.25,
     if not peak > 0:
         # silence: every pixel is "quiet" (255); keep a positive max so the inverse is defined
         return SpectrogramImage(np.full(mel.shape, 255, np.uint8), 1.0, power)
-    data = np.clip(mel / peak, 0.0, 1.0)
-    data = np.power(data, power) * 255
-    data = 255 - data
-    pixels = data.astype(np.uint8)[::-1].copy()  # truncation and flip, as Riffusion
+    # the same float32 operations as Riffusion's, in place (one buffer instead of five)
+    data = np.divide(mel, peak)
+    np.clip(data, 0.0, 1.0, out=data)
+    np.power(data, power, out=data)
+    data *= 255
+    np.subtract(255, data, out=data)
+    pixels = data[::-1].astype(np.uint8)  # truncation and flip, as Riffusion
     return SpectrogramImage(pixels, peak, power)
 
 
