@@ -117,3 +117,117 @@ def test_loudness_normalize(chainsaw):
     assert _true_peak_db(out) <= -1.0 + 0.02 and loud.gain_db < -3.0 - integrated_lufs(noise, sr)
     silent = np.zeros((2, 1000), np.float32)
     assert not LoudnessNormalize()(silent, sr).any()
+
+
+# -- "band" mode ---------------------------------------------------------------------------------
+def _lowpassed(noise, sr, cutoff_hz):
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(8, cutoff_hz, fs=sr, output="sos")
+    return sosfiltfilt(sos, noise, axis=-1).astype(np.float32)
+
+
+def test_band_gains_are_each_bands_optimum_and_beat_one_gain(music_clip, chainsaw):
+    from blendfx.band_eq import band_of_rows, bark_band_edges
+    from blendfx.gain_solver import optimal_band_gains, optimal_gain
+
+    music, sr = music_clip
+    noise, _ = chainsaw
+    quiet = music * np.float32(0.05)
+    amp = AdaptiveAmplifier(mode="band", band_range_db=60.0, max_gain_db=60.0, ceiling_dbtp=0.0)
+    amp(quiet, sr, sidechain=noise * np.float32(0.05))
+    S, T, M, _ = amp.analyze(quiet, noise * np.float32(0.05), sr)
+    rows = band_of_rows(bark_band_edges(8))
+    wanted = optimal_band_gains(S, T, M, rows)
+    for b in range(8):  # the objective restricted to the band, solved on its own
+        assert wanted[b] == optimal_gain(S[rows == b], T[rows == b], M[rows == b])
+    top = wanted.max()
+    expected = 20 * np.log10(np.maximum(wanted, top * 10 ** (-60 / 20)))
+    np.testing.assert_allclose(amp.band_gains_db, expected, atol=1e-6)  # no ceiling bound here
+    # one gain per band can only do better than one gain for all (the global gain is a choice)
+    per_band = bnmusic_objective(np.repeat(wanted, np.bincount(rows))[:, None], S, T, M)
+    assert per_band <= bnmusic_objective(optimal_gain(S, T, M), S, T, M) * (1 + 1e-9)
+    assert amp.band_edges_hz[0] == 0.0 and amp.band_edges_hz[-1] == pytest.approx(10000.0, abs=0.1)
+
+
+def test_band_the_noise_lacks_gets_no_boost(music_clip, chainsaw):
+    music, sr = music_clip
+    noise, _ = chainsaw
+    low = _lowpassed(noise, sr, 300.0) * np.float32(0.05)  # a rumble: core below ~350 Hz
+    amp = AdaptiveAmplifier(mode="band", band_range_db=12.0, max_gain_db=60.0, ceiling_dbtp=0.0)
+    amp(music * np.float32(0.05), sr, sidechain=low)
+    gains = amp.band_gains_db
+    assert amp.band_edges_hz[2] > 500  # bands 2.. lie above the rumble
+    # bands without core sit exactly band_range_db under the top band: the lowest gain there is
+    np.testing.assert_allclose(gains[2:], gains.max() - 12.0, atol=1e-6)
+    assert gains[:2].max() == gains.max() > gains[2:].max()
+    assert gains[2:].max() <= amp.optimal_gain_db  # and no more than one gain for all would get
+
+
+def test_band_gains_respect_the_ceilings_and_nothing_clips(music_clip, chainsaw):
+    music, sr = music_clip
+    noise, _ = chainsaw
+    amp = AdaptiveAmplifier(mode="band", max_gain_db=3.0, min_gain_db=-12.0, ceiling_dbtp=0.0)
+    amp(music * np.float32(0.05), sr, sidechain=noise * np.float32(0.1))
+    assert np.all(amp.band_gains_db <= 3.0 + 1e-9) and np.all(amp.band_gains_db >= -12.0 - 1e-9)
+    assert np.all(amp.gains_db <= 3.0 + 1e-9)
+    hot = music * np.float32(0.98 / np.abs(music).max())
+    amp = AdaptiveAmplifier(mode="band", ceiling_dbtp=-1.0, max_gain_db=40.0)
+    out = amp(hot, sr, sidechain=noise * np.float32(4.0))  # a loud noise wants a big gain
+    assert _true_peak_db(out) <= -1.0 + 0.02
+    assert amp.band_gains_db.max() < 40.0  # the true-peak ceiling held it back
+
+
+def test_raising_smr_never_lowers_a_band_gain(music_clip):
+    noise, sr = blendfx.read_audio(shared("noise", "esc10", "dog_bark", "1-30226-A.ogg"))
+    music, _ = music_clip
+    noise = fit_length(noise, music.shape[1])
+    amp = AdaptiveAmplifier(mode="band", max_gain_db=60.0, ceiling_dbtp=0.0)
+    previous = None
+    for smr in (0.0, 6.0, 12.0, 18.0, 24.0):
+        amp.smr_db = smr
+        amp(music * np.float32(0.05), sr, sidechain=noise * np.float32(0.05))  # under the ceilings
+        gains = amp.band_gains_db
+        assert np.all(np.isfinite(gains))
+        if previous is not None:
+            assert np.all(gains >= previous - 1e-9)
+        else:
+            first = gains
+        previous = gains
+    # below the ceilings the threshold scales every band's optimum alike: +24 dB over the sweep
+    np.testing.assert_allclose(previous - first, 24.0, atol=0.01)
+
+
+def test_band_eq_is_zero_phase_and_exact_where_flat():
+    from blendfx.band_eq import apply_band_eq, band_curve_db, bark_band_edges
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 20000)).astype(np.float32) * np.float32(0.1)
+    edges = bark_band_edges(4)
+    same = apply_band_eq(x, 44100, np.zeros(4), edges)
+    np.testing.assert_allclose(same, x, atol=2e-4)  # 0 dB everywhere: the input, in time
+    louder = apply_band_eq(x, 44100, np.full(4, 6.0), edges)
+    np.testing.assert_allclose(louder, x * np.float32(10 ** (6 / 20)), atol=4e-4)
+    curve = band_curve_db(np.array([0.0, 10.0, -5.0, 3.0]), edges, np.linspace(0, 25, 500))
+    assert curve.min() >= -5.0 and curve.max() <= 10.0  # never outside the band gains
+    assert curve[0] == 0.0 and curve[-1] == 3.0  # the outer bands are held
+
+
+_CONFORMANCE = ["test_layout_kept", "test_empty_passes", "test_square_raises", "test_nan_raises",
+                "test_silence_finite", "test_same_seed_same_output", "test_reset_clears_state",
+                "test_chunked_equals_whole", "test_threads_identical", "test_unknown_parameter_raises",
+                "test_is_effect_flags"]
+
+
+@pytest.mark.parametrize("check", _CONFORMANCE)
+def test_band_mode_passes_the_conformance_suite(check, monkeypatch):
+    from . import test_conformance
+    from .conformance_factories import FACTORIES
+
+    monkeypatch.setitem(FACTORIES, "AdaptiveAmplifier", lambda: AdaptiveAmplifier(mode="band"))
+    test = getattr(test_conformance, check)
+    if check == "test_layout_kept":
+        for shape in [(test_conformance.N,), (test_conformance.N, 2), (1, test_conformance.N)]:
+            test("AdaptiveAmplifier", shape)
+    else:
+        test("AdaptiveAmplifier")

@@ -126,14 +126,23 @@ def fast_bins(params: SpectrogramParams | None = None) -> int:
 
 
 def fast_spectrum(audio: np.ndarray, sample_rate: float,
-                  params: SpectrogramParams | None = None) -> np.ndarray:
+                  params: SpectrogramParams | None = None, *, stride: int = 1) -> np.ndarray:
     """Magnitude spectrum ``(fast_bins(), frames)`` of ``audio`` mixed to mono at 44.1 kHz.
 
     Riffusion's Hann window (100 ms) and hop (10 ms), centred with reflect padding, but with a
     5,120-point FFT (8.6 Hz bins, see :func:`fast_fft_size`) instead of 17,640, and only the
     bins up to the mel grid's top (10 kHz, :func:`fast_bins`). ``frames`` is
     ``n_samples // hop`` as in :func:`riffusion_mel`. float32, C-contiguous.
+
+    ``stride`` > 1 analyses only every ``stride``-th frame (frames 0, stride, 2 stride, ...) and
+    returns those ``ceil(frames / stride)`` columns; :func:`fast_mel` interpolates them back.
     """
+    return _fast_spectrum(audio, sample_rate, params, stride)[0]
+
+
+def _fast_spectrum(audio: np.ndarray, sample_rate: float, params: SpectrogramParams | None,
+                   stride: int) -> tuple[np.ndarray, int]:
+    """:func:`fast_spectrum` and the number of 10 ms frames of the audio (``n // hop``)."""
     import torch
     from numpy.lib.stride_tricks import sliding_window_view
 
@@ -143,27 +152,29 @@ def fast_spectrum(audio: np.ndarray, sample_rate: float,
     frames = n // hop
     n_fft, keep = fast_fft_size(p), fast_bins(p)
     if frames == 0:
-        return np.zeros((keep, 0), np.float32)
+        return np.zeros((keep, 0), np.float32), 0
     half = win // 2
     # reflect padding needs more samples than the pad; pad very short input with silence first
     x = mono if n > half else np.pad(mono, (0, half + 1 - n))
     x = np.pad(x, half, mode="reflect")
-    blocks = sliding_window_view(x, win)[::hop][:frames]
+    stride = max(1, int(stride))
+    blocks = sliding_window_view(x, win)[::hop * stride][:-(-frames // stride)]
+    columns = blocks.shape[0]
     window = _hann(win)
     buffer = _fft_buffer(n_fft, win)
     tensor = torch.from_numpy(buffer)
-    out = np.empty((keep, frames), np.float32)
+    out = np.empty((keep, columns), np.float32)
     # in blocks of _CHUNK_FRAMES frames: the windowed frames, their spectra and magnitudes stay
     # in the core's cache (the whole clip's 512 x 5,120 buffer is 10 MB), ~15 % faster
-    for lo in range(0, frames, _CHUNK_FRAMES):
-        hi = min(frames, lo + _CHUNK_FRAMES)
+    for lo in range(0, columns, _CHUNK_FRAMES):
+        hi = min(columns, lo + _CHUNK_FRAMES)
         # window straight into the zero-padded FFT buffer (one pass, no padding copy in the FFT)
         np.multiply(blocks[lo:hi], window, out=buffer[:hi - lo, :win])
         # torch's batched real FFT (MKL) is ~1.7x scipy's here; both views are zero-copy
         spec = torch.fft.rfft(tensor[:hi - lo], dim=-1).numpy()[:, :keep]
         # (bins, frames) contiguous: the sparse mel projection is ~30x faster on it than on a view
         out[:, lo:hi] = np.abs(spec).T
-    return out
+    return out, frames
 
 
 #: Frames per FFT batch in :func:`fast_spectrum` (64 x 5,120 float32 = 1.3 MB: fits in L2).
@@ -191,7 +202,7 @@ def _hann(length: int) -> np.ndarray:
 
 
 def fast_mel(audio: np.ndarray, sample_rate: float, power: float = 1.0,
-             params: SpectrogramParams | None = None) -> np.ndarray:
+             params: SpectrogramParams | None = None, *, stride: int = 1) -> np.ndarray:
     """Approximate Riffusion mel ``(512, frames)`` (low rows first) from the fast spectrum.
 
     Parameters
@@ -204,15 +215,36 @@ def fast_mel(audio: np.ndarray, sample_rate: float, power: float = 1.0,
         1 for magnitudes (Riffusion's image, BNMusic's objective), 2 for power (the
         psychoacoustic model's energies).
 
+    stride : int
+        1: every 10 ms frame analysed. 2: every other frame analysed (20 ms hop, the same
+        100 ms window) and the columns between interpolated linearly: ~2/3 of the cost, for a
+        median error against :func:`riffusion_mel` of 0.26-0.43 dB instead of 0.10-0.24
+        (90th percentile 1.4 dB instead of 0.7, energy-mask IoU 0.90-0.96 instead of
+        0.94-0.97; 15 ESC-10 clips and 3 music excerpts of 5.12 s).
+
     Notes
     -----
     Within about 1 dB of :func:`riffusion_mel` on real audio (the interpolated bins of the big
     FFT are estimated from their neighbours), at a fraction of the cost.
     """
-    spec = fast_spectrum(audio, sample_rate, params)
+    spec, frames = _fast_spectrum(audio, sample_rate, params, stride)
     if power != 1.0:
         spec = spec ** power
-    return np.asarray(fast_mel_filterbank(params) @ spec, dtype=np.float32)
+    mel = np.asarray(fast_mel_filterbank(params) @ spec, dtype=np.float32)
+    if mel.shape[1] == frames:
+        return mel
+    # back onto the 10 ms grid: column j * stride + r lies r / stride of the way from analysed
+    # column j to j + 1 (the last analysed column is held at the end)
+    stride = max(1, int(stride))
+    out = np.empty((mel.shape[0], frames), np.float32)
+    out[:, ::stride] = mel
+    nxt = np.concatenate([mel[:, 1:], mel[:, -1:]], axis=1)
+    for r in range(1, stride):
+        cols = out[:, r::stride]
+        w = np.float32(r / stride)
+        np.multiply(mel[:, :cols.shape[1]], 1 - w, out=cols)
+        cols += nxt[:, :cols.shape[1]] * w
+    return out
 
 
 def mel_center_frequencies(params: SpectrogramParams | None = None) -> np.ndarray:

@@ -12,7 +12,8 @@ largest ratio at which the weight ``M * S`` of the bins still above it drops to 
 ``alpha * sum(S)``: a weighted quantile of ``r`` found by one sort (:func:`optimal_gain`). BNMusic
 itself ran gradient descent (:func:`gradient_descent_gain`, kept as the reference). Per-frame
 gains (:func:`optimal_frame_gains`) minimize the same objective column by column, all columns in
-one vectorized sort; :func:`smooth_gains` then gives them attack and release.
+one vectorized sort; :func:`smooth_gains` then gives them attack and release. Per-band gains
+(:func:`optimal_band_gains`) minimize it over groups of mel rows, one sort per band.
 
 All arrays are ``(mels, frames)``; ``M`` may be soft (weights in [0, 1]).
 """
@@ -23,8 +24,8 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["bnmusic_objective", "optimal_gain", "optimal_frame_gains", "gradient_descent_gain",
-           "weighted_quantile", "smooth_gains", "threshold_from_noise"]
+__all__ = ["bnmusic_objective", "optimal_gain", "optimal_band_gains", "optimal_frame_gains",
+           "gradient_descent_gain", "weighted_quantile", "smooth_gains", "threshold_from_noise"]
 
 
 def threshold_from_noise(noise_mel: np.ndarray, smr_db: float = 21.0) -> np.ndarray:
@@ -50,17 +51,27 @@ def bnmusic_objective(gain: float | np.ndarray, S: np.ndarray, T: np.ndarray, M:
                       alpha: float = 0.14) -> float:
     """BNMusic's objective ``alpha * sum(l S) + sum(M * max(T - l S, 0))``.
 
-    ``gain`` is one linear gain, or one per frame ``(frames,)`` (the per-frame objective).
+    ``gain`` is one linear gain, one per frame ``(frames,)`` (the per-frame objective), or a 2-D
+    array broadcastable to ``S``'s shape: ``(mels, 1)`` for one gain per mel row (the per-band
+    objective), ``(mels, frames)`` for one per pixel.
     """
     S, T, M = _check(S, T, M)
     g = np.asarray(gain, dtype=S.dtype)
     # the loudness term needs all of S; the masking term only the core's bins (M > 0, ~15 %)
     if g.ndim == 0:
         loudness = float(g) * S.sum(dtype=np.float64)
-    else:
+    elif g.ndim == 1:
         loudness = float(S.sum(axis=0, dtype=np.float64) @ g.astype(np.float64))
+    else:
+        g = np.broadcast_to(g, S.shape)
+        loudness = float((S * g).sum(dtype=np.float64))
     idx, s, t, m = _core(S, T, M)
-    scaled = s * (g if g.ndim == 0 else g[idx % S.shape[1]])
+    if g.ndim == 0:
+        scaled = s * g
+    elif g.ndim == 1:
+        scaled = s * g[idx % S.shape[1]]
+    else:
+        scaled = s * g.ravel()[idx]
     return float(alpha * loudness + (m * np.maximum(t - scaled, 0.0)).sum(dtype=np.float64))
 
 
@@ -106,6 +117,23 @@ def optimal_gain(S: np.ndarray, T: np.ndarray, M: np.ndarray, alpha: float = 0.1
     # the slope left of ratio j is budget - above[j]: the first j where it turns negative
     j = int(np.searchsorted(above, budget, side="right"))
     return float(ratio[order[j]]) if j < ratio.size else 0.0
+
+
+def optimal_band_gains(S: np.ndarray, T: np.ndarray, M: np.ndarray, band_of_row: np.ndarray,
+                       alpha: float = 0.14) -> np.ndarray:
+    """Per-band exact minimizers ``(bands,)``: one gain per group of mel rows.
+
+    ``band_of_row`` ``(mels,)`` gives each row's band index (0 .. bands-1). With one gain per
+    band the objective splits into one term per band, so each band's gain is
+    :func:`optimal_gain` on its own rows. A band without core bins (or without music) gets 0.
+    """
+    S, T, M = _check(S, T, M)
+    band_of_row = np.asarray(band_of_row, dtype=np.intp)
+    if band_of_row.shape != (S.shape[0],):
+        raise ParameterError(f"band_of_row has shape {band_of_row.shape}; expected ({S.shape[0]},)")
+    count = int(band_of_row.max()) + 1 if band_of_row.size else 0
+    return np.array([optimal_gain(S[band_of_row == b], T[band_of_row == b], M[band_of_row == b], alpha)
+                     for b in range(count)], dtype=np.float64)
 
 
 def optimal_frame_gains(S: np.ndarray, T: np.ndarray, M: np.ndarray, alpha: float = 0.14) -> np.ndarray:
