@@ -11,7 +11,7 @@ default ceilings), and the result is judged on the psychoacoustic yardstick of
   music over the noise) at which half the core's energy is masked, i.e. the cost of reaching
   the same unmasked fraction (0.5) with this mode's spectral/temporal shape. Lower is better.
 - ``unmasked_at_equal_cost``: the unmasked fraction with the music scaled so that the mix is
-  ``--equal-cost-lu`` (3 LU) louder than the noise alone, the same for every mode. Lower is
+  ``--equal-cost-lu`` (12 LU) louder than the noise alone, the same for every mode. Lower is
   better.
 - ``op_unmasked`` / ``op_cost_lu``: the operating point each mode chose itself
   (``blend_report``: unmasked fraction and loudness cost).
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-class", type=int, default=3, help="clips per ESC-10 class (max 10)")
     parser.add_argument("--align", choices=("best", "random"), default="best")
-    parser.add_argument("--equal-cost-lu", type=float, default=3.0,
+    parser.add_argument("--equal-cost-lu", type=float, default=12.0,
                         help="loudness cost (LU) at which the modes' unmasked fractions are compared")
     args = parser.parse_args(argv)
 

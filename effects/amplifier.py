@@ -22,10 +22,10 @@ from blendfx.band_eq import (
 from blendfx.buffers import fit_length
 from blendfx.effect import Effect
 from blendfx.gain_solver import (
+    GainProblem,
     bnmusic_objective,
     optimal_band_gains,
     optimal_frame_gains,
-    optimal_gain,
     smooth_gains,
     threshold_from_noise,
 )
@@ -224,7 +224,8 @@ class AdaptiveAmplifier(Effect):
         S, T, M, mask = self.analyze(audio, noise, sample_rate, mask)
         self._mask = mask
         frames = S.shape[1]
-        best = optimal_gain(S, T, M, self.alpha)
+        problem = GainProblem(S, T, M, self.alpha)  # the core gathered once: solved, then scored
+        best = problem.optimal_gain()
         self._optimal_gain_db = gain_to_db(best)
         if self.mode == "band":
             return self._amplify_bands(audio, sample_rate, S, T, M)
@@ -243,10 +244,10 @@ class AdaptiveAmplifier(Effect):
         self._gains_db = np.asarray(gain_to_db(gains), dtype=np.float64).reshape(-1)
         if self.mode == "global" or not frames:
             # one gain: the scalar objective (the same value, without a per-frame gain gather)
-            self._objective = bnmusic_objective(gains[0] if frames else 0.0, S, T, M, self.alpha)
+            self._objective = problem.value(gains[0] if frames else 0.0)
             self._gain_db = gain_to_db(gains[0]) if frames else gain_to_db(best)
             return out
-        self._objective = bnmusic_objective(gains, S, T, M, self.alpha)
+        self._objective = problem.value(gains)
         energy = np.square(S).sum(axis=0)
         self._gain_db = (0.5 * gain_to_db((energy * gains ** 2).sum() / energy.sum())
                          if energy.sum() > 0 else gain_to_db(gains[0]))

@@ -156,7 +156,8 @@ def _fast_spectrum(audio: np.ndarray, sample_rate: float, params: SpectrogramPar
     half = win // 2
     # reflect padding needs more samples than the pad; pad very short input with silence first
     x = mono if n > half else np.pad(mono, (0, half + 1 - n))
-    x = np.pad(x, half, mode="reflect")
+    # reflect padding (np.pad's "reflect"), concatenated directly: ~4x faster than np.pad
+    x = np.concatenate([x[half:0:-1], x, x[-2:-half - 2:-1]])
     stride = max(1, int(stride))
     blocks = sliding_window_view(x, win)[::hop * stride][:-(-frames // stride)]
     columns = blocks.shape[0]
@@ -238,6 +239,13 @@ def fast_mel(audio: np.ndarray, sample_rate: float, power: float = 1.0,
     stride = max(1, int(stride))
     out = np.empty((mel.shape[0], frames), np.float32)
     out[:, ::stride] = mel
+    if stride == 2:  # the common case, in two passes: the midpoints, then the held last column
+        mid = out[:, 1::2]
+        pairs = min(mid.shape[1], mel.shape[1] - 1)
+        np.add(mel[:, :pairs], mel[:, 1:pairs + 1], out=mid[:, :pairs])
+        mid[:, :pairs] *= np.float32(0.5)
+        mid[:, pairs:] = mel[:, -1:]
+        return out
     nxt = np.concatenate([mel[:, 1:], mel[:, -1:]], axis=1)
     for r in range(1, stride):
         cols = out[:, r::stride]
