@@ -209,8 +209,9 @@ class Blend(Effect):
         How the noise's core is found (see MaskExtractor).
     fraction : float
         Share of the noise's mel-image pixels in the core (0.15).
-    amp_mode : {"global", "frame"}
-        One gain for the clip, or one per 10 ms frame with attack/release.
+    amp_mode : {"global", "frame", "band"}
+        One gain for the clip, one per 10 ms frame with attack/release, or one per Bark band (a
+        static EQ toward the noise's core; see AdaptiveAmplifier, default 8 bands, 12 dB range).
     smr_db, alpha, attack_ms, release_ms, max_gain_db : float
         The AdaptiveAmplifier's settings.
     min_gain_db : float or None

@@ -96,6 +96,10 @@ def test_frame_mode_and_nothing_clips(tick, track):
     out = blend(hot, sr)
     assert true_peak_dbtp(out) <= -1.0 + 1e-3
     assert blend.last_gains_db.std() > 0  # the gain moves with the ticks
+    band = Blend(generator=track(), amp_mode="band", ceiling_dbtp=-1.0)
+    out = band(hot, sr)
+    assert true_peak_dbtp(out) <= -1.0 + 1e-3
+    assert np.isfinite(band.last_report["unmasked_fraction"])
 
 
 def test_best_alignment_beats_the_start(tick, track):
