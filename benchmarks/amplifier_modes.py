@@ -16,13 +16,17 @@ default ceilings), and the result is judged on the psychoacoustic yardstick of
 - ``op_unmasked`` / ``op_cost_lu``: the operating point each mode chose itself
   (``blend_report``: unmasked fraction and loudness cost).
 
+``--music composer`` uses the Composer's music for each clip instead (``prompt="lofi"``, seed =
+clip index; about 10 s per clip on this machine), when ``"Composer"`` is registered.
+
 Modes: ``global``, ``frame``, ``band`` (8 Bark bands, ``band_range_db`` 12, the default),
 ``band24`` (``band_range_db=24``) and ``band60`` (60: bands nearly free). Prints a table per
 clip, a summary table (medians, and the median of the per-clip difference from ``global``), then
 (last line) one JSON object with ``cost_lu``, ``cost_lu_delta_vs_global``,
 ``unmasked_at_equal_cost``, ``op_unmasked``, ``op_cost_lu`` (medians per mode) and ``clips``.
 
-Run: ``.venv/bin/python benchmarks/amplifier_modes.py [--per-class 3] [--align best|random]``
+Run: ``.venv/bin/python benchmarks/amplifier_modes.py [--per-class 3] [--align best|random]
+[--music tracks|composer]``
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-class", type=int, default=3, help="clips per ESC-10 class (max 10)")
     parser.add_argument("--align", choices=("best", "random"), default="best")
+    parser.add_argument("--music", choices=("tracks", "composer"), default="tracks")
     parser.add_argument("--equal-cost-lu", type=float, default=12.0,
                         help="loudness cost (LU) at which the modes' unmasked fractions are compared")
     args = parser.parse_args(argv)
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("cost_lu", "unmasked_at_equal_cost", "op_unmasked", "op_cost_lu")
     results: dict[str, dict[str, list]] = {m: {k: [] for k in keys} for m in MODES}
     bands_db: list[np.ndarray] = []
-    print(f"{'clip':30s} {'track':22s} " + " ".join(f"{m:>16s}" for m in MODES)
+    print(f"{'clip':30s} {'music':22s} " + " ".join(f"{m:>16s}" for m in MODES)
           + f"   (cost_to_mask LU / unmasked at {args.equal_cost_lu:g} LU)")
     clip_index = 0
     for cls in CLASSES:
@@ -108,14 +113,22 @@ def main(argv: list[str] | None = None) -> int:
             noise = fit_length(noise, CLIP)
             k = clip_index % len(tracks)
             track = tracks[k]
-            if args.align == "best":
+            if args.music == "composer":
+                composer = blendfx.EFFECT_REGISTRY.get("Composer")
+                if composer is None:
+                    print("the Composer is not registered in this build", file=sys.stderr)
+                    return 1
+                music = composer(prompt="lofi", seed=clip_index)(noise, sr)
+                music = fit_length(np.atleast_2d(np.asarray(music, np.float32)), CLIP)
+            elif args.align == "best":
                 if analyses[k] is None:
                     analyses[k] = track_masking(track, sr)
                 offset = int(round(best_offset(noise, analyses[k], sr) * sr / 100.0))
             else:
                 offset = int(rng.integers(0, track.shape[1] - CLIP))
-            offset = min(offset, track.shape[1] - CLIP)
-            music = np.ascontiguousarray(track[:, offset:offset + CLIP])
+            if args.music == "tracks":
+                offset = min(offset, track.shape[1] - CLIP)
+                music = np.ascontiguousarray(track[:, offset:offset + CLIP])
             core = noise_core(noise, sr)
             noise2 = fit_channels(noise, music.shape[0])  # as it plays beside stereo music
             noise_lufs = blendfx.loudness.integrated_lufs(noise2, sr)
@@ -138,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[name]["unmasked_at_equal_cost"].append(value)
                 cost = results[name]["cost_lu"][-1]
                 cells.append(f"{cost:7.2f} / {value:5.3f}" if value is not None else f"{cost:7.2f} /   n/a")
-            print(f"{cls + '/' + path.name:30s} {TRACKS[k]:22s} " + " ".join(f"{c:>16s}" for c in cells),
+            source = TRACKS[k] if args.music == "tracks" else "composer lofi"
+            print(f"{cls + '/' + path.name:30s} {source:22s} " + " ".join(f"{c:>16s}" for c in cells),
                   flush=True)
             clip_index += 1
 
@@ -147,18 +161,22 @@ def main(argv: list[str] | None = None) -> int:
                  if a is not None and b is not None and np.isfinite(a) and np.isfinite(b)]
         return round(float(np.median([a - b for a, b in pairs])), 3) if pairs else None
 
+    def fmt(value: float | None, width: int, digits: int) -> str:
+        return f"{value:{width}.{digits}f}" if value is not None else f"{'n/a':>{width}s}"
+
     print(f"\n{'mode':8s} {'cost_lu':>8s} {'d_cost':>7s} {'unmasked@cost':>14s} {'d_unm':>7s} "
           f"{'op_unmasked':>12s} {'op_cost_lu':>11s}")
     for name in MODES:
         r = results[name]
-        print(f"{name:8s} {_median(r['cost_lu']):8.2f} {delta(name, 'cost_lu'):7.2f} "
-              f"{_median(r['unmasked_at_equal_cost']) or float('nan'):14.3f} "
-              f"{delta(name, 'unmasked_at_equal_cost') or 0.0:7.3f} "
-              f"{_median(r['op_unmasked']):12.3f} {_median(r['op_cost_lu']):11.2f}")
+        print(f"{name:8s} {fmt(_median(r['cost_lu']), 8, 2)} {fmt(delta(name, 'cost_lu'), 7, 2)} "
+              f"{fmt(_median(r['unmasked_at_equal_cost']), 14, 3)} "
+              f"{fmt(delta(name, 'unmasked_at_equal_cost'), 7, 3)} "
+              f"{fmt(_median(r['op_unmasked']), 12, 3)} {fmt(_median(r['op_cost_lu']), 11, 2)}")
     spread = [float(b.max() - b.min()) for b in bands_db if b.size and np.all(np.isfinite(b))]
     result = {
         "clips": clip_index,
-        "align": args.align,
+        "music": args.music,
+        "align": args.align if args.music == "tracks" else None,
         "equal_cost_lu": args.equal_cost_lu,
         "cost_lu": {m: _median(results[m]["cost_lu"]) for m in MODES},
         "cost_lu_delta_vs_global": {m: delta(m, "cost_lu") for m in MODES},
