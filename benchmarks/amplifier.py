@@ -26,7 +26,10 @@ gradient descent on identical inputs, median and max over clips; <= 1),
 ``objective_ratio_end_to_end`` (the headline setting's gain scored on the reference's exact
 objective / gradient descent's; ``..._stride1`` for the default), ``gain_error_db`` (median
 absolute difference of the headline setting's gain from the exact pipeline's, clips with a
-finite gain), ``frame_ms_per_clip`` and the goals.
+finite gain), ``mel_error_db_median`` / ``mel_error_db_max_clip`` (per setting: median absolute dB error of
+the fast mel against Riffusion's exact one, noise and music, pixels within 80 dB of the peak;
+median over clips and the worst clip), ``mask_iou_median`` / ``mask_iou_min`` (the noise's 15 %
+core from the fast mel against the exact one), ``frame_ms_per_clip`` and the goals.
 
 Run: ``.venv/bin/python benchmarks/amplifier.py [--stride 2]``
 """
@@ -63,6 +66,28 @@ def _best(fn, repeats):
         cpu.append(time.process_time() - c0)
         wall.append(time.perf_counter() - w0)
     return min(cpu) * 1e3, min(wall) * 1e3, result
+
+
+def analysis_error(exact_mel: np.ndarray, audio: np.ndarray, sr: float, stride: int) -> float:
+    """Median absolute dB difference of the fast mel (at ``stride``) from Riffusion's exact mel,
+    over the pixels within 80 dB of the loudest."""
+    from blendfx.analysis import fast_mel
+
+    fast = fast_mel(audio, sr, stride=stride)
+    keep = exact_mel > exact_mel.max() * 1e-4
+    return float(np.median(np.abs(20 * np.log10((fast[keep] + 1e-12) / (exact_mel[keep] + 1e-12)))))
+
+
+def mask_iou(exact_mel: np.ndarray, audio: np.ndarray, sr: float, stride: int) -> float:
+    """Intersection over union of the 15 % energy cores from the exact and the fast mel."""
+    from blendfx.analysis import fast_mel
+    from blendfx.mask import energy_mask
+    from blendfx.spectrogram_image import image_from_mel
+
+    a = energy_mask(image_from_mel(exact_mel).pixels, 0.15)
+    b = energy_mask(image_from_mel(fast_mel(audio, sr, stride=stride)).pixels, 0.15)
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
 
 
 def reference(music, noise, sr):
@@ -123,9 +148,13 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: reference(excerpt, noise, sr), 2)  # noqa: B023
             f_gd = bnmusic_objective(gd_gain, S, T, M, 0.14)
             f_exact = bnmusic_objective(optimal_gain(S, T, M, 0.14), S, T, M, 0.14)
+            noise_mel = T / np.float32(10 ** (21 / 20))  # the reference's exact noise mel
             for stride in (1, 2):
                 f_ours = bnmusic_objective(10 ** (row[f"gain{stride}"] / 20), S, T, M, 0.14)
                 row[f"e2e{stride}"] = f_ours / f_gd
+                row[f"err{stride}"] = [analysis_error(S, excerpt, sr, stride),
+                                       analysis_error(noise_mel, noise, sr, stride)]
+                row[f"iou{stride}"] = mask_iou(noise_mel, noise, sr, stride)
             h = args.stride
             row.update({"ms": row[f"ms{h}"], "wall_ms": row[f"wall{h}"], "frame_ms": frame_ms,
                         "reference_ms": ref_ms, "reference_wall_ms": ref_wall,
@@ -166,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         "objective_ratio_end_to_end_max": round(float(np.max([r["ratio_end_to_end"] for r in rows])), 5),
         "objective_ratio_end_to_end_stride1": round(med("e2e1"), 5),
         "gain_error_db": round(float(np.median(gain_error)), 3) if gain_error else None,
+        "mel_error_db_median": {f"stride{k}": round(float(np.median([r[f"err{k}"] for r in rows])), 3)
+                                for k in (1, 2)},
+        "mel_error_db_max_clip": {f"stride{k}": round(float(np.max([r[f"err{k}"] for r in rows])), 3)
+                                  for k in (1, 2)},
+        "mask_iou_median": {f"stride{k}": round(med(f"iou{k}"), 3) for k in (1, 2)},
+        "mask_iou_min": {f"stride{k}": round(float(np.min([r[f"iou{k}"] for r in rows])), 3)
+                         for k in (1, 2)},
         "frame_ms_per_clip": round(med("frame_ms"), 2),
         "goal_ms_per_clip": 20.0,
         "goal_speedup": 50.0,
