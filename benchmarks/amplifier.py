@@ -20,7 +20,7 @@ one that meets the goal on this shared machine; ``--stride 1`` makes the default
 Timing is the process's CPU time (the code is single-threaded, so that is its wall time on an
 idle core; this machine is shared and its wall times swing with the load, which is reported
 too as ``wall_ms_per_clip``, with the load average before and after). Prints a table, then (last
-line) one JSON object: ``ms_per_clip`` (median over clips of the best of 7 runs),
+line) one JSON object: ``ms_per_clip`` (median over clips of the best of 15 runs),
 ``reference_ms_per_clip`` (median, best of 2), ``speedup``, ``objective_ratio`` (exact solver /
 gradient descent on identical inputs, median and max over clips; <= 1),
 ``objective_ratio_end_to_end`` (the headline setting's gain scored on the reference's exact
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 amp(excerpt, sr, sidechain=noise)  # warm caches (filterbanks) outside the timing
             for stride, amp in amps.items():  # the two settings alternate: same load for both
                 row[f"ms{stride}"], row[f"wall{stride}"], _ = _best(
-                    lambda: amp(excerpt, sr, sidechain=noise), 7)  # noqa: B023
+                    lambda: amp(excerpt, sr, sidechain=noise), 15)  # noqa: B023
                 row[f"gain{stride}"] = amp.optimal_gain_db
             frame_ms, _, _ = _best(lambda: frame_amp(excerpt, sr, sidechain=noise), 3)  # noqa: B023
             ref_ms, ref_wall, (_, gd_gain, (S, T, M)) = _best(
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "stride1_speedup": round(ref / med("ms1"), 1),
         "wall_ms_per_clip": round(med("wall_ms"), 2),
         "reference_wall_ms_per_clip": round(med("reference_wall_ms"), 1),
-        "timing": "CPU time of this process, best of 7 (ours) / 2 (reference), median over clips",
+        "timing": "CPU time of this process, best of 15 (ours) / 2 (reference), median over clips",
         "load_average_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "objective_ratio": round(med("ratio"), 8),
         "objective_ratio_max": round(float(np.max([r["ratio"] for r in rows])), 8),
