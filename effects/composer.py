@@ -22,7 +22,7 @@ from blendfx.buffers import to_channels_first
 from blendfx.effect import Effect, check_sample_rate
 from blendfx.errors import ParameterError
 from blendfx.midi import TrackSpec, build_midi, meta_of, read_midi, save_midi, set_score_meta
-from blendfx.mix_design import balance, expression, gain_curve, master_eq, track_settings
+from blendfx.mix_design import balance, expression, master_eq, track_settings
 from blendfx.mixing import master, mix_bus, render_score, synthesize
 from blendfx.music_analysis import Listening, choose_key, listen
 from blendfx.params import BoolParam, FloatParam, StrParam
@@ -195,13 +195,12 @@ class Composer(Effect):
             bar.update()
             bar.set_postfix_str("mixing")
             controls = expression(arrangement, specs, heard, self.follow)
-            curves = [gain_curve(controls.get(i), arrangement.tempo_map, sample_rate, n)
-                      for i in range(len(specs))]
-            controls = balance(specs, curves, controls, dry, heard, sample_rate, n, self.match)
+            controls = balance(specs, arrangement.tempo_map, controls, dry, heard, sample_rate, n,
+                               self.match)
             # the final file, read back: the mix below is exactly what render_midi will do
             mid = self._midi(arrangement, specs, n / sample_rate, controls, {})
             score = read_midi(mid)
-            bus = mix_bus(score, dry, sample_rate, n)
+            bus = mix_bus(score, dry, sample_rate, n, consume=True)  # each dry part freed once mixed
             set_score_meta(mid, {**meta_of(mid), **master_eq(bus, heard, sample_rate, self.match)})
             out = master(bus, sample_rate, meta_of(mid))
             bar.update()

@@ -2,9 +2,10 @@
 
 Every voice is a pure function of its note: (pitch, length, velocity, brightness, pitch-bend
 curve, sample rate) -> samples, made of a tone that does not depend on the note's length (its
-first samples are the same for a short and a long note) times an amplitude envelope. There is no
-hidden random state (noise sources are seeded from the voice and the tone), so a part renders the same way every time, which is what lets an exported MIDI file
-re-render to exactly the audio the composer produced.
+first samples are the same for a short and a long note) times an amplitude envelope. There is
+no hidden random state (noise sources are seeded from the voice and the tone), so a part renders
+the same way every time, which is what lets an exported MIDI file re-render to exactly the audio
+the composer produced.
 
 Engines, all vectorized over samples:
 
