@@ -14,9 +14,7 @@ How the composer chooses those settings for a noise is :mod:`blendfx.mix_design`
 from __future__ import annotations
 
 import os
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 
 import numpy as np
 
@@ -246,12 +244,10 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
 
     With ``consume``, each dry part is dropped from ``dry`` (set to None) as soon as its channel
     strip has read it, so a long piece never holds every dry part and every strip at once.
+    Strips run in parallel; the panning and summing is split between two threads by time,
+    every sample summed in part order, so the bus is the same on any number of cores.
     """
     import pedalboard as pb
-
-    bus = np.zeros((2, length), dtype=np.float32)
-    send = np.zeros((2, length), dtype=np.float32)
-    scratch = np.empty(length, dtype=np.float32)
 
     def channel_strip(index: int) -> np.ndarray:
         part = score.parts[index]
@@ -268,42 +264,55 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
             audio = audio[0] if audio.shape[0] == 1 else audio
         return audio
 
-    def add(part: Part, audio: np.ndarray) -> None:
+    def placement(part: Part) -> tuple[np.float32, tuple[np.float32, np.float32]]:
+        """A part's reverb send and, for a mono part, its pan weights (constant power)."""
         level = np.float32(part.meta.get("send", DEFAULT_SEND))
-        if audio.ndim == 1:
-            pan = part.meta.get("pan")
-            if pan is None and part.controls.get(10) is not None and len(part.controls[10]):
-                pan = (float(part.controls[10][0, 1]) - 64.0) / 63.0
-            theta = (float(np.clip(pan or 0.0, -1.0, 1.0)) + 1.0) * np.pi / 4.0
-            for ch, weight in enumerate((np.cos(theta), np.sin(theta))):
-                panned = np.multiply(audio, np.float32(weight * np.sqrt(2.0)), out=scratch)
-                bus[ch] += panned
-                if level > 0:
-                    panned *= level
-                    send[ch] += panned
-        else:
-            bus[:] += audio
-            if level > 0:
-                for ch in range(2):
-                    send[ch] += np.multiply(audio[ch], level, out=scratch)
+        pan = part.meta.get("pan")
+        if pan is None and part.controls.get(10) is not None and len(part.controls[10]):
+            pan = (float(part.controls[10][0, 1]) - 64.0) / 63.0
+        theta = (float(np.clip(pan or 0.0, -1.0, 1.0)) + 1.0) * np.pi / 4.0
+        return level, (np.float32(np.cos(theta) * np.sqrt(2.0)), np.float32(np.sin(theta) * np.sqrt(2.0)))
 
-    # channel strips in parallel (pedalboard releases the GIL), summed in part order as they
-    # finish, so the sum is the same as a serial one; only a few strips are in flight at once
+    # channel strips in parallel (pedalboard releases the GIL)
     workers = min(4, os.cpu_count() or 1)
+    order = range(len(score.parts))
     if workers > 1 and len(score.parts) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            todo = iter(range(len(score.parts)))
-            flight = deque((i, pool.submit(channel_strip, i)) for i in islice(todo, workers + 1))
-            while flight:
-                index, strip = flight.popleft()
-                audio = strip.result()
-                for following in islice(todo, 1):
-                    flight.append((following, pool.submit(channel_strip, following)))
-                add(score.parts[index], audio)
-                del audio, strip
+            strips = list(pool.map(channel_strip, order))
     else:
-        for index in range(len(score.parts)):
-            add(score.parts[index], channel_strip(index))
+        strips = [channel_strip(i) for i in order]
+    places = [placement(p) for p in score.parts]
+    bus = np.zeros((2, length), dtype=np.float32)
+    send = np.zeros((2, length), dtype=np.float32)
+
+    def sum_columns(lo: int, hi: int) -> None:
+        """Pan and sum the strips into the bus and the send over samples [lo, hi), a cache-sized
+        stretch at a time, in part order: every sample gets the same sums however the columns
+        are split."""
+        scratch = np.empty(_SUM_BLOCK, dtype=np.float32)
+        for a in range(lo, hi, _SUM_BLOCK):
+            b = min(a + _SUM_BLOCK, hi)
+            tmp = scratch[:b - a]
+            for audio, (level, weights) in zip(strips, places, strict=True):
+                if audio.ndim == 1:
+                    for ch, weight in enumerate(weights):
+                        panned = np.multiply(audio[a:b], weight, out=tmp)
+                        bus[ch, a:b] += panned
+                        if level > 0:
+                            panned *= level
+                            send[ch, a:b] += panned
+                else:
+                    bus[:, a:b] += audio[:, a:b]
+                    if level > 0:
+                        for ch in range(2):
+                            send[ch, a:b] += np.multiply(audio[ch, a:b], level, out=tmp)
+
+    if workers > 1 and length >= 2 * _SUM_BLOCK:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda span: sum_columns(*span), [(0, length // 2), (length // 2, length)]))
+    else:
+        sum_columns(0, length)
+    strips.clear()  # the strips are summed: their memory goes back
     room, wet = score.meta.get("reverb", (0.5, 1.0))
     if np.any(send):
         def reverb():
@@ -321,6 +330,8 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
     return bus
 
 
+#: Samples per stretch when the strips are panned and summed (fits a core's cache).
+_SUM_BLOCK = 1 << 15
 #: Pieces of this many seconds or more are processed by a linear effect (the reverb) in two
 #: halves at once; each half's tail is followed this far (s) past its end (the reverb has
 #: decayed below -100 dB by then) and the second half starts after this much silence (s), in
