@@ -52,6 +52,44 @@ def _phase(freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> 
 
 
 _TABLE_SIZE = 8192
+_TABLE_BITS = 13
+_ramp_cache = [np.arange(0, dtype=np.uint32)]
+
+
+def _ramp(n: int) -> np.ndarray:
+    """``np.arange(n)`` as uint32, from a shared cache (read-only)."""
+    ramp = _ramp_cache[0]
+    if ramp.size < n:
+        ramp = np.arange(max(n, 2 * ramp.size), dtype=np.uint32)
+        ramp.flags.writeable = False
+        _ramp_cache[0] = ramp
+    return ramp[:n]
+
+
+def _table_index(freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> np.ndarray:
+    """Wavetable indices of an oscillator's phase. A fixed frequency runs a 32-bit phase
+    accumulator (frequency exact to 1e-5 Hz, wrapping for free, no float phase to lose
+    precision over a long note); a varying one integrates its float phase."""
+    if np.ndim(freq) == 0:
+        step = np.uint32(int(round(float(freq) / sr * 2.0 ** 32)) % 2 ** 32)
+        acc = _ramp(n) * step  # wraps modulo 2**32: the phase in cycles, fractional part
+        acc += np.uint32(int(round((phase0 % 1.0) * 2.0 ** 32)) % 2 ** 32)
+        acc >>= np.uint32(32 - _TABLE_BITS)
+        return acc
+    return (_phase(freq, n, sr, phase0) * _TABLE_SIZE).astype(np.int64) & (_TABLE_SIZE - 1)
+
+
+def _sine_osc(freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> np.ndarray:
+    """A sine oscillator (table lookup), float32."""
+    return _table(("sine",), 1)[_table_index(freq, n, sr, phase0)]
+
+
+def _cycles(freq: float, n: int, sr: float) -> np.ndarray:
+    """Fractional phase in cycles [0, 1) of a fixed-frequency oscillator, float32."""
+    step = np.uint32(int(round(float(freq) / sr * 2.0 ** 32)) % 2 ** 32)
+    acc = _ramp(n) * step
+    acc >>= np.uint32(8)  # 24 bits: exact in float32
+    return acc.astype(np.float32) * np.float32(2.0 ** -24)
 
 
 @lru_cache(maxsize=256)
@@ -96,10 +134,7 @@ def _osc(shapes: tuple, freq: float | np.ndarray, n: int, sr: float, phase0: flo
     else:
         limit = max(1, int(0.45 * sr / max(top, 1.0)))
         harmonics = int(2 ** np.floor(np.log2(min(limit, _TABLE_SIZE // 2 - 1))))
-    table = _table(tuple(shapes), harmonics)
-    ph = _phase(freq, n, sr, phase0)
-    idx = (ph * _TABLE_SIZE).astype(np.int64) & (_TABLE_SIZE - 1)
-    return table[idx]
+    return _table(tuple(shapes), harmonics)[_table_index(freq, n, sr, phase0)]
 
 
 def _sine(phase: np.ndarray) -> np.ndarray:
@@ -211,7 +246,7 @@ def _subtractive(freq, n, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.
         x += _osc(tuple(shapes), f * 2.0 ** (u * detune / 1200.0), n, sr, (0.13 + 0.37 * i) % 1.0, top=top)
     x *= np.float32(1.0 / len(spread))
     if sub:
-        x += np.float32(sub) * _sine(_phase(np.asarray(f) * 0.5, n, sr))
+        x += np.float32(sub) * _sine_osc(np.asarray(f) * 0.5 if np.ndim(f) else f * 0.5, n, sr)
     if noise:
         x += np.float32(noise) * np.random.default_rng(seed).standard_normal(n, dtype=np.float32)
     if formants:
@@ -232,13 +267,18 @@ def _subtractive(freq, n, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.
 def _fm(freq, n, vel, sr, bend, *, ratio=1.0, index=2.0, index_decay=0.4, tine=0.0, tine_ratio=14.0,
         tremolo=0.0, trem_rate=5.0):
     """Two-operator FM: ``sin(carrier + I(t) sin(modulator))`` with a decaying index."""
-    f = freq if bend is None else freq * bend
-    t = np.arange(n) / sr
-    car_ph = _phase(f, n, sr)
-    idx = index * (0.4 + 0.8 * vel) * np.exp(-t / index_decay) / (2 * np.pi)
-    x = _sine(car_ph + idx * _sine(car_ph * ratio))
-    if tine:
-        x = x + tine * vel * _sine(car_ph * tine_ratio) * np.exp(-t / 0.03)
+    t = _ramp(n).astype(np.float32) * np.float32(1.0 / sr)
+    depth = np.exp(t * np.float32(-1.0 / index_decay)) * np.float32(index * (0.4 + 0.8 * vel) / (2 * np.pi))
+    ring = np.exp(t * np.float32(-1 / 0.03)) * np.float32(tine * vel) if tine else None
+    if bend is None:  # phases from accumulators, float32
+        x = _sine(_cycles(freq, n, sr) + depth * _sine_osc(freq * ratio, n, sr))
+        if tine:
+            x = x + ring * _sine_osc(freq * tine_ratio, n, sr)
+    else:
+        car_ph = _phase(freq * bend, n, sr)
+        x = _sine(car_ph + depth * _sine(car_ph * ratio))
+        if tine:
+            x = x + ring * _sine(car_ph * tine_ratio)
     if tremolo:
         x = x * _lfo_gain(tremolo, trem_rate, n, sr)
     return x
@@ -277,7 +317,7 @@ def _additive(freq, n, vel, sr, bend, *, partials=((1, 1.0, 1.0),), d=1.5, noise
     for k, (ratio, amp, decay_mult) in enumerate(partials):
         if f_mean * ratio >= 0.45 * sr:
             continue
-        x += amp * _sine(_phase(np.asarray(f) * ratio, n, sr, 0.1 * k)) * np.exp(-t * decay_mult / d)
+        x += amp * _sine_osc(f * ratio, n, sr, 0.1 * k) * np.exp(-t * decay_mult / d)
     if noise:
         rng = np.random.default_rng(seed)
         x += noise * _bandpass(rng.standard_normal(n), f_mean, min(f_mean * 4, 0.4 * sr), sr) \
@@ -344,7 +384,7 @@ def _band_noise(freq, n, vel, sr, bend, *, q=6.0, tone=0.15, crackle=0.0, seed=0
     nz = rng.standard_normal(n, dtype=np.float32)
     bw = f0 / q
     x = _bandpass(nz, f0 - bw / 2, f0 + bw / 2, sr) * np.sqrt(q)
-    x += tone * _sine(_phase(f0 if bend is None else f0 * bend, n, sr))
+    x += tone * _sine_osc(f0 if bend is None else f0 * bend, n, sr)
     if lfo:
         x *= _lfo_gain(lfo, 0.3 + (f0 % 1.0) * 0.2, n, sr)
     if crackle:  # vinyl clicks: about 8 a second, at random places and strengths
