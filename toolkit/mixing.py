@@ -150,11 +150,11 @@ class ControlGain:
             return curve
         first = int(np.searchsorted(self.starts, start, side="right"))  # steps after `start`
         last = int(np.searchsorted(self.starts, stop, side="left"))
-        curve[: (self.starts[first] if first < last else stop) - start] = \
-            self.levels[first - 1] if first > 0 else self.before
-        for i in range(first, last):
-            end = self.starts[i + 1] if i + 1 < last else stop
-            curve[self.starts[i] - start:end - start] = self.levels[i]
+        # the level in force at `start`, then each step's level up to the next step
+        bounds = np.concatenate([[start], self.starts[first:last], [stop]]) - start
+        values = np.concatenate([[self.levels[first - 1] if first > 0 else self.before],
+                                 self.levels[first:last]]).astype(np.float32)
+        curve[:] = np.repeat(values, np.diff(bounds))
         lo = int(np.searchsorted(self.starts, start - self.ramp + 1, side="right"))
         if lo < last:
             offsets = np.arange(self.ramp - 1)
@@ -252,10 +252,13 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
     def channel_strip(index: int) -> np.ndarray:
         part = score.parts[index]
         audio = np.asarray(dry[index], dtype=np.float32)
+        owned = consume and audio is dry[index]  # ours to change in place
         if consume:
             dry[index] = None
         gain = _channel_gain(part, sample_rate, length)
-        if gain is not None:
+        if gain is not None and owned:
+            audio *= gain
+        elif gain is not None:
             audio = audio * gain  # a new buffer: the dry part stays as it was
         # inserts run on the mono part (none of them widens it), then it is panned
         chain = _insert_fx(part.meta.get("fx", {}), sample_rate)
@@ -365,9 +368,20 @@ def master(bus: np.ndarray, sample_rate: float, meta: dict) -> np.ndarray:
     import pedalboard as pb
 
     eq = meta.get("master_eq")
-    if eq:
-        bus = band_eq(bus, sample_rate, np.asarray(eq["edges"]), np.asarray(eq["gains_db"]))
-    bus = pb.HighpassFilter(cutoff_frequency_hz=25.0)(bus.astype(np.float32), sample_rate)
+    bus = np.asarray(bus, dtype=np.float32)
+
+    def channel(x: np.ndarray) -> np.ndarray:
+        """The EQ and the high-pass, both linear and per channel."""
+        if eq:
+            x = band_eq(x, sample_rate, np.asarray(eq["edges"]), np.asarray(eq["gains_db"]))
+        return pb.HighpassFilter(cutoff_frequency_hz=25.0)(x[None], sample_rate)[0]
+
+    # channel by channel, on two cores where there are two (the same result either way)
+    if bus.ndim == 2 and bus.shape[0] > 1 and bus.shape[1] >= _SUM_BLOCK and (os.cpu_count() or 1) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            bus = np.stack(list(pool.map(channel, bus)))
+    else:
+        bus = np.stack([channel(x) for x in bus]) if bus.ndim == 2 else channel(bus)
     return normalize(bus, sample_rate, float(meta.get("level_lufs", TARGET_LUFS)))
 
 

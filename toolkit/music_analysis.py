@@ -506,7 +506,7 @@ def choose_key(tonality: Tonality, modes: tuple[tuple[str, float], ...], rng: np
 
 
 def noise_mels(mono: np.ndarray, sample_rate: float,
-               chunk_frames: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+               chunk_frames: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """The noise's mel magnitudes and mel energies ``(512, frames)`` (low rows first) on
     Riffusion's grid, from :func:`blendfx.analysis.fast_spectrum` (the analysis the amplifier
     and the yardstick use), computed ``chunk_frames`` at a time so a long noise never needs its
@@ -521,20 +521,17 @@ def noise_mels(mono: np.ndarray, sample_rate: float,
     frames = x.size // hop
     margin = (p.win_length // 2) // hop  # 5 frames: a window's half in hops
     fb = fast_mel_filterbank()
-    mags, pows = [], []
-    for start in range(0, max(frames, 1), chunk_frames):
+    mags = np.zeros((p.num_frequencies, max(frames, 0)), np.float32)
+    pows = np.zeros((p.num_frequencies, max(frames, 0)), np.float32)
+    for start in range(0, max(frames, 0), chunk_frames):
         stop = min(start + chunk_frames, frames)
         lo = max(0, start - margin)
         hi = min(x.size, (stop + margin) * hop)
         spec = fast_spectrum(x[lo * hop:hi], p.sample_rate)
         spec = spec[:, start - lo:start - lo + (stop - start)]
-        mags.append(fb @ spec)
-        pows.append(fb @ (spec * spec))
-    if not mags:
-        empty = np.zeros((p.num_frequencies, 0), np.float32)
-        return empty, empty
-    return (np.concatenate(mags, axis=1).astype(np.float32),
-            np.concatenate(pows, axis=1).astype(np.float32))
+        mags[:, start:stop] = fb @ spec
+        pows[:, start:stop] = fb @ (spec * spec)
+    return mags, pows
 
 
 def core_profile(band_power: np.ndarray, mel_energy: np.ndarray, mask_values: np.ndarray,
