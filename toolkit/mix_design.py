@@ -20,7 +20,9 @@ yardstick is :func:`blendfx.metrics.cost_to_mask_lu`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -472,15 +474,22 @@ def balance(specs: list[TrackSpec], tempo_map: np.ndarray, controls: dict[int, n
         return controls
     core = core[:, : 2 * frames].reshape(core.shape[0], frames, 2).sum(axis=2)
     idx = balance_frames(frames, FPS / 2)
-    tracks = []
-    for i, audio in enumerate(dry):
+
+    def heard_track(i: int) -> np.ndarray:
         events = controls.get(i)
         gain = None
         if events is not None and len(events):
             curve = ControlGain(np.column_stack([ticks_to_seconds(events[:, 0], tempo_map, TPB),
                                                  events[:, 2]]), sample_rate, n)
             gain = curve.segment if curve.constant is None else (lambda a, b, g=curve.constant: g)
-        tracks.append(band_frames(audio, sample_rate, edges, hop, frames=idx, gain=gain))
+        return band_frames(dry[i], sample_rate, edges, hop, frames=idx, gain=gain)
+
+    # the tracks' analyses are independent (FFTs release the GIL): two at a time on two cores
+    if len(dry) > 1 and (os.cpu_count() or 1) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            tracks = list(pool.map(heard_track, range(len(dry))))
+    else:
+        tracks = [heard_track(i) for i in range(len(dry))]
     high = np.array([0.0 if s.meta.get("role") == "texture" else 6.0 for s in specs])
     tonal = np.array([s.meta.get("role") not in NOISE_ROLES for s in specs])
     gains = auto_balance(tracks, core[:, idx], np.sqrt(edges[:-1] * edges[1:]), sample_rate,
