@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -280,11 +281,18 @@ def _track_events(spec: TrackSpec, mido: Any) -> list[_Event]:
 
 def _to_track(events: list[_Event], end_tick: int | None, mido: Any):
     track = mido.MidiTrack()
-    events.sort(key=lambda e: (e[0], e[1]))
+    events.sort(key=itemgetter(0, 1))
     now = 0
+    channel_message = mido.Message
     for tick, _, cls, kind, fields in events:
-        # channel messages were range-checked per track by _track_events
-        track.append(cls(kind, time=tick - now, skip_checks=cls is mido.Message, **fields))
+        if cls is channel_message:
+            # range-checked per track by _track_events: filled in as mido's own constructor
+            # does after its checks (type, time, then the values in the type's order)
+            msg = object.__new__(channel_message)
+            vars(msg).update(type=kind, time=tick - now, **fields)
+            track.append(msg)
+        else:
+            track.append(cls(kind, time=tick - now, **fields))
         now = tick
     end = max(now, end_tick or 0)
     track.append(mido.MetaMessage("end_of_track", time=end - now))
