@@ -218,9 +218,13 @@ def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: in
             g = gain(a, b) if gain is not None else None
             seg[a - lo:b - lo] = piece * g if g is not None else piece
         pieces.append(sliding_window_view(seg, n_fft)[::hop][: run.size])
-    stack = np.concatenate(pieces) * window if pieces else np.zeros((0, n_fft), np.float32)
-    spec = np.abs(scipy.fft.rfft(stack, axis=1)) ** 2  # float32 throughout
-    return fold_bands(spec.T, np.fft.rfftfreq(n_fft, 1.0 / sample_rate), edges)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    frames_all = np.concatenate(pieces) if pieces else np.zeros((0, n_fft), np.float32)
+    out = np.zeros((edges.size - 1, frames_all.shape[0]))
+    for i in range(0, frames_all.shape[0], 512):  # a few MB of spectrum at a time
+        spec = np.abs(scipy.fft.rfft(frames_all[i:i + 512] * window, axis=1)) ** 2  # float32
+        out[:, i:i + 512] = fold_bands(spec.T, freqs, edges)
+    return out
 
 
 def k_weights(sample_rate: float, centers_hz: np.ndarray) -> np.ndarray:

@@ -192,18 +192,35 @@ def cc_to_gain(events: np.ndarray | None, sample_rate: float, length: int,
     return np.full(length, gain, dtype=np.float32)
 
 
-def _channel_gain(part: Part, sample_rate: float, length: int, start: int = 0,
-                  stop: int | None = None) -> np.ndarray | float | None:
-    """CC 7 (volume) times CC 11 (expression) of a part over samples ``[start, stop)``: a curve,
-    a constant, or None."""
-    gains = [control_gain(part.controls.get(cc), sample_rate, length, start, stop) for cc in (7, 11)]
-    gains = [g for g in gains if g is not None]
-    if not gains:
-        return None
-    out: np.ndarray | float = 1.0
-    for g in gains:
-        out = out * (np.float32(g) if isinstance(g, float) else g)
-    return out
+def _apply_channel_gain(part: Part, audio: np.ndarray, sample_rate: float, length: int,
+                        in_place: bool) -> np.ndarray:
+    """``audio`` times the part's CC 7 (volume) and CC 11 (expression) gain, a stretch at a time
+    (no full-length gain curve); ``audio`` itself is scaled when ``in_place``."""
+    curves = [ControlGain(part.controls[cc], sample_rate, length) for cc in (7, 11)
+              if part.controls.get(cc) is not None and len(part.controls[cc])]
+    if not curves:
+        return audio
+    if not in_place:
+        audio = audio.copy()
+    constant: np.ndarray | float = 1.0
+    for curve in curves:
+        if curve.constant is not None:
+            constant = constant * np.float32(curve.constant)
+    varying = [c for c in curves if c.constant is None]
+    if not varying:
+        audio *= constant
+        return audio
+    for a in range(0, length, _GAIN_BLOCK):
+        b = min(a + _GAIN_BLOCK, length)
+        gain: np.ndarray | float = 1.0
+        for curve in curves:  # in controller order, as one whole curve would be multiplied
+            gain = gain * (np.float32(curve.constant) if curve.constant is not None else curve.segment(a, b))
+        audio[..., a:b] *= gain
+    return audio
+
+
+#: Samples per stretch when a channel's gain is applied.
+_GAIN_BLOCK = 1 << 18
 
 
 def _insert_fx(fx: dict, sample_rate: float):
@@ -255,11 +272,8 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
         owned = consume and audio is dry[index]  # ours to change in place
         if consume:
             dry[index] = None
-        gain = _channel_gain(part, sample_rate, length)
-        if gain is not None and owned:
-            audio *= gain
-        elif gain is not None:
-            audio = audio * gain  # a new buffer: the dry part stays as it was
+        # (a part not ours gets a new buffer: the dry part stays as it was)
+        audio = _apply_channel_gain(part, audio, sample_rate, length, in_place=owned)
         # inserts run on the mono part (none of them widens it), then it is panned
         chain = _insert_fx(part.meta.get("fx", {}), sample_rate)
         if chain is not None:
