@@ -83,14 +83,17 @@ def main(argv: list[str] | None = None) -> dict:
         for prompt in args.prompts:
             walls, cpus = [], []
             before = current_rss_mib()
-            for _ in range(max(1, args.repeats)):
+            rss = 0.0
+            for repeat in range(max(1, args.repeats)):
+                music = None  # the last run's music is not kept while the next one runs
                 composer = Composer(prompt=prompt, seed=0, progress=False)
                 t0, c0 = time.perf_counter(), time.process_time()
                 music = composer.process(noise, sr)
                 walls.append(time.perf_counter() - t0)
                 cpus.append(time.process_time() - c0)
+                if repeat == 0:  # the first run's peak, before the re-render and the reference
+                    rss = peak_rss_mib()
             elapsed, cpu = min(walls), min(cpus)
-            rss = peak_rss_mib()  # before the re-render and the reference add their own
             style = style_from_prompt(prompt).style
             t0 = time.perf_counter()
             listen(noise, sr, tempo_range=style.tempo, default_bpm=float(np.mean(style.tempo)))
