@@ -364,21 +364,29 @@ def _one_blas_thread():
 
 def _descend(cost: Callable[[np.ndarray], float], gains: np.ndarray, grid: np.ndarray, highs: np.ndarray,
              sweeps: int) -> np.ndarray:
-    """Coordinate descent of ``cost`` over the gains, each on ``grid`` up to its ``highs``."""
+    """Coordinate descent of ``cost`` over the gains, each on ``grid`` up to its ``highs``: one
+    track at a time, each of its grid values tried with the others fixed, a value kept when it
+    beats the best so far. The values of one track are scored two at a time where there are two
+    cores (they do not depend on each other), then kept or not in grid order, as one by one."""
+    workers = 2 if (os.cpu_count() or 1) > 1 else 1
     best = cost(gains)
-    for _ in range(sweeps):
-        changed = False
-        for t in range(gains.size):
-            for value in grid:
-                if value == gains[t] or value > highs[t] + 1e-9:
-                    continue
-                trial = gains.copy()
-                trial[t] = value
-                score = cost(trial)
-                if score < best - 1e-6:
-                    best, gains, changed = score, trial, True
-        if not changed:
-            break
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in range(sweeps):
+            changed = False
+            for t in range(gains.size):
+                trials = []
+                for value in grid:
+                    if value == gains[t] or value > highs[t] + 1e-9:
+                        continue
+                    trial = gains.copy()
+                    trial[t] = value
+                    trials.append(trial)
+                scores = list(pool.map(cost, trials)) if workers > 1 else [cost(x) for x in trials]
+                for trial, score in zip(trials, scores, strict=True):
+                    if score < best - 1e-6:
+                        best, gains, changed = score, trial, True
+            if not changed:
+                break
     return gains
 
 

@@ -340,11 +340,23 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
         _add_lti(bus, reverb, send, sample_rate)
     send = None  # type: ignore[assignment]
     if score.meta.get("lofi"):
-        wear = pb.Pedalboard([pb.Bitcrush(bit_depth=10.0),
-                              pb.Chorus(rate_hz=0.35, depth=0.08, mix=0.5, centre_delay_ms=4.0,
-                                        feedback=0.0)])
-        bus = wear(bus, sample_rate)
+        def wear(x: np.ndarray) -> np.ndarray:
+            chain = pb.Pedalboard([pb.Bitcrush(bit_depth=10.0),
+                                   pb.Chorus(rate_hz=0.35, depth=0.08, mix=0.5, centre_delay_ms=4.0,
+                                             feedback=0.0)])
+            return chain(x[None], sample_rate)[0]
+
+        bus = _per_channel(wear, bus)  # both effects treat the channels independently
     return bus
+
+
+def _per_channel(process, audio: np.ndarray) -> np.ndarray:
+    """``process`` (one channel in, one out) on each row of ``(channels, n)`` audio, two channels
+    at a time where there are two cores (the same result either way)."""
+    if audio.shape[0] > 1 and audio.shape[1] >= _SUM_BLOCK and (os.cpu_count() or 1) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return np.stack(list(pool.map(process, audio)))
+    return np.stack([process(x) for x in audio])
 
 
 #: Samples per stretch when the strips are panned and summed (fits a core's cache).
@@ -390,12 +402,7 @@ def master(bus: np.ndarray, sample_rate: float, meta: dict) -> np.ndarray:
             x = band_eq(x, sample_rate, np.asarray(eq["edges"]), np.asarray(eq["gains_db"]))
         return pb.HighpassFilter(cutoff_frequency_hz=25.0)(x[None], sample_rate)[0]
 
-    # channel by channel, on two cores where there are two (the same result either way)
-    if bus.ndim == 2 and bus.shape[0] > 1 and bus.shape[1] >= _SUM_BLOCK and (os.cpu_count() or 1) > 1:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            bus = np.stack(list(pool.map(channel, bus)))
-    else:
-        bus = np.stack([channel(x) for x in bus]) if bus.ndim == 2 else channel(bus)
+    bus = _per_channel(channel, bus) if bus.ndim == 2 else channel(bus)
     return normalize(bus, sample_rate, float(meta.get("level_lufs", TARGET_LUFS)))
 
 

@@ -20,6 +20,7 @@ All frame-based quantities run at the mask's 100 frames per second.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -505,13 +506,13 @@ def choose_key(tonality: Tonality, modes: tuple[tuple[str, float], ...], rng: np
     return Key(key.tonic, key.mode, tonality.tuning_cents if tune else 0.0)
 
 
-def noise_mels(mono: np.ndarray, sample_rate: float,
-               chunk_frames: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def noise_mels(mono: np.ndarray, sample_rate: float, chunk_frames: int = 1000,
+               workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The noise's mel magnitudes and mel energies ``(512, frames)`` (low rows first) on
     Riffusion's grid, from :func:`blendfx.analysis.fast_spectrum` (the analysis the amplifier
     and the yardstick use), computed ``chunk_frames`` at a time so a long noise never needs its
     whole spectrogram in memory (the window's half, 5 hops, is taken from the neighbours, so
-    the chunks join exactly)."""
+    the chunks join exactly), ``workers`` chunks at once."""
     from .analysis import fast_mel_filterbank, fast_spectrum, resample
     from .spectrogram import SpectrogramParams
 
@@ -523,7 +524,8 @@ def noise_mels(mono: np.ndarray, sample_rate: float,
     fb = fast_mel_filterbank()
     mags = np.zeros((p.num_frequencies, max(frames, 0)), np.float32)
     pows = np.zeros((p.num_frequencies, max(frames, 0)), np.float32)
-    for start in range(0, max(frames, 0), chunk_frames):
+
+    def chunk(start: int) -> None:
         stop = min(start + chunk_frames, frames)
         lo = max(0, start - margin)
         hi = min(x.size, (stop + margin) * hop)
@@ -531,6 +533,14 @@ def noise_mels(mono: np.ndarray, sample_rate: float,
         spec = spec[:, start - lo:start - lo + (stop - start)]
         mags[:, start:stop] = fb @ spec
         pows[:, start:stop] = fb @ (spec * spec)
+
+    starts = range(0, max(frames, 0), chunk_frames)
+    if len(starts) > 1 and workers > 1:  # chunks are independent: two at a time
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(chunk, starts))
+    else:
+        for start in starts:
+            chunk(start)
     return mags, pows
 
 
@@ -623,7 +633,8 @@ def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, f
     edges = band_edges(sample_rate)
 
     def find_core():
-        mel_magnitude, mel_energy = noise_mels(mono, sample_rate)
+        mel_magnitude, mel_energy = noise_mels(mono, sample_rate,
+                                               workers=2 if (os.cpu_count() or 1) > 1 else 1)
         mask = MaskExtractor(fraction=core_fraction, analysis="fast").extract(mono, sample_rate,
                                                                             mel=mel_magnitude)
         return mel_energy, mask
