@@ -119,21 +119,28 @@ def prepare_session(work: Path, args: argparse.Namespace) -> dict:
         ],
     }
     save_session(manifest, folder / "session.toml")
+    # the renderer alone: the same session with the generator replaced by a Utility (the music
+    # track is then the key track through the music chain), measured in the same run
+    alone = json.loads(json.dumps(manifest))
+    if composer:
+        alone["tracks"][1]["generator"] = {"type": "Utility", "gain_db": -6.0}
+    save_session(alone, folder / "renderer.toml")
     return {"composer": "Composer" if composer else "missing (file stand-in)"}
 
 
-def case_session(work: Path, args: argparse.Namespace) -> dict:
+def case_session(work: Path, args: argparse.Namespace, manifest: str = "session.toml",
+                 out: str = "out") -> dict:
     from blendfx.effect import EFFECT_REGISTRY
     from blendfx.render.renderer import render_session
 
     seconds = args.session_seconds
-    composer = "Composer" in EFFECT_REGISTRY
-    path = work / "session" / "session.toml"
+    composer = "Composer" in EFFECT_REGISTRY and manifest == "session.toml"
+    path = work / "session" / manifest
     t0, c0 = time.perf_counter(), _cpu_s()
-    result = render_session(path, work / "out", progress=False, device="cpu")
+    result = render_session(path, work / out, progress=False, device="cpu")
     cold, cpu = time.perf_counter() - t0, _cpu_s() - c0
     t0 = time.perf_counter()
-    again = render_session(path, work / "out", progress=False, device="cpu")
+    again = render_session(path, work / out, progress=False, device="cpu")
     warm = time.perf_counter() - t0
     assert all(tr.cached for tr in again.tracks)
     return {"seconds": seconds, "render_s": round(cold, 3), "realtime_factor": seconds / cold,
@@ -144,6 +151,11 @@ def case_session(work: Path, args: argparse.Namespace) -> dict:
             "timings": result.report["timings"],
             "tracks_s": {tr.name: tr.seconds for tr in result.tracks},
             "output_lufs": result.report["master"]["output_lufs"]}
+
+
+def case_renderer(work: Path, args: argparse.Namespace) -> dict:
+    """The session with the generator replaced by a Utility: the renderer's own speed."""
+    return case_session(work, args, "renderer.toml", "out-renderer")
 
 
 def prepare_long(work: Path, args: argparse.Namespace) -> dict:
@@ -190,7 +202,7 @@ def case_long(work: Path, args: argparse.Namespace) -> dict:
 
 
 CASES = {"baseline": case_baseline, "prepare_session": prepare_session,
-         "session": case_session, "prepare_long": prepare_long, "long": case_long}
+         "session": case_session, "renderer": case_renderer, "prepare_long": prepare_long, "long": case_long}
 
 
 def child(args: argparse.Namespace) -> None:

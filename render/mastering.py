@@ -24,10 +24,10 @@ from functools import lru_cache
 
 import numpy as np
 from blendfx.loudness import OVERSAMPLE
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
+from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 from scipy.signal import sosfilt
 
-__all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain",
+__all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain", "limit",
            "limiter_context", "LIMITER_CONTEXT",
            "OVERSAMPLING", "db"]
 
@@ -74,7 +74,7 @@ class LoudnessMeter:
         filters = pyloudnorm.Meter(self.rate)._filters  # the K-weighting stages pyloudnorm uses
         self._gain = float(np.prod([f.passband_gain for f in filters.values()]))
         self._sos = np.vstack([np.concatenate([f.b, f.a]) for f in filters.values()])
-        self._zi = np.zeros((self.channels, self._sos.shape[0], 2))
+        self._zi = np.zeros((self._sos.shape[0], self.channels, 2))
         t = self.total / self.rate
         n_blocks = int(np.round((t - self._BLOCK_S) / (self._BLOCK_S * self._STEP))) + 1
         self._n_blocks = max(n_blocks, 0) if t >= self._BLOCK_S else 0
@@ -88,23 +88,26 @@ class LoudnessMeter:
 
     def add(self, block: np.ndarray) -> None:
         """Feed the next ``(channels, samples)`` block."""
-        block = np.asarray(block, dtype=np.float64)
+        block = np.asarray(block)
         n = block.shape[1]
         if n == 0 or self._segments.shape[1] == 0:
             self._pos += n
             return
-        y = np.empty_like(block)
-        for c in range(self.channels):
-            y[c], self._zi[c] = sosfilt(self._sos, block[c], zi=self._zi[c])
-        sq = np.square(y * self._gain)
+        # K-weighting in float64 (pyloudnorm's precision), all channels in one call; the
+        # stages' passband gain is applied to the segment energies, not to every sample
+        y, self._zi = sosfilt(self._sos, block.astype(np.float64), axis=-1, zi=self._zi)
         start, end = self._pos, self._pos + n
         # Segment k covers [edges[k], edges[k+1]); add this block's share to each one it touches.
         first = max(int(np.searchsorted(self._edges, start, side="right")) - 1, 0)
         last = min(int(np.searchsorted(self._edges, end, side="left")), len(self._edges) - 1)
         if first < last:
             cuts = np.clip(self._edges[first:last + 1], start, end) - start
-            csum = np.concatenate([np.zeros((self.channels, 1)), np.cumsum(sq, axis=1)], axis=1)
-            self._segments[:, first:last] += csum[:, cuts[1:]] - csum[:, cuts[:-1]]
+            np.square(y, out=y)
+            np.cumsum(y, axis=1, out=y)  # in place: csum[:, i] = sum of y[:, :i + 1]
+            at = np.zeros((self.channels, cuts.size))
+            inner = cuts > 0
+            at[:, inner] = y[:, cuts[inner] - 1]
+            self._segments[:, first:last] += (at[:, 1:] - at[:, :-1]) * self._gain ** 2
         self._pos = end
 
     def block_energies(self) -> np.ndarray:
@@ -150,22 +153,30 @@ def true_peak_envelope(audio: np.ndarray, margin: int = 0, above: float | None =
     their sample magnitudes, which are then known to stay under ``above``): every value that
     exceeds ``above`` is exact, at a fraction of the cost.
     """
-    audio = np.asarray(audio, dtype=np.float32)
-    n = audio.shape[-1]
-    if n == 0:
-        return np.zeros(0, np.float32)
-    if above is None:
-        env = _oversampled(audio)
-    else:
-        env = np.abs(audio).max(axis=0)
-        runs = _segments_over(env, above / _interpolation_bound())
-        if sum(b - a for a, b in runs) > n // 3:  # mostly loud: one pass is cheaper
-            env = _oversampled(audio)
-        else:
-            for a, b in runs:
-                lo, hi = max(a - _TP_MARGIN, 0), min(b + _TP_MARGIN, n)
-                env[a:b] = _oversampled(audio[:, lo:hi])[a - lo:b - lo]
+    env = _envelope(np.asarray(audio, dtype=np.float32), above)[0]
+    n = env.size
     return env[margin:n - margin] if margin else env
+
+
+def _envelope(audio: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``true_peak_envelope`` without margins, and which ``_SEGMENT``-sample stretches it
+    oversampled (bool per stretch; the others hold sample magnitudes, true peaks <= ``above``)."""
+    n = audio.shape[-1]
+    count = -(-n // _SEGMENT)
+    if n == 0:
+        return np.zeros(0, np.float32), np.zeros(0, bool)
+    if above is None:
+        return _oversampled(audio), np.ones(count, bool)
+    env = np.abs(audio).max(axis=0)
+    runs = _segments_over(env, above / _interpolation_bound())
+    exact = np.zeros(count, bool)
+    if sum(b - a for a, b in runs) > n // 3:  # mostly loud: one pass is cheaper
+        return _oversampled(audio), np.ones(count, bool)
+    for a, b in runs:
+        lo, hi = max(a - _TP_MARGIN, 0), min(b + _TP_MARGIN, n)
+        env[a:b] = _oversampled(audio[:, lo:hi])[a - lo:b - lo]
+        exact[a // _SEGMENT:-(-b // _SEGMENT)] = True
+    return env, exact
 
 
 def true_peak_max(audio: np.ndarray, margin: int = 0, at_least: float = 0.0) -> float:
@@ -276,11 +287,66 @@ def limiter_gain(audio: np.ndarray, ceiling: float, sample_rate: float, margin: 
         Context samples at each end, at least :func:`limiter_context`; the result covers the
         samples in between.
     """
-    env = true_peak_envelope(audio, above=ceiling)
+    return limit(audio, ceiling, sample_rate, margin, lookahead_s=lookahead_s, hold_s=hold_s)[0]
+
+
+def limit(audio: np.ndarray, ceiling: float, sample_rate: float, margin: int, peak_margin: int = 0,
+          *, lookahead_s: float = 0.002, hold_s: float = 0.03) -> tuple[np.ndarray, float]:
+    """:func:`limiter_gain` and the true peak of the limited signal, from one envelope.
+
+    Returns ``(gain, peak)``: ``gain`` as :func:`limiter_gain` (for the samples between the
+    ``margin`` context samples), and the exact true peak (linear) of ``audio * gain`` over those
+    samples less ``peak_margin`` at each end (context for the oversampling filter, >= 32).
+
+    The peak reuses the limiter's envelope instead of oversampling the output again: wherever
+    the gain is constant over the interpolation filter's reach, the output's true peak is that
+    gain times the input's. Only stretches where the gain moves, and stretches whose bound
+    could still beat the running maximum, are oversampled.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    n = audio.shape[-1]
+    env, exact = _envelope(audio, ceiling)
     need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     hold = minimum_filter1d(need, _window(hold_s, sample_rate), mode="nearest")
     gain = uniform_filter1d(hold, _window(lookahead_s, sample_rate), mode="nearest")
     # float rounding in the average must not lift a sample above its requirement
-    gain = np.minimum(gain, need)
-    n = audio.shape[-1]
-    return gain[margin:n - margin].astype(np.float32)
+    gain = np.minimum(gain, need).astype(np.float32)
+    lo, hi = margin + peak_margin, n - margin - peak_margin
+    if hi <= lo or peak_margin < _TP_MARGIN:
+        peak = 0.0 if hi <= lo else true_peak_max(
+            audio[:, margin:n - margin] * gain[margin:n - margin], peak_margin)
+        return gain[margin:n - margin], peak
+    peak = _peak_after_gain(audio, gain, env, exact, lo, hi)
+    return gain[margin:n - margin], peak
+
+
+def _peak_after_gain(audio: np.ndarray, gain: np.ndarray, env: np.ndarray, exact: np.ndarray,
+                     lo: int, hi: int) -> float:
+    """Exact true peak of ``audio * gain`` over ``[lo, hi)``, given ``audio``'s envelope
+    ``env`` (exact on the ``exact`` stretches). Needs >= 32 samples of context around."""
+    reach = 2 * (_branches()[0].size // 2) + 1  # samples one interpolated value reads
+    moving = maximum_filter1d(gain, reach) != minimum_filter1d(gain, reach)
+    seg = _SEGMENT
+    mag = np.abs(audio).max(axis=0)
+    best = float((mag[lo:hi] * gain[lo:hi]).max())
+    later: list[tuple[float, int, int]] = []  # (upper bound, a, b) of stretches left for last
+
+    def oversample(a: int, b: int) -> float:
+        a0, b0 = a - _TP_MARGIN, b + _TP_MARGIN
+        return float(_oversampled(audio[:, a0:b0] * gain[a0:b0])[_TP_MARGIN:-_TP_MARGIN].max())
+
+    for k in range(lo // seg, -(-hi // seg)):
+        a, b = max(k * seg, lo), min(k * seg + seg, hi)
+        if moving[a:b].any():
+            best = max(best, oversample(a, b))
+        elif exact[k]:
+            # constant gain over every value's reach: the output's true peak is gain * env
+            best = max(best, float((env[a:b] * gain[a:b]).max()))
+        else:  # no value here exceeds the interpolation bound times the nearby samples
+            near = mag[max(a - _TP_MARGIN, 0):b + _TP_MARGIN].max()
+            later.append((float(near * gain[a:b].max()) * _interpolation_bound(), a, b))
+    for bound, a, b in sorted(later, reverse=True):
+        if bound <= best:
+            break
+        best = max(best, oversample(a, b))
+    return best

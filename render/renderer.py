@@ -48,7 +48,7 @@ from blendfx.errors import AudioFileError, BlendfxError, SessionError
 from blendfx.session import Session, Track
 
 from .cache import RenderCache, file_digest
-from .mastering import LoudnessMeter, db, limiter_context, limiter_gain, true_peak_max
+from .mastering import LoudnessMeter, db, limit, limiter_context, true_peak_max
 
 __all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
 
@@ -137,25 +137,74 @@ def _block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
 
 
 class _StemReader:
-    """Random-access reads of a cached stem (zero outside the file)."""
+    """Random-access reads of a cached stem (zero outside the file).
+
+    The cache's 32-bit float WAVs are memory-mapped (no decoding, no copy beyond the read
+    itself); any other file is read through pedalboard.
+    """
 
     def __init__(self, path: Path) -> None:
-        from pedalboard.io import AudioFile
+        layout = _float_wav_layout(path)
+        self._f: Any = None
+        self._map: np.ndarray | None = None
+        if layout is not None:
+            offset, self.channels, self.frames = layout
+            self._map = np.memmap(path, np.float32, "r", offset, (self.frames, self.channels))
+        else:
+            from pedalboard.io import AudioFile
 
-        self._f = AudioFile(str(path))
-        self.frames = int(self._f.frames)
-        self.channels = int(self._f.num_channels)
+            self._f = AudioFile(str(path))
+            self.frames = int(self._f.frames)
+            self.channels = int(self._f.num_channels)
 
     def read(self, start: int, n: int) -> np.ndarray:
         out = np.zeros((self.channels, n), np.float32)
         a, b = max(start, 0), min(start + n, self.frames)
         if a < b:
-            self._f.seek(a)
-            out[:, a - start:b - start] = self._f.read(b - a)
+            if self._map is not None:
+                out[:, a - start:b - start] = self._map[a:b].T
+            else:
+                self._f.seek(a)
+                out[:, a - start:b - start] = self._f.read(b - a)
         return out
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
+        self._map = None
+
+
+def _float_wav_layout(path: Path) -> tuple[int, int, int] | None:
+    """``(data offset in bytes, channels, frames)`` of a little-endian 32-bit float RIFF WAV,
+    or None for any other file (read it with a decoder)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            fmt = None
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                tag, length = struct.unpack("<4sI", fh.read(8))
+                if tag == b"fmt ":
+                    body = fh.read(min(length, 40))
+                    code, channels, _, _, align, bits = struct.unpack("<HHIIHH", body[:16])
+                    if code == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE
+                        code = struct.unpack("<H", body[24:26])[0]
+                    fmt = (code, channels, align, bits)
+                elif tag == b"data":
+                    if fmt is None or fmt[0] != 3 or fmt[3] != 32 or fmt[2] != 4 * fmt[1]:
+                        return None
+                    frames = min(length, size - pos - 8) // fmt[2]
+                    return pos + 8, fmt[1], frames
+                pos += 8 + length + (length & 1)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 class _FileSource:
@@ -247,6 +296,24 @@ def _walk(proc: Any) -> Iterator[Any]:
         yield from _walk(child)
 
 
+def _set_device(chain: Any, device: str) -> None:
+    """Put every effect of ``chain`` on ``device``.
+
+    'cpu' is always a valid device, so it is set without :func:`blendfx.device.resolve_device`'s
+    validation, which imports torch (about 2 s): a render of DSP-only chains on the CPU never
+    needs torch. Effects that do use torch resolve their device when they run.
+    """
+    from blendfx.effect import Effect
+
+    if device != "cpu":
+        chain.device = device  # validated (and propagated) by the effects' own setter
+        return
+    if isinstance(chain, Effect):
+        object.__setattr__(chain, "_device", "cpu")  # what Effect.device's setter stores
+        for child in getattr(chain, "plugins", []):  # and where Chain's setter passes it on
+            _set_device(child, device)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -313,7 +380,7 @@ class _Render:
                 ends.append(src.end)
             chain = t.build_chain()
             if chain is not None and self.device is not None:
-                chain.device = self.device
+                _set_device(chain, self.device)
             self.chains[t.name] = chain
         total = int(round(s.length * self.sr)) if s.length is not None else max(ends, default=0)
         if total < 64:
@@ -546,9 +613,9 @@ class _Render:
                     wide = mix[:, ctx - c:ctx + n + c]
                     frames = n // hop * hop
                     if limiting:
-                        gl = limiter_gain(mix, aim, self.sr, ctx - c)  # gains of `wide`
+                        gl, peak = limit(mix, aim, self.sr, ctx - c, c)  # gains of `wide`
                         wide = wide * gl[None, :]
-                        tp_out = true_peak_max(wide, c, at_least=tp_out)
+                        tp_out = max(tp_out, peak)
                         core_gain = gl[c:c + n]
                         reduction = max(reduction, -db(float(core_gain.min())))
                         gain_curve.append(core_gain[:frames].reshape(-1, hop).min(axis=1))
