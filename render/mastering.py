@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 from blendfx.loudness import OVERSAMPLE
-from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import sosfilt
 
 __all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain", "limit",
@@ -103,11 +103,12 @@ class LoudnessMeter:
         if first < last:
             cuts = np.clip(self._edges[first:last + 1], start, end) - start
             np.square(y, out=y)
-            np.cumsum(y, axis=1, out=y)  # in place: csum[:, i] = sum of y[:, :i + 1]
-            at = np.zeros((self.channels, cuts.size))
-            inner = cuts > 0
-            at[:, inner] = y[:, cuts[inner] - 1]
-            self._segments[:, first:last] += (at[:, 1:] - at[:, :-1]) * self._gain ** 2
+            # segment sums; only the first and last can be empty (clipped to the block's
+            # ends), and reduceat's last sum runs to the end of what it is given
+            full = cuts[1:] > cuts[:-1]
+            sums = np.zeros((self.channels, full.size))
+            sums[:, full] = np.add.reduceat(y[:, :cuts[-1]], cuts[:-1][full], axis=1)
+            self._segments[:, first:last] += sums * self._gain ** 2
         self._pos = end
 
     def block_energies(self) -> np.ndarray:
@@ -159,23 +160,20 @@ def true_peak_envelope(audio: np.ndarray, margin: int = 0, above: float | None =
 
 
 def _envelope(audio: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """``true_peak_envelope`` without margins, and which ``_SEGMENT``-sample stretches it
-    oversampled (bool per stretch; the others hold sample magnitudes, true peaks <= ``above``)."""
+    """``true_peak_envelope`` without margins, and which samples hold exact values (the
+    others hold sample magnitudes and are known to have true peaks <= ``above``)."""
     n = audio.shape[-1]
-    count = -(-n // _SEGMENT)
     if n == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
     if above is None:
-        return _oversampled(audio), np.ones(count, bool)
+        return _oversampled(audio), np.ones(n, bool)
     env = np.abs(audio).max(axis=0)
-    runs = _segments_over(env, above / _interpolation_bound())
-    exact = np.zeros(count, bool)
-    if sum(b - a for a, b in runs) > n // 3:  # mostly loud: one pass is cheaper
-        return _oversampled(audio), np.ones(count, bool)
-    for a, b in runs:
-        lo, hi = max(a - _TP_MARGIN, 0), min(b + _TP_MARGIN, n)
-        env[a:b] = _oversampled(audio[:, lo:hi])[a - lo:b - lo]
-        exact[a // _SEGMENT:-(-b // _SEGMENT)] = True
+    hot = _stretches_over(env, above / _interpolation_bound())
+    if hot.sum() * _SEGMENT > n // 2:  # mostly loud: one pass is cheaper
+        return _oversampled(audio), np.ones(n, bool)
+    exact = np.repeat(hot, _SEGMENT)[:n]
+    starts, stops = _runs(hot, n)
+    _oversample_runs(audio, starts, stops, env)
     return env, exact
 
 
@@ -193,7 +191,7 @@ def true_peak_max(audio: np.ndarray, margin: int = 0, at_least: float = 0.0) -> 
     return max(best, float(env.max()))
 
 
-_SEGMENT = 1024  # samples per stretch in the pruned computations
+_SEGMENT = 256  # samples per stretch in the pruned computations
 
 
 def _oversampled(audio: np.ndarray) -> np.ndarray:
@@ -233,24 +231,55 @@ def _interpolation_bound() -> float:
     return _polyphase()[1]
 
 
-def _segments_over(mag: np.ndarray, level: float) -> list[tuple[int, int]]:
-    """Stretches of ``_SEGMENT`` samples (with neighbours, for the filter's reach) whose sample
-    magnitude exceeds ``level`` somewhere."""
+def _stretches_over(mag: np.ndarray, level: float) -> np.ndarray:
+    """Which ``_SEGMENT``-sample stretches (bool each) have a sample magnitude over ``level``
+    in themselves or a neighbour (a loud sample near an edge lifts the next stretch's
+    interpolated values too)."""
     seg, n = _SEGMENT, mag.size
     count = -(-n // seg)
     peaks = np.pad(mag, (0, count * seg - n)).reshape(count, seg).max(axis=1)
-    hot = peaks > level
-    # a loud sample near a stretch's edge also lifts the neighbouring stretch's interpolation
-    hot[1:] |= hot[:-1].copy()
-    hot[:-1] |= (peaks > level)[1:]
-    out: list[tuple[int, int]] = []
-    for k in np.flatnonzero(hot):
-        a, b = int(k) * seg, min(int(k) * seg + seg, n)
-        if out and out[-1][1] == a:
-            out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
+    over = peaks > level
+    hot = over.copy()
+    hot[1:] |= over[:-1]
+    hot[:-1] |= over[1:]
+    return hot
+
+
+def _runs(stretches: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``[start, stop)`` of each run of consecutive True stretches."""
+    edges = np.diff(np.concatenate([[0], stretches.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1) * _SEGMENT
+    stops = np.minimum(np.flatnonzero(edges == -1) * _SEGMENT, n)
+    return starts, stops
+
+
+def _oversample_runs(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray,
+                     out: np.ndarray) -> None:
+    """Write the exact envelope of ``audio`` over each ``[start, stop)`` into ``out``.
+
+    All runs go through one filter call: each is cut with ``_TP_MARGIN`` samples of context
+    and the pieces are laid end to end (a piece's values depend only on its own context, and
+    at the signal's ends the cut itself supplies the zeros the filter assumes).
+    """
+    if starts.size == 0:
+        return
+    n = audio.shape[-1]
+    lo = np.maximum(starts - _TP_MARGIN, 0)
+    hi = np.minimum(stops + _TP_MARGIN, n)
+    if starts.size == 1:
+        out[starts[0]:stops[0]] = _oversampled(audio[:, lo[0]:hi[0]])[starts[0] - lo[0]:
+                                                                        stops[0] - lo[0]]
+        return
+    def spans(first: np.ndarray, last: np.ndarray) -> np.ndarray:  # concatenated aranges
+        sizes = last - first
+        return np.arange(int(sizes.sum())) + np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
+
+    env = _oversampled(audio[:, spans(lo, hi)])
+    # piece i holds audio[lo_i:hi_i] from offset_i = sum of the earlier pieces' lengths
+    offsets = np.cumsum(hi - lo) - (hi - lo)
+    core = spans(starts, stops)
+    keep = core + np.repeat(offsets - lo, stops - starts)
+    out[core] = env[keep]
 
 
 def _window(seconds: float, sample_rate: float) -> int:
@@ -323,30 +352,44 @@ def limit(audio: np.ndarray, ceiling: float, sample_rate: float, margin: int, pe
 def _peak_after_gain(audio: np.ndarray, gain: np.ndarray, env: np.ndarray, exact: np.ndarray,
                      lo: int, hi: int) -> float:
     """Exact true peak of ``audio * gain`` over ``[lo, hi)``, given ``audio``'s envelope
-    ``env`` (exact on the ``exact`` stretches). Needs >= 32 samples of context around."""
-    reach = 2 * (_branches()[0].size // 2) + 1  # samples one interpolated value reads
-    moving = maximum_filter1d(gain, reach) != minimum_filter1d(gain, reach)
-    seg = _SEGMENT
+    ``env`` (exact where ``exact``). Needs >= 32 samples of context around."""
+    half = _branches()[0].size // 2  # an interpolated value reads the samples within +-half
+    g = gain[lo:hi]
+    # moving[p]: the gain changes somewhere within p's reach
+    steps = np.concatenate([[0], np.cumsum(gain[1:] != gain[:-1])])
+    moving = steps[lo + half:hi + half] != steps[lo - half:hi - half]
     mag = np.abs(audio).max(axis=0)
-    best = float((mag[lo:hi] * gain[lo:hi]).max())
-    later: list[tuple[float, int, int]] = []  # (upper bound, a, b) of stretches left for last
+    best = float((mag[lo:hi] * g).max())
+    # constant gain over a value's reach: the output's true peak there is gain * env
+    known = exact[lo:hi] & ~moving
+    if known.any():
+        best = max(best, float((env[lo:hi] * g)[known].max()))
+    out = audio * gain
+    m = hi - lo
+    count = -(-m // _SEGMENT)
 
-    def oversample(a: int, b: int) -> float:
-        a0, b0 = a - _TP_MARGIN, b + _TP_MARGIN
-        return float(_oversampled(audio[:, a0:b0] * gain[a0:b0])[_TP_MARGIN:-_TP_MARGIN].max())
+    def per_stretch(values: np.ndarray, fill: float) -> np.ndarray:
+        return np.pad(values, (0, count * _SEGMENT - m), constant_values=fill).reshape(
+            count, _SEGMENT)
 
-    for k in range(lo // seg, -(-hi // seg)):
-        a, b = max(k * seg, lo), min(k * seg + seg, hi)
-        if moving[a:b].any():
-            best = max(best, oversample(a, b))
-        elif exact[k]:
-            # constant gain over every value's reach: the output's true peak is gain * env
-            best = max(best, float((env[a:b] * gain[a:b]).max()))
-        else:  # no value here exceeds the interpolation bound times the nearby samples
-            near = mag[max(a - _TP_MARGIN, 0):b + _TP_MARGIN].max()
-            later.append((float(near * gain[a:b].max()) * _interpolation_bound(), a, b))
-    for bound, a, b in sorted(later, reverse=True):
-        if bound <= best:
-            break
-        best = max(best, oversample(a, b))
+    # stretches where the gain moves: oversample the output itself
+    todo = per_stretch(moving, False).any(axis=1)
+    # stretches with unknown values: their bound (nearby samples times the interpolation
+    # filter's largest gain) decides whether they could beat the maximum
+    unknown = per_stretch(~exact[lo:hi] & ~moving, False).any(axis=1)
+    # a value reads samples of its own stretch and at most the neighbouring ones
+    peaks = per_stretch(mag[lo:hi] * g, 0.0).max(axis=1)
+    edge = np.array([(mag[lo - _TP_MARGIN:lo] * gain[lo - _TP_MARGIN:lo]).max(),
+                     (mag[hi:hi + _TP_MARGIN] * gain[hi:hi + _TP_MARGIN]).max()])
+    near = peaks.copy()
+    near[1:] = np.maximum(near[1:], peaks[:-1])
+    near[:-1] = np.maximum(near[:-1], peaks[1:])
+    near[0], near[-1] = max(near[0], edge[0]), max(near[-1], edge[1])
+    bound = near * _interpolation_bound()
+    todo |= unknown & (bound > best)
+    starts, stops = _runs(todo, m)
+    if starts.size:
+        env_out = np.zeros(out.shape[-1], np.float32)
+        _oversample_runs(out, starts + lo, stops + lo, env_out)
+        best = max(best, float(env_out[lo:hi].max()))
     return best

@@ -49,6 +49,7 @@ from blendfx.session import Session, Track
 
 from .cache import RenderCache, file_digest
 from .mastering import LoudnessMeter, db, limit, limiter_context, true_peak_max
+from .report import FIGURE_SECONDS
 
 __all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
 
@@ -159,14 +160,24 @@ class _StemReader:
 
     def read(self, start: int, n: int) -> np.ndarray:
         out = np.zeros((self.channels, n), np.float32)
-        a, b = max(start, 0), min(start + n, self.frames)
-        if a < b:
-            if self._map is not None:
-                out[:, a - start:b - start] = self._map[a:b].T
-            else:
-                self._f.seek(a)
-                out[:, a - start:b - start] = self._f.read(b - a)
+        self.add_to(out, start)
         return out
+
+    def add_to(self, out: np.ndarray, start: int, scale: float | None = None) -> None:
+        """``out += self[start:start + out.shape[1]]`` (times ``scale``), channels first."""
+        a, b = max(start, 0), min(start + out.shape[1], self.frames)
+        if a >= b:
+            return
+        if self._map is not None:
+            part = self._map[a:b].T
+        else:
+            self._f.seek(a)
+            part = self._f.read(b - a)
+        dest = out[:, a - start:b - start]
+        if scale is None:
+            dest += part
+        else:
+            dest += part * np.float32(scale)
 
     def close(self) -> None:
         if self._f is not None:
@@ -314,6 +325,64 @@ def _set_device(chain: Any, device: str) -> None:
             _set_device(child, device)
 
 
+def _sum(readers: list[_StemReader], start: int, n: int) -> np.ndarray:
+    """The sum of stereo stems over ``[start, start + n)`` (zero outside them)."""
+    out = np.zeros((2, n), np.float32)
+    for r in readers:
+        r.add_to(out, start)
+    return out
+
+
+def _gain_curve_db(curve: list[np.ndarray], gain_db: float) -> np.ndarray:
+    """The master gain per 10 ms in dB: loudness gain plus the limiter's (linear) gains."""
+    values = np.concatenate(curve) if curve else np.ones(0)
+    with np.errstate(divide="ignore"):
+        return (gain_db + 20.0 * np.log10(np.maximum(values, 1e-6))).astype(np.float32)
+
+
+def _write_all(writers: list[Any], blocks: list[np.ndarray]) -> None:
+    for w, block in zip(writers, blocks, strict=True):
+        w.write(block)
+
+
+class _Background:
+    """Run ``fn(*args, item)`` for each submitted item, in order, on one thread (at most two
+    items queued); leaving the ``with`` waits for the queue and re-raises the first error."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def __enter__(self) -> Any:
+        import queue
+        import threading
+
+        self._queue: Any = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            while (item := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        self.fn(*self.args, item)
+                    except BaseException as exc:  # handed to the submitting thread
+                        self._error = exc
+
+        self._thread = threading.Thread(target=run, name="blendfx-writer", daemon=True)
+        self._thread.start()
+        return self.submit
+
+    def submit(self, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -345,6 +414,8 @@ class _Render:
         self.keys: dict[str, str] = {}
         self.results: list[TrackResult] = []
         self.timings: dict[str, float] = {}
+        self._figure: Any = None  # the report figure's Future, once started
+        self._figure_s = 0.0
 
     # -- 1. checks ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -442,6 +513,11 @@ class _Render:
                 self._render_track(t, scratch, bar)
 
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="blendfx-track")
+        # the stems' content hashes (for the cache keys) are computed side by side up front
+        digests = [pool.submit(file_digest, t.file, self.cache.hashes)
+                   for t in pending if t.file is not None]
+        for future in digests:
+            future.result()
         try:
             while pending or running:
                 for t in [t for t in pending if all(d in self.entries
@@ -574,7 +650,7 @@ class _Render:
             blocks = list(_block_starts(self.total, self.block))
             for start, n in tqdm(blocks, desc="measure mix", disable=not self.progress,
                                  leave=False, file=sys.stderr):
-                mix = sum(r.read(start - c, n + 2 * c) for r in readers)
+                mix = _sum(readers, start - c, n + 2 * c)
                 pre.add(mix[:, c:c + n])
                 tp_pre = true_peak_max(mix, c, at_least=tp_pre)
             lufs_pre = pre.integrated()
@@ -600,16 +676,20 @@ class _Render:
             gain_curve: list[np.ndarray] = []
             hop = int(round(self.sr / 100))  # the report's gain curve: one value per 10 ms
             ctx = limiter_context(self.sr) + c if limiting else c
+            fig_len = min(self.total, int(FIGURE_SECONDS * self.sr)) if self.figure else 0
+            fig_mix: list[np.ndarray] = []
             with contextlib.ExitStack() as stack:
-                mix_w = stack.enter_context(audio_writer(staging / f"mix{m.suffix}", self.sr, 2,
-                                                         bit_depth=m.bit_depth))
-                stem_w = [stack.enter_context(audio_writer(staging / "stems" / names[t.name],
-                                                           self.sr, 2, bit_depth=m.bit_depth))
-                          for t in audible]
+                files = [staging / f"mix{m.suffix}"] + [staging / "stems" / names[t.name]
+                                                        for t in audible]
+                writers = [stack.enter_context(audio_writer(f, self.sr, 2, bit_depth=m.bit_depth))
+                           for f in files]
+                # the files are written by a thread (pedalboard releases the GIL while it
+                # encodes) while the next block is computed
+                write = stack.enter_context(_Background(_write_all, writers))
                 for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
                                      leave=False, file=sys.stderr):
-                    parts = [r.read(start - ctx, n + 2 * ctx) for r in readers]
-                    mix = sum(parts) * np.float32(g)
+                    mix = _sum(readers, start - ctx, n + 2 * ctx)
+                    mix *= np.float32(g)
                     wide = mix[:, ctx - c:ctx + n + c]
                     frames = n // hop * hop
                     if limiting:
@@ -624,16 +704,22 @@ class _Render:
                     else:
                         gain_curve.append(np.ones(frames // hop, np.float32))
                         out = np.ascontiguousarray(wide[:, c:c + n])
-                    mix_w.write(np.clip(out, -1.0, 1.0))
-                    for w, p in zip(stem_w, parts, strict=True):
-                        w.write(np.clip(p[:, ctx:ctx + n] * np.float32(stem_gain), -1.0, 1.0))
+                    np.clip(out, -1.0, 1.0, out=out)
+                    stems = [np.zeros((2, n), np.float32) for _ in readers]
+                    for r, stem in zip(readers, stems, strict=True):
+                        r.add_to(stem, start, stem_gain)
+                        np.clip(stem, -1.0, 1.0, out=stem)
+                    write([out, *stems])
+                    if start < fig_len:
+                        fig_mix.append(out[:, :fig_len - start])
+                        if start + n >= fig_len:  # the figure has all it shows: draw it now
+                            self._start_figure(staging, names, np.concatenate(fig_mix, axis=1),
+                                               _gain_curve_db(gain_curve, gain_db))
+                            fig_mix = []
         finally:
             for r in readers:
                 r.close()
-        curve = np.concatenate(gain_curve) if gain_curve else np.ones(0)
-        with np.errstate(divide="ignore"):
-            curve_db = gain_db + 20.0 * np.log10(np.maximum(curve, 1e-6))
-        np.save(staging / "master_gain_db.npy", curve_db.astype(np.float32))
+        np.save(staging / "master_gain_db.npy", _gain_curve_db(gain_curve, gain_db))
         return {
             "target_lufs": m.target_lufs, "true_peak_ceiling_dbtp": m.true_peak_dbtp,
             "format": m.format, "bit_depth": m.bit_depth,
@@ -646,16 +732,32 @@ class _Render:
         }
 
     # -- 4. report and hand-over ------------------------------------------------------------
-    def finish(self, staging: Path, master: dict[str, Any], t_start: float) -> RenderResult:
+    def _start_figure(self, staging: Path, names: dict[str, str], mix: np.ndarray | None,
+                      master_db: np.ndarray | None) -> None:
+        """Draw report.png in a thread (it overlaps the rest of the mix's writing)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from . import report as report_mod
 
+        def draw() -> None:
+            t0 = time.perf_counter()
+            report_mod.write_report_png(staging / "report.png", self, staging, names, mix=mix,
+                                        master_db=master_db)
+            self._figure_s = round(time.perf_counter() - t0, 4)
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="blendfx-figure")
+        self._figure = pool.submit(draw)
+        pool.shutdown(wait=False)
+
+    def finish(self, staging: Path, master: dict[str, Any], t_start: float) -> RenderResult:
         names = master.pop("stem_files")
-        t0 = time.perf_counter()
         png = None
         if self.figure:
             png = staging / "report.png"
-            report_mod.write_report_png(png, self, staging, names)
-        self.timings["report_s"] = round(time.perf_counter() - t0, 4)
+            if self._figure is None:  # (started by the mix once it had the figure's minute)
+                self._start_figure(staging, names, None, None)
+            self._figure.result()  # re-raises the figure's error
+            self.timings["report_s"] = self._figure_s
         self.timings["total_s"] = round(time.perf_counter() - t_start, 4)
         s = self.session
         duration = self.total / self.sr
@@ -788,9 +890,14 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         r.timings["tracks_s"] = round(time.perf_counter() - t0, 4)
         staging = r.cache.staging()
         t0 = time.perf_counter()
-        master = r.mix(staging)
-        r.timings["mix_s"] = round(time.perf_counter() - t0, 4)
-        result = r.finish(staging, master, t_start)
+        try:
+            master = r.mix(staging)
+            r.timings["mix_s"] = round(time.perf_counter() - t0, 4)
+            result = r.finish(staging, master, t_start)
+        finally:
+            if r._figure is not None:  # never leave the figure writing into a removed folder
+                with contextlib.suppress(BaseException):
+                    r._figure.result()
         ok = True
     assert ok
     return result
