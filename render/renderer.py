@@ -402,13 +402,15 @@ def _jsonable(value: Any) -> Any:
 # -- the render --------------------------------------------------------------------------------
 class _Render:
     def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
-                 cache: bool, block_seconds: float, figure: bool, jobs: int) -> None:
+                 cache: bool, block_seconds: float, figure: bool, jobs: int,
+                 batch_size: int | None = None, batch_tracks: bool = True) -> None:
         self.session, self.out_dir = session, Path(out_dir)
         self.sr = float(session.sample_rate)
         self.device, self.progress, self.figure = device, progress, figure
         self.block = max(4096, int(block_seconds * self.sr))
         self.block_seconds = block_seconds
         self.jobs = jobs
+        self.batch_size, self.batch_tracks = batch_size, batch_tracks
         self.cache = RenderCache(self.out_dir, enabled=cache)
         self.entries: dict[str, Path] = {}
         self.keys: dict[str, str] = {}
@@ -518,8 +520,13 @@ class _Render:
                    for t in pending if t.file is not None]
         for future in digests:
             future.result()
+        # Tracks whose chain starts with a diffusion generator wait in `held` until no other
+        # such track can still join them; then all their windows go through the model together
+        # (generate_batched) and each track renders as usual on its primed generator.
+        held: list[tuple[Track, str, float]] = []
+        batching = self.batch_tracks and any(self._site(t) is not None for t in pending)
         try:
-            while pending or running:
+            while pending or running or held:
                 for t in [t for t in pending if all(d in self.entries
                                                     for d in t.dependencies())]:
                     pending.remove(t)
@@ -528,10 +535,18 @@ class _Render:
                     self.keys[t.name] = key
                     if self.cache.lookup(key) is not None:
                         finish(t, key, True, t0)
+                        continue
+                    bar.total += round(self.total / self.sr, 1)
+                    bar.refresh()
+                    if batching and self._site(t) is not None:
+                        held.append((t, key, t0))
                     else:
-                        bar.total += round(self.total / self.sr, 1)
-                        bar.refresh()
                         running[pool.submit(build, t, key)] = (t, key, t0)
+                if held and (not running or not any(self._site(t) is not None for t in pending)):
+                    self._generate_held([t for t, _, _ in held])
+                    for t, key, t0 in held:
+                        running[pool.submit(build, t, key)] = (t, key, t0)
+                    held = []
                 if not running:
                     continue  # cached tracks may have unblocked others
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -544,18 +559,73 @@ class _Render:
             bar.close()
         self.results = [results[t.name] for t in self.order]
 
-    def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
+    # -- batching generator work across tracks ------------------------------------------------
+    def _site(self, t: Track) -> Any:
+        """The diffusion generator that receives this track's input first, if any: the
+        chain's first effect, or the ``generator`` of a first effect that has one (a Blend
+        hands its input to its generator). None for streaming chains."""
+        from blendfx.chain import Chain
+
+        # (no import here: it would pull in torch; without the module there is no generator)
+        module = sys.modules.get("blendfx.diffusion_effect")
         chain = self.chains[t.name]
-        streams = self._streams(t)
-        # effects with their own progress bars follow --quiet (set after the cache key, which
-        # must not depend on it)
+        if module is None or chain is None or self._streams(t):
+            return None
+        DiffusionGenerator = module.DiffusionGenerator  # noqa: N806 - a class
+        first = chain
+        while isinstance(first, Chain):  # (a preset's chain may sit inside the track's)
+            first = (first.plugins or [None])[0]
+        if isinstance(first, DiffusionGenerator):
+            return first
+        inner = first.param_values().get("generator") if hasattr(first, "param_values") else None
+        return inner if isinstance(inner, DiffusionGenerator) else None
+
+    def _generate_held(self, tracks: list[Track]) -> None:
+        """Run the held tracks' generators as one batched job and prime each with its music.
+
+        A primed generator returns its music when the track's chain hands it exactly the same
+        input; any other input (an effect in front that changes it) just generates again.
+        """
+        from blendfx.diffusion_effect import generate_batched
+
+        items = []
+        for t in tracks:
+            self._follow_quiet(t)
+            items.append((self._site(t), self._offline_input(t)))
+        music = generate_batched(items, self.sr, batch_size=self.batch_size)
+        for (gen, x), y in zip(items, music, strict=True):
+            gen.prime(x, self.sr, y)
+
+    def _offline_input(self, t: Track) -> np.ndarray:
+        """A track's whole input on the session timeline: its placed file or its key's stem."""
+        if t.file is not None:
+            source: Any = self.sources[t.name]
+            return np.concatenate([b for _, b in source.blocks(self.total, self.block)], axis=1)
+        reader = _StemReader(self.entries[t.key] / "audio.wav")
+        try:
+            return reader.read(0, self.total)
+        finally:
+            reader.close()
+
+    def _follow_quiet(self, t: Track) -> None:
+        """Effects with their own progress bars follow --quiet (set after the cache key, which
+        must not depend on it)."""
+        chain = self.chains[t.name]
         for proc in _walk(chain) if chain is not None else []:
             if "progress" in getattr(proc, "params", dict)():
                 proc.progress = self.progress
+
+    def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
+        chain = self.chains[t.name]
+        streams = self._streams(t)
+        self._follow_quiet(t)
         readers: list[_StemReader] = []
         try:
-            if t.file is not None:
-                source: Any = self.sources[t.name]
+            source: Any = None
+            if not streams:
+                pass  # the whole input is read below
+            elif t.file is not None:
+                source = self.sources[t.name]
             else:
                 readers.append(_StemReader(self.entries[t.key] / "audio.wav"))
                 source = _KeySource(readers[-1])
@@ -579,8 +649,7 @@ class _Render:
                         w.write(y)
                         bar.update(round(n / self.sr, 1))
                 else:
-                    x = np.concatenate([b for _, b in source.blocks(self.total, self.block)],
-                                       axis=1)
+                    x = self._offline_input(t)
                     sc = {s: r.read(0, self.total) for s, r in keys.items()} or None
                     y = fit_length(chain.process(x, self.sr, sidechain=sc), self.total)
                     reports = self._effect_reports(chain, x, y, scratch)
@@ -830,7 +899,8 @@ def _previous_outputs(out: Path) -> set[str]:
 def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                    device: str | None = None, seed: int | None = None, progress: bool = True,
                    cache: bool = True, block_seconds: float = 10.0, figure: bool = True,
-                   jobs: int | None = None) -> RenderResult:
+                   jobs: int | None = None, batch_size: int | None = None,
+                   batch_tracks: bool | None = None) -> RenderResult:
     """Render a session to ``out_dir``: ``mix.wav`` (or .flac), ``stems/``, ``report.json`` and
     ``report.png``.
 
@@ -854,6 +924,14 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         Write report.png.
     jobs : int, optional
         Tracks rendered at the same time (threads); default: the CPU count, at most 4.
+    batch_size : int, optional
+        Windows per model call when the diffusion generators of several tracks are batched
+        together (overrides ``[render] batch_size``; default: the generators' own).
+    batch_tracks : bool, optional
+        Batch the windows of diffusion generators across tracks (tracks whose chains start
+        with one, or with a Blend around one, sharing a model and compatible settings: see
+        :func:`blendfx.diffusion_effect.generate_batched`). Overrides ``[render]
+        batch_tracks`` (default true). The results do not depend on it (per-window seeds).
 
     Returns
     -------
@@ -878,8 +956,14 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         jobs = min(os.cpu_count() or 1, 4)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise SessionError(f"jobs must be a positive number of tracks, got {jobs!r}")
+    if batch_size is None:
+        batch_size = session.batch_size
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise SessionError(f"batch_size must be a positive number of windows, got {batch_size!r}")
     r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
-                block_seconds=block_seconds, figure=figure, jobs=jobs)
+                block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
+                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks))
     r.check()
     r.out_dir.mkdir(parents=True, exist_ok=True)
     ok = False
