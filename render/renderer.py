@@ -269,10 +269,12 @@ class _FileSource:
 
     def _fade(self, out: np.ndarray, at: int, pos: int, n: int) -> None:
         """Equal-power fades over item positions ``[pos, pos + n)``, written at ``out[:, at:]``."""
-        p = np.arange(pos, pos + n, dtype=np.float64)
-        gain = np.ones(n)
         f_in = int(round(self.track.fade_in * self.sr))
         f_out = int(round(self.track.fade_out * self.sr))
+        if pos >= f_in and self.length - (pos + n) >= f_out:
+            return  # no fade reaches these positions
+        p = np.arange(pos, pos + n, dtype=np.float64)
+        gain = np.ones(n)
         if f_in > 0:
             gain *= np.where(p < f_in, np.sin(0.5 * np.pi * np.minimum((p + 0.5) / f_in, 1.0)), 1)
         if f_out > 0:
@@ -340,8 +342,15 @@ def _gain_curve_db(curve: list[np.ndarray], gain_db: float) -> np.ndarray:
         return (gain_db + 20.0 * np.log10(np.maximum(values, 1e-6))).astype(np.float32)
 
 
-def _write_all(writers: list[Any], blocks: list[np.ndarray]) -> None:
-    for w, block in zip(writers, blocks, strict=True):
+def _measure_and_write(writers: list[Any], item: tuple[Any, np.ndarray, list[np.ndarray]]
+                       ) -> None:
+    """Feed the mix block to the output loudness meter (if any), then write the mix (clipped:
+    only float rounding can take it past full scale) and the stems."""
+    meter, mix, stems = item
+    if meter is not None:
+        meter.add(mix)
+    np.clip(mix, -1.0, 1.0, out=mix)
+    for w, block in zip(writers, [mix, *stems], strict=True):
         w.write(block)
 
 
@@ -717,11 +726,13 @@ class _Render:
             pre = LoudnessMeter(self.sr, 2, self.total)
             tp_pre, c = 0.0, _TP_CONTEXT
             blocks = list(_block_starts(self.total, self.block))
-            for start, n in tqdm(blocks, desc="measure mix", disable=not self.progress,
-                                 leave=False, file=sys.stderr):
-                mix = _sum(readers, start - c, n + 2 * c)
-                pre.add(mix[:, c:c + n])
-                tp_pre = true_peak_max(mix, c, at_least=tp_pre)
+            # K-weighting (which releases the GIL) runs on a thread beside the true peak
+            with _Background(lambda block: pre.add(block)) as measure:
+                for start, n in tqdm(blocks, desc="measure mix", disable=not self.progress,
+                                     leave=False, file=sys.stderr):
+                    mix = _sum(readers, start - c, n + 2 * c)
+                    measure(mix[:, c:c + n])
+                    tp_pre = true_peak_max(mix, c, at_least=tp_pre)
             lufs_pre = pre.integrated()
             gain_db = 0.0
             if m.target_lufs is not None and math.isfinite(lufs_pre):
@@ -754,7 +765,7 @@ class _Render:
                            for f in files]
                 # the files are written by a thread (pedalboard releases the GIL while it
                 # encodes) while the next block is computed
-                write = stack.enter_context(_Background(_write_all, writers))
+                write = stack.enter_context(_Background(_measure_and_write, writers))
                 for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
                                      leave=False, file=sys.stderr):
                     mix = _sum(readers, start - ctx, n + 2 * ctx)
@@ -769,18 +780,16 @@ class _Render:
                         reduction = max(reduction, -db(float(core_gain.min())))
                         gain_curve.append(core_gain[:frames].reshape(-1, hop).min(axis=1))
                         out = np.ascontiguousarray(wide[:, c:c + n])
-                        post.add(out)
                     else:
                         gain_curve.append(np.ones(frames // hop, np.float32))
                         out = np.ascontiguousarray(wide[:, c:c + n])
-                    np.clip(out, -1.0, 1.0, out=out)
                     stems = [np.zeros((2, n), np.float32) for _ in readers]
                     for r, stem in zip(readers, stems, strict=True):
                         r.add_to(stem, start, stem_gain)
                         np.clip(stem, -1.0, 1.0, out=stem)
-                    write([out, *stems])
+                    write((post, out, stems))  # measured (unclipped: it never clips), written
                     if start < fig_len:
-                        fig_mix.append(out[:, :fig_len - start])
+                        fig_mix.append(out[:, :fig_len - start].copy())
                         if start + n >= fig_len:  # the figure has all it shows: draw it now
                             self._start_figure(staging, names, np.concatenate(fig_mix, axis=1),
                                                _gain_curve_db(gain_curve, gain_db))
