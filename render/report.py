@@ -1,9 +1,10 @@
 """The render report's figure (report.png): what the noise was, what covered it, and how loud.
 
-Four panels on one time axis (the first :data:`FIGURE_SECONDS` seconds of the session):
+Four panels on one time axis (the first :data:`FIGURE_SECONDS` seconds of the session; drawn
+with Pillow, see :func:`_figure`):
 
-1. the noise's spectrogram (Riffusion's mel image, 100 columns/s) with its mask outlined: the
-   energy core the music has to cover;
+1. the noise's spectrogram (Riffusion's mel scale, :data:`FIGURE_FPS` columns/s) with its mask
+   outlined: the energy core the music has to cover;
 2. the music's spectrogram;
 3. the mix's spectrogram;
 4. the gain curves in dB: the blend's adaptive gain per 10 ms frame, and the master gain
@@ -110,59 +111,136 @@ def save_blend_figure_data(path: Path, noise: np.ndarray, sample_rate: float, ma
     np.savez_compressed(path, **{k: v for k, v in data.items() if v is not None})
 
 
-def _panel(ax: Any, px: np.ndarray | None, title: str, seconds: float, fps: float) -> None:
-    ax.set_title(title, fontsize=9, loc="left")
-    if px is None:
-        ax.text(0.5, 0.5, "(none)", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-        return
-    ax.imshow(px, aspect="auto", origin="upper", cmap="magma", interpolation="nearest",
-              extent=(0, px.shape[1] / fps, 0, px.shape[0]))
-    ax.set_ylabel("mel")
-    ax.set_yticks([])
-    ax.set_xlim(0, seconds)
+#: The magma colour map (matplotlib's, sampled at 17 points and interpolated linearly).
+_MAGMA = np.array([(0, 0, 4), (10, 8, 34), (29, 17, 71), (54, 16, 107), (81, 18, 124),
+                   (106, 28, 129), (131, 38, 129), (156, 46, 127), (183, 55, 121), (208, 65, 111),
+                   (231, 82, 99), (245, 107, 92), (252, 137, 97), (254, 167, 114), (254, 196, 136),
+                   (253, 226, 163), (252, 253, 191)], np.float64)
+_CURVE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44)]  # matplotlib's first three
+_MASK_COLOUR = (0, 255, 255)
+_WIDTH, _ROW_HEIGHT = 990, 189  # pixels: 11 x 2.1 inches at 90 dpi, as the figure always was
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 14, 34, 44  # margins around the panels, pixels
+
+
+def _magma_lut() -> np.ndarray:
+    x = np.linspace(0.0, 1.0, len(_MAGMA))
+    v = np.linspace(0.0, 1.0, 256)
+    return np.stack([np.interp(v, x, _MAGMA[:, c]) for c in range(3)], axis=1).round().astype(
+        np.uint8)
+
+
+def _ticks(lo: float, hi: float, count: int = 6) -> np.ndarray:
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering ``[lo, hi]``."""
+    span = max(hi - lo, 1e-9)
+    raw = span / count
+    step = min((m * 10.0 ** np.floor(np.log10(raw)) for m in (1, 2, 5, 10)
+                if m * 10.0 ** np.floor(np.log10(raw)) >= raw), default=raw)
+    return np.arange(np.ceil(lo / step) * step, hi + step * 1e-9, step)
+
+
+def _label(value: float) -> str:
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-6 else f"{value:.1f}"
 
 
 def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None,
             curves: list[tuple[np.ndarray, str]], seconds: float, title: str, path: Path,
             ylabel: str = "gain (dB)", fps: float = FIGURE_FPS) -> None:
     """Draw and save the figure: spectrogram panels at ``fps`` columns/s (the first with
-    ``mask`` outlined, same grid), then the curves at 100 values/s.
+    ``mask`` outlined, same grid), then the curves at 100 values/s, on one time axis.
 
-    Drawn on matplotlib's Agg canvas directly (no pyplot: its import and the GUI-backend
-    machinery are not needed for a file) with a fixed layout (a constrained layout draws the
-    figure several times), and saved with light PNG compression.
+    Drawn with Pillow straight into an RGB image (a 990-pixel-wide PNG): the panels are
+    images and polylines, and matplotlib's import and layout machinery would cost more than
+    the render's whole mix.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from PIL import Image, ImageDraw, ImageFont
 
     rows = len(panels) + 1
-    fig = Figure(figsize=(11, 2.1 * rows), dpi=90)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, 1, sharex=True)
-    fig.subplots_adjust(left=0.065, right=0.985, bottom=0.35 / rows, top=1 - 0.32 / rows,
-                        hspace=0.32)
-    for i, (ax, (px, name)) in enumerate(zip(axes, panels, strict=False)):
-        _panel(ax, px, name, seconds, fps)
-        if i == 0 and mask is not None and px is not None:
-            n = min(mask.shape[1], px.shape[1])
-            ax.contour((np.arange(n) + 0.5) / fps, np.arange(mask.shape[0])[::-1] + 0.5,
-                       mask[:, :n] > 127, levels=[0.5], colors="cyan", linewidths=0.6)
-    ax = axes[-1]
-    for curve, label in curves:
-        if curve.size:
-            ax.plot(np.arange(curve.size) / 100.0, curve, lw=0.8, label=label)
-    ax.set_ylabel(ylabel)
-    ax.set_xlabel("time (s)")
-    ax.set_xlim(0, seconds)
-    ax.grid(alpha=0.3)
-    if any(c.size for c, _ in curves):
-        ax.legend(loc="upper right", fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    height = _ROW_HEIGHT * rows
+    img = Image.new("RGB", (_WIDTH, height), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=11)
+    big = ImageFont.load_default(size=13)
+    x0, x1 = _LEFT, _WIDTH - _RIGHT
+    pitch = (height - _TOP - _BOTTOM) / rows
+    gap = 22  # room for each panel's title
+    boxes = [(x0, int(_TOP + i * pitch + gap), x1, int(_TOP + (i + 1) * pitch) - 4)
+             for i in range(rows)]
+    seconds = max(seconds, 1e-9)
+    xticks = _ticks(0.0, seconds, 8)
+
+    def x_of(t: np.ndarray | float) -> np.ndarray | float:
+        return x0 + (np.asarray(t) / seconds) * (x1 - x0)
+
+    draw.text((_WIDTH / 2, 6), title, fill="black", font=big, anchor="mt")
+    lut = _magma_lut()
+    for i, (px, name) in enumerate(panels):
+        left, top, right, bottom = boxes[i]
+        draw.text((left, top - 4), name, fill="black", font=font, anchor="lb")
+        if px is None:
+            draw.text(((left + right) / 2, (top + bottom) / 2), "(none)", fill="black",
+                      font=font, anchor="mm")
+        else:
+            # the columns that fall inside the time axis, stretched to the panel
+            cols = min(px.shape[1], int(round(seconds * fps)))
+            shown = max(1, int(round(cols / (seconds * fps) * (right - left))))
+            tile = Image.fromarray(lut[px[:, :cols]]).resize((shown, bottom - top),
+                                                             Image.Resampling.NEAREST)
+            panel = np.asarray(tile).copy()
+            if i == 0 and mask is not None:
+                m = Image.fromarray(((mask[:, :cols] > 127) * 255).astype(np.uint8))
+                inside = np.asarray(m.resize((shown, bottom - top), Image.Resampling.NEAREST)) > 0
+                edge = np.zeros_like(inside)
+                edge[1:] |= inside[1:] != inside[:-1]
+                edge[:, 1:] |= inside[:, 1:] != inside[:, :-1]
+                panel[edge] = _MASK_COLOUR
+            img.paste(Image.fromarray(panel), (left, top))
+            draw.text((left - 6, (top + bottom) / 2), "mel", fill="black", font=font, anchor="rm")
+        draw.rectangle((left, top, right, bottom), outline="black")
+        for t in xticks:
+            x = float(x_of(t))
+            draw.line((x, bottom, x, bottom + 3), fill="black")
+    # the curves
+    left, top, right, bottom = boxes[-1]
+    values = np.concatenate([c[np.isfinite(c)] for c, _ in curves if c.size] or [np.zeros(1)])
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.05 * (hi - lo), 0.5)
+    lo, hi = lo - pad, hi + pad
+
+    def y_of(v: np.ndarray) -> np.ndarray:
+        return bottom - (np.clip(v, lo, hi) - lo) / (hi - lo) * (bottom - top)
+
+    for v in _ticks(lo, hi, 5):
+        y = float(y_of(np.array(v)))
+        draw.line((left, y, right, y), fill=(225, 225, 225))
+        draw.line((left - 3, y, left, y), fill="black")
+        draw.text((left - 5, y), _label(float(v)), fill="black", font=font, anchor="rm")
+    for t in xticks:
+        x = float(x_of(t))
+        draw.line((x, top, x, bottom), fill=(225, 225, 225))
+        draw.text((x, bottom + 5), _label(float(t)), fill="black", font=font, anchor="mt")
+    draw.text(((left + right) / 2, height - 6), "time (s)", fill="black", font=font, anchor="mb")
+    label = Image.new("RGB", (int(draw.textlength(ylabel, font=font)) + 4, 14), "white")
+    ImageDraw.Draw(label).text((2, 0), ylabel, fill="black", font=font)
+    label = label.rotate(90, expand=True)
+    img.paste(label, (4, int((top + bottom) / 2 - label.height / 2)))
+    legend_y = top + 6
+    for k, (curve, name) in enumerate(c for c in curves if c[0].size):
+        colour = _CURVE_COLOURS[k % len(_CURVE_COLOURS)]
+        t = np.arange(curve.size) / 100.0
+        keep = t <= seconds
+        xs, ys = x_of(t[keep]), y_of(np.nan_to_num(curve[keep], nan=lo, neginf=lo, posinf=hi))
+        if xs.size > 1:
+            draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=1)
+        text_w = draw.textlength(name, font=font)
+        draw.line((right - text_w - 34, legend_y + 6, right - text_w - 14, legend_y + 6),
+                  fill=colour, width=2)
+        draw.text((right - text_w - 8, legend_y), name, fill="black", font=font)
+        legend_y += 15
+    draw.rectangle((left, top, right, bottom), outline="black")
     from blendfx.files import atomic_path
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 1})
+        img.save(tmp, format="PNG", compress_level=1)
 
 
 def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[str, str], *,
