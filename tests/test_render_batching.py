@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from blendfx import read_audio
 from blendfx.diffusion_effect import generate_batched
 from blendfx.effects import OutpaintInpaint
@@ -19,7 +18,11 @@ from blendfx.render.renderer import render_session
 from blendfx.session import load_session
 
 from .sessionkit import write_session, write_stem
-from .test_diffusion import _mel_distance, rhythmic_noise
+from .test_diffusion import (
+    _mel_distance,
+    _one_thread,  # noqa: F401 - the autouse fixture: one torch thread
+    rhythmic_noise,
+)
 from .tiny_diffusion import tiny_model_folder
 
 SR = 44100
@@ -35,15 +38,6 @@ def assert_same_music(actual: np.ndarray, expected: np.ndarray) -> None:
     assert peak > 0.005  # music, not silence
     assert float(np.abs(actual - expected).max()) <= 0.01 * peak
     assert _mel_distance(actual, expected) <= 0.01
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The tiny model's kernels are too small to share between threads (see test_diffusion)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
