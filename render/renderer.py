@@ -140,17 +140,19 @@ def _block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
 class _StemReader:
     """Random-access reads of a cached stem (zero outside the file).
 
-    The cache's 32-bit float WAVs are memory-mapped (no decoding, no copy beyond the read
-    itself); any other file is read through pedalboard.
+    The cache's 32-bit float WAVs are read with ``preadv`` straight into the result's buffer
+    (no decoding; not memory-mapped, since mapped pages that were read would stay in the
+    process's resident set: a 60-minute stem would count 1.3 GB); any other file is read
+    through pedalboard.
     """
 
     def __init__(self, path: Path) -> None:
         layout = _float_wav_layout(path)
         self._f: Any = None
-        self._map: np.ndarray | None = None
+        self._fd: int | None = None
         if layout is not None:
-            offset, self.channels, self.frames = layout
-            self._map = np.memmap(path, np.float32, "r", offset, (self.frames, self.channels))
+            self._offset, self.channels, self.frames = layout
+            self._fd = os.open(path, os.O_RDONLY)
         else:
             from pedalboard.io import AudioFile
 
@@ -168,8 +170,14 @@ class _StemReader:
         a, b = max(start, 0), min(start + out.shape[1], self.frames)
         if a >= b:
             return
-        if self._map is not None:
-            part = self._map[a:b].T
+        if self._fd is not None:
+            frames = np.empty((b - a, self.channels), np.float32)  # interleaved, as on disk
+            want = frames.nbytes
+            got = os.preadv(self._fd, [frames], self._offset + a * 4 * self.channels)
+            if got != want:
+                raise AudioFileError(f"cached stem is shorter than its header says ({got} of "
+                                     f"{want} bytes at frame {a})")
+            part = frames.T
         else:
             self._f.seek(a)
             part = self._f.read(b - a)
@@ -182,7 +190,9 @@ class _StemReader:
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
-        self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _float_wav_layout(path: Path) -> tuple[int, int, int] | None:
