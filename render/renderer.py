@@ -165,8 +165,8 @@ class _StemReader:
         self.add_to(out, start)
         return out
 
-    def add_to(self, out: np.ndarray, start: int, scale: float | None = None) -> None:
-        """``out += self[start:start + out.shape[1]]`` (times ``scale``), channels first."""
+    def add_to(self, out: np.ndarray, start: int) -> None:
+        """``out += self[start:start + out.shape[1]]``, channels first."""
         a, b = max(start, 0), min(start + out.shape[1], self.frames)
         if a >= b:
             return
@@ -181,11 +181,7 @@ class _StemReader:
         else:
             self._f.seek(a)
             part = self._f.read(b - a)
-        dest = out[:, a - start:b - start]
-        if scale is None:
-            dest += part
-        else:
-            dest += part * np.float32(scale)
+        out[:, a - start:b - start] += part
 
     def close(self) -> None:
         if self._f is not None:
@@ -778,7 +774,10 @@ class _Render:
                 write = stack.enter_context(_Background(_measure_and_write, writers))
                 for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
                                      leave=False, file=sys.stderr):
-                    mix = _sum(readers, start - ctx, n + 2 * ctx)
+                    parts = [r.read(start - ctx, n + 2 * ctx) for r in readers]
+                    mix = parts[0].copy()
+                    for p in parts[1:]:
+                        mix += p
                     mix *= np.float32(g)
                     wide = mix[:, ctx - c:ctx + n + c]
                     frames = n // hop * hop
@@ -793,9 +792,8 @@ class _Render:
                     else:
                         gain_curve.append(np.ones(frames // hop, np.float32))
                         out = np.ascontiguousarray(wide[:, c:c + n])
-                    stems = [np.zeros((2, n), np.float32) for _ in readers]
-                    for r, stem in zip(readers, stems, strict=True):
-                        r.add_to(stem, start, stem_gain)
+                    stems = [p[:, ctx:ctx + n] * np.float32(stem_gain) for p in parts]
+                    for stem in stems:
                         np.clip(stem, -1.0, 1.0, out=stem)
                     write((post, out, stems))  # measured (unclipped: it never clips), written
                     if start < fig_len:
