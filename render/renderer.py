@@ -13,13 +13,18 @@ The render, in order:
    processed in blocks (``block_seconds``), so a long stem never sits in memory; offline
    effects (generators, Blend) get the whole track. Each result is a cache entry
    (:mod:`blendfx.render.cache`): tracks whose inputs did not change are not rendered again.
+   Tracks whose chains start with a diffusion generator (or a Blend around one) on a shared
+   model run their windows as one batched job first
+   (:func:`blendfx.diffusion_effect.generate_batched`, ``batch_size`` windows per model call);
+   each track then renders on its primed generator.
 3. **Mix**, streamed twice over the cached stems: pass 1 measures the integrated loudness and
    true peak of the sum; pass 2 applies the gain that reaches ``master.target_lufs`` and a
    look-ahead true-peak limiter at ``master.true_peak_dbtp`` and writes the mix. The stems get
    the same master gain (without the limiter; with an extra common trim if one would clip), so
    they sum to the mix before limiting.
 4. **Report**: ``report.json`` (loudness, gains, per-track timings and cache hits, the blend
-   report of every Blend, e.g. its unmasked fraction) and ``report.png``.
+   report of every Blend, e.g. its unmasked fraction) and ``report.png`` (drawn on a thread
+   while the mix is still being written; ``timings.report_s`` is that thread's own time).
 
 Outputs are written into a staging folder inside the cache and moved into the output folder
 only when all of them are complete; ``report.json`` moves last. A run killed at any point leaves
