@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from blendfx.buffers import to_channels_first
 from blendfx.effect import Effect, check_sample_rate
 from blendfx.errors import ParameterError
 from blendfx.midi import TrackSpec, build_midi, meta_of, read_midi, save_midi, set_score_meta
-from blendfx.mix_design import balance, expression, gain_curve, master_eq, track_settings
+from blendfx.mix_design import balance, expression, master_eq, track_settings
 from blendfx.mixing import master, mix_bus, render_score, synthesize
 from blendfx.music_analysis import Listening, choose_key, listen
 from blendfx.params import BoolParam, FloatParam, StrParam
@@ -182,6 +183,7 @@ class Composer(Effect):
             heard = listen(data, sample_rate, tempo_range=style.tempo, default_bpm=default_bpm,
                            core_fraction=self.core_fraction, lock=self.lock_to_noise,
                            search_tempo=self.tempo_bpm is None and understood.bpm is None)
+            _give_back_memory()
             bar.update()
             bar.set_postfix_str("writing")
             key = self._choose_key(heard, understood, rng)
@@ -195,13 +197,13 @@ class Composer(Effect):
             bar.update()
             bar.set_postfix_str("mixing")
             controls = expression(arrangement, specs, heard, self.follow)
-            curves = [gain_curve(controls.get(i), arrangement.tempo_map, sample_rate, n)
-                      for i in range(len(specs))]
-            controls = balance(specs, curves, controls, dry, heard, sample_rate, n, self.match)
+            controls = balance(specs, arrangement.tempo_map, controls, dry, heard, sample_rate, n,
+                               self.match)
+            _give_back_memory()  # the mix, the largest step, starts from a trimmed heap
             # the final file, read back: the mix below is exactly what render_midi will do
             mid = self._midi(arrangement, specs, n / sample_rate, controls, {})
             score = read_midi(mid)
-            bus = mix_bus(score, dry, sample_rate, n)
+            bus = mix_bus(score, dry, sample_rate, n, consume=True)  # each dry part freed once mixed
             set_score_meta(mid, {**meta_of(mid), **master_eq(bus, heard, sample_rate, self.match)})
             out = master(bus, sample_rate, meta_of(mid))
             bar.update()
@@ -234,6 +236,27 @@ class Composer(Effect):
         return build_midi(tracks, grid.tempo_map, ticks_per_beat=TPB, time_signatures=grid.time_signatures,
                           key_name=_mido_key(arrangement.key), end_tick=grid.end_tick, meta=global_meta,
                           title=f"blendfx Composer: {self.prompt}")
+
+@lru_cache(maxsize=1)
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def _give_back_memory() -> None:
+    """Hand memory freed by the last step back to the system. glibc keeps what threads free in
+    their arenas (and what numpy frees under its raised mmap threshold), so without this the
+    steps' leftovers add up to 150-200 MiB of resident memory on a 3-minute piece. A few ms;
+    nothing where the C library is not glibc."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is not None:
+        trim(0)
+
 
 def render_midi(path_or_midi, sample_rate: float = 44100) -> np.ndarray:
     """Render any MIDI file with the built-in voices.

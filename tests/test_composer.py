@@ -150,6 +150,20 @@ def test_the_output_is_music_not_filtered_noise(composed):
     assert energy[True] / (energy[True] + energy[False]) > 0.35
 
 
+@pytest.mark.parametrize("voice", ["pad", "epiano", "guitar", "vinyl", "organ", "timpani", "flute"])
+def test_a_note_sounds_the_same_alone_or_sharing_its_tone(voice):
+    """Notes with the same pitch, velocity and brightness share one rendering of their tone (as
+    long as the longest of them): a note must not change because a longer one shares it."""
+    from blendfx.synth import render_part
+
+    short = np.array([[0.1, 0.4, 60.0, 90.0]])
+    shared_tone = np.vstack([short, [[2.5, 5.0, 60.0, 90.0]]])
+    alone = render_part(voice, short, SR, 6 * SR)[: 2 * SR]
+    together = render_part(voice, shared_tone, SR, 6 * SR)[: 2 * SR]
+    assert np.abs(alone).max() > 1e-3
+    np.testing.assert_array_equal(alone, together)
+
+
 # -- listening -------------------------------------------------------------------------------------
 def _onset_ratio(noise: np.ndarray, beats: np.ndarray) -> float:
     """Noise onset strength (librosa, +-10 ms) at ``beats`` over its mean at shuffled times."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -256,10 +257,21 @@ def _track_events(spec: TrackSpec, mido: Any) -> list[_Event]:
         value = int(np.clip(value, 0, 16383))
         for cc, v in ((101, 0), (100, 1), (6, value >> 7), (38, value & 0x7F), (101, 127), (100, 127)):
             events.append((0, 3, msg, "control_change", {"channel": ch, "control": cc, "value": v}))
-    for tick, control, value in np.asarray(spec.controls, dtype=np.int64).reshape(-1, 3).tolist():
+    controls = np.asarray(spec.controls, dtype=np.int64).reshape(-1, 3)
+    notes = np.asarray(spec.notes, dtype=np.int64).reshape(-1, 4)
+    # checked here for the whole track at once: the messages are then built without mido's
+    # per-message checks (the slow part of writing a long piece)
+    if not 0 <= ch <= 15 or not 0 <= int(spec.program) <= 127:
+        raise ParameterError(f"track {spec.name!r}: channel {ch} or program {spec.program} out of range")
+    for what, values, hi in (("tick", controls[:, 0], None), ("controller", controls[:, 1], 127),
+                             ("tick", notes[:, :2], None), ("note", notes[:, 2], 127)):
+        if values.size and (values.min() < 0 or (hi is not None and values.max() > hi)):
+            raise ParameterError(f"track {spec.name!r}: {what} out of range ({values.min()}.."
+                                 f"{values.max()}; allowed 0..{hi if hi is not None else 'any'})")
+    for tick, control, value in controls.tolist():
         events.append((tick, 4, msg, "control_change",
                        {"channel": ch, "control": control, "value": min(max(value, 0), 127)}))
-    for on, off, note, vel in np.asarray(spec.notes, dtype=np.int64).reshape(-1, 4).tolist():
+    for on, off, note, vel in notes.tolist():
         # offs sort before ons at the same tick, so a repeated note is not cut by its own off
         velocity = min(max(vel, 1), 127)
         events.append((on, 6, msg, "note_on", {"channel": ch, "note": note, "velocity": velocity}))
@@ -269,10 +281,18 @@ def _track_events(spec: TrackSpec, mido: Any) -> list[_Event]:
 
 def _to_track(events: list[_Event], end_tick: int | None, mido: Any):
     track = mido.MidiTrack()
-    events.sort(key=lambda e: (e[0], e[1]))
+    events.sort(key=itemgetter(0, 1))
     now = 0
+    channel_message = mido.Message
     for tick, _, cls, kind, fields in events:
-        track.append(cls(kind, time=tick - now, **fields))
+        if cls is channel_message:
+            # range-checked per track by _track_events: filled in as mido's own constructor
+            # does after its checks (type, time, then the values in the type's order)
+            msg = object.__new__(channel_message)
+            vars(msg).update(type=kind, time=tick - now, **fields)
+            track.append(msg)
+        else:
+            track.append(cls(kind, time=tick - now, **fields))
         now = tick
     end = max(now, end_tick or 0)
     track.append(mido.MetaMessage("end_of_track", time=end - now))

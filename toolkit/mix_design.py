@@ -20,17 +20,20 @@ yardstick is :func:`blendfx.metrics.cost_to_mask_lu`.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from .arrangement import TPB, Arrangement
 from .midi import TrackSpec, seconds_to_ticks, ticks_to_seconds
-from .mixing import band_eq, cc_to_gain
+from .mixing import ControlGain, band_eq_taps
 from .music_analysis import FPS, Listening, band_edges, fold_bands
 
 __all__ = ["ROLE_MIX", "NOISE_ROLES", "track_settings", "expression", "gain_curve", "balance",
-           "master_eq", "follow_gain", "gain_to_cc", "match_eq", "band_frames", "k_weights",
+           "master_eq", "follow_gain", "gain_to_cc", "match_eq", "band_frames", "balance_frames", "k_weights",
            "spreading_matrix", "weighted_median", "masking_cost", "auto_balance", "MAX_BOOST_DB",
            "MAX_CUT_DB"]
 
@@ -104,20 +107,64 @@ def gain_to_cc(gain_db: np.ndarray, frame_ticks: np.ndarray, min_step: int = 1) 
     return np.column_stack([ticks, np.full(ticks.size, 11), value[idx][first]])
 
 
+def _segment_starts(n: int, nper: int, max_segments: int) -> np.ndarray:
+    """Starts of at most ``max_segments`` segments of ``nper`` samples spread evenly over ``n``
+    samples (half-overlapping ones for a short signal)."""
+    count = min(max_segments, max(1, 2 * (n - nper) // nper + 1))
+    return np.linspace(0, n - nper, count).astype(np.int64)
+
+
+def _segment_length(n: int) -> int:
+    return int(min(8192, max(256, 2 ** np.floor(np.log2(max(n, 256))))))
+
+
+def _segments(audio: np.ndarray, starts: np.ndarray, nper: int, context: int = 0) -> np.ndarray:
+    """``(segments, nper + 2 context)`` float32 excerpts of the mono sum of ``audio`` (channel
+    mean), zero outside the signal."""
+    audio = np.asarray(audio, dtype=np.float32)
+    n = audio.shape[-1]
+    out = np.zeros((starts.size, nper + 2 * context), dtype=np.float32)
+    for k, s in enumerate(starts):
+        lo, hi = int(s) - context, int(s) + nper + context
+        a, b = max(lo, 0), min(hi, n)
+        if b > a:
+            piece = audio[..., a:b]
+            out[k, a - lo:b - lo] = piece.mean(axis=0) if piece.ndim == 2 else piece
+    return out
+
+
+def _segments_band_power(frames: np.ndarray, sample_rate: float, edges: np.ndarray) -> np.ndarray:
+    """Mean Hann-windowed periodogram of ``(segments, nper)`` frames, folded onto bands."""
+    nper = frames.shape[1]
+    import scipy.fft
+
+    psd = (np.abs(scipy.fft.rfft(frames * np.hanning(nper).astype(np.float32), axis=1)) ** 2).mean(axis=0)
+    return fold_bands(psd[:, None], np.fft.rfftfreq(nper, 1.0 / sample_rate), edges)[:, 0]
+
+
 def _band_power(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
                 max_segments: int = 256) -> np.ndarray:
     """Long-term power per band: Hann-windowed periodograms of at most ``max_segments`` segments
     spread evenly over the signal (all of them for short signals)."""
     mono = np.asarray(mono, dtype=np.float32)
-    nper = int(min(8192, max(256, 2 ** np.floor(np.log2(max(mono.size, 256))))))
-    if mono.size < nper:
-        mono = np.pad(mono, (0, nper - mono.size))
-    count = min(max_segments, max(1, 2 * (mono.size - nper) // nper + 1))
-    starts = np.linspace(0, mono.size - nper, count).astype(np.int64)
-    frames = mono[starts[:, None] + np.arange(nper)[None, :]] * np.hanning(nper).astype(np.float32)
-    psd = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
-    freqs = np.fft.rfftfreq(nper, 1.0 / sample_rate)
-    return fold_bands(psd[:, None], freqs, edges)[:, 0]
+    nper = _segment_length(mono.size)
+    starts = _segment_starts(max(mono.size, nper), nper, max_segments)
+    return _segments_band_power(_segments(mono, starts, nper), sample_rate, edges)
+
+
+def _match_gains(have: np.ndarray, target: np.ndarray, strength: float, max_boost_db: float,
+                 max_cut_db: float) -> np.ndarray:
+    want = np.asarray(target, dtype=np.float64)
+    if have.sum() <= 0 or want.sum() <= 0:
+        return np.zeros(have.size)
+    have_db = 10.0 * np.log10(have / have.sum() + 1e-12)
+    want_db = 10.0 * np.log10(want / want.sum() + 1e-12)
+    floor = np.percentile(want_db[want > 0], 10) if np.any(want > 0) else -60.0
+    want_db = np.maximum(want_db, floor - 10.0)
+    gains = strength * (want_db - have_db)
+    gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
+    gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
+    return np.clip(gains, -max_cut_db, max_boost_db)
 
 
 def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.ndarray, *,
@@ -130,33 +177,54 @@ def match_eq(mix: np.ndarray, sample_rate: float, target: np.ndarray, edges: np.
     ``-max_cut_db``. Bands where the target has no energy (above the core's 10 kHz) are cut
     like the quietest core band.
     """
-    data = np.asarray(mix, dtype=np.float64)
-    mono = data.mean(axis=0) if data.ndim == 2 else data
-    have = _band_power(mono, sample_rate, edges)
-    want = np.asarray(target, dtype=np.float64)
-    if have.sum() <= 0 or want.sum() <= 0:
-        return np.zeros(edges.size - 1)
-    have_db = 10.0 * np.log10(have / have.sum() + 1e-12)
-    want_db = 10.0 * np.log10(want / want.sum() + 1e-12)
-    floor = np.percentile(want_db[want > 0], 10) if np.any(want > 0) else -60.0
-    want_db = np.maximum(want_db, floor - 10.0)
-    gains = strength * (want_db - have_db)
-    gains = np.convolve(np.pad(gains, 1, mode="edge"), np.array([0.25, 0.5, 0.25]), mode="valid")
-    gains -= gains.max() - min(gains.max(), max_boost_db)  # keep the boost within range
-    return np.clip(gains, -max_cut_db, max_boost_db)
+    data = np.asarray(mix, dtype=np.float32)
+    nper = _segment_length(data.shape[-1])
+    starts = _segment_starts(max(data.shape[-1], nper), nper, 256)
+    have = _segments_band_power(_segments(data, starts, nper), sample_rate, edges)
+    return _match_gains(have, target, strength, max_boost_db, max_cut_db)
 
 
-def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: int) -> np.ndarray:
-    """Power per band and frame ``(bands, frames)`` of a mono signal (Hann window of 2 hops)."""
-    import librosa
+def band_frames(mono: np.ndarray, sample_rate: float, edges: np.ndarray, hop: int,
+                frames: np.ndarray | None = None,
+                gain: Callable[[int, int], np.ndarray | float | None] | None = None) -> np.ndarray:
+    """Power per band and frame ``(bands, frames)`` of a signal's mono sum (Hann window of 2
+    hops rounded up to a power of two, frames centred on multiples of ``hop``, zeros outside
+    the signal, as ``librosa.stft`` frames it).
 
+    ``frames`` picks frame indices (default: all of them, ``1 + n // hop``); only those are
+    computed. ``gain(start, stop)`` gives a gain (a curve or a constant) the signal is
+    multiplied by over samples ``[start, stop)`` first.
+    """
+    import scipy.fft
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.signal import get_window
+
+    audio = np.asarray(mono, dtype=np.float32)
+    n = audio.shape[-1]
     n_fft = int(2 ** np.ceil(np.log2(2 * hop)))
-    mono = np.asarray(mono, dtype=np.float32)
-    if mono.size < n_fft:  # a clip shorter than one window: pad it with silence
-        mono = np.pad(mono, (0, n_fft - mono.size))
-    spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
+    half = n_fft // 2
+    frames = np.arange(1 + n // hop) if frames is None else np.asarray(frames, dtype=np.int64)
+    window = get_window("hann", n_fft).astype(np.float32)
+    pieces = []
+    for run in np.split(frames, np.flatnonzero(np.diff(frames) != 1) + 1):  # consecutive frames
+        if run.size == 0:
+            continue
+        lo, hi = int(run[0]) * hop - half, int(run[-1]) * hop + half
+        seg = np.zeros(hi - lo, dtype=np.float32)
+        a, b = max(lo, 0), min(hi, n)
+        if b > a:
+            piece = audio[..., a:b]
+            piece = piece.mean(axis=0) if piece.ndim == 2 else piece
+            g = gain(a, b) if gain is not None else None
+            seg[a - lo:b - lo] = piece * g if g is not None else piece
+        pieces.append(sliding_window_view(seg, n_fft)[::hop][: run.size])
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    return fold_bands(spec, freqs, edges)
+    frames_all = np.concatenate(pieces) if pieces else np.zeros((0, n_fft), np.float32)
+    out = np.zeros((edges.size - 1, frames_all.shape[0]))
+    for i in range(0, frames_all.shape[0], 512):  # a few MB of spectrum at a time
+        spec = np.abs(scipy.fft.rfft(frames_all[i:i + 512] * window, axis=1)) ** 2  # float32
+        out[:, i:i + 512] = fold_bands(spec.T, freqs, edges)
+    return out
 
 
 def k_weights(sample_rate: float, centers_hz: np.ndarray) -> np.ndarray:
@@ -211,8 +279,7 @@ def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights:
         ratio_db = np.clip(10.0 * np.log10((want / want.sum()) / (have / have.sum())), -MAX_CUT_DB,
                            MAX_BOOST_DB)
         mix = mix * 10.0 ** (match * ratio_db / 10.0)[:, None]
-    # einsum, not BLAS: small products like this one thrash a threaded BLAS on a busy machine
-    thr = np.einsum("ij,jk->ik", spread, mix) * 10.0 ** (-smr_db / 10.0)
+    thr = (spread @ mix) * 10.0 ** (-smr_db / 10.0)
     need = 10.0 * np.log10(core[sel] / np.maximum(thr[sel], 1e-30))
     gain = weighted_median(need, core[sel])
     power = weights @ mix  # K-weighted power per frame
@@ -226,6 +293,16 @@ def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights:
     else:
         level = float(power.mean())
     return float(10.0 * np.log10(max(level, 1e-30)) + gain)
+
+
+def balance_frames(frames: int, fps: float = 50.0, max_frames: int = 3000) -> np.ndarray:
+    """The frames :func:`auto_balance` evaluates: all of them, or for long pieces whole 400 ms
+    blocks spread evenly, ``max_frames`` at most."""
+    if frames <= max_frames:
+        return np.arange(frames)
+    block = max(1, int(round(0.4 * fps)))
+    starts = np.linspace(0, frames - block, max(1, max_frames // block)).astype(int)
+    return (starts[:, None] + np.arange(block)[None, :]).ravel()
 
 
 def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
@@ -246,13 +323,7 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
     at least ``min_tonal_share`` of the band's K-weighted power, so the result stays music and
     never turns into a noise that imitates the noise (each dB short costs 3 dB).
     """
-    frames = core.shape[1]
-    if frames > max_frames:
-        block = max(1, int(round(0.4 * fps)))
-        starts = np.linspace(0, frames - block, max(1, max_frames // block)).astype(int)
-        idx = (starts[:, None] + np.arange(block)[None, :]).ravel()
-    else:
-        idx = np.arange(frames)
+    idx = balance_frames(core.shape[1], fps, max_frames)
     stack = np.stack([t[:, idx] for t in tracks])  # (tracks, bands, frames)
     c = core[:, idx]
     spread = spreading_matrix(centers_hz)
@@ -264,9 +335,12 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
     power = np.einsum("b,tbf->t", weights, stack)  # K-weighted power of each track
     tonal_mask = np.ones(len(tracks), bool) if tonal is None else np.asarray(tonal, bool)
 
+    flat = stack.reshape(len(tracks), -1)
+
     def cost(g):
         lin = 10.0 ** (g / 10.0)
-        value = masking_cost(np.einsum("t,tbf->bf", lin, stack), c, spread, weights, fps=fps, match=match)
+        mix = (lin @ flat).reshape(stack.shape[1:])
+        value = masking_cost(mix, c, spread, weights, fps=fps, match=match)
         total = float(lin @ power)
         if total > 0 and tonal_mask.any() and not tonal_mask.all():
             share = float(lin[tonal_mask] @ power[tonal_mask]) / total
@@ -274,20 +348,45 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
                 value += 3.0 * 10.0 * np.log10(min_tonal_share / max(share, 1e-6))
         return value
 
+    with _one_blas_thread():  # small products like these thrash a threaded BLAS on a busy machine
+        return _descend(cost, gains, grid, highs, sweeps)
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits  # installed with librosa (scikit-learn)
+    except ImportError:  # pragma: no cover
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _descend(cost: Callable[[np.ndarray], float], gains: np.ndarray, grid: np.ndarray, highs: np.ndarray,
+             sweeps: int) -> np.ndarray:
+    """Coordinate descent of ``cost`` over the gains, each on ``grid`` up to its ``highs``: one
+    track at a time, each of its grid values tried with the others fixed, a value kept when it
+    beats the best so far. The values of one track are scored two at a time where there are two
+    cores (they do not depend on each other), then kept or not in grid order, as one by one."""
+    workers = 2 if (os.cpu_count() or 1) > 1 else 1
     best = cost(gains)
-    for _ in range(sweeps):
-        changed = False
-        for t in range(len(tracks)):
-            for value in grid:
-                if value == gains[t] or value > highs[t] + 1e-9:
-                    continue
-                trial = gains.copy()
-                trial[t] = value
-                score = cost(trial)
-                if score < best - 1e-6:
-                    best, gains, changed = score, trial, True
-        if not changed:
-            break
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in range(sweeps):
+            changed = False
+            for t in range(gains.size):
+                trials = []
+                for value in grid:
+                    if value == gains[t] or value > highs[t] + 1e-9:
+                        continue
+                    trial = gains.copy()
+                    trial[t] = value
+                    trials.append(trial)
+                scores = list(pool.map(cost, trials)) if workers > 1 else [cost(x) for x in trials]
+                for trial, score in zip(trials, scores, strict=True):
+                    if score < best - 1e-6:
+                        best, gains, changed = score, trial, True
+            if not changed:
+                break
     return gains
 
 
@@ -354,21 +453,29 @@ def expression(arrangement: Arrangement, specs: list[TrackSpec], heard: Listenin
 
 
 def gain_curve(events: np.ndarray | None, tempo_map: np.ndarray, sample_rate: float,
-               n: int) -> np.ndarray | None:
-    """The gain curve ``(n,)`` a track's CC events ``(k, 3)`` (tick, controller, value) will
-    have when rendered (None without events)."""
+               n: int, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+    """The gain curve a track's CC events ``(k, 3)`` (tick, controller, value) will have when
+    rendered, over samples ``[start, stop)`` of an ``n``-sample piece (all of it by default):
+    float32, None without events."""
     if events is None or len(events) == 0:
         return None
     secs = ticks_to_seconds(events[:, 0], tempo_map, TPB)
-    return cc_to_gain(np.column_stack([secs, events[:, 2]]), sample_rate, n)
+    curve = ControlGain(np.column_stack([secs, events[:, 2]]), sample_rate, n)
+    stop = n if stop is None else stop
+    if curve.constant is not None:
+        return np.full(stop - start, curve.constant, dtype=np.float32)
+    return curve.segment(start, stop)
 
 
-def balance(specs: list[TrackSpec], curves: list[np.ndarray | None], controls: dict[int, np.ndarray],
+def balance(specs: list[TrackSpec], tempo_map: np.ndarray, controls: dict[int, np.ndarray],
             dry: list[np.ndarray], heard: Listening, sample_rate: float, n: int,
             match: float) -> dict[int, np.ndarray]:
     """``controls`` with a channel volume (CC 7) per track: the balance that covers the noise
     core with the least loudness (:func:`auto_balance`), within -12..+6 dB of the style's mix
-    (noise-like textures at most 0 dB: they colour the band, the notes carry it)."""
+    (noise-like textures at most 0 dB: they colour the band, the notes carry it).
+
+    The dry tracks are heard with their expression (``controls``, ticks on ``tempo_map``), on
+    the frames the balance evaluates only (:func:`balance_frames`)."""
     if match <= 0 or heard.core.spectrum.sum() <= 0:
         return controls
     edges = band_edges(sample_rate)
@@ -378,17 +485,27 @@ def balance(specs: list[TrackSpec], curves: list[np.ndarray | None], controls: d
     if frames < 2:
         return controls
     core = core[:, : 2 * frames].reshape(core.shape[0], frames, 2).sum(axis=2)
-    tracks = []
-    for gain, audio in zip(curves, dry, strict=True):
-        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-        bf = band_frames(mono * gain if gain is not None else mono, sample_rate, edges, hop)[:, :frames]
-        if bf.shape[1] < frames:
-            bf = np.pad(bf, ((0, 0), (0, frames - bf.shape[1])))
-        tracks.append(bf)
+    idx = balance_frames(frames, FPS / 2)
+
+    def heard_track(i: int) -> np.ndarray:
+        events = controls.get(i)
+        gain = None
+        if events is not None and len(events):
+            curve = ControlGain(np.column_stack([ticks_to_seconds(events[:, 0], tempo_map, TPB),
+                                                 events[:, 2]]), sample_rate, n)
+            gain = curve.segment if curve.constant is None else (lambda a, b, g=curve.constant: g)
+        return band_frames(dry[i], sample_rate, edges, hop, frames=idx, gain=gain)
+
+    # the tracks' analyses are independent (FFTs release the GIL): two at a time on two cores
+    if len(dry) > 1 and (os.cpu_count() or 1) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            tracks = list(pool.map(heard_track, range(len(dry))))
+    else:
+        tracks = [heard_track(i) for i in range(len(dry))]
     high = np.array([0.0 if s.meta.get("role") == "texture" else 6.0 for s in specs])
     tonal = np.array([s.meta.get("role") not in NOISE_ROLES for s in specs])
-    gains = auto_balance(tracks, core, np.sqrt(edges[:-1] * edges[1:]), sample_rate,
-                         fps=FPS / 2, match=match, high_db=high, tonal=tonal)
+    gains = auto_balance(tracks, core[:, idx], np.sqrt(edges[:-1] * edges[1:]), sample_rate,
+                         fps=FPS / 2, match=match, high_db=high, tonal=tonal, max_frames=idx.size)
     out = dict(controls)
     for i, g in enumerate(gains):
         value = int(np.clip(round(127.0 * 10.0 ** ((g + NOMINAL_VOLUME_DB) / 40.0)), 1, 127))
@@ -401,13 +518,27 @@ def balance(specs: list[TrackSpec], curves: list[np.ndarray | None], controls: d
 def master_eq(bus: np.ndarray, heard: Listening, sample_rate: float, match: float) -> dict:
     """``{"master_eq": {"edges": ..., "gains_db": ...}}``: band gains that move the mixed bus's
     spectrum towards the noise core's (two passes: the second corrects what the band smoothing
-    and the FIR's skirts left over); {} when ``match`` is 0 or the core is empty."""
+    and the FIR's skirts left over); {} when ``match`` is 0 or the core is empty.
+
+    Both passes measure the same excerpts of the bus (:func:`match_eq`'s segments); the second
+    filters only those, with the FIR's context, which is exactly what the whole equalized bus
+    holds there."""
+    from scipy.signal import oaconvolve
+
     if match <= 0 or heard.core.spectrum.sum() <= 0:
         return {}
     edges = band_edges(sample_rate)
-    gains = match_eq(bus, sample_rate, heard.core.spectrum, edges, strength=match)
-    shaped = band_eq(bus, sample_rate, edges, gains)
-    gains = np.clip(gains + match_eq(shaped, sample_rate, heard.core.spectrum, edges, strength=match),
+    target = heard.core.spectrum
+    nper = _segment_length(bus.shape[-1])
+    starts = _segment_starts(max(bus.shape[-1], nper), nper, 256)
+    have = _segments_band_power(_segments(bus, starts, nper), sample_rate, edges)
+    gains = _match_gains(have, target, match, MAX_BOOST_DB, MAX_CUT_DB)
+    taps = band_eq_taps(sample_rate, edges, gains)
+    if taps is not None:
+        context = (taps.size - 1) // 2
+        shaped = oaconvolve(_segments(bus, starts, nper, context), taps[None, :], mode="valid", axes=-1)
+        have = _segments_band_power(shaped.astype(np.float32), sample_rate, edges)
+    gains = np.clip(gains + _match_gains(have, target, match, MAX_BOOST_DB, MAX_CUT_DB),
                     -MAX_CUT_DB, MAX_BOOST_DB)
     return {"master_eq": {"edges": [round(float(e), 3) for e in edges],
                           "gains_db": [round(float(g), 3) for g in gains]}}

@@ -20,6 +20,8 @@ All frame-based quantities run at the mask's 100 frames per second.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,8 +29,9 @@ import numpy as np
 from .buffers import to_channels_first, to_mono
 from .theory import MODES, Key, hz_to_midi
 
-__all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "onset_envelope", "find_pulse",
-           "find_tonality", "noise_mels", "core_profile", "choose_key", "band_edges", "fold_bands", "FPS"]
+__all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "noise_spectra", "onset_envelope",
+           "find_pulse", "find_tonality", "noise_mels", "core_profile", "choose_key", "band_edges",
+           "fold_bands", "FPS"]
 
 #: Analysis frames per second (the Riffusion image's 10 ms columns).
 FPS = 100.0
@@ -181,27 +184,48 @@ def fold_bands(spec: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.nda
     return out
 
 
-def _stft_power(mono: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Power spectrogram ``(bins, frames)`` with a 10 ms hop and a ~46 ms window."""
+def noise_spectra(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
+                  chunk_frames: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """The noise's short-time power (10 ms hop, ~46 ms Hann window, centred with zeros outside
+    the signal, as ``librosa.stft`` frames it), kept only as what listening needs: librosa's
+    128-band mel power (onsets) and the power in the analysis bands between ``edges`` (Hz),
+    both ``(bands, frames)``, frames ``1 + n // hop``. Computed ``chunk_frames`` at a time, so
+    a long noise never needs its whole spectrogram."""
     import librosa
+    import scipy.fft
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.signal import get_window
 
     hop = max(1, int(round(sample_rate / FPS)))
     n_fft = int(2 ** np.round(np.log2(sample_rate * 0.046)))
-    if mono.size < n_fft:  # shorter than one window: pad with silence (librosa warns otherwise)
+    half = n_fft // 2
+    mono = np.asarray(mono, dtype=np.float32)
+    if mono.size < n_fft:  # shorter than one window: pad with silence
         mono = np.pad(mono, (0, n_fft - mono.size))
-    spec = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop, center=True)) ** 2
+    frames = 1 + mono.size // hop
+    padded = np.pad(mono, half)
+    window = get_window("hann", n_fft).astype(np.float32)
+    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=128)  # librosa's defaults
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    return spec.astype(np.float32), freqs, hop
+    mel = np.empty((mel_fb.shape[0], frames), dtype=np.float32)
+    bands = np.empty((edges.size - 1, frames))
+    view = sliding_window_view(padded, n_fft)[::hop]
+    for start in range(0, frames, chunk_frames):
+        stop = min(start + chunk_frames, frames)
+        spec = scipy.fft.rfft(view[start:stop] * window, axis=1)
+        power = (spec.real ** 2 + spec.imag ** 2).T  # (bins, frames)
+        mel[:, start:stop] = mel_fb @ power
+        bands[:, start:stop] = fold_bands(power, freqs, edges)
+    return mel, bands
 
 
-def onset_envelope(power: np.ndarray, freqs: np.ndarray, sample_rate: float) -> np.ndarray:
-    """Onset strength (librosa's spectral flux on a log-mel spectrogram) per 10 ms frame,
-    scaled to mean 1 (all zeros for a signal without onsets)."""
+def onset_envelope(mel_power: np.ndarray, sample_rate: float) -> np.ndarray:
+    """Onset strength (librosa's spectral flux on a log-mel spectrogram) per 10 ms frame, from
+    the 128-band mel power of :func:`noise_spectra`, scaled to mean 1 (all zeros for a signal
+    without onsets)."""
     import librosa
 
-    n_fft = 2 * (power.shape[0] - 1)
-    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=128)  # librosa's defaults
-    logmel = librosa.power_to_db(mel_fb @ power, ref=1.0, top_db=80.0)
+    logmel = librosa.power_to_db(mel_power, ref=1.0, top_db=80.0)
     env = librosa.onset.onset_strength(S=logmel, sr=sample_rate, lag=1, max_size=1)
     env = np.maximum(env - np.median(env), 0.0)  # steady noise floor contributes no onsets
     mean = env.mean() if env.size else 0.0
@@ -364,27 +388,51 @@ def _downbeat(env: np.ndarray, beats: np.ndarray) -> int:
     return int(np.argmax(np.round(sums, 9)))
 
 
+def _median_spectrum(x: np.ndarray, sample_rate: float, nper: int,
+                     max_segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's spectrum with median averaging (half-overlapping Hann segments of ``nper``
+    samples, each less its mean), up to a constant factor, from at most ``max_segments``
+    segments spread evenly over the signal: bin frequencies (Hz) and powers."""
+    import scipy.fft
+    from scipy.signal import get_window
+
+    count = 1 + (x.size - nper) // (nper // 2)
+    starts = (nper // 2) * np.unique(np.round(np.linspace(0, count - 1, min(count, max_segments)))
+                                     .astype(np.int64))
+    window = get_window("hann", nper).astype(np.float32)
+    power = np.empty((starts.size, nper // 2 + 1), dtype=np.float32)
+    for i in range(0, starts.size, 16):  # 16 segments per FFT batch
+        seg = x[starts[i:i + 16, None] + np.arange(nper)[None, :]]
+        seg = (seg - seg.mean(axis=1, keepdims=True)) * window
+        spec = scipy.fft.rfft(seg, axis=1)
+        power[i:i + 16] = spec.real ** 2 + spec.imag ** 2
+    psd = np.median(power, axis=0).astype(np.float64)
+    psd[1:-1] *= 2.0  # one-sided, as Welch's
+    return np.fft.rfftfreq(nper, 1.0 / sample_rate), psd
+
+
 def find_tonality(mono: np.ndarray, sample_rate: float, *, min_prominence_db: float = 10.0,
-                  fmin: float = 40.0, fmax: float = 5000.0) -> Tonality:
+                  fmin: float = 40.0, fmax: float = 5000.0, max_segments: int = 160) -> Tonality:
     """Hum and whine partials: stationary narrow peaks of the median-averaged spectrum.
 
     The spectrum is Welch's with median averaging (so a passing bark does not count, a hum
-    does), at about 2.7 Hz resolution; peaks at least ``min_prominence_db`` above a running
-    median floor are refined by parabolic interpolation. The fundamental is the candidate
-    (each peak divided by 1..4) whose harmonic series explains most peak weight, minus a
-    penalty per missing harmonic.
+    does), at about 2.7 Hz resolution, from at most ``max_segments`` segments spread over the
+    noise (a hum is there all the time: 160 segments, a minute of a long noise, find it);
+    peaks at least ``min_prominence_db`` above a running median floor are refined by parabolic
+    interpolation. The fundamental is the candidate (each peak divided by 1..4) whose harmonic
+    series explains most peak weight, minus a penalty per missing harmonic.
     """
     from scipy.ndimage import median_filter
-    from scipy.signal import find_peaks, welch
+    from scipy.signal import find_peaks
 
-    x = np.asarray(mono, dtype=np.float64)
+    x = np.asarray(mono, dtype=np.float32)
     empty = Tonality(np.zeros(0), np.zeros(0), None, None, 0.0, np.zeros(12))
     if x.size < 2048 or not np.any(x):
         return empty
     nper = int(2 ** np.ceil(np.log2(sample_rate / 2.7)))
     while nper > x.size and nper > 2048:
         nper //= 2
-    freqs, psd = welch(x, fs=sample_rate, nperseg=nper, noverlap=nper // 2, average="median")
+    freqs, psd = _median_spectrum(x, sample_rate, nper, max_segments)
     logp = 10.0 * np.log10(psd + 1e-20)
     floor = median_filter(logp, size=31, mode="nearest")
     prom = logp - floor
@@ -458,13 +506,13 @@ def choose_key(tonality: Tonality, modes: tuple[tuple[str, float], ...], rng: np
     return Key(key.tonic, key.mode, tonality.tuning_cents if tune else 0.0)
 
 
-def noise_mels(mono: np.ndarray, sample_rate: float,
-               chunk_frames: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+def noise_mels(mono: np.ndarray, sample_rate: float, chunk_frames: int = 1000,
+               workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The noise's mel magnitudes and mel energies ``(512, frames)`` (low rows first) on
     Riffusion's grid, from :func:`blendfx.analysis.fast_spectrum` (the analysis the amplifier
     and the yardstick use), computed ``chunk_frames`` at a time so a long noise never needs its
     whole spectrogram in memory (the window's half, 5 hops, is taken from the neighbours, so
-    the chunks join exactly)."""
+    the chunks join exactly), ``workers`` chunks at once."""
     from .analysis import fast_mel_filterbank, fast_spectrum, resample
     from .spectrogram import SpectrogramParams
 
@@ -474,31 +522,37 @@ def noise_mels(mono: np.ndarray, sample_rate: float,
     frames = x.size // hop
     margin = (p.win_length // 2) // hop  # 5 frames: a window's half in hops
     fb = fast_mel_filterbank()
-    mags, pows = [], []
-    for start in range(0, max(frames, 1), chunk_frames):
+    mags = np.zeros((p.num_frequencies, max(frames, 0)), np.float32)
+    pows = np.zeros((p.num_frequencies, max(frames, 0)), np.float32)
+
+    def chunk(start: int) -> None:
         stop = min(start + chunk_frames, frames)
         lo = max(0, start - margin)
         hi = min(x.size, (stop + margin) * hop)
         spec = fast_spectrum(x[lo * hop:hi], p.sample_rate)
         spec = spec[:, start - lo:start - lo + (stop - start)]
-        mags.append(fb @ spec)
-        pows.append(fb @ (spec * spec))
-    if not mags:
-        empty = np.zeros((p.num_frequencies, 0), np.float32)
-        return empty, empty
-    return (np.concatenate(mags, axis=1).astype(np.float32),
-            np.concatenate(pows, axis=1).astype(np.float32))
+        mags[:, start:stop] = fb @ spec
+        pows[:, start:stop] = fb @ (spec * spec)
+
+    starts = range(0, max(frames, 0), chunk_frames)
+    if len(starts) > 1 and workers > 1:  # chunks are independent: two at a time
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(chunk, starts))
+    else:
+        for start in starts:
+            chunk(start)
+    return mags, pows
 
 
-def core_profile(power: np.ndarray, freqs: np.ndarray, mel_energy: np.ndarray, mask_values: np.ndarray,
+def core_profile(band_power: np.ndarray, mel_energy: np.ndarray, mask_values: np.ndarray,
                  edges: np.ndarray) -> Core:
     """Fold the noise's core onto analysis bands.
 
     Parameters
     ----------
-    power, freqs : np.ndarray
-        The noise's ``(bins, frames)`` power spectrogram (10 ms hop) and bin frequencies (Hz),
-        for its whole spectrum (up to Nyquist).
+    band_power : np.ndarray
+        The noise's ``(bands, frames)`` power in the bands between ``edges`` per 10 ms frame,
+        for its whole spectrum (up to Nyquist; :func:`noise_spectra`).
     mel_energy : np.ndarray
         ``(512, frames)`` mel energies, low rows first (:func:`noise_mels`).
     mask_values : np.ndarray
@@ -508,15 +562,14 @@ def core_profile(power: np.ndarray, freqs: np.ndarray, mel_energy: np.ndarray, m
     """
     from .analysis import mel_center_frequencies
 
-    frames = min(power.shape[1], mel_energy.shape[1], mask_values.shape[1])
-    band_power = fold_bands(power[:, :frames], freqs, edges)
+    frames = min(band_power.shape[1], mel_energy.shape[1], mask_values.shape[1])
     # the core: each mel pixel's energy times its mask value, rows folded into the bands
     core_rows = mel_energy[:, :frames] * mask_values[::-1, :frames]
     core = fold_bands(core_rows, mel_center_frequencies(), edges)
     envelope = core.sum(axis=0)
     coverage = mask_values[:, :frames].mean(axis=0)
     events = _events(envelope, core, edges)
-    return Core(edges, core.sum(axis=1), band_power.sum(axis=1), envelope, coverage, events,
+    return Core(edges, core.sum(axis=1), band_power[:, :frames].sum(axis=1), envelope, coverage, events,
                 core.astype(np.float32))
 
 
@@ -577,13 +630,24 @@ def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, f
     data, _ = to_channels_first(noise)
     mono = to_mono(data).astype(np.float32)
     duration = mono.size / float(sample_rate)
-    power, freqs, _ = _stft_power(mono, sample_rate)
-    env = onset_envelope(power, freqs, sample_rate)
-    pulse = find_pulse(env, duration, tempo_range, default_bpm, lock=lock, search_tempo=search_tempo)
-    tonality = find_tonality(mono, sample_rate)
-    mel_magnitude, mel_energy = noise_mels(mono, sample_rate)
-    extractor = MaskExtractor(fraction=core_fraction, analysis="fast")
-    mask = extractor.extract(mono, sample_rate, mel=mel_magnitude)
-    core = core_profile(power, freqs, mel_energy, mask.values, band_edges(sample_rate))
+    edges = band_edges(sample_rate)
+
+    def find_core():
+        mel_magnitude, mel_energy = noise_mels(mono, sample_rate,
+                                               workers=2 if (os.cpu_count() or 1) > 1 else 1)
+        mask = MaskExtractor(fraction=core_fraction, analysis="fast").extract(mono, sample_rate,
+                                                                            mel=mel_magnitude)
+        return mel_energy, mask
+
+    # the core's analysis (torch) runs beside the pulse and tonality (numpy, scipy), which
+    # release the GIL too: two cores listen at once where there are two
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        core_job = pool.submit(find_core)
+        mel_power, band_power = noise_spectra(mono, sample_rate, edges)
+        env = onset_envelope(mel_power, sample_rate)
+        pulse = find_pulse(env, duration, tempo_range, default_bpm, lock=lock, search_tempo=search_tempo)
+        tonality = find_tonality(mono, sample_rate)
+        mel_energy, mask = core_job.result()
+    core = core_profile(band_power, mel_energy, mask.values, edges)
     extras = {"mask_rows": mask.rows(), "mask_columns": mask.columns()} if mask.values.size else {}
     return Listening(duration, float(sample_rate), env, pulse, tonality, core, extras)

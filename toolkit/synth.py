@@ -1,25 +1,27 @@
 """Built-in synthesized voices: drums, bass, keys, pads, leads and textures, in numpy.
 
-Every voice is a pure function of its note: (pitch, length, velocity, pitch-bend curve, sample
-rate) -> samples. There is no hidden random state (noise sources are seeded from the voice and
-the note), so a part renders the same way every time, which is what lets an exported MIDI file
-re-render to exactly the audio the composer produced.
+Every voice is a pure function of its note: (pitch, length, velocity, brightness, pitch-bend
+curve, sample rate) -> samples, made of a tone that does not depend on the note's length (its
+first samples are the same for a short and a long note) times an amplitude envelope. There is
+no hidden random state (noise sources are seeded from the voice and the tone), so a part renders
+the same way every time, which is what lets an exported MIDI file re-render to exactly the audio
+the composer produced.
 
 Engines, all vectorized over samples:
 
-- subtractive: band-limited (PolyBLEP) saw/square/triangle/sine oscillators, detuned unison, an
+- subtractive: band-limited (wavetable) saw/square/triangle/sine oscillators, detuned unison, an
   ADSR amplitude envelope and a static low-pass filter with a filter envelope (a crossfade
   between a bright and a dark filtering of the same oscillators);
 - FM: two-operator frequency modulation with a decaying index (electric piano, bells, vibes);
 - additive: a few decaying, slightly inharmonic partials (piano, organ, flute, timpani);
-- plucked string: Karplus-Strong with a fractional-delay loop filter, run one delay-length block
-  at a time (guitar, harp, upright bass);
+- plucked string: Karplus-Strong with a fractional-delay loop filter, all periods at once in
+  the frequency domain (guitar, harp, upright bass);
 - band noise: pitched band-passed noise (breath/air pads, vinyl hiss, brushes);
 - drum kit: kick, snare, clap, hats, cymbals, toms, shaker and small percussion, each a sample
   rendered once per sample rate and placed at every hit.
 
-:func:`render_part` renders a list of notes with one voice (with a cache for repeated identical
-notes), :func:`render_drums` a list of General MIDI drum hits (channel 10) to stereo.
+:func:`render_part` renders a list of notes with one voice (notes sharing a tone share one
+rendering of it), :func:`render_drums` a list of General MIDI drum hits (channel 10) to stereo.
 :func:`voice_for_program` maps a General MIDI program to the nearest built-in voice.
 """
 
@@ -50,6 +52,44 @@ def _phase(freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> 
 
 
 _TABLE_SIZE = 8192
+_TABLE_BITS = 13
+_ramp_cache = [np.arange(0, dtype=np.uint32)]
+
+
+def _ramp(n: int) -> np.ndarray:
+    """``np.arange(n)`` as uint32, from a shared cache (read-only)."""
+    ramp = _ramp_cache[0]
+    if ramp.size < n:
+        ramp = np.arange(max(n, 2 * ramp.size), dtype=np.uint32)
+        ramp.flags.writeable = False
+        _ramp_cache[0] = ramp
+    return ramp[:n]
+
+
+def _table_index(freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> np.ndarray:
+    """Wavetable indices of an oscillator's phase. A fixed frequency runs a 32-bit phase
+    accumulator (frequency exact to 1e-5 Hz, wrapping for free, no float phase to lose
+    precision over a long note); a varying one integrates its float phase."""
+    if np.ndim(freq) == 0:
+        step = np.uint32(int(round(float(freq) / sr * 2.0 ** 32)) % 2 ** 32)
+        acc = _ramp(n) * step  # wraps modulo 2**32: the phase in cycles, fractional part
+        acc += np.uint32(int(round((phase0 % 1.0) * 2.0 ** 32)) % 2 ** 32)
+        acc >>= np.uint32(32 - _TABLE_BITS)
+        return acc
+    return (_phase(freq, n, sr, phase0) * _TABLE_SIZE).astype(np.int64) & (_TABLE_SIZE - 1)
+
+
+def _sine_osc(freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> np.ndarray:
+    """A sine oscillator (table lookup), float32."""
+    return _table(("sine",), 1)[_table_index(freq, n, sr, phase0)]
+
+
+def _cycles(freq: float, n: int, sr: float) -> np.ndarray:
+    """Fractional phase in cycles [0, 1) of a fixed-frequency oscillator, float32."""
+    step = np.uint32(int(round(float(freq) / sr * 2.0 ** 32)) % 2 ** 32)
+    acc = _ramp(n) * step
+    acc >>= np.uint32(8)  # 24 bits: exact in float32
+    return acc.astype(np.float32) * np.float32(2.0 ** -24)
 
 
 @lru_cache(maxsize=256)
@@ -80,10 +120,13 @@ def _table(shapes: tuple, harmonics: int) -> np.ndarray:
     return (table / max(np.abs(table).max(), 1e-12)).astype(np.float32)
 
 
-def _osc(shapes: tuple, freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0) -> np.ndarray:
-    """Wavetable oscillator: band-limited to Nyquist for the highest frequency it plays (the
-    harmonic count is rounded down to a power of two so tables are shared between notes)."""
-    top = float(np.max(freq)) if np.ndim(freq) else float(freq)
+def _osc(shapes: tuple, freq: float | np.ndarray, n: int, sr: float, phase0: float = 0.0,
+         top: float | None = None) -> np.ndarray:
+    """Wavetable oscillator: band-limited to Nyquist for the highest frequency it plays (``top``
+    in Hz, default the highest in ``freq``; the harmonic count is rounded down to a power of two
+    so tables are shared between notes)."""
+    if top is None:
+        top = float(np.max(freq)) if np.ndim(freq) else float(freq)
     if shapes and isinstance(shapes[0], tuple):
         top *= max(h for h, _ in shapes)
         limit = max(1, int(0.45 * sr / max(top, 1.0)) * max(h for h, _ in shapes))
@@ -91,10 +134,7 @@ def _osc(shapes: tuple, freq: float | np.ndarray, n: int, sr: float, phase0: flo
     else:
         limit = max(1, int(0.45 * sr / max(top, 1.0)))
         harmonics = int(2 ** np.floor(np.log2(min(limit, _TABLE_SIZE // 2 - 1))))
-    table = _table(tuple(shapes), harmonics)
-    ph = _phase(freq, n, sr, phase0)
-    idx = (ph * _TABLE_SIZE).astype(np.int64) & (_TABLE_SIZE - 1)
-    return table[idx]
+    return _table(tuple(shapes), harmonics)[_table_index(freq, n, sr, phase0)]
 
 
 def _sine(phase: np.ndarray) -> np.ndarray:
@@ -103,20 +143,27 @@ def _sine(phase: np.ndarray) -> np.ndarray:
     return _table(("sine",), 1)[idx]
 
 
+@lru_cache(maxsize=1024)
+def _butter(order: int, cutoff: float | tuple[float, float], btype: str, sr: float) -> np.ndarray:
+    """Butterworth second-order sections (designing one costs as much as filtering a second of
+    audio, and notes ask for the same few filters again and again)."""
+    return butter(order, cutoff, btype=btype, fs=sr, output="sos")
+
+
 def _lowpass(x: np.ndarray, cutoff: float, sr: float, order: int = 2) -> np.ndarray:
     cutoff = float(np.clip(cutoff, 20.0, 0.45 * sr))
-    return sosfilt(butter(order, cutoff, fs=sr, output="sos"), x)
+    return sosfilt(_butter(order, cutoff, "lowpass", sr), x)
 
 
 def _highpass(x: np.ndarray, cutoff: float, sr: float, order: int = 2) -> np.ndarray:
     cutoff = float(np.clip(cutoff, 10.0, 0.45 * sr))
-    return sosfilt(butter(order, cutoff, btype="highpass", fs=sr, output="sos"), x)
+    return sosfilt(_butter(order, cutoff, "highpass", sr), x)
 
 
 def _bandpass(x: np.ndarray, lo: float, hi: float, sr: float, order: int = 2) -> np.ndarray:
     lo = float(np.clip(lo, 10.0, 0.44 * sr))
     hi = float(np.clip(hi, lo * 1.05, 0.45 * sr))
-    return sosfilt(butter(order, [lo, hi], btype="bandpass", fs=sr, output="sos"), x)
+    return sosfilt(_butter(order, (lo, hi), "bandpass", sr), x)
 
 
 def _adsr(n_on: int, n_total: int, sr: float, a: float, d: float, s: float, r: float) -> np.ndarray:
@@ -152,13 +199,15 @@ class Voice:
     name : str
         Voice name (the key in :data:`VOICES`).
     engine : callable
-        ``engine(freq, n_on, n_total, velocity, sr, bend, **params) -> np.ndarray``.
+        ``engine(freq, n, velocity, sr, bend, **params) -> np.ndarray``: the note's tone,
+        ``n`` samples long, before its amplitude envelope (the first ``m`` samples of a
+        longer tone are the tone of ``m`` samples).
     release : float
         Release tail after note-off in s (how far past its note a note sounds).
     program : int
         The General MIDI program written for this voice.
     params : dict
-        Engine settings.
+        Engine settings, envelope (ADSR) settings included.
     gain : float
         Level trim so voices sit together at equal velocities.
     """
@@ -183,102 +232,108 @@ def _lfo_gain(depth: float, rate: float, n_total: int, sr: float) -> np.ndarray:
     return 1.0 - depth * 0.5 * (1.0 + _sine(rate * np.arange(n_total) / sr))
 
 
-def _subtractive(freq, n_on, n_total, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.0,
-                 sub=0.0, a=0.005, d=0.3, s=0.7, r=0.2, cutoff=2000.0, keytrack=0.5, env_amount=2.0,
-                 fenv_decay=0.3, vibrato=0.0, vib_rate=5.0, tremolo=0.0, trem_rate=6.0, noise=0.0,
-                 formants=(), seed=0):
+def _subtractive(freq, n, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.0, sub=0.0,
+                 cutoff=2000.0, keytrack=0.5, env_amount=2.0, fenv_decay=0.3, vibrato=0.0, vib_rate=5.0,
+                 tremolo=0.0, trem_rate=6.0, noise=0.0, formants=(), seed=0):
     f = freq if bend is None else freq * bend
+    # the band limit is set by the highest pitch the note can reach, not by how long it is
+    top = float(np.max(f)) * 2.0 ** (vibrato / 12.0) * 2.0 ** (detune / 1200.0)
     if vibrato:
-        f = _vibrato(f, n_total, sr, vibrato, vib_rate)
+        f = _vibrato(f, n, sr, vibrato, vib_rate)
     spread = np.linspace(-1.0, 1.0, unison) if unison > 1 else np.zeros(1)
-    x = np.zeros(n_total, dtype=np.float32)
+    x = np.zeros(n, dtype=np.float32)
     for i, u in enumerate(spread):
-        x += _osc(tuple(shapes), f * 2.0 ** (u * detune / 1200.0), n_total, sr, (0.13 + 0.37 * i) % 1.0)
+        x += _osc(tuple(shapes), f * 2.0 ** (u * detune / 1200.0), n, sr, (0.13 + 0.37 * i) % 1.0, top=top)
     x *= np.float32(1.0 / len(spread))
     if sub:
-        x += np.float32(sub) * _sine(_phase(np.asarray(f) * 0.5, n_total, sr))
+        x += np.float32(sub) * _sine_osc(np.asarray(f) * 0.5 if np.ndim(f) else f * 0.5, n, sr)
     if noise:
-        x += np.float32(noise) * np.random.default_rng(seed).standard_normal(n_total, dtype=np.float32)
+        x += np.float32(noise) * np.random.default_rng(seed).standard_normal(n, dtype=np.float32)
     if formants:
         x = sum(g * _bandpass(x, fc / 1.25, fc * 1.25, sr) for fc, g in formants)
     base = cutoff * (float(np.mean(freq)) / 261.6) ** keytrack * (0.6 + 0.6 * vel)
     dark = _lowpass(x, base, sr)
     if env_amount > 1.0:
         bright = _lowpass(x, base * env_amount, sr)
-        fenv = np.exp(-np.arange(n_total) / (sr * fenv_decay))
+        fenv = np.exp(-np.arange(n) / (sr * fenv_decay))
         x = dark + (bright - dark) * fenv
     else:
         x = dark
-    env = _adsr(n_on, n_total, sr, a, d, s, r)
     if tremolo:
-        env = env * _lfo_gain(tremolo, trem_rate, n_total, sr)
-    return x * env
+        x = x * _lfo_gain(tremolo, trem_rate, n, sr)
+    return x
 
 
-def _fm(freq, n_on, n_total, vel, sr, bend, *, ratio=1.0, index=2.0, index_decay=0.4, tine=0.0,
-        tine_ratio=14.0, a=0.002, d=1.2, s=0.0, r=0.3, tremolo=0.0, trem_rate=5.0):
+def _fm(freq, n, vel, sr, bend, *, ratio=1.0, index=2.0, index_decay=0.4, tine=0.0, tine_ratio=14.0,
+        tremolo=0.0, trem_rate=5.0):
     """Two-operator FM: ``sin(carrier + I(t) sin(modulator))`` with a decaying index."""
-    f = freq if bend is None else freq * bend
-    t = np.arange(n_total) / sr
-    car_ph = _phase(f, n_total, sr)
-    idx = index * (0.4 + 0.8 * vel) * np.exp(-t / index_decay) / (2 * np.pi)
-    x = _sine(car_ph + idx * _sine(car_ph * ratio))
-    if tine:
-        x = x + tine * vel * _sine(car_ph * tine_ratio) * np.exp(-t / 0.03)
-    env = _adsr(n_on, n_total, sr, a, d, s, r)
+    t = _ramp(n).astype(np.float32) * np.float32(1.0 / sr)
+    depth = np.exp(t * np.float32(-1.0 / index_decay)) * np.float32(index * (0.4 + 0.8 * vel) / (2 * np.pi))
+    ring = np.exp(t * np.float32(-1 / 0.03)) * np.float32(tine * vel) if tine else None
+    if bend is None:  # phases from accumulators, float32
+        x = _sine(_cycles(freq, n, sr) + depth * _sine_osc(freq * ratio, n, sr))
+        if tine:
+            x = x + ring * _sine_osc(freq * tine_ratio, n, sr)
+    else:
+        car_ph = _phase(freq * bend, n, sr)
+        x = _sine(car_ph + depth * _sine(car_ph * ratio))
+        if tine:
+            x = x + ring * _sine(car_ph * tine_ratio)
     if tremolo:
-        env = env * _lfo_gain(tremolo, trem_rate, n_total, sr)
-    return x * env
+        x = x * _lfo_gain(tremolo, trem_rate, n, sr)
+    return x
 
 
-def _organ(freq, n_on, n_total, vel, sr, bend, *, drawbars=((1, 1.0),), a=0.008, r=0.08, noise=0.0,
-           vibrato=0.0, vib_rate=5.0, click=0.0, seed=0):
+def _organ(freq, n, vel, sr, bend, *, drawbars=((1, 1.0),), noise=0.0, vibrato=0.0, vib_rate=5.0,
+           click=0.0, seed=0):
     """A fixed additive timbre (drawbars as harmonics of half the pitch, so 1 is the sub-octave)
     with a flat envelope: organ, flute, sub bass."""
     f = freq if bend is None else freq * bend
+    top = float(np.max(f)) * 0.5 * 2.0 ** (vibrato / 12.0)
     if vibrato:
-        f = _vibrato(f, n_total, sr, vibrato, vib_rate)
-    x = _osc(tuple(drawbars), np.asarray(f) * 0.5, n_total, sr)
+        f = _vibrato(f, n, sr, vibrato, vib_rate)
+    x = _osc(tuple(drawbars), np.asarray(f) * 0.5, n, sr, top=top)
     if noise or click:
         rng = np.random.default_rng(seed)
-        nz = rng.standard_normal(n_total).astype(np.float32)
+        nz = rng.standard_normal(n, dtype=np.float32)
         f_mean = float(np.mean(freq))
         if noise:
             x = x + noise * _bandpass(nz, f_mean, min(f_mean * 4, 0.4 * sr), sr)
         if click:
-            x = x + click * _highpass(nz, 2000.0, sr) * np.exp(-np.arange(n_total) / (0.004 * sr))
-    return x * _adsr(n_on, n_total, sr, a, 1e6, 1.0, r)
+            x = x + click * _highpass(nz, 2000.0, sr) * np.exp(-np.arange(n) / (0.004 * sr))
+    return x
 
 
-def _additive(freq, n_on, n_total, vel, sr, bend, *, partials=((1, 1.0, 1.0),), a=0.002, d=1.5, r=0.3,
-              noise=0.0, sweep=0.0, sweep_time=0.05, seed=0):
-    """Decaying (possibly inharmonic) partials (ratio, amplitude, decay multiplier): timpani."""
+def _additive(freq, n, vel, sr, bend, *, partials=((1, 1.0, 1.0),), d=1.5, noise=0.0, sweep=0.0,
+              sweep_time=0.05, seed=0):
+    """Decaying (possibly inharmonic) partials (ratio, amplitude, decay multiplier of ``d`` s):
+    timpani."""
     f = freq if bend is None else freq * bend
-    t = np.arange(n_total) / sr
+    t = np.arange(n) / sr
     if sweep:
         f = f * (1.0 + sweep * np.exp(-t / sweep_time))
-    x = np.zeros(n_total)
+    x = np.zeros(n)
     f_mean = float(np.mean(freq))
     for k, (ratio, amp, decay_mult) in enumerate(partials):
         if f_mean * ratio >= 0.45 * sr:
             continue
-        x += amp * _sine(_phase(np.asarray(f) * ratio, n_total, sr, 0.1 * k)) * np.exp(-t * decay_mult / d)
+        x += amp * _sine_osc(f * ratio, n, sr, 0.1 * k) * np.exp(-t * decay_mult / d)
     if noise:
         rng = np.random.default_rng(seed)
-        x += noise * _bandpass(rng.standard_normal(n_total), f_mean, min(f_mean * 4, 0.4 * sr), sr) \
+        x += noise * _bandpass(rng.standard_normal(n), f_mean, min(f_mean * 4, 0.4 * sr), sr) \
             * np.exp(-t / 0.05)
-    return x * _adsr(n_on, n_total, sr, a, 1e6, 1.0, r)
+    return x
 
 
-def _pluck(freq, n_on, n_total, vel, sr, bend, *, decay=2.0, brightness=0.5, damp_release=0.08,
-           body=0.0, seed=0):
+def _pluck(freq, n, vel, sr, bend, *, decay=2.0, brightness=0.5, body=0.0, seed=0):
     """Karplus-Strong: a noise burst circulating in a delay line of ``D`` samples whose loop
     filter ``g ((1 - w) + w z^-1)`` both damps it (more at high frequencies) and delays it by
     ``w`` of a sample, so the period ``D + w`` gives the exact pitch.
 
     Each trip round the loop applies the same filter to one period, so period ``k`` is the
     burst's spectrum times ``(g H)^k`` (with the line treated as circular): all periods come
-    from one batch of inverse FFTs instead of a sample-by-sample recursion."""
+    from one batch of inverse FFTs instead of a sample-by-sample recursion. The string is
+    damped after its note-off by the envelope (``damp_release``)."""
     length = sr / float(freq)
     D = max(2, int(np.floor(length)))
     w = float(length - D)
@@ -287,41 +342,77 @@ def _pluck(freq, n_on, n_total, vel, sr, bend, *, decay=2.0, brightness=0.5, dam
     burst = rng.uniform(-1.0, 1.0, D)
     burst = _lowpass(burst, 800.0 + 9000.0 * brightness * vel, sr, 1)
     burst -= burst.mean()
-    periods = int(np.ceil(n_total / D))
+    periods = int(np.ceil(n / D))
     omega = 2.0 * np.pi * np.fft.rfftfreq(D)
     loop = g * ((1.0 - w) + w * np.exp(-1j * omega))
     spectra = np.fft.rfft(burst)[None, :] * loop[None, :] ** np.arange(periods)[:, None]
-    out = np.fft.irfft(spectra, n=D, axis=1).ravel()[:n_total]
+    out = np.fft.irfft(spectra, n=D, axis=1).ravel()[:n]
     if body:
         out = out + body * _lowpass(out, 250.0, sr)
-    t = np.arange(n_total) / sr
-    env = np.ones(n_total)
-    if n_on < n_total:
-        env[n_on:] = np.exp(-(t[n_on:] - t[n_on]) / damp_release)
-    fade = min(n_total, int(0.003 * sr))
-    if fade > 1:
-        env[-fade:] *= np.linspace(1, 0, fade)
-    return out * env
+    return out
 
 
-def _band_noise(freq, n_on, n_total, vel, sr, bend, *, q=6.0, a=0.3, d=1.0, s=1.0, r=0.8, tone=0.15,
-                crackle=0.0, seed=0, lfo=0.0):
+def _clicks(n: int, sr: float, rate_hz: float, highpass_hz: float, seed: int, chunk: int = 64) -> np.ndarray:
+    """Random clicks (``rate_hz`` a second on average, Gaussian strengths) through a high-pass,
+    ``(n,)``. Drawn as a sequence of gaps in fixed-size chunks, so a shorter signal is exactly
+    the start of a longer one; each click is the filter's impulse response (until it has died
+    away, below 1e-9), placed, rather than the filter run over the whole silent signal."""
+    gaps_rng = np.random.default_rng([seed, 1])
+    amps_rng = np.random.default_rng([seed, 2])
+    impulse = np.zeros(int(sr * 0.01), dtype=np.float64)
+    impulse[0] = 1.0
+    response = _highpass(impulse, highpass_hz, sr)
+    response = response[: int(np.flatnonzero(np.abs(response) > 1e-9)[-1]) + 1].astype(np.float32)
+    out = np.zeros(n + response.size, dtype=np.float32)
+    at = 0.0
+    while True:
+        pos = at + np.cumsum(gaps_rng.exponential(sr / rate_hz, chunk))
+        amps = amps_rng.standard_normal(chunk).astype(np.float32)
+        inside = pos < n
+        for p, amp in zip(pos[inside].astype(np.int64), amps[inside], strict=True):
+            out[p:p + response.size] += amp * response
+        if not inside.all():
+            return out[:n]
+        at = pos[-1]
+
+
+def _band_noise(freq, n, vel, sr, bend, *, q=6.0, tone=0.15, crackle=0.0, seed=0, lfo=0.0):
     """Pitched noise: white noise through a band-pass around the note (bandwidth f/q), with a
     little sine at the pitch so the ear hears a note; ``crackle`` adds vinyl clicks."""
     f0 = float(freq)
     rng = np.random.default_rng(seed)
-    nz = rng.standard_normal(n_total, dtype=np.float32)
+    nz = rng.standard_normal(n, dtype=np.float32)
     bw = f0 / q
     x = _bandpass(nz, f0 - bw / 2, f0 + bw / 2, sr) * np.sqrt(q)
-    x += tone * _sine(_phase(f0 if bend is None else f0 * bend, n_total, sr))
+    x += tone * _sine_osc(f0 if bend is None else f0 * bend, n, sr)
     if lfo:
-        x *= _lfo_gain(lfo, 0.3 + (f0 % 1.0) * 0.2, n_total, sr)
+        x *= _lfo_gain(lfo, 0.3 + (f0 % 1.0) * 0.2, n, sr)
     if crackle:  # vinyl clicks: about 8 a second, at random places and strengths
-        clicks = np.zeros(n_total, dtype=np.float32)
-        count = rng.poisson(8.0 * n_total / sr)
-        clicks[rng.integers(0, n_total, count)] = rng.standard_normal(count) * 6.0
-        x += crackle * _highpass(clicks, 1500.0, sr)
-    return x * _adsr(n_on, n_total, sr, a, d, s, r)
+        x += np.float32(6.0 * crackle) * _clicks(n, sr, 8.0, 1500.0, seed)
+    return x
+
+
+#: Each engine's amplitude envelope: ADSR settings (a, d, s, r) taken from the voice's
+#: parameters (names with their defaults); ``None`` entries are fixed (no decay: d = 1e6, s = 1;
+#: a plucked string has no attack). The engines make the rest of the sound, the tone, which
+#: does not depend on the note's length.
+_ENVELOPES: dict[Callable, tuple] = {
+    _subtractive: (("a", 0.005), ("d", 0.3), ("s", 0.7), ("r", 0.2)),
+    _fm: (("a", 0.002), ("d", 1.2), ("s", 0.0), ("r", 0.3)),
+    _organ: (("a", 0.008), None, None, ("r", 0.08)),
+    _additive: (("a", 0.002), None, None, ("r", 0.3)),
+    _pluck: (None, None, None, ("damp_release", 0.08)),
+    _band_noise: (("a", 0.3), ("d", 1.0), ("s", 1.0), ("r", 0.8)),
+}
+_FIXED_ENVELOPE = (0.0, 1e6, 1.0, 0.0)
+
+
+def _split_params(engine: Callable, params: dict) -> tuple[dict, tuple[float, float, float, float]]:
+    """A voice's settings split into the tone's and the envelope's ``(a, d, s, r)``."""
+    tone = dict(params)
+    adsr = tuple(float(tone.pop(spec[0], spec[1])) if spec else fixed
+                 for spec, fixed in zip(_ENVELOPES[engine], _FIXED_ENVELOPE, strict=True))
+    return tone, adsr  # type: ignore[return-value]
 
 
 # -- the voice table ----------------------------------------------------------------------------
@@ -460,10 +551,27 @@ def _held_samples(n: int) -> int:
     return max(1, int(round(n / step)) * step)
 
 
+def _note_tone(v: Voice, freq: float, key: tuple, n: int, sr: float, ratio: np.ndarray | None,
+               params: dict) -> np.ndarray:
+    """The tone of a note (before its envelope, level and velocity gain included), float32."""
+    _, velocity, _ = key
+    vel = velocity / 127.0
+    params = dict(params)
+    if v.engine in (_subtractive, _additive, _pluck, _band_noise, _organ):
+        params["seed"] = _seed(v.name, key)
+    wave = v.engine(freq, n, vel, sr, ratio, **params)
+    return (wave * (v.gain * vel * vel)).astype(np.float32)
+
+
 def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
                 bend: Callable[[int, int], np.ndarray | None] | None = None,
                 brightness: np.ndarray | None = None) -> np.ndarray:
     """Render notes with one voice into a mono buffer.
+
+    A note is its voice's tone (which depends on pitch, velocity and brightness) times an
+    amplitude envelope (which depends on its length). Notes sharing a tone, the rule in music
+    that repeats itself, share one rendering of it, as long as the longest of them, cut to each
+    note's length (notes under a pitch bend are rendered on their own).
 
     Parameters
     ----------
@@ -488,36 +596,50 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
         ``(length,)`` float32.
     """
     v = VOICES[voice]
+    sr = float(sample_rate)
     out = np.zeros(length, dtype=np.float32)
-    cache: dict[tuple, np.ndarray] = {}
-    tail = int(round(v.release * _TAIL_TAUS * sample_rate))
+    tail = int(round(v.release * _TAIL_TAUS * sr))
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
     bright = np.ones(len(notes)) if brightness is None else np.asarray(brightness, dtype=np.float64)
+    envelopes: dict[tuple[int, int], np.ndarray] = {}
+    settings: dict[float, tuple[dict, tuple]] = {}
+    scratch = [np.empty(0, dtype=np.float32)]  # one buffer for every note's enveloped tone
+
+    def place(s0: int, wave: np.ndarray, n_on: int, n_total: int, adsr: tuple) -> None:
+        env = envelopes.get((n_on, n_total))
+        if env is None:
+            env = envelopes[(n_on, n_total)] = _adsr(min(n_on, n_total), n_total, sr, *adsr)
+        a, b = max(s0, 0), min(s0 + n_total, length)
+        if b > a:
+            if scratch[0].size < b - a:
+                scratch[0] = np.empty(b - a, dtype=np.float32)
+            out[a:b] += np.multiply(wave[a - s0:b - s0], env[a - s0:b - s0], out=scratch[0][:b - a])
+
+    groups: dict[tuple, list[tuple[int, int, int]]] = {}
     for (start, end, pitch, velocity), factor in zip(notes, bright, strict=True):
-        s0 = int(round(start * sample_rate))
+        s0 = int(round(start * sr))
         if s0 >= length or velocity <= 0:
             continue
-        n_on = _held_samples(int(round(end * sample_rate)) - s0)
+        key = (round(float(pitch), 4), int(velocity), round(float(factor), 3))
+        freq = 440.0 * 2.0 ** ((key[0] - 69.0) / 12.0)
+        if freq >= 0.45 * sr or freq < 8.0:
+            continue
+        n_on = _held_samples(int(round(end * sr)) - s0)
         n_total = max(1, min(n_on + tail, length - s0))
+        if key[2] not in settings:
+            settings[key[2]] = _split_params(v.engine, _brighten(v.engine, v.params, key[2]))
         ratio = bend(s0, n_total) if bend is not None else None
-        factor = round(float(factor), 3)
-        key = (round(float(pitch), 4), n_on, n_total, int(velocity), factor)
-        wave = cache.get(key) if ratio is None else None
-        if wave is None:
-            freq = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
-            if freq >= 0.45 * sample_rate or freq < 8.0:
-                continue
-            vel = velocity / 127.0
-            params = _brighten(v.engine, dict(v.params), factor)
-            if v.engine in (_subtractive, _additive, _pluck, _band_noise, _organ):
-                params["seed"] = _seed(voice, key)
-            wave = v.engine(freq, min(n_on, n_total), n_total, vel, float(sample_rate), ratio, **params)
-            wave = (wave * (v.gain * vel * vel)).astype(np.float32)
-            if ratio is None:
-                cache[key] = wave
-        a, b = max(s0, 0), min(s0 + wave.size, length)
-        if b > a:
-            out[a:b] += wave[a - s0:b - s0]
+        if ratio is not None:  # a bent note is a tone of its own
+            tone_params, adsr = settings[key[2]]
+            place(s0, _note_tone(v, freq, key, n_total, sr, ratio, tone_params), n_on, n_total, adsr)
+        else:
+            groups.setdefault(key, []).append((s0, n_on, n_total))
+    for key, placed in groups.items():
+        tone_params, adsr = settings[key[2]]
+        freq = 440.0 * 2.0 ** ((key[0] - 69.0) / 12.0)
+        tone = _note_tone(v, freq, key, max(n for _, _, n in placed), sr, None, tone_params)
+        for s0, n_on, n_total in placed:
+            place(s0, tone, n_on, n_total, adsr)
     return out
 
 
