@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from blendfx.diffusion import cell_means, differential_img2img_latents, pixels_to_tensor, window_seeds
+from blendfx.diffusion import cell_means, differential_img2img_latents, pixels_to_tensor
 from blendfx.diffusion_effect import ClipJob, DiffusionGenerator
 from blendfx.errors import ParameterError
 from blendfx.models import DiffusionModel
@@ -114,5 +114,5 @@ class MaskedImg2Img(DiffusionGenerator):
         final = differential_img2img_latents(
             model, source, hold, prompt=self.prompt, negative_prompt=self.negative_prompt,
             steps=self.steps, guidance=self.guidance, strength=self.strength,
-            scheduler=self.scheduler, seeds=window_seeds(self.seed, [w.index for _, w in chunk], 1))
+            scheduler=self.scheduler, seeds=self._window_seeds(chunk, 1))
         return {"final": final}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from blendfx.diffusion import cell_means, inpaint_latents, pixels_to_tensor, window_seeds
+from blendfx.diffusion import cell_means, inpaint_latents, pixels_to_tensor
 from blendfx.diffusion_effect import ClipJob, DiffusionGenerator
 from blendfx.mask import enlarge_mask
 from blendfx.models import DiffusionModel
@@ -88,7 +88,6 @@ class OutpaintInpaint(DiffusionGenerator):
         import torch
 
         f = model.vae_scale_factor
-        indices = [win.index for _, win in chunk]
 
         def stack(name: str) -> np.ndarray:
             return np.stack([job.window(name, win) for job, win in chunk])
@@ -110,12 +109,12 @@ class OutpaintInpaint(DiffusionGenerator):
         outpainted = source
         if repaint.any():
             outpainted = inpaint_latents(model, source, repaint, strength=strength,
-                                         seeds=window_seeds(self.seed, indices, 1), **common)
+                                         seeds=self._window_seeds(chunk, 1), **common)
         repaint = cells("core_grown") & ~context_cells
         final = outpainted
         if repaint.any():
             final = inpaint_latents(model, outpainted, repaint, strength=self.strength_inpaint,
-                                    seeds=window_seeds(self.seed, indices, 2), **common)
+                                    seeds=self._window_seeds(chunk, 2), **common)
         out = {"final": final}
         if self.keep_intermediate:
             out["outpainted"] = outpainted

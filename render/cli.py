@@ -5,6 +5,7 @@ Commands::
     blendfx demo -o out/                      # the main job: a synthesized train, blended into music
     blendfx blend NOISE.wav -o OUT.wav [--prompt TEXT] [--preset NAME] [--model composer|MODEL]
     blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache] [--jobs N]
+                   [--batch-size N] [--no-batch-tracks]
     blendfx session import PROJECT.rpp -o session.toml
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask]
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--block-seconds", type=float, default=10.0,
                         help="block length for streaming tracks and the mix (default 10 s)")
     render.add_argument("--jobs", type=int, help="tracks rendered at once (default: CPUs, max 4)")
+    render.add_argument("--batch-size", type=int, metavar="N",
+                        help="windows per model call when diffusion generators of several tracks "
+                             "are batched together (default: [render] batch_size, else the "
+                             "generators' own)")
+    render.add_argument("--no-batch-tracks", action="store_true",
+                        help="run each track's diffusion generator on its own")
     _quiet(render)
 
     session = sub.add_parser("session", help="session tools")
@@ -149,7 +156,9 @@ def _render(args: argparse.Namespace) -> int:
 
     result = render_session(args.session, args.output, device=args.device, seed=args.seed,
                             progress=not args.quiet, cache=not args.no_cache,
-                            block_seconds=args.block_seconds, jobs=args.jobs)
+                            block_seconds=args.block_seconds, jobs=args.jobs,
+                            batch_size=args.batch_size,
+                            batch_tracks=False if args.no_batch_tracks else None)
     _summary(args, result)
     return EXIT_OK
 

@@ -27,7 +27,7 @@ from blendfx.loudness import OVERSAMPLE
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import sosfilt
 
-__all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain",
+__all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain", "limit",
            "limiter_context", "LIMITER_CONTEXT",
            "OVERSAMPLING", "db"]
 
@@ -74,7 +74,7 @@ class LoudnessMeter:
         filters = pyloudnorm.Meter(self.rate)._filters  # the K-weighting stages pyloudnorm uses
         self._gain = float(np.prod([f.passband_gain for f in filters.values()]))
         self._sos = np.vstack([np.concatenate([f.b, f.a]) for f in filters.values()])
-        self._zi = np.zeros((self.channels, self._sos.shape[0], 2))
+        self._zi = np.zeros((self._sos.shape[0], self.channels, 2))
         t = self.total / self.rate
         n_blocks = int(np.round((t - self._BLOCK_S) / (self._BLOCK_S * self._STEP))) + 1
         self._n_blocks = max(n_blocks, 0) if t >= self._BLOCK_S else 0
@@ -88,23 +88,27 @@ class LoudnessMeter:
 
     def add(self, block: np.ndarray) -> None:
         """Feed the next ``(channels, samples)`` block."""
-        block = np.asarray(block, dtype=np.float64)
+        block = np.asarray(block)
         n = block.shape[1]
         if n == 0 or self._segments.shape[1] == 0:
             self._pos += n
             return
-        y = np.empty_like(block)
-        for c in range(self.channels):
-            y[c], self._zi[c] = sosfilt(self._sos, block[c], zi=self._zi[c])
-        sq = np.square(y * self._gain)
+        # K-weighting in float64 (pyloudnorm's precision), all channels in one call; the
+        # stages' passband gain is applied to the segment energies, not to every sample
+        y, self._zi = sosfilt(self._sos, block.astype(np.float64), axis=-1, zi=self._zi)
         start, end = self._pos, self._pos + n
         # Segment k covers [edges[k], edges[k+1]); add this block's share to each one it touches.
         first = max(int(np.searchsorted(self._edges, start, side="right")) - 1, 0)
         last = min(int(np.searchsorted(self._edges, end, side="left")), len(self._edges) - 1)
         if first < last:
             cuts = np.clip(self._edges[first:last + 1], start, end) - start
-            csum = np.concatenate([np.zeros((self.channels, 1)), np.cumsum(sq, axis=1)], axis=1)
-            self._segments[:, first:last] += csum[:, cuts[1:]] - csum[:, cuts[:-1]]
+            np.square(y, out=y)
+            # segment sums; only the first and last can be empty (clipped to the block's
+            # ends), and reduceat's last sum runs to the end of what it is given
+            full = cuts[1:] > cuts[:-1]
+            sums = np.zeros((self.channels, full.size))
+            sums[:, full] = np.add.reduceat(y[:, :cuts[-1]], cuts[:-1][full], axis=1)
+            self._segments[:, first:last] += sums * self._gain ** 2
         self._pos = end
 
     def block_energies(self) -> np.ndarray:
@@ -150,22 +154,27 @@ def true_peak_envelope(audio: np.ndarray, margin: int = 0, above: float | None =
     their sample magnitudes, which are then known to stay under ``above``): every value that
     exceeds ``above`` is exact, at a fraction of the cost.
     """
-    audio = np.asarray(audio, dtype=np.float32)
+    env = _envelope(np.asarray(audio, dtype=np.float32), above)[0]
+    n = env.size
+    return env[margin:n - margin] if margin else env
+
+
+def _envelope(audio: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``true_peak_envelope`` without margins, and which samples hold exact values (the
+    others hold sample magnitudes and are known to have true peaks <= ``above``)."""
     n = audio.shape[-1]
     if n == 0:
-        return np.zeros(0, np.float32)
+        return np.zeros(0, np.float32), np.zeros(0, bool)
     if above is None:
-        env = _oversampled(audio)
-    else:
-        env = np.abs(audio).max(axis=0)
-        runs = _segments_over(env, above / _interpolation_bound())
-        if sum(b - a for a, b in runs) > n // 3:  # mostly loud: one pass is cheaper
-            env = _oversampled(audio)
-        else:
-            for a, b in runs:
-                lo, hi = max(a - _TP_MARGIN, 0), min(b + _TP_MARGIN, n)
-                env[a:b] = _oversampled(audio[:, lo:hi])[a - lo:b - lo]
-    return env[margin:n - margin] if margin else env
+        return _oversampled(audio), np.ones(n, bool)
+    env = np.abs(audio).max(axis=0)
+    hot = _stretches_over(env, above / _interpolation_bound())
+    if hot.sum() * _SEGMENT > n // 2:  # mostly loud: one pass is cheaper
+        return _oversampled(audio), np.ones(n, bool)
+    exact = np.repeat(hot, _SEGMENT)[:n]
+    starts, stops = _runs(hot, n)
+    _oversample_runs(audio, starts, stops, env)
+    return env, exact
 
 
 def true_peak_max(audio: np.ndarray, margin: int = 0, at_least: float = 0.0) -> float:
@@ -182,7 +191,7 @@ def true_peak_max(audio: np.ndarray, margin: int = 0, at_least: float = 0.0) -> 
     return max(best, float(env.max()))
 
 
-_SEGMENT = 1024  # samples per stretch in the pruned computations
+_SEGMENT = 256  # samples per stretch in the pruned computations
 
 
 def _oversampled(audio: np.ndarray) -> np.ndarray:
@@ -222,24 +231,55 @@ def _interpolation_bound() -> float:
     return _polyphase()[1]
 
 
-def _segments_over(mag: np.ndarray, level: float) -> list[tuple[int, int]]:
-    """Stretches of ``_SEGMENT`` samples (with neighbours, for the filter's reach) whose sample
-    magnitude exceeds ``level`` somewhere."""
+def _stretches_over(mag: np.ndarray, level: float) -> np.ndarray:
+    """Which ``_SEGMENT``-sample stretches (bool each) have a sample magnitude over ``level``
+    in themselves or a neighbour (a loud sample near an edge lifts the next stretch's
+    interpolated values too)."""
     seg, n = _SEGMENT, mag.size
     count = -(-n // seg)
     peaks = np.pad(mag, (0, count * seg - n)).reshape(count, seg).max(axis=1)
-    hot = peaks > level
-    # a loud sample near a stretch's edge also lifts the neighbouring stretch's interpolation
-    hot[1:] |= hot[:-1].copy()
-    hot[:-1] |= (peaks > level)[1:]
-    out: list[tuple[int, int]] = []
-    for k in np.flatnonzero(hot):
-        a, b = int(k) * seg, min(int(k) * seg + seg, n)
-        if out and out[-1][1] == a:
-            out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
+    over = peaks > level
+    hot = over.copy()
+    hot[1:] |= over[:-1]
+    hot[:-1] |= over[1:]
+    return hot
+
+
+def _runs(stretches: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``[start, stop)`` of each run of consecutive True stretches."""
+    edges = np.diff(np.concatenate([[0], stretches.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1) * _SEGMENT
+    stops = np.minimum(np.flatnonzero(edges == -1) * _SEGMENT, n)
+    return starts, stops
+
+
+def _oversample_runs(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray,
+                     out: np.ndarray) -> None:
+    """Write the exact envelope of ``audio`` over each ``[start, stop)`` into ``out``.
+
+    All runs go through one filter call: each is cut with ``_TP_MARGIN`` samples of context
+    and the pieces are laid end to end (a piece's values depend only on its own context, and
+    at the signal's ends the cut itself supplies the zeros the filter assumes).
+    """
+    if starts.size == 0:
+        return
+    n = audio.shape[-1]
+    lo = np.maximum(starts - _TP_MARGIN, 0)
+    hi = np.minimum(stops + _TP_MARGIN, n)
+    if starts.size == 1:
+        out[starts[0]:stops[0]] = _oversampled(audio[:, lo[0]:hi[0]])[starts[0] - lo[0]:
+                                                                        stops[0] - lo[0]]
+        return
+    def spans(first: np.ndarray, last: np.ndarray) -> np.ndarray:  # concatenated aranges
+        sizes = last - first
+        return np.arange(int(sizes.sum())) + np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
+
+    env = _oversampled(audio[:, spans(lo, hi)])
+    # piece i holds audio[lo_i:hi_i] from offset_i = sum of the earlier pieces' lengths
+    offsets = np.cumsum(hi - lo) - (hi - lo)
+    core = spans(starts, stops)
+    keep = core + np.repeat(offsets - lo, stops - starts)
+    out[core] = env[keep]
 
 
 def _window(seconds: float, sample_rate: float) -> int:
@@ -276,11 +316,80 @@ def limiter_gain(audio: np.ndarray, ceiling: float, sample_rate: float, margin: 
         Context samples at each end, at least :func:`limiter_context`; the result covers the
         samples in between.
     """
-    env = true_peak_envelope(audio, above=ceiling)
+    return limit(audio, ceiling, sample_rate, margin, lookahead_s=lookahead_s, hold_s=hold_s)[0]
+
+
+def limit(audio: np.ndarray, ceiling: float, sample_rate: float, margin: int, peak_margin: int = 0,
+          *, lookahead_s: float = 0.002, hold_s: float = 0.03) -> tuple[np.ndarray, float]:
+    """:func:`limiter_gain` and the true peak of the limited signal, from one envelope.
+
+    Returns ``(gain, peak)``: ``gain`` as :func:`limiter_gain` (for the samples between the
+    ``margin`` context samples), and the exact true peak (linear) of ``audio * gain`` over those
+    samples less ``peak_margin`` at each end (context for the oversampling filter, >= 32).
+
+    The peak reuses the limiter's envelope instead of oversampling the output again: wherever
+    the gain is constant over the interpolation filter's reach, the output's true peak is that
+    gain times the input's. Only stretches where the gain moves, and stretches whose bound
+    could still beat the running maximum, are oversampled.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    n = audio.shape[-1]
+    env, exact = _envelope(audio, ceiling)
     need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     hold = minimum_filter1d(need, _window(hold_s, sample_rate), mode="nearest")
     gain = uniform_filter1d(hold, _window(lookahead_s, sample_rate), mode="nearest")
     # float rounding in the average must not lift a sample above its requirement
-    gain = np.minimum(gain, need)
-    n = audio.shape[-1]
-    return gain[margin:n - margin].astype(np.float32)
+    gain = np.minimum(gain, need).astype(np.float32)
+    lo, hi = margin + peak_margin, n - margin - peak_margin
+    if hi <= lo or peak_margin < _TP_MARGIN:
+        peak = 0.0 if hi <= lo else true_peak_max(
+            audio[:, margin:n - margin] * gain[margin:n - margin], peak_margin)
+        return gain[margin:n - margin], peak
+    peak = _peak_after_gain(audio, gain, env, exact, lo, hi)
+    return gain[margin:n - margin], peak
+
+
+def _peak_after_gain(audio: np.ndarray, gain: np.ndarray, env: np.ndarray, exact: np.ndarray,
+                     lo: int, hi: int) -> float:
+    """Exact true peak of ``audio * gain`` over ``[lo, hi)``, given ``audio``'s envelope
+    ``env`` (exact where ``exact``). Needs >= 32 samples of context around."""
+    half = _branches()[0].size // 2  # an interpolated value reads the samples within +-half
+    g = gain[lo:hi]
+    # moving[p]: the gain changes somewhere within p's reach
+    steps = np.concatenate([[0], np.cumsum(gain[1:] != gain[:-1])])
+    moving = steps[lo + half:hi + half] != steps[lo - half:hi - half]
+    mag = np.abs(audio).max(axis=0)
+    best = float((mag[lo:hi] * g).max())
+    # constant gain over a value's reach: the output's true peak there is gain * env
+    known = exact[lo:hi] & ~moving
+    if known.any():
+        best = max(best, float((env[lo:hi] * g)[known].max()))
+    out = audio * gain
+    m = hi - lo
+    count = -(-m // _SEGMENT)
+
+    def per_stretch(values: np.ndarray, fill: float) -> np.ndarray:
+        return np.pad(values, (0, count * _SEGMENT - m), constant_values=fill).reshape(
+            count, _SEGMENT)
+
+    # stretches where the gain moves: oversample the output itself
+    todo = per_stretch(moving, False).any(axis=1)
+    # stretches with unknown values: their bound (nearby samples times the interpolation
+    # filter's largest gain) decides whether they could beat the maximum
+    unknown = per_stretch(~exact[lo:hi] & ~moving, False).any(axis=1)
+    # a value reads samples of its own stretch and at most the neighbouring ones
+    peaks = per_stretch(mag[lo:hi] * g, 0.0).max(axis=1)
+    edge = np.array([(mag[lo - _TP_MARGIN:lo] * gain[lo - _TP_MARGIN:lo]).max(),
+                     (mag[hi:hi + _TP_MARGIN] * gain[hi:hi + _TP_MARGIN]).max()])
+    near = peaks.copy()
+    near[1:] = np.maximum(near[1:], peaks[:-1])
+    near[:-1] = np.maximum(near[:-1], peaks[1:])
+    near[0], near[-1] = max(near[0], edge[0]), max(near[-1], edge[1])
+    bound = near * _interpolation_bound()
+    todo |= unknown & (bound > best)
+    starts, stops = _runs(todo, m)
+    if starts.size:
+        env_out = np.zeros(out.shape[-1], np.float32)
+        _oversample_runs(out, starts + lo, stops + lo, env_out)
+        best = max(best, float(env_out[lo:hi].max()))
+    return best

@@ -13,13 +13,18 @@ The render, in order:
    processed in blocks (``block_seconds``), so a long stem never sits in memory; offline
    effects (generators, Blend) get the whole track. Each result is a cache entry
    (:mod:`blendfx.render.cache`): tracks whose inputs did not change are not rendered again.
+   Tracks whose chains start with a diffusion generator (or a Blend around one) on a shared
+   model run their windows as one batched job first
+   (:func:`blendfx.diffusion_effect.generate_batched`, ``batch_size`` windows per model call);
+   each track then renders on its primed generator.
 3. **Mix**, streamed twice over the cached stems: pass 1 measures the integrated loudness and
    true peak of the sum; pass 2 applies the gain that reaches ``master.target_lufs`` and a
    look-ahead true-peak limiter at ``master.true_peak_dbtp`` and writes the mix. The stems get
    the same master gain (without the limiter; with an extra common trim if one would clip), so
    they sum to the mix before limiting.
 4. **Report**: ``report.json`` (loudness, gains, per-track timings and cache hits, the blend
-   report of every Blend, e.g. its unmasked fraction) and ``report.png``.
+   report of every Blend, e.g. its unmasked fraction) and ``report.png`` (drawn on a thread
+   while the mix is still being written; ``timings.report_s`` is that thread's own time).
 
 Outputs are written into a staging folder inside the cache and moved into the output folder
 only when all of them are complete; ``report.json`` moves last. A run killed at any point leaves
@@ -48,7 +53,8 @@ from blendfx.errors import AudioFileError, BlendfxError, SessionError
 from blendfx.session import Session, Track
 
 from .cache import RenderCache, file_digest
-from .mastering import LoudnessMeter, db, limiter_context, limiter_gain, true_peak_max
+from .mastering import LoudnessMeter, db, limit, limiter_context, true_peak_max
+from .report import FIGURE_SECONDS
 
 __all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
 
@@ -137,25 +143,90 @@ def _block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
 
 
 class _StemReader:
-    """Random-access reads of a cached stem (zero outside the file)."""
+    """Random-access reads of a cached stem (zero outside the file).
+
+    The cache's 32-bit float WAVs are read with ``preadv`` straight into the result's buffer
+    (no decoding; not memory-mapped, since mapped pages that were read would stay in the
+    process's resident set: a 60-minute stem would count 1.3 GB); any other file is read
+    through pedalboard.
+    """
 
     def __init__(self, path: Path) -> None:
-        from pedalboard.io import AudioFile
+        layout = _float_wav_layout(path)
+        self._f: Any = None
+        self._fd: int | None = None
+        if layout is not None:
+            self._offset, self.channels, self.frames = layout
+            self._fd = os.open(path, os.O_RDONLY)
+        else:
+            from pedalboard.io import AudioFile
 
-        self._f = AudioFile(str(path))
-        self.frames = int(self._f.frames)
-        self.channels = int(self._f.num_channels)
+            self._f = AudioFile(str(path))
+            self.frames = int(self._f.frames)
+            self.channels = int(self._f.num_channels)
 
     def read(self, start: int, n: int) -> np.ndarray:
         out = np.zeros((self.channels, n), np.float32)
-        a, b = max(start, 0), min(start + n, self.frames)
-        if a < b:
-            self._f.seek(a)
-            out[:, a - start:b - start] = self._f.read(b - a)
+        self.add_to(out, start)
         return out
 
+    def add_to(self, out: np.ndarray, start: int) -> None:
+        """``out += self[start:start + out.shape[1]]``, channels first."""
+        a, b = max(start, 0), min(start + out.shape[1], self.frames)
+        if a >= b:
+            return
+        if self._fd is not None:
+            frames = np.empty((b - a, self.channels), np.float32)  # interleaved, as on disk
+            want = frames.nbytes
+            got = os.preadv(self._fd, [frames], self._offset + a * 4 * self.channels)
+            if got != want:
+                raise AudioFileError(f"cached stem is shorter than its header says ({got} of "
+                                     f"{want} bytes at frame {a})")
+            part = frames.T
+        else:
+            self._f.seek(a)
+            part = self._f.read(b - a)
+        out[:, a - start:b - start] += part
+
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _float_wav_layout(path: Path) -> tuple[int, int, int] | None:
+    """``(data offset in bytes, channels, frames)`` of a little-endian 32-bit float RIFF WAV,
+    or None for any other file (read it with a decoder)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            fmt = None
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                tag, length = struct.unpack("<4sI", fh.read(8))
+                if tag == b"fmt ":
+                    body = fh.read(min(length, 40))
+                    code, channels, _, _, align, bits = struct.unpack("<HHIIHH", body[:16])
+                    if code == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE
+                        code = struct.unpack("<H", body[24:26])[0]
+                    fmt = (code, channels, align, bits)
+                elif tag == b"data":
+                    if fmt is None or fmt[0] != 3 or fmt[3] != 32 or fmt[2] != 4 * fmt[1]:
+                        return None
+                    frames = min(length, size - pos - 8) // fmt[2]
+                    return pos + 8, fmt[1], frames
+                pos += 8 + length + (length & 1)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 class _FileSource:
@@ -209,10 +280,12 @@ class _FileSource:
 
     def _fade(self, out: np.ndarray, at: int, pos: int, n: int) -> None:
         """Equal-power fades over item positions ``[pos, pos + n)``, written at ``out[:, at:]``."""
-        p = np.arange(pos, pos + n, dtype=np.float64)
-        gain = np.ones(n)
         f_in = int(round(self.track.fade_in * self.sr))
         f_out = int(round(self.track.fade_out * self.sr))
+        if pos >= f_in and self.length - (pos + n) >= f_out:
+            return  # no fade reaches these positions
+        p = np.arange(pos, pos + n, dtype=np.float64)
+        gain = np.ones(n)
         if f_in > 0:
             gain *= np.where(p < f_in, np.sin(0.5 * np.pi * np.minimum((p + 0.5) / f_in, 1.0)), 1)
         if f_out > 0:
@@ -247,6 +320,89 @@ def _walk(proc: Any) -> Iterator[Any]:
         yield from _walk(child)
 
 
+def _set_device(chain: Any, device: str) -> None:
+    """Put every effect of ``chain`` on ``device``.
+
+    'cpu' is always a valid device, so it is set without :func:`blendfx.device.resolve_device`'s
+    validation, which imports torch (about 2 s): a render of DSP-only chains on the CPU never
+    needs torch. Effects that do use torch resolve their device when they run.
+    """
+    from blendfx.effect import Effect
+
+    if device != "cpu":
+        chain.device = device  # validated (and propagated) by the effects' own setter
+        return
+    if isinstance(chain, Effect):
+        object.__setattr__(chain, "_device", "cpu")  # what Effect.device's setter stores
+        for child in getattr(chain, "plugins", []):  # and where Chain's setter passes it on
+            _set_device(child, device)
+
+
+def _sum(readers: list[_StemReader], start: int, n: int) -> np.ndarray:
+    """The sum of stereo stems over ``[start, start + n)`` (zero outside them)."""
+    out = np.zeros((2, n), np.float32)
+    for r in readers:
+        r.add_to(out, start)
+    return out
+
+
+def _gain_curve_db(curve: list[np.ndarray], gain_db: float) -> np.ndarray:
+    """The master gain per 10 ms in dB: loudness gain plus the limiter's (linear) gains."""
+    values = np.concatenate(curve) if curve else np.ones(0)
+    with np.errstate(divide="ignore"):
+        return (gain_db + 20.0 * np.log10(np.maximum(values, 1e-6))).astype(np.float32)
+
+
+def _measure_and_write(writers: list[Any], item: tuple[Any, np.ndarray, list[np.ndarray]]
+                       ) -> None:
+    """Feed the mix block to the output loudness meter (if any), then write the mix (clipped:
+    only float rounding can take it past full scale) and the stems."""
+    meter, mix, stems = item
+    if meter is not None:
+        meter.add(mix)
+    np.clip(mix, -1.0, 1.0, out=mix)
+    for w, block in zip(writers, [mix, *stems], strict=True):
+        w.write(block)
+
+
+class _Background:
+    """Run ``fn(*args, item)`` for each submitted item, in order, on one thread (at most two
+    items queued); leaving the ``with`` waits for the queue and re-raises the first error."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def __enter__(self) -> Any:
+        import queue
+        import threading
+
+        self._queue: Any = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            while (item := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        self.fn(*self.args, item)
+                    except BaseException as exc:  # handed to the submitting thread
+                        self._error = exc
+
+        self._thread = threading.Thread(target=run, name="blendfx-writer", daemon=True)
+        self._thread.start()
+        return self.submit
+
+    def submit(self, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -266,18 +422,22 @@ def _jsonable(value: Any) -> Any:
 # -- the render --------------------------------------------------------------------------------
 class _Render:
     def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
-                 cache: bool, block_seconds: float, figure: bool, jobs: int) -> None:
+                 cache: bool, block_seconds: float, figure: bool, jobs: int,
+                 batch_size: int | None = None, batch_tracks: bool = True) -> None:
         self.session, self.out_dir = session, Path(out_dir)
         self.sr = float(session.sample_rate)
         self.device, self.progress, self.figure = device, progress, figure
         self.block = max(4096, int(block_seconds * self.sr))
         self.block_seconds = block_seconds
         self.jobs = jobs
+        self.batch_size, self.batch_tracks = batch_size, batch_tracks
         self.cache = RenderCache(self.out_dir, enabled=cache)
         self.entries: dict[str, Path] = {}
         self.keys: dict[str, str] = {}
         self.results: list[TrackResult] = []
         self.timings: dict[str, float] = {}
+        self._figure: Any = None  # the report figure's Future, once started
+        self._figure_s = 0.0
 
     # -- 1. checks ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -313,7 +473,7 @@ class _Render:
                 ends.append(src.end)
             chain = t.build_chain()
             if chain is not None and self.device is not None:
-                chain.device = self.device
+                _set_device(chain, self.device)
             self.chains[t.name] = chain
         total = int(round(s.length * self.sr)) if s.length is not None else max(ends, default=0)
         if total < 64:
@@ -375,8 +535,18 @@ class _Render:
                 self._render_track(t, scratch, bar)
 
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="blendfx-track")
+        # the stems' content hashes (for the cache keys) are computed side by side up front
+        digests = [pool.submit(file_digest, t.file, self.cache.hashes)
+                   for t in pending if t.file is not None]
+        for future in digests:
+            future.result()
+        # Tracks whose chain starts with a diffusion generator wait in `held` until no other
+        # such track can still join them; then all their windows go through the model together
+        # (generate_batched) and each track renders as usual on its primed generator.
+        held: list[tuple[Track, str, float]] = []
+        batching = self.batch_tracks and any(self._site(t) is not None for t in pending)
         try:
-            while pending or running:
+            while pending or running or held:
                 for t in [t for t in pending if all(d in self.entries
                                                     for d in t.dependencies())]:
                     pending.remove(t)
@@ -385,10 +555,18 @@ class _Render:
                     self.keys[t.name] = key
                     if self.cache.lookup(key) is not None:
                         finish(t, key, True, t0)
+                        continue
+                    bar.total += round(self.total / self.sr, 1)
+                    bar.refresh()
+                    if batching and self._site(t) is not None:
+                        held.append((t, key, t0))
                     else:
-                        bar.total += round(self.total / self.sr, 1)
-                        bar.refresh()
                         running[pool.submit(build, t, key)] = (t, key, t0)
+                if held and (not running or not any(self._site(t) is not None for t in pending)):
+                    self._generate_held([t for t, _, _ in held])
+                    for t, key, t0 in held:
+                        running[pool.submit(build, t, key)] = (t, key, t0)
+                    held = []
                 if not running:
                     continue  # cached tracks may have unblocked others
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -401,18 +579,73 @@ class _Render:
             bar.close()
         self.results = [results[t.name] for t in self.order]
 
-    def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
+    # -- batching generator work across tracks ------------------------------------------------
+    def _site(self, t: Track) -> Any:
+        """The diffusion generator that receives this track's input first, if any: the
+        chain's first effect, or the ``generator`` of a first effect that has one (a Blend
+        hands its input to its generator). None for streaming chains."""
+        from blendfx.chain import Chain
+
+        # (no import here: it would pull in torch; without the module there is no generator)
+        module = sys.modules.get("blendfx.diffusion_effect")
         chain = self.chains[t.name]
-        streams = self._streams(t)
-        # effects with their own progress bars follow --quiet (set after the cache key, which
-        # must not depend on it)
+        if module is None or chain is None or self._streams(t):
+            return None
+        DiffusionGenerator = module.DiffusionGenerator  # noqa: N806 - a class
+        first = chain
+        while isinstance(first, Chain):  # (a preset's chain may sit inside the track's)
+            first = (first.plugins or [None])[0]
+        if isinstance(first, DiffusionGenerator):
+            return first
+        inner = first.param_values().get("generator") if hasattr(first, "param_values") else None
+        return inner if isinstance(inner, DiffusionGenerator) else None
+
+    def _generate_held(self, tracks: list[Track]) -> None:
+        """Run the held tracks' generators as one batched job and prime each with its music.
+
+        A primed generator returns its music when the track's chain hands it exactly the same
+        input; any other input (an effect in front that changes it) just generates again.
+        """
+        from blendfx.diffusion_effect import generate_batched
+
+        items = []
+        for t in tracks:
+            self._follow_quiet(t)
+            items.append((self._site(t), self._offline_input(t)))
+        music = generate_batched(items, self.sr, batch_size=self.batch_size)
+        for (gen, x), y in zip(items, music, strict=True):
+            gen.prime(x, self.sr, y)
+
+    def _offline_input(self, t: Track) -> np.ndarray:
+        """A track's whole input on the session timeline: its placed file or its key's stem."""
+        if t.file is not None:
+            source: Any = self.sources[t.name]
+            return np.concatenate([b for _, b in source.blocks(self.total, self.block)], axis=1)
+        reader = _StemReader(self.entries[t.key] / "audio.wav")
+        try:
+            return reader.read(0, self.total)
+        finally:
+            reader.close()
+
+    def _follow_quiet(self, t: Track) -> None:
+        """Effects with their own progress bars follow --quiet (set after the cache key, which
+        must not depend on it)."""
+        chain = self.chains[t.name]
         for proc in _walk(chain) if chain is not None else []:
             if "progress" in getattr(proc, "params", dict)():
                 proc.progress = self.progress
+
+    def _render_track(self, t: Track, scratch: Path, bar: Any) -> dict[str, Any]:
+        chain = self.chains[t.name]
+        streams = self._streams(t)
+        self._follow_quiet(t)
         readers: list[_StemReader] = []
         try:
-            if t.file is not None:
-                source: Any = self.sources[t.name]
+            source: Any = None
+            if not streams:
+                pass  # the whole input is read below
+            elif t.file is not None:
+                source = self.sources[t.name]
             else:
                 readers.append(_StemReader(self.entries[t.key] / "audio.wav"))
                 source = _KeySource(readers[-1])
@@ -436,8 +669,7 @@ class _Render:
                         w.write(y)
                         bar.update(round(n / self.sr, 1))
                 else:
-                    x = np.concatenate([b for _, b in source.blocks(self.total, self.block)],
-                                       axis=1)
+                    x = self._offline_input(t)
                     sc = {s: r.read(0, self.total) for s, r in keys.items()} or None
                     y = fit_length(chain.process(x, self.sr, sidechain=sc), self.total)
                     reports = self._effect_reports(chain, x, y, scratch)
@@ -505,11 +737,13 @@ class _Render:
             pre = LoudnessMeter(self.sr, 2, self.total)
             tp_pre, c = 0.0, _TP_CONTEXT
             blocks = list(_block_starts(self.total, self.block))
-            for start, n in tqdm(blocks, desc="measure mix", disable=not self.progress,
-                                 leave=False, file=sys.stderr):
-                mix = sum(r.read(start - c, n + 2 * c) for r in readers)
-                pre.add(mix[:, c:c + n])
-                tp_pre = true_peak_max(mix, c, at_least=tp_pre)
+            # K-weighting (which releases the GIL) runs on a thread beside the true peak
+            with _Background(lambda block: pre.add(block)) as measure:
+                for start, n in tqdm(blocks, desc="measure mix", disable=not self.progress,
+                                     leave=False, file=sys.stderr):
+                    mix = _sum(readers, start - c, n + 2 * c)
+                    measure(mix[:, c:c + n])
+                    tp_pre = true_peak_max(mix, c, at_least=tp_pre)
             lufs_pre = pre.integrated()
             gain_db = 0.0
             if m.target_lufs is not None and math.isfinite(lufs_pre):
@@ -533,40 +767,50 @@ class _Render:
             gain_curve: list[np.ndarray] = []
             hop = int(round(self.sr / 100))  # the report's gain curve: one value per 10 ms
             ctx = limiter_context(self.sr) + c if limiting else c
+            fig_len = min(self.total, int(FIGURE_SECONDS * self.sr)) if self.figure else 0
+            fig_mix: list[np.ndarray] = []
             with contextlib.ExitStack() as stack:
-                mix_w = stack.enter_context(audio_writer(staging / f"mix{m.suffix}", self.sr, 2,
-                                                         bit_depth=m.bit_depth))
-                stem_w = [stack.enter_context(audio_writer(staging / "stems" / names[t.name],
-                                                           self.sr, 2, bit_depth=m.bit_depth))
-                          for t in audible]
+                files = [staging / f"mix{m.suffix}"] + [staging / "stems" / names[t.name]
+                                                        for t in audible]
+                writers = [stack.enter_context(audio_writer(f, self.sr, 2, bit_depth=m.bit_depth))
+                           for f in files]
+                # the files are written by a thread (pedalboard releases the GIL while it
+                # encodes) while the next block is computed
+                write = stack.enter_context(_Background(_measure_and_write, writers))
                 for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
                                      leave=False, file=sys.stderr):
                     parts = [r.read(start - ctx, n + 2 * ctx) for r in readers]
-                    mix = sum(parts) * np.float32(g)
+                    mix = parts[0].copy()
+                    for p in parts[1:]:
+                        mix += p
+                    mix *= np.float32(g)
                     wide = mix[:, ctx - c:ctx + n + c]
                     frames = n // hop * hop
                     if limiting:
-                        gl = limiter_gain(mix, aim, self.sr, ctx - c)  # gains of `wide`
+                        gl, peak = limit(mix, aim, self.sr, ctx - c, c)  # gains of `wide`
                         wide = wide * gl[None, :]
-                        tp_out = true_peak_max(wide, c, at_least=tp_out)
+                        tp_out = max(tp_out, peak)
                         core_gain = gl[c:c + n]
                         reduction = max(reduction, -db(float(core_gain.min())))
                         gain_curve.append(core_gain[:frames].reshape(-1, hop).min(axis=1))
                         out = np.ascontiguousarray(wide[:, c:c + n])
-                        post.add(out)
                     else:
                         gain_curve.append(np.ones(frames // hop, np.float32))
                         out = np.ascontiguousarray(wide[:, c:c + n])
-                    mix_w.write(np.clip(out, -1.0, 1.0))
-                    for w, p in zip(stem_w, parts, strict=True):
-                        w.write(np.clip(p[:, ctx:ctx + n] * np.float32(stem_gain), -1.0, 1.0))
+                    stems = [p[:, ctx:ctx + n] * np.float32(stem_gain) for p in parts]
+                    for stem in stems:
+                        np.clip(stem, -1.0, 1.0, out=stem)
+                    write((post, out, stems))  # measured (unclipped: it never clips), written
+                    if start < fig_len:
+                        fig_mix.append(out[:, :fig_len - start].copy())
+                        if start + n >= fig_len:  # the figure has all it shows: draw it now
+                            self._start_figure(staging, names, np.concatenate(fig_mix, axis=1),
+                                               _gain_curve_db(gain_curve, gain_db))
+                            fig_mix = []
         finally:
             for r in readers:
                 r.close()
-        curve = np.concatenate(gain_curve) if gain_curve else np.ones(0)
-        with np.errstate(divide="ignore"):
-            curve_db = gain_db + 20.0 * np.log10(np.maximum(curve, 1e-6))
-        np.save(staging / "master_gain_db.npy", curve_db.astype(np.float32))
+        np.save(staging / "master_gain_db.npy", _gain_curve_db(gain_curve, gain_db))
         return {
             "target_lufs": m.target_lufs, "true_peak_ceiling_dbtp": m.true_peak_dbtp,
             "format": m.format, "bit_depth": m.bit_depth,
@@ -579,16 +823,32 @@ class _Render:
         }
 
     # -- 4. report and hand-over ------------------------------------------------------------
-    def finish(self, staging: Path, master: dict[str, Any], t_start: float) -> RenderResult:
+    def _start_figure(self, staging: Path, names: dict[str, str], mix: np.ndarray | None,
+                      master_db: np.ndarray | None) -> None:
+        """Draw report.png in a thread (it overlaps the rest of the mix's writing)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from . import report as report_mod
 
+        def draw() -> None:
+            t0 = time.perf_counter()
+            report_mod.write_report_png(staging / "report.png", self, staging, names, mix=mix,
+                                        master_db=master_db)
+            self._figure_s = round(time.perf_counter() - t0, 4)
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="blendfx-figure")
+        self._figure = pool.submit(draw)
+        pool.shutdown(wait=False)
+
+    def finish(self, staging: Path, master: dict[str, Any], t_start: float) -> RenderResult:
         names = master.pop("stem_files")
-        t0 = time.perf_counter()
         png = None
         if self.figure:
             png = staging / "report.png"
-            report_mod.write_report_png(png, self, staging, names)
-        self.timings["report_s"] = round(time.perf_counter() - t0, 4)
+            if self._figure is None:  # (started by the mix once it had the figure's minute)
+                self._start_figure(staging, names, None, None)
+            self._figure.result()  # re-raises the figure's error
+            self.timings["report_s"] = self._figure_s
         self.timings["total_s"] = round(time.perf_counter() - t_start, 4)
         s = self.session
         duration = self.total / self.sr
@@ -661,7 +921,8 @@ def _previous_outputs(out: Path) -> set[str]:
 def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                    device: str | None = None, seed: int | None = None, progress: bool = True,
                    cache: bool = True, block_seconds: float = 10.0, figure: bool = True,
-                   jobs: int | None = None) -> RenderResult:
+                   jobs: int | None = None, batch_size: int | None = None,
+                   batch_tracks: bool | None = None) -> RenderResult:
     """Render a session to ``out_dir``: ``mix.wav`` (or .flac), ``stems/``, ``report.json`` and
     ``report.png``.
 
@@ -685,6 +946,14 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         Write report.png.
     jobs : int, optional
         Tracks rendered at the same time (threads); default: the CPU count, at most 4.
+    batch_size : int, optional
+        Windows per model call when the diffusion generators of several tracks are batched
+        together (overrides ``[render] batch_size``; default: the generators' own).
+    batch_tracks : bool, optional
+        Batch the windows of diffusion generators across tracks (tracks whose chains start
+        with one, or with a Blend around one, sharing a model and compatible settings: see
+        :func:`blendfx.diffusion_effect.generate_batched`). Overrides ``[render]
+        batch_tracks`` (default true). The results do not depend on it (per-window seeds).
 
     Returns
     -------
@@ -709,8 +978,14 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         jobs = min(os.cpu_count() or 1, 4)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise SessionError(f"jobs must be a positive number of tracks, got {jobs!r}")
+    if batch_size is None:
+        batch_size = session.batch_size
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise SessionError(f"batch_size must be a positive number of windows, got {batch_size!r}")
     r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
-                block_seconds=block_seconds, figure=figure, jobs=jobs)
+                block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
+                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks))
     r.check()
     r.out_dir.mkdir(parents=True, exist_ok=True)
     ok = False
@@ -721,9 +996,14 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         r.timings["tracks_s"] = round(time.perf_counter() - t0, 4)
         staging = r.cache.staging()
         t0 = time.perf_counter()
-        master = r.mix(staging)
-        r.timings["mix_s"] = round(time.perf_counter() - t0, 4)
-        result = r.finish(staging, master, t_start)
+        try:
+            master = r.mix(staging)
+            r.timings["mix_s"] = round(time.perf_counter() - t0, 4)
+            result = r.finish(staging, master, t_start)
+        finally:
+            if r._figure is not None:  # never leave the figure writing into a removed folder
+                with contextlib.suppress(BaseException):
+                    r._figure.result()
         ok = True
     assert ok
     return result

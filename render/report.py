@@ -1,9 +1,10 @@
 """The render report's figure (report.png): what the noise was, what covered it, and how loud.
 
-Four panels on one time axis (the first :data:`FIGURE_SECONDS` seconds of the session):
+Four panels on one time axis (the first :data:`FIGURE_SECONDS` seconds of the session; drawn
+with Pillow, see :func:`_figure`):
 
-1. the noise's spectrogram (Riffusion's mel image, 100 columns/s) with its mask outlined: the
-   energy core the music has to cover;
+1. the noise's spectrogram (Riffusion's mel scale, :data:`FIGURE_FPS` columns/s) with its mask
+   outlined: the energy core the music has to cover;
 2. the music's spectrogram;
 3. the mix's spectrogram;
 4. the gain curves in dB: the blend's adaptive gain per 10 ms frame, and the master gain
@@ -26,16 +27,22 @@ __all__ = ["save_blend_figure_data", "write_report_png", "write_inspect_png", "F
 
 #: The figure covers at most this much of the session, in seconds.
 FIGURE_SECONDS = 60.0
+#: Spectrogram columns per second in the figure: 1,500 columns for a minute, about the PNG's
+#: width in pixels (a finer grid would only be averaged away when the image is drawn).
+FIGURE_FPS = 25
 _ROWS = 4  # mel rows pooled per figure row (512 -> 128)
+_MASK_FPS = 100  # the Blend's mask: one column per 10 ms (Riffusion's image)
 
 
-def spectrogram_pixels(audio: np.ndarray | None, sample_rate: float) -> np.ndarray | None:
+def spectrogram_pixels(audio: np.ndarray | None, sample_rate: float, fps: int = FIGURE_FPS
+                       ) -> np.ndarray | None:
     """Mel spectrogram of ``audio``'s first FIGURE_SECONDS for the figure.
 
-    Same mel scale, range and frame rate as Riffusion's image (HTK mel, 0 to 10 kHz, 100 frames
-    per second), so a mask pooled to 128 rows lines up with it; a 2048-point FFT instead of
-    Riffusion's 17,640 keeps it fast. Returns (128, frames) uint8 over an 80 dB range, row 0 the
-    highest band, loud = high.
+    Same mel scale and range as Riffusion's image (HTK mel, 0 to 10 kHz, 128 rows, i.e. its
+    512 rows pooled by 4), so a pooled mask lines up with it; ``fps`` columns per second
+    (default :data:`FIGURE_FPS`, the figure's resolution), each a 2048-point FFT (instead of
+    Riffusion's 17,640) of a Hann-windowed frame. Returns (128, frames) uint8 over an 80 dB
+    range, row 0 the highest band, loud = high.
     """
     from blendfx.buffers import to_mono
     from blendfx.spectrogram import SpectrogramParams
@@ -45,18 +52,17 @@ def spectrogram_pixels(audio: np.ndarray | None, sample_rate: float) -> np.ndarr
         return None
     p = SpectrogramParams()
     mono = to_mono(np.atleast_2d(np.asarray(audio, np.float32)))[: int(FIGURE_SECONDS * sample_rate)]
-    n_fft, hop = 2048, max(1, int(round(sample_rate / 100)))
+    n_fft, hop = 2048, max(1, int(round(sample_rate / fps)))
     padded = np.pad(mono, (n_fft // 2, n_fft // 2))
     frames = 1 + max(0, (padded.size - n_fft) // hop)
     fb = _mel_filters(sample_rate, n_fft, p.num_frequencies // _ROWS, p.min_frequency,
                       min(p.max_frequency, sample_rate / 2))
     window = np.hanning(n_fft).astype(np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:frames]
     mel = np.empty((fb.shape[0], frames), np.float32)
-    for a in range(0, frames, 512):  # in chunks: a minute of frames would be ~100 MB at once
-        b = min(a + 512, frames)
-        idx = np.arange(n_fft)[None, :] + hop * np.arange(a, b)[:, None]
-        spec = rfft(padded[idx] * window, axis=1)
-        mel[:, a:b] = fb @ (spec.real ** 2 + spec.imag ** 2).T
+    for a in range(0, frames, 512):  # in chunks: bounded memory for any fps
+        spec = rfft(windows[a:a + 512] * window, axis=1)
+        mel[:, a:a + 512] = fb @ (spec.real ** 2 + spec.imag ** 2).T
     top = max(float(mel.max()), 1e-20)
     level = 10.0 * np.log10(np.maximum(mel, top * 1e-8) / top)  # 0 dB = loudest
     return (np.clip(level / 80.0 + 1.0, 0.0, 1.0) * 255).astype(np.uint8)[::-1].copy()
@@ -75,19 +81,28 @@ def _mel_filters(sample_rate: float, n_fft: int, n_mels: int, fmin: float, fmax:
     return np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
 
 
-def _pool(a: np.ndarray, fn: Any) -> np.ndarray:
+def _pool(a: np.ndarray, fn: Any, cols: int = 1) -> np.ndarray:
+    """Pool ``_ROWS`` rows (and ``cols`` columns) into one with ``fn`` (e.g. np.max)."""
     rows = a.shape[0] // _ROWS * _ROWS
-    return fn(a[:rows].reshape(rows // _ROWS, _ROWS, -1), axis=1)
+    out = fn(a[:rows].reshape(rows // _ROWS, _ROWS, -1), axis=1)
+    if cols > 1:
+        width = -(-out.shape[1] // cols) * cols
+        out = np.pad(out, ((0, 0), (0, width - out.shape[1])), mode="edge")
+        out = fn(out.reshape(out.shape[0], -1, cols), axis=2)
+    return out
 
 
 def save_blend_figure_data(path: Path, noise: np.ndarray, sample_rate: float, mask: Any,
                            music: np.ndarray | None, gains_db: Any) -> None:
-    """Save what the figure needs from a Blend (compact: uint8 images, float32 gains)."""
+    """Save what the figure needs from a Blend (compact: uint8 images at the figure's
+    resolution, float32 gains per 10 ms)."""
     frames = int(FIGURE_SECONDS * 100)
-    data: dict[str, np.ndarray] = {"noise": spectrogram_pixels(noise, sample_rate)}
+    data: dict[str, np.ndarray] = {"noise": spectrogram_pixels(noise, sample_rate),
+                                   "fps": np.array(FIGURE_FPS)}
     values = getattr(mask, "values", mask)
     if values is not None and np.ndim(values) == 2:
-        data["mask"] = (_pool(np.asarray(values, np.float32), np.max)[:, :frames] * 255
+        cols = _MASK_FPS // FIGURE_FPS
+        data["mask"] = (_pool(np.asarray(values, np.float32)[:, :frames], np.max, cols) * 255
                         ).astype(np.uint8)
     if music is not None:
         data["music"] = spectrogram_pixels(music, sample_rate)
@@ -96,66 +111,159 @@ def save_blend_figure_data(path: Path, noise: np.ndarray, sample_rate: float, ma
     np.savez_compressed(path, **{k: v for k, v in data.items() if v is not None})
 
 
-def _panel(ax: Any, px: np.ndarray | None, title: str, seconds: float) -> None:
-    ax.set_title(title, fontsize=9, loc="left")
-    if px is None:
-        ax.text(0.5, 0.5, "(none)", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-        return
-    ax.imshow(px, aspect="auto", origin="upper", cmap="magma", interpolation="nearest",
-              extent=(0, px.shape[1] / 100.0, 0, px.shape[0]))
-    ax.set_ylabel("mel")
-    ax.set_yticks([])
-    ax.set_xlim(0, seconds)
+#: The magma colour map (matplotlib's, sampled at 17 points and interpolated linearly).
+_MAGMA = np.array([(0, 0, 4), (10, 8, 34), (29, 17, 71), (54, 16, 107), (81, 18, 124),
+                   (106, 28, 129), (131, 38, 129), (156, 46, 127), (183, 55, 121), (208, 65, 111),
+                   (231, 82, 99), (245, 107, 92), (252, 137, 97), (254, 167, 114), (254, 196, 136),
+                   (253, 226, 163), (252, 253, 191)], np.float64)
+_CURVE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44)]  # matplotlib's first three
+_MASK_COLOUR = (0, 255, 255)
+_WIDTH, _ROW_HEIGHT = 990, 189  # pixels: 11 x 2.1 inches at 90 dpi, as the figure always was
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 14, 34, 44  # margins around the panels, pixels
+
+
+def _magma_lut() -> np.ndarray:
+    x = np.linspace(0.0, 1.0, len(_MAGMA))
+    v = np.linspace(0.0, 1.0, 256)
+    return np.stack([np.interp(v, x, _MAGMA[:, c]) for c in range(3)], axis=1).round().astype(
+        np.uint8)
+
+
+def _ticks(lo: float, hi: float, count: int = 6) -> np.ndarray:
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering ``[lo, hi]``."""
+    span = max(hi - lo, 1e-9)
+    raw = span / count
+    step = min((m * 10.0 ** np.floor(np.log10(raw)) for m in (1, 2, 5, 10)
+                if m * 10.0 ** np.floor(np.log10(raw)) >= raw), default=raw)
+    return np.arange(np.ceil(lo / step) * step, hi + step * 1e-9, step)
+
+
+def _label(value: float) -> str:
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-6 else f"{value:.1f}"
 
 
 def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None,
             curves: list[tuple[np.ndarray, str]], seconds: float, title: str, path: Path,
-            ylabel: str = "gain (dB)") -> None:
-    import matplotlib
+            ylabel: str = "gain (dB)", fps: float = FIGURE_FPS) -> None:
+    """Draw and save the figure: spectrogram panels at ``fps`` columns/s (the first with
+    ``mask`` outlined, same grid), then the curves at 100 values/s, on one time axis.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Drawn with Pillow straight into an RGB image (a 990-pixel-wide PNG): the panels are
+    images and polylines, and matplotlib's import and layout machinery would cost more than
+    the render's whole mix.
+    """
+    from PIL import Image, ImageDraw, ImageFont
 
-    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(11, 2.1 * (len(panels) + 1)),
-                             sharex=True, constrained_layout=True)
-    for i, (ax, (px, name)) in enumerate(zip(axes, panels, strict=False)):
-        _panel(ax, px, name, seconds)
-        if i == 0 and mask is not None and px is not None:
-            n = min(mask.shape[1], px.shape[1])
-            ax.contour(np.arange(n) / 100.0 + 0.005, np.arange(mask.shape[0])[::-1] + 0.5,
-                       mask[:, :n] > 127, levels=[0.5], colors="cyan", linewidths=0.6)
-    ax = axes[-1]
-    for curve, label in curves:
-        if curve.size:
-            ax.plot(np.arange(curve.size) / 100.0, curve, lw=0.8, label=label)
-    ax.set_ylabel(ylabel)
-    ax.set_xlabel("time (s)")
-    ax.set_xlim(0, seconds)
-    ax.grid(alpha=0.3)
-    if any(c.size for c, _ in curves):
-        ax.legend(loc="upper right", fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    rows = len(panels) + 1
+    height = _ROW_HEIGHT * rows
+    img = Image.new("RGB", (_WIDTH, height), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=11)
+    big = ImageFont.load_default(size=13)
+    x0, x1 = _LEFT, _WIDTH - _RIGHT
+    pitch = (height - _TOP - _BOTTOM) / rows
+    gap = 22  # room for each panel's title
+    boxes = [(x0, int(_TOP + i * pitch + gap), x1, int(_TOP + (i + 1) * pitch) - 4)
+             for i in range(rows)]
+    seconds = max(seconds, 1e-9)
+    xticks = _ticks(0.0, seconds, 8)
+
+    def x_of(t: np.ndarray | float) -> np.ndarray | float:
+        return x0 + (np.asarray(t) / seconds) * (x1 - x0)
+
+    draw.text((_WIDTH / 2, 6), title, fill="black", font=big, anchor="mt")
+    lut = _magma_lut()
+    for i, (px, name) in enumerate(panels):
+        left, top, right, bottom = boxes[i]
+        draw.text((left, top - 4), name, fill="black", font=font, anchor="lb")
+        if px is None:
+            draw.text(((left + right) / 2, (top + bottom) / 2), "(none)", fill="black",
+                      font=font, anchor="mm")
+        else:
+            # the columns that fall inside the time axis, stretched to the panel
+            cols = min(px.shape[1], int(round(seconds * fps)))
+            shown = max(1, int(round(cols / (seconds * fps) * (right - left))))
+            tile = Image.fromarray(lut[px[:, :cols]]).resize((shown, bottom - top),
+                                                             Image.Resampling.NEAREST)
+            panel = np.asarray(tile).copy()
+            if i == 0 and mask is not None:
+                m = Image.fromarray(((mask[:, :cols] > 127) * 255).astype(np.uint8))
+                inside = np.asarray(m.resize((shown, bottom - top), Image.Resampling.NEAREST)) > 0
+                edge = np.zeros_like(inside)
+                edge[1:] |= inside[1:] != inside[:-1]
+                edge[:, 1:] |= inside[:, 1:] != inside[:, :-1]
+                panel[edge] = _MASK_COLOUR
+            img.paste(Image.fromarray(panel), (left, top))
+            draw.text((left - 6, (top + bottom) / 2), "mel", fill="black", font=font, anchor="rm")
+        draw.rectangle((left, top, right, bottom), outline="black")
+        for t in xticks:
+            x = float(x_of(t))
+            draw.line((x, bottom, x, bottom + 3), fill="black")
+    # the curves
+    left, top, right, bottom = boxes[-1]
+    values = np.concatenate([c[np.isfinite(c)] for c, _ in curves if c.size] or [np.zeros(1)])
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.05 * (hi - lo), 0.5)
+    lo, hi = lo - pad, hi + pad
+
+    def y_of(v: np.ndarray) -> np.ndarray:
+        return bottom - (np.clip(v, lo, hi) - lo) / (hi - lo) * (bottom - top)
+
+    for v in _ticks(lo, hi, 5):
+        y = float(y_of(np.array(v)))
+        draw.line((left, y, right, y), fill=(225, 225, 225))
+        draw.line((left - 3, y, left, y), fill="black")
+        draw.text((left - 5, y), _label(float(v)), fill="black", font=font, anchor="rm")
+    for t in xticks:
+        x = float(x_of(t))
+        draw.line((x, top, x, bottom), fill=(225, 225, 225))
+        draw.text((x, bottom + 5), _label(float(t)), fill="black", font=font, anchor="mt")
+    draw.text(((left + right) / 2, height - 6), "time (s)", fill="black", font=font, anchor="mb")
+    label = Image.new("RGB", (int(draw.textlength(ylabel, font=font)) + 4, 14), "white")
+    ImageDraw.Draw(label).text((2, 0), ylabel, fill="black", font=font)
+    label = label.rotate(90, expand=True)
+    img.paste(label, (4, int((top + bottom) / 2 - label.height / 2)))
+    legend_y = top + 6
+    for k, (curve, name) in enumerate(c for c in curves if c[0].size):
+        colour = _CURVE_COLOURS[k % len(_CURVE_COLOURS)]
+        t = np.arange(curve.size) / 100.0
+        keep = t <= seconds
+        xs, ys = x_of(t[keep]), y_of(np.nan_to_num(curve[keep], nan=lo, neginf=lo, posinf=hi))
+        if xs.size > 1:
+            draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=1)
+        text_w = draw.textlength(name, font=font)
+        draw.line((right - text_w - 34, legend_y + 6, right - text_w - 14, legend_y + 6),
+                  fill=colour, width=2)
+        draw.text((right - text_w - 8, legend_y), name, fill="black", font=font)
+        legend_y += 15
+    draw.rectangle((left, top, right, bottom), outline="black")
     from blendfx.files import atomic_path
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+        img.save(tmp, format="PNG", compress_level=1)
 
 
-def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[str, str]) -> None:
-    """Draw report.png for a finished render (see the module docstring)."""
+def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[str, str], *,
+                     mix: np.ndarray | None = None, master_db: np.ndarray | None = None) -> None:
+    """Draw report.png for a render (see the module docstring).
+
+    ``mix`` (the mastered mix's first FIGURE_SECONDS) and ``master_db`` (the master gain per
+    10 ms) can be handed over by the mix while it still writes; otherwise they are read from
+    the finished files in ``staging``.
+    """
     from blendfx.audio_io import read_audio
 
     sr = render.sr
     seconds = min(render.total / sr, FIGURE_SECONDS)
-    mix, _ = read_audio(staging / f"mix{render.session.master.suffix}",
-                        duration=seconds)
+    if mix is None:
+        mix, _ = read_audio(staging / f"mix{render.session.master.suffix}", duration=seconds)
     blend = next((r for r in render.results if any(b.get("figure") for b in r.reports)), None)
     mask = gains = None
+    fps = float(FIGURE_FPS)
     if blend is not None:
         data = np.load(render.entries[blend.name] / "figure.npz")
         noise_px, music_px = data.get("noise"), data.get("music")
+        fps = float(data["fps"]) if "fps" in data else float(_MASK_FPS)
         mask, gains = data.get("mask"), data.get("gains_db")
         track = render.session.track(blend.name)
         source = track.key if track.file is None and track.key else blend.name
@@ -171,14 +279,17 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
             return spectrogram_pixels(audio, sr), f"{role}: {track.name}"
 
         (noise_px, noise_name), (music_px, music_name) = stem("noise"), stem("music")
-    master_db = np.load(staging / "master_gain_db.npy")[: int(seconds * 100)]
+    if master_db is None:
+        master_db = np.load(staging / "master_gain_db.npy")
+    master_db = master_db[: int(seconds * 100)]
     curves = [(master_db, "master gain (loudness + limiter)")]
     if gains is not None:
         curves.insert(0, (np.asarray(gains), f"blend gain ({blend.name})"))
     title = (f"{render.session.name}: first {seconds:.0f} s of {render.total / sr:.1f} s"
              if render.total / sr > seconds else f"{render.session.name}: {seconds:.1f} s")
     _figure([(noise_px, noise_name), (music_px, music_name),
-             (spectrogram_pixels(mix, sr), "mix")], mask, curves, seconds, title, path)
+             (spectrogram_pixels(mix, sr, int(fps)), "mix")], mask, curves, seconds, title, path,
+            fps=fps)
 
 
 def write_inspect_png(path: Path, audio: np.ndarray, sample_rate: float, title: str,
@@ -187,8 +298,8 @@ def write_inspect_png(path: Path, audio: np.ndarray, sample_rate: float, title: 
     seconds = min(audio.shape[-1] / sample_rate, FIGURE_SECONDS)
     px = spectrogram_pixels(audio, sample_rate)
     values = getattr(mask, "values", None)
-    m = (_pool(np.asarray(values, np.float32), np.max) * 255).astype(np.uint8) if values is not None \
-        else None
+    m = (_pool(np.asarray(values, np.float32), np.max, _MASK_FPS // FIGURE_FPS) * 255
+         ).astype(np.uint8) if values is not None else None
     hop = int(round(sample_rate / 100))
     mono = np.abs(np.atleast_2d(audio)).max(axis=0)[: int(seconds * sample_rate)]
     frames = mono.size // hop

@@ -22,6 +22,7 @@ import numpy as np
 
 from .analysis import converter, resample, riffusion_image
 from .buffers import check_finite, fit_channels, fit_length, restore_layout, to_channels_first
+from .diffusion import window_seeds
 from .effect import EFFECT_REGISTRY, Effect
 from .errors import ParameterError
 from .models import SCHEDULERS, DiffusionModel, load_model
@@ -30,7 +31,7 @@ from .spectrogram import SpectrogramParams
 from .spectrogram_image import SpectrogramImage
 from .tiling import Window, WindowPlan, assemble, invert_long, pad_columns, plan_windows
 
-__all__ = ["DiffusionGenerator", "ClipJob"]
+__all__ = ["DiffusionGenerator", "ClipJob", "generate_batched"]
 
 #: Output peaks are kept at or below this (the inverse can overshoot a loud noise's level).
 _PEAK_CEILING = 0.999
@@ -49,6 +50,9 @@ class ClipJob:
         The mel magnitude of pixel 0 for the inverse (the source's true maximum).
     guide_scale : float
         The guide music's maximum (``start="guide"``; 0 when the guide is silent).
+    seed : int
+        The seed of the effect that owns the clip: its windows' noise comes from
+        ``window_seeds(seed, window index, stage)``, whichever batch they run in.
     arrays : dict
         ``(rows, plan.padded)`` arrays by name ("noise", "source", "core", ...).
     latents : dict
@@ -60,6 +64,7 @@ class ClipJob:
     plan: WindowPlan
     scale: float
     guide_scale: float = 0.0
+    seed: int = 0
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     latents: dict[str, dict[int, Any]] = field(default_factory=dict)
 
@@ -120,6 +125,7 @@ class DiffusionGenerator(Effect):
     progress = BoolParam(True, doc="Show a progress bar.")
 
     _handle: DiffusionModel | None = None
+    _primed: tuple[np.ndarray, float, np.ndarray] | None = None
 
     # -- the model ----------------------------------------------------------------------------
     def use_model(self, handle: DiffusionModel | None) -> None:
@@ -141,7 +147,31 @@ class DiffusionGenerator(Effect):
     # -- processing ---------------------------------------------------------------------------
     def _process(self, audio: np.ndarray, sample_rate: float,
                  sidechain: np.ndarray | None) -> np.ndarray:
+        primed, self._primed = self._primed, None
+        if primed is not None and primed[1] == sample_rate and primed[0].shape == audio.shape \
+                and np.array_equal(primed[0], audio):
+            return primed[2].copy()
         return self._render([audio], sample_rate)[0]
+
+    def prime(self, audio: np.ndarray, sample_rate: float, music: np.ndarray) -> None:
+        """Hand over this effect's music for ``audio``, generated elsewhere (by
+        :func:`generate_batched`, in a batch with other effects' windows): the next
+        ``process`` of exactly this ``(channels, samples)`` audio at this rate returns it
+        instead of generating again. Any other next call generates as usual; either way the
+        primed result is used at most once."""
+        audio, _ = to_channels_first(np.asarray(audio, np.float32), name="audio")
+        music, _ = to_channels_first(np.asarray(music, np.float32), name="music")
+        self._primed = (audio, float(sample_rate), music)
+
+    def batch_key(self) -> tuple:
+        """Effects with equal keys can share model calls (see :func:`generate_batched`): the
+        same class and the same settings, except those that are per clip (seed, mask and
+        inverse settings live in each clip's own job) or do not change results."""
+        per_clip = {"seed", "progress", "batch_size", "inverse_iters", "inverse_mel_iters",
+                    "guide", "fraction", "enlarge"}
+        values = self.param_values()
+        return (type(self),) + tuple((k, repr(v)) for k, v in sorted(values.items())
+                                     if k not in per_clip)
 
     def process_many(self, clips: list[np.ndarray], sample_rate: float) -> list[np.ndarray]:
         """Generate music for several noises at once, batching windows across clips.
@@ -191,7 +221,7 @@ class DiffusionGenerator(Effect):
             # shorter than one 10 ms column, or silent: nothing to blend with, silence out
             return ClipJob(audio.shape[1], audio.shape[0], plan_windows(1), 0.0)
         plan = plan_windows(frames, multiple=model.width_multiple)
-        job = ClipJob(audio.shape[1], audio.shape[0], plan, noise.max_value)
+        job = ClipJob(audio.shape[1], audio.shape[0], plan, noise.max_value, seed=self.seed)
         job.arrays["noise"] = pad_columns(noise.pixels.astype(np.float32), plan.padded)
         if self.start == "guide":
             guide = riffusion_image(self._guide_music(audio, sample_rate), sample_rate,
@@ -217,8 +247,16 @@ class DiffusionGenerator(Effect):
         music, _ = to_channels_first(music, name="guide output")
         return fit_length(music, audio.shape[1])
 
-    def _run_waves(self, model: DiffusionModel, jobs: list[ClipJob]) -> None:
+    def _window_seeds(self, chunk: list[tuple[ClipJob, Window]], stage: int) -> list[int]:
+        """One seed per window of ``chunk``, from its own clip's seed and index (so a window's
+        result does not depend on the batch it runs in)."""
+        return [window_seeds(job.seed, [win.index], stage)[0] for job, win in chunk]
+
+    def _run_waves(self, model: DiffusionModel, jobs: list[ClipJob],
+                   batch_size: int | None = None) -> None:
         from tqdm.auto import tqdm
+
+        batch_size = batch_size or self.batch_size
 
         total = sum(len(j.plan.windows) for j in jobs)
         with tqdm(total=total, desc=type(self).__name__, unit="window",
@@ -230,8 +268,8 @@ class DiffusionGenerator(Effect):
                         if win.kind == kind:
                             groups.setdefault(win.width, []).append((job, win))
                 for items in groups.values():
-                    for i in range(0, len(items), self.batch_size):
-                        chunk = items[i:i + self.batch_size]
+                    for i in range(0, len(items), batch_size):
+                        chunk = items[i:i + batch_size]
                         ctx_lat, ctx_cells = self._context(model, chunk)
                         results = self._generate(model, chunk, ctx_lat, ctx_cells)
                         for name, lat in results.items():
@@ -322,3 +360,72 @@ class DiffusionGenerator(Effect):
         and assembled into :attr:`last_images` too.
         """
         raise NotImplementedError
+
+
+def generate_batched(items: list[tuple[DiffusionGenerator, np.ndarray]], sample_rate: float,
+                     batch_size: int | None = None) -> list[np.ndarray]:
+    """Generate music for several (generator, noise) pairs, batching windows across them.
+
+    Generators with equal :meth:`~DiffusionGenerator.batch_key` on the same model handle form a
+    group: every window of every clip in the group goes through the model in chunks of
+    ``batch_size`` windows (default: the group's first generator's ``batch_size``), anchors
+    first, then bridges. Each window keeps the seed of its own generator and clip, so each
+    result equals ``generator.process(noise, sample_rate)`` up to float rounding in batched
+    kernels; each generator's ``last_images`` describe its own clip afterwards.
+
+    Parameters
+    ----------
+    items : list of (DiffusionGenerator, np.ndarray)
+        Generators (one item each: a generator may not appear twice) and their noises
+        (``(channels, samples)``, any layout ``process`` accepts).
+    sample_rate : float
+        Hz, shared by every noise.
+    batch_size : int, optional
+        Windows per model call.
+
+    Returns
+    -------
+    list of np.ndarray
+        The music for each item, in the item's own layout.
+    """
+    import contextlib
+
+    from .effect import check_sample_rate
+
+    sample_rate = check_sample_rate(sample_rate)
+    if len({id(g) for g, _ in items}) != len(items):
+        raise ParameterError("generate_batched: each generator may appear once (use "
+                             "process_many for several clips of one generator)")
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        raise ParameterError(f"batch_size must be >= 1 windows, got {batch_size!r}")
+    datas, layouts = [], []
+    for i, (_, clip) in enumerate(items):
+        data, layout = to_channels_first(clip, name=f"items[{i}]")
+        check_finite(data, name=f"items[{i}]")
+        datas.append(data)
+        layouts.append(layout)
+    outs: list[np.ndarray | None] = [None] * len(items)
+    with contextlib.ExitStack() as stack:
+        for gen, _ in items:
+            stack.enter_context(gen._lock)
+            gen.reset()
+        groups: dict[tuple, list[int]] = {}
+        models: dict[int, DiffusionModel] = {}
+        for i, ((gen, _), data) in enumerate(zip(items, datas, strict=True)):
+            if data.shape[1] == 0:
+                outs[i] = np.zeros_like(data, dtype=np.float32)
+                continue
+            model = gen.load()
+            models[i] = model
+            groups.setdefault((id(model), gen.batch_key()), []).append(i)
+        for members in groups.values():
+            model = models[members[0]]
+            jobs = {i: items[i][0]._make_job(datas[i], sample_rate, model) for i in members}
+            live = [jobs[i] for i in members if jobs[i].scale > 0]
+            if live:
+                items[members[0]][0]._run_waves(model, live, batch_size)
+            for i in members:
+                gen, job = items[i][0], jobs[i]
+                outs[i] = (gen._to_audio(model, job, sample_rate, last=True) if job.scale > 0
+                           else np.zeros_like(datas[i], dtype=np.float32))
+    return [restore_layout(o, lay) for o, lay in zip(outs, layouts, strict=True)]

@@ -23,6 +23,11 @@ Manifest format (every key is optional unless marked *required*)::
     format = "wav"               # "wav" or "flac"
     bit_depth = 24               # 16 or 24 (32 = float, WAV only)
 
+    [render]
+    batch_size = 8               # windows per model call when diffusion generators of several
+                                 # tracks share a model (default: the generators' own)
+    batch_tracks = true          # false: each track's generator runs on its own
+
     [[tracks]]
     name = "train"               # required, unique
     file = "audio/train.flac"    # relative to the session folder
@@ -91,6 +96,7 @@ ROLES = ("noise", "music", "voice", "ambience", "fx", "reference", "other")
 _SESSION_KEYS = {"name", "sample_rate", "tempo", "time_signature", "length", "seed", "resample",
                  "allow_outside_paths"}
 _MASTER_KEYS = {"target_lufs", "true_peak_dbtp", "format", "bit_depth"}
+_RENDER_KEYS = {"batch_size", "batch_tracks"}
 _TRACK_KEYS = {"name", "file", "role", "gain_db", "pan", "offset", "offset_bars", "source_offset",
                "duration", "fade_in", "fade_out", "mute", "solo", "key", "generator", "prompt",
                "preset", "chain", "sidechain"}
@@ -306,6 +312,8 @@ class Session:
     master: Master = field(default_factory=Master)
     tracks: list[Track] = field(default_factory=list)
     path: Path | None = None
+    batch_size: int | None = None
+    batch_tracks: bool = True
     tempo_source: Any = 120.0
 
     def track(self, name: str) -> Track:
@@ -382,8 +390,16 @@ class Session:
         m = self.master
         master = {"target_lufs": m.target_lufs if m.target_lufs is not None else False,
                   "true_peak_dbtp": m.true_peak_dbtp, "format": m.format, "bit_depth": m.bit_depth}
-        return {"session": sess, "master": master,
-                "tracks": [t.to_dict(self.folder) for t in self.tracks]}
+        out: dict[str, Any] = {"session": sess, "master": master}
+        render: dict[str, Any] = {}
+        if self.batch_size is not None:
+            render["batch_size"] = self.batch_size
+        if not self.batch_tracks:
+            render["batch_tracks"] = False
+        if render:
+            out["render"] = render
+        out["tracks"] = [t.to_dict(self.folder) for t in self.tracks]
+        return out
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -424,7 +440,7 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
     """Validate a manifest dict (the parsed TOML) whose relative paths resolve in ``folder``."""
     v = _Validator(label)
     folder = Path(folder).resolve()
-    v.unknown(data, {"session", "master", "tracks"}, "")
+    v.unknown(data, {"session", "master", "render", "tracks"}, "")
     sess = v.table(data, "session")
     v.unknown(sess, _SESSION_KEYS, "session")
     allow = v.boolean(sess, "allow_outside_paths", "session", False)
@@ -465,6 +481,15 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
                       f"is not available for {fmt} (allowed: {', '.join(map(str, _FORMATS[fmt]))})")
     session.master = Master(target_lufs, v.number(master, "true_peak_dbtp", "master", -1.0, -20.0,
                                                   0.0, "dBTP"), fmt, int(bit_depth))
+
+    render = v.table(data, "render")
+    v.unknown(render, _RENDER_KEYS, "render")
+    batch = render.get("batch_size")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                              or not 1 <= batch <= 256):
+        raise v.error("render.batch_size", batch, "must be an integer in [1, 256] (windows)")
+    session.batch_size = batch
+    session.batch_tracks = v.boolean(render, "batch_tracks", "render", True)
 
     raw_tracks = data.get("tracks", [])
     if not isinstance(raw_tracks, list) or not all(isinstance(t, dict) for t in raw_tracks):
