@@ -320,24 +320,6 @@ def _walk(proc: Any) -> Iterator[Any]:
         yield from _walk(child)
 
 
-def _set_device(chain: Any, device: str) -> None:
-    """Put every effect of ``chain`` on ``device``.
-
-    'cpu' is always a valid device, so it is set without :func:`blendfx.device.resolve_device`'s
-    validation, which imports torch (about 2 s): a render of DSP-only chains on the CPU never
-    needs torch. Effects that do use torch resolve their device when they run.
-    """
-    from blendfx.effect import Effect
-
-    if device != "cpu":
-        chain.device = device  # validated (and propagated) by the effects' own setter
-        return
-    if isinstance(chain, Effect):
-        object.__setattr__(chain, "_device", "cpu")  # what Effect.device's setter stores
-        for child in getattr(chain, "plugins", []):  # and where Chain's setter passes it on
-            _set_device(child, device)
-
-
 def _sum(readers: list[_StemReader], start: int, n: int) -> np.ndarray:
     """The sum of stereo stems over ``[start, start + n)`` (zero outside them)."""
     out = np.zeros((2, n), np.float32)
@@ -473,7 +455,7 @@ class _Render:
                 ends.append(src.end)
             chain = t.build_chain()
             if chain is not None and self.device is not None:
-                _set_device(chain, self.device)
+                chain.device = self.device  # "cpu" is set without importing torch
             self.chains[t.name] = chain
         total = int(round(s.length * self.sr)) if s.length is not None else max(ends, default=0)
         if total < 64:

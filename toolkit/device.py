@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from .errors import ParameterError
 
-__all__ = ["resolve_device", "default_dtype"]
+__all__ = ["resolve_device", "validate_device", "default_dtype"]
 
 
 @lru_cache(maxsize=32)
@@ -30,6 +30,16 @@ def resolve_device(spec: str | None = "auto"):
     if dev.type not in ("cpu", "cuda"):
         raise ParameterError(f"device = {spec!r}: blendfx supports 'cpu' and 'cuda' devices")
     return dev
+
+
+def validate_device(spec: str | None) -> None:
+    """Raise :class:`ParameterError` unless ``spec`` names a usable device.
+
+    'cpu' is always usable and is accepted without importing torch (about 2 s), so DSP-only
+    chains on the CPU never load it; anything else is checked by :func:`resolve_device`.
+    """
+    if spec != "cpu":
+        resolve_device(spec)
 
 
 def default_dtype(device):

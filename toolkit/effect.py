@@ -156,9 +156,9 @@ class Effect:
 
     @device.setter
     def device(self, value: str) -> None:
-        from .device import resolve_device
+        from .device import validate_device
 
-        resolve_device(value)  # validates
+        validate_device(value)
         object.__setattr__(self, "_device", str(value))
 
     @property
