@@ -228,6 +228,8 @@ class Blend(Effect):
         "mix": noise + music (a plugin on the noise track); "music": the music alone (a stem).
     report : bool
         Compute :attr:`last_report` after each call (about 0.1 s per 5 s).
+    progress : bool
+        Show the default Composer's progress bar on noises of 20 s or more.
 
     Attributes
     ----------
@@ -268,6 +270,7 @@ class Blend(Effect):
     wet = FloatParam(1.0, min=0.0, max=1.0, doc="Music level in the output.")
     output = ChoiceParam("mix", ["mix", "music"], doc="Noise + music, or music alone.")
     report = BoolParam(True, doc="Compute last_report after each call.")
+    progress = BoolParam(True, doc="Progress bar of the default Composer on long noises.")
 
     def reset(self) -> None:
         super().reset()
@@ -310,6 +313,7 @@ class Blend(Effect):
         if cached is None or cached.prompt != self.prompt or cached.seed != self.seed:
             cached = composer(prompt=self.prompt, seed=self.seed)
             self._composer = cached
+        cached.progress = self.progress
         return cached
 
     def _process(self, audio: np.ndarray, sample_rate: float,
