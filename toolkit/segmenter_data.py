@@ -12,8 +12,13 @@ Labels: a window (64 bins x 256 frames) is *music* when the music's energy in it
 noise's, ``E_music > E_noise``, measured on the separate components before mixing (the STFT is
 linear, so the mixture is exactly their sum). Training uses the soft target
 ``E_music / (E_music + E_noise)`` (the music's share, i.e. a Wiener gain over the window), the AUC
-the hard label. Windows more than :data:`SILENCE_DB` below the loudest window of their item carry
-neither music nor noise and are left out of both (weight 0).
+the hard label. Windows more than :data:`SILENCE_DB` below the loudest window of their item, and
+windows whose mean power lies below the network's input range (more than ``range_db`` below the
+loudest pixel of the mixture, the floor of the image the network sees), carry neither music nor
+noise and are left out of both (weight 0). The paper describes no such rule (it labels every
+window by the clip it comes from); without it, near-silent windows -- the empty upper bands of a
+mellow rendered voice, the pauses between barks -- would be scored as music or noise although the
+network's input there is blank.
 """
 
 from __future__ import annotations
@@ -179,12 +184,19 @@ def _voiced_midi(path: Path, rng: np.random.Generator, max_seconds: float):
 
 
 def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100, max_seconds: float = 30.0,
-                      seed: int = 0) -> list[Clip]:
+                      seed: int = 0, voicings: int = 1) -> list[Clip]:
     """Music rendered from MIDI files by the Composer's voices, or ``[]`` without a Composer.
 
     Each file's melodic channels get random General MIDI programs (:data:`MELODIC_PROGRAMS`,
     seeded; drums stay drums), its notes are cut after ``max_seconds`` s, and it is rendered
     with ``blendfx.effects.composer.render_midi`` (issue 4) and mixed to mono.
+
+    Parameters
+    ----------
+    voicings : int
+        Renders of every file, each with its own random programs (clip names ``stem~k`` for
+        k >= 1): more timbres for the same rendering time when ``max_seconds`` shrinks to match.
+        With 1 the clips (and their programs) are exactly those of earlier versions.
     """
     try:
         from .effects.composer import render_midi  # issue 4
@@ -193,12 +205,13 @@ def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100, max_secon
     rng = np.random.default_rng(seed)
     clips = []
     for p in paths:
-        audio = np.asarray(render_midi(_voiced_midi(p, rng, max_seconds), sample_rate=sample_rate),
-                           dtype=np.float32)
-        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-        mono = mono[: int((max_seconds + 1.0) * sample_rate)]  # the file may end much later
-        if np.sqrt(np.mean(mono ** 2)) > 1e-4:
-            clips.append(Clip(p.stem, np.ascontiguousarray(mono)))
+        for k in range(voicings):
+            audio = np.asarray(render_midi(_voiced_midi(p, rng, max_seconds), sample_rate=sample_rate),
+                               dtype=np.float32)
+            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+            mono = mono[: int((max_seconds + 1.0) * sample_rate)]  # the file may end much later
+            if np.sqrt(np.mean(mono ** 2)) > 1e-4:
+                clips.append(Clip(p.stem if k == 0 else f"{p.stem}~{k}", np.ascontiguousarray(mono)))
     return clips
 
 
@@ -211,13 +224,18 @@ def noise_gain(music: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
     return float(np.sqrt(pm / (pn * 10.0 ** (snr_db / 10.0))))
 
 
-def window_targets(music_power, noise_power, config: SegmenterConfig):
+def window_targets(music_power, noise_power, config: SegmenterConfig, mixture_power=None):
     """Per-window music share, hard label and weight from the components' STFT power.
 
     Parameters
     ----------
     music_power, noise_power : torch.Tensor
         ``(batch, bins, frames)`` power of the music and of the (scaled) noise.
+    mixture_power : torch.Tensor, optional
+        ``(batch, bins, frames)`` power of the mixture the network sees. Windows whose mean power
+        is more than ``config.range_db`` below its loudest pixel (the reference of
+        :func:`~blendfx.segmenter.features_from_power`) lie below the floor of the network's input
+        image and get weight 0 too.
 
     Returns
     -------
@@ -238,7 +256,13 @@ def window_targets(music_power, noise_power, config: SegmenterConfig):
     em, en = window_energy(music_power), window_energy(noise_power)
     total = em + en
     loudest = total.amax(dim=(-2, -1), keepdim=True)
-    weight = ((total > loudest * 10.0 ** (-SILENCE_DB / 10.0)) & (total > 1e-20)).float()
+    visible = (total > loudest * 10.0 ** (-SILENCE_DB / 10.0)) & (total > 1e-20)
+    if mixture_power is not None:
+        # the same reference as features_from_power: the loudest pixel, floored at silence_db
+        peak_db = 10.0 * torch.log10(mixture_power[:, : config.image_bins].amax(dim=(-2, -1)) + 1e-30)
+        floor_db = peak_db.clamp_min(config.silence_db) - config.range_db
+        visible &= total > (10.0 ** (floor_db / 10.0))[:, None, None]
+    weight = visible.float()
     share = em / total.clamp_min(1e-30)
     return share, (em > en).float(), weight
 
@@ -360,8 +384,9 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
         music = torch.as_tensor(item.music, device=segmenter.device)
         noise = torch.as_tensor(item.noise, device=segmenter.device)
         probs = torch.as_tensor(segmenter.segment_tensor(music + noise).windows)
-        mp, np_ = (power(stft(x, c.n_fft, c.hop_length)) for x in (music, noise))
-        _, label, weight = (t[0].cpu() for t in window_targets(mp[None], np_[None], c))
+        ms, ns = (stft(x, c.n_fft, c.hop_length) for x in (music, noise))
+        targets = window_targets(power(ms)[None], power(ns)[None], c, power(ms + ns)[None])
+        _, label, weight = (t[0].cpu() for t in targets)
         cols = min(probs.shape[-1], label.shape[-1])
         keep = weight[:, :cols] > 0
         s, lab = probs[:, :cols][keep].numpy(), label[:, :cols][keep].numpy()
