@@ -127,6 +127,10 @@ def main(argv=None) -> int:
         print(f"  {cond:>5}: AUC {auc[cond]:.4f} (energy labels)  {presence[cond]:.4f} (paper's "
               f"protocol)  windows {result['windows'][cond]}")
 
+    by_source = {k: round(v, 4) for k, v in sorted(result["clean_by_source"].items(), key=lambda kv: kv[1])}
+    print("  clean AUC by source file (against all windows of the other kind), worst first: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
+
     # Leave-one-piece-out: models trained without one recorded excerpt, scored on it alone.
     loo: dict[str, dict[str, float]] = {}
     for folder in args.cv:
@@ -194,6 +198,7 @@ def main(argv=None) -> int:
         "auc_by_snr_leave_one_piece_out": loo,
         "paper_auc": {"clean": 0.997, "lowest_snr": 0.546},
         "windows_by_snr": result["windows"],
+        "auc_clean_by_source": by_source,
         "training_seconds": train_seconds,
         "training_steps": sum(s["steps"] or 0 for s in stages),
         "training_stages": stages,

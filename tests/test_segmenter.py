@@ -200,6 +200,20 @@ def test_shipped_weights_auc_at_plus_10_db(model, val_clips):
     assert result["dominance"]["+10"] >= 0.95, result
 
 
+def test_clean_auc_by_source(model, val_clips):
+    music, noise = val_clips
+    items = validation_items(music[:2], noise[:3], conditions=("clean",), max_music_segments=2,
+                             noise_segments_per_long_clip=1, config=model.config)
+    result = evaluate(model, items)
+    by_source = result["clean_by_source"]
+    assert set(by_source) == {c.name for c in music[:2]} | {c.name for c in noise[:3]}
+    # the pooled AUC is the window-weighted mean of each side's per-source AUCs
+    overall = result["dominance"]["clean"]
+    for side in ({c.name for c in music[:2]}, {c.name for c in noise[:3]}):
+        values = [by_source[k] for k in side]
+        assert min(values) - 1e-9 <= overall <= max(values) + 1e-9
+
+
 def test_save_load_round_trip(model, tmp_path):
     model.save_pretrained(tmp_path / "copy")
     again = Segmenter.from_pretrained(tmp_path / "copy")

@@ -368,11 +368,14 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
     Returns
     -------
     dict
-        ``{"dominance": {cond: auc}, "presence": {cond: auc}, "windows": {cond: n}}``.
+        ``{"dominance": {cond: auc}, "presence": {cond: auc}, "windows": {cond: n},
+        "clean_by_source": {source: auc}}``.
         *dominance*: the hard label ``E_music > E_noise`` of each non-silent window (for "clean":
         music-only vs noise-only clips). *presence* (the paper's protocol): every non-silent window
         of the condition's mixtures is positive, every window of the noise-only clean items
-        negative.
+        negative. *clean_by_source*: for every source file of the clean items (the name before
+        ``#``), the AUC of its windows against all clean windows of the other kind -- which piece
+        or which noise pulls the clean figure down.
     """
     import torch
 
@@ -380,6 +383,7 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
     scores: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[np.ndarray]] = {}
     noise_only: list[np.ndarray] = []
+    clean_sources: dict[tuple[str, bool], list[np.ndarray]] = {}
     for item in items:
         music = torch.as_tensor(item.music, device=segmenter.device)
         noise = torch.as_tensor(item.noise, device=segmenter.device)
@@ -394,7 +398,10 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
         labels.setdefault(item.condition, []).append(lab)
         if item.condition == "clean" and not item.music.any():
             noise_only.append(s)
-    out: dict[str, dict[str, float]] = {"dominance": {}, "presence": {}, "windows": {}}
+        if item.condition == "clean":
+            clean_sources.setdefault((item.name.split("#")[0], bool(item.music.any())), []).append(s)
+    out: dict[str, dict[str, float]] = {"dominance": {}, "presence": {}, "windows": {},
+                                        "clean_by_source": {}}
     neg = np.concatenate(noise_only) if noise_only else np.zeros(0)
     for cond in scores:
         s, lab = np.concatenate(scores[cond]), np.concatenate(labels[cond])
@@ -405,4 +412,12 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
         elif neg.size:
             out["presence"][cond] = roc_auc(np.concatenate([s, neg]),
                                             np.concatenate([np.ones(s.size), np.zeros(neg.size)]))
+    pools = {kind: np.concatenate([np.concatenate(v) for (_, m), v in clean_sources.items() if m == kind])
+             for kind in (True, False) if any(m == kind for _, m in clean_sources)}
+    for (name, is_music), parts in clean_sources.items():
+        own, other = np.concatenate(parts), pools.get(not is_music)
+        if other is not None and other.size and own.size:
+            s = np.concatenate([own, other]) if is_music else np.concatenate([other, own])
+            n_pos = own.size if is_music else other.size
+            out["clean_by_source"][name] = roc_auc(s, np.arange(s.size) < n_pos)
     return out
