@@ -10,7 +10,9 @@ Prints its figures, then one JSON object on the last line:
   labelled by which component has more energy in it. Goal >= 0.99 clean.
 - ``auc_by_snr_presence``: the paper's protocol (windows of the mixtures at that SNR vs windows of
   the noise alone); the paper reports 0.997 clean, falling to 0.546 at its lowest SNR.
-- ``training_seconds``: from the metadata saved beside the weights (or measured with --retrain).
+- ``training_seconds``: from the metadata saved beside the weights (or measured with --retrain);
+  for weights fine-tuned from earlier ones (``--init``), the sum over the chain of runs, each
+  run's own figure in ``training_stages``.
 - ``realtime_factor``: seconds of 44.1 kHz stereo audio the ``MusicNoiseSegmenter`` effect processes
   per second on the CPU (2 threads), end to end (analysis + masking + resynthesis); goal >= 100.
   ``window_by_window_realtime_factor`` is the same network run the paper's way (each window cropped
@@ -64,6 +66,16 @@ def window_by_window_seconds(model, audio: np.ndarray, batch: int = 256) -> floa
     return best_time(run, repeats=1)
 
 
+def training_stages(training: dict) -> list[dict]:
+    """The chain of training runs behind some weights, first run first (``init`` links)."""
+    stages = []
+    while training:
+        stages.append({"command": training.get("command"), "steps": training.get("steps"),
+                       "seconds": training.get("train_seconds")})
+        training = (training.get("init") or {}).get("training") or {}
+    return stages[::-1]
+
+
 def split_of(model, root: Path):
     """The source split a model was trained with (its held-out music stems from its metadata)."""
     from blendfx.segmenter_data import source_split
@@ -115,6 +127,10 @@ def main(argv=None) -> int:
         print(f"  {cond:>5}: AUC {auc[cond]:.4f} (energy labels)  {presence[cond]:.4f} (paper's "
               f"protocol)  windows {result['windows'][cond]}")
 
+    by_source = {k: round(v, 4) for k, v in sorted(result["clean_by_source"].items(), key=lambda kv: kv[1])}
+    print("  clean AUC by source file (against all windows of the other kind), worst first: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
+
     # Leave-one-piece-out: models trained without one recorded excerpt, scored on it alone.
     loo: dict[str, dict[str, float]] = {}
     for folder in args.cv:
@@ -129,18 +145,31 @@ def main(argv=None) -> int:
         print(f"  leave {name} out: " + "  ".join(f"{k} {v:.4f}" for k, v in loo[name].items()))
 
     training = dict(model.training)
-    train_seconds = training.get("train_seconds")
+    stages = training_stages(training)
+    train_seconds = round(sum(s["seconds"] or 0.0 for s in stages), 1)
     if args.retrain:
         from blendfx.train_segmenter import train
 
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
+            # the last run of the chain, from the same initial weights when they are still there
+            # (same SHA-256; else from scratch)
+            import hashlib
+
+            record = training.get("init") or {}
+            init = record.get("path")
+            if init and not (Path(_resolve_paths(init)[0]).is_file() and hashlib.sha256(
+                    Path(_resolve_paths(init)[0]).read_bytes()).hexdigest() == record.get("sha256")):
+                init = None
             train(args.data, tmp, steps=training.get("steps", 600), batch=training.get("batch", 8),
-                  seed=training.get("seed", 0), log=lambda *_: None)
+                  seed=training.get("seed", 0), lr=training.get("lr", 0.002),
+                  init=init,
+                  voicings=training.get("voicings", 1), midi_seconds=training.get("midi_seconds", 30.0),
+                  clean_share=training.get("clean_share"), log=lambda *_: None)
             train_seconds = round(time.perf_counter() - t, 1)
         print(f"retrained in {train_seconds} s")
-    print(f"training: {train_seconds} s for {training.get('steps')} steps "
-          f"(from {'this run' if args.retrain else 'the metadata beside the weights'})")
+    print(f"training: {train_seconds} s for {sum(s['steps'] or 0 for s in stages)} steps in "
+          f"{len(stages)} run(s) (from {'this run' if args.retrain else 'the metadata beside the weights'})")
 
     # Real-time factor: a long stereo mixture, the effect end to end on the CPU.
     sr = 44100
@@ -169,8 +198,10 @@ def main(argv=None) -> int:
         "auc_by_snr_leave_one_piece_out": loo,
         "paper_auc": {"clean": 0.997, "lowest_snr": 0.546},
         "windows_by_snr": result["windows"],
+        "auc_clean_by_source": by_source,
         "training_seconds": train_seconds,
-        "training_steps": training.get("steps"),
+        "training_steps": sum(s["steps"] or 0 for s in stages),
+        "training_stages": stages,
         "training_cpu_threads": training.get("threads"),
         "weights_bytes": Path(weights_path).stat().st_size if Path(weights_path).is_file() else None,
         "weights_file": WEIGHTS_FILE,

@@ -141,6 +141,23 @@ def test_window_targets_label_by_energy():
     assert not quiet.any()  # silence is neither music nor noise
 
 
+def test_window_targets_floor_of_the_input_image():
+    """A window whose mean power lies below the network's input range (range_db under the
+    mixture's loudest pixel) carries no label, although it is within SILENCE_DB of the loudest
+    window."""
+    c = SegmenterConfig()
+    music = torch.full((1, 257, 512), 1e-5)  # -50 dB everywhere
+    music[:, 10, 10] = 1e4                    # one pixel at +40 dB: the image's reference
+    noise = torch.zeros_like(music)
+    _, label, weight = window_targets(music, noise, c)
+    assert weight.all() and label.all()      # 1e-5 is within 60 dB of the loudest window
+    _, _, weight = window_targets(music, noise, c, mixture_power=music + noise)
+    assert weight[0, 0, 0] == 1               # the window holding the loud pixel
+    assert weight[0, 12, 16] == 0             # -50 dB is 90 dB under the peak: below the floor
+    music[:, 10, 10] = 1e2                    # +20 dB peak: -50 dB is 70 dB under it, visible
+    assert window_targets(music, noise, c, mixture_power=music)[2].all()
+
+
 def test_roc_auc():
     assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
     assert roc_auc(np.array([0.9, 0.1]), np.array([0, 1])) == 0.0
@@ -181,6 +198,20 @@ def test_shipped_weights_auc_at_plus_10_db(model, val_clips):
     result = evaluate(model, items)
     assert result["windows"]["+10"] > 500
     assert result["dominance"]["+10"] >= 0.95, result
+
+
+def test_clean_auc_by_source(model, val_clips):
+    music, noise = val_clips
+    items = validation_items(music[:2], noise[:3], conditions=("clean",), max_music_segments=2,
+                             noise_segments_per_long_clip=1, config=model.config)
+    result = evaluate(model, items)
+    by_source = result["clean_by_source"]
+    assert set(by_source) == {c.name for c in music[:2]} | {c.name for c in noise[:3]}
+    # the pooled AUC is the window-weighted mean of each side's per-source AUCs
+    overall = result["dominance"]["clean"]
+    for side in ({c.name for c in music[:2]}, {c.name for c in noise[:3]}):
+        values = [by_source[k] for k in side]
+        assert min(values) - 1e-9 <= overall <= max(values) + 1e-9
 
 
 def test_save_load_round_trip(model, tmp_path):

@@ -12,8 +12,13 @@ Labels: a window (64 bins x 256 frames) is *music* when the music's energy in it
 noise's, ``E_music > E_noise``, measured on the separate components before mixing (the STFT is
 linear, so the mixture is exactly their sum). Training uses the soft target
 ``E_music / (E_music + E_noise)`` (the music's share, i.e. a Wiener gain over the window), the AUC
-the hard label. Windows more than :data:`SILENCE_DB` below the loudest window of their item carry
-neither music nor noise and are left out of both (weight 0).
+the hard label. Windows more than :data:`SILENCE_DB` below the loudest window of their item, and
+windows whose mean power lies below the network's input range (more than ``range_db`` below the
+loudest pixel of the mixture, the floor of the image the network sees), carry neither music nor
+noise and are left out of both (weight 0). The paper describes no such rule (it labels every
+window by the clip it comes from); without it, near-silent windows -- the empty upper bands of a
+mellow rendered voice, the pauses between barks -- would be scored as music or noise although the
+network's input there is blank.
 """
 
 from __future__ import annotations
@@ -179,12 +184,19 @@ def _voiced_midi(path: Path, rng: np.random.Generator, max_seconds: float):
 
 
 def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100, max_seconds: float = 30.0,
-                      seed: int = 0) -> list[Clip]:
+                      seed: int = 0, voicings: int = 1) -> list[Clip]:
     """Music rendered from MIDI files by the Composer's voices, or ``[]`` without a Composer.
 
     Each file's melodic channels get random General MIDI programs (:data:`MELODIC_PROGRAMS`,
     seeded; drums stay drums), its notes are cut after ``max_seconds`` s, and it is rendered
     with ``blendfx.effects.composer.render_midi`` (issue 4) and mixed to mono.
+
+    Parameters
+    ----------
+    voicings : int
+        Renders of every file, each with its own random programs (clip names ``stem~k`` for
+        k >= 1): more timbres for the same rendering time when ``max_seconds`` shrinks to match.
+        With 1 the clips (and their programs) are exactly those of earlier versions.
     """
     try:
         from .effects.composer import render_midi  # issue 4
@@ -193,12 +205,13 @@ def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100, max_secon
     rng = np.random.default_rng(seed)
     clips = []
     for p in paths:
-        audio = np.asarray(render_midi(_voiced_midi(p, rng, max_seconds), sample_rate=sample_rate),
-                           dtype=np.float32)
-        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-        mono = mono[: int((max_seconds + 1.0) * sample_rate)]  # the file may end much later
-        if np.sqrt(np.mean(mono ** 2)) > 1e-4:
-            clips.append(Clip(p.stem, np.ascontiguousarray(mono)))
+        for k in range(voicings):
+            audio = np.asarray(render_midi(_voiced_midi(p, rng, max_seconds), sample_rate=sample_rate),
+                               dtype=np.float32)
+            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+            mono = mono[: int((max_seconds + 1.0) * sample_rate)]  # the file may end much later
+            if np.sqrt(np.mean(mono ** 2)) > 1e-4:
+                clips.append(Clip(p.stem if k == 0 else f"{p.stem}~{k}", np.ascontiguousarray(mono)))
     return clips
 
 
@@ -211,13 +224,18 @@ def noise_gain(music: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
     return float(np.sqrt(pm / (pn * 10.0 ** (snr_db / 10.0))))
 
 
-def window_targets(music_power, noise_power, config: SegmenterConfig):
+def window_targets(music_power, noise_power, config: SegmenterConfig, mixture_power=None):
     """Per-window music share, hard label and weight from the components' STFT power.
 
     Parameters
     ----------
     music_power, noise_power : torch.Tensor
         ``(batch, bins, frames)`` power of the music and of the (scaled) noise.
+    mixture_power : torch.Tensor, optional
+        ``(batch, bins, frames)`` power of the mixture the network sees. Windows whose mean power
+        is more than ``config.range_db`` below its loudest pixel (the reference of
+        :func:`~blendfx.segmenter.features_from_power`) lie below the floor of the network's input
+        image and get weight 0 too.
 
     Returns
     -------
@@ -238,7 +256,13 @@ def window_targets(music_power, noise_power, config: SegmenterConfig):
     em, en = window_energy(music_power), window_energy(noise_power)
     total = em + en
     loudest = total.amax(dim=(-2, -1), keepdim=True)
-    weight = ((total > loudest * 10.0 ** (-SILENCE_DB / 10.0)) & (total > 1e-20)).float()
+    visible = (total > loudest * 10.0 ** (-SILENCE_DB / 10.0)) & (total > 1e-20)
+    if mixture_power is not None:
+        # the same reference as features_from_power: the loudest pixel, floored at silence_db
+        peak_db = 10.0 * torch.log10(mixture_power[:, : config.image_bins].amax(dim=(-2, -1)) + 1e-30)
+        floor_db = peak_db.clamp_min(config.silence_db) - config.range_db
+        visible &= total > (10.0 ** (floor_db / 10.0))[:, None, None]
+    weight = visible.float()
     share = em / total.clamp_min(1e-30)
     return share, (em > en).float(), weight
 
@@ -344,11 +368,14 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
     Returns
     -------
     dict
-        ``{"dominance": {cond: auc}, "presence": {cond: auc}, "windows": {cond: n}}``.
+        ``{"dominance": {cond: auc}, "presence": {cond: auc}, "windows": {cond: n},
+        "clean_by_source": {source: auc}}``.
         *dominance*: the hard label ``E_music > E_noise`` of each non-silent window (for "clean":
         music-only vs noise-only clips). *presence* (the paper's protocol): every non-silent window
         of the condition's mixtures is positive, every window of the noise-only clean items
-        negative.
+        negative. *clean_by_source*: for every source file of the clean items (the name before
+        ``#``), the AUC of its windows against all clean windows of the other kind -- which piece
+        or which noise pulls the clean figure down.
     """
     import torch
 
@@ -356,12 +383,14 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
     scores: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[np.ndarray]] = {}
     noise_only: list[np.ndarray] = []
+    clean_sources: dict[tuple[str, bool], list[np.ndarray]] = {}
     for item in items:
         music = torch.as_tensor(item.music, device=segmenter.device)
         noise = torch.as_tensor(item.noise, device=segmenter.device)
         probs = torch.as_tensor(segmenter.segment_tensor(music + noise).windows)
-        mp, np_ = (power(stft(x, c.n_fft, c.hop_length)) for x in (music, noise))
-        _, label, weight = (t[0].cpu() for t in window_targets(mp[None], np_[None], c))
+        ms, ns = (stft(x, c.n_fft, c.hop_length) for x in (music, noise))
+        targets = window_targets(power(ms)[None], power(ns)[None], c, power(ms + ns)[None])
+        _, label, weight = (t[0].cpu() for t in targets)
         cols = min(probs.shape[-1], label.shape[-1])
         keep = weight[:, :cols] > 0
         s, lab = probs[:, :cols][keep].numpy(), label[:, :cols][keep].numpy()
@@ -369,7 +398,10 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
         labels.setdefault(item.condition, []).append(lab)
         if item.condition == "clean" and not item.music.any():
             noise_only.append(s)
-    out: dict[str, dict[str, float]] = {"dominance": {}, "presence": {}, "windows": {}}
+        if item.condition == "clean":
+            clean_sources.setdefault((item.name.split("#")[0], bool(item.music.any())), []).append(s)
+    out: dict[str, dict[str, float]] = {"dominance": {}, "presence": {}, "windows": {},
+                                        "clean_by_source": {}}
     neg = np.concatenate(noise_only) if noise_only else np.zeros(0)
     for cond in scores:
         s, lab = np.concatenate(scores[cond]), np.concatenate(labels[cond])
@@ -380,4 +412,12 @@ def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str,
         elif neg.size:
             out["presence"][cond] = roc_auc(np.concatenate([s, neg]),
                                             np.concatenate([np.ones(s.size), np.zeros(neg.size)]))
+    pools = {kind: np.concatenate([np.concatenate(v) for (_, m), v in clean_sources.items() if m == kind])
+             for kind in (True, False) if any(m == kind for _, m in clean_sources)}
+    for (name, is_music), parts in clean_sources.items():
+        own, other = np.concatenate(parts), pools.get(not is_music)
+        if other is not None and other.size and own.size:
+            s = np.concatenate([own, other]) if is_music else np.concatenate([other, own])
+            n_pos = own.size if is_music else other.size
+            out["clean_by_source"][name] = roc_auc(s, np.arange(s.size) < n_pos)
     return out

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ParameterError
 from .segmenter import Segmenter, SegmenterConfig, features_from_power, net_input, power, stft
 from .segmenter_data import (
     SNRS,
@@ -59,12 +60,22 @@ class MixtureSampler:
         noise clips uniformly (so the two long beds do not crowd out the 40 short ESC-10 clips).
     samples : int
         Patch length in samples.
+    clean_share : float, optional
+        Probability of a music-only patch and, as much again, of a noise-only one (the rest are
+        mixtures, the five SNRs equally likely). Default: every one of the seven conditions
+        equally likely (1/7).
     """
 
-    def __init__(self, music: Sequence[Clip], noise: Sequence[Clip], samples: int):
+    def __init__(self, music: Sequence[Clip], noise: Sequence[Clip], samples: int,
+                 clean_share: float | None = None):
         self.music = [c.audio for c in music]
         self.noise = [c.audio for c in noise]
         self.samples = samples
+        snrs = len(SNRS) - 1
+        clean = 1.0 / (snrs + 2) if clean_share is None else float(clean_share)
+        if not 0.0 <= clean <= 0.5:
+            raise ParameterError(f"clean_share must be within [0, 0.5], got {clean}")
+        self.condition_p = np.array([clean, clean] + [(1.0 - 2 * clean) / snrs] * snrs)
         lengths = np.array([m.size for m in self.music], float)
         self.music_p = lengths / lengths.sum()
 
@@ -105,7 +116,7 @@ class MixtureSampler:
         noise = np.zeros((size, self.samples), np.float32)
         conditions = ("music", "noise") + tuple(s for s in SNRS if s != "clean")
         for b in range(size):
-            cond = conditions[int(rng.integers(len(conditions)))]
+            cond = conditions[int(rng.choice(len(conditions), p=self.condition_p))]
             m = self._segment(rng, self.music, self.music_p)
             n = self._segment(rng, self.noise, None)
             level = 10.0 ** (rng.uniform(-20.0, 0.0) / 20.0)  # overall level: gain invariance
@@ -136,8 +147,9 @@ def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db, hard: bo
 
     m, n = (stft(x, config.n_fft, config.hop_length) for x in (music, noise))
     m, n = _tilt(m, tilts[:, 0], config), _tilt(n, tilts[:, 1], config)
-    image = features_from_power(power(m + n), config, offset_db)
-    share, label, weight = window_targets(power(m), power(n), config)
+    mixture = power(m + n)
+    image = features_from_power(mixture, config, offset_db)
+    share, label, weight = window_targets(power(m), power(n), config, mixture)
     if hard:
         share = label
     logp = torch.log_softmax(net(net_input(image, config)), dim=1)
@@ -154,7 +166,8 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
           batch: int = 8, patch_windows: int = 17, lr: float = 0.002, seed: int = 0,
           eval_every: int = 250, use_midi: bool = True, threads: int = 2, optimizer: str = "adam",
           val_music: Sequence[str] = VALIDATION_MUSIC, targets: str = "soft",
-          config: SegmenterConfig | None = None,
+          config: SegmenterConfig | None = None, init: str | Path | None = None,
+          voicings: int = 1, midi_seconds: float = 30.0, clean_share: float | None = None,
           log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
@@ -185,7 +198,18 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     targets : {"soft", "hard"}
         Train on each window's music share of the energy, or on the label ``E_music > E_noise``.
     config : SegmenterConfig, optional
-        Architecture and geometry (default: :class:`SegmenterConfig`'s).
+        Architecture and geometry (default: :class:`SegmenterConfig`'s; with ``init``, the
+        initial weights' config).
+    init : path, optional
+        Weights folder (or ``.safetensors``) to start from instead of a random initialization
+        (fine-tuning: the schedule restarts; the metadata records the initial weights' SHA-256
+        and their own training record).
+    voicings : int
+        Renders of every training MIDI file, each with its own random programs.
+    midi_seconds : float
+        Length in s of each training render (validation renders keep 30 s).
+    clean_share : float, optional
+        Share of music-only patches and, as much again, of noise-only ones (default 1/7 each).
 
     Returns
     -------
@@ -198,13 +222,26 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
+    start = None
+    if init is not None:
+        import hashlib
+
+        from .segmenter import _resolve_paths
+
+        start = Segmenter.from_pretrained(init, device="cpu")
+        if config is not None and config != start.config:
+            raise ParameterError(f"init weights {init} have another config than the one given")
+        config = start.config
+        init_record = {"path": str(init), "sha256": hashlib.sha256(
+            _resolve_paths(init)[0].read_bytes()).hexdigest(), "training": start.training}
     config = config or SegmenterConfig()
     root = shared_data_dir(data)
     split = source_split(root, midi=use_midi, val_music=val_music)
     t0 = time.perf_counter()
     train_music = load_clips(split.train_music, config.sample_rate)
     val_music = load_clips(split.val_music, config.sample_rate)
-    midi_train = render_midi_clips(split.train_midi, config.sample_rate) if use_midi else []
+    midi_train = (render_midi_clips(split.train_midi, config.sample_rate, max_seconds=midi_seconds,
+                                    voicings=voicings) if use_midi else [])
     midi_val = render_midi_clips(split.val_midi, config.sample_rate) if use_midi else []
     train_noise = load_clips(split.train_noise, config.sample_rate)
     val_noise = load_clips(split.val_noise, config.sample_rate)
@@ -213,13 +250,15 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         f"files for training, {len(val_music)} + {len(midi_val)} / {len(val_noise)} for validation "
         f"({load_seconds:.1f} s to load)")
     sampler = MixtureSampler(train_music + midi_train, train_noise,
-                             item_samples(config, patch_windows))
+                             item_samples(config, patch_windows), clean_share)
     quick_val = validation_items(val_music + midi_val, val_noise, conditions=("clean", 10.0, 0.0),
                                  windows=33, noise_segments_per_long_clip=1, max_music_segments=8,
                                  config=config)
 
     model = Segmenter(config, device="cpu")
     net = model.net
+    if start is not None:
+        net.load_state_dict(start.net.state_dict())
     if optimizer == "adam":
         opt = torch.optim.Adam(net.parameters(), lr=lr)
     else:
@@ -271,12 +310,16 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     model.training = {
         "command": "python -m blendfx.train_segmenter " + " ".join(sys.argv[1:]),
         "seed": seed, "steps": steps, "batch": batch, "patch_windows": patch_windows, "lr": lr,
-        "optimizer": optimizer, "targets": targets,
+        "optimizer": optimizer, "targets": targets, "voicings": voicings,
+        "midi_seconds": midi_seconds, "clean_share": clean_share,
+        "init": init_record if start is not None else None,
         "threads": threads, "torch": torch.__version__,
         "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
         "sources": split.describe(root),
         "rendered_midi": {"train": [c.name for c in midi_train], "val": [c.name for c in midi_val]},
-        "labels": "window is music when E_music > E_noise; soft target E_music/(E_music+E_noise)",
+        "labels": "window is music when E_music > E_noise; soft target E_music/(E_music+E_noise); "
+                  "windows below the input image's floor (range_db under the mixture's loudest "
+                  "pixel) or SILENCE_DB under the loudest window carry no label",
         "history": history,
         "val_auc_dominance": {k: round(v, 4) for k, v in final["dominance"].items()},
         "val_auc_presence": {k: round(v, 4) for k, v in final["presence"].items()},
@@ -307,6 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=SegmenterConfig.hidden)
     parser.add_argument("--linear-channel", action="store_true")
     parser.add_argument("--targets", choices=["soft", "hard"], default="soft")
+    parser.add_argument("--init", default=None, help="weights folder to fine-tune from")
+    parser.add_argument("--voicings", type=int, default=1,
+                        help="renders of every training MIDI file, each with other random programs")
+    parser.add_argument("--midi-seconds", type=float, default=30.0,
+                        help="length in s of each training MIDI render")
+    parser.add_argument("--clean-share", type=float, default=None,
+                        help="share of music-only patches (and of noise-only ones); default 1/7")
     args = parser.parse_args(argv)
     from .errors import BlendfxError
 
@@ -314,9 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
               eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads,
               optimizer=args.optimizer, val_music=args.val_music,
-              targets=args.targets,
-              config=SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
-                                     linear_channel=args.linear_channel))
+              targets=args.targets, init=args.init, voicings=args.voicings,
+              midi_seconds=args.midi_seconds, clean_share=args.clean_share,
+              config=None if args.init else SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
+                                                            linear_channel=args.linear_channel))
     except BlendfxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
