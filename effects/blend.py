@@ -313,7 +313,8 @@ class Blend(Effect):
         if cached is None or cached.prompt != self.prompt or cached.seed != self.seed:
             cached = composer(prompt=self.prompt, seed=self.seed)
             self._composer = cached
-        cached.progress = self.progress
+        if "progress" in cached.params():  # any registered generator may stand in for it
+            cached.progress = self.progress
         return cached
 
     def _process(self, audio: np.ndarray, sample_rate: float,
