@@ -193,13 +193,14 @@ def frame_true_peaks(audio: np.ndarray, hop: int, blocks: np.ndarray | None = No
     if outs.size:
         from numpy.lib.stride_tricks import sliding_window_view
 
-        H32 = H.astype(np.float32)
+        # (3, k) @ (k, m): the long axis last makes this skinny GEMM ~2x faster than (m, k) @ (k, 3)
+        H32t = np.ascontiguousarray(H.T, dtype=np.float32)
         inter = np.zeros(outs.size, np.float32)
         for channel in np.pad(signed, ((0, 0), (k // 2 - 1, k // 2))):
             windows = sliding_window_view(channel, k)  # window m = x[m-k/2+1 .. m+k/2]
             for lo in range(0, outs.size, _CHUNK):  # bounded memory: one GEMM per chunk
                 part = slice(lo, lo + _CHUNK)
-                np.maximum(inter[part], np.abs(windows[outs[part]] @ H32).max(axis=1),
+                np.maximum(inter[part], np.abs(H32t @ windows[outs[part]].T).max(axis=0),
                            out=inter[part])
         # the outputs are sorted, so each block's maximum is one reduceat
         blocks_of = outs // hop
