@@ -95,7 +95,7 @@ class AdaptiveAmplifier(Effect):
         10 ms hop, so this costs little accuracy (median mel error 0.35 dB against Riffusion's
         exact mels instead of 0.16, energy-mask IoU 0.93 instead of 0.96, chosen gain within
         0.18 dB, median over 15 ESC-10 clips: ``python benchmarks/amplifier.py``) for ~3/4 of the
-        time (17.9 vs 24.4 ms per 5.12 s clip). 1: every frame (Riffusion's grid). See
+        time (17.9-20.3 vs 24.4-27.0 ms per 5.12 s clip). 1: every frame (Riffusion's grid). See
         :func:`blendfx.analysis.fast_mel`.
 
     Attributes
