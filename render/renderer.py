@@ -40,6 +40,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ class _StemReader:
         self._fd: int | None = None
         if layout is not None:
             self._offset, self.channels, self.frames = layout
-            self._fd = os.open(path, os.O_RDONLY)
+            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         else:
             from pedalboard.io import AudioFile
 
@@ -178,7 +179,7 @@ class _StemReader:
         if self._fd is not None:
             frames = np.empty((b - a, self.channels), np.float32)  # interleaved, as on disk
             want = frames.nbytes
-            got = os.preadv(self._fd, [frames], self._offset + a * 4 * self.channels)
+            got = _read_at(self._fd, frames, self._offset + a * 4 * self.channels)
             if got != want:
                 raise AudioFileError(f"cached stem is shorter than its header says ({got} of "
                                      f"{want} bytes at frame {a})")
@@ -194,6 +195,29 @@ class _StemReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _read_at(fd: int, buffer: np.ndarray, offset: int) -> int:
+    """Read into ``buffer`` from byte ``offset`` of ``fd``; the number of bytes read.
+
+    ``os.preadv`` where the platform has it (positional: safe from any thread, no copy);
+    elsewhere (e.g. Windows) a seek and reads under a lock.
+    """
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    view, got = memoryview(buffer).cast("B"), 0
+    with _READ_LOCK:
+        os.lseek(fd, offset, os.SEEK_SET)
+        while got < len(view):
+            data = os.read(fd, len(view) - got)
+            if not data:
+                break
+            view[got:got + len(data)] = data
+            got += len(data)
+    return got
+
+
+_READ_LOCK = threading.Lock()
 
 
 def _float_wav_layout(path: Path) -> tuple[int, int, int] | None:
@@ -356,7 +380,6 @@ class _Background:
 
     def __enter__(self) -> Any:
         import queue
-        import threading
 
         self._queue: Any = queue.Queue(maxsize=2)
         self._error: BaseException | None = None

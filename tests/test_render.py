@@ -382,3 +382,27 @@ def test_parallel_tracks_equal_serial(tmp_path):
     np.testing.assert_array_equal(read_audio(serial.mix)[0], read_audio(parallel.mix)[0])
     with pytest.raises(SessionError, match="jobs"):
         render_session(path, tmp_path / "c", progress=False, jobs=0)
+
+
+def test_cached_stem_reads_without_preadv(tmp_path, monkeypatch):
+    """Platforms without os.preadv (Windows) read cached stems through the locked fallback."""
+    import os
+
+    from blendfx.render import renderer
+
+    data = np.arange(2000, dtype=np.float32)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(data.tobytes())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fast = np.empty((100, 2), np.float32)
+        assert renderer._read_at(fd, fast, 400) == fast.nbytes
+        monkeypatch.delattr(os, "preadv", raising=False)
+        slow = np.empty((100, 2), np.float32)
+        assert renderer._read_at(fd, slow, 400) == slow.nbytes
+        tail = np.empty((100, 2), np.float32)  # past the end: a short read, reported as such
+        assert renderer._read_at(fd, tail, 4 * 1950) == 4 * 50
+    finally:
+        os.close(fd)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(slow.ravel(), data[100:300])
