@@ -52,28 +52,56 @@ class Ducker(Effect):
         key = np.abs(sidechain).max(axis=0).astype(np.float64)
         key = key[:n] if key.size >= n else np.pad(key, (0, n - key.size))
         env = self._follow(key, sample_rate)
-        level_db = 20.0 * np.log10(np.maximum(env, 1e-9))
-        reduction = np.clip((level_db - self.threshold_db) * self.ratio_db_per_db, 0.0,
-                            self.depth_db)
-        gain = (10.0 ** (-reduction / 20.0)).astype(np.float32)
-        return audio * gain[None, :]
+        return audio * self._gain(env)[None, :]
+
+    def _gain(self, env: np.ndarray) -> np.ndarray:
+        """float32 gain of an envelope: ``10 ** (-clip((20 log10(env) - threshold) * ratio, 0,
+        depth) / 20)``, computed as ``clip((env / threshold) ** -ratio, 10 ** (-depth / 20),
+        1)`` (the same function, without a logarithm and an exponential per sample)."""
+        threshold = 10.0 ** (self.threshold_db / 20.0)
+        floor = 10.0 ** (-self.depth_db / 20.0)
+        with np.errstate(divide="ignore"):
+            if self.ratio_db_per_db == 1.0:
+                gain = np.divide(threshold, env)
+            else:
+                gain = np.power(env * (1.0 / threshold), -self.ratio_db_per_db)
+        np.clip(gain, floor, 1.0, out=gain)
+        return gain.astype(np.float32)
 
     def _follow(self, key: np.ndarray, sample_rate: float) -> np.ndarray:
         """Envelope of the key: instant-attack peak detector with exponential release, then a
         one-pole attack smoother. Both are exact vector operations with carried state, so
         chunked processing equals whole-buffer processing.
 
-        The peak detector ``p[n] = max(x[n], r * p[n-1])`` unrolls to
-        ``p[n] = r**n * max_k(x[k] * r**-k)``: a running maximum in the log domain.
+        The peak detector ``p[n] = max(x[n], r p[n-1])`` unrolls, within a stretch of ``L``
+        samples starting at ``s``, to ``p[s+j] = r**j max(max_{k<=j} x[s+k] r**-k, r p[s-1])``:
+        a running maximum of the key scaled by ``r**-k`` (``r**-L`` kept far from overflow),
+        with each stretch's start carried from the previous stretch's end.
         """
-        log_r = -1.0 / (self.release_ms * 1e-3 * sample_rate)
-        idx = np.arange(1, key.size + 1, dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            logs = np.log(key) - idx * log_r
-        start = np.log(self._peak) if self._peak > 0 else -np.inf
-        running = np.maximum.accumulate(np.concatenate([[start], logs]))[1:]
-        peak = np.exp(running + idx * log_r)
-        self._peak = float(peak[-1]) if peak.size else self._peak
+        r_log = -1.0 / (self.release_ms * 1e-3 * sample_rate)
+        n = key.size
+        if n == 0:
+            return key.copy()
+        # stretch length: r ** -L stays under e ** 300 (no overflow, no lost precision)
+        L = int(max(1, min(4096, 300.0 // -r_log, n)))
+        blocks = -(-n // L)
+        x = np.zeros(blocks * L)
+        x[:n] = key
+        x = x.reshape(blocks, L)
+        j = np.arange(L, dtype=np.float64)
+        down = np.exp(j * r_log)  # r ** j
+        acc = np.maximum.accumulate(x * np.exp(-j * r_log), axis=1)
+        acc *= down
+        # the peak at each stretch's end, in order: the carry into the next stretch
+        ends = acc[:, -1]
+        carry = np.empty(blocks)
+        decay = float(np.exp(L * r_log))
+        c = self._peak
+        for b in range(blocks):
+            carry[b] = c
+            c = max(float(ends[b]), c * decay)
+        peak = np.maximum(acc, carry[:, None] * (down * np.exp(r_log))).ravel()[:n]
+        self._peak = float(peak[-1])
         a = np.exp(-1.0 / (self.attack_ms * 1e-3 * sample_rate))
         smooth, self._smooth = lfilter([1.0 - a], [1.0, -a], peak, zi=self._smooth * a)
         self._smooth = self._smooth / a
