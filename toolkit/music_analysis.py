@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .buffers import to_channels_first, to_mono
+from .melscale import mel_filters, onset_strength, power_to_db
 from .theory import MODES, Key, hz_to_midi
 
 __all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "noise_spectra", "onset_envelope",
@@ -191,7 +192,6 @@ def noise_spectra(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
     128-band mel power (onsets) and the power in the analysis bands between ``edges`` (Hz),
     both ``(bands, frames)``, frames ``1 + n // hop``. Computed ``chunk_frames`` at a time, so
     a long noise never needs its whole spectrogram."""
-    import librosa
     import scipy.fft
     from numpy.lib.stride_tricks import sliding_window_view
     from scipy.signal import get_window
@@ -205,7 +205,7 @@ def noise_spectra(mono: np.ndarray, sample_rate: float, edges: np.ndarray,
     frames = 1 + mono.size // hop
     padded = np.pad(mono, half)
     window = get_window("hann", n_fft).astype(np.float32)
-    mel_fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=128)  # librosa's defaults
+    mel_fb = mel_filters(sr=sample_rate, n_fft=n_fft, n_mels=128)  # librosa's defaults
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     mel = np.empty((mel_fb.shape[0], frames), dtype=np.float32)
     bands = np.empty((edges.size - 1, frames))
@@ -223,10 +223,8 @@ def onset_envelope(mel_power: np.ndarray, sample_rate: float) -> np.ndarray:
     """Onset strength (librosa's spectral flux on a log-mel spectrogram) per 10 ms frame, from
     the 128-band mel power of :func:`noise_spectra`, scaled to mean 1 (all zeros for a signal
     without onsets)."""
-    import librosa
-
-    logmel = librosa.power_to_db(mel_power, ref=1.0, top_db=80.0)
-    env = librosa.onset.onset_strength(S=logmel, sr=sample_rate, lag=1, max_size=1)
+    # (blendfx.melscale: librosa's functions, bit for bit, without librosa's import)
+    env = onset_strength(power_to_db(mel_power, top_db=80.0), lag=1)
     env = np.maximum(env - np.median(env), 0.0)  # steady noise floor contributes no onsets
     mean = env.mean() if env.size else 0.0
     return (env / mean).astype(np.float64) if mean > 1e-12 else np.zeros_like(env, dtype=np.float64)
@@ -529,7 +527,7 @@ def noise_mels(mono: np.ndarray, sample_rate: float, chunk_frames: int = 1000,
         stop = min(start + chunk_frames, frames)
         lo = max(0, start - margin)
         hi = min(x.size, (stop + margin) * hop)
-        spec = fast_spectrum(x[lo * hop:hi], p.sample_rate)
+        spec = fast_spectrum(x[lo * hop:hi], p.sample_rate, fft="scipy")  # (torch's import: 1.5 s)
         spec = spec[:, start - lo:start - lo + (stop - start)]
         mags[:, start:stop] = fb @ spec
         pows[:, start:stop] = fb @ (spec * spec)
