@@ -142,9 +142,11 @@ def case_session(work: Path, args: argparse.Namespace, manifest: str = "session.
     seconds = args.session_seconds
     composer = "Composer" in EFFECT_REGISTRY and manifest == "session.toml"
     path = work / "session" / manifest
+    load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), _cpu_s()
     result = render_session(path, work / out, progress=False, device="cpu")
     cold, cpu = time.perf_counter() - t0, _cpu_s() - c0
+    load_after = os.getloadavg()[0]
     t0 = time.perf_counter()
     again = render_session(path, work / out, progress=False, device="cpu")
     warm = time.perf_counter() - t0
@@ -156,6 +158,7 @@ def case_session(work: Path, args: argparse.Namespace, manifest: str = "session.
             "generator_track_s": result.track("music").seconds,
             "timings": result.report["timings"],
             "tracks_s": {tr.name: tr.seconds for tr in result.tracks},
+            "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
             "output_lufs": result.report["master"]["output_lufs"]}
 
 
@@ -294,7 +297,15 @@ def main() -> None:
             "cached_realtime_factor": round(session["cached_realtime_factor"], 2),
             "composer": session["composer"],
             "generator_track_s": session["generator_track_s"],
+            "session_render_s": session["render_s"],
+            "session_cpu_s": session["cpu_s"],
+            "session_render_s_all": session["render_s_all"],
+            "session_cpu_s_all": session["cpu_s_all"],
+            "session_tracks_s": session["tracks_s"],
+            "session_timings": session["timings"],
             "session_load_average": session["load_average_1min"],
+            "session_load_average_all": session["load_average_all"],
+            "session_load_average_before_after": session["load_average_before_after"],
             "session_peak_rss_mb": session["peak_rss_mb"],
             "session_rss_over_baseline": round(session["peak_rss_mb"] / baseline["peak_rss_mb"],
                                                2),

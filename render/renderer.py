@@ -463,6 +463,7 @@ class _Render:
         self.timings: dict[str, float] = {}
         self._figure: Any = None  # the report figure's Future, once started
         self._figure_s = 0.0
+        self._cpu_start = time.process_time()
 
     # -- 1. checks ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -902,6 +903,11 @@ class _Render:
             self._figure.result()  # re-raises the figure's error
             self.timings["report_s"] = self._figure_s
         self.timings["total_s"] = round(time.perf_counter() - t_start, 4)
+        # CPU seconds of the whole process (all threads): on a shared machine the wall clock
+        # measures the neighbours as much as the render
+        self.timings["cpu_s"] = round(time.process_time() - self._cpu_start, 4)
+        self.timings["load_average"] = [round(x, 2) for x in os.getloadavg()] \
+            if hasattr(os, "getloadavg") else None
         s = self.session
         duration = self.total / self.sr
         report = {
@@ -1019,7 +1025,7 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     """
     from blendfx.session import load_session
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     if not isinstance(session, Session):
         session = load_session(session)
     if seed is not None:
@@ -1038,6 +1044,7 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
                 block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
                 batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks))
+    r._cpu_start = cpu_start
     r.check()
     r.out_dir.mkdir(parents=True, exist_ok=True)
     ok = False
@@ -1046,6 +1053,7 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         t0 = time.perf_counter()
         r.render_tracks()
         r.timings["tracks_s"] = round(time.perf_counter() - t0, 4)
+        r.timings["tracks_cpu_s"] = round(time.process_time() - cpu_start, 4)
         staging = r.cache.staging()
         t0 = time.perf_counter()
         try:
