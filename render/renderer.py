@@ -163,6 +163,7 @@ class _StemReader:
             from pedalboard.io import AudioFile
 
             self._f = AudioFile(str(path))
+            self._lock = threading.Lock()
             self.frames = int(self._f.frames)
             self.channels = int(self._f.num_channels)
 
@@ -185,8 +186,9 @@ class _StemReader:
                                      f"{want} bytes at frame {a})")
             part = frames.T
         else:
-            self._f.seek(a)
-            part = self._f.read(b - a)
+            with self._lock:  # (a decoder has one position: blocks may be read from threads)
+                self._f.seek(a)
+                part = self._f.read(b - a)
         out[:, a - start:b - start] += part
 
     def close(self) -> None:
@@ -787,13 +789,30 @@ class _Render:
             pre = LoudnessMeter(self.sr, 2, self.total)
             tp_pre, c = 0.0, _TP_CONTEXT
             blocks = list(_block_starts(self.total, self.block))
-            # K-weighting (which releases the GIL) runs on a thread beside the true peak
-            with _Background(lambda block: pre.add(block)) as measure:
-                for start, n in tqdm(blocks, desc="measure mix", disable=not self.progress,
-                                     leave=False, file=sys.stderr):
-                    mix = _sum(readers, start - c, n + 2 * c)
+            peaks = [0.0]  # the largest true peak found so far: a bound for the pruning
+
+            def measure_block(start: int, n: int) -> tuple[np.ndarray, float]:
+                mix = _sum(readers, start - c, n + 2 * c)
+                # (a stretch that cannot beat the bound is skipped: the maximum is the same
+                # whichever bound the block saw)
+                return mix, true_peak_max(mix, c, at_least=peaks[0])
+
+            # K-weighting (which releases the GIL) runs on a thread beside the true peak of
+            # two blocks at a time; the meter gets the blocks in order
+            from concurrent.futures import ThreadPoolExecutor
+
+            with _Background(lambda block: pre.add(block)) as measure, ThreadPoolExecutor(
+                    max_workers=2 if (os.cpu_count() or 1) > 1 else 1,
+                    thread_name_prefix="blendfx-measure") as workers:
+                futures = [workers.submit(measure_block, start, n) for start, n in blocks[:2]]
+                for i, (_, n) in enumerate(tqdm(blocks, desc="measure mix", leave=False,
+                                                disable=not self.progress, file=sys.stderr)):
+                    mix, tp = futures[i].result()
+                    futures[i] = None  # (its block is freed once measured)
+                    if i + 2 < len(blocks):
+                        futures.append(workers.submit(measure_block, *blocks[i + 2]))
                     measure(mix[:, c:c + n])
-                    tp_pre = true_peak_max(mix, c, at_least=tp_pre)
+                    peaks[0] = tp_pre = max(tp_pre, tp)
             lufs_pre = pre.integrated()
             gain_db = 0.0
             if m.target_lufs is not None and math.isfinite(lufs_pre):
@@ -829,8 +848,9 @@ class _Render:
                 # the stems on the other, while the next block is computed
                 write_mix = stack.enter_context(_Background(_measure_and_write, writers[0]))
                 write_stems = stack.enter_context(_Background(_write_stems, writers[1:]))
-                for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
-                                     leave=False, file=sys.stderr):
+                def master_block(start: int, n: int) -> tuple[Any, ...]:
+                    """One block of the mastered mix and of the stems: independent of the
+                    other blocks (the limiter reads ``ctx`` samples of context either side)."""
                     parts = [r.read(start - ctx, n + 2 * ctx) for r in readers]
                     mix = parts[0].copy()
                     for p in parts[1:]:
@@ -841,17 +861,34 @@ class _Render:
                     if limiting:
                         gl, peak = limit(mix, aim, self.sr, ctx - c, c)  # gains of `wide`
                         wide = wide * gl[None, :]
-                        tp_out = max(tp_out, peak)
                         core_gain = gl[c:c + n]
-                        reduction = max(reduction, -db(float(core_gain.min())))
-                        gain_curve.append(core_gain[:frames].reshape(-1, hop).min(axis=1))
-                        out = np.ascontiguousarray(wide[:, c:c + n])
+                        cut = -db(float(core_gain.min()))
+                        curve = core_gain[:frames].reshape(-1, hop).min(axis=1)
                     else:
-                        gain_curve.append(np.ones(frames // hop, np.float32))
-                        out = np.ascontiguousarray(wide[:, c:c + n])
+                        peak, cut, curve = 0.0, 0.0, np.ones(frames // hop, np.float32)
+                    out = np.ascontiguousarray(wide[:, c:c + n])
                     stems = [p[:, ctx:ctx + n] * np.float32(stem_gain) for p in parts]
                     for stem in stems:
                         np.clip(stem, -1.0, 1.0, out=stem)
+                    return out, stems, peak, cut, curve
+
+                # blocks are mastered two at a time (numpy, scipy and the reads release the
+                # GIL) and handed to the writers in order
+                from concurrent.futures import ThreadPoolExecutor
+
+                workers = stack.enter_context(ThreadPoolExecutor(
+                    max_workers=2 if (os.cpu_count() or 1) > 1 else 1,
+                    thread_name_prefix="blendfx-master"))
+                queue: list[tuple[int, int, Any]] = []
+                todo = iter(blocks)
+                for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
+                                     leave=False, file=sys.stderr):
+                    while len(queue) < 3 and (nxt := next(todo, None)) is not None:
+                        queue.append((*nxt, workers.submit(master_block, *nxt)))
+                    _, _, future = queue.pop(0)
+                    out, stems, peak, cut, curve = future.result()
+                    tp_out, reduction = max(tp_out, peak), max(reduction, cut)
+                    gain_curve.append(curve)
                     write_mix((post, out))  # measured (unclipped: it never clips), written
                     write_stems(stems)
                     if start < fig_len:
