@@ -333,6 +333,93 @@ class _KeySource:
             yield start, self.reader.read(start, n)
 
 
+def _split_tail(chain: Any, sample_rate: float) -> tuple[Any, list[Any]] | None:
+    """Split an offline chain into its head (up to its last offline effect, a Chain) and the
+    streaming effects after it, as ``stage(block, reset) -> block`` callables (nested Chains
+    flattened; pedalboard processes a stream in blocks with ``reset=False`` to the same samples
+    as in one call). None when nothing streams after the last offline effect, or when a
+    streaming effect there listens to a sidechain or is another container (they run whole)."""
+    from blendfx.chain import Chain, _run_native
+    from blendfx.effect import Effect, is_native_plugin
+
+    if type(chain) is not Chain:
+        return None
+    items = chain.plugins
+    last = max((i for i, p in enumerate(items) if not getattr(p, "supports_streaming", True)),
+               default=None)
+    if last is None or last == len(items) - 1:
+        return None
+
+    def flat(procs: list[Any]) -> Iterator[Any]:
+        for p in procs:
+            if type(p) is Chain:
+                yield from flat(p.plugins)
+            else:
+                yield p
+
+    tail = list(flat(items[last + 1:]))
+    stages = []
+    for p in tail:
+        if is_native_plugin(p):
+            stages.append(lambda b, reset, p=p: _run_native(p, b, sample_rate, 8192, reset))
+        elif isinstance(p, Effect) and not getattr(p, "uses_sidechain", False) \
+                and not hasattr(p, "plugins"):
+            stages.append(lambda b, reset, p=p: p.process(b, sample_rate, 8192, reset))
+        else:
+            return None
+    return Chain(items[:last + 1]), stages
+
+
+def _pipeline(stages: list[Any], blocks: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """``stages[-1](...stages[0](block))`` for each block, in order, each stage on its own
+    thread (stage ``i`` works on block ``k`` while stage ``i + 1`` works on block ``k - 1``);
+    ``reset`` is true for the first block only. An error in a stage is raised here."""
+    import queue
+
+    links: list[Any] = [queue.Queue(maxsize=2) for _ in range(len(stages) + 1)]
+    failed: list[BaseException] = []
+    done = object()
+
+    def run(i: int) -> None:
+        first = True
+        while (item := links[i].get()) is not done:
+            try:
+                if not failed:
+                    item = stages[i](item, first)
+            except BaseException as exc:  # handed to the consumer
+                failed.append(exc)
+            first = False
+            links[i + 1].put(item)
+        links[i + 1].put(done)
+
+    def feed() -> None:
+        for b in blocks:
+            if failed:
+                break
+            links[0].put(b)
+        links[0].put(done)
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"blendfx-stage-{i}", daemon=True)
+               for i in range(len(stages))]
+    threads.append(threading.Thread(target=feed, name="blendfx-feed", daemon=True))
+    for th in threads:
+        th.start()
+    try:
+        while (item := links[-1].get()) is not done:
+            if failed:
+                raise failed[0]
+            yield item
+        if failed:
+            raise failed[0]
+    finally:
+        failed.append(GeneratorExit())  # stop the stages early if the consumer left
+        while any(th.is_alive() for th in threads):  # drain so no stage blocks on a full queue
+            with contextlib.suppress(queue.Empty):
+                links[-1].get(timeout=0.05)
+        for th in threads:
+            th.join()
+
+
 def _walk(proc: Any) -> Iterator[Any]:
     """Every processor inside ``proc`` (Chain/Mix children and effect-valued parameters)."""
     from blendfx.effect import Effect
@@ -723,12 +810,40 @@ class _Render:
                 else:
                     x = self._offline_input(t)
                     sc = {s: r.read(0, self.total) for s, r in keys.items()} or None
-                    y = fit_length(chain.process(x, self.sr, sidechain=sc), self.total)
-                    reports = self._effect_reports(chain, x, y, scratch)
-                    y = _fader(y, t.gain_db, t.pan)
-                    energy = float(np.square(y, dtype=np.float64).sum())
-                    peak = float(np.abs(y).max())
-                    w.write(y)
+                    split = _split_tail(chain, self.sr)
+                    if split is None:
+                        y = fit_length(chain.process(x, self.sr, sidechain=sc), self.total)
+                    else:
+                        head, stages = split
+                        y = head.process(x, self.sr, sidechain=sc)
+                    if split is None or y.shape[1] != self.total:
+                        for stage in (split[1] if split is not None else []):
+                            y = stage(y, True)
+                        y = fit_length(y, self.total)
+                        reports = self._effect_reports(chain, x, y, scratch)
+                        y = _fader(y, t.gain_db, t.pan)
+                        energy = float(np.square(y, dtype=np.float64).sum())
+                        peak = float(np.abs(y).max())
+                        w.write(y)
+                    else:
+                        # the streaming effects after the offline ones run block by block, each
+                        # on its own thread (a pipeline: the same samples as one call on the
+                        # whole track), the output kept for the effects' reports
+                        blocks = [(s0, y[:, s0:s0 + n]) for s0, n in _block_starts(self.total,
+                                                                                    self.block)]
+                        out = None
+                        for (s0, _), z in zip(blocks, _pipeline(stages, [b for _, b in blocks]),
+                                              strict=True):
+                            n = z.shape[1]
+                            if out is None:
+                                out = np.empty((z.shape[0], self.total), np.float32)
+                            out[:, s0:s0 + n] = z
+                            z = _fader(z, t.gain_db, t.pan)
+                            energy += float(np.square(z, dtype=np.float64).sum())
+                            peak = max(peak, float(np.abs(z).max()))
+                            w.write(z)
+                        del y, blocks
+                        reports = self._effect_reports(chain, x, out, scratch)
                     bar.update(round(self.total / self.sr, 1))
         finally:
             for r in readers:

@@ -406,3 +406,57 @@ def test_cached_stem_reads_without_preadv(tmp_path, monkeypatch):
         os.close(fd)
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(slow.ravel(), data[100:300])
+
+
+def test_streaming_tail_of_an_offline_chain_equals_one_call(tmp_path, monkeypatch):
+    """After an offline effect, the streaming effects run block by block on a pipeline of
+    threads: the same samples as the whole chain in one call."""
+    import pedalboard as pb
+    from blendfx.chain import Chain
+    from blendfx.effects import Utility
+    from blendfx.render import renderer
+
+    def chain():
+        return Chain([_ReportingGain(gain_db=-3.0),
+                      Chain([pb.Compressor(threshold_db=-24.0, ratio=3.0),
+                             pb.Reverb(room_size=0.6, wet_level=0.3)]),
+                      Utility(gain_db=-2.0, pan=0.2)])
+
+    sr = 44100
+    x = tone(100, 2.0, seed=3, channels=2)
+    whole = chain().process(x, sr)
+    head, stages = renderer._split_tail(chain(), sr)
+    assert len(stages) == 3  # the nested chain is flattened
+    music = head.process(x, sr)
+    blocks = [music[:, a:a + 10000] for a in range(0, music.shape[1], 10000)]
+    streamed = np.concatenate(list(renderer._pipeline(stages, blocks)), axis=1)
+    np.testing.assert_array_equal(streamed, whole)
+    # nothing streams after the offline effect, or a keyed effect does: one call
+    assert renderer._split_tail(Chain([_ReportingGain()]), sr) is None
+    from blendfx.effects import Ducker
+    assert renderer._split_tail(Chain([_ReportingGain(), Ducker()]), sr) is None
+
+    def broken(block, reset):
+        raise ValueError("stage failed")
+
+    with pytest.raises(ValueError, match="stage failed"):
+        list(renderer._pipeline([stages[0], broken], blocks))
+    # in a session: the stem is the whole chain's output through the fader
+    monkeypatch.setitem(EFFECT_REGISTRY, "_ReportingGain", _ReportingGain)
+    folder = tmp_path / "s"
+    folder.mkdir()
+    write_stem(folder, "noise.wav", x)
+    path = write_session(folder, {"master": {"target_lufs": False}, "tracks": [
+        {"name": "noise", "file": "noise.wav", "role": "noise", "mute": True},
+        {"name": "music", "key": "noise", "role": "music", "chain": {"type": "Chain", "plugins": [
+            {"type": "_ReportingGain", "gain_db": -3.0},
+            {"type": "Chain", "plugins": [
+                {"type": "pedalboard.Compressor", "threshold_db": -24.0, "ratio": 3.0},
+                {"type": "pedalboard.Reverb", "room_size": 0.6, "wet_level": 0.3}]},
+            {"type": "Utility", "gain_db": -2.0, "pan": 0.2}]}},
+    ]})
+    r = render_session(path, tmp_path / "out", progress=False, figure=False,
+                       block_seconds=0.3)
+    stem, _ = read_audio(r.stems["music"])
+    np.testing.assert_allclose(stem, whole, atol=2 ** -22)  # 24-bit file
+    assert r.report["tracks"][1]["unmasked_fraction"] == 0.25
