@@ -533,6 +533,74 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+class _PreMeasure:
+    """The mix's first pass (loudness and true peak of the sum), measured while the last track
+    still streams out of its chain: every other audible stem is in the cache, this one's blocks
+    arrive in order. Each block is summed exactly as :meth:`_Render.mix` would (the same block
+    grid and context, the stems added in the same order), so the result is the same."""
+
+    def __init__(self, render: _Render, name: str) -> None:
+        self.names = [t.name for t in render.audible]
+        self.index = self.names.index(name)
+        self.readers = {t.name: _StemReader(render.entries[t.name] / "audio.wav")
+                        for t in render.audible if t.name != name}
+        self.total, self.c = render.total, _TP_CONTEXT
+        self.grid = list(_block_starts(render.total, render.block))
+        self.meter = LoudnessMeter(render.sr, 2, render.total)
+        self.tp = 0.0
+        self.parts: dict[int, np.ndarray] = {}  # this track's blocks by start, until used
+        self.done = 0  # blocks of the grid measured
+        self._measure = _Background(self.meter.add)
+        self._submit = self._measure.__enter__()
+
+    def add(self, start: int, block: np.ndarray) -> None:
+        """The track's next post-fader block ``(2, n)`` at ``start``."""
+        self.parts[start] = block
+        end = start + block.shape[1]
+        # a grid block is measured once the track's samples reach past it by the context
+        while self.done < len(self.grid):
+            s0, n = self.grid[self.done]
+            if min(s0 + n + self.c, self.total) > end:
+                break
+            self._block(s0, n)
+            self.done += 1
+
+    def _track(self, out: np.ndarray, start: int) -> None:
+        """``out += this track[start:start + width]`` (inside the track only), from its blocks."""
+        for s0, part in list(self.parts.items()):
+            a, b = max(start, s0), min(start + out.shape[1], s0 + part.shape[1])
+            if a < b:
+                out[:, a - start:b - start] += part[:, a - s0:b - s0]
+            elif s0 + part.shape[1] <= start:
+                del self.parts[s0]  # behind the grid: never needed again
+
+    def _block(self, start: int, n: int) -> None:
+        c = self.c
+        mix = np.zeros((2, n + 2 * c), np.float32)
+        for i, name in enumerate(self.names):  # in the mix's order (float sums)
+            if i == self.index:
+                self._track(mix, start - c)
+            else:
+                self.readers[name].add_to(mix, start - c)
+        self._submit(mix[:, c:c + n])
+        self.tp = true_peak_max(mix, c, at_least=self.tp)
+
+    def finish(self) -> tuple[list[str], LoudnessMeter, float]:
+        """Close; ``(audible track names, the meter, the true peak)`` once every block is in."""
+        self.close()
+        if self.done != len(self.grid):
+            raise RuntimeError("the first mix pass did not get every block")  # (a bug)
+        return self.names, self.meter, self.tp
+
+    def close(self, error: BaseException | None = None) -> None:
+        if self._submit is not None:
+            self._submit = None
+            self._measure.__exit__(type(error) if error else None, error, None)
+        for r in self.readers.values():
+            r.close()
+        self.readers = {}
+
+
 # -- the render --------------------------------------------------------------------------------
 class _Render:
     def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
@@ -553,6 +621,7 @@ class _Render:
         self._figure: Any = None  # the report figure's Future, once started
         self._figure_s = 0.0
         self._cpu_start = time.process_time()
+        self._premeasured: tuple[list[str], Any, float] | None = None  # see _PreMeasure
 
     # -- 1. checks ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -832,6 +901,10 @@ class _Render:
                         blocks = [(s0, y[:, s0:s0 + n]) for s0, n in _block_starts(self.total,
                                                                                     self.block)]
                         out = None
+                        # the last track to finish: the mix's first pass follows its blocks
+                        audible = [a.name for a in self.audible]
+                        pre = _PreMeasure(self, t.name) if t.name in audible and all(
+                            a in self.entries for a in audible if a != t.name) else None
                         for (s0, _), z in zip(blocks, _pipeline(stages, [b for _, b in blocks]),
                                               strict=True):
                             n = z.shape[1]
@@ -842,6 +915,14 @@ class _Render:
                             energy += float(np.square(z, dtype=np.float64).sum())
                             peak = max(peak, float(np.abs(z).max()))
                             w.write(z)
+                            if pre is not None:
+                                try:
+                                    pre.add(s0, z)
+                                except BaseException as exc:
+                                    pre.close(exc)
+                                    raise
+                        if pre is not None:
+                            self._premeasured = pre.finish()
                         del y, blocks
                         reports = self._effect_reports(chain, x, out, scratch)
                     bar.update(round(self.total / self.sr, 1))
@@ -904,6 +985,12 @@ class _Render:
             pre = LoudnessMeter(self.sr, 2, self.total)
             tp_pre, c = 0.0, _TP_CONTEXT
             blocks = list(_block_starts(self.total, self.block))
+            pre_done = self._premeasured
+            if pre_done is not None and pre_done[0] == [t.name for t in audible]:
+                blocks_to_measure: list[tuple[int, int]] = []  # measured with the last track
+                pre, tp_pre = pre_done[1], pre_done[2]
+            else:
+                blocks_to_measure = blocks
             peaks = [0.0]  # the largest true peak found so far: a bound for the pruning
 
             def measure_block(start: int, n: int) -> tuple[np.ndarray, float]:
@@ -919,13 +1006,14 @@ class _Render:
             with _Background(lambda block: pre.add(block)) as measure, ThreadPoolExecutor(
                     max_workers=2 if (os.cpu_count() or 1) > 1 else 1,
                     thread_name_prefix="blendfx-measure") as workers:
-                futures = [workers.submit(measure_block, start, n) for start, n in blocks[:2]]
-                for i, (_, n) in enumerate(tqdm(blocks, desc="measure mix", leave=False,
+                todo = blocks_to_measure
+                futures = [workers.submit(measure_block, start, n) for start, n in todo[:2]]
+                for i, (_, n) in enumerate(tqdm(todo, desc="measure mix", leave=False,
                                                 disable=not self.progress, file=sys.stderr)):
                     mix, tp = futures[i].result()
                     futures[i] = None  # (its block is freed once measured)
-                    if i + 2 < len(blocks):
-                        futures.append(workers.submit(measure_block, *blocks[i + 2]))
+                    if i + 2 < len(todo):
+                        futures.append(workers.submit(measure_block, *todo[i + 2]))
                     measure(mix[:, c:c + n])
                     peaks[0] = tp_pre = max(tp_pre, tp)
             lufs_pre = pre.integrated()

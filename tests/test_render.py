@@ -460,3 +460,23 @@ def test_streaming_tail_of_an_offline_chain_equals_one_call(tmp_path, monkeypatc
     stem, _ = read_audio(r.stems["music"])
     np.testing.assert_allclose(stem, whole, atol=2 ** -22)  # 24-bit file
     assert r.report["tracks"][1]["unmasked_fraction"] == 0.25
+    # mastered, with another audible track: the mix's first pass, measured while the last
+    # track streams out (_PreMeasure), gives what the separate pass gives
+    manifest = load_session(path).to_dict()
+    manifest["master"]["target_lufs"] = -9.0
+    manifest["tracks"][0]["mute"] = False
+    write_session(folder, manifest)
+    used = []
+    monkeypatch.setattr(renderer._PreMeasure, "finish", lambda self, f=renderer._PreMeasure.finish:
+                        used.append(1) or f(self))
+    fused = render_session(path, tmp_path / "fused", progress=False, figure=False,
+                           block_seconds=0.3, jobs=1)
+    assert used == [1]
+    monkeypatch.setattr(renderer, "_split_tail", lambda chain, sr: None)
+    plain = render_session(path, tmp_path / "plain", progress=False, figure=False,
+                           block_seconds=0.3, jobs=1)
+    assert fused.report["master"] == plain.report["master"]
+    pairs = zip([fused.mix, *fused.stems.values()], [plain.mix, *plain.stems.values()],
+                strict=True)
+    for a, b in pairs:
+        assert a.read_bytes() == b.read_bytes()
