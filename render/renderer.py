@@ -897,33 +897,9 @@ class _Render:
                     else:
                         # the streaming effects after the offline ones run block by block, each
                         # on its own thread (a pipeline: the same samples as one call on the
-                        # whole track), the output kept for the effects' reports
-                        blocks = [(s0, y[:, s0:s0 + n]) for s0, n in _block_starts(self.total,
-                                                                                    self.block)]
-                        out = None
-                        # the last track to finish: the mix's first pass follows its blocks
-                        audible = [a.name for a in self.audible]
-                        pre = _PreMeasure(self, t.name) if t.name in audible and all(
-                            a in self.entries for a in audible if a != t.name) else None
-                        for (s0, _), z in zip(blocks, _pipeline(stages, [b for _, b in blocks]),
-                                              strict=True):
-                            n = z.shape[1]
-                            if out is None:
-                                out = np.empty((z.shape[0], self.total), np.float32)
-                            out[:, s0:s0 + n] = z
-                            z = _fader(z, t.gain_db, t.pan)
-                            energy += float(np.square(z, dtype=np.float64).sum())
-                            peak = max(peak, float(np.abs(z).max()))
-                            w.write(z)
-                            if pre is not None:
-                                try:
-                                    pre.add(s0, z)
-                                except BaseException as exc:
-                                    pre.close(exc)
-                                    raise
-                        if pre is not None:
-                            self._premeasured = pre.finish()
-                        del y, blocks
+                        # whole track)
+                        out, energy, peak = self._stream_tail(t, y, stages, w)
+                        del y
                         reports = self._effect_reports(chain, x, out, scratch)
                     bar.update(round(self.total / self.sr, 1))
         finally:
@@ -934,6 +910,40 @@ class _Render:
                 "samples": self.total}
         (scratch / "meta.json").write_text(json.dumps(_jsonable(meta)), encoding="utf-8")
         return json.loads((scratch / "meta.json").read_text(encoding="utf-8"))
+
+    def _stream_tail(self, t: Track, y: np.ndarray, stages: list[Any], w: Any
+                     ) -> tuple[np.ndarray, float, float]:
+        """Run ``stages`` (see :func:`_split_tail`) over the head's output ``y`` block by block
+        on a pipeline of threads, each block through the fader into the writer ``w``; returns
+        the chain's output (for the effects' reports), the stem's energy and its peak. When
+        every other audible track is already rendered, the mix's first pass follows the blocks
+        (:class:`_PreMeasure`)."""
+        audible = [a.name for a in self.audible]
+        pre = _PreMeasure(self, t.name) if t.name in audible and all(
+            a in self.entries for a in audible if a != t.name) else None
+        grid = list(_block_starts(self.total, self.block))
+        out: np.ndarray | None = None
+        energy, peak = 0.0, 0.0
+        try:
+            for (s0, n), z in zip(grid, _pipeline(stages, [y[:, a:a + m] for a, m in grid]),
+                                  strict=True):
+                if out is None:  # (the effects may change the channel count)
+                    out = np.empty((z.shape[0], self.total), np.float32)
+                out[:, s0:s0 + n] = fit_length(z, n)
+                z = _fader(z, t.gain_db, t.pan)
+                energy += float(np.square(z, dtype=np.float64).sum())
+                peak = max(peak, float(np.abs(z).max()))
+                w.write(z)
+                if pre is not None:
+                    pre.add(s0, z)
+        except BaseException as exc:
+            if pre is not None:
+                pre.close(exc)
+            raise
+        if pre is not None:
+            self._premeasured = pre.finish()
+        assert out is not None  # (a track has at least one block)
+        return out, energy, peak
 
     def _effect_reports(self, chain: Any, noise: np.ndarray, output: np.ndarray,
                         scratch: Path) -> list[dict[str, Any]]:
