@@ -167,6 +167,10 @@ def _fast_spectrum(audio: np.ndarray, sample_rate: float, params: SpectrogramPar
     columns = blocks.shape[0]
     window = _hann(win)
     buffer = _fft_buffer(n_fft, win)
+    if fft not in ("torch", "scipy"):
+        from .errors import ParameterError
+
+        raise ParameterError(f"fft must be 'torch' or 'scipy', got {fft!r}")
     if fft == "torch":
         import torch
 
@@ -174,7 +178,7 @@ def _fast_spectrum(audio: np.ndarray, sample_rate: float, params: SpectrogramPar
 
         def rfft(rows: int) -> np.ndarray:
             return torch.fft.rfft(tensor[:rows], dim=-1).numpy()
-    else:
+    elif fft == "scipy":
         import scipy.fft
 
         def rfft(rows: int) -> np.ndarray:
