@@ -29,6 +29,7 @@ from blendfx.music_analysis import Listening, choose_key, listen
 from blendfx.params import BoolParam, FloatParam, StrParam
 from blendfx.styles import Prompt, style_from_prompt
 from blendfx.theory import Key, parse_key
+from blendfx.threads import one_blas_thread
 
 __all__ = ["Composer", "render_midi"]
 
@@ -178,7 +179,9 @@ class Composer(Effect):
         default_bpm = self.tempo_bpm or understood.bpm or float(
             np.round(rng.uniform(*style.tempo)))
         show = self.progress and n / sample_rate >= 20.0
-        with tqdm(total=4, desc="Composer", disable=not show, leave=False) as bar:
+        # the steps parallelize with their own threads: BLAS's pool would only oversubscribe
+        with one_blas_thread(), tqdm(total=4, desc="Composer", disable=not show,
+                                     leave=False) as bar:
             bar.set_postfix_str("listening")
             heard = listen(data, sample_rate, tempo_range=style.tempo, default_bpm=default_bpm,
                            core_fraction=self.core_fraction, lock=self.lock_to_noise,

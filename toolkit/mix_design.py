@@ -31,6 +31,7 @@ from .arrangement import TPB, Arrangement
 from .midi import TrackSpec, seconds_to_ticks, ticks_to_seconds
 from .mixing import ControlGain, band_eq_taps
 from .music_analysis import FPS, Listening, band_edges, fold_bands
+from .threads import one_blas_thread
 
 __all__ = ["ROLE_MIX", "NOISE_ROLES", "track_settings", "expression", "gain_curve", "balance",
            "master_eq", "follow_gain", "gain_to_cc", "match_eq", "band_frames", "balance_frames", "k_weights",
@@ -348,18 +349,8 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
                 value += 3.0 * 10.0 * np.log10(min_tonal_share / max(share, 1e-6))
         return value
 
-    with _one_blas_thread():  # small products like these thrash a threaded BLAS on a busy machine
+    with one_blas_thread():  # small products like these thrash a threaded BLAS on a busy machine
         return _descend(cost, gains, grid, highs, sweeps)
-
-
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits  # installed with librosa (scikit-learn)
-    except ImportError:  # pragma: no cover
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _descend(cost: Callable[[np.ndarray], float], gains: np.ndarray, grid: np.ndarray, highs: np.ndarray,
