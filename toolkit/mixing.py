@@ -422,8 +422,13 @@ def normalize(audio: np.ndarray, sample_rate: float, target_lufs: float = TARGET
     out = audio * np.float32(gain)
     ceiling = 10.0 ** (ceiling_db / 20.0)
     if _peak(out) > ceiling:
-        limiter = pb.Limiter(threshold_db=ceiling_db - 2.0, release_ms=120.0)
-        out = limiter(out, sample_rate)
+        def limit(x: np.ndarray) -> np.ndarray:
+            limiter = pb.Limiter(threshold_db=ceiling_db - 2.0, release_ms=120.0)
+            return limiter(x[None], sample_rate)[0]
+
+        # pedalboard's limiter treats the channels independently: one thread each, the same
+        # samples as one stereo call
+        out = _per_channel(limit, out) if out.ndim == 2 else limit(out)
         top = _peak(out)
         if top > ceiling:
             out *= np.float32(ceiling / top)
