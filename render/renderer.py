@@ -503,8 +503,10 @@ class _Background:
 
 
 #: Niceness added to the threads of background tracks (Linux: per thread; a CPU-bound
-#: thread at +5 gets ~1/3 of the share of one at 0 while both want a core).
-_BACKGROUND_NICE = 5
+#: thread at +3 gets about half the share of one at 0 while both want a core: the background
+#: tracks still finish before the generator's last effects, so the mix's first pass can follow
+#: those, see _PreMeasure).
+_BACKGROUND_NICE = 3
 
 
 def _lower_thread_priority() -> None:
