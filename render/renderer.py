@@ -294,7 +294,7 @@ class _FileSource:
 
     def _stream(self) -> Iterator[np.ndarray]:
         skip, left = self.skip, self.length
-        for chunk in iter_audio_blocks(self.track.file, self.block_seconds, self.sr):
+        for chunk in _file_blocks(self.track.file, self.block_seconds, self.sr):
             if skip:
                 drop = min(skip, chunk.shape[1])
                 chunk, skip = chunk[:, drop:], skip - drop
@@ -320,6 +320,46 @@ class _FileSource:
             gain *= np.where(rest < f_out, np.sin(0.5 * np.pi * np.clip(rest / f_out, 0, 1)), 1)
         if f_in > 0 or f_out > 0:
             out[:, at:at + n] *= gain.astype(np.float32)
+
+
+def _file_blocks(path: Path, block_seconds: float, sample_rate: float) -> Iterator[np.ndarray]:
+    """The blocks :func:`~blendfx.audio_io.iter_audio_blocks` yields, decoded ahead on two
+    threads (each with its own decoder, seeking to its block: WAV and FLAC seek to the exact
+    sample) when the file is at the session rate; sequentially otherwise (a resampler carries
+    state from block to block)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from blendfx.audio_io import _open
+
+    info = audio_info(path)
+    if (Path(path).suffix.lower() not in (".wav", ".flac") or info.sample_rate != sample_rate
+            or (os.cpu_count() or 1) < 2):
+        yield from iter_audio_blocks(path, block_seconds, sample_rate)
+        return
+    block = max(1, int(block_seconds * info.sample_rate))
+    local, handles = threading.local(), []
+
+    def read(start: int) -> np.ndarray:
+        f = getattr(local, "f", None)
+        if f is None:
+            f = local.f = _open(path)
+            handles.append(f)
+        f.seek(start)
+        return np.asarray(f.read(block), dtype=np.float32)
+
+    starts = iter(range(0, info.frames, block))
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="blendfx-decode") as pool:
+            ahead = [pool.submit(read, s) for s in [next(starts, None) for _ in range(3)]
+                     if s is not None]
+            while ahead:
+                chunk = ahead.pop(0).result()
+                if (nxt := next(starts, None)) is not None:
+                    ahead.append(pool.submit(read, nxt))
+                yield chunk
+    finally:
+        for f in handles:
+            f.close()
 
 
 class _KeySource:
