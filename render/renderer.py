@@ -17,14 +17,25 @@ The render, in order:
    model run their windows as one batched job first
    (:func:`blendfx.diffusion_effect.generate_batched`, ``batch_size`` windows per model call);
    each track then renders on its primed generator.
+   Scheduling: up to ``jobs`` tracks at once on threads (numpy, scipy and pedalboard release
+   the GIL; BLAS is held to one thread meanwhile, see :mod:`blendfx.threads`). When a session
+   has offline tracks (a generator: the long ones), the streaming tracks none of them needs
+   run on threads of lower priority (Linux), so they take what the generator leaves of the
+   cores instead of slowing it. In an offline chain, the streaming effects after the last
+   offline one run block by block on a pipeline of threads (one per effect; the same samples
+   as one call on the whole track).
 3. **Mix**, streamed twice over the cached stems: pass 1 measures the integrated loudness and
    true peak of the sum; pass 2 applies the gain that reaches ``master.target_lufs`` and a
    look-ahead true-peak limiter at ``master.true_peak_dbtp`` and writes the mix. The stems get
    the same master gain (without the limiter; with an extra common trim if one would clip), so
-   they sum to the mix before limiting.
+   they sum to the mix before limiting. Both passes work on two blocks at a time (each block
+   is independent given its context) and hand them on in order. When the last track to finish
+   streams out of an offline chain, pass 1 follows its blocks (:class:`_PreMeasure`) instead
+   of running after it.
 4. **Report**: ``report.json`` (loudness, gains, per-track timings and cache hits, the blend
-   report of every Blend, e.g. its unmasked fraction) and ``report.png`` (drawn on a thread
-   while the mix is still being written; ``timings.report_s`` is that thread's own time).
+   report of every Blend, e.g. its unmasked fraction, ``timings`` with wall and CPU seconds
+   and the load average) and ``report.png`` (drawn on a thread while the mix is still being
+   written; ``timings.report_s`` is that thread's own time).
 
 Outputs are written into a staging folder inside the cache and moved into the output folder
 only when all of them are complete; ``report.json`` moves last. A run killed at any point leaves
