@@ -10,7 +10,10 @@ Two cases, each in its own subprocess (so one case's memory never shows in the o
    ``cpu_realtime_factor`` divides by the CPU seconds used instead (the figure a quiet machine
    would show when the render runs on one core; the wall clock on a shared machine is mostly
    the other tenants).
-   A second, cached render of the unchanged session is timed too.
+   A second, cached render of the unchanged session is timed too. Every run's wall and CPU
+   seconds, the per-track seconds, the renderer's own ``timings`` (with ``cpu_s`` and
+   ``tracks_cpu_s``) and the load average before and after are reported: on a shared machine
+   the CPU figures are the comparable ones.
    ``renderer``: the same session with the generator replaced by a Utility (the music track is
    the noise through the music chain): the renderer's own speed, measured in the same run.
    Goal: ``renderer_realtime_factor`` >= 50 (so that with a Composer at >= 50x realtime the
