@@ -104,11 +104,12 @@ class GainProblem:
     def optimal_gain(self) -> float:
         """:func:`optimal_gain`: the smallest exact minimizer, by one sort (or less).
 
-        Two exact shortcuts: when the core's whole weight is under the loudness budget (by more
-        than any summation order's rounding) the optimum is 0 with no sort; otherwise the
-        crossing usually lies among the highest ratios, so those are selected first
-        (``partition``, O(n)) and only they are sorted: the same keys, so the same order and
-        the same partial sums as the full sort's prefix.
+        Exact shortcuts, each the full sort's answer: when the core's whole weight is under the
+        loudness budget by more than any summation order's rounding, the optimum is 0 with no
+        sort; otherwise the crossing usually lies among the lowest ratios (or, failing that, the
+        highest), so those are selected first (``partition``, O(n)) and only they are sorted,
+        with the same keys (so the same order); an answer whose partial sums are closer to the
+        budget than rounding could tell apart is left to the full sort.
         """
         s, t, m = self.s, self.t, self.m
         live = (s > 0) & (t > 0)
@@ -119,12 +120,21 @@ class GainProblem:
             return 0.0
         weight = s if m is None else m * s
         budget = self.alpha * self.total
+        total = float(weight.sum(dtype=np.float64))
         # sums of n positive float32 terms in float64 differ by order by < n * 2^-53 relative
-        slack = 4.0 * s.size * 2.0 ** -53
-        if float(weight.sum(dtype=np.float64)) * (1 + slack) < budget:
+        margin = 4.0 * s.size * 2.0 ** -53 * total
+        if total + margin < budget:
             return 0.0
         ratio = t / s
-        for order in _descending_prefixes(ratio):
+        if ratio.dtype == np.float32 and ratio.size < 2 ** 32:
+            keys = _sort_keys(ratio)
+            found = _crossing_from_the_bottom(keys, weight, total - budget, margin)
+            if found is not None:
+                return float(ratio[found])
+            orders = _descending_prefixes(keys)
+        else:
+            orders = iter([np.argsort(-ratio)])
+        for order in orders:
             above = np.cumsum(weight[order], dtype=np.float64)  # weight of the bins at or above each ratio
             if order.size < ratio.size and not above[-1] > budget:
                 continue  # the crossing lies beyond this prefix: take the full order
@@ -151,28 +161,59 @@ def _descending(ratio: np.ndarray) -> np.ndarray:
     float32 ratios are sorted as 64-bit keys (the float's bits, monotone for positive floats,
     above the index): a plain sort, ~3x faster than ``argsort``.
     """
-    return next(_descending_prefixes(ratio, first=None))
-
-
-def _descending_prefixes(ratio: np.ndarray, first: float | None = 0.125):
-    """Yield index arrays: the ``first`` share of the highest ``ratio`` values in descending
-    order, then the full descending order (``first=None``: only the full order).
-
-    With float32 ratios every key is unique (float bits above the index), so a prefix is
-    exactly the full sort's first entries, ties included.
-    """
     if ratio.dtype == np.float32 and ratio.size < 2 ** 32:
-        keys = ratio.view(np.uint32).astype(np.uint64) << np.uint64(32)
-        keys |= np.arange(ratio.size, dtype=np.uint64)
-        count = int(ratio.size * first) if first else 0
-        if 0 < count < ratio.size:
-            top = np.partition(keys, ratio.size - count)[ratio.size - count:]
-            top.sort()
-            yield (top[::-1] & np.uint64(0xFFFFFFFF)).astype(np.intp)
+        keys = _sort_keys(ratio)
         keys.sort()
-        yield (keys[::-1] & np.uint64(0xFFFFFFFF)).astype(np.intp)
-        return
-    yield np.argsort(-ratio)
+        return _indices(keys[::-1])
+    return np.argsort(-ratio)
+
+
+def _sort_keys(ratio: np.ndarray) -> np.ndarray:
+    """Unique uint64 keys ordered as positive float32 ``ratio``: its bits above the index."""
+    keys = ratio.view(np.uint32).astype(np.uint64) << np.uint64(32)
+    keys |= np.arange(ratio.size, dtype=np.uint64)
+    return keys
+
+
+def _indices(keys: np.ndarray) -> np.ndarray:
+    return (keys & np.uint64(0xFFFFFFFF)).astype(np.intp)
+
+
+def _descending_prefixes(keys: np.ndarray, first: float = 0.125):
+    """Yield index arrays from :func:`_sort_keys` keys: the ``first`` share of the highest
+    ratios in descending order, then the full descending order. Every key is unique, so a
+    prefix is exactly the full sort's first entries, ties included."""
+    count = int(keys.size * first)
+    if 0 < count < keys.size:
+        top = np.partition(keys, keys.size - count)[keys.size - count:]
+        top.sort()
+        yield _indices(top[::-1])
+    keys = np.sort(keys)
+    yield _indices(keys[::-1])
+
+
+def _crossing_from_the_bottom(keys: np.ndarray, weight: np.ndarray, deficit: float, margin: float,
+                              share: float = 0.25) -> int | None:
+    """The index of the optimal ratio when it lies among the lowest ``share`` of the ratios.
+
+    Descending from the highest ratio, the optimum is the first ratio at which the weight at or
+    above it passes the budget, i.e. at which the weight strictly below it drops under
+    ``deficit`` (= total weight - budget). So only the lowest ratios are sorted (ascending) and
+    summed: the answer is the first position whose inclusive sum reaches ``deficit``. None when
+    it lies higher, or when a sum is within ``margin`` (rounding) of ``deficit``, where the
+    order of summation could change the answer.
+    """
+    count = int(keys.size * share)
+    if not 0 < count < keys.size or not deficit > 2 * margin:
+        return None
+    low = np.partition(keys, count - 1)[:count]
+    low.sort()
+    idx = _indices(low)
+    below = np.cumsum(weight[idx], dtype=np.float64)  # weight at or under each of these ratios
+    k = int(np.searchsorted(below, deficit, side="left"))
+    if k >= count or below[k] < deficit + margin or (k and below[k - 1] > deficit - margin):
+        return None
+    return int(idx[k])
 
 
 def optimal_gain(S: np.ndarray, T: np.ndarray, M: np.ndarray, alpha: float = 0.14) -> float:
