@@ -223,16 +223,18 @@ def frame_true_peaks(audio: np.ndarray, hop: int, blocks: np.ndarray | None = No
     if n_blocks == 1 and blocks is not None and not np.any(blocks):
         # one block, bound only (the whole-signal check): two reductions, no temporaries
         return np.array([bound * max(float(signed.max()), -float(signed.min()))])
-    mag = np.abs(signed).max(axis=0)
     exact = np.ones(n_blocks, bool) if blocks is None else np.asarray(blocks, bool)
     if n_blocks == 1:  # the whole signal as one block (true_peak_dbtp, the global ceiling)
-        peak = float(mag.max())
+        peak = max(float(signed.max()), -float(signed.min()))
         if peak == 0.0:  # silence (a block not computed exactly took the early return above)
             return np.array([0.0])
-        # a hair under peak / bound, so rounding cannot drop a sample that passes the bound
-        hot = np.flatnonzero(mag > np.float32(peak / bound * (1 - 1e-6)))
+        # a hair under peak / bound, so rounding cannot drop a sample that passes the bound;
+        # compared signed (no |x| buffer), channels together: positions modulo n
+        level = np.float32(peak / bound * (1 - 1e-6))
+        hot = np.flatnonzero((signed > level) | (signed < -level)) % n
         inter = _tile_peaks(signed, _tiles_reading(hot, n, k))
         return np.array([max(peak, float(inter.max()))])
+    mag = np.abs(signed).max(axis=0)
     peaks = np.pad(mag, (0, n_blocks * hop - n)).reshape(n_blocks, hop).max(axis=1).astype(np.float64)
     # the cheap bound: interpolated values in a block read samples of its neighbours too
     near = peaks.copy()
