@@ -6,7 +6,8 @@
 - :func:`normalize_lufs`: scale to a target loudness (BNMusic sets the noise to -18 LUFS).
 - :func:`true_peak_dbtp`, :func:`frame_true_peaks`: the peak of the 4x-oversampled signal
   (BS.1770-4 Annex 2), computed exactly but only where an inter-sample peak can matter (see
-  :func:`frame_true_peaks`), so it costs a few ms on a 5 s clip instead of a full oversampling.
+  :func:`frame_true_peaks`), so it costs about a millisecond on a 5 s clip instead of a full
+  oversampling.
 - :func:`true_peak_ceiling`: the static trim that keeps a signal under a ceiling in dBTP.
 """
 
@@ -194,7 +195,8 @@ def frame_true_peaks(audio: np.ndarray, hop: int, blocks: np.ndarray | None = No
     A block's true peak is the largest of its samples and of the 4x-oversampled values between
     them (over all channels). Computed exactly, but only where it can matter: an interpolated
     value can exceed its block's sample peak only if one of the 24 samples it reads is above
-    ``peak / bound`` (bound ~ 2.2, +7 dB), so only those positions are interpolated.
+    ``peak / bound`` (bound ~ 2.2, +7 dB), so only the 32-position tiles around such samples
+    are interpolated (on real music ~10 % of them), each tile one row of a GEMM.
 
     Parameters
     ----------
