@@ -11,7 +11,7 @@ from blendfx.params import BoolParam, ChoiceParam, FloatParam, IntParam
 from blendfx.spectrogram import SpectrogramParams
 from blendfx.spectrogram_image import image_from_mel
 
-__all__ = ["MaskExtractor", "image_frames"]
+__all__ = ["MaskExtractor", "image_frames", "energy_core"]
 
 
 def image_frames(n_samples: int, sample_rate: float) -> int:
@@ -21,6 +21,13 @@ def image_frames(n_samples: int, sample_rate: float) -> int:
     n44 = n_samples if float(sample_rate) == p.sample_rate else int(
         np.ceil(n_samples * p.sample_rate / float(sample_rate)))
     return n44 // p.hop_length
+
+
+def energy_core(mel: np.ndarray, fraction: float = 0.15) -> np.ndarray:
+    """Boolean ``(512, frames)`` core in image coordinates (row 0 = highest mel bin) of mel
+    magnitudes ``(512, frames)`` (low rows first): the loudest ``fraction`` of the pixels of
+    their Riffusion image (BNMusic's energy mask, what mode "energy" starts from)."""
+    return energy_mask(image_from_mel(mel).pixels, fraction)
 
 
 class MaskExtractor(Effect):
@@ -115,7 +122,7 @@ class MaskExtractor(Effect):
         if self.mode == "energy":
             if mel is None:
                 mel = (fast_mel if self.analysis == "fast" else riffusion_mel)(data, sample_rate)
-            core = energy_mask(image_from_mel(mel).pixels, self.fraction)
+            core = energy_core(mel, self.fraction)
         else:
             core = self._mode_core(data, sample_rate)
         core = remove_specks(core, self.min_region)

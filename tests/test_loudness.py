@@ -94,3 +94,57 @@ def test_true_peak_ceiling(music_clip):
     assert _reference_true_peak(out) <= -1.0 + 0.01
     same, none = true_peak_ceiling(audio * np.float32(0.1), -1.0)
     assert none == 0.0
+
+
+def _every_position_true_peak(x):
+    """The same 4x interpolator evaluated at every position, float64 (no pruning)."""
+    from blendfx.loudness import _polyphase
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    H, _ = _polyphase()
+    k = H.shape[0]
+    x = np.atleast_2d(np.asarray(x, np.float64))
+    best = np.abs(x).max()
+    for channel in x:
+        windows = sliding_window_view(np.pad(channel, (k // 2 - 1, k // 2)), k)[:channel.size]
+        best = max(best, np.abs(windows @ H).max())
+    return best
+
+
+def _adversarial_signals():
+    rng = np.random.default_rng(3)
+    n = 6000
+    t = np.arange(n)
+    alternating = (0.5 * (-1.0) ** t).astype(np.float32)
+    alternating[n // 2:n // 2 + 7] *= -1  # sign flips in a near-Nyquist run: big overshoot
+    worst = np.zeros(n, np.float32)  # the sequence that drives the half-sample branch to its bound
+    worst[1000:1024] = 0.3 * np.sign(np.sinc(np.arange(24) - 11.5))
+    edges = np.zeros((2, n), np.float32)  # overshoots right at both ends of the signal
+    edges[0, :3] = [-1, 1, -1]
+    edges[1, -5:] = [1, -1, 1, -1, 1]
+    sparse = rng.standard_normal((2, n)).astype(np.float32) * (rng.random((2, n)) < 0.02)
+    return {
+        "alternating": alternating,
+        "near_nyquist": (0.9 * np.cos(np.pi * 0.97 * t + 0.3)).astype(np.float32),
+        "worst_case": worst,
+        "edges": edges,
+        "sparse_clicks": sparse,
+        "white": (rng.standard_normal((2, n)) * 0.1).astype(np.float32),
+        "short": np.array([[0.5, -0.9, 0.9]], np.float32),
+    }
+
+
+def test_pruned_true_peak_equals_every_position_on_music_and_adversarial_signals(music_clip):
+    audio, _ = music_clip
+    signals = {"music": audio, **_adversarial_signals()}
+    overshoot = {}
+    for name, x in signals.items():
+        expected = _every_position_true_peak(x)
+        n = np.atleast_2d(x).shape[1]
+        assert frame_true_peaks(x, n)[0] == pytest.approx(expected, rel=1e-6), name
+        per_block = frame_true_peaks(x, 441)  # the frame mode's blocks agree on the maximum
+        assert per_block.max() == pytest.approx(expected, rel=1e-6), name
+        overshoot[name] = expected / np.abs(x).max()
+    # the adversarial cases do have large inter-sample peaks (so the pruning is really tested)
+    assert overshoot["worst_case"] > 2.0 and overshoot["alternating"] > 2.0
+    assert overshoot["near_nyquist"] > 1.1 and overshoot["edges"] > 1.2

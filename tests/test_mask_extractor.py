@@ -155,3 +155,74 @@ def test_apply_mel_mask_any_rate():
     mid = slice(2000, 14000)
     assert np.sqrt(np.mean(kept[0, mid] ** 2)) > 0.6
     assert np.sqrt(np.mean(dropped[0, mid] ** 2)) < 0.05
+
+
+def _median_db(a: np.ndarray, b: np.ndarray) -> float:
+    keep = b > b.max() * 1e-4
+    return float(np.median(np.abs(20 * np.log10((a[keep] + 1e-12) / (b[keep] + 1e-12)))))
+
+
+def test_fast_mel_strides_against_riffusion(clock_tick, music_clip):
+    from blendfx.analysis import fast_mel, riffusion_mel
+
+    for audio, sr in (clock_tick, music_clip):
+        exact = riffusion_mel(audio, sr)
+        one, two = fast_mel(audio, sr, stride=1), fast_mel(audio, sr, stride=2)
+        assert one.shape == two.shape == exact.shape
+        assert _median_db(one, exact) < 0.3
+        assert _median_db(two, exact) < 0.5  # every other frame, half rate, interpolated
+        # the analysed columns of stride 2 (taken from the half-band decimated signal) are the
+        # full-rate columns within a hundredth of a dB
+        assert _median_db(two[:, ::2], one[:, ::2]) < 0.01
+
+
+def test_half_rate_analysis_passes_the_mel_band_and_rejects_what_would_fold_into_it():
+    from blendfx.analysis import fast_mel
+
+    sr = 44100
+    t = np.arange(sr) / sr
+    for f in (440.0, 5000.0, 9900.0):  # in band: the same level at half rate as at full rate
+        x = (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+        full, half = fast_mel(x, sr, stride=1)[:, 20:-20:2], fast_mel(x, sr, stride=2)[:, 20:-20:2]
+        assert 20 * np.log10(half.max() / full.max()) == pytest.approx(0.0, abs=0.01)
+    # a 15 kHz tone is above the grid (10 kHz); decimated without a filter it would land at
+    # 22.05 - 15 = 7.05 kHz, inside the grid
+    x = (0.5 * np.sin(2 * np.pi * 15000.0 * t)).astype(np.float32)
+    ref = (0.5 * np.sin(2 * np.pi * 7050.0 * t)).astype(np.float32)
+    leak = fast_mel(x, sr, stride=2)[:, 20:-20].max() / fast_mel(ref, sr, stride=2)[:, 20:-20].max()
+    assert 20 * np.log10(leak) < -60
+
+
+def test_energy_mask_of_8_bit_images_matches_the_quantile_path():
+    # uint8 images take the counting bisection; other integer images np.quantile: same masks,
+    # including ties at the threshold, silence (255) and fractions at the ends
+    from blendfx.mask import energy_mask
+
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        shape = (int(rng.integers(1, 64)), int(rng.integers(1, 64)))
+        kind = trial % 4
+        if kind == 0:
+            pixels = rng.integers(0, 256, shape)
+        elif kind == 1:
+            pixels = rng.choice([0, 10, 10, 255, 255], shape)
+        elif kind == 2:
+            pixels = np.minimum(255, rng.integers(200, 300, shape))
+        else:
+            pixels = np.full(shape, int(rng.integers(0, 256)))
+        for fraction in (0.0, 0.01, 0.15, 0.5, 1.0, float(rng.random())):
+            expected = energy_mask(pixels.astype(np.int16), fraction)
+            assert np.array_equal(energy_mask(pixels.astype(np.uint8), fraction), expected)
+
+
+def test_image_of_a_mostly_silent_mel_is_the_elementwise_formula():
+    # zeros are left out of the power (numpy is slow on them): the pixels are unchanged
+    from blendfx.spectrogram_image import image_from_mel
+
+    rng = np.random.default_rng(5)
+    mel = (rng.random((512, 300)) ** 8).astype(np.float32)
+    mel[:, 40:] = 0.0  # 87 % digital silence
+    data = np.clip(mel / np.float32(mel.max()), 0, 1) ** np.float32(0.25)
+    expected = (255 - data * 255)[::-1].astype(np.uint8)
+    assert np.array_equal(image_from_mel(mel).pixels, expected)
+    assert np.array_equal(image_from_mel(mel[:, :40]).pixels, expected[:, :40])
