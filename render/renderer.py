@@ -971,23 +971,35 @@ class _Render:
         on a pipeline of threads, each block through the fader into the writer ``w``; returns
         the chain's output (for the effects' reports), the stem's energy and its peak. When
         every other audible track is already rendered, the mix's first pass follows the blocks
-        (:class:`_PreMeasure`)."""
+        (:class:`_PreMeasure`); when the others finish while this one streams, it starts then,
+        catching up on the blocks written so far (the fader applied again to the kept output:
+        the same blocks)."""
         audible = [a.name for a in self.audible]
-        pre = _PreMeasure(self, t.name) if t.name in audible and all(
-            a in self.entries for a in audible if a != t.name) else None
+        others = [a for a in audible if a != t.name]
+        pending = t.name in audible  # the early first pass is still possible
+        pre: _PreMeasure | None = None
         grid = list(_block_starts(self.total, self.block))
         out: np.ndarray | None = None
         energy, peak = 0.0, 0.0
         try:
-            for (s0, n), z in zip(grid, _pipeline(stages, [y[:, a:a + m] for a, m in grid]),
-                                  strict=True):
+            for k, ((s0, n), z) in enumerate(zip(
+                    grid, _pipeline(stages, [y[:, a:a + m] for a, m in grid]), strict=True)):
                 if out is None:  # (the effects may change the channel count)
                     out = np.empty((z.shape[0], self.total), np.float32)
+                if z.shape[1] != n:  # (a block of another length: no early first pass)
+                    pending = False
+                    if pre is not None:
+                        pre.close()
+                        pre = None
                 out[:, s0:s0 + n] = fit_length(z, n)
                 z = _fader(z, t.gain_db, t.pan)
                 energy += float(np.square(z, dtype=np.float64).sum())
                 peak = max(peak, float(np.abs(z).max()))
                 w.write(z)
+                if pre is None and pending and all(a in self.entries for a in others):
+                    pre, pending = _PreMeasure(self, t.name), False
+                    for a, m in grid[:k]:
+                        pre.add(a, _fader(out[:, a:a + m], t.gain_db, t.pan))
                 if pre is not None:
                     pre.add(s0, z)
         except BaseException as exc:
