@@ -196,6 +196,16 @@ def test_shipped_weights_small_and_described():
     assert "--init" not in training["command"]
 
 
+def test_learning_rate_cycles():
+    from blendfx.train_segmenter import learning_rate
+
+    one = [learning_rate(s, 100, 1.0) for s in range(100)]
+    assert one[4] == 1.0 and one[-1] < 1e-3 and max(one) == 1.0  # warm-up, then one cosine
+    two = [learning_rate(s, 100, 1.0, cycles=2) for s in range(100)]
+    assert two[1] == 1.0 and two[49] < 1e-2  # the first cycle: 50 steps
+    assert two[51] == 0.5 and max(two[50:]) == 0.5 and two[-1] < 1e-2  # restart at half the peak
+
+
 def test_noise_mix_sums_two_noises():
     from blendfx.train_segmenter import MixtureSampler
 

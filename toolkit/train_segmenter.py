@@ -47,7 +47,7 @@ from .segmenter_data import (
     window_targets,
 )
 
-__all__ = ["MixtureSampler", "train", "main"]
+__all__ = ["MixtureSampler", "learning_rate", "train", "main"]
 
 
 class MixtureSampler:
@@ -143,6 +143,18 @@ class MixtureSampler:
         return music, noise, tilts
 
 
+def learning_rate(step: int, steps: int, lr: float, cycles: int = 1) -> float:
+    """The learning rate at ``step`` (0-based) of ``steps``: ``cycles`` cosine cycles of equal
+    length, each with a linear warm-up over its first 5 %, cycle k peaking at ``lr / 2**k``."""
+    cycle_steps = -(-steps // cycles)
+    warm = max(1, cycle_steps // 20)
+    k, step = divmod(step, cycle_steps)
+    length, peak = min(cycle_steps, steps - k * cycle_steps), lr / 2.0 ** k
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1.0 + float(np.cos(np.pi * (step - warm) / max(1, length - warm))))
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
@@ -183,7 +195,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
           val_music: Sequence[str] = VALIDATION_MUSIC, targets: str = "soft",
           config: SegmenterConfig | None = None, init: str | Path | None = None,
           voicings: int = 1, midi_seconds: float = 30.0, clean_share: float | None = None,
-          noise_mix: float = 0.0, log=print) -> Segmenter:
+          noise_mix: float = 0.0, cycles: int = 1, log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
     Parameters
@@ -227,6 +239,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         Share of music-only patches and, as much again, of noise-only ones (default 1/7 each).
     noise_mix : float
         Probability of a two-noise patch (see :class:`MixtureSampler`).
+    cycles : int
+        Cosine learning-rate cycles of equal length (warm restarts, each with its own warm-up;
+        cycle k peaks at ``lr / 2**k``): 1 is one plain cosine schedule.
 
     Returns
     -------
@@ -280,13 +295,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         opt = torch.optim.Adam(net.parameters(), lr=lr)
     else:
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    warm = max(1, steps // 20)
+    if cycles < 1 or cycles > steps:
+        raise ParameterError(f"cycles must be within [1, steps], got {cycles}")
     bn_batches = min(steps, max(1, steps // 10))
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return lr * (step + 1) / warm
-        return 0.5 * lr * (1.0 + np.cos(np.pi * (step - warm) / max(1, steps - warm)))
 
     history = []
     t_train = time.perf_counter()
@@ -301,7 +312,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
                     module.momentum = None
         net.train()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = learning_rate(step, steps, lr, cycles)
         music, noise, tilts = sampler.batch(rng, batch)
         offset = torch.as_tensor(rng.uniform(0.0, 6.0, (batch, 1, 1)), dtype=torch.float32)
         loss, value = _loss(net, torch.from_numpy(music), torch.from_numpy(noise),
@@ -328,7 +339,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         "command": "python -m blendfx.train_segmenter " + " ".join(sys.argv[1:]),
         "seed": seed, "steps": steps, "batch": batch, "patch_windows": patch_windows, "lr": lr,
         "optimizer": optimizer, "targets": targets, "voicings": voicings,
-        "midi_seconds": midi_seconds, "clean_share": clean_share, "noise_mix": noise_mix,
+        "midi_seconds": midi_seconds, "clean_share": clean_share, "noise_mix": noise_mix, "cycles": cycles,
         "init": init_record if start is not None else None,
         "threads": threads, "torch": torch.__version__,
         "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
@@ -376,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="length in s of each training MIDI render")
     parser.add_argument("--clean-share", type=float, default=None,
                         help="share of music-only patches (and of noise-only ones); default 1/7")
+    parser.add_argument("--cycles", type=int, default=1,
+                        help="cosine learning-rate cycles (warm restarts, each at half the last peak)")
     parser.add_argument("--noise-mix", type=float, default=0.0,
                         help="probability that a patch's noise is the sum of two noise clips")
     args = parser.parse_args(argv)
@@ -383,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-              patch_windows=args.patch_windows, noise_mix=args.noise_mix,
+              patch_windows=args.patch_windows, noise_mix=args.noise_mix, cycles=args.cycles,
               eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads,
               optimizer=args.optimizer, val_music=args.val_music,
               targets=args.targets, init=args.init, voicings=args.voicings,
