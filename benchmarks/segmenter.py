@@ -163,9 +163,12 @@ def main(argv=None) -> int:
                 init = None
             train(args.data, tmp, steps=training.get("steps", 600), batch=training.get("batch", 8),
                   seed=training.get("seed", 0), lr=training.get("lr", 0.002),
-                  init=init,
+                  init=init, config=None if init else model.config,
+                  patch_windows=training.get("patch_windows", 17),
+                  optimizer=training.get("optimizer", "adam"), targets=training.get("targets", "soft"),
                   voicings=training.get("voicings", 1), midi_seconds=training.get("midi_seconds", 30.0),
-                  clean_share=training.get("clean_share"), log=lambda *_: None)
+                  clean_share=training.get("clean_share"), noise_mix=training.get("noise_mix", 0.0),
+                  log=lambda *_: None)
             train_seconds = round(time.perf_counter() - t, 1)
         print(f"retrained in {train_seconds} s")
     print(f"training: {train_seconds} s for {sum(s['steps'] or 0 for s in stages)} steps in "

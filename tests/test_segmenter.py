@@ -24,6 +24,7 @@ from blendfx.segmenter import (
     net_input,
 )
 from blendfx.segmenter_data import (
+    Clip,
     evaluate,
     load_clips,
     noise_gain,
@@ -189,6 +190,45 @@ def test_shipped_weights_small_and_described():
     src = training["sources"]
     for kind in ("music", "noise", "midi"):
         assert not set(src[f"val_{kind}"]) & set(src[f"train_{kind}"])
+    # one reproducible command from scratch, not a chain of fine-tuning runs
+    assert training.get("init") is None
+    assert training["command"].startswith("python -m blendfx.train_segmenter ")
+    assert "--init" not in training["command"]
+
+
+def test_learning_rate_cycles():
+    from blendfx.train_segmenter import learning_rate
+
+    one = [learning_rate(s, 100, 1.0) for s in range(100)]
+    assert one[4] == 1.0 and one[-1] < 1e-3 and max(one) == 1.0  # warm-up, then one cosine
+    two = [learning_rate(s, 100, 1.0, cycles=2) for s in range(100)]
+    assert two[1] == 1.0 and two[49] < 1e-2  # the first cycle: 50 steps
+    assert two[51] == 0.5 and max(two[50:]) == 0.5 and two[-1] < 1e-2  # restart at half the peak
+
+
+def test_noise_mix_sums_two_noises():
+    from blendfx.train_segmenter import MixtureSampler
+
+    rng = np.random.default_rng(0)
+    music = [Clip("m", rng.standard_normal(40_000).astype(np.float32))]
+    # two noises in separate halves of the spectrum: a sum shows up as energy in both
+    t = np.arange(40_000) / SR
+    noise = [Clip("low", np.sin(2 * np.pi * 200 * t).astype(np.float32)),
+             Clip("high", np.sin(2 * np.pi * 9000 * t).astype(np.float32))]
+
+    def both_tones(noise_mix):
+        sampler = MixtureSampler(music, noise, 8192, clean_share=0.5, noise_mix=noise_mix)
+        _, n, _ = sampler.batch(np.random.default_rng(1), 32)
+        spec = np.abs(np.fft.rfft(n * np.hanning(n.shape[1]), axis=1))
+        low, high = spec[:, 20:60].sum(1), spec[:, 1200:2300].sum(1)
+        active = n.any(axis=1)
+        return int(np.sum(active & (low > 0.05 * high) & (high > 0.05 * low))), int(active.sum())
+
+    mixed, active = both_tones(1.0)
+    assert active > 8 and mixed >= active // 4  # the second pick is the other clip half the time
+    assert both_tones(0.0)[0] == 0
+    with pytest.raises(ParameterError):
+        MixtureSampler(music, noise, 8192, noise_mix=1.5)
 
 
 def test_shipped_weights_auc_at_plus_10_db(model, val_clips):

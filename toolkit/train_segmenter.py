@@ -47,7 +47,7 @@ from .segmenter_data import (
     window_targets,
 )
 
-__all__ = ["MixtureSampler", "train", "main"]
+__all__ = ["MixtureSampler", "learning_rate", "train", "main"]
 
 
 class MixtureSampler:
@@ -64,13 +64,20 @@ class MixtureSampler:
         Probability of a music-only patch and, as much again, of a noise-only one (the rest are
         mixtures, the five SNRs equally likely). Default: every one of the seven conditions
         equally likely (1/7).
+    noise_mix : float, optional
+        Probability that a patch's noise is the sum of two noise clips (the second 10 dB below to
+        10 dB above the first, RMS over the patch): a transient noise over another one's bed, so
+        the few noise files make many more scenes. 0 (default) draws exactly as before.
     """
 
     def __init__(self, music: Sequence[Clip], noise: Sequence[Clip], samples: int,
-                 clean_share: float | None = None):
+                 clean_share: float | None = None, noise_mix: float = 0.0):
         self.music = [c.audio for c in music]
         self.noise = [c.audio for c in noise]
         self.samples = samples
+        if not 0.0 <= noise_mix <= 1.0:
+            raise ParameterError(f"noise_mix must be within [0, 1], got {noise_mix}")
+        self.noise_mix = float(noise_mix)
         snrs = len(SNRS) - 1
         clean = 1.0 / (snrs + 2) if clean_share is None else float(clean_share)
         if not 0.0 <= clean <= 0.5:
@@ -119,6 +126,10 @@ class MixtureSampler:
             cond = conditions[int(rng.choice(len(conditions), p=self.condition_p))]
             m = self._segment(rng, self.music, self.music_p)
             n = self._segment(rng, self.noise, None)
+            if self.noise_mix and rng.random() < self.noise_mix:
+                other = self._segment(rng, self.noise, None)
+                ratio = 10.0 ** (rng.uniform(-10.0, 10.0) / 20.0)  # RMS of the second re. the first
+                n = n + other * (ratio * _rms(n) / max(_rms(other), 1e-9))
             level = 10.0 ** (rng.uniform(-20.0, 0.0) / 20.0)  # overall level: gain invariance
             if cond == "music":
                 music[b] = m * (level / max(float(np.abs(m).max()), 1e-9))
@@ -130,6 +141,22 @@ class MixtureSampler:
                 music[b], noise[b] = mix_m * scale, mix_n * scale
         tilts = rng.uniform(-3.0, 3.0, (size, 2)).astype(np.float32)
         return music, noise, tilts
+
+
+def learning_rate(step: int, steps: int, lr: float, cycles: int = 1) -> float:
+    """The learning rate at ``step`` (0-based) of ``steps``: ``cycles`` cosine cycles of equal
+    length, each with a linear warm-up over its first 5 %, cycle k peaking at ``lr / 2**k``."""
+    cycle_steps = -(-steps // cycles)
+    warm = max(1, cycle_steps // 20)
+    k, step = divmod(step, cycle_steps)
+    length, peak = min(cycle_steps, steps - k * cycle_steps), lr / 2.0 ** k
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1.0 + float(np.cos(np.pi * (step - warm) / max(1, length - warm))))
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
 def _tilt(spec, db_per_octave, config: SegmenterConfig):
@@ -168,7 +195,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
           val_music: Sequence[str] = VALIDATION_MUSIC, targets: str = "soft",
           config: SegmenterConfig | None = None, init: str | Path | None = None,
           voicings: int = 1, midi_seconds: float = 30.0, clean_share: float | None = None,
-          log=print) -> Segmenter:
+          noise_mix: float = 0.0, cycles: int = 1, log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
     Parameters
@@ -210,6 +237,11 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         Length in s of each training render (validation renders keep 30 s).
     clean_share : float, optional
         Share of music-only patches and, as much again, of noise-only ones (default 1/7 each).
+    noise_mix : float
+        Probability of a two-noise patch (see :class:`MixtureSampler`).
+    cycles : int
+        Cosine learning-rate cycles of equal length (warm restarts, each with its own warm-up;
+        cycle k peaks at ``lr / 2**k``): 1 is one plain cosine schedule.
 
     Returns
     -------
@@ -250,7 +282,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         f"files for training, {len(val_music)} + {len(midi_val)} / {len(val_noise)} for validation "
         f"({load_seconds:.1f} s to load)")
     sampler = MixtureSampler(train_music + midi_train, train_noise,
-                             item_samples(config, patch_windows), clean_share)
+                             item_samples(config, patch_windows), clean_share, noise_mix)
     quick_val = validation_items(val_music + midi_val, val_noise, conditions=("clean", 10.0, 0.0),
                                  windows=33, noise_segments_per_long_clip=1, max_music_segments=8,
                                  config=config)
@@ -263,13 +295,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         opt = torch.optim.Adam(net.parameters(), lr=lr)
     else:
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    warm = max(1, steps // 20)
+    if cycles < 1 or cycles > steps:
+        raise ParameterError(f"cycles must be within [1, steps], got {cycles}")
     bn_batches = min(steps, max(1, steps // 10))
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return lr * (step + 1) / warm
-        return 0.5 * lr * (1.0 + np.cos(np.pi * (step - warm) / max(1, steps - warm)))
 
     history = []
     t_train = time.perf_counter()
@@ -284,7 +312,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
                     module.momentum = None
         net.train()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = learning_rate(step, steps, lr, cycles)
         music, noise, tilts = sampler.batch(rng, batch)
         offset = torch.as_tensor(rng.uniform(0.0, 6.0, (batch, 1, 1)), dtype=torch.float32)
         loss, value = _loss(net, torch.from_numpy(music), torch.from_numpy(noise),
@@ -311,7 +339,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         "command": "python -m blendfx.train_segmenter " + " ".join(sys.argv[1:]),
         "seed": seed, "steps": steps, "batch": batch, "patch_windows": patch_windows, "lr": lr,
         "optimizer": optimizer, "targets": targets, "voicings": voicings,
-        "midi_seconds": midi_seconds, "clean_share": clean_share,
+        "midi_seconds": midi_seconds, "clean_share": clean_share, "noise_mix": noise_mix, "cycles": cycles,
         "init": init_record if start is not None else None,
         "threads": threads, "torch": torch.__version__,
         "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
@@ -338,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the weights and their JSON config")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--patch-windows", type=int, default=17,
+                        help="training patch length in window hops (17: 512 frames, 1.49 s)")
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=250)
@@ -357,11 +387,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="length in s of each training MIDI render")
     parser.add_argument("--clean-share", type=float, default=None,
                         help="share of music-only patches (and of noise-only ones); default 1/7")
+    parser.add_argument("--cycles", type=int, default=1,
+                        help="cosine learning-rate cycles (warm restarts, each at half the last peak)")
+    parser.add_argument("--noise-mix", type=float, default=0.0,
+                        help="probability that a patch's noise is the sum of two noise clips")
     args = parser.parse_args(argv)
     from .errors import BlendfxError
 
     try:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+              patch_windows=args.patch_windows, noise_mix=args.noise_mix, cycles=args.cycles,
               eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads,
               optimizer=args.optimizer, val_music=args.val_music,
               targets=args.targets, init=args.init, voicings=args.voicings,
