@@ -420,3 +420,18 @@ def test_masking_cost_with_precomputed_core_cells_is_the_same():
     empty = np.zeros_like(core)
     assert masking_cost(mix, empty, spread, weights, cells=core_cells(empty)) == 0.0
     assert masking_cost(mix, empty, spread, weights) == 0.0
+
+
+def test_build_midi_writes_controllers_in_order_clamped_to_the_midi_range():
+    from blendfx.midi import TrackSpec
+
+    controls = np.array([[0, 7, 200], [0, 11, -5], [480, 11, 64], [240, 10, 127], [240, 7, 0]])
+    notes = np.array([[0, 480, 60, 100], [240, 720, 64, 300]])
+    mid = build_midi([TrackSpec("keys", 0, 4, notes, controls)], np.array([[0, 500000]]))
+    got = [(m.control, m.value) for m in mid.tracks[1] if m.type == "control_change"]
+    # stable by tick, controllers before notes at the same tick; values clamped to 0..127
+    assert got == [(7, 127), (11, 0), (10, 127), (7, 0), (11, 64)]
+    velocities = [m.velocity for m in mid.tracks[1] if m.type == "note_on"]
+    assert velocities == [100, 127]
+    score = read_midi(mid)
+    assert score.parts[0].controls[7][:, 1].tolist() == [127, 0]
