@@ -389,3 +389,49 @@ def test_composer_masks_the_core_cheaper_than_real_music():
     real = cost_to_mask_lu(noise, track, SR, core=core)
     itself = cost_to_mask_lu(noise, noise, SR, core=core)
     assert composed < 20.0 and composed < real - 5.0 and composed < itself + 3.0
+
+
+def test_masking_cost_with_precomputed_core_cells_is_the_same():
+    """auto_balance scores every trial mix against core cells computed once: the same cost,
+    bit for bit, as reading them from the core each time; the cells are ``core[core > 0]``."""
+    from blendfx.mix_design import core_cells, k_weights, masking_cost, spreading_matrix
+
+    rng = np.random.default_rng(3)
+    edges = band_edges(SR)
+    centers = np.sqrt(edges[:-1] * edges[1:])
+    core = rng.random((centers.size, 400)) * (rng.random((centers.size, 400)) > 0.6)
+    core = core[:, ::2]  # not C-contiguous: the flat indices must still follow C order
+    mix = rng.random(core.shape)
+    spread, weights = spreading_matrix(centers), k_weights(SR, centers)
+    index, power = core_cells(core)
+    np.testing.assert_array_equal(power, core[core > 0])
+    np.testing.assert_array_equal(np.unravel_index(index, core.shape), np.nonzero(core > 0))
+    costs = set()
+    for match in (0.0, 0.7):
+        plain = masking_cost(mix, core, spread, weights, match=match)
+        assert np.isfinite(plain)
+        assert masking_cost(mix, core, spread, weights, match=match, cells=(index, power)) == plain
+        costs.add(plain)
+    assert len(costs) == 2  # the match changes the cost
+    # a mix 6 dB louder is 6 dB louder but needs 6 dB less gain: the same cost (to the median's
+    # 0.05 dB resolution)
+    louder = masking_cost(mix * 4.0, core, spread, weights, cells=(index, power))
+    assert louder == pytest.approx(masking_cost(mix, core, spread, weights), abs=0.06)
+    empty = np.zeros_like(core)
+    assert masking_cost(mix, empty, spread, weights, cells=core_cells(empty)) == 0.0
+    assert masking_cost(mix, empty, spread, weights) == 0.0
+
+
+def test_build_midi_writes_controllers_in_order_clamped_to_the_midi_range():
+    from blendfx.midi import TrackSpec
+
+    controls = np.array([[0, 7, 200], [0, 11, -5], [480, 11, 64], [240, 10, 127], [240, 7, 0]])
+    notes = np.array([[0, 480, 60, 100], [240, 720, 64, 300]])
+    mid = build_midi([TrackSpec("keys", 0, 4, notes, controls)], np.array([[0, 500000]]))
+    got = [(m.control, m.value) for m in mid.tracks[1] if m.type == "control_change"]
+    # stable by tick, controllers before notes at the same tick; values clamped to 0..127
+    assert got == [(7, 127), (11, 0), (10, 127), (7, 0), (11, 64)]
+    velocities = [m.velocity for m in mid.tracks[1] if m.type == "note_on"]
+    assert velocities == [100, 127]
+    score = read_midi(mid)
+    assert score.parts[0].controls[7][:, 1].tolist() == [127, 0]

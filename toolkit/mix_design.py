@@ -35,8 +35,8 @@ from .threads import one_blas_thread
 
 __all__ = ["ROLE_MIX", "NOISE_ROLES", "track_settings", "expression", "gain_curve", "balance",
            "master_eq", "follow_gain", "gain_to_cc", "match_eq", "band_frames", "balance_frames", "k_weights",
-           "spreading_matrix", "weighted_median", "masking_cost", "auto_balance", "MAX_BOOST_DB",
-           "MAX_CUT_DB"]
+           "spreading_matrix", "weighted_median", "core_cells", "masking_cost", "auto_balance",
+           "MAX_BOOST_DB", "MAX_CUT_DB"]
 
 #: Mix settings per role: pan, reverb send, insert effects, and how deeply its expression
 #: follows the noise (1 = the full floor, 0 = not at all).
@@ -261,8 +261,17 @@ def weighted_median(values: np.ndarray, weights: np.ndarray, resolution: float =
     return lo + resolution * (int(np.searchsorted(cum, 0.5 * cum[-1])) + 0.5)
 
 
+def core_cells(core: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The core's band-frames with energy, as :func:`masking_cost` reads them: flat indices
+    into ``core`` (C order, the order of ``core[core > 0]``) and their powers. Computed once
+    for a search that scores many mixes against one core."""
+    index = np.flatnonzero(core > 0)
+    return index, core.reshape(-1)[index]
+
+
 def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights: np.ndarray, *,
-                 fps: float = 50.0, smr_db: float = 21.0, match: float = 0.0) -> float:
+                 fps: float = 50.0, smr_db: float = 21.0, match: float = 0.0,
+                 cells: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Loudness cost (dB, up to a constant) of masking half the core's energy with ``mix``.
 
     ``mix`` and ``core`` are ``(bands, frames)`` powers at ``fps`` frames per second. With
@@ -270,9 +279,10 @@ def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights:
     the master EQ will do. The threshold is the mix spread across bands minus ``smr_db``; the
     gain needed is the energy-weighted median over the core's band-frames of core / threshold;
     the loudness is the K-weighted power of the 400 ms blocks that pass BS.1770's relative gate.
+    ``cells`` is :func:`core_cells` of ``core`` where the caller has it (the same result).
     """
-    sel = core > 0
-    if not sel.any():
+    index, core_power = core_cells(core) if cells is None else cells
+    if not index.size:
         return 0.0
     if match > 0:
         have = mix.sum(axis=1) + 1e-30
@@ -281,8 +291,8 @@ def masking_cost(mix: np.ndarray, core: np.ndarray, spread: np.ndarray, weights:
                            MAX_BOOST_DB)
         mix = mix * 10.0 ** (match * ratio_db / 10.0)[:, None]
     thr = (spread @ mix) * 10.0 ** (-smr_db / 10.0)
-    need = 10.0 * np.log10(core[sel] / np.maximum(thr[sel], 1e-30))
-    gain = weighted_median(need, core[sel])
+    need = 10.0 * np.log10(core_power / np.maximum(thr.reshape(-1).take(index), 1e-30))
+    gain = weighted_median(need, core_power)
     power = weights @ mix  # K-weighted power per frame
     block = max(1, int(round(0.4 * fps)))
     hop = max(1, block // 4)
@@ -337,11 +347,12 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
     tonal_mask = np.ones(len(tracks), bool) if tonal is None else np.asarray(tonal, bool)
 
     flat = stack.reshape(len(tracks), -1)
+    cells = core_cells(c)  # the same for every trial mix
 
     def cost(g):
         lin = 10.0 ** (g / 10.0)
         mix = (lin @ flat).reshape(stack.shape[1:])
-        value = masking_cost(mix, c, spread, weights, fps=fps, match=match)
+        value = masking_cost(mix, c, spread, weights, fps=fps, match=match, cells=cells)
         total = float(lin @ power)
         if total > 0 and tonal_mask.any() and not tonal_mask.all():
             share = float(lin[tonal_mask] @ power[tonal_mask]) / total
