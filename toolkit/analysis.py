@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 
 from .buffers import to_channels_first
+from .convolution import fir_tile_matrix
 from .mask import Mask
 from .spectrogram import SpectrogramConverter, SpectrogramParams
 from .spectrogram_image import SpectrogramImage, image_from_mel
@@ -153,6 +154,10 @@ def _fast_spectrum(audio: np.ndarray, sample_rate: float, params: SpectrogramPar
     """:func:`fast_spectrum` and the number of 10 ms frames of the audio (``n // hop``)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
+    if fft not in ("torch", "scipy"):
+        from .errors import ParameterError
+
+        raise ParameterError(f"fft must be 'torch' or 'scipy', got {fft!r}")
     p = params or _DEFAULT_PARAMS
     hop, win = p.hop_length, p.win_length
     n_fft, keep = _fast_sizes(p)
@@ -174,10 +179,6 @@ def _fast_spectrum(audio: np.ndarray, sample_rate: float, params: SpectrogramPar
     blocks = sliding_window_view(x, win)[::step][:-(-frames // stride)]
     columns = blocks.shape[0]
     buffer = _fft_buffer(n_fft, win)
-    if fft not in ("torch", "scipy"):
-        from .errors import ParameterError
-
-        raise ParameterError(f"fft must be 'torch' or 'scipy', got {fft!r}")
     if fft == "torch":
         import torch
 
@@ -234,10 +235,7 @@ class _HalfBand:
         c = taps // 2
         self.first = -((c - 1) // 2)  # e from first to first + len(g) - 1
         self.g = h[c + 2 * np.arange(self.first, (c + 1) // 2 + 1) - 1]
-        B, k = _DECIMATE_TILE, self.g.size
-        self.matrix = np.zeros((B + k - 1, B), np.float32)
-        for o in range(B):
-            self.matrix[o:o + k, o] = self.g
+        self.matrix = fir_tile_matrix(self.g, _DECIMATE_TILE)
 
 
 def _halfband(params: SpectrogramParams) -> _HalfBand | None:

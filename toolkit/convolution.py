@@ -14,7 +14,7 @@ from scipy import fft as sp_fft
 
 from .errors import ParameterError
 
-__all__ = ["convolve"]
+__all__ = ["convolve", "fir_tile_matrix"]
 
 _MIN_BLOCK = 1 << 15
 
@@ -56,3 +56,17 @@ def convolve(audio: np.ndarray, ir: np.ndarray) -> np.ndarray:
         m = min(block, out.shape[-1] - start)
         out[:, start: start + m] += seg[:, :m]
     return out
+
+
+def fir_tile_matrix(taps: np.ndarray, tile: int) -> np.ndarray:
+    """A short FIR as a GEMM over tiles: ``(tile + k - 1, tile)`` float32 with ``taps`` (``k``
+    of them) down each column, one sample lower per column, so that a row of ``tile + k - 1``
+    consecutive input samples times the matrix gives ``tile`` consecutive outputs of the
+    correlation with ``taps``. Stacking rows (one per tile) turns a filter evaluated at chosen
+    tiles (or at every tile) into one matrix product."""
+    taps = np.asarray(taps, np.float32)
+    k = taps.size
+    matrix = np.zeros((tile + k - 1, tile), np.float32)
+    for o in range(tile):
+        matrix[o:o + k, o] = taps
+    return matrix

@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from .buffers import to_channels_first
+from .convolution import fir_tile_matrix
 from .errors import ParameterError
 
 __all__ = ["integrated_lufs", "normalize_lufs", "gain_to_lufs", "true_peak_dbtp", "frame_true_peaks",
@@ -134,12 +135,7 @@ def _tile_matrix() -> np.ndarray:
     input samples ``x[tB - k/2 + 1 ..]`` of tile ``t`` times this matrix give the inter-sample
     values at ``tB + o + r/4`` in column ``(r - 1) * _TILE + o``."""
     H, _ = _polyphase()
-    k, phases = H.shape
-    W = np.zeros((_TILE + k - 1, phases * _TILE), np.float32)
-    for r in range(phases):
-        for o in range(_TILE):
-            W[o:o + k, r * _TILE + o] = H[:, r]
-    return W
+    return np.hstack([fir_tile_matrix(H[:, r], _TILE) for r in range(H.shape[1])])
 
 
 def _tile_peaks(signed: np.ndarray, tiles: np.ndarray) -> np.ndarray:
