@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from blendfx.loudness import OVERSAMPLE
+from blendfx.loudness import _TILE, OVERSAMPLE, _tile_peaks
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import sosfilt
 
@@ -189,18 +189,22 @@ def true_peak_envelope(audio: np.ndarray, margin: int = 0, above: float | None =
     return env[margin:n - margin] if margin else env
 
 
-def _envelope(audio: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _envelope(audio: np.ndarray, above: float | None, mag: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """``true_peak_envelope`` without margins, and which samples hold exact values (the
-    others hold sample magnitudes and are known to have true peaks <= ``above``)."""
+    others hold sample magnitudes and are known to have true peaks <= ``above``). ``mag``:
+    the sample magnitudes (max over channels), when the caller has them."""
     n = audio.shape[-1]
     if n == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
+    env = np.abs(audio).max(axis=0) if mag is None else mag.copy()
     if above is None:
-        return _oversampled(audio), np.ones(n, bool)
-    env = np.abs(audio).max(axis=0)
+        _raise_to_interpolated(audio, env)
+        return env, np.ones(n, bool)
     hot = _stretches_over(env, above / _interpolation_bound())
     if hot.sum() * _SEGMENT > n // 2:  # mostly loud: one pass is cheaper
-        return _oversampled(audio), np.ones(n, bool)
+        _raise_to_interpolated(audio, env)
+        return env, np.ones(n, bool)
     exact = np.repeat(hot, _SEGMENT)[:n]
     starts, stops = _runs(hot, n)
     _oversample_runs(audio, starts, stops, env)
@@ -224,34 +228,26 @@ def true_peak_max(audio: np.ndarray, margin: int = 0, at_least: float = 0.0) -> 
 _SEGMENT = 256  # samples per stretch in the pruned computations
 
 
-def _oversampled(audio: np.ndarray) -> np.ndarray:
-    """Per-sample max over channels of |x| and its OVERSAMPLING - 1 interpolated neighbours.
+def _raise_to_interpolated(audio: np.ndarray, env: np.ndarray) -> None:
+    """Raise ``env`` (the sample magnitudes of ``audio``, max over channels) at every sample to
+    the largest magnitude of the OVERSAMPLING - 1 interpolated values after it.
 
     The interpolation filter is :mod:`blendfx.loudness`'s (a Nyquist filter: its on-sample
-    branch returns the samples themselves), so only the other branches are computed, each as a
-    short correlation, without building the oversampled signal.
+    branch returns the samples themselves), so only the other branches are computed, as one
+    float32 matrix product per 32-position tile (:func:`blendfx.loudness._tile_peaks`): about
+    six times faster than three correlations, and equal to them to float32 rounding (5e-7
+    relative; the correlations accumulated in float64).
     """
-    from scipy.ndimage import correlate1d
-
-    env = np.abs(audio).max(axis=0)
-    for taps in _branches():
-        y = correlate1d(audio, taps, axis=-1, mode="constant")
-        np.maximum(env, np.abs(y).max(axis=0), out=env)
-    return env
+    n = env.size
+    np.maximum(env, _tile_peaks(audio, np.arange(-(-n // _TILE))).ravel()[:n], out=env)
 
 
 @lru_cache(maxsize=1)
-def _branches() -> tuple[np.ndarray, ...]:
-    """Centred correlation kernels of the inter-sample branches of blendfx.loudness's filter.
-
-    Branch r gives the value at ``m + r/4`` from ``x[m - k/2 + 1 .. m + k/2]``; a leading zero
-    makes the kernel odd-length and centred on ``m``.
-    """
+def _reach() -> int:
+    """Samples an interpolated value reads on each side of its position (at most)."""
     from blendfx.loudness import _polyphase
 
-    taps, _ = _polyphase()
-    return tuple(np.concatenate([[0.0], taps[:, r]]).astype(np.float32)
-                 for r in range(taps.shape[1]))
+    return _polyphase()[0].shape[0] // 2
 
 
 def _interpolation_bound() -> float:
@@ -285,31 +281,27 @@ def _runs(stretches: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _oversample_runs(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray,
                      out: np.ndarray) -> None:
-    """Write the exact envelope of ``audio`` over each ``[start, stop)`` into ``out``.
+    """Raise ``out`` over each ``[start, stop)`` to the largest magnitude of the interpolated
+    values at each sample (``out`` holds the sample magnitudes there, or less when the caller
+    accounts for them itself): :func:`_raise_to_interpolated` over the runs only.
 
-    All runs go through one filter call: each is cut with ``_TP_MARGIN`` samples of context
-    and the pieces are laid end to end (a piece's values depend only on its own context, and
-    at the signal's ends the cut itself supplies the zeros the filter assumes).
+    Only the 32-position tiles that cover the runs are interpolated, all in one call of
+    :func:`blendfx.loudness._tile_peaks` on the signal itself (a tile reads its own context;
+    beyond the signal's ends it reads the zeros the filter assumes).
     """
     if starts.size == 0:
         return
-    n = audio.shape[-1]
-    lo = np.maximum(starts - _TP_MARGIN, 0)
-    hi = np.minimum(stops + _TP_MARGIN, n)
-    if starts.size == 1:
-        out[starts[0]:stops[0]] = _oversampled(audio[:, lo[0]:hi[0]])[starts[0] - lo[0]:
-                                                                        stops[0] - lo[0]]
-        return
-    def spans(first: np.ndarray, last: np.ndarray) -> np.ndarray:  # concatenated aranges
-        sizes = last - first
-        return np.arange(int(sizes.sum())) + np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
-
-    env = _oversampled(audio[:, spans(lo, hi)])
-    # piece i holds audio[lo_i:hi_i] from offset_i = sum of the earlier pieces' lengths
-    offsets = np.cumsum(hi - lo) - (hi - lo)
-    core = spans(starts, stops)
-    keep = core + np.repeat(offsets - lo, stops - starts)
-    out[core] = env[keep]
+    first, last = starts // _TILE, (stops - 1) // _TILE + 1
+    sizes = last - first
+    # the tiles of every run, concatenated (runs are sorted; neighbours may share a tile)
+    tiles = np.unique(np.arange(int(sizes.sum())) + np.repeat(first - (np.cumsum(sizes) - sizes),
+                                                              sizes))
+    inter = _tile_peaks(audio, tiles).ravel()
+    pos = (tiles[:, None] * _TILE + np.arange(_TILE)).ravel()
+    run = np.searchsorted(starts, pos, side="right") - 1
+    inside = (run >= 0) & (pos < stops[np.maximum(run, 0)])
+    pos = pos[inside]
+    out[pos] = np.maximum(out[pos], inter[inside])
 
 
 def _window(seconds: float, sample_rate: float) -> int:
@@ -364,7 +356,8 @@ def limit(audio: np.ndarray, ceiling: float, sample_rate: float, margin: int, pe
     """
     audio = np.asarray(audio, dtype=np.float32)
     n = audio.shape[-1]
-    env, exact = _envelope(audio, ceiling)
+    mag = np.abs(audio).max(axis=0)
+    env, exact = _envelope(audio, ceiling, mag)
     need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     hold = minimum_filter1d(need, _window(hold_s, sample_rate), mode="nearest")
     gain = uniform_filter1d(hold, _window(lookahead_s, sample_rate), mode="nearest")
@@ -375,26 +368,26 @@ def limit(audio: np.ndarray, ceiling: float, sample_rate: float, margin: int, pe
         peak = 0.0 if hi <= lo else true_peak_max(
             audio[:, margin:n - margin] * gain[margin:n - margin], peak_margin)
         return gain[margin:n - margin], peak
-    peak = _peak_after_gain(audio, gain, env, exact, lo, hi)
+    peak = _peak_after_gain(audio, gain, mag, env, exact, lo, hi)
     return gain[margin:n - margin], peak
 
 
-def _peak_after_gain(audio: np.ndarray, gain: np.ndarray, env: np.ndarray, exact: np.ndarray,
-                     lo: int, hi: int) -> float:
-    """Exact true peak of ``audio * gain`` over ``[lo, hi)``, given ``audio``'s envelope
-    ``env`` (exact where ``exact``). Needs >= 32 samples of context around."""
-    half = _branches()[0].size // 2  # an interpolated value reads the samples within +-half
+def _peak_after_gain(audio: np.ndarray, gain: np.ndarray, mag: np.ndarray, env: np.ndarray,
+                     exact: np.ndarray, lo: int, hi: int) -> float:
+    """Exact true peak of ``audio * gain`` over ``[lo, hi)``, given ``audio``'s sample
+    magnitudes ``mag`` and envelope ``env`` (exact where ``exact``). Needs >= 32 samples of
+    context around."""
+    half = _reach()  # an interpolated value reads the samples within +-half
     g = gain[lo:hi]
     # moving[p]: the gain changes somewhere within p's reach
-    steps = np.concatenate([[0], np.cumsum(gain[1:] != gain[:-1])])
+    steps = np.concatenate([[0], np.cumsum(gain[1:] != gain[:-1], dtype=np.int32)])
     moving = steps[lo + half:hi + half] != steps[lo - half:hi - half]
-    mag = np.abs(audio).max(axis=0)
-    best = float((mag[lo:hi] * g).max())
+    scaled = mag[lo:hi] * g  # the output's sample magnitudes
+    best = float(scaled.max())
     # constant gain over a value's reach: the output's true peak there is gain * env
     known = exact[lo:hi] & ~moving
     if known.any():
         best = max(best, float((env[lo:hi] * g)[known].max()))
-    out = audio * gain
     m = hi - lo
     count = -(-m // _SEGMENT)
 
@@ -408,7 +401,7 @@ def _peak_after_gain(audio: np.ndarray, gain: np.ndarray, env: np.ndarray, exact
     # filter's largest gain) decides whether they could beat the maximum
     unknown = per_stretch(~exact[lo:hi] & ~moving, False).any(axis=1)
     # a value reads samples of its own stretch and at most the neighbouring ones
-    peaks = per_stretch(mag[lo:hi] * g, 0.0).max(axis=1)
+    peaks = per_stretch(scaled, 0.0).max(axis=1)
     edge = np.array([(mag[lo - _TP_MARGIN:lo] * gain[lo - _TP_MARGIN:lo]).max(),
                      (mag[hi:hi + _TP_MARGIN] * gain[hi:hi + _TP_MARGIN]).max()])
     near = peaks.copy()
@@ -419,7 +412,7 @@ def _peak_after_gain(audio: np.ndarray, gain: np.ndarray, env: np.ndarray, exact
     todo |= unknown & (bound > best)
     starts, stops = _runs(todo, m)
     if starts.size:
-        env_out = np.zeros(out.shape[-1], np.float32)
-        _oversample_runs(out, starts + lo, stops + lo, env_out)
+        env_out = np.zeros(audio.shape[-1], np.float32)  # (the samples are in `best`)
+        _oversample_runs(audio * gain, starts + lo, stops + lo, env_out)
         best = max(best, float(env_out[lo:hi].max()))
     return best

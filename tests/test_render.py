@@ -311,6 +311,38 @@ def test_loudness_meter_matches_pyloudnorm(rate, channels, seconds):
     assert short.integrated() == float("-inf")
 
 
+def test_true_peak_envelope_equals_a_direct_float64_oversampling():
+    """The envelope (GEMM tiles, pruned or not) against the filter's branches applied directly
+    in float64: equal to float32 rounding, at the signal's ends and odd lengths too."""
+    from blendfx.loudness import _polyphase
+    from blendfx.render.mastering import limit, true_peak_max
+
+    taps, _ = _polyphase()
+    k = taps.shape[0]
+    rng = np.random.default_rng(11)
+    for n in (1, 23, 32, 33, 700, 5000):
+        x = (rng.standard_normal((2, n)) * 0.2).astype(np.float32)
+        x[:, n // 2] = 0.9  # a peak: the pruned envelope oversamples around it only
+        padded = np.pad(x.astype(np.float64), ((0, 0), (k // 2 - 1, k // 2)))
+        # the value at m + r/4 reads x[m - k/2 + 1 .. m + k/2] (zeros beyond the signal)
+        expect = np.abs(x).max(axis=0).astype(np.float64)
+        for r in range(taps.shape[1]):
+            y = np.stack([np.convolve(c, taps[::-1, r], mode="valid") for c in padded])
+            expect = np.maximum(expect, np.abs(y).max(axis=0))
+        full = true_peak_envelope(x)
+        assert full == pytest.approx(expect, rel=2e-6, abs=1e-7)
+        pruned = true_peak_envelope(x, above=0.8)
+        over = expect > 0.8
+        assert pruned[over] == pytest.approx(expect[over], rel=2e-6)
+        assert np.all(pruned[~over] <= 0.8 * (1 + 1e-6))
+        assert true_peak_max(x) == pytest.approx(expect.max(), rel=2e-6)
+    # the limiter's output peak (from the input's envelope) against the limited signal's own
+    x = (rng.standard_normal((2, 20000)) * 0.1).astype(np.float32)
+    x[:, 9000:9010] = 1.4
+    gain, peak = limit(x, 0.8, 44100, 2000, 32)
+    assert peak == pytest.approx(true_peak_max(x[:, 2000:-2000] * gain, 32), rel=2e-6)
+
+
 def test_limiter_gain_is_a_brick_wall():
     rng = np.random.default_rng(5)
     sr, margin = 44100, 2000
