@@ -164,6 +164,26 @@ def test_a_note_sounds_the_same_alone_or_sharing_its_tone(voice):
     np.testing.assert_array_equal(alone, together)
 
 
+def test_shared_curves_are_the_curves_made_alone_bit_for_bit():
+    """Inside render_part, a part's notes share their vibrato, tremolo and decay curves (the
+    longest made so far, sliced): every note's tone must equal the one made on its own."""
+    from blendfx import synth
+
+    lengths = [1, 7, 4097, 30000, 12345, 88200, 300]
+    tones = {
+        "strings": lambda n: synth._subtractive(440.0, n, 0.7, SR, None, unison=3, detune=14,
+                                                vibrato=0.12, env_amount=2.0, tremolo=0.1),
+        "epiano": lambda n: synth._fm(220.0, n, 0.8, SR, None, tine=0.25, tremolo=0.15),
+        "vinyl": lambda n: synth._band_noise(300.0, n, 0.5, SR, None, lfo=0.3, seed=3),
+    }
+    alone = {(name, n): make(n) for name, make in tones.items() for n in lengths}
+    with synth._shared_curves():
+        for (name, n), expected in alone.items():
+            np.testing.assert_array_equal(tones[name](n), expected)
+        assert synth._curves.cache  # (the curves were shared)
+    assert synth._curves.cache is None
+
+
 # -- listening -------------------------------------------------------------------------------------
 def _onset_ratio(noise: np.ndarray, beats: np.ndarray) -> float:
     """Noise onset strength (librosa, +-10 ms) at ``beats`` over its mean at shuffled times."""

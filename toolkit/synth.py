@@ -27,8 +27,10 @@ rendering of it), :func:`render_drums` a list of General MIDI drum hits (channel
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -143,6 +145,43 @@ def _sine(phase: np.ndarray) -> np.ndarray:
     return _table(("sine",), 1)[idx]
 
 
+# -- curves of the sample index alone, shared by a part's notes ---------------------------------
+_curves = threading.local()
+
+
+@contextlib.contextmanager
+def _shared_curves() -> Iterator[None]:
+    """Inside the block, the curves :func:`_prefix` makes on this thread are kept and shared
+    (a part's notes ask for the same vibrato, tremolo and decay curves at many lengths);
+    afterwards they are dropped (a long note's curve is megabytes)."""
+    _curves.cache = {}
+    try:
+        yield
+    finally:
+        _curves.cache = None
+
+
+def _prefix(key: tuple, n: int, make: Callable[[int], np.ndarray]) -> np.ndarray:
+    """The first ``n`` samples of ``make(n)``: a curve whose every sample is elementwise numpy
+    on its own index, so the start of a longer one is the same, bit for bit. Inside
+    :func:`_shared_curves` the longest one made so far under ``key`` is kept (read-only) and
+    sliced; elsewhere the curve is made."""
+    cache = getattr(_curves, "cache", None)
+    if cache is None:
+        return make(n)
+    curve = cache.get(key)
+    if curve is None or curve.size < n:
+        curve = make(n)
+        curve.flags.writeable = False
+        cache[key] = curve
+    return curve[:n]
+
+
+def _decay(n: int, samples: float) -> np.ndarray:
+    """``exp(-k / samples)`` for k = 0 .. n - 1 (float64): an exponential decay."""
+    return _prefix(("decay", samples), n, lambda m: np.exp(-np.arange(m) / samples))
+
+
 @lru_cache(maxsize=1024)
 def _butter(order: int, cutoff: float | tuple[float, float], btype: str, sr: float) -> np.ndarray:
     """Butterworth second-order sections (designing one costs as much as filtering a second of
@@ -223,13 +262,17 @@ class Voice:
 # -- engines -------------------------------------------------------------------------------------
 def _vibrato(f, n_total, sr, depth, rate):
     """Frequency curve with a vibrato (semitones) that fades in after the attack."""
-    t = np.arange(n_total) / sr
-    amount = depth * np.clip(t / 0.4 - 0.3, 0.0, 1.0)
-    return f * 2.0 ** (amount * _sine(rate * t) / 12.0)
+    def ratio(m: int) -> np.ndarray:
+        t = np.arange(m) / sr
+        amount = depth * np.clip(t / 0.4 - 0.3, 0.0, 1.0)
+        return 2.0 ** (amount * _sine(rate * t) / 12.0)
+
+    return f * _prefix(("vibrato", sr, depth, rate), n_total, ratio)
 
 
 def _lfo_gain(depth: float, rate: float, n_total: int, sr: float) -> np.ndarray:
-    return 1.0 - depth * 0.5 * (1.0 + _sine(rate * np.arange(n_total) / sr))
+    return _prefix(("lfo", depth, rate, sr), n_total,
+                   lambda m: 1.0 - depth * 0.5 * (1.0 + _sine(rate * np.arange(m) / sr)))
 
 
 def _subtractive(freq, n, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.0, sub=0.0,
@@ -255,7 +298,7 @@ def _subtractive(freq, n, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.
     dark = _lowpass(x, base, sr)
     if env_amount > 1.0:
         bright = _lowpass(x, base * env_amount, sr)
-        fenv = np.exp(-np.arange(n) / (sr * fenv_decay))
+        fenv = _decay(n, sr * fenv_decay)
         x = dark + (bright - dark) * fenv
     else:
         x = dark
@@ -267,9 +310,12 @@ def _subtractive(freq, n, vel, sr, bend, *, shapes=("saw",), unison=1, detune=0.
 def _fm(freq, n, vel, sr, bend, *, ratio=1.0, index=2.0, index_decay=0.4, tine=0.0, tine_ratio=14.0,
         tremolo=0.0, trem_rate=5.0):
     """Two-operator FM: ``sin(carrier + I(t) sin(modulator))`` with a decaying index."""
-    t = _ramp(n).astype(np.float32) * np.float32(1.0 / sr)
-    depth = np.exp(t * np.float32(-1.0 / index_decay)) * np.float32(index * (0.4 + 0.8 * vel) / (2 * np.pi))
-    ring = np.exp(t * np.float32(-1 / 0.03)) * np.float32(tine * vel) if tine else None
+    def fall(tau: float) -> np.ndarray:  # exp(-t / tau), float32
+        return _prefix(("fall32", sr, tau), n, lambda m: np.exp(
+            _ramp(m).astype(np.float32) * np.float32(1.0 / sr) * np.float32(-1.0 / tau)))
+
+    depth = fall(index_decay) * np.float32(index * (0.4 + 0.8 * vel) / (2 * np.pi))
+    ring = fall(0.03) * np.float32(tine * vel) if tine else None
     if bend is None:  # phases from accumulators, float32
         x = _sine(_cycles(freq, n, sr) + depth * _sine_osc(freq * ratio, n, sr))
         if tine:
@@ -615,31 +661,33 @@ def render_part(voice: str, notes: np.ndarray, sample_rate: float, length: int,
                 scratch[0] = np.empty(b - a, dtype=np.float32)
             out[a:b] += np.multiply(wave[a - s0:b - s0], env[a - s0:b - s0], out=scratch[0][:b - a])
 
-    groups: dict[tuple, list[tuple[int, int, int]]] = {}
-    for (start, end, pitch, velocity), factor in zip(notes, bright, strict=True):
-        s0 = int(round(start * sr))
-        if s0 >= length or velocity <= 0:
-            continue
-        key = (round(float(pitch), 4), int(velocity), round(float(factor), 3))
-        freq = 440.0 * 2.0 ** ((key[0] - 69.0) / 12.0)
-        if freq >= 0.45 * sr or freq < 8.0:
-            continue
-        n_on = _held_samples(int(round(end * sr)) - s0)
-        n_total = max(1, min(n_on + tail, length - s0))
-        if key[2] not in settings:
-            settings[key[2]] = _split_params(v.engine, _brighten(v.engine, v.params, key[2]))
-        ratio = bend(s0, n_total) if bend is not None else None
-        if ratio is not None:  # a bent note is a tone of its own
+    # the notes' tones share their vibrato, tremolo and decay curves (see _prefix)
+    with _shared_curves():
+        groups: dict[tuple, list[tuple[int, int, int]]] = {}
+        for (start, end, pitch, velocity), factor in zip(notes, bright, strict=True):
+            s0 = int(round(start * sr))
+            if s0 >= length or velocity <= 0:
+                continue
+            key = (round(float(pitch), 4), int(velocity), round(float(factor), 3))
+            freq = 440.0 * 2.0 ** ((key[0] - 69.0) / 12.0)
+            if freq >= 0.45 * sr or freq < 8.0:
+                continue
+            n_on = _held_samples(int(round(end * sr)) - s0)
+            n_total = max(1, min(n_on + tail, length - s0))
+            if key[2] not in settings:
+                settings[key[2]] = _split_params(v.engine, _brighten(v.engine, v.params, key[2]))
+            ratio = bend(s0, n_total) if bend is not None else None
+            if ratio is not None:  # a bent note is a tone of its own
+                tone_params, adsr = settings[key[2]]
+                place(s0, _note_tone(v, freq, key, n_total, sr, ratio, tone_params), n_on, n_total, adsr)
+            else:
+                groups.setdefault(key, []).append((s0, n_on, n_total))
+        for key, placed in groups.items():
             tone_params, adsr = settings[key[2]]
-            place(s0, _note_tone(v, freq, key, n_total, sr, ratio, tone_params), n_on, n_total, adsr)
-        else:
-            groups.setdefault(key, []).append((s0, n_on, n_total))
-    for key, placed in groups.items():
-        tone_params, adsr = settings[key[2]]
-        freq = 440.0 * 2.0 ** ((key[0] - 69.0) / 12.0)
-        tone = _note_tone(v, freq, key, max(n for _, _, n in placed), sr, None, tone_params)
-        for s0, n_on, n_total in placed:
-            place(s0, tone, n_on, n_total, adsr)
+            freq = 440.0 * 2.0 ** ((key[0] - 69.0) / 12.0)
+            tone = _note_tone(v, freq, key, max(n for _, _, n in placed), sr, None, tone_params)
+            for s0, n_on, n_total in placed:
+                place(s0, tone, n_on, n_total, adsr)
     return out
 
 
