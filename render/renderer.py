@@ -553,11 +553,13 @@ class _Background:
             raise self._error
 
 
-#: Niceness added to the threads of background tracks (Linux: per thread; a CPU-bound
-#: thread at +3 gets about half the share of one at 0 while both want a core: the background
-#: tracks still finish before the generator's last effects, so the mix's first pass can follow
-#: those, see _PreMeasure).
-_BACKGROUND_NICE = 3
+#: Niceness added to the threads of background tracks (Linux: per thread). A CPU-bound thread
+#: at +10 gets about a tenth of a core that a thread at 0 also wants, so the background tracks
+#: run mostly on what the generator leaves idle (its serial steps) instead of slowing it; they
+#: still finish before the generator's last effects, so the mix's first pass can follow those
+#: (see _PreMeasure). Measured on the benchmark session (2 cores): +3 slowed the Composer by
+#: about 0.5 s more than +10; at +19 the background tracks finished after it.
+_BACKGROUND_NICE = 10
 
 
 def _lower_thread_priority() -> None:
