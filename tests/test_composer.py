@@ -455,3 +455,38 @@ def test_build_midi_writes_controllers_in_order_clamped_to_the_midi_range():
     assert velocities == [100, 127]
     score = read_midi(mid)
     assert score.parts[0].controls[7][:, 1].tolist() == [127, 0]
+
+
+def test_gc_paused_is_reentrant_across_threads_and_restores_the_collector():
+    """build_midi/read_midi hold off the cyclic collector (full collections over ~50 000
+    messages found nothing to free); overlapping pauses on two threads end with it running."""
+    import gc
+    import threading
+
+    from blendfx.threads import gc_paused
+
+    assert gc.isenabled()
+    inside, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with gc_paused():
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=other)
+    with gc_paused():
+        worker.start()
+        assert inside.wait(5) and not gc.isenabled()
+    assert not gc.isenabled()  # the other thread's pause still holds
+    release.set()
+    worker.join()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector that was off stays off
+    finally:
+        gc.enable()
+    build_midi([], np.array([[0, 500000]]))
+    assert gc.isenabled()

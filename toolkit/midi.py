@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .files import atomic_path
+from .threads import gc_paused
 
 __all__ = ["Part", "Score", "TrackSpec", "build_midi", "read_midi", "save_midi", "ticks_to_seconds",
            "seconds_to_ticks", "set_score_meta", "meta_of",
@@ -199,6 +200,7 @@ def _read_meta(msg) -> dict | None:
         return None
 
 
+@gc_paused()  # (tens of thousands of message objects: no full collections meanwhile)
 def build_midi(tracks: list[TrackSpec], tempo_map: np.ndarray, *, ticks_per_beat: int = 480,
                time_signatures: list[tuple[int, int, int]] | None = None, key_name: str | None = None,
                end_tick: int | None = None, meta: dict | None = None, title: str = "blendfx"):
@@ -332,6 +334,7 @@ def _open(src):
         raise ParameterError(f"cannot read MIDI file {src}: {exc}") from None
 
 
+@gc_paused()
 def read_midi(src) -> Score:
     """Read a MIDI file (path or ``mido.MidiFile``) into a :class:`Score`.
 
