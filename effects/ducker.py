@@ -90,7 +90,10 @@ class Ducker(Effect):
         x = x.reshape(blocks, L)
         j = np.arange(L, dtype=np.float64)
         down = np.exp(j * r_log)  # r ** j
-        acc = np.maximum.accumulate(x * np.exp(-j * r_log), axis=1)
+        # the running maximum along each stretch, with the stretches laid down the columns:
+        # numpy's accumulate holds the GIL along the last axis but not along the first (the
+        # same maxima), and this runs beside the other tracks' threads
+        acc = np.maximum.accumulate((x * np.exp(-j * r_log)).T.copy(), axis=0).T
         acc *= down
         # the peak at each stretch's end, in order: the carry into the next stretch
         ends = acc[:, -1]
