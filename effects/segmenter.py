@@ -111,9 +111,18 @@ class MusicNoiseSegmenter(Effect):
         x = torch.as_tensor(audio, device=model.device)
         if float(sample_rate) == float(c.sample_rate):
             spec = stft(x, c.n_fft, c.hop_length)
-            # a mono input's STFT is the analysis STFT too: no second one
-            mono = spec[0] if spec.shape[0] == 1 else stft(x.mean(dim=0), c.n_fft, c.hop_length)
-            gain = torch.from_numpy(model.segment_power(power(mono)).music).to(model.device)
+            # the STFT is linear: the mono mix's STFT is the channels' mean, added as real pairs
+            # channel by channel (several times cheaper than a second STFT, torch's complex mean
+            # or a sum over the channel axis)
+            pairs = torch.view_as_real(spec)
+            mono = pairs[0]
+            if spec.shape[0] > 1:
+                mono = mono + pairs[1]
+                for more in pairs[2:]:
+                    mono += more
+                mono /= spec.shape[0]
+            gain = torch.from_numpy(model.segment_power(power(torch.view_as_complex(mono))).music
+                                    ).to(model.device)
             n_fft, hop = c.n_fft, c.hop_length
         else:
             # The mask at the input's rate: an STFT with the same durations (11.6 ms window,
@@ -129,7 +138,9 @@ class MusicNoiseSegmenter(Effect):
             gain = 1.0 - gain
         floor = 10.0 ** (self.floor_db / 20.0)
         gain = gain.clamp_(0.0, 1.0).mul_(1.0 - floor).add_(floor)
-        out = istft(spec.mul_(gain[None, :, : spec.shape[-1]]), n_fft, hop, audio.shape[1])
+        # a complex gain: torch's complex x complex product is faster than complex x real
+        gain = gain[:, : spec.shape[-1]].to(spec.dtype)
+        out = istft(spec.mul_(gain[None]), n_fft, hop, audio.shape[1])
         return out.cpu().numpy()
 
 

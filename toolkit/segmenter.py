@@ -284,12 +284,13 @@ def istft(spec, n_fft: int, hop_length: int, length: int):
     # Overlap-add by hand: with n_fft = k * hop every frame is k whole hops, so the sum is k
     # shifted adds (several times faster than torch.istft's general fold on the CPU).
     k, frames = n_fft // hop_length, flat.shape[-1]
-    synthesis = window * window.sum()  # the window and the undoing of stft's scale, in one pass
-    seg = torch.fft.irfft(flat, n=n_fft, dim=-2) * synthesis[:, None]      # (b, n_fft, frames)
-    seg = seg.reshape(seg.shape[0], k, hop_length, frames).permute(0, 3, 1, 2)  # (b, frames, k, hop)
+    # the window and the undoing of stft's scale, one factor per sample of a hop
+    synthesis = (window * window.sum()).reshape(k, 1, hop_length)
+    seg = torch.fft.irfft(flat, n=n_fft, dim=-2)                                 # (b, n_fft, frames)
+    seg = seg.reshape(seg.shape[0], k, hop_length, frames).permute(0, 1, 3, 2)  # (b, k, frames, hop)
     acc = seg.new_zeros(seg.shape[0], frames + k - 1, hop_length)
-    for j in range(k):
-        acc[:, j:j + frames] += seg[:, :, j]
+    for j in range(k):  # windowing fused into the adds: no windowed copy of every frame
+        acc[:, j:j + frames].addcmul_(seg[:, j], synthesis[j])
     out = acc.reshape(seg.shape[0], -1)
     env = _ola_envelope(n_fft, hop_length, frames, spec.device)
     start = n_fft // 2  # centred frames: drop the padding
