@@ -115,12 +115,7 @@ class MusicNoiseSegmenter(Effect):
             # channel by channel (several times cheaper than a second STFT, torch's complex mean
             # or a sum over the channel axis)
             pairs = torch.view_as_real(spec)
-            mono = pairs[0]
-            if spec.shape[0] > 1:
-                mono = mono + pairs[1]
-                for more in pairs[2:]:
-                    mono += more
-                mono /= spec.shape[0]
+            mono = pairs[0] if len(pairs) == 1 else sum(pairs[1:], pairs[0]) / len(pairs)
             gain = torch.from_numpy(model.segment_power(power(torch.view_as_complex(mono))).music
                                     ).to(model.device)
             n_fft, hop = c.n_fft, c.hop_length

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from blendfx.loudness import _TILE, OVERSAMPLE, _tile_peaks
+from blendfx.loudness import OVERSAMPLE, TILE, oversampling_filter, tile_peaks
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import sosfilt
 
@@ -234,27 +234,23 @@ def _raise_to_interpolated(audio: np.ndarray, env: np.ndarray) -> None:
 
     The interpolation filter is :mod:`blendfx.loudness`'s (a Nyquist filter: its on-sample
     branch returns the samples themselves), so only the other branches are computed, as one
-    float32 matrix product per 32-position tile (:func:`blendfx.loudness._tile_peaks`): about
+    float32 matrix product per 32-position tile (:func:`blendfx.loudness.tile_peaks`): about
     six times faster than three correlations, and equal to them to float32 rounding (5e-7
     relative; the correlations accumulated in float64).
     """
     n = env.size
-    np.maximum(env, _tile_peaks(audio, np.arange(-(-n // _TILE))).ravel()[:n], out=env)
+    np.maximum(env, tile_peaks(audio, np.arange(-(-n // TILE))).ravel()[:n], out=env)
 
 
 @lru_cache(maxsize=1)
 def _reach() -> int:
     """Samples an interpolated value reads on each side of its position (at most)."""
-    from blendfx.loudness import _polyphase
-
-    return _polyphase()[0].shape[0] // 2
+    return oversampling_filter()[0].shape[0] // 2
 
 
 def _interpolation_bound() -> float:
     """Largest possible ratio of an interpolated value to the largest nearby sample magnitude."""
-    from blendfx.loudness import _polyphase
-
-    return _polyphase()[1]
+    return oversampling_filter()[1]
 
 
 def _stretches_over(mag: np.ndarray, level: float) -> np.ndarray:
@@ -286,18 +282,18 @@ def _oversample_runs(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray,
     accounts for them itself): :func:`_raise_to_interpolated` over the runs only.
 
     Only the 32-position tiles that cover the runs are interpolated, all in one call of
-    :func:`blendfx.loudness._tile_peaks` on the signal itself (a tile reads its own context;
+    :func:`blendfx.loudness.tile_peaks` on the signal itself (a tile reads its own context;
     beyond the signal's ends it reads the zeros the filter assumes).
     """
     if starts.size == 0:
         return
-    first, last = starts // _TILE, (stops - 1) // _TILE + 1
+    first, last = starts // TILE, (stops - 1) // TILE + 1
     sizes = last - first
     # the tiles of every run, concatenated (runs are sorted; neighbours may share a tile)
     tiles = np.unique(np.arange(int(sizes.sum())) + np.repeat(first - (np.cumsum(sizes) - sizes),
                                                               sizes))
-    inter = _tile_peaks(audio, tiles).ravel()
-    pos = (tiles[:, None] * _TILE + np.arange(_TILE)).ravel()
+    inter = tile_peaks(audio, tiles).ravel()
+    pos = (tiles[:, None] * TILE + np.arange(TILE)).ravel()
     run = np.searchsorted(starts, pos, side="right") - 1
     inside = (run >= 0) & (pos < stops[np.maximum(run, 0)])
     pos = pos[inside]

@@ -98,10 +98,10 @@ def test_true_peak_ceiling(music_clip):
 
 def _every_position_true_peak(x):
     """The same 4x interpolator evaluated at every position, float64 (no pruning)."""
-    from blendfx.loudness import _polyphase
+    from blendfx.loudness import oversampling_filter
     from numpy.lib.stride_tricks import sliding_window_view
 
-    H, _ = _polyphase()
+    H, _ = oversampling_filter()
     k = H.shape[0]
     x = np.atleast_2d(np.asarray(x, np.float64))
     best = np.abs(x).max()

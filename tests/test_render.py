@@ -314,10 +314,10 @@ def test_loudness_meter_matches_pyloudnorm(rate, channels, seconds):
 def test_true_peak_envelope_equals_a_direct_float64_oversampling():
     """The envelope (GEMM tiles, pruned or not) against the filter's branches applied directly
     in float64: equal to float32 rounding, at the signal's ends and odd lengths too."""
-    from blendfx.loudness import _polyphase
+    from blendfx.loudness import oversampling_filter
     from blendfx.render.mastering import limit, true_peak_max
 
-    taps, _ = _polyphase()
+    taps, _ = oversampling_filter()
     k = taps.shape[0]
     rng = np.random.default_rng(11)
     for n in (1, 23, 32, 33, 700, 5000):

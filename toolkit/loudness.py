@@ -22,7 +22,8 @@ from .convolution import fir_tile_matrix
 from .errors import ParameterError
 
 __all__ = ["integrated_lufs", "normalize_lufs", "gain_to_lufs", "true_peak_dbtp", "frame_true_peaks",
-           "true_peak_ceiling", "db_to_gain", "gain_to_db", "OVERSAMPLE"]
+           "true_peak_ceiling", "db_to_gain", "gain_to_db", "OVERSAMPLE", "TILE", "oversampling_filter",
+           "tile_peaks"]
 
 #: BS.1770-4 Annex 2: true peak from a 4x oversampled signal.
 OVERSAMPLE = 4
@@ -34,7 +35,7 @@ _BLOCK_S = 0.4  # BS.1770 gating block
 #: Interpolated positions per tile in frame_true_peaks: each tile's 3 x 32 inter-sample values are
 #: one row of a GEMM on its 55 input samples (a 1.7x copy of the selected input, not the 24x of
 #: one 24-sample window per position).
-_TILE = 32
+TILE = 32
 _TILES_PER_GEMM = 2048  # bounded memory: (2048, 55) inputs, (2048, 96) outputs
 
 
@@ -109,7 +110,7 @@ def normalize_lufs(audio: np.ndarray, sample_rate: float, target_lufs: float = -
 
 
 @lru_cache(maxsize=1)
-def _polyphase() -> tuple[np.ndarray, float]:
+def oversampling_filter() -> tuple[np.ndarray, float]:
     """Inter-sample branches of the 4x oversampling filter and its worst-case gain.
 
     A Kaiser-windowed sinc with cutoff at the original Nyquist (a Nyquist filter: every 4th tap
@@ -131,16 +132,16 @@ def _polyphase() -> tuple[np.ndarray, float]:
 
 @lru_cache(maxsize=1)
 def _tile_matrix() -> np.ndarray:
-    """``(_TILE + k - 1, 3 * _TILE)`` float32: the polyphase branches laid out so that the
+    """``(TILE + k - 1, 3 * TILE)`` float32: the polyphase branches laid out so that the
     input samples ``x[tB - k/2 + 1 ..]`` of tile ``t`` times this matrix give the inter-sample
-    values at ``tB + o + r/4`` in column ``(r - 1) * _TILE + o``."""
-    H, _ = _polyphase()
-    return np.hstack([fir_tile_matrix(H[:, r], _TILE) for r in range(H.shape[1])])
+    values at ``tB + o + r/4`` in column ``(r - 1) * TILE + o``."""
+    H, _ = oversampling_filter()
+    return np.hstack([fir_tile_matrix(H[:, r], TILE) for r in range(H.shape[1])])
 
 
-def _tile_peaks(signed: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+def tile_peaks(signed: np.ndarray, tiles: np.ndarray) -> np.ndarray:
     """Largest |inter-sample value| (over the 3 branches and all channels) at each position of
-    the given tiles, ``(tiles.size, _TILE)`` float32; positions past the end of the signal read
+    the given tiles, ``(tiles.size, TILE)`` float32; positions past the end of the signal read
     its zero padding (callers drop them)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
@@ -148,9 +149,9 @@ def _tile_peaks(signed: np.ndarray, tiles: np.ndarray) -> np.ndarray:
     W = _tile_matrix()
     seg = W.shape[0]
     n = signed.shape[1]
-    out = np.zeros((tiles.size, _TILE), np.float32)
+    out = np.zeros((tiles.size, TILE), np.float32)
     for lo in range(0, tiles.size, _TILES_PER_GEMM):
-        starts = tiles[lo:lo + _TILES_PER_GEMM] * _TILE - (k // 2 - 1)  # tile t reads x[tB - k/2 + 1 ..]
+        starts = tiles[lo:lo + _TILES_PER_GEMM] * TILE - (k // 2 - 1)  # tile t reads x[tB - k/2 + 1 ..]
         inner = (starts >= 0) & (starts + seg <= n)
         edge = np.flatnonzero(~inner)
         if edge.size:  # tiles at the ends read zeros beyond the signal
@@ -169,19 +170,19 @@ def _tile_peaks(signed: np.ndarray, tiles: np.ndarray) -> np.ndarray:
             values = rows @ W
             np.abs(values, out=values)
             # the 3 branches side by side: the largest of each position's three values
-            np.maximum(best, values[:, :_TILE], out=best)
-            for r in range(1, W.shape[1] // _TILE):
-                np.maximum(best, values[:, r * _TILE:(r + 1) * _TILE], out=best)
+            np.maximum(best, values[:, :TILE], out=best)
+            for r in range(1, W.shape[1] // TILE):
+                np.maximum(best, values[:, r * TILE:(r + 1) * TILE], out=best)
     return out
 
 
 def _tiles_reading(hot: np.ndarray, n: int, k: int) -> np.ndarray:
     """Sorted indices of the tiles whose interpolated positions read any of the ``hot``
     samples: outputs ``s - k/2 .. s + k/2 - 1`` read sample ``s``, at most two tiles
-    (``_TILE >= k``)."""
-    tiles = np.zeros(-(-n // _TILE), bool)
-    tiles[np.maximum(hot - k // 2, 0) // _TILE] = True
-    tiles[np.minimum(hot + k // 2 - 1, n - 1) // _TILE] = True
+    (``TILE >= k``)."""
+    tiles = np.zeros(-(-n // TILE), bool)
+    tiles[np.maximum(hot - k // 2, 0) // TILE] = True
+    tiles[np.minimum(hot + k // 2 - 1, n - 1) // TILE] = True
     return np.flatnonzero(tiles)
 
 
@@ -216,7 +217,7 @@ def frame_true_peaks(audio: np.ndarray, hop: int, blocks: np.ndarray | None = No
     n_blocks = -(-n // hop)
     if n == 0:
         return np.zeros(0)
-    H, bound = _polyphase()
+    H, bound = oversampling_filter()
     k = H.shape[0]
     if n_blocks == 1 and blocks is not None and not np.any(blocks):
         # one block, bound only (the whole-signal check): two reductions, no temporaries
@@ -230,7 +231,7 @@ def frame_true_peaks(audio: np.ndarray, hop: int, blocks: np.ndarray | None = No
         # compared signed (no |x| buffer), channels together: positions modulo n
         level = np.float32(peak / bound * (1 - 1e-6))
         hot = np.flatnonzero((signed > level) | (signed < -level)) % n
-        inter = _tile_peaks(signed, _tiles_reading(hot, n, k))
+        inter = tile_peaks(signed, _tiles_reading(hot, n, k))
         return np.array([max(peak, float(inter.max()))])
     mag = np.abs(signed).max(axis=0)
     peaks = np.pad(mag, (0, n_blocks * hop - n)).reshape(n_blocks, hop).max(axis=1).astype(np.float64)
@@ -257,8 +258,8 @@ def frame_true_peaks(audio: np.ndarray, hop: int, blocks: np.ndarray | None = No
     if not hot.size:
         return np.where(exact, peaks, upper)
     tiles = _tiles_reading(hot, n, k)
-    inter = _tile_peaks(signed, tiles).ravel()
-    pos = (tiles[:, None] * _TILE + np.arange(_TILE)).ravel()
+    inter = tile_peaks(signed, tiles).ravel()
+    pos = (tiles[:, None] * TILE + np.arange(TILE)).ravel()
     keep = pos < n
     keep[keep] = exact[pos[keep] // hop]
     pos, inter = pos[keep], inter[keep]
