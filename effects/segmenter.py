@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from blendfx.effect import Effect
 from blendfx.params import ChoiceParam, FloatParam, StrParam
-from blendfx.segmenter import Segmentation, Segmenter, istft, load_segmenter, power, stft
+from blendfx.segmenter import Segmentation, Segmenter, load_segmenter, stft_filter
 
 __all__ = ["MusicNoiseSegmenter", "cnn_noise_mask", "register_cnn_mode"]
 
@@ -110,14 +110,10 @@ class MusicNoiseSegmenter(Effect):
         c = model.config
         x = torch.as_tensor(audio, device=model.device)
         if float(sample_rate) == float(c.sample_rate):
-            spec = stft(x, c.n_fft, c.hop_length)
-            # the STFT is linear: the mono mix's STFT is the channels' mean, added as real pairs
-            # channel by channel (several times cheaper than a second STFT, torch's complex mean
-            # or a sum over the channel axis)
-            pairs = torch.view_as_real(spec)
-            mono = pairs[0] if len(pairs) == 1 else sum(pairs[1:], pairs[0]) / len(pairs)
-            gain = torch.from_numpy(model.segment_power(power(torch.view_as_complex(mono))).music
-                                    ).to(model.device)
+            # the mono mix's power (the segmenter's input) and the channels' filtering each in one
+            # pass over the signal, block by block (no stereo spectrum is stored)
+            seg = model.segment_tensor(x.mean(dim=0))
+            gain = torch.from_numpy(seg.music).to(model.device)
             n_fft, hop = c.n_fft, c.hop_length
         else:
             # The mask at the input's rate: an STFT with the same durations (11.6 ms window,
@@ -125,17 +121,14 @@ class MusicNoiseSegmenter(Effect):
             seg = model.segment(audio, sample_rate)
             hop = max(4, int(round(c.hop_length * sample_rate / c.sample_rate)))
             n_fft = c.n_fft // c.hop_length * hop
-            spec = stft(x, n_fft, hop)
             gain = torch.from_numpy(seg.music_on_grid(
                 np.arange(n_fft // 2 + 1) * sample_rate / n_fft,
-                np.arange(spec.shape[-1]) * hop / sample_rate)).to(model.device)
+                np.arange(audio.shape[1] // hop + 1) * hop / sample_rate)).to(model.device)
         if self.mode == "noise":
             gain = 1.0 - gain
         floor = 10.0 ** (self.floor_db / 20.0)
         gain = gain.clamp_(0.0, 1.0).mul_(1.0 - floor).add_(floor)
-        # a complex gain: torch's complex x complex product is faster than complex x real
-        gain = gain[:, : spec.shape[-1]].to(spec.dtype)
-        out = istft(spec.mul_(gain[None]), n_fft, hop, audio.shape[1])
+        out = stft_filter(x, gain, n_fft, hop)
         return out.cpu().numpy()
 
 

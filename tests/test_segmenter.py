@@ -19,9 +19,14 @@ from blendfx.segmenter import (
     SegmenterConfig,
     cells_from_windows,
     default_weights_dir,
+    istft,
     load_segmenter,
     mask_from_cells,
     net_input,
+    power,
+    stft,
+    stft_filter,
+    stft_power,
 )
 from blendfx.segmenter_data import (
     Clip,
@@ -81,14 +86,16 @@ def test_paper_geometry():
         SegmenterConfig.from_dict({"channel": 3})
 
 
-def test_fully_convolutional_equals_window_by_window(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"conv_strides": (1, 2, 1), "linear_channel": True}])
+def test_fully_convolutional_equals_window_by_window(tmp_path, options):
     torch.manual_seed(0)
-    seg = Segmenter(SegmenterConfig(channels=8, hidden=8))
+    seg = Segmenter(SegmenterConfig(channels=8, hidden=8, **options))
     for bn in seg.net.norms:  # non-trivial eval-mode statistics
         bn.running_mean.uniform_(-0.1, 0.1)
         bn.running_var.uniform_(0.5, 2.0)
     image = torch.rand(256, 256 + 16 * 9 + 5)
     seg.chunk_windows = 4  # several chunks, the last one partly padding
+    seg.chunk_batch = 2    # and a batch of two of them
     logits = seg.window_logits(image)
     assert tuple(logits.shape) == (2, 13, 11)
     padded = net_input(torch.nn.functional.pad(image, (0, 256 + 16 * 10 - image.shape[1]))[None],
@@ -104,6 +111,33 @@ def test_fully_convolutional_equals_window_by_window(tmp_path):
     loaded = Segmenter.from_pretrained(tmp_path)
     assert loaded._folded is not None
     torch.testing.assert_close(loaded.window_logits(image), logits, atol=1e-4, rtol=1e-4)
+    # the first layer's GEMM form (CPU) against its convolution + pool form (GPU)
+    first = loaded._folded.first
+    x = torch.rand(2, 1 + int(seg.config.linear_channel), 300, 256)
+    with torch.inference_mode():
+        torch.testing.assert_close(first(x), first.reference(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("samples", [1, 300, 511, 44100, 128 * 1100 + 17])
+def test_blocked_stfts_match_torch(samples):
+    """stft, stft_power, istft and stft_filter (block by block on the CPU) against torch.stft /
+    torch.istft on the whole signal; lengths from one frame to several blocks."""
+    torch.manual_seed(1)
+    x = torch.randn(2, samples)
+    window = torch.hann_window(512)
+    ref = torch.stft(x, 512, 128, window=window / window.sum(), center=True, pad_mode="constant",
+                     return_complex=True)
+    spec = stft(x, 512, 128)
+    assert spec.shape == ref.shape
+    torch.testing.assert_close(spec, ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(stft_power(x, 512, 128), power(ref), rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(istft(spec, 512, 128, samples), x, rtol=0, atol=2e-5)
+    gain = torch.rand(257, ref.shape[-1]).mT.contiguous().mT  # frames-major, like the mask
+    expected = torch.istft(ref * gain * window.sum(), 512, 128, window=window, center=True,
+                           length=samples)
+    torch.testing.assert_close(stft_filter(x, gain, 512, 128), expected, rtol=0, atol=2e-5)
+    torch.testing.assert_close(stft_filter(x, gain.contiguous(), 512, 128), expected, rtol=0,
+                               atol=2e-5)
 
 
 def test_cells_average_overlapping_windows():

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch  # imported by the package anyway (the effects); the modules below subclass nn.Module
+from torch import nn
 
 from .errors import ModelNotFoundError, ParameterError
 
@@ -40,6 +42,8 @@ __all__ = [
     "default_weights_dir",
     "load_segmenter",
     "stft",
+    "stft_power",
+    "stft_filter",
     "istft",
     "power",
     "features_from_power",
@@ -202,67 +206,168 @@ def _build_net(config: SegmenterConfig):
 
 
 def _inference_net(net, config: SegmenterConfig):
-    """An eval-mode copy of ``net`` for full-height images, with two exact simplifications.
+    """An eval-mode copy of ``net`` for transposed full-height images, simplified exactly.
 
+    - It reads the image transposed, ``(batch, channels, frames, bins)``, every kernel transposed
+      to match: the STFTs are stored frames-major, so their image needs no transposing copy and a
+      time chunk of it is one contiguous slice. Its logits come out as ``(batch, 2, cols, rows)``.
     - Each batch norm is folded into its convolution: in eval mode it is ``y = a * x + b`` per
       feature map, so ``conv(x) * a + b`` is one convolution with weights ``w * a`` and bias
       ``bias * a + b``.
     - The frequency channel (constant along time) is folded into the first convolution as a
-      per-row bias, so the image goes in without it (one input channel less to build and read).
+      per-bin bias, so the image goes in without it (one input channel less to build and read).
+    - On the CPU the first convolution and its max-pool run as GEMMs (:class:`_PooledConv`):
+      with one or two input maps oneDNN's convolution is slow, and its 32-map output (35 MB per
+      chunk) makes a round trip through memory before the pool reads it.
 
-    The copy takes ``net_input`` of the image without the frequency channel and only images of
-    the full ``image_bins`` height (what :meth:`Segmenter.window_logits` feeds it).
+    The copy takes ``net_input`` of the transposed image without the frequency channel and only
+    images of the full ``image_bins`` height (what :meth:`Segmenter.window_logits` feeds it).
     """
     import copy
 
     import torch
-    from torch import nn
 
     folded = copy.deepcopy(net).eval()
     with torch.no_grad():
-        for i, (conv, norm) in enumerate(zip(folded.convs, folded.norms, strict=True)):
+        for conv, norm in zip(folded.convs, folded.norms, strict=True):
             if isinstance(norm, nn.BatchNorm2d):
                 a = norm.weight / torch.sqrt(norm.running_var + norm.eps)
                 conv.weight.mul_(a[:, None, None, None])
                 conv.bias.copy_(conv.bias * a + norm.bias - norm.running_mean * a)
-                folded.norms[i] = nn.Identity()
+        first = folded.convs[0]
+        rows = (config.image_bins - 3) // first.stride[0] + 1  # the first convolution's rows
+        bin_bias = torch.zeros(first.out_channels, rows)
         if config.frequency_channel:
-            first = folded.convs[0]
-            keep = [0] + ([2] if config.linear_channel else [])
             coord = net_input(torch.zeros(1, config.image_bins, 3), config)[:, 1:2]
-            row_bias = nn.functional.conv2d(coord, first.weight[:, 1:2], stride=first.stride)
+            bin_bias = nn.functional.conv2d(coord, first.weight[:, 1:2], stride=first.stride)[0, :, :, 0]
+            keep = [0] + ([2] if config.linear_channel else [])
+            first = nn.Conv2d(len(keep), first.out_channels, 3, stride=first.stride)
+            first.weight.copy_(folded.convs[0].weight[:, keep])
+            first.bias.copy_(folded.convs[0].bias)
+        for conv in (first, *folded.convs[1:], folded.dense):  # for the transposed image
+            conv.weight = nn.Parameter(conv.weight.mT.contiguous(), requires_grad=False)
+            conv.kernel_size = conv.kernel_size[::-1]
+        return _InferenceNet(_PooledConv(first, bin_bias), list(folded.convs[1:]), folded.dense,
+                             folded.out).eval().to(memory_format=torch.channels_last)
 
-            class RowBiasConv(nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.conv = nn.Conv2d(len(keep), first.out_channels, 3, stride=first.stride)
-                    self.conv.weight.copy_(first.weight[:, keep])
-                    self.conv.bias.copy_(first.bias)
-                    self.register_buffer("row_bias", row_bias[..., :1].clone())
 
-                def forward(self, x):
-                    return self.conv(x).add_(self.row_bias)
+class _PooledConv(nn.Module):
+    """``relu(max_pool2d(conv(x) + bin_bias, 2))`` of a 3x3 convolution with stride ``s`` over
+    ``(batch, channels, frames, bins)`` images, the bias varying along the bins.
 
-            folded.convs[0] = RowBiasConv()
-    return folded.to(memory_format=torch.channels_last)
+    On the CPU, one GEMM per block of output rows: every pooled output sees a ``(3 + s)``-pixel
+    square patch of the input at a ``2 s`` hop, and the four convolution outputs it pools over are
+    four placements of the 3x3 kernel in that patch, so ``patches @ W`` gives all four (with their
+    biases) and an elementwise maximum pools them, all in cache. Elsewhere (CUDA), the
+    convolution and the pool as such. Same values up to float rounding.
+    """
+
+    #: Pooled rows (frames) per GEMM: the product (rows x 63 x 128 floats) stays in the L2 cache.
+    block_rows = 64
+
+    def __init__(self, conv, bin_bias):
+        super().__init__()
+        self.conv, s = conv, conv.stride[0]
+        cout, cin = conv.weight.shape[:2]
+        self.patch, self.step = 3 + s, 2 * s
+        w = conv.weight.new_zeros(cin, self.patch, self.patch, 2, 2, cout)
+        for a in range(2):
+            for b in range(2):
+                w[:, s * a:s * a + 3, s * b:s * b + 3, a, b] = conv.weight.permute(1, 2, 3, 0)
+        self.register_buffer("gemm_weight", w.reshape(cin * self.patch ** 2, 4 * cout))
+        # every conv column's bias (the frequency channel's share plus the convolution's bias)
+        bias = bin_bias.T + conv.bias                                   # (conv columns, cout)
+        self.register_buffer("col_bias", bias.T[None, :, None].clone())  # (1, cout, 1, columns)
+        pooled = bias.shape[0] // 2
+        # pooled column j, pool phase (a, b): conv column 2 j + b
+        phases = bias[: 2 * pooled].reshape(pooled, 1, 2, cout).expand(pooled, 2, 2, cout)
+        self.register_buffer("phase_bias", phases.reshape(pooled, 4 * cout).contiguous())
+
+    def reference(self, x):
+        """The convolution, its bias, the pool and the ReLU as such (what runs on a GPU)."""
+        y = nn.functional.conv2d(x, self.conv.weight, stride=self.conv.stride)  # col_bias has its bias
+        y = y.add_(self.col_bias.to(x.dtype))
+        return torch.relu_(nn.functional.max_pool2d(y, 2))
+
+    def forward(self, x):
+        if x.device.type != "cpu":
+            return self.reference(x)
+        cout = self.col_bias.shape[1]
+        # (batch, C, rows, cols, patch, patch): rows x cols = the pooled output's pixels
+        patches = x.unfold(2, self.patch, self.step).unfold(3, self.patch, self.step)
+        batch, _, rows, cols = patches.shape[:4]
+        out = x.new_empty(batch, rows, cols, cout)  # channels last
+        for n in range(batch):
+            for r0 in range(0, rows, self.block_rows):
+                r1 = min(rows, r0 + self.block_rows)
+                p = patches[n, :, r0:r1].permute(1, 2, 0, 3, 4).reshape((r1 - r0) * cols, -1)
+                y = (p @ self.gemm_weight).view(r1 - r0, cols, 4 * cout).add_(self.phase_bias)
+                y = y.view(r1 - r0, cols, 4, cout)
+                o = out[n, r0:r1]
+                torch.maximum(torch.maximum(y[:, :, 0], y[:, :, 1]), y[:, :, 2], out=o)
+                torch.maximum(o, y[:, :, 3], out=o).clamp_min_(0.0)
+        return out.permute(0, 3, 1, 2)
+
+
+class _InferenceNet(nn.Module):
+    """The folded network (see :func:`_inference_net`): ``(batch, C, frames, bins)`` -> logits
+    ``(batch, 2, cols, rows)``."""
+
+    def __init__(self, first, convs, dense, out):
+        super().__init__()
+        self.first, self.convs = first, nn.ModuleList(convs)
+        self.dense, self.out = dense, out
+
+    def forward(self, x):
+        x = self.first(x)
+        for conv in self.convs:
+            x = torch.relu_(nn.functional.max_pool2d(conv(x), 2))
+        return self.out(torch.relu_(self.dense(x)))
 
 
 # -- front end -----------------------------------------------------------------------------------
+
+#: Frames per block of the STFTs below on the CPU: a block's frames, spectra and products stay in
+#: the cache (one pass over memory instead of one per operation).
+BLOCK_FRAMES = 512
+
 
 def stft(audio, n_fft: int = 512, hop_length: int = 128):
     """Complex STFT ``(..., n_fft // 2 + 1, frames)`` of torch audio ``(..., samples)``.
 
     Hann window, centred with zero padding, ``samples // hop_length + 1`` frames, scaled by the
-    window's sum so that a full-scale sine has magnitude 0.5 (-6 dB).
+    window's sum so that a full-scale sine has magnitude 0.5 (-6 dB). The values and the
+    (frames-major) memory layout are :func:`torch.stft`'s; on the CPU it runs in blocks of
+    :data:`BLOCK_FRAMES` frames.
     """
     import torch
 
-    shape = audio.shape
-    flat = audio.reshape(-1, shape[-1])
-    # the scale is folded into the window (the STFT is linear): one pass less over the spectrum
-    spec = torch.stft(flat, n_fft, hop_length, window=_hann(n_fft, audio.device, scaled=True),
-                      center=True, pad_mode="constant", return_complex=True)
+    shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
+    if audio.device.type != "cpu":  # one big batch suits a GPU better than blocks
+        spec = torch.stft(flat, n_fft, hop_length, window=_hann(n_fft, audio.device, scaled=True),
+                          center=True, pad_mode="constant", return_complex=True)
+    else:
+        count = flat.shape[-1] // hop_length + 1
+        spec = torch.empty(flat.shape[0], count, n_fft // 2 + 1, dtype=_complex_dtype(flat))
+        for b0, b1, block in _stft_blocks(flat, n_fft, hop_length):
+            spec[:, b0:b1] = block
+        spec = spec.mT
     return spec.reshape(*shape[:-1], *spec.shape[-2:])
+
+
+def stft_power(audio, n_fft: int = 512, hop_length: int = 128):
+    """``|stft(audio)|**2``, ``(..., bins, frames)`` (frames-major), without storing the complex
+    STFT on the CPU (computed block by block)."""
+    import torch
+
+    shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
+    if audio.device.type != "cpu":
+        return power(stft(audio, n_fft, hop_length))
+    out = flat.new_empty(flat.shape[0], flat.shape[-1] // hop_length + 1, n_fft // 2 + 1)
+    for b0, b1, block in _stft_blocks(flat, n_fft, hop_length):
+        pairs = torch.view_as_real(block)
+        torch.add(pairs[..., 0].square(), pairs[..., 1].square(), out=out[:, b0:b1])
+    return out.mT.reshape(*shape[:-1], n_fft // 2 + 1, -1)
 
 
 def power(spec):
@@ -270,47 +375,100 @@ def power(spec):
     return spec.real.square() + spec.imag.square()
 
 
+def stft_filter(audio, gain, n_fft: int = 512, hop_length: int = 128):
+    """``istft(stft(audio) * gain)``: ``audio`` ``(..., samples)`` filtered by a real
+    time-frequency gain ``(bins, frames)`` (the same for every channel).
+
+    On the CPU, analysis, gain and synthesis run block by block: no spectrum of the whole signal
+    is stored, and every block's work stays in the cache.
+    """
+    shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
+    frames = flat.shape[-1] // hop_length + 1
+    if audio.device.type != "cpu" or n_fft % hop_length:
+        spec = stft(flat, n_fft, hop_length) * gain[:, :frames].to(_complex_dtype(flat))
+        return istft(spec, n_fft, hop_length, shape[-1]).reshape(shape)
+    by_frame = gain[:, :frames].mT.contiguous()  # (frames, bins); no copy if gain is frames-major
+    blocks = ((b0, b1, spec.mul_(by_frame[b0:b1]))
+              for b0, b1, spec in _stft_blocks(flat, n_fft, hop_length))
+    return _overlap_add(blocks, flat.shape[0], frames, n_fft, hop_length, shape[-1]).reshape(shape)
+
+
 def istft(spec, n_fft: int, hop_length: int, length: int):
     """Inverse of :func:`stft`: ``(..., bins, frames)`` complex -> ``(..., length)`` audio."""
     import torch
 
-    window = _hann(n_fft, spec.device)
     shape = spec.shape
     flat = spec.reshape(-1, *shape[-2:])
     if n_fft % hop_length:
+        window = _hann(n_fft, spec.device)
         out = torch.istft(flat * window.sum(), n_fft, hop_length, window=window, center=True,
                           length=length)
         return out.reshape(*shape[:-2], length)
-    # Overlap-add by hand: with n_fft = k * hop every frame is k whole hops, so the sum is k
-    # shifted adds (several times faster than torch.istft's general fold on the CPU).
-    k, frames = n_fft // hop_length, flat.shape[-1]
-    # the window and the undoing of stft's scale, one factor per sample of a hop
-    synthesis = (window * window.sum()).reshape(k, 1, hop_length)
-    seg = torch.fft.irfft(flat, n=n_fft, dim=-2)                                 # (b, n_fft, frames)
-    seg = seg.reshape(seg.shape[0], k, hop_length, frames).permute(0, 1, 3, 2)  # (b, k, frames, hop)
-    acc = seg.new_zeros(seg.shape[0], frames + k - 1, hop_length)
-    for j in range(k):  # windowing fused into the adds: no windowed copy of every frame
-        acc[:, j:j + frames].addcmul_(seg[:, j], synthesis[j])
-    out = acc.reshape(seg.shape[0], -1)
-    env = _ola_envelope(n_fft, hop_length, frames, spec.device)
-    start = n_fft // 2  # centred frames: drop the padding
-    out = out[:, start:start + length] / env[start:start + length]
-    if out.shape[-1] < length:
-        out = torch.nn.functional.pad(out, (0, length - out.shape[-1]))
-    return out.reshape(*shape[:-2], length)
+    frames = flat.shape[-1]
+    step = BLOCK_FRAMES if spec.device.type == "cpu" else frames
+    blocks = ((b0, min(frames, b0 + step), flat[..., b0:b0 + step].mT)
+              for b0 in range(0, frames, step))
+    return _overlap_add(blocks, flat.shape[0], frames, n_fft, hop_length, length
+                        ).reshape(*shape[:-2], length)
 
 
-@lru_cache(maxsize=16)
-def _ola_envelope(n_fft: int, hop_length: int, frames: int, device):
-    """Overlap-added squared window (the inverse STFT's normaliser), floored away from 0."""
+def _complex_dtype(real):
+    """The complex dtype that holds ``real``'s values (complex64 for float32)."""
     import torch
 
-    sq = (_hann(n_fft, device) ** 2).reshape(n_fft // hop_length, hop_length)
-    k = sq.shape[0]
-    acc = torch.zeros(frames + k - 1, hop_length, device=device)
-    for j in range(k):
-        acc[j:j + frames] += sq[j]
-    return acc.reshape(-1).clamp_min(1e-8)
+    return torch.promote_types(real.dtype, torch.complex64)
+
+
+def _stft_blocks(flat, n_fft: int, hop_length: int):
+    """Yield ``(b0, b1, spectra)``: :func:`stft`'s frames ``b0:b1`` of ``flat`` ``(batch,
+    samples)`` as ``(batch, b1 - b0, bins)`` (frames first), :data:`BLOCK_FRAMES` at a time on the
+    CPU, all at once elsewhere."""
+    import torch
+
+    # the scale is folded into the window (the STFT is linear): one pass less over the spectrum
+    window = _hann(n_fft, flat.device, scaled=True)
+    frames = torch.nn.functional.pad(flat, (n_fft // 2, n_fft // 2)).unfold(-1, n_fft, hop_length)
+    count = frames.shape[1]
+    step = BLOCK_FRAMES if flat.device.type == "cpu" else count
+    buffer = flat.new_empty(flat.shape[0], min(count, step), n_fft)
+    for b0 in range(0, count, step):
+        b1 = min(count, b0 + step)
+        yield b0, b1, torch.fft.rfft(torch.mul(frames[:, b0:b1], window, out=buffer[:, : b1 - b0]))
+
+
+def _overlap_add(blocks, batch: int, frames: int, n_fft: int, hop_length: int, length: int):
+    """The inverse STFT's synthesis from ``(b0, b1, spectra (batch, b1 - b0, bins))`` blocks.
+
+    With ``n_fft = k * hop`` every frame is k whole hops, so the overlap-add is k shifted adds per
+    block (several times faster than torch.istft's general fold on the CPU), each weighted by a
+    synthesis window that also undoes :func:`stft`'s scale and divides by the overlap-added
+    squared window where all k frames overlap; only the first and last k - 1 hops, covered by
+    fewer frames, are divided by their own sum afterwards.
+    """
+    import torch
+
+    k = n_fft // hop_length
+    window = _hann(n_fft, None)
+    squares = (window ** 2).reshape(k, hop_length)
+    interior = squares.sum(dim=0)  # the overlap-added squared window where k frames overlap
+    acc = None
+    for b0, b1, spec in blocks:
+        if acc is None:
+            synthesis = ((window * window.sum()).reshape(k, hop_length) / interior).to(spec.device)
+            acc = torch.zeros(batch, frames + k - 1, hop_length, device=spec.device,
+                              dtype=spec.real.dtype)
+        seg = torch.fft.irfft(spec, n=n_fft, dim=-1).view(batch, b1 - b0, k, hop_length)
+        for j in range(k):  # windowing fused into the adds: no windowed copy of every frame
+            acc[:, b0 + j:b1 + j].addcmul_(seg[:, :, j], synthesis[j])
+    for h in {*range(k - 1), *range(max(frames, k - 1), frames + k - 1)}:
+        # hop h is covered by frames h - j for the j with 0 <= h - j < frames
+        cover = squares[max(0, h - frames + 1):min(k - 1, h) + 1].sum(dim=0)
+        acc[:, h] *= (interior / cover.clamp_min(1e-8)).to(acc.device)
+    start = n_fft // 2  # centred frames: drop the padding
+    out = acc.reshape(batch, -1)[:, start:start + length]
+    if out.shape[-1] < length:
+        out = torch.nn.functional.pad(out, (0, length - out.shape[-1]))
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -338,11 +496,11 @@ def features_from_power(power, config: SegmenterConfig, offset_db=0.0):
     torch.Tensor
         ``(..., n_fft // 2, frames)``: 1 at the reference level, 0 at ``range_db`` below it.
     """
-    import torch
 
-    db = 10.0 * torch.log10(power[..., : config.image_bins, :] + 1e-20)
+    # in place after the first operation: the same operations in the same order, fewer buffers
+    db = (power[..., : config.image_bins, :] + 1e-20).log10_().mul_(10.0)
     ref = db.amax(dim=(-2, -1), keepdim=True).clamp_min(config.silence_db) + offset_db
-    return ((db - ref) / config.range_db + 1.0).clamp_(0.0, 1.0)
+    return db.sub_(ref).div_(config.range_db).add_(1.0).clamp_(0.0, 1.0)
 
 
 def net_input(images, config: SegmenterConfig):
@@ -402,14 +560,16 @@ def mask_from_cells(cells, config: SegmenterConfig, frames: int):
     import torch
 
     lead = cells.shape[:-2]
-    c = cells.reshape(-1, 1, *cells.shape[-2:])
+    # interpolated as (cols, rows): the mask comes out frames-major, the layout of the STFTs it
+    # multiplies (a transposed layout would make every product a strided gather)
+    c = cells.reshape(-1, 1, *cells.shape[-2:]).mT
     up = torch.nn.functional.interpolate(c, scale_factor=config.cell, mode="bilinear",
                                          align_corners=False)
-    up = up[..., : config.image_bins, :frames]
-    if up.shape[-1] < frames:  # only when the cells were cropped short: hold the last column
-        up = torch.nn.functional.pad(up, (0, frames - up.shape[-1]), mode="replicate")
-    up = torch.cat([up, up[..., -1:, :]], dim=-2)
-    return up.reshape(*lead, config.bins, frames)
+    up = up[..., :frames, : config.image_bins]
+    if up.shape[-2] < frames:  # only when the cells were cropped short: hold the last column
+        up = torch.nn.functional.pad(up, (0, 0, 0, frames - up.shape[-2]), mode="replicate")
+    up = torch.cat([up, up[..., -1:]], dim=-1)
+    return up.reshape(*lead, frames, config.bins).mT
 
 
 @dataclass
@@ -425,17 +585,28 @@ class Segmentation:
         ``(16, cols)`` music probability per 16 x 16-pixel cell (row 0 = lowest frequency).
     windows : np.ndarray
         ``(13, cols - 15)`` music probability of every window.
-    cell_level_db : np.ndarray
-        ``(16, cols)`` each cell's mean power in dB relative to the loudest cell (silence is
-        -inf): tells "quiet" from "noise".
     config : SegmenterConfig
+    power : torch.Tensor
+        ``(bins, frames)`` power of the analysed STFT (kept for :attr:`cell_level_db`).
     """
 
     music: np.ndarray
     cells: np.ndarray
     windows: np.ndarray
-    cell_level_db: np.ndarray
     config: SegmenterConfig
+    power: Any = field(repr=False)
+
+    @cached_property
+    def cell_level_db(self) -> np.ndarray:
+        """``(16, cols)`` each cell's mean power in dB relative to the loudest cell (silence is
+        -inf): tells "quiet" from "noise". Computed on first use (the effect does not need it)."""
+        import torch
+
+        c, pw = self.config, self.power
+        n_cells = self.cells.shape[1]
+        level = torch.nn.functional.pad(pw[: c.image_bins], (0, n_cells * c.cell - pw.shape[-1]))
+        level = level.reshape(-1, c.cell, n_cells, c.cell).mean(dim=(1, 3))  # 16 x 16-pixel means
+        return _numpy(10.0 * torch.log10(level / level.max().clamp_min(1e-30)))
 
     @property
     def noise(self) -> np.ndarray:
@@ -620,30 +791,33 @@ class Segmenter:
         The image is padded with zeros (the floor of the input range) to at least one window and
         to a whole number of hops, so the last frames are covered too; the trunk runs over time
         chunks (each a whole number of windows, overlapping by one window minus one hop) batched
-        ``chunk_batch`` at a time.
+        ``chunk_batch`` at a time, through the folded network of :func:`_inference_net` (built
+        here from the current weights when :meth:`from_pretrained` did not build it), which
+        reads the image transposed: ``image.mT`` is contiguous when ``image`` comes from the
+        frames-major STFTs of this module.
         """
         import torch
 
         c = self.config
         _, w = image.shape
         cols = max(1, -(-(w - c.window_frames) // c.cell) + 1)
-        k = min(self.chunk_windows, cols)
-        chunks = -(-cols // k)
+        chunks = -(-cols // self.chunk_windows)
+        k = -(-cols // chunks)  # windows per chunk, spread evenly (padding: < 1 window per chunk)
         span = c.window_frames + c.cell * (k - 1)
         need = c.cell * k * (chunks - 1) + span
-        net, cfg = self.net, c
-        if self._folded is not None:  # the frequency channel is inside the folded network
-            net, cfg = self._folded, replace(c, frequency_channel=False)
-        padded = net_input(torch.nn.functional.pad(image, (0, need - w))[None], cfg)[0]
-        pieces = padded.unfold(-1, span, c.cell * k).permute(2, 0, 1, 3)  # (chunks, C, H, span)
+        net = self._folded if self._folded is not None else _inference_net(self.net, c)
+        cfg = replace(c, frequency_channel=False)  # the frequency channel is inside the network
+        frames_first = torch.nn.functional.pad(image.mT, (0, 0, 0, need - w))  # (need, H)
+        padded = net_input(frames_first[None], cfg)  # (1, C, need, H)
         outs = []
         with torch.inference_mode():
             for start in range(0, chunks, self.chunk_batch):
-                batch = pieces[start:start + self.chunk_batch].contiguous(
-                    memory_format=torch.channels_last)
-                outs.append(net(batch).float())
-        logits = torch.cat(outs)  # (chunks, 2, rows, k)
-        logits = logits.permute(1, 2, 0, 3).reshape(2, logits.shape[2], -1)
+                pieces = [padded[..., i * c.cell * k:i * c.cell * k + span, :]
+                          for i in range(start, min(chunks, start + self.chunk_batch))]
+                batch = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+                outs.append(net(batch.contiguous(memory_format=torch.channels_last)).float())
+        logits = torch.cat(outs)  # (chunks, 2, k, rows)
+        logits = logits.permute(1, 3, 0, 2).reshape(2, logits.shape[3], -1)
         return logits[..., :cols]
 
     def segment(self, audio: np.ndarray, sample_rate: float) -> Segmentation:
@@ -667,7 +841,7 @@ class Segmenter:
     def segment_tensor(self, audio) -> Segmentation:
         """:meth:`segment` for a 1-D torch tensor already at the config's sample rate."""
         c = self.config
-        return self.segment_power(power(stft(audio.float(), c.n_fft, c.hop_length)))
+        return self.segment_power(stft_power(audio.float(), c.n_fft, c.hop_length))
 
     def segment_power(self, pw) -> Segmentation:
         """:meth:`segment` from the power ``(bins, frames)`` of :func:`stft` of mono audio at the
@@ -682,11 +856,8 @@ class Segmenter:
         n_cells = -(-frames // c.cell)
         cells = cells[:, :n_cells]
         music = mask_from_cells(cells, c, frames)
-        level = torch.nn.functional.pad(pw[: c.image_bins], (0, n_cells * c.cell - frames))
-        level = level.reshape(-1, c.cell, n_cells, c.cell).mean(dim=(1, 3))  # 16 x 16-pixel means
-        level_db = 10.0 * torch.log10(level / level.max().clamp_min(1e-30))
         return Segmentation(music=_numpy(music), cells=_numpy(cells), windows=_numpy(probs),
-                            cell_level_db=_numpy(level_db), config=c)
+                            config=c, power=pw)
 
 
 def _numpy(t) -> np.ndarray:
