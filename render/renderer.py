@@ -340,7 +340,7 @@ def _file_blocks(path: Path, block_seconds: float, sample_rate: float) -> Iterat
     state from block to block)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from blendfx.audio_io import _open
+    from blendfx.audio_io import open_audio
 
     info = audio_info(path)
     if (Path(path).suffix.lower() not in (".wav", ".flac") or info.sample_rate != sample_rate
@@ -353,7 +353,7 @@ def _file_blocks(path: Path, block_seconds: float, sample_rate: float) -> Iterat
     def read(start: int) -> np.ndarray:
         f = getattr(local, "f", None)
         if f is None:
-            f = local.f = _open(path)
+            f = local.f = open_audio(path)
             handles.append(f)
         f.seek(start)
         return np.asarray(f.read(block), dtype=np.float32)

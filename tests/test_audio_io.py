@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from blendfx import AudioFileError, ParameterError, audio_info, read_audio, write_audio
-from blendfx.audio_io import iter_audio_blocks
+from blendfx.audio_io import iter_audio_blocks, open_audio
 
 from .conftest import shared
 
@@ -62,6 +62,14 @@ def test_errors(tmp_path):
     bad.write_bytes(b"RIFF....WAVEfmt garbage")
     with pytest.raises(AudioFileError, match="corrupt.wav"):
         read_audio(bad)
+    for opener in (open_audio, audio_info):
+        with pytest.raises(AudioFileError, match="corrupt.wav"):
+            opener(bad)
+    write_audio(tmp_path / "ok.wav", tone(), 44100)
+    with open_audio(tmp_path / "ok.wav") as f:
+        f.seek(100)
+        np.testing.assert_allclose(f.read(50), read_audio(tmp_path / "ok.wav")[0][:, 100:150],
+                                   atol=1e-4)
     with pytest.raises(ParameterError, match="writes .wav, .flac"):
         write_audio(tmp_path / "x.mp3", tone(), 44100)
     with pytest.raises(ParameterError, match="bit_depth = 32"):

@@ -29,7 +29,7 @@ from .errors import AudioFileError, ParameterError
 from .files import atomic_path
 
 __all__ = ["read_audio", "write_audio", "audio_info", "AudioInfo", "iter_audio_blocks",
-           "audio_writer", "WRITE_FORMATS"]
+           "open_audio", "audio_writer", "WRITE_FORMATS"]
 
 #: File suffixes :func:`write_audio` writes, and the bit depths each allows.
 WRITE_FORMATS = {".wav": (16, 24, 32), ".flac": (16, 24)}
@@ -50,7 +50,9 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def _open(path: str | os.PathLike[str]):
+def open_audio(path: str | os.PathLike[str]):
+    """A pedalboard ``AudioFile`` open for reading (use it as a context manager), for seeking and
+    partial reads; a missing or unreadable file raises :class:`AudioFileError` naming it."""
     from pedalboard.io import AudioFile
 
     p = Path(path)
@@ -64,7 +66,7 @@ def _open(path: str | os.PathLike[str]):
 
 def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     """Sample rate, channel count and length of an audio file, without decoding it."""
-    with _open(path) as f:
+    with open_audio(path) as f:
         return AudioInfo(Path(path), float(f.samplerate), int(f.num_channels), int(f.frames))
 
 
@@ -105,7 +107,7 @@ def read_audio(
         raise ParameterError(f"sample_rate must be positive Hz, got {sample_rate!r}")
     if offset < 0 or (duration is not None and duration < 0):
         raise ParameterError(f"offset and duration must be >= 0 s, got {offset}, {duration}")
-    f = _open(path)
+    f = open_audio(path)
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(f)
@@ -139,7 +141,7 @@ def iter_audio_blocks(path: str | os.PathLike[str], block_seconds: float = 10.0,
     ``sample_rate`` resamples on the fly (pedalboard's streaming resampler keeps its state
     across blocks, so the concatenated blocks equal a whole-file read).
     """
-    f = _open(path)
+    f = open_audio(path)
     with contextlib.ExitStack() as stack:
         stack.enter_context(f)
         if sample_rate is not None and float(sample_rate) != float(f.samplerate):
