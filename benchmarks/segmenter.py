@@ -19,6 +19,10 @@ Prints its figures, then one JSON object on the last line:
   and classified on its own), measured in the same run as the reference. The machine is shared, so
   ``realtime_factor_cpu`` (audio seconds per CPU second, all threads together) and the load average
   are reported too.
+- ``long`` (with ``--long SECONDS``, e.g. 600): the effect on that much seeded stereo noise in a
+  fresh process: ``seconds``, ``realtime_factor``, the process's ``peak_rss_mb`` and, as the
+  reference, its RSS just before the call (torch, the model, the input) and the input and output
+  buffers' own size.
 - ``auc_by_snr_leave_one_piece_out`` (with ``--cv FOLDER ...``): models trained with
   ``--val-music NAME`` scored on that recorded excerpt alone, the honest estimate for music unlike
   anything in training (the shipped weights train on all three recorded excerpts).
@@ -45,6 +49,33 @@ def best_time(fn, repeats: int = 3, clock=time.perf_counter) -> float:
         fn()
         times.append(clock() - t)
     return min(times)
+
+
+def long_input(seconds: float, weights: str | None) -> dict:
+    """The effect on ``seconds`` of 44.1 kHz stereo in this process (run it in a fresh one): wall
+    time and peak RSS."""
+    import resource
+
+    import torch
+    from blendfx.effects import MusicNoiseSegmenter
+
+    torch.set_num_threads(2)
+    sr = 44100
+    x = (np.random.default_rng(0).standard_normal((2, int(seconds * sr))) * 0.1).astype(np.float32)
+    effect = MusicNoiseSegmenter(device="cpu", weights=weights or "")
+    effect(x[:, :sr], sr)  # load and warm up
+
+    def rss_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+    before = rss_mb()
+    t = time.perf_counter()
+    effect(x, sr)
+    elapsed = time.perf_counter() - t
+    return {"seconds": seconds, "effect_seconds": round(elapsed, 2),
+            "realtime_factor": round(seconds / elapsed, 1), "peak_rss_mb": round(rss_mb(), 1),
+            "rss_before_call_mb": round(before, 1),
+            "input_and_output_mb": round(2 * x.nbytes / 2 ** 20, 1)}
 
 
 def window_by_window_seconds(model, audio: np.ndarray, batch: int = 256) -> float:
@@ -104,7 +135,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="audio length for the RTF")
     parser.add_argument("--cv", nargs="*", default=[],
                         help="weights folders trained with --val-music NAME (leave-one-piece-out)")
+    parser.add_argument("--long", type=float, default=0.0,
+                        help="also run the effect on this many seconds of stereo in a fresh "
+                             "process and report its peak RSS")
+    parser.add_argument("--long-case", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.long_case:
+        print(json.dumps(long_input(args.long_case, args.weights)))
+        return 0
     torch.set_num_threads(2)
 
     root = shared_data_dir(args.data)
@@ -194,6 +232,21 @@ def main(argv=None) -> int:
           f"of stereo (RTF {rtf:.0f}), analysis only RTF {rtf_segment:.0f}, window by window "
           f"RTF {rtf_naive:.1f} (x{rtf_segment / rtf_naive:.0f} slower than the fully convolutional form)")
 
+    long = None
+    if args.long:
+        import subprocess
+
+        cmd = [sys.executable, os.path.abspath(__file__), "--long-case", str(args.long)]
+        if args.weights:
+            cmd += ["--weights", args.weights]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"the long-input run failed:\n{proc.stderr[-4000:]}")
+        long = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"long input: {args.long:g} s of stereo in {long['effect_seconds']} s (RTF "
+              f"{long['realtime_factor']}), peak RSS {long['peak_rss_mb']} MB (before the call "
+              f"{long['rss_before_call_mb']} MB; input + output {long['input_and_output_mb']} MB)")
+
     out = {
         "benchmark": "segmenter",
         "auc_by_snr": auc,
@@ -214,6 +267,7 @@ def main(argv=None) -> int:
         "realtime_factor_analysis_only": round(rtf_segment, 1),
         "window_by_window_realtime_factor": round(rtf_naive, 2),
         "speedup_vs_window_by_window": round(rtf_segment / rtf_naive, 1),
+        "long": long,
         "goals": {"auc_clean_ge_0.99": auc.get("clean", 0) >= 0.99, "realtime_factor_ge_100": rtf >= 100},
     }
     print(json.dumps(out))
