@@ -235,13 +235,14 @@ def _inference_net(net, config: SegmenterConfig):
                 conv.weight.mul_(a[:, None, None, None])
                 conv.bias.copy_(conv.bias * a + norm.bias - norm.running_mean * a)
         first = folded.convs[0]
+        device = first.weight.device
         rows = (config.image_bins - 3) // first.stride[0] + 1  # the first convolution's rows
-        bin_bias = torch.zeros(first.out_channels, rows)
+        bin_bias = torch.zeros(first.out_channels, rows, device=device)
         if config.frequency_channel:
-            coord = net_input(torch.zeros(1, config.image_bins, 3), config)[:, 1:2]
+            coord = net_input(torch.zeros(1, config.image_bins, 3, device=device), config)[:, 1:2]
             bin_bias = nn.functional.conv2d(coord, first.weight[:, 1:2], stride=first.stride)[0, :, :, 0]
             keep = [0] + ([2] if config.linear_channel else [])
-            first = nn.Conv2d(len(keep), first.out_channels, 3, stride=first.stride)
+            first = nn.Conv2d(len(keep), first.out_channels, 3, stride=first.stride, device=device)
             first.weight.copy_(folded.convs[0].weight[:, keep])
             first.bias.copy_(folded.convs[0].bias)
         for conv in (first, *folded.convs[1:], folded.dense):  # for the transposed image
