@@ -10,7 +10,9 @@ Speed: every layer is a *valid* (unpadded) convolution or a max-pool whose strid
 the network is translation-equivariant on a 16-pixel grid. Running its trunk once over the whole
 spectrogram and its dense head as a convolution gives exactly the logits of every 16-pixel-hop
 window (checked by the tests against cropping the windows one by one) at a fraction of the cost:
-overlapping windows share their feature maps instead of recomputing them 64 times.
+overlapping windows share their feature maps instead of recomputing them 64 times. On the CPU the
+STFTs run block by block (:func:`stft_power`, :func:`stft_filter`: no spectrum of a whole signal
+is stored) and the network's first layer is a GEMM (:class:`_PooledConv`).
 
 Front end: magnitude STFT (Hann, centred, scaled so a full-scale sine peaks at 0 dB), bins 0-255
 (the Nyquist bin is left out of the image and takes the top row's mask), power in dB relative to
@@ -165,9 +167,6 @@ class SegmenterConfig:
 # -- the network ---------------------------------------------------------------------------------
 
 def _build_net(config: SegmenterConfig):
-    import torch
-    from torch import nn
-
     class SegmenterNet(nn.Module):
         """Fully convolutional form of the paper's window classifier.
 
@@ -224,8 +223,6 @@ def _inference_net(net, config: SegmenterConfig):
     images of the full ``image_bins`` height (what :meth:`Segmenter.window_logits` feeds it).
     """
     import copy
-
-    import torch
 
     folded = copy.deepcopy(net).eval()
     with torch.no_grad():
@@ -341,8 +338,6 @@ def stft(audio, n_fft: int = 512, hop_length: int = 128):
     (frames-major) memory layout are :func:`torch.stft`'s; on the CPU it runs in blocks of
     :data:`BLOCK_FRAMES` frames.
     """
-    import torch
-
     shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
     if audio.device.type != "cpu":  # one big batch suits a GPU better than blocks
         spec = torch.stft(flat, n_fft, hop_length, window=_hann(n_fft, audio.device, scaled=True),
@@ -359,15 +354,12 @@ def stft(audio, n_fft: int = 512, hop_length: int = 128):
 def stft_power(audio, n_fft: int = 512, hop_length: int = 128):
     """``|stft(audio)|**2``, ``(..., bins, frames)`` (frames-major), without storing the complex
     STFT on the CPU (computed block by block)."""
-    import torch
-
     shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
     if audio.device.type != "cpu":
         return power(stft(audio, n_fft, hop_length))
     out = flat.new_empty(flat.shape[0], flat.shape[-1] // hop_length + 1, n_fft // 2 + 1)
     for b0, b1, block in _stft_blocks(flat, n_fft, hop_length):
-        pairs = torch.view_as_real(block)
-        torch.add(pairs[..., 0].square(), pairs[..., 1].square(), out=out[:, b0:b1])
+        out[:, b0:b1] = power(block)
     return out.mT.reshape(*shape[:-1], n_fft // 2 + 1, -1)
 
 
@@ -391,13 +383,11 @@ def stft_filter(audio, gain, n_fft: int = 512, hop_length: int = 128):
     by_frame = gain[:, :frames].mT.contiguous()  # (frames, bins); no copy if gain is frames-major
     blocks = ((b0, b1, spec.mul_(by_frame[b0:b1]))
               for b0, b1, spec in _stft_blocks(flat, n_fft, hop_length))
-    return _overlap_add(blocks, flat.shape[0], frames, n_fft, hop_length, shape[-1]).reshape(shape)
+    return _overlap_add(blocks, flat, frames, n_fft, hop_length, shape[-1]).reshape(shape)
 
 
 def istft(spec, n_fft: int, hop_length: int, length: int):
     """Inverse of :func:`stft`: ``(..., bins, frames)`` complex -> ``(..., length)`` audio."""
-    import torch
-
     shape = spec.shape
     flat = spec.reshape(-1, *shape[-2:])
     if n_fft % hop_length:
@@ -409,14 +399,12 @@ def istft(spec, n_fft: int, hop_length: int, length: int):
     step = BLOCK_FRAMES if spec.device.type == "cpu" else frames
     blocks = ((b0, min(frames, b0 + step), flat[..., b0:b0 + step].mT)
               for b0 in range(0, frames, step))
-    return _overlap_add(blocks, flat.shape[0], frames, n_fft, hop_length, length
+    return _overlap_add(blocks, flat.real, frames, n_fft, hop_length, length
                         ).reshape(*shape[:-2], length)
 
 
 def _complex_dtype(real):
     """The complex dtype that holds ``real``'s values (complex64 for float32)."""
-    import torch
-
     return torch.promote_types(real.dtype, torch.complex64)
 
 
@@ -424,8 +412,6 @@ def _stft_blocks(flat, n_fft: int, hop_length: int):
     """Yield ``(b0, b1, spectra)``: :func:`stft`'s frames ``b0:b1`` of ``flat`` ``(batch,
     samples)`` as ``(batch, b1 - b0, bins)`` (frames first), :data:`BLOCK_FRAMES` at a time on the
     CPU, all at once elsewhere."""
-    import torch
-
     # the scale is folded into the window (the STFT is linear): one pass less over the spectrum
     window = _hann(n_fft, flat.device, scaled=True)
     frames = torch.nn.functional.pad(flat, (n_fft // 2, n_fft // 2)).unfold(-1, n_fft, hop_length)
@@ -437,8 +423,9 @@ def _stft_blocks(flat, n_fft: int, hop_length: int):
         yield b0, b1, torch.fft.rfft(torch.mul(frames[:, b0:b1], window, out=buffer[:, : b1 - b0]))
 
 
-def _overlap_add(blocks, batch: int, frames: int, n_fft: int, hop_length: int, length: int):
-    """The inverse STFT's synthesis from ``(b0, b1, spectra (batch, b1 - b0, bins))`` blocks.
+def _overlap_add(blocks, like, frames: int, n_fft: int, hop_length: int, length: int):
+    """The inverse STFT's synthesis from ``(b0, b1, spectra (batch, b1 - b0, bins))`` blocks, as
+    ``(batch, length)`` audio of ``like``'s batch size, real dtype and device.
 
     With ``n_fft = k * hop`` every frame is k whole hops, so the overlap-add is k shifted adds per
     block (several times faster than torch.istft's general fold on the CPU), each weighted by a
@@ -446,18 +433,14 @@ def _overlap_add(blocks, batch: int, frames: int, n_fft: int, hop_length: int, l
     squared window where all k frames overlap; only the first and last k - 1 hops, covered by
     fewer frames, are divided by their own sum afterwards.
     """
-    import torch
-
     k = n_fft // hop_length
     window = _hann(n_fft, None)
     squares = (window ** 2).reshape(k, hop_length)
     interior = squares.sum(dim=0)  # the overlap-added squared window where k frames overlap
-    acc = None
+    synthesis = ((window * window.sum()).reshape(k, hop_length) / interior).to(like.device)
+    batch = like.shape[0]
+    acc = like.new_zeros(batch, frames + k - 1, hop_length)
     for b0, b1, spec in blocks:
-        if acc is None:
-            synthesis = ((window * window.sum()).reshape(k, hop_length) / interior).to(spec.device)
-            acc = torch.zeros(batch, frames + k - 1, hop_length, device=spec.device,
-                              dtype=spec.real.dtype)
         seg = torch.fft.irfft(spec, n=n_fft, dim=-1).view(batch, b1 - b0, k, hop_length)
         for j in range(k):  # windowing fused into the adds: no windowed copy of every frame
             acc[:, b0 + j:b1 + j].addcmul_(seg[:, :, j], synthesis[j])
@@ -475,8 +458,6 @@ def _overlap_add(blocks, batch: int, frames: int, n_fft: int, hop_length: int, l
 @lru_cache(maxsize=8)
 def _hann(n_fft: int, device, scaled: bool = False):
     """Periodic Hann window; ``scaled`` divides it by its sum (the analysis window of stft)."""
-    import torch
-
     window = torch.hann_window(n_fft, device=device)
     return window / window.sum() if scaled else window
 
@@ -511,8 +492,6 @@ def net_input(images, config: SegmenterConfig):
     a property of the absolute position, so windows cropped from a larger image see exactly the
     values the full image has there.
     """
-    import torch
-
     channels = [images[:, None]]
     if config.frequency_channel:
         rows = torch.arange(images.shape[-2], dtype=images.dtype, device=images.device)
@@ -540,8 +519,6 @@ def cells_from_windows(window_probs, config: SegmenterConfig):
         ``(..., rows + window_bins/cell - 1, cols + window_frames/cell - 1)``: each cell's mean
         over the windows that cover it.
     """
-    import torch
-
     kh, kw = config.window_bins // config.cell, config.window_frames // config.cell
     lead = window_probs.shape[:-2]
     p = window_probs.reshape(-1, 1, *window_probs.shape[-2:])
@@ -558,8 +535,6 @@ def mask_from_cells(cells, config: SegmenterConfig, frames: int):
     Bilinear interpolation between cell centres (a cell is ``cell`` x ``cell`` pixels); the
     Nyquist bin repeats the top image row.
     """
-    import torch
-
     lead = cells.shape[:-2]
     # interpolated as (cols, rows): the mask comes out frames-major, the layout of the STFTs it
     # multiplies (a transposed layout would make every product a strided gather)
@@ -601,8 +576,6 @@ class Segmentation:
     def cell_level_db(self) -> np.ndarray:
         """``(16, cols)`` each cell's mean power in dB relative to the loudest cell (silence is
         -inf): tells "quiet" from "noise". Computed on first use (the effect does not need it)."""
-        import torch
-
         c, pw = self.config, self.power
         n_cells = self.cells.shape[1]
         level = torch.nn.functional.pad(pw[: c.image_bins], (0, n_cells * c.cell - pw.shape[-1]))
@@ -797,8 +770,6 @@ class Segmenter:
         reads the image transposed: ``image.mT`` is contiguous when ``image`` comes from the
         frames-major STFTs of this module.
         """
-        import torch
-
         c = self.config
         _, w = image.shape
         cols = max(1, -(-(w - c.window_frames) // c.cell) + 1)
@@ -829,8 +800,6 @@ class Segmenter:
         Segmentation
             Probabilities at the 44.1 kHz STFT's resolution, per cell and per window.
         """
-        import torch
-
         from .analysis import resample
         from .buffers import to_channels_first, to_mono
 
@@ -847,8 +816,6 @@ class Segmenter:
     def segment_power(self, pw) -> Segmentation:
         """:meth:`segment` from the power ``(bins, frames)`` of :func:`stft` of mono audio at the
         config's rate (lets a caller that already has the STFT skip a second one)."""
-        import torch
-
         c = self.config
         frames = pw.shape[-1]
         image = features_from_power(pw, c)
