@@ -339,24 +339,17 @@ def stft(audio, n_fft: int = 512, hop_length: int = 128):
     :data:`BLOCK_FRAMES` frames.
     """
     shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
-    if audio.device.type != "cpu":  # one big batch suits a GPU better than blocks
-        spec = torch.stft(flat, n_fft, hop_length, window=_hann(n_fft, audio.device, scaled=True),
-                          center=True, pad_mode="constant", return_complex=True)
-    else:
-        count = flat.shape[-1] // hop_length + 1
-        spec = torch.empty(flat.shape[0], count, n_fft // 2 + 1, dtype=_complex_dtype(flat))
-        for b0, b1, block in _stft_blocks(flat, n_fft, hop_length):
-            spec[:, b0:b1] = block
-        spec = spec.mT
-    return spec.reshape(*shape[:-1], *spec.shape[-2:])
+    spec = flat.new_empty(flat.shape[0], flat.shape[-1] // hop_length + 1, n_fft // 2 + 1,
+                          dtype=_complex_dtype(flat))
+    for b0, b1, block in _stft_blocks(flat, n_fft, hop_length):
+        spec[:, b0:b1] = block
+    return spec.mT.reshape(*shape[:-1], n_fft // 2 + 1, -1)
 
 
 def stft_power(audio, n_fft: int = 512, hop_length: int = 128):
     """``|stft(audio)|**2``, ``(..., bins, frames)`` (frames-major), without storing the complex
-    STFT on the CPU (computed block by block)."""
+    STFT (on the CPU, block by block)."""
     shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
-    if audio.device.type != "cpu":
-        return power(stft(audio, n_fft, hop_length))
     out = flat.new_empty(flat.shape[0], flat.shape[-1] // hop_length + 1, n_fft // 2 + 1)
     for b0, b1, block in _stft_blocks(flat, n_fft, hop_length):
         out[:, b0:b1] = power(block)
@@ -373,11 +366,11 @@ def stft_filter(audio, gain, n_fft: int = 512, hop_length: int = 128):
     time-frequency gain ``(bins, frames)`` (the same for every channel).
 
     On the CPU, analysis, gain and synthesis run block by block: no spectrum of the whole signal
-    is stored, and every block's work stays in the cache.
+    is stored, and every block's work stays in the cache (a GPU takes the signal as one block).
     """
     shape, flat = audio.shape, audio.reshape(-1, audio.shape[-1])
     frames = flat.shape[-1] // hop_length + 1
-    if audio.device.type != "cpu" or n_fft % hop_length:
+    if n_fft % hop_length:  # no whole-hop overlap-add: torch.istft on the whole spectrum
         spec = stft(flat, n_fft, hop_length) * gain[:, :frames].to(_complex_dtype(flat))
         return istft(spec, n_fft, hop_length, shape[-1]).reshape(shape)
     by_frame = gain[:, :frames].mT.contiguous()  # (frames, bins); no copy if gain is frames-major
@@ -396,7 +389,7 @@ def istft(spec, n_fft: int, hop_length: int, length: int):
                           length=length)
         return out.reshape(*shape[:-2], length)
     frames = flat.shape[-1]
-    step = BLOCK_FRAMES if spec.device.type == "cpu" else frames
+    step = _block_frames(frames, spec.device)
     blocks = ((b0, min(frames, b0 + step), flat[..., b0:b0 + step].mT)
               for b0 in range(0, frames, step))
     return _overlap_add(blocks, flat.real, frames, n_fft, hop_length, length
@@ -408,6 +401,12 @@ def _complex_dtype(real):
     return torch.promote_types(real.dtype, torch.complex64)
 
 
+def _block_frames(frames: int, device) -> int:
+    """Frames per block: :data:`BLOCK_FRAMES` on the CPU; all of them on a GPU, where one big
+    batch pays better than cache-sized blocks."""
+    return BLOCK_FRAMES if device.type == "cpu" else frames
+
+
 def _stft_blocks(flat, n_fft: int, hop_length: int):
     """Yield ``(b0, b1, spectra)``: :func:`stft`'s frames ``b0:b1`` of ``flat`` ``(batch,
     samples)`` as ``(batch, b1 - b0, bins)`` (frames first), :data:`BLOCK_FRAMES` at a time on the
@@ -416,7 +415,7 @@ def _stft_blocks(flat, n_fft: int, hop_length: int):
     window = _hann(n_fft, flat.device, scaled=True)
     frames = torch.nn.functional.pad(flat, (n_fft // 2, n_fft // 2)).unfold(-1, n_fft, hop_length)
     count = frames.shape[1]
-    step = BLOCK_FRAMES if flat.device.type == "cpu" else count
+    step = _block_frames(count, flat.device)
     buffer = flat.new_empty(flat.shape[0], min(count, step), n_fft)
     for b0 in range(0, count, step):
         b1 = min(count, b0 + step)
