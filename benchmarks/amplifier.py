@@ -70,7 +70,7 @@ def _best(fn, repeats):
 def analysis_error(exact_mel: np.ndarray, audio: np.ndarray, sr: float, stride: int) -> float:
     """Median absolute dB difference of the fast mel (at ``stride``) from Riffusion's exact mel,
     over the pixels within 80 dB of the loudest."""
-    from blendfx.analysis import fast_mel
+    from blendfx.spectral.analysis import fast_mel
 
     fast = fast_mel(audio, sr, stride=stride)
     keep = exact_mel > exact_mel.max() * 1e-4
@@ -79,9 +79,9 @@ def analysis_error(exact_mel: np.ndarray, audio: np.ndarray, sr: float, stride: 
 
 def mask_iou(exact_mel: np.ndarray, audio: np.ndarray, sr: float, stride: int) -> float:
     """Intersection over union of the 15 % energy cores from the exact and the fast mel."""
-    from blendfx.analysis import fast_mel
-    from blendfx.mask import energy_mask
-    from blendfx.spectrogram_image import image_from_mel
+    from blendfx.spectral.analysis import fast_mel
+    from blendfx.spectral.mask import energy_mask
+    from blendfx.spectral.spectrogram_image import image_from_mel
 
     a = energy_mask(image_from_mel(exact_mel).pixels, 0.15)
     b = energy_mask(image_from_mel(fast_mel(audio, sr, stride=stride)).pixels, 0.15)
@@ -91,10 +91,10 @@ def mask_iou(exact_mel: np.ndarray, audio: np.ndarray, sr: float, stride: int) -
 
 def reference(music, noise, sr):
     """BNMusic stage 2 as published: exact Riffusion mels, mask, gradient descent, gain."""
-    from blendfx.analysis import riffusion_mel
-    from blendfx.gain_solver import gradient_descent_gain, threshold_from_noise
-    from blendfx.mask import energy_mask
-    from blendfx.spectrogram_image import image_from_mel
+    from blendfx.effects.amplifier.gain_solver import gradient_descent_gain, threshold_from_noise
+    from blendfx.spectral.mask import energy_mask
+    from blendfx.spectral.spectrogram import riffusion_mel
+    from blendfx.spectral.spectrogram_image import image_from_mel
 
     noise_mel = riffusion_mel(noise, sr)
     S = riffusion_mel(music, sr)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from blendfx.buffers import fit_length
     from blendfx.effects import AdaptiveAmplifier
-    from blendfx.gain_solver import bnmusic_objective, optimal_gain
+    from blendfx.effects.amplifier.gain_solver import bnmusic_objective, optimal_gain
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stride", type=int, default=2, choices=(1, 2),

@@ -5,7 +5,7 @@ from ../shared/data/music (the three tracks in turn, at the offset that best mas
 core, ``blendfx.effects.blend.best_offset``; ``--align random`` for a random offset), each mode
 amplifies the track against the noise (``min_gain_db=-12`` so that no mode mutes the music, the
 default ceilings), and the result is judged on the psychoacoustic yardstick of
-:mod:`blendfx.metrics`:
+:mod:`blendfx.effects.blend.metrics`:
 
 - ``cost_lu``: ``cost_to_mask_lu`` of the amplified music: the loudness cost (LU of noise +
   music over the noise) at which half the core's energy is masked, i.e. the cost of reaching
@@ -55,7 +55,7 @@ MODES = {
 
 
 def _cost(noise: np.ndarray, music: np.ndarray, sr: float, gain_db: float, noise_lufs: float) -> float:
-    from blendfx.loudness import integrated_lufs
+    from blendfx.dsp.loudness import integrated_lufs
 
     return integrated_lufs(noise + music * np.float32(10 ** (gain_db / 20)), sr) - noise_lufs
 
@@ -96,7 +96,7 @@ class MusicSource:
 
     def __call__(self, noise: np.ndarray, sr: float, index: int) -> tuple[np.ndarray, str]:
         from blendfx.buffers import fit_length
-        from blendfx.effects.blend import best_offset, track_masking
+        from blendfx.effects.blend.blend import best_offset, track_masking
 
         if self.composer is not None:
             music = self.composer(prompt="lofi", seed=index)(noise, sr)
@@ -119,11 +119,11 @@ def measure_clip(noise: np.ndarray, music: np.ndarray, sr: float, equal_cost_lu:
     import blendfx
     from blendfx.buffers import fit_channels
     from blendfx.effects import AdaptiveAmplifier
-    from blendfx.metrics import blend_report, cost_to_mask_lu, noise_core, unmasked_fraction
+    from blendfx.effects.blend.metrics import blend_report, cost_to_mask_lu, noise_core, unmasked_fraction
 
     core = noise_core(noise, sr)
     noise_as_played = fit_channels(noise, music.shape[0])  # beside stereo music
-    noise_lufs = blendfx.loudness.integrated_lufs(noise_as_played, sr)
+    noise_lufs = blendfx.dsp.loudness.integrated_lufs(noise_as_played, sr)
     rows: dict[str, dict[str, float | None]] = {}
     for name, settings in MODES.items():
         amp = AdaptiveAmplifier(min_gain_db=-12.0, **settings)

@@ -1,6 +1,7 @@
 """The yardstick for every generator: the loudness cost of masking half of a noise's core.
 
-For each shared ESC-10 noise clip and each candidate masker, ``blendfx.metrics.cost_to_mask_lu``:
+For each shared ESC-10 noise clip and each candidate masker,
+``blendfx.effects.blend.metrics.cost_to_mask_lu``:
 the loudness (LU) of noise + the masker, scaled so that half the energy of the noise's core
 falls under the masker's masking threshold, over the noise alone. Lower is better. Candidates:
 
@@ -61,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import blendfx
     from blendfx.buffers import fit_length
-    from blendfx.effects.blend import best_offset, track_masking
-    from blendfx.metrics import cost_to_mask_lu, noise_core
+    from blendfx.effects.blend.blend import best_offset, track_masking
+    from blendfx.effects.blend.metrics import cost_to_mask_lu, noise_core
 
     if not DATA.exists():
         print(f"shared data not found at {DATA}", file=sys.stderr)

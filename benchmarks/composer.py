@@ -51,7 +51,7 @@ def current_rss_mib() -> float:
 
 def load_noise(seconds: float, sample_rate: int = 44100) -> np.ndarray:
     import blendfx
-    from blendfx.analysis import resample
+    from blendfx.spectral.analysis import resample
 
     audio, sr = blendfx.read_audio(NOISE)
     audio = resample(audio, sr, sample_rate)
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from blendfx.effects import Composer, MaskExtractor
-    from blendfx.effects.composer import render_midi
-    from blendfx.music_analysis import listen
-    from blendfx.styles import style_from_prompt
+    from blendfx.effects.composer.composer import render_midi
+    from blendfx.effects.composer.listening import listen
+    from blendfx.effects.composer.styles import style_from_prompt
 
     sr = 44100
     if not NOISE.exists():

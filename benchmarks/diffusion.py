@@ -6,8 +6,8 @@ FLOPs as Riffusion, nothing downloaded -- in fp16. It times, per 5.12 s window a
 spectrogram, mask, both passes, VAE decode and the inverse to audio:
 
 - blendfx's ``OutpaintInpaint`` at batch 1 and at batch 8 (``process_many`` over 8 clips), on a
-  :class:`blendfx.models.DiffusionModel` with its GPU options (SDPA, channels-last; ``--compile``
-  adds torch.compile);
+  :class:`blendfx.effects.diffusion.models.DiffusionModel` with its GPU options (SDPA,
+  channels-last; ``--compile`` adds torch.compile);
 - the same two passes as two plain ``StableDiffusionInpaintPipeline`` calls per window (fp16,
   default attention, one window at a time, PIL images in and out, diffusers defaults otherwise)
   followed by the same inverse to audio.
@@ -132,11 +132,11 @@ class Timer:
 def plain_diffusers(components: dict, device, dtype, clips: list[np.ndarray], args) -> float:
     """Seconds per window: two plain StableDiffusionInpaintPipeline calls, then the inverse."""
     import torch
-    from blendfx.analysis import converter, riffusion_image
     from blendfx.effects import MaskExtractor
-    from blendfx.mask import enlarge_mask
-    from blendfx.spectrogram_image import SpectrogramImage
-    from blendfx.tiling import invert_long
+    from blendfx.effects.diffusion.tiling import invert_long
+    from blendfx.spectral.mask import enlarge_mask
+    from blendfx.spectral.spectrogram import converter, riffusion_image
+    from blendfx.spectral.spectrogram_image import SpectrogramImage
     from diffusers import StableDiffusionInpaintPipeline
     from PIL import Image
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import blendfx  # noqa: F401  (registers effects)
     from blendfx.effects import OutpaintInpaint
-    from blendfx.models import DiffusionModel, GpuOptions
+    from blendfx.effects.diffusion.models import DiffusionModel, GpuOptions
 
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
         tb, _ = timer(lambda: batched.process_many(clips[:args.batch], SR))
         per_window = tb / args.batch
 
-        from blendfx.analysis import converter, riffusion_image
-        from blendfx.tiling import invert_long
+        from blendfx.effects.diffusion.tiling import invert_long
+        from blendfx.spectral.spectrogram import converter, riffusion_image
 
         image = riffusion_image(clips[0], SR)
         conv = converter(str(device))

@@ -76,7 +76,7 @@ def prepare_session(work: Path, args: argparse.Namespace) -> dict:
     import blendfx
     from blendfx.effect import EFFECT_REGISTRY
     from blendfx.render.demo import synthesize_train
-    from blendfx.session import save_session
+    from blendfx.render.session import save_session
 
     seconds, sr = args.session_seconds, 44100
     folder = work / "session"
@@ -172,7 +172,7 @@ def case_renderer(work: Path, args: argparse.Namespace) -> dict:
 
 def prepare_long(work: Path, args: argparse.Namespace) -> dict:
     from blendfx.audio_io import audio_writer
-    from blendfx.session import save_session
+    from blendfx.render.session import save_session
 
     minutes, sr = args.long_minutes, 44100
     folder = work / "long"

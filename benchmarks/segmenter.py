@@ -5,7 +5,7 @@
 
 Prints its figures, then one JSON object on the last line:
 
-- ``auc_by_snr``: window-level ROC AUC on the held-out files (:mod:`blendfx.segmenter_data`):
+- ``auc_by_snr``: window-level ROC AUC on the held-out files (:mod:`blendfx.effects.segmenter.data`):
   "clean" = music-only vs noise-only clips; an SNR = mixtures at that SNR, each non-silent window
   labelled by which component has more energy in it. Goal >= 0.99 clean.
 - ``auc_by_snr_presence``: the paper's protocol (windows of the mixtures at that SNR vs windows of
@@ -81,7 +81,7 @@ def long_input(seconds: float, weights: str | None) -> dict:
 def window_by_window_seconds(model, audio: np.ndarray, batch: int = 256) -> float:
     """Time to classify every 16-pixel-hop window of ``audio`` one crop at a time (batched)."""
     import torch
-    from blendfx.segmenter import features_from_power, net_input, power, stft
+    from blendfx.effects.segmenter.net import features_from_power, net_input, power, stft
 
     c = model.config
 
@@ -109,7 +109,7 @@ def training_stages(training: dict) -> list[dict]:
 
 def split_of(model, root: Path):
     """The source split a model was trained with (its held-out music stems from its metadata)."""
-    from blendfx.segmenter_data import source_split
+    from blendfx.effects.segmenter.data import source_split
 
     held = [Path(p).stem for p in model.training.get("sources", {}).get("val_music", [])]
     return source_split(root, val_music=held)
@@ -118,8 +118,7 @@ def split_of(model, root: Path):
 def main(argv=None) -> int:
     import torch
     from blendfx.effects import MusicNoiseSegmenter
-    from blendfx.segmenter import WEIGHTS_FILE, Segmenter, _resolve_paths
-    from blendfx.segmenter_data import (
+    from blendfx.effects.segmenter.data import (
         evaluate,
         load_clips,
         noise_gain,
@@ -127,6 +126,7 @@ def main(argv=None) -> int:
         shared_data_dir,
         validation_items,
     )
+    from blendfx.effects.segmenter.net import WEIGHTS_FILE, Segmenter, resolve_weight_paths
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None, help="weights folder (default: shipped)")
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
 
     root = shared_data_dir(args.data)
     model = Segmenter.from_pretrained(args.weights)
-    weights_path, _ = _resolve_paths(args.weights)
+    weights_path, _ = resolve_weight_paths(args.weights)
     split = split_of(model, root)
     music = load_clips(split.val_music) + render_midi_clips(split.val_midi)
     noise = load_clips(split.val_noise)
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     stages = training_stages(training)
     train_seconds = round(sum(s["seconds"] or 0.0 for s in stages), 1)
     if args.retrain:
-        from blendfx.train_segmenter import train
+        from blendfx.effects.segmenter.train import train
 
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
@@ -196,8 +196,8 @@ def main(argv=None) -> int:
 
             record = training.get("init") or {}
             init = record.get("path")
-            if init and not (Path(_resolve_paths(init)[0]).is_file() and hashlib.sha256(
-                    Path(_resolve_paths(init)[0]).read_bytes()).hexdigest() == record.get("sha256")):
+            if init and not (Path(resolve_weight_paths(init)[0]).is_file() and hashlib.sha256(
+                    Path(resolve_weight_paths(init)[0]).read_bytes()).hexdigest() == record.get("sha256")):
                 init = None
             train(args.data, tmp, steps=training.get("steps", 600), batch=training.get("batch", 8),
                   seed=training.get("seed", 0), lr=training.get("lr", 0.002),

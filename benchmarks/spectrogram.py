@@ -75,14 +75,14 @@ def load_clip(name: str, offset: float) -> np.ndarray:
 
 def image_target(conv, audio: np.ndarray):
     """The 8-bit image of a clip and the mel decoded from it (the inverses' common input)."""
-    from blendfx.spectrogram_image import image_from_mel, mel_from_image
+    from blendfx.spectral.spectrogram_image import image_from_mel, mel_from_image
 
     image = image_from_mel(conv.mel_from_audio(audio)[0].cpu().numpy())
     return image, mel_from_image(image)
 
 
 def mel_sc(conv, audio: np.ndarray, target: np.ndarray, frames: int) -> float:
-    from blendfx.spectrogram import spectral_convergence
+    from blendfx.spectral.spectrogram import spectral_convergence
 
     mel = conv.mel_from_audio(np.asarray(audio, np.float32))[0].cpu().numpy()
     return spectral_convergence(mel[:, :frames], target[:, :frames])
@@ -97,7 +97,7 @@ def sync(device) -> None:
 
 def run_blendfx(conv, image, args, repeats: int) -> tuple[np.ndarray, float, float]:
     """Output, best wall-clock seconds and best CPU seconds (all threads) over ``repeats``."""
-    from blendfx.spectrogram_image import mel_from_image
+    from blendfx.spectral.spectrogram_image import mel_from_image
 
     best, best_cpu, out = float("inf"), float("inf"), None
     for _ in range(repeats):
@@ -114,7 +114,7 @@ def run_blendfx(conv, image, args, repeats: int) -> tuple[np.ndarray, float, flo
 def run_reference(image) -> tuple[np.ndarray, float, float, float]:
     """Output, wall-clock seconds (pseudo-inverse included), Griffin-Lim seconds, CPU seconds."""
     import librosa
-    from blendfx.spectrogram_image import mel_from_image
+    from blendfx.spectral.spectrogram_image import mel_from_image
 
     t0, c0 = time.perf_counter(), time.process_time()
     mel = mel_from_image(image)
@@ -146,7 +146,7 @@ def main() -> None:
 
     import blendfx
     import torch
-    from blendfx.spectrogram import SpectrogramConverter
+    from blendfx.spectral.spectrogram import SpectrogramConverter
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -164,7 +164,7 @@ def main() -> None:
     # one-time set-up (filterbank, plan), timed on a first call
     clip0 = load_clip(*CLIPS[0])
     image0, _ = image_target(conv, clip0)
-    from blendfx.spectrogram_image import mel_from_image
+    from blendfx.spectral.spectrogram_image import mel_from_image
 
     sync(conv.device)
     t0 = time.perf_counter()

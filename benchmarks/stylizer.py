@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 import blendfx  # noqa: E402
-from blendfx.analysis import resample  # noqa: E402
 from blendfx.effects import Stylizer  # noqa: E402
-from blendfx.probe_signals import click_train, exponential_ir, speech_like  # noqa: E402
-from blendfx.reference_profile import analyze_reference  # noqa: E402
-from blendfx.reverb_analysis import estimate_reverb, octave_centers, schroeder_rt60  # noqa: E402
-from blendfx.spectral_match import ltas_distance_db  # noqa: E402
+from blendfx.effects.stylizer.probe_signals import click_train, exponential_ir, speech_like  # noqa: E402
+from blendfx.effects.stylizer.reference_profile import analyze_reference  # noqa: E402
+from blendfx.effects.stylizer.reverb_analysis import estimate_reverb, octave_centers, schroeder_rt60  # noqa: E402
+from blendfx.effects.stylizer.spectral_match import ltas_distance_db  # noqa: E402
+from blendfx.spectral.analysis import resample  # noqa: E402
 from scipy.signal import fftconvolve  # noqa: E402
 
 SR = 44100

@@ -1,19 +1,26 @@
-"""blendfx's effects: one module per stage, each a small class over core functions.
+"""blendfx's effects: one package per stage (the effect class beside its engine), small effects
+as single modules.
 
-Every class here is registered in :data:`blendfx.EFFECT_REGISTRY` (the preset allow-list and the
-conformance suite's list) by subclassing :class:`blendfx.Effect`.
+Every class here is a :class:`blendfx.Effect`, registered in :data:`blendfx.EFFECT_REGISTRY` (the
+preset allow-list) through the ``blendfx.effects`` entry points in ``setup.cfg``. The names load
+on first use, so ``from blendfx.effects import Utility`` imports neither torch nor the Composer.
 """
 
-from .amplifier import AdaptiveAmplifier, LoudnessNormalize
-from .blend import Blend, MusicTrack
-from .composer import Composer
-from .ducker import Ducker
-from .mask_extractor import MaskExtractor
-from .masked_img2img import MaskedImg2Img
-from .outpaint_inpaint import OutpaintInpaint
-from .segmenter import MusicNoiseSegmenter
-from .stylizer import Stylizer
-from .utility import Utility
+import lazy_loader
 
-__all__ = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
-           "MaskedImg2Img", "MusicNoiseSegmenter", "MusicTrack", "OutpaintInpaint", "Stylizer", "Utility"]
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["amplifier", "blend", "composer", "diffusion", "ducker", "mask_extractor",
+                "segmenter", "stylizer", "utility"],
+    submod_attrs={
+        "amplifier": ["AdaptiveAmplifier", "LoudnessNormalize"],
+        "blend": ["Blend", "MusicTrack"],
+        "composer": ["Composer"],
+        "diffusion": ["MaskedImg2Img", "OutpaintInpaint"],
+        "ducker": ["Ducker"],
+        "mask_extractor": ["MaskExtractor"],
+        "segmenter": ["MusicNoiseSegmenter"],
+        "stylizer": ["Stylizer"],
+        "utility": ["Utility"],
+    },
+)

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
-from blendfx.analysis import apply_mel_mask, fast_mel, riffusion_mel
 from blendfx.buffers import to_channels_first
 from blendfx.effect import Effect
-from blendfx.mask import Mask, energy_mask, enlarge_mask, feather_mask, mask_function, remove_specks
 from blendfx.params import BoolParam, ChoiceParam, FloatParam, IntParam
-from blendfx.spectrogram import SpectrogramParams
-from blendfx.spectrogram_image import image_from_mel
+from blendfx.spectral.analysis import apply_mel_mask, fast_mel
+from blendfx.spectral.mask import (
+    Mask,
+    energy_mask,
+    enlarge_mask,
+    feather_mask,
+    mask_function,
+    remove_specks,
+)
+from blendfx.spectral.params import SpectrogramParams
+from blendfx.spectral.spectrogram_image import image_from_mel
 
 __all__ = ["MaskExtractor", "image_frames", "energy_core"]
 
 
 def image_frames(n_samples: int, sample_rate: float) -> int:
     """Number of 10 ms image columns of ``n_samples`` at ``sample_rate`` Hz (after resampling
-    to Riffusion's 44.1 kHz, as :func:`blendfx.analysis.riffusion_mel` does)."""
+    to Riffusion's 44.1 kHz, as :func:`blendfx.spectral.spectrogram.riffusion_mel` does)."""
     p = SpectrogramParams()
     n44 = n_samples if float(sample_rate) == p.sample_rate else int(
         np.ceil(n_samples * p.sample_rate / float(sample_rate)))
@@ -40,8 +47,8 @@ class MaskExtractor(Effect):
     ----------
     mode : {"energy", "cnn"}
         "energy": the loudest ``fraction`` of pixels of the noise's Riffusion image (BNMusic).
-        "cnn": the noise-dominated regions found by the music/noise segmenter (issue 8's
-        ``MusicNoiseSegmenter``, which registers the mode; a clear error names it when absent).
+        "cnn": the noise-dominated regions found by the music/noise segmenter
+        (:mod:`blendfx.effects.segmenter`, loaded on first use through its entry point).
     fraction : float
         Share of pixels in the core, 0.01 to 0.5 (BNMusic: 0.10 to 0.20; default 0.15).
     enlarge : int
@@ -93,7 +100,7 @@ class MaskExtractor(Effect):
         return self._last_mask
 
     def extract(self, audio: np.ndarray, sample_rate: float, *, mel: np.ndarray | None = None) -> Mask:
-        """The core :class:`~blendfx.mask.Mask` of ``audio`` (any layout, any rate, any length).
+        """The core :class:`~blendfx.spectral.mask.Mask` of ``audio`` (any layout, any rate, any length).
 
         Parameters
         ----------
@@ -103,7 +110,7 @@ class MaskExtractor(Effect):
             Hz.
         mel : np.ndarray, optional
             A precomputed mel magnitude spectrogram ``(512, frames)``, low rows first (as
-            :func:`blendfx.analysis.riffusion_mel` or ``fast_mel`` return it), to skip the
+            :func:`blendfx.spectral.spectrogram.riffusion_mel` or ``fast_mel`` return it), to skip the
             analysis in mode "energy".
 
         Returns
@@ -121,7 +128,13 @@ class MaskExtractor(Effect):
             return Mask(np.zeros((SpectrogramParams().num_frequencies, 0), np.float32))
         if self.mode == "energy":
             if mel is None:
-                mel = (fast_mel if self.analysis == "fast" else riffusion_mel)(data, sample_rate)
+                if self.analysis == "fast":
+                    mel = fast_mel(data, sample_rate)
+                else:
+                    # the exact path runs Riffusion's torch STFT: torch loads only when asked for
+                    from blendfx.spectral.spectrogram import riffusion_mel
+
+                    mel = riffusion_mel(data, sample_rate)
             core = energy_core(mel, self.fraction)
         else:
             core = self._mode_core(data, sample_rate)

@@ -14,7 +14,7 @@ import blendfx
 import numpy as np
 from blendfx.render import render_session
 from blendfx.render.demo import synthesize_train
-from blendfx.session import save_session
+from blendfx.render.session import save_session
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("-o", "--output", default="out/session")

@@ -1,21 +1,24 @@
 """Offline rendering of sessions, and the ``blendfx`` command line.
 
-- :func:`render_session` (:mod:`blendfx.render.renderer`): a session -> stems, mix, report;
-- :mod:`blendfx.render.mastering`: streaming loudness, true peak, limiter;
+- :func:`render_session` (:mod:`blendfx.render.renderer`): a session -> stems, mix, report; the
+  work is split by job into :mod:`.sources` (where audio comes from), :mod:`.tracks` (each
+  track's chain), :mod:`.mixdown` (the mix, loudness, limiter) and :mod:`.results`;
+- :mod:`blendfx.render.session`: the session format (TOML), :mod:`blendfx.render.reaper`: REAPER
+  projects -> sessions;
+- :mod:`blendfx.render.mastering`: streaming true peak and the limiter;
 - :mod:`blendfx.render.cache`: the per-track render cache;
+- :mod:`blendfx.render.report`: the report's figure;
 - :mod:`blendfx.render.demo`: the synthesized train and the ``blendfx demo`` session;
-- :mod:`blendfx.render.cli`: the ``blendfx`` command.
+- :mod:`blendfx.render.cli` and :mod:`blendfx.render.commands`: the ``blendfx`` command.
+
+Names load on first use, so ``blendfx --help`` does not pay for scipy and the renderer.
 """
 
-from typing import Any
+import lazy_loader
 
-__all__ = ["render_session", "RenderResult"]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use, so `blendfx --help` does not pay for scipy and the renderer.
-    if name in __all__:
-        from . import renderer
-
-        return getattr(renderer, name)
-    raise AttributeError(f"module 'blendfx.render' has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["cache", "cli", "commands", "demo", "mastering", "mixdown", "reaper", "renderer",
+                "report", "results", "session", "sources", "tracks"],
+    submod_attrs={"renderer": ["render_session", "RenderResult"]},
+)

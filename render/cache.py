@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import blendfx
 from blendfx.errors import SessionError
 from blendfx.files import atomic_write_text
 
@@ -74,7 +76,6 @@ class RenderCache:
     # -- lifetime ---------------------------------------------------------------------------
     def open(self) -> RenderCache:
         """Create the folders, take the lock, and clear what a killed run left in ``tmp``."""
-        import fcntl
 
         self.tracks.mkdir(parents=True, exist_ok=True)
         self._lock_fh = open(self.root / "lock", "w")  # noqa: SIM115 - held until close()
@@ -115,7 +116,6 @@ class RenderCache:
     @staticmethod
     def key(spec: dict[str, Any]) -> str:
         """The entry key of a track spec (any JSON-able dict)."""
-        import blendfx
 
         blob = json.dumps({"blendfx": blendfx.__version__, "format": _FORMAT, **spec},
                           sort_keys=True, default=str)

@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from blendfx.audio_io import write_audio
+from blendfx.effect import EFFECT_REGISTRY
+from blendfx.errors import ParameterError
+from blendfx.presets import factory_preset_path, read_preset
+from scipy.signal import butter, lfilter, sosfilt
+
+from .renderer import render_session
+from .session import save_session
 
 __all__ = ["synthesize_train", "write_demo_session", "run_demo"]
 
@@ -41,7 +49,6 @@ def synthesize_train(duration: float = 24.0, sample_rate: float = 44100.0, seed:
     seed : int
         Same seed, same scene.
     """
-    from scipy.signal import butter, lfilter, sosfilt
 
     rng = np.random.default_rng(seed)
     sr = float(sample_rate)
@@ -125,8 +132,6 @@ def write_demo_session(folder: str | os.PathLike[str], *, duration: float = 24.0
                        seed: int = 0, preset: str = "default", prompt: str | None = None,
                        sample_rate: float = 44100.0) -> Path:
     """Write the demo session (noise file + manifest) into ``folder``; return the manifest path."""
-    from blendfx.audio_io import write_audio
-    from blendfx.session import save_session
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,11 +139,10 @@ def write_demo_session(folder: str | os.PathLike[str], *, duration: float = 24.0
     music: dict[str, Any] = {"name": "music", "role": "music", "key": "train", "preset": preset}
     if prompt:
         # the prompt rides on a chain copied from the preset, with every Blend's prompt set
-        from blendfx.presets import read_preset
 
         chain = read_preset(preset)["chain"]
         music.pop("preset")
-        music["chain"] = _with_prompt(chain, prompt)
+        music["chain"] = with_prompt(chain, prompt)
     manifest = {
         "session": {"name": "train-demo", "sample_rate": int(sample_rate), "tempo": TRAIN_BPM,
                     "seed": seed},
@@ -155,16 +159,15 @@ def write_demo_session(folder: str | os.PathLike[str], *, duration: float = 24.0
     return save_session(manifest, folder / "session.toml", header=header)
 
 
-def _with_prompt(chain: dict[str, Any], prompt: str) -> dict[str, Any]:
+def with_prompt(chain: dict[str, Any], prompt: str) -> dict[str, Any]:
     """A copy of a processor dict with ``prompt`` set on every effect that has one."""
-    from blendfx.effect import EFFECT_REGISTRY
 
     out = dict(chain)
     cls = EFFECT_REGISTRY.get(str(out.get("type")))
     if cls is not None and "prompt" in cls.params():
         out["prompt"] = prompt
     if isinstance(out.get("plugins"), list):
-        out["plugins"] = [_with_prompt(p, prompt) for p in out["plugins"]]
+        out["plugins"] = [with_prompt(p, prompt) for p in out["plugins"]]
     return out
 
 
@@ -173,10 +176,6 @@ def run_demo(out_dir: str | os.PathLike[str], *, duration: float = 24.0, seed: i
              progress: bool = True):
     """Synthesize the train, write the session into ``out_dir/session`` and render it to
     ``out_dir``. Returns the :class:`~blendfx.render.renderer.RenderResult`."""
-    from blendfx.errors import ParameterError
-    from blendfx.presets import factory_preset_path
-
-    from .renderer import render_session
 
     if not 2.0 <= duration <= 3600.0:
         raise ParameterError(f"demo duration = {duration:g} s is out of range [2, 3600] s")

@@ -3,37 +3,31 @@
 The renderer measures the mix block by block (pass 1), then writes it with one gain and a
 true-peak limiter (pass 2), so a 60-minute mix never sits in memory whole.
 
-- :class:`LoudnessMeter`: ITU-R BS.1770-4 integrated loudness (K-weighting, 400 ms blocks with
-  75 % overlap, -70 LUFS absolute and -10 LU relative gates), fed in blocks. Its block
-  boundaries, filters and gating are pyloudnorm's, so it agrees with
-  ``pyloudnorm.Meter(rate).integrated_loudness`` to within float rounding, without holding the
-  signal.
+- :class:`~blendfx.dsp.loudness.LoudnessMeter` (in the core, which the Composer's mixer shares):
+  BS.1770-4 integrated loudness fed in blocks.
 - :func:`true_peak_envelope`: per-sample true-peak estimate from 4x oversampling (BS.1770-4
   Annex 2).
 - :func:`limiter_gain`: a look-ahead brick-wall gain curve that keeps the (oversampled) peak
   under a ceiling, computed from a signal with context on both sides, so blocks join seamlessly.
 
-Loudness and true-peak helpers for whole arrays live in :mod:`blendfx.loudness`; this module
+Loudness and true-peak helpers for whole arrays live in :mod:`blendfx.dsp.loudness`; this module
 holds only what streaming mastering adds (block-wise metering, per-sample true-peak envelopes
 with context, the limiter), and shares that module's oversampling filter.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
-from blendfx.loudness import OVERSAMPLE, TILE, oversampling_filter, tile_peaks
+from blendfx.dsp.loudness import OVERSAMPLE, TILE, oversampling_filter, tile_peaks
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import sosfilt
 
-__all__ = ["LoudnessMeter", "true_peak_envelope", "true_peak_max", "limiter_gain", "limit",
+__all__ = ["true_peak_envelope", "true_peak_max", "limiter_gain", "limit",
            "limiter_context", "LIMITER_CONTEXT",
            "OVERSAMPLING", "db"]
 
-#: True-peak oversampling factor (BS.1770-4: 4x), the same as blendfx.loudness's.
+#: True-peak oversampling factor (BS.1770-4: 4x), the same as blendfx.dsp.loudness's.
 OVERSAMPLING = OVERSAMPLE
 #: Samples of context the oversampling filter needs on each side of a block.
 _TP_MARGIN = 32
@@ -42,134 +36,6 @@ _TP_MARGIN = 32
 def db(linear: float) -> float:
     """20 log10 of a linear amplitude; -inf for 0."""
     return float(20.0 * np.log10(linear)) if linear > 0 else float("-inf")
-
-
-#: Blocks of at least this many samples are K-filtered one thread per channel.
-_PARALLEL_SAMPLES = 1 << 16
-
-
-@lru_cache(maxsize=1)
-def _meter_pool() -> Any:
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="blendfx-meter")
-
-
-class LoudnessMeter:
-    """Integrated loudness (LUFS) of a signal fed in consecutive blocks.
-
-    Parameters
-    ----------
-    sample_rate : float
-        Hz.
-    channels : int
-        Channel count of the blocks (1 to 5; BS.1770 weights surround channels 1.41).
-    total_samples : int
-        Length of the whole signal in samples (the block grid depends on it, as in pyloudnorm).
-
-    Examples
-    --------
-    >>> meter = LoudnessMeter(44100, 2, len_total)              # doctest: +SKIP
-    >>> for block in blocks: meter.add(block)                   # doctest: +SKIP
-    >>> meter.integrated()                                      # doctest: +SKIP
-    -23.0
-    """
-
-    _BLOCK_S = 0.4
-    _STEP = 0.25  # 75 % overlap
-
-    def __init__(self, sample_rate: float, channels: int, total_samples: int) -> None:
-        import pyloudnorm
-
-        self.rate = float(sample_rate)
-        self.channels = int(channels)
-        self.total = int(total_samples)
-        filters = pyloudnorm.Meter(self.rate)._filters  # the K-weighting stages pyloudnorm uses
-        self._gain = float(np.prod([f.passband_gain for f in filters.values()]))
-        self._sos = np.vstack([np.concatenate([f.b, f.a]) for f in filters.values()])
-        self._zi = np.zeros((self._sos.shape[0], self.channels, 2))
-        t = self.total / self.rate
-        n_blocks = int(np.round((t - self._BLOCK_S) / (self._BLOCK_S * self._STEP))) + 1
-        self._n_blocks = max(n_blocks, 0) if t >= self._BLOCK_S else 0
-        j = np.arange(self._n_blocks)
-        self._lower = (self._BLOCK_S * (j * self._STEP) * self.rate).astype(np.int64)
-        self._upper = (self._BLOCK_S * (j * self._STEP + 1) * self.rate).astype(np.int64)
-        self._edges = np.unique(np.concatenate([self._lower, self._upper, [0]]))
-        # energy of each segment between consecutive edges, per channel
-        self._segments = np.zeros((self.channels, max(len(self._edges) - 1, 0)))
-        self._pos = 0
-
-    def add(self, block: np.ndarray) -> None:
-        """Feed the next ``(channels, samples)`` block."""
-        block = np.asarray(block)
-        n = block.shape[1]
-        if n == 0 or self._segments.shape[1] == 0:
-            self._pos += n
-            return
-        # K-weighting in float64 (pyloudnorm's precision); the stages' passband gain is
-        # applied to the segment energies, not to every sample
-        y = self._k_weight(block)
-        start, end = self._pos, self._pos + n
-        # Segment k covers [edges[k], edges[k+1]); add this block's share to each one it touches.
-        first = max(int(np.searchsorted(self._edges, start, side="right")) - 1, 0)
-        last = min(int(np.searchsorted(self._edges, end, side="left")), len(self._edges) - 1)
-        if first < last:
-            cuts = np.clip(self._edges[first:last + 1], start, end) - start
-            np.square(y, out=y)
-            # segment sums; only the first and last can be empty (clipped to the block's
-            # ends), and reduceat's last sum runs to the end of what it is given
-            full = cuts[1:] > cuts[:-1]
-            sums = np.zeros((self.channels, full.size))
-            sums[:, full] = np.add.reduceat(y[:, :cuts[-1]], cuts[:-1][full], axis=1)
-            self._segments[:, first:last] += sums * self._gain ** 2
-        self._pos = end
-
-    def _k_weight(self, block: np.ndarray) -> np.ndarray:
-        """The K-filter over a block (state carried): all channels in one call, or for long
-        stereo blocks one thread per channel (the filter treats them independently: the same
-        numbers, in half the time where a core is free)."""
-        n = block.shape[1]
-        if self.channels == 1 or n < _PARALLEL_SAMPLES or (os.cpu_count() or 1) < 2:
-            y, self._zi = sosfilt(self._sos, block.astype(np.float64), axis=-1, zi=self._zi)
-            return y
-        y = np.empty((self.channels, n))
-
-        def channel(ch: int) -> None:
-            y[ch], self._zi[:, ch] = sosfilt(self._sos, block[ch].astype(np.float64),
-                                             zi=self._zi[:, ch])
-
-        list(_meter_pool().map(channel, range(self.channels)))
-        return y
-
-    def block_energies(self) -> np.ndarray:
-        """Mean square ``z[channel, block]`` of the K-weighted signal (BS.1770 eq. 1)."""
-        csum = np.concatenate([np.zeros((self.channels, 1)), np.cumsum(self._segments, axis=1)],
-                              axis=1)
-        lo = np.searchsorted(self._edges, self._lower)
-        hi = np.searchsorted(self._edges, self._upper)
-        return (csum[:, hi] - csum[:, lo]) / (self._BLOCK_S * self.rate)
-
-    def integrated(self, gain_db: float = 0.0) -> float:
-        """Gated integrated loudness in LUFS (-inf for silence or under 0.4 s).
-
-        ``gain_db`` gives the loudness of the same signal scaled by that gain, exactly (the
-        gates included) and without filtering it again.
-        """
-        if self._n_blocks == 0:
-            return float("-inf")
-        z = self.block_energies() * 10.0 ** (gain_db / 10.0)
-        weights = np.array([1.0, 1.0, 1.0, 1.41, 1.41])[: self.channels, None]
-        with np.errstate(divide="ignore"):
-            loud = -0.691 + 10.0 * np.log10((weights * z).sum(axis=0))
-        gated = loud >= -70.0
-        if not gated.any():
-            return float("-inf")
-        rel = -0.691 + 10.0 * np.log10((weights[:, 0] * z[:, gated].mean(axis=1)).sum()) - 10.0
-        gated = (loud > rel) & (loud > -70.0)
-        if not gated.any():
-            return float("-inf")
-        power = (weights[:, 0] * z[:, gated].mean(axis=1)).sum()
-        return float(-0.691 + 10.0 * np.log10(power)) if power > 0 else float("-inf")
 
 
 def true_peak_envelope(audio: np.ndarray, margin: int = 0, above: float | None = None
@@ -232,9 +98,9 @@ def _raise_to_interpolated(audio: np.ndarray, env: np.ndarray) -> None:
     """Raise ``env`` (the sample magnitudes of ``audio``, max over channels) at every sample to
     the largest magnitude of the OVERSAMPLING - 1 interpolated values after it.
 
-    The interpolation filter is :mod:`blendfx.loudness`'s (a Nyquist filter: its on-sample
+    The interpolation filter is :mod:`blendfx.dsp.loudness`'s (a Nyquist filter: its on-sample
     branch returns the samples themselves), so only the other branches are computed, as one
-    float32 matrix product per 32-position tile (:func:`blendfx.loudness.tile_peaks`): about
+    float32 matrix product per 32-position tile (:func:`blendfx.dsp.loudness.tile_peaks`): about
     six times faster than three correlations, and equal to them to float32 rounding (5e-7
     relative; the correlations accumulated in float64).
     """
@@ -282,7 +148,7 @@ def _oversample_runs(audio: np.ndarray, starts: np.ndarray, stops: np.ndarray,
     accounts for them itself): :func:`_raise_to_interpolated` over the runs only.
 
     Only the 32-position tiles that cover the runs are interpolated, all in one call of
-    :func:`blendfx.loudness.tile_peaks` on the signal itself (a tile reads its own context;
+    :func:`blendfx.dsp.loudness.tile_peaks` on the signal itself (a tile reads its own context;
     beyond the signal's ends it reads the zeros the filter assumes).
     """
     if starts.size == 0:

@@ -21,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from blendfx.audio_io import read_audio
+from blendfx.buffers import to_mono
+from blendfx.files import atomic_path
+from blendfx.spectral.params import SpectrogramParams
+from PIL import Image, ImageDraw, ImageFont
+from scipy.fft import rfft
 
 __all__ = ["save_blend_figure_data", "write_report_png", "write_inspect_png", "FIGURE_SECONDS",
            "spectrogram_pixels"]
@@ -44,9 +50,6 @@ def spectrogram_pixels(audio: np.ndarray | None, sample_rate: float, fps: int = 
     Riffusion's 17,640) of a Hann-windowed frame. Returns (128, frames) uint8 over an 80 dB
     range, row 0 the highest band, loud = high.
     """
-    from blendfx.buffers import to_mono
-    from blendfx.spectrogram import SpectrogramParams
-    from scipy.fft import rfft
 
     if audio is None or np.size(audio) == 0:
         return None
@@ -152,7 +155,6 @@ def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None
     images and polylines, and matplotlib's import and layout machinery would cost more than
     the render's whole mix.
     """
-    from PIL import Image, ImageDraw, ImageFont
 
     rows = len(panels) + 1
     height = _ROW_HEIGHT * rows
@@ -237,7 +239,6 @@ def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None
         draw.text((right - text_w - 8, legend_y), name, fill="black", font=font)
         legend_y += 15
     draw.rectangle((left, top, right, bottom), outline="black")
-    from blendfx.files import atomic_path
 
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG", compress_level=1)
@@ -251,7 +252,6 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
     10 ms) can be handed over by the mix while it still writes; otherwise they are read from
     the finished files in ``staging``.
     """
-    from blendfx.audio_io import read_audio
 
     sr = render.sr
     seconds = min(render.total / sr, FIGURE_SECONDS)

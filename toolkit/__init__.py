@@ -9,55 +9,40 @@ The public surface, pedalboard style::
     audio, sr = blendfx.read_audio("noise.wav")
     blendfx.write_audio("out.wav", chain(audio, sr), sr)
 
-Core modules: :mod:`blendfx.audio_io` (files), :mod:`blendfx.buffers` (layouts),
-:mod:`blendfx.spectrogram` and :mod:`blendfx.spectrogram_image` (Riffusion's spectrograms),
-:mod:`blendfx.mask`, :mod:`blendfx.effect` (the protocol), :mod:`blendfx.chain`,
-:mod:`blendfx.presets`. Effects live in :mod:`blendfx.effects`, offline rendering and the CLI in
-:mod:`blendfx.render`.
+The core (this package): :mod:`blendfx.audio_io` (files), :mod:`blendfx.buffers` (layouts),
+:mod:`blendfx.effect` (the protocol), :mod:`blendfx.params`, :mod:`blendfx.chain`,
+:mod:`blendfx.presets`, :mod:`blendfx.errors`; :mod:`blendfx.dsp` (convolution, mel scale,
+loudness) and :mod:`blendfx.spectral` (Riffusion's spectrograms, images, masks, masking
+threshold). The stages live in :mod:`blendfx.effects`, one package each; offline rendering and the
+CLI in :mod:`blendfx.render`.
+
+Every name loads on first use (PEP 562, through ``lazy_loader`` as librosa does):
+``import blendfx`` imports no numpy, torch, diffusers or librosa.
 """
 
-from .audio_io import audio_info, read_audio, write_audio
-from .chain import Chain, Mix
-from .effect import EFFECT_REGISTRY, Effect
-from .errors import (
-    AudioFileError,
-    BlendfxError,
-    ModelNotFoundError,
-    ParameterError,
-    PresetError,
-    SessionError,
-)
-from .mask import Mask
-from .presets import load_preset, save_preset
-from .spectrogram import SpectrogramConverter, SpectrogramParams
-from .spectrogram_image import SpectrogramImage, image_from_mel, mel_from_image
+import lazy_loader
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AudioFileError",
-    "BlendfxError",
-    "Chain",
-    "EFFECT_REGISTRY",
-    "Effect",
-    "Mask",
-    "Mix",
-    "ModelNotFoundError",
-    "ParameterError",
-    "PresetError",
-    "SessionError",
-    "SpectrogramConverter",
-    "SpectrogramImage",
-    "SpectrogramParams",
-    "audio_info",
-    "image_from_mel",
-    "load_preset",
-    "mel_from_image",
-    "read_audio",
-    "save_preset",
-    "write_audio",
-    "__version__",
-]
+_EFFECTS = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
+            "MaskedImg2Img", "MusicNoiseSegmenter", "MusicTrack", "OutpaintInpaint", "Stylizer",
+            "Utility"]
 
-# Register the shipped effects so presets and the conformance suite see them.
-from . import effects as _effects  # noqa: E402,F401
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["audio_io", "buffers", "chain", "device", "dsp", "effect", "effects", "errors",
+                "files", "params", "presets", "render", "spectral", "threads"],
+    submod_attrs={
+        "audio_io": ["audio_info", "read_audio", "write_audio"],
+        "chain": ["Chain", "Mix"],
+        "effect": ["EFFECT_REGISTRY", "Effect"],
+        "errors": ["AudioFileError", "BlendfxError", "ModelNotFoundError", "ParameterError",
+                   "PresetError", "SessionError"],
+        "presets": ["load_preset", "save_preset"],
+        "spectral.mask": ["Mask"],
+        "spectral.spectrogram": ["SpectrogramConverter", "SpectrogramParams"],
+        "spectral.spectrogram_image": ["SpectrogramImage", "image_from_mel", "mel_from_image"],
+        "effects": _EFFECTS,
+    },
+)
+__all__ = [*__all__, "__version__"]

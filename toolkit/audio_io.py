@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pedalboard.io import AudioFile
 
 from .buffers import check_finite, to_channels_first
 from .errors import AudioFileError, ParameterError
@@ -53,7 +54,6 @@ class AudioInfo:
 def open_audio(path: str | os.PathLike[str]):
     """A pedalboard ``AudioFile`` open for reading (use it as a context manager), for seeking and
     partial reads; a missing or unreadable file raises :class:`AudioFileError` naming it."""
-    from pedalboard.io import AudioFile
 
     p = Path(path)
     if not p.is_file():
@@ -168,7 +168,6 @@ def audio_writer(path: str | os.PathLike[str], sample_rate: float, channels: int
 
     The file appears at ``path`` only when the block exits without an error.
     """
-    from pedalboard.io import AudioFile
 
     path = Path(path)
     _check_format(path, bit_depth)

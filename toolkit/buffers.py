@@ -26,6 +26,7 @@ from .errors import ParameterError
 __all__ = [
     "Layout",
     "to_channels_first",
+    "as_channels_first",
     "restore_layout",
     "check_finite",
     "fit_length",
@@ -130,3 +131,14 @@ def to_mono(data: np.ndarray) -> np.ndarray:
     """Average ``(channels, samples)`` audio (or pass a 1-D array) to a 1-D float32 mono signal."""
     data = np.asarray(data, dtype=np.float32)
     return data if data.ndim == 1 else data.mean(axis=0)
+
+
+def as_channels_first(audio: np.ndarray) -> np.ndarray:
+    """``(channels, samples)`` float32 of 1-D or 2-D audio. Unlike
+    :func:`to_channels_first`, a square or zero-length array (e.g. one sample
+    of mono passed as ``(1, 1)`` by an effect) counts as channels-first instead of raising: these helpers are
+    called on buffers the effect protocol has already laid out."""
+    a = np.asarray(audio)
+    if a.ndim == 2 and (a.shape[0] == a.shape[1] or a.shape[1] == 0):
+        return a.astype(np.float32, copy=False)
+    return to_channels_first(a)[0]

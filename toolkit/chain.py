@@ -28,12 +28,13 @@ from collections.abc import Iterable, Mapping, MutableSequence
 from typing import Any, overload
 
 import numpy as np
+import pedalboard
 
 from .buffers import fit_channels, fit_length
-from .effect import Effect, SidechainArg, is_native_plugin, is_processor
+from .effect import Effect, SidechainArg, is_native_plugin, is_processor, native_params
 from .errors import ParameterError
 
-__all__ = ["Chain", "Mix"]
+__all__ = ["Chain", "Mix", "PluginContainer"]
 
 
 def _check_item(item: Any) -> Any:
@@ -43,7 +44,15 @@ def _check_item(item: Any) -> Any:
     return item
 
 
-class _Container(Effect, MutableSequence):
+def _same_processor(a: Any, b: Any) -> bool:
+    """Equal effects, or native plugins of one type with equal parameters (pedalboard's plugins
+    compare by identity)."""
+    if is_native_plugin(a) and is_native_plugin(b):
+        return type(a) is type(b) and native_params(a) == native_params(b)
+    return a == b
+
+
+class PluginContainer(Effect, MutableSequence):
     """List behaviour shared by Chain and Mix."""
 
     registered = False
@@ -105,9 +114,9 @@ class _Container(Effect, MutableSequence):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        from .presets import processor_to_dict
-
-        return processor_to_dict(self) == processor_to_dict(other)  # type: ignore[arg-type]
+        return (self.param_values() == other.param_values()  # type: ignore[attr-defined]
+                and len(self) == len(other)  # type: ignore[arg-type]
+                and all(map(_same_processor, self, other)))  # type: ignore[call-overload]
 
     __hash__ = object.__hash__
 
@@ -140,21 +149,21 @@ class _Container(Effect, MutableSequence):
 
     def _run(self, item: Any, audio: np.ndarray, sample_rate: float,
              keys: dict[str, np.ndarray]) -> np.ndarray:
-        if isinstance(item, _Container):
+        if isinstance(item, PluginContainer):
             return item.process(audio, sample_rate, self._buffer_size, self._reset_children,
                                 sidechain=keys)
         if isinstance(item, Effect):
             sc = keys if item.uses_sidechain else None
             return item.process(audio, sample_rate, self._buffer_size, self._reset_children,
                                 sidechain=sc)
-        return _run_native(item, audio, sample_rate, self._buffer_size, self._reset_children)
+        return run_native(item, audio, sample_rate, self._buffer_size, self._reset_children)
 
 
 class _Keys(dict):
     """The named signals a top-level container hands down to nested ones."""
 
 
-def _run_native(plugin: Any, audio: np.ndarray, sample_rate: float, buffer_size: int,
+def run_native(plugin: Any, audio: np.ndarray, sample_rate: float, buffer_size: int,
                 reset: bool) -> np.ndarray:
     # pedalboard guesses the layout from the smaller dimension: keep more samples than channels.
     channels, n = audio.shape
@@ -167,7 +176,7 @@ def _run_native(plugin: Any, audio: np.ndarray, sample_rate: float, buffer_size:
     return out[:, :n] if n <= channels else out
 
 
-class Chain(_Container):
+class Chain(PluginContainer):
     """Effects and plugins in series: the output of each feeds the next.
 
     Parameters
@@ -178,8 +187,6 @@ class Chain(_Container):
 
     def _process(self, audio: np.ndarray, sample_rate: float,
                  sidechain: np.ndarray | None) -> np.ndarray:
-        import pedalboard
-
         keys = self._keys(audio)
         out = audio
         natives: list[Any] = []
@@ -189,7 +196,7 @@ class Chain(_Container):
                 continue
             if natives:
                 board = natives[0] if len(natives) == 1 else pedalboard.Pedalboard(natives)
-                out = _run_native(board, out, sample_rate, self._buffer_size,
+                out = run_native(board, out, sample_rate, self._buffer_size,
                                   self._reset_children)
                 natives = []
             if item is not None:
@@ -197,7 +204,7 @@ class Chain(_Container):
         return out
 
 
-class Mix(_Container):
+class Mix(PluginContainer):
     """Effects and plugins in parallel: each gets the same input; their outputs are summed.
 
     Outputs of different lengths are zero-padded to the longest; mono outputs are spread over

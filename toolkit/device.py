@@ -16,7 +16,8 @@ def resolve_device(spec: str | None = "auto"):
     'auto' picks CUDA when ``torch.cuda.is_available()``; asking for CUDA on a machine without it
     raises :class:`ParameterError` instead of failing later inside torch.
     """
-    import torch
+
+    import torch  # loaded only when a torch device is asked for (about 2 s)
 
     spec = "auto" if spec is None else str(spec)
     if spec == "auto":
@@ -44,6 +45,7 @@ def validate_device(spec: str | None) -> None:
 
 def default_dtype(device):
     """The float dtype models run in on ``device``: fp16 on CUDA, fp32 on the CPU."""
+
     import torch
 
     return torch.float16 if device.type == "cuda" else torch.float32

@@ -25,21 +25,87 @@ signal keys the effect (default: the chain's sidechain if one was given, else th
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar
 
 import numpy as np
+import pedalboard
 
 from .buffers import check_finite, restore_layout, to_channels_first
+from .device import resolve_device, validate_device
 from .errors import ParameterError
 from .params import IntParam, Param, StrParam, declared_params
 
-__all__ = ["Effect", "EFFECT_REGISTRY", "register_effect", "is_processor", "is_native_plugin",
+__all__ = ["Effect", "EFFECT_REGISTRY", "EffectRegistry", "EffectParam", "register_effect", "is_processor",
+           "is_native_plugin", "native_params",
            "check_sample_rate"]
 
-#: Every blendfx effect class by name. Presets instantiate only classes found here (or
-#: pedalboard's own plugins), never arbitrary code.
-EFFECT_REGISTRY: dict[str, type[Effect]] = {}
+#: The entry-point group that names effect classes without importing them (``setup.cfg``).
+ENTRY_POINT_GROUP = "blendfx.effects"
+
+
+class EffectRegistry(MutableMapping):
+    """Effect classes by name, loaded on first use.
+
+    Holds the classes defined so far (every :class:`Effect` subclass registers itself) and the
+    ones the installed packages declare in the ``blendfx.effects`` entry-point group, which are
+    imported only when looked up: presets and sessions can name ``Composer`` without
+    ``import blendfx`` loading torch. Presets instantiate only classes found here (or
+    pedalboard's own plugins), never arbitrary code.
+    """
+
+    def __init__(self, group: str = ENTRY_POINT_GROUP) -> None:
+        self._group = group
+        self._classes: dict[str, type[Effect]] = {}
+        self._declared: dict[str, EntryPoint] | None = None
+        self._hidden: set[str] = set()  # declared names deleted by the user (tests, plugins)
+        self._lock = threading.RLock()
+
+    def _entry_points(self) -> dict[str, EntryPoint]:
+        if self._declared is None:
+            self._declared = {ep.name: ep for ep in entry_points(group=self._group)}
+        return self._declared
+
+    def __getitem__(self, name: str) -> type[Effect]:
+        with self._lock:
+            if name in self._classes:
+                return self._classes[name]
+            ep = self._entry_points().get(name)
+            if ep is None or name in self._hidden:
+                raise KeyError(name)
+            cls = ep.load()  # importing the module registers the class through __init_subclass__
+            self._classes.setdefault(name, cls)
+            return self._classes[name]
+
+    def __setitem__(self, name: str, cls: type[Effect]) -> None:
+        with self._lock:
+            self._classes[name] = cls
+            self._hidden.discard(name)
+
+    def __delitem__(self, name: str) -> None:
+        with self._lock:
+            if name not in self:
+                raise KeyError(name)
+            self._classes.pop(name, None)
+            if name in self._entry_points():
+                self._hidden.add(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes or (name in self._entry_points() and name not in self._hidden)
+
+    def __iter__(self) -> Iterator[str]:
+        declared = [n for n in self._entry_points() if n not in self._hidden]
+        return iter(dict.fromkeys([*self._classes, *declared]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"EffectRegistry({sorted(self)})"
+
+
+EFFECT_REGISTRY = EffectRegistry()
 
 
 def register_effect(cls: type[Effect]) -> type[Effect]:
@@ -50,14 +116,46 @@ def register_effect(cls: type[Effect]) -> type[Effect]:
 
 def is_native_plugin(obj: Any) -> bool:
     """True for pedalboard's own (C++) plugins, including a ``pedalboard.Pedalboard``."""
-    import pedalboard
 
     return isinstance(obj, pedalboard.Plugin)
+
+
+def native_params(plugin: Any) -> dict[str, Any]:
+    """Public read/write properties of a pedalboard plugin, as TOML-friendly values."""
+    out: dict[str, Any] = {}
+    for klass in type(plugin).__mro__:
+        for name, attr in vars(klass).items():
+            if name.startswith("_") or name in out or not isinstance(attr, property):
+                continue
+            if attr.fset is None or name in ("is_effect", "is_instrument", "reset"):
+                continue
+            value = getattr(plugin, name)
+            if isinstance(value, bool | int | float | str):
+                out[name] = value
+            elif hasattr(value, "name") and hasattr(type(value), "__members__"):
+                out[name] = value.name  # pybind11 enum, e.g. LadderFilter.Mode.LPF12
+    return out
 
 
 def is_processor(obj: Any) -> bool:
     """True for anything a :class:`Chain` can hold: a blendfx effect or a pedalboard plugin."""
     return isinstance(obj, Effect) or is_native_plugin(obj)
+
+
+class EffectParam(Param):
+    """A nested effect (a generator slot, a post-FX chain): a blendfx effect or pedalboard plugin."""
+
+    kind = "effect"
+
+    def __init__(self, default: Any = None, **kw: Any):
+        kw.setdefault("optional", True)
+        super().__init__(default, **kw)
+
+    def validate(self, value: Any, owner: str) -> Any:
+        if not is_processor(value):
+            raise self._fail(owner, type(value).__name__,
+                             "must be a blendfx effect or a pedalboard plugin")
+        return value
 
 
 SidechainArg = np.ndarray | Mapping[str, np.ndarray] | None
@@ -156,15 +254,12 @@ class Effect:
 
     @device.setter
     def device(self, value: str) -> None:
-        from .device import validate_device
-
         validate_device(value)
         object.__setattr__(self, "_device", str(value))
 
     @property
     def torch_device(self):
         """The resolved ``torch.device``."""
-        from .device import resolve_device
 
         return resolve_device(self._device)
 

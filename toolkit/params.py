@@ -16,9 +16,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .errors import ParameterError
 
-__all__ = ["Param", "FloatParam", "IntParam", "BoolParam", "ChoiceParam", "StrParam", "EffectParam"]
+__all__ = ["Param", "FloatParam", "IntParam", "BoolParam", "ChoiceParam", "StrParam"]
 
 _UNSET = object()
 
@@ -77,15 +79,9 @@ class FloatParam(Param):
 
     def validate(self, value: Any, owner: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            try:
-                import numpy as np
-
-                if isinstance(value, np.generic) and value.dtype.kind in "fiu":
-                    value = float(value)
-                else:
-                    raise TypeError
-            except TypeError:
-                raise self._fail(owner, value, f"must be a number{self._unit()}") from None
+            if not (isinstance(value, np.generic) and value.dtype.kind in "fiu"):
+                raise self._fail(owner, value, f"must be a number{self._unit()}")
+            value = float(value)
         value = float(value)
         if not math.isfinite(value):
             raise self._fail(owner, value, "must be finite")
@@ -157,24 +153,6 @@ class StrParam(Param):
     def validate(self, value: Any, owner: str) -> str:
         if not isinstance(value, str):
             raise self._fail(owner, value, "must be a string")
-        return value
-
-
-class EffectParam(Param):
-    """A nested effect (a generator slot, a post-FX chain): a blendfx effect or pedalboard plugin."""
-
-    kind = "effect"
-
-    def __init__(self, default: Any = None, **kw: Any):
-        kw.setdefault("optional", True)
-        super().__init__(default, **kw)
-
-    def validate(self, value: Any, owner: str) -> Any:
-        from .effect import is_processor
-
-        if not is_processor(value):
-            raise self._fail(owner, type(value).__name__,
-                             "must be a blendfx effect or a pedalboard plugin")
         return value
 
 

@@ -31,10 +31,15 @@ from __future__ import annotations
 import os
 import tomllib
 from enum import Enum
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from .effect import EFFECT_REGISTRY, Effect, is_native_plugin
+import pedalboard
+import tomli_w
+
+from .chain import PluginContainer
+from .effect import EFFECT_REGISTRY, Effect, is_native_plugin, native_params
 from .errors import ParameterError, PresetError
 from .files import atomic_write_text
 
@@ -61,39 +66,19 @@ NATIVE_PLUGINS = (
 
 
 def _native_class(name: str) -> type:
-    import pedalboard
-
     if name not in NATIVE_PLUGINS or not hasattr(pedalboard, name):
         raise PresetError(f"pedalboard.{name} is not an allowed preset plugin "
                           f"(allowed: {', '.join(NATIVE_PLUGINS)})")
     return getattr(pedalboard, name)
 
 
-def _native_params(plugin: Any) -> dict[str, Any]:
-    """Public read/write properties of a pedalboard plugin, as TOML-friendly values."""
-    out: dict[str, Any] = {}
-    for klass in type(plugin).__mro__:
-        for name, attr in vars(klass).items():
-            if name.startswith("_") or name in out or not isinstance(attr, property):
-                continue
-            if attr.fset is None or name in ("is_effect", "is_instrument", "reset"):
-                continue
-            value = getattr(plugin, name)
-            if isinstance(value, bool | int | float | str):
-                out[name] = value
-            elif hasattr(value, "name") and hasattr(type(value), "__members__"):
-                out[name] = value.name  # pybind11 enum, e.g. LadderFilter.Mode.LPF12
-    return out
-
-
 def processor_to_dict(proc: Any) -> dict[str, Any]:
     """Describe a blendfx effect, a pedalboard plugin or a Chain/Mix as a plain dict."""
-    from .chain import _Container
 
     if is_native_plugin(proc):
         name = type(proc).__name__
         _native_class(name)  # refuse to save what could not be loaded
-        return {"type": f"pedalboard.{name}", **_native_params(proc)}
+        return {"type": f"pedalboard.{name}", **native_params(proc)}
     if not isinstance(proc, Effect):
         raise PresetError(f"cannot store a {type(proc).__name__} in a preset")
     d: dict[str, Any] = {"type": type(proc).__name__}
@@ -106,14 +91,13 @@ def processor_to_dict(proc: Any) -> dict[str, Any]:
             d[name] = value.value
         else:
             d[name] = value
-    if isinstance(proc, _Container):
+    if isinstance(proc, PluginContainer):
         d["plugins"] = [processor_to_dict(p) for p in proc]
     return d
 
 
 def processor_from_dict(data: dict[str, Any], where: str = "chain") -> Any:
     """Build the processor a dict describes; ``where`` names its place in error messages."""
-    from .chain import _Container
 
     if not isinstance(data, dict) or "type" not in data:
         raise PresetError(f"{where}: each processor needs a 'type' key")
@@ -124,7 +108,7 @@ def processor_from_dict(data: dict[str, Any], where: str = "chain") -> Any:
     if type_name.startswith("pedalboard."):
         cls = _native_class(type_name.split(".", 1)[1])
         plugin = cls()
-        allowed = _native_params(plugin)
+        allowed = native_params(plugin)
         for key, value in data.items():
             if key not in allowed:
                 raise PresetError(f"{where}.{key}: pedalboard.{cls.__name__} has no parameter "
@@ -153,7 +137,7 @@ def processor_from_dict(data: dict[str, Any], where: str = "chain") -> Any:
             value = processor_from_dict(value, f"{where}.{key}")
         kwargs[key] = value
     try:
-        if issubclass(cls, _Container):
+        if issubclass(cls, PluginContainer):
             if children is not None and not isinstance(children, list):
                 raise PresetError(f"{where}.plugins must be an array of tables")
             items = [processor_from_dict(c, f"{where}.plugins[{i}]")
@@ -196,7 +180,6 @@ def load_preset(path: str | os.PathLike[str]) -> Any:
 def save_preset(processor: Any, path: str | os.PathLike[str], *, name: str | None = None,
                 description: str = "") -> Path:
     """Write ``processor`` (an effect, a plugin or a Chain) as a TOML preset, atomically."""
-    import tomli_w
 
     path = Path(path)
     doc: dict[str, Any] = {"preset": {"name": name or path.stem, "description": description},
@@ -207,8 +190,6 @@ def save_preset(processor: Any, path: str | os.PathLike[str], *, name: str | Non
 
 
 def _factory_dir() -> Path:
-    from importlib.resources import files
-
     return Path(str(files("blendfx.factory_presets")))
 
 

@@ -19,16 +19,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 __all__ = ["one_blas_thread", "gc_paused"]
 
 
 def one_blas_thread() -> Any:
-    """A context manager limiting BLAS to one thread (process-wide, restored on exit); a
-    no-op where ``threadpoolctl`` (installed with librosa's scikit-learn) is missing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
+    """A context manager limiting BLAS to one thread (process-wide, restored on exit)."""
     return threadpool_limits(limits=1, user_api="blas")
 
 

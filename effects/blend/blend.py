@@ -1,0 +1,363 @@
+"""``Blend``: BNMusic's whole chain as one plugin on a noise track, and ``MusicTrack``, the
+real-music generator (the paper's "real music" baseline).
+
+::
+
+    noise ──► MaskExtractor ──► generator ──► AdaptiveAmplifier ──► (FX) ──► music ──► noise + music
+      └──────────── sidechain key (the noise) ──────────┘
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+from blendfx.audio_io import read_audio
+from blendfx.buffers import fit_channels, fit_length, to_channels_first
+from blendfx.dsp.loudness import true_peak_ceiling
+from blendfx.effect import EFFECT_REGISTRY, Effect, EffectParam, is_native_plugin
+from blendfx.effects.amplifier.amplifier import AdaptiveAmplifier
+from blendfx.effects.mask_extractor import MaskExtractor
+from blendfx.errors import ParameterError
+from blendfx.params import BoolParam, ChoiceParam, FloatParam, Param, StrParam
+from blendfx.spectral.analysis import resample
+from blendfx.spectral.mask import Mask
+from blendfx.spectral.psychoacoustics import default_model
+
+from .metrics import blend_report, noise_core
+
+__all__ = ["Blend", "MusicTrack", "best_offset", "track_masking"]
+
+_FPS = 100.0  # mel frames per second (Riffusion's 10 ms hop)
+
+
+def _same(param: Param, doc: str | None = None) -> Param:
+    """A copy of another effect's parameter declaration (same type, range, unit, default)."""
+    twin = copy.copy(param)
+    if doc is not None:
+        twin.doc = doc
+    return twin
+
+
+def track_masking(track: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`best_offset` needs of a track: its masking threshold ``(512, frames)`` (the
+    part that scales with gain) and its energy per frame ``(frames,)``. Compute once per track."""
+    model = default_model()
+    power = model.power_spectrum(track, sample_rate)
+    return model.threshold(power).spread, model.to_mel(power).sum(axis=0, dtype=np.float64)
+
+
+def best_offset(noise: np.ndarray, track: np.ndarray | tuple[np.ndarray, np.ndarray],
+                sample_rate: float, *, fraction: float = 0.15) -> int:
+    """The start (in 10 ms frames) of ``track`` that best masks ``noise``'s core per unit loudness.
+
+    For each offset ``o`` the score is the core-energy-weighted sum of the log of the track's
+    masking threshold over the core pixels, minus the core's weight times the log of the
+    track's energy over the window: the gain a core pixel needs to be masked goes as
+    ``E / C_o``, and the loudness that gain costs grows with the window's energy, so the best
+    offset puts the most masking where the core is for the least loudness. All offsets at once:
+    one FFT cross-correlation per mel row along time, plus a running sum.
+
+    Parameters
+    ----------
+    noise : np.ndarray
+        ``(channels, samples)`` at ``sample_rate``.
+    track : np.ndarray or tuple
+        ``(channels, samples)`` at ``sample_rate``, at least as long as the noise, or its
+        precomputed :func:`track_masking`.
+
+    Returns
+    -------
+    int
+        Offset in frames (multiply by ``sample_rate / 100`` for samples).
+    """
+
+    spread, energy = track if isinstance(track, tuple) else track_masking(track, sample_rate)
+    core = noise_core(noise, sample_rate, fraction=fraction, listening_lufs=None)
+    weights = core.weights * core.energy
+    frames = weights.shape[1]
+    offsets = spread.shape[1] - frames + 1
+    if frames == 0 or offsets <= 1 or not weights.any():
+        return 0
+    rows = np.flatnonzero(weights.sum(axis=1) > 0)
+    floor = max(float(spread.max()), 1e-30) * 1e-10
+    log_c = np.log(spread[rows] + floor)
+    size = scipy.fft.next_fast_len(spread.shape[1] + frames)
+    # correlation: sum_t w[r, t] logC[r, t + o] for every o, summed over rows
+    corr = scipy.fft.irfft(scipy.fft.rfft(log_c, size, axis=1)
+                           * np.conj(scipy.fft.rfft(weights[rows], size, axis=1)), size, axis=1)
+    score = corr.sum(axis=0)[:offsets]
+    window = np.convolve(energy, np.ones(frames), mode="valid")[:offsets]
+    score -= weights.sum() * np.log(window + max(float(window.max()), 1e-30) * 1e-10)
+    return int(np.argmax(score))
+
+
+class MusicTrack(Effect):
+    """Play a music file (or array) against the input noise: same length, aligned.
+
+    The paper's "real music" baseline as a generator: ``Blend(generator=MusicTrack(path=...))``
+    plays a given track, offset to align with the noise, then adaptively amplified. The output
+    has the input's channel count (a stereo track is averaged for a mono noise track); the track
+    is resampled to the noise's rate and looped when shorter than the noise.
+
+    Parameters
+    ----------
+    path : str
+        Audio file (wav, flac, ogg, mp3, ...). A missing file raises ``AudioFileError``.
+    align : {"best", "random", "start"}
+        "best": the offset whose masking best covers the noise's core per unit loudness
+        (:func:`best_offset`); "random": a seeded random offset; "start": ``start_s``.
+    start_s : float
+        Offset into the track in seconds for ``align="start"``.
+
+    Attributes
+    ----------
+    offset_s : float
+        After processing: the offset into the track that was played, in seconds.
+    """
+
+    supports_streaming = False
+
+    path = StrParam("", doc="Music file to play.")
+    align = ChoiceParam("best", ["best", "random", "start"], doc="How the track is aligned.")
+    start_s = FloatParam(0.0, min=0.0, max=86400.0, unit="s", doc="Offset for align='start'.")
+
+    def __init__(self, **params):
+        object.__setattr__(self, "_array", None)
+        object.__setattr__(self, "_cache", {})
+        super().__init__(**params)
+
+    @classmethod
+    def from_array(cls, audio: np.ndarray, sample_rate: float, **params) -> MusicTrack:
+        """A MusicTrack playing an in-memory ``audio`` (any layout) at ``sample_rate`` Hz."""
+
+        track = cls(**params)
+        data, _ = to_channels_first(audio, name="audio")
+        object.__setattr__(track, "_array", (data.copy(), float(sample_rate)))
+        return track
+
+    def reset(self) -> None:
+        super().reset()
+        self._offset_s = 0.0
+
+    @property
+    def offset_s(self) -> float:
+        return self._offset_s
+
+    def _on_param_change(self, name: str) -> None:
+        if name == "path":
+            self._cache = {}
+
+    def _track(self, sample_rate: float) -> np.ndarray:
+        """The track as ``(channels, samples)`` at ``sample_rate`` (cached per rate)."""
+        if self._cache.get("rate") != sample_rate:
+            if self._array is not None:
+                data, rate = self._array
+            elif not self.path:
+                raise ParameterError("MusicTrack.path is empty: give a music file "
+                                     "(or use MusicTrack.from_array)")
+            else:
+                data, rate = read_audio(Path(self.path).expanduser())
+            if data.shape[1] == 0:
+                raise ParameterError(f"MusicTrack {self.path or 'array'} holds no samples")
+            self._cache = {"rate": sample_rate, "track": resample(data, rate, sample_rate)}
+        return self._cache["track"]
+
+    def _looped(self, track: np.ndarray, n: int) -> np.ndarray:
+        """The track looped so that any start in it is followed by ``n`` samples."""
+        copies = 1 + int(np.ceil(n / track.shape[1]))
+        return np.tile(track, (1, copies)) if copies > 1 else track
+
+    def _process(self, audio: np.ndarray, sample_rate: float,
+                 sidechain: np.ndarray | None) -> np.ndarray:
+        track = self._track(sample_rate)
+        n, span = audio.shape[1], track.shape[1]
+        looped = self._looped(track, n)
+        if self.align == "start":
+            start = int(round(self.start_s * sample_rate)) % span
+        elif self.align == "random":
+            start = int(self._rng.integers(0, span))
+        else:
+            key = ("masking", n)
+            if key not in self._cache:  # the track's analysis does not depend on the noise
+                self._cache[key] = track_masking(looped[:, : span + n], sample_rate)
+            frames = best_offset(audio, self._cache[key], sample_rate)
+            start = int(round(frames * sample_rate / _FPS)) % span
+        self._offset_s = start / sample_rate
+        return fit_channels(fit_length(looped[:, start:start + n], n), audio.shape[0])
+
+
+class Blend(Effect):
+    """Blend a noise into music written or chosen for it (BNMusic), as one plugin on the noise.
+
+    MaskExtractor (the noise's core) -> generator (music for this noise) -> AdaptiveAmplifier
+    (just enough gain to mask the core, keyed by the noise) -> optional FX -> mixed with the
+    noise (``output="mix"``) or alone (``output="music"``), scaled by ``wet``.
+
+    Parameters
+    ----------
+    prompt : str
+        Style for the default generator (the Composer): "lofi", "jazz", "ambient", ...
+    generator : Effect, optional
+        Any effect whose ``process(noise, sr)`` returns music of the noise's length
+        (``MusicTrack``, a diffusion generator, ...). None: the Composer
+        (``blendfx.EFFECT_REGISTRY["Composer"]``, issue 4) with ``prompt`` and ``seed``.
+    mask_mode : {"energy", "cnn"}
+        How the noise's core is found (see MaskExtractor).
+    fraction : float
+        Share of the noise's mel-image pixels in the core (0.15).
+    amp_mode : {"global", "frame", "band"}
+        One gain for the clip, one per 10 ms frame with attack/release, or one per Bark band (a
+        static EQ toward the noise's core; see AdaptiveAmplifier, default 8 bands, 12 dB range).
+    smr_db, alpha, attack_ms, release_ms, max_gain_db : float
+        The AdaptiveAmplifier's settings.
+    min_gain_db : float or None
+        Lowest music gain in dB. None keeps BNMusic's optimum, which mutes a music that has too
+        little of its energy in the noise's core to be worth its loudness (common with
+        unrelated music); a floor such as -12 keeps it audible.
+    ceiling_dbtp : float
+        True-peak ceiling of the music and of the output, dBTP.
+    fx : Effect or pedalboard plugin, optional
+        Post FX on the music (a ``blendfx.Chain``, ``pedalboard.Reverb()``, ...).
+    wet : float
+        Level of the music in the output, 0 to 1 (0 = the noise alone).
+    output : {"mix", "music"}
+        "mix": noise + music (a plugin on the noise track); "music": the music alone (a stem).
+    report : bool
+        Compute :attr:`last_report` after each call (about 0.1 s per 5 s).
+    progress : bool
+        Show the default Composer's progress bar on noises of 20 s or more.
+
+    Attributes
+    ----------
+    last_music : np.ndarray
+        ``(channels, samples)`` float32: the amplified (and FX'd) music, in the generator's
+        channels, before ``wet`` and before any trim of the mix under the ceiling.
+    last_mask : Mask
+        The noise's core.
+    last_gains_db : np.ndarray
+        The amplifier's gain per 10 ms frame in dB.
+    last_report : dict
+        :func:`.metrics.blend_report` of the noise and the music as output (with ``wet``).
+
+    Examples
+    --------
+    >>> blend = Blend(prompt="lofi")                                          # doctest: +SKIP
+    >>> out = blend(noise, 44100); blend.last_report["unmasked_fraction"]     # doctest: +SKIP
+    >>> real = Blend(generator=MusicTrack(path="song.wav"), output="music")   # doctest: +SKIP
+    """
+
+    supports_streaming = False
+
+    prompt = StrParam("lofi", doc="Style for the default generator (the Composer).")
+    generator = EffectParam(None, doc="Music generator; None = the Composer.")
+    mask_mode = ChoiceParam("energy", ["energy", "cnn"], doc="How the noise's core is found.")
+    # the amplifier's knobs, declared once (in AdaptiveAmplifier) and shown here too
+    fraction = _same(AdaptiveAmplifier.fraction)
+    amp_mode = _same(AdaptiveAmplifier.mode)
+    smr_db = _same(AdaptiveAmplifier.smr_db)
+    alpha = _same(AdaptiveAmplifier.alpha)
+    attack_ms = _same(AdaptiveAmplifier.attack_ms)
+    release_ms = _same(AdaptiveAmplifier.release_ms)
+    max_gain_db = _same(AdaptiveAmplifier.max_gain_db)
+    min_gain_db = _same(AdaptiveAmplifier.min_gain_db,
+                        doc="Lowest music gain (None: BNMusic's optimum, which can mute).")
+    ceiling_dbtp = _same(AdaptiveAmplifier.ceiling_dbtp)
+    fx = EffectParam(None, doc="Post FX on the music (a Chain or pedalboard plugin).")
+    wet = FloatParam(1.0, min=0.0, max=1.0, doc="Music level in the output.")
+    output = ChoiceParam("mix", ["mix", "music"], doc="Noise + music, or music alone.")
+    report = BoolParam(True, doc="Compute last_report after each call.")
+    progress = BoolParam(True, doc="Progress bar of the default Composer on long noises.")
+
+    def reset(self) -> None:
+        super().reset()
+        self._last_music = np.zeros((0, 0), np.float32)
+        self._last_mask: Mask | None = None
+        self._last_gains_db = np.zeros(0)
+        self._last_report: dict = {}
+        for slot in (self.generator, self.fx):
+            if isinstance(slot, Effect):
+                slot.reset()
+            elif slot is not None and is_native_plugin(slot):
+                slot.reset()
+
+    @property
+    def last_music(self) -> np.ndarray:
+        return self._last_music
+
+    @property
+    def last_mask(self) -> Mask | None:
+        return self._last_mask
+
+    @property
+    def last_gains_db(self) -> np.ndarray:
+        return self._last_gains_db
+
+    @property
+    def last_report(self) -> dict:
+        return self._last_report
+
+    def _generator(self) -> Effect:
+        if self.generator is not None:
+            return self.generator
+        composer = EFFECT_REGISTRY.get("Composer")
+        if composer is None:
+            raise ParameterError(
+                "Blend.generator is None, which means the Composer (blendfx.effects.Composer, "
+                "issue 4), but this build has no Composer; pass a generator, e.g. "
+                "Blend(generator=MusicTrack(path='song.wav'))")
+        cached = getattr(self, "_composer", None)
+        if cached is None or cached.prompt != self.prompt or cached.seed != self.seed:
+            cached = composer(prompt=self.prompt, seed=self.seed)
+            self._composer = cached
+        if "progress" in cached.params():  # any registered generator may stand in for it
+            cached.progress = self.progress
+        return cached
+
+    def _process(self, audio: np.ndarray, sample_rate: float,
+                 sidechain: np.ndarray | None) -> np.ndarray:
+        n = audio.shape[1]
+        extractor = MaskExtractor(mode=self.mask_mode, fraction=self.fraction, analysis="fast")
+        mask = extractor.extract(audio, sample_rate)
+        music = self._generate(audio, sample_rate)
+        amp = AdaptiveAmplifier(mode=self.amp_mode, smr_db=self.smr_db, alpha=self.alpha,
+                                fraction=self.fraction, attack_ms=self.attack_ms,
+                                release_ms=self.release_ms, max_gain_db=self.max_gain_db,
+                                min_gain_db=self.min_gain_db, ceiling_dbtp=self.ceiling_dbtp)
+        music = amp.amplify(music, audio, sample_rate, mask=mask)
+        if self.fx is not None:
+            music = np.asarray(self.fx(music, sample_rate), dtype=np.float32)
+            music = fit_length(music, n)
+            music, _ = true_peak_ceiling(music, self.ceiling_dbtp)
+        wet_music = fit_channels(music, audio.shape[0]) * np.float32(self.wet)
+        out = audio + wet_music if self.output == "mix" else wet_music
+        trim = np.float32(1.0)
+        if self.wet > 0:  # the mix may exceed what either part does: trim it as a whole
+            out, trim_db = true_peak_ceiling(out, self.ceiling_dbtp)
+            trim = np.float32(10.0 ** (trim_db / 20.0))
+        self._last_music = music
+        self._last_mask = mask
+        self._last_gains_db = amp.gains_db
+        if self.report:  # what plays: the output mix, or this music against the noise track
+            noise_heard = audio * trim if self.output == "mix" else audio
+            self._last_report = blend_report(noise_heard, wet_music * trim, sample_rate, mask=mask,
+                                             fraction=self.fraction)
+        else:
+            self._last_report = {}
+        return out
+
+    def _generate(self, noise: np.ndarray, sample_rate: float) -> np.ndarray:
+        """The generator's music for ``noise``, as ``(channels, n)`` float32."""
+        generator = self._generator()
+        music = generator(noise, sample_rate)
+        music = np.asarray(music, dtype=np.float32)
+        if music.ndim == 1:
+            music = music[None]
+        elif music.ndim == 2 and music.shape[0] > music.shape[1]:
+            music = music.T
+        if music.ndim != 2 or not np.isfinite(music).all():
+            raise ParameterError(f"Blend.generator {type(generator).__name__} returned no usable "
+                                 "music (expected finite (channels, samples) audio)")
+        return np.ascontiguousarray(fit_length(music, noise.shape[1]))

@@ -1,0 +1,419 @@
+"""Data for the music/noise segmenter: sources, the split by file, mixtures, labels, AUC.
+
+Shared by the training script, the tests and the benchmark so that all three label and score
+windows the same way.
+
+Sources (``../shared/data``, never copied): the music excerpts in ``music/``, the ESC-10 clips in
+``noise/esc10/`` and the long noise beds in ``noise/long/``, plus, when the Composer's
+``render_midi`` exists (issue 4), music rendered from ``midi/``. The split is **by source file**:
+no file contributes to both training and validation (:func:`source_split`).
+
+Labels: a window (64 bins x 256 frames) is *music* when the music's energy in it exceeds the
+noise's, ``E_music > E_noise``, measured on the separate components before mixing (the STFT is
+linear, so the mixture is exactly their sum). Training uses the soft target
+``E_music / (E_music + E_noise)`` (the music's share, i.e. a Wiener gain over the window), the AUC
+the hard label. Windows more than :data:`SILENCE_DB` below the loudest window of their item, and
+windows whose mean power lies below the network's input range (more than ``range_db`` below the
+loudest pixel of the mixture, the floor of the image the network sees), carry neither music nor
+noise and are left out of both (weight 0). The paper describes no such rule (it labels every
+window by the clip it comes from); without it, near-silent windows -- the empty upper bands of a
+mellow rendered voice, the pauses between barks -- would be scored as music or noise although the
+network's input there is blank.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+import numpy as np
+import torch
+from blendfx.audio_io import read_audio
+from blendfx.effects.composer import render_midi
+from blendfx.errors import ParameterError
+from scipy.stats import rankdata
+
+from .net import Segmenter, SegmenterConfig, power, stft
+
+__all__ = [
+    "SNRS",
+    "SILENCE_DB",
+    "SourceSplit",
+    "Clip",
+    "ValidationItem",
+    "shared_data_dir",
+    "source_split",
+    "load_clips",
+    "render_midi_clips",
+    "noise_gain",
+    "window_targets",
+    "item_samples",
+    "validation_items",
+    "evaluate",
+    "roc_auc",
+]
+
+#: The conditions of the training mixtures and of ``auc_by_snr``: clean clips, then SNR in dB.
+SNRS: tuple[str | float, ...] = ("clean", 10.0, 5.0, 0.0, -5.0, -10.0)
+#: Windows this far (dB) below their item's loudest window are silence, not music nor noise.
+SILENCE_DB = 60.0
+#: Held out for validation (file stems). Music: none of the three recorded excerpts by default
+#: (there are only three; ``--val-music`` holds one out for the leave-one-piece-out estimate);
+#: MIDI: every fifth file of ``midi/``, rendered (the Slakh arrangement ``stems/*/all_src.mid``
+#: always trains); noise: the last two clips of every ESC-10 class by file name and one of the
+#: two long beds.
+VALIDATION_MUSIC: tuple[str, ...] = ()
+VALIDATION_LONG_NOISE = ("dude_miaowing",)
+VALIDATION_ESC_PER_CLASS = 2
+
+
+def shared_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """The shared data folder: ``path``, else ``$BLENDFX_SHARED_DATA``, else ``../shared/data``.
+
+    ``../shared/data`` is looked up beside the checkout holding this package, then beside the
+    current directory.
+    """
+    if path is not None:
+        root = Path(path)
+    elif os.environ.get("BLENDFX_SHARED_DATA"):
+        root = Path(os.environ["BLENDFX_SHARED_DATA"])
+    else:
+        beside_repo = Path(__file__).resolve().parents[2] / "shared" / "data"
+        root = beside_repo if beside_repo.is_dir() else Path("..") / "shared" / "data"
+    if not (root / "music").is_dir() or not (root / "noise").is_dir():
+        raise ParameterError(f"shared data folder {root} has no music/ and noise/ folders; pass "
+                             f"--data or set BLENDFX_SHARED_DATA")
+    return root
+
+
+@dataclass
+class SourceSplit:
+    """Source files for training and validation (paths; no file in both lists of a kind)."""
+
+    train_music: list[Path] = field(default_factory=list)
+    val_music: list[Path] = field(default_factory=list)
+    train_noise: list[Path] = field(default_factory=list)
+    val_noise: list[Path] = field(default_factory=list)
+    train_midi: list[Path] = field(default_factory=list)
+    val_midi: list[Path] = field(default_factory=list)
+
+    def describe(self, root: Path) -> dict[str, list[str]]:
+        """The split as relative path lists (for the training metadata)."""
+        return {k: [str(p.relative_to(root)) for p in v] for k, v in vars(self).items()}
+
+
+def source_split(root: str | os.PathLike[str] | None = None, midi: bool = True,
+                 val_music: Sequence[str] = VALIDATION_MUSIC) -> SourceSplit:
+    """Split the shared sources by file.
+
+    Parameters
+    ----------
+    root : path, optional
+        The shared data folder (see :func:`shared_data_dir`).
+    midi : bool
+        List the MIDI files too (every fifth one is held out).
+    val_music : sequence of str
+        Stems of the music files held out (default :data:`VALIDATION_MUSIC`).
+    """
+    root = shared_data_dir(root)
+    split = SourceSplit()
+    for p in sorted((root / "music").glob("*.ogg")):
+        (split.val_music if p.stem in val_music else split.train_music).append(p)
+    for folder in sorted(d for d in (root / "noise" / "esc10").iterdir() if d.is_dir()):
+        clips = sorted(folder.glob("*.ogg"))
+        split.train_noise += clips[:-VALIDATION_ESC_PER_CLASS]
+        split.val_noise += clips[-VALIDATION_ESC_PER_CLASS:]
+    for p in sorted((root / "noise" / "long").glob("*.wav")):
+        (split.val_noise if p.stem in VALIDATION_LONG_NOISE else split.train_noise).append(p)
+    if midi and (root / "midi").is_dir():
+        tunes = sorted((root / "midi").rglob("*.mid"))
+        split.val_midi = tunes[4::5]
+        split.train_midi = [t for t in tunes if t not in split.val_midi]
+        # the one full multi-instrument arrangement (drums, bass, guitars, piano, strings)
+        split.train_midi += sorted((root / "stems").glob("*/all_src.mid"))
+    return split
+
+
+@dataclass
+class Clip:
+    """One mono source at the segmenter's rate."""
+
+    name: str
+    audio: np.ndarray
+
+
+def load_clips(paths: Sequence[Path], sample_rate: int = 44100) -> list[Clip]:
+    """Read files as mono float32 at ``sample_rate`` (16 kHz noise beds are resampled)."""
+
+    clips = []
+    for p in paths:
+        audio, _ = read_audio(p, sample_rate=sample_rate, mono=True)
+        clips.append(Clip(p.stem, np.ascontiguousarray(audio, dtype=np.float32)))
+    return clips
+
+
+#: General MIDI programs the MIDI tunes are re-voiced with, so that the rendered training music
+#: spans the Composer's voices (piano, vibes, organ, guitar, strings, choir, brass, reed, flute,
+#: leads, pads, harp ...) rather than one piano.
+MELODIC_PROGRAMS = (0, 4, 11, 16, 19, 24, 25, 29, 32, 40, 42, 44, 46, 48, 52, 56, 61, 65, 68, 73,
+                    80, 81, 84, 89)
+
+
+def _voiced_midi(path: Path, rng: np.random.Generator, max_seconds: float):
+    """``path`` as a ``mido.MidiFile`` with random melodic programs and no note after
+    ``max_seconds`` s (at the file's first tempo, 120 BPM when it has none)."""
+
+    mid = mido.MidiFile(str(path), clip=True)
+    tempo = next((m.tempo for t in mid.tracks for m in t if m.type == "set_tempo"), 500_000)
+    limit = int(max_seconds * 1e6 / tempo * mid.ticks_per_beat)
+    for i, track in enumerate(mid.tracks):
+        kept, tick, carry = [], 0, 0
+        channels = sorted({m.channel for m in track if hasattr(m, "channel") and m.channel != 9})
+        for msg in track:
+            tick += msg.time
+            late_on = msg.type == "note_on" and msg.velocity > 0 and tick > limit
+            if msg.type == "program_change" or late_on:
+                carry += msg.time  # drop the message, keep the timing of the next one
+                continue
+            kept.append(msg.copy(time=msg.time + carry))
+            carry = 0
+        programs = [mido.Message("program_change", channel=ch, time=0,
+                                 program=int(rng.choice(MELODIC_PROGRAMS))) for ch in channels]
+        mid.tracks[i] = mido.MidiTrack(programs + kept)
+    return mid
+
+
+def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100, max_seconds: float = 30.0,
+                      seed: int = 0, voicings: int = 1) -> list[Clip]:
+    """Music rendered from MIDI files by the Composer's voices, or ``[]`` without a Composer.
+
+    Each file's melodic channels get random General MIDI programs (:data:`MELODIC_PROGRAMS`,
+    seeded; drums stay drums), its notes are cut after ``max_seconds`` s, and it is rendered
+    with ``blendfx.effects.composer.render_midi`` (issue 4) and mixed to mono.
+
+    Parameters
+    ----------
+    voicings : int
+        Renders of every file, each with its own random programs (clip names ``stem~k`` for
+        k >= 1): more timbres for the same rendering time when ``max_seconds`` shrinks to match.
+        With 1 the clips (and their programs) are exactly those of earlier versions.
+    """
+    rng = np.random.default_rng(seed)
+    clips = []
+    for p in paths:
+        for k in range(voicings):
+            audio = np.asarray(render_midi(_voiced_midi(p, rng, max_seconds), sample_rate=sample_rate),
+                               dtype=np.float32)
+            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+            mono = mono[: int((max_seconds + 1.0) * sample_rate)]  # the file may end much later
+            if np.sqrt(np.mean(mono ** 2)) > 1e-4:
+                clips.append(Clip(p.stem if k == 0 else f"{p.stem}~{k}", np.ascontiguousarray(mono)))
+    return clips
+
+
+def noise_gain(music: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
+    """Gain for ``noise`` so that ``music`` is ``snr_db`` dB above it (mean power over the clip)."""
+    pm = float(np.mean(np.square(music, dtype=np.float64)))
+    pn = float(np.mean(np.square(noise, dtype=np.float64)))
+    if pn <= 0.0:
+        return 0.0
+    return float(np.sqrt(pm / (pn * 10.0 ** (snr_db / 10.0))))
+
+
+def window_targets(music_power, noise_power, config: SegmenterConfig, mixture_power=None):
+    """Per-window music share, hard label and weight from the components' STFT power.
+
+    Parameters
+    ----------
+    music_power, noise_power : torch.Tensor
+        ``(batch, bins, frames)`` power of the music and of the (scaled) noise.
+    mixture_power : torch.Tensor, optional
+        ``(batch, bins, frames)`` power of the mixture the network sees. Windows whose mean power
+        is more than ``config.range_db`` below its loudest pixel (the reference of
+        :func:`~.net.features_from_power`) lie below the floor of the network's input
+        image and get weight 0 too.
+
+    Returns
+    -------
+    share, label, weight : torch.Tensor
+        ``(batch, rows, cols)`` on the windows' 16-pixel grid: ``E_music / (E_music + E_noise)``,
+        ``E_music > E_noise`` as float, and 1 for non-silent windows (0 for silent ones).
+    """
+
+    pool = torch.nn.functional.avg_pool2d
+    kernel = (config.window_bins // config.cell, config.window_frames // config.cell)
+
+    def window_energy(power):
+        # mean over cells, then over the windows' cells: the same as one 64 x 256 mean at hop 16
+        cells = pool(power[:, None, : config.image_bins], config.cell)
+        return pool(cells, kernel, stride=1)[:, 0]
+
+    em, en = window_energy(music_power), window_energy(noise_power)
+    total = em + en
+    loudest = total.amax(dim=(-2, -1), keepdim=True)
+    visible = (total > loudest * 10.0 ** (-SILENCE_DB / 10.0)) & (total > 1e-20)
+    if mixture_power is not None:
+        # the same reference as features_from_power: the loudest pixel, floored at silence_db
+        peak_db = 10.0 * torch.log10(mixture_power[:, : config.image_bins].amax(dim=(-2, -1)) + 1e-30)
+        floor_db = peak_db.clamp_min(config.silence_db) - config.range_db
+        visible &= total > (10.0 ** (floor_db / 10.0))[:, None, None]
+    weight = visible.float()
+    share = em / total.clamp_min(1e-30)
+    return share, (em > en).float(), weight
+
+
+def item_samples(config: SegmenterConfig, windows: int) -> int:
+    """Samples of a clip whose STFT is exactly ``windows`` window hops long (no padding)."""
+    frames = config.window_frames + config.cell * (windows - 1)
+    return (frames - 1) * config.hop_length
+
+
+@dataclass
+class ValidationItem:
+    """A fixed validation clip: its condition and its two components (either may be silent)."""
+
+    condition: str
+    music: np.ndarray
+    noise: np.ndarray
+    name: str
+
+    @property
+    def mixture(self) -> np.ndarray:
+        return self.music + self.noise
+
+
+def _loudest_segments(audio: np.ndarray, length: int, count: int) -> list[np.ndarray]:
+    """``count`` non-overlapping segments of ``length`` samples, loudest first (deterministic)."""
+    if audio.size < length:
+        audio = np.pad(audio, (0, length - audio.size))
+    starts = np.arange(0, audio.size - length + 1, length)
+    if starts.size == 0 or starts[-1] + length < audio.size:  # also try the very end
+        starts = np.append(starts, audio.size - length)
+    energy = [float(np.mean(audio[s:s + length] ** 2)) for s in starts]
+    order = np.argsort(energy, kind="stable")[::-1][:count]
+    return [audio[starts[i]:starts[i] + length] for i in sorted(order)]
+
+
+def validation_items(music: Sequence[Clip], noise: Sequence[Clip],
+                     conditions: Sequence[str | float] = SNRS, windows: int = 49,
+                     noise_segments_per_long_clip: int = 3, max_music_segments: int | None = None,
+                     config: SegmenterConfig | None = None) -> list[ValidationItem]:
+    """A fixed, deterministic validation set.
+
+    Every noise clip gives its loudest segment (long clips their ``noise_segments_per_long_clip``
+    loudest), every music clip its segments in order; each segment is ``windows`` window hops
+    long (49: 2.97 s); ``max_music_segments`` keeps that many, evenly spread. Condition "clean"
+    gives music-only and noise-only items; an SNR condition pairs each noise segment with a music
+    segment (spread over all of them and shifted by the condition's index, so each SNR hears
+    other pairs) at that SNR over the segment.
+    """
+    config = config or SegmenterConfig()
+    length = item_samples(config, windows)
+    noise_segs: list[tuple[str, np.ndarray]] = []
+    for clip in noise:
+        n = noise_segments_per_long_clip if clip.audio.size >= 4 * length else 1
+        noise_segs += [(f"{clip.name}#{k}", seg) for k, seg in
+                       enumerate(_loudest_segments(clip.audio, length, n))]
+    music_segs: list[tuple[str, np.ndarray]] = []
+    for clip in music:
+        segs = [clip.audio[s:s + length] for s in range(0, clip.audio.size - length + 1, length)]
+        music_segs += [(f"{clip.name}#{k}", s) for k, s in enumerate(segs)
+                       if np.sqrt(np.mean(s ** 2)) > 1e-3]
+    if max_music_segments is not None and len(music_segs) > max_music_segments:
+        picks = np.linspace(0, len(music_segs) - 1, max_music_segments).round().astype(int)
+        music_segs = [music_segs[i] for i in picks]  # spread over every music file
+    if not noise_segs or not music_segs:
+        raise ParameterError("validation_items needs at least one music and one noise clip")
+    zeros = np.zeros(length, np.float32)
+    items: list[ValidationItem] = []
+    for i, cond in enumerate(conditions):
+        if cond == "clean":
+            items += [ValidationItem("clean", m, zeros, name) for name, m in music_segs]
+            items += [ValidationItem("clean", zeros, n, name) for name, n in noise_segs]
+            continue
+        for k, (nname, n) in enumerate(noise_segs):
+            # spread the pairs over all music segments; each condition shifts them by i
+            mname, m = music_segs[(k * len(music_segs) // len(noise_segs) + i) % len(music_segs)]
+            g = noise_gain(m, n, float(cond))
+            items.append(ValidationItem(_cond_name(cond), m, (n * g).astype(np.float32),
+                                        f"{mname}+{nname}"))
+    return items
+
+
+def _cond_name(cond: str | float) -> str:
+    return cond if isinstance(cond, str) else f"{float(cond):+g}"
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with midranks for ties); NaN with one class."""
+
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel().astype(bool)
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def evaluate(segmenter: Segmenter, items: Sequence[ValidationItem]) -> dict[str, dict[str, float]]:
+    """Window-level AUCs of ``segmenter`` on ``items``, per condition.
+
+    Returns
+    -------
+    dict
+        ``{"dominance": {cond: auc}, "presence": {cond: auc}, "windows": {cond: n},
+        "clean_by_source": {source: auc}}``.
+        *dominance*: the hard label ``E_music > E_noise`` of each non-silent window (for "clean":
+        music-only vs noise-only clips). *presence* (the paper's protocol): every non-silent window
+        of the condition's mixtures is positive, every window of the noise-only clean items
+        negative. *clean_by_source*: for every source file of the clean items (the name before
+        ``#``), the AUC of its windows against all clean windows of the other kind -- which piece
+        or which noise pulls the clean figure down.
+    """
+
+    c = segmenter.config
+    scores: dict[str, list[np.ndarray]] = {}
+    labels: dict[str, list[np.ndarray]] = {}
+    noise_only: list[np.ndarray] = []
+    clean_sources: dict[tuple[str, bool], list[np.ndarray]] = {}
+    for item in items:
+        music = torch.as_tensor(item.music, device=segmenter.device)
+        noise = torch.as_tensor(item.noise, device=segmenter.device)
+        probs = torch.as_tensor(segmenter.segment_tensor(music + noise).windows)
+        ms, ns = (stft(x, c.n_fft, c.hop_length) for x in (music, noise))
+        targets = window_targets(power(ms)[None], power(ns)[None], c, power(ms + ns)[None])
+        _, label, weight = (t[0].cpu() for t in targets)
+        cols = min(probs.shape[-1], label.shape[-1])
+        keep = weight[:, :cols] > 0
+        s, lab = probs[:, :cols][keep].numpy(), label[:, :cols][keep].numpy()
+        scores.setdefault(item.condition, []).append(s)
+        labels.setdefault(item.condition, []).append(lab)
+        if item.condition == "clean" and not item.music.any():
+            noise_only.append(s)
+        if item.condition == "clean":
+            clean_sources.setdefault((item.name.split("#")[0], bool(item.music.any())), []).append(s)
+    out: dict[str, dict[str, float]] = {"dominance": {}, "presence": {}, "windows": {},
+                                        "clean_by_source": {}}
+    neg = np.concatenate(noise_only) if noise_only else np.zeros(0)
+    for cond in scores:
+        s, lab = np.concatenate(scores[cond]), np.concatenate(labels[cond])
+        out["dominance"][cond] = roc_auc(s, lab)
+        out["windows"][cond] = int(s.size)
+        if cond == "clean":
+            out["presence"][cond] = out["dominance"][cond]
+        elif neg.size:
+            out["presence"][cond] = roc_auc(np.concatenate([s, neg]),
+                                            np.concatenate([np.ones(s.size), np.zeros(neg.size)]))
+    pools = {kind: np.concatenate([np.concatenate(v) for (_, m), v in clean_sources.items() if m == kind])
+             for kind in (True, False) if any(m == kind for _, m in clean_sources)}
+    for (name, is_music), parts in clean_sources.items():
+        own, other = np.concatenate(parts), pools.get(not is_music)
+        if other is not None and other.size and own.size:
+            s = np.concatenate([own, other]) if is_music else np.concatenate([other, own])
+            n_pos = own.size if is_music else other.size
+            out["clean_by_source"][name] = roc_auc(s, np.arange(s.size) < n_pos)
+    return out

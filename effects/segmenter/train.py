@@ -1,0 +1,406 @@
+"""Train the music/noise segmenter on mixtures of the shared clips (reproducible, CPU, minutes).
+
+Run::
+
+    python -m blendfx.effects.segmenter.train --out effects/segmenter/weights  # the shipped weights
+    python -m blendfx.effects.segmenter.train --data /work/shared/data --out /tmp/seg --steps 200
+
+Every step draws ``--batch`` patches of 512 STFT frames (1.49 s, 13 x 17 windows) from the
+training files (:func:`.data.source_split`): a seventh are music alone, a seventh
+noise alone and the rest music + noise at +10, +5, 0, -5 or -10 dB over the patch. Targets are
+each window's music share of the energy (:func:`~.data.window_targets`); the
+loss is the softmax cross-entropy against them over the non-silent windows. The whole patch goes
+through the fully convolutional network at once, so its 221 overlapping windows share their
+feature maps. SGD with Nesterov momentum and a cosine learning-rate schedule, seeded, with
+deterministic torch algorithms on 2 threads: the same command gives the same weights on the same
+machine and torch version.
+
+The weights and a JSON config with the training metadata (sources, steps, seconds, validation
+AUCs) are written to ``--out``; the data is read in place and never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from blendfx.errors import BlendfxError, ParameterError
+from scipy.signal import resample_poly
+
+from .data import (
+    SNRS,
+    VALIDATION_MUSIC,
+    Clip,
+    evaluate,
+    item_samples,
+    load_clips,
+    noise_gain,
+    render_midi_clips,
+    shared_data_dir,
+    source_split,
+    validation_items,
+    window_targets,
+)
+from .net import Segmenter, SegmenterConfig, features_from_power, net_input, power, resolve_weight_paths, stft
+
+__all__ = ["MixtureSampler", "learning_rate", "train", "main"]
+
+
+class MixtureSampler:
+    """Random training patches: music and scaled noise components of equal length.
+
+    Parameters
+    ----------
+    music, noise : sequence of Clip
+        Training sources (mono, 44.1 kHz). Music clips are drawn in proportion to their length,
+        noise clips uniformly (so the two long beds do not crowd out the 40 short ESC-10 clips).
+    samples : int
+        Patch length in samples.
+    clean_share : float, optional
+        Probability of a music-only patch and, as much again, of a noise-only one (the rest are
+        mixtures, the five SNRs equally likely). Default: every one of the seven conditions
+        equally likely (1/7).
+    noise_mix : float, optional
+        Probability that a patch's noise is the sum of two noise clips (the second 10 dB below to
+        10 dB above the first, RMS over the patch): a transient noise over another one's bed, so
+        the few noise files make many more scenes. 0 (default) draws exactly as before.
+    """
+
+    def __init__(self, music: Sequence[Clip], noise: Sequence[Clip], samples: int,
+                 clean_share: float | None = None, noise_mix: float = 0.0):
+        self.music = [c.audio for c in music]
+        self.noise = [c.audio for c in noise]
+        self.samples = samples
+        if not 0.0 <= noise_mix <= 1.0:
+            raise ParameterError(f"noise_mix must be within [0, 1], got {noise_mix}")
+        self.noise_mix = float(noise_mix)
+        snrs = len(SNRS) - 1
+        clean = 1.0 / (snrs + 2) if clean_share is None else float(clean_share)
+        if not 0.0 <= clean <= 0.5:
+            raise ParameterError(f"clean_share must be within [0, 0.5], got {clean}")
+        self.condition_p = np.array([clean, clean] + [(1.0 - 2 * clean) / snrs] * snrs)
+        lengths = np.array([m.size for m in self.music], float)
+        self.music_p = lengths / lengths.sum()
+
+    def _segment(self, rng: np.random.Generator, clips: list[np.ndarray],
+                 p: np.ndarray | None) -> np.ndarray:
+        """A random stretch of a random clip, played 0.8 to 1.25 times as fast (pitch and tempo
+        move together, as on a tape): more timbres and tempi than the few sources hold."""
+
+        rate = Fraction(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))).limit_denominator(12)
+        need = int(np.ceil(self.samples * rate)) + 16
+        for _ in range(20):  # skip near-silent picks (fades, pauses between barks)
+            clip = clips[rng.choice(len(clips), p=p)]
+            if clip.size <= need:
+                seg = np.pad(clip, (0, need - clip.size))
+            else:
+                start = int(rng.integers(0, clip.size - need + 1))
+                seg = clip[start:start + need]
+            if np.sqrt(np.mean(seg ** 2)) > 1e-3:
+                break
+        out = resample_poly(seg, rate.denominator, rate.numerator) if rate != 1 else seg
+        return np.asarray(out[: self.samples], np.float32)
+
+    def batch(self, rng: np.random.Generator, size: int):
+        """A training batch.
+
+        Returns
+        -------
+        music, noise : np.ndarray
+            ``(size, samples)`` float32 components (one of the two may be zero).
+        tilts : np.ndarray
+            ``(size, 2)`` spectral tilts in dB per octave (around 1 kHz) for the music and the
+            noise, a random EQ applied in the STFT domain.
+        """
+        music = np.zeros((size, self.samples), np.float32)
+        noise = np.zeros((size, self.samples), np.float32)
+        conditions = ("music", "noise") + tuple(s for s in SNRS if s != "clean")
+        for b in range(size):
+            cond = conditions[int(rng.choice(len(conditions), p=self.condition_p))]
+            m = self._segment(rng, self.music, self.music_p)
+            n = self._segment(rng, self.noise, None)
+            if self.noise_mix and rng.random() < self.noise_mix:
+                other = self._segment(rng, self.noise, None)
+                ratio = 10.0 ** (rng.uniform(-10.0, 10.0) / 20.0)  # RMS of the second re. the first
+                n = n + other * (ratio * _rms(n) / max(_rms(other), 1e-9))
+            level = 10.0 ** (rng.uniform(-20.0, 0.0) / 20.0)  # overall level: gain invariance
+            if cond == "music":
+                music[b] = m * (level / max(float(np.abs(m).max()), 1e-9))
+            elif cond == "noise":
+                noise[b] = n * (level / max(float(np.abs(n).max()), 1e-9))
+            else:
+                mix_m, mix_n = m, n * noise_gain(m, n, float(cond))
+                scale = level / max(float(np.abs(mix_m + mix_n).max()), 1e-9)
+                music[b], noise[b] = mix_m * scale, mix_n * scale
+        tilts = rng.uniform(-3.0, 3.0, (size, 2)).astype(np.float32)
+        return music, noise, tilts
+
+
+def learning_rate(step: int, steps: int, lr: float, cycles: int = 1) -> float:
+    """The learning rate at ``step`` (0-based) of ``steps``: ``cycles`` cosine cycles of equal
+    length, each with a linear warm-up over its first 5 %, cycle k peaking at ``lr / 2**k``."""
+    cycle_steps = -(-steps // cycles)
+    warm = max(1, cycle_steps // 20)
+    k, step = divmod(step, cycle_steps)
+    length, peak = min(cycle_steps, steps - k * cycle_steps), lr / 2.0 ** k
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1.0 + float(np.cos(np.pi * (step - warm) / max(1, length - warm))))
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _tilt(spec, db_per_octave, config: SegmenterConfig):
+    """EQ ``(batch, bins, frames)`` spectra by a tilt in dB per octave around 1 kHz (+-15 dB)."""
+
+    freqs = torch.arange(config.bins, dtype=torch.float32) * config.sample_rate / config.n_fft
+    octaves = torch.log2(freqs.clamp_min(60.0) / 1000.0)
+    db = (db_per_octave[:, None] * octaves[None]).clamp(-15.0, 15.0)
+    return spec * (10.0 ** (db / 20.0))[..., None]
+
+
+def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db, hard: bool = False):
+    m, n = (stft(x, config.n_fft, config.hop_length) for x in (music, noise))
+    m, n = _tilt(m, tilts[:, 0], config), _tilt(n, tilts[:, 1], config)
+    mixture = power(m + n)
+    image = features_from_power(mixture, config, offset_db)
+    share, label, weight = window_targets(power(m), power(n), config, mixture)
+    if hard:
+        share = label
+    logp = torch.log_softmax(net(net_input(image, config)), dim=1)
+    ce = -(share * logp[:, 1] + (1.0 - share) * logp[:, 0])
+    # the targets' own entropy, so the logged figure (a KL divergence) reaches 0 at a perfect fit
+    with torch.no_grad():
+        s = share.clamp(1e-7, 1 - 1e-7)
+        entropy = -(s * s.log() + (1 - s) * (1 - s).log())
+    total = weight.sum().clamp_min(1.0)
+    return (ce * weight).sum() / total, float(((ce.detach() - entropy) * weight).sum() / total)
+
+
+def train(data: str | Path | None = None, out: str | Path | None = None, *, steps: int = 1000,
+          batch: int = 8, patch_windows: int = 17, lr: float = 0.002, seed: int = 0,
+          eval_every: int = 250, use_midi: bool = True, threads: int = 2, optimizer: str = "adam",
+          val_music: Sequence[str] = VALIDATION_MUSIC, targets: str = "soft",
+          config: SegmenterConfig | None = None, init: str | Path | None = None,
+          voicings: int = 1, midi_seconds: float = 30.0, clean_share: float | None = None,
+          noise_mix: float = 0.0, cycles: int = 1, log=print) -> Segmenter:
+    """Train a segmenter and (with ``out``) save it with its metadata.
+
+    Parameters
+    ----------
+    data : path, optional
+        The shared data folder (default: ``$BLENDFX_SHARED_DATA`` or ``../shared/data``).
+    out : path, optional
+        Folder for ``segmenter.safetensors`` and ``segmenter.json``.
+    steps, batch : int
+        SGD steps and patches per step.
+    patch_windows : int
+        Patch length in window hops along time (17: 512 frames, 1.49 s).
+    lr : float
+        Peak learning rate (cosine decay to 0 after a 5 % warm-up).
+    seed : int
+        Seeds the data sampler, the initialization and dropout.
+    eval_every : int
+        Steps between validation AUC lines in the log (0: only at the end).
+    use_midi : bool
+        Add music rendered from ``midi/`` when the Composer's ``render_midi`` is available.
+    threads : int
+        Torch CPU threads.
+    optimizer : {"sgd", "adam"}
+        SGD with Nesterov momentum (the paper's) or Adam.
+    val_music : sequence of str
+        Stems of the music files held out for validation.
+    targets : {"soft", "hard"}
+        Train on each window's music share of the energy, or on the label ``E_music > E_noise``.
+    config : SegmenterConfig, optional
+        Architecture and geometry (default: :class:`SegmenterConfig`'s; with ``init``, the
+        initial weights' config).
+    init : path, optional
+        Weights folder (or ``.safetensors``) to start from instead of a random initialization
+        (fine-tuning: the schedule restarts; the metadata records the initial weights' SHA-256
+        and their own training record).
+    voicings : int
+        Renders of every training MIDI file, each with its own random programs.
+    midi_seconds : float
+        Length in s of each training render (validation renders keep 30 s).
+    clean_share : float, optional
+        Share of music-only patches and, as much again, of noise-only ones (default 1/7 each).
+    noise_mix : float
+        Probability of a two-noise patch (see :class:`MixtureSampler`).
+    cycles : int
+        Cosine learning-rate cycles of equal length (warm restarts, each with its own warm-up;
+        cycle k peaks at ``lr / 2**k``): 1 is one plain cosine schedule.
+
+    Returns
+    -------
+    Segmenter
+        The trained model (in eval mode).
+    """
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    start = None
+    if init is not None:
+
+        start = Segmenter.from_pretrained(init, device="cpu")
+        if config is not None and config != start.config:
+            raise ParameterError(f"init weights {init} have another config than the one given")
+        config = start.config
+        init_record = {"path": str(init), "sha256": hashlib.sha256(
+            resolve_weight_paths(init)[0].read_bytes()).hexdigest(), "training": start.training}
+    config = config or SegmenterConfig()
+    root = shared_data_dir(data)
+    split = source_split(root, midi=use_midi, val_music=val_music)
+    t0 = time.perf_counter()
+    train_music = load_clips(split.train_music, config.sample_rate)
+    val_music = load_clips(split.val_music, config.sample_rate)
+    midi_train = (render_midi_clips(split.train_midi, config.sample_rate, max_seconds=midi_seconds,
+                                    voicings=voicings) if use_midi else [])
+    midi_val = render_midi_clips(split.val_midi, config.sample_rate) if use_midi else []
+    train_noise = load_clips(split.train_noise, config.sample_rate)
+    val_noise = load_clips(split.val_noise, config.sample_rate)
+    load_seconds = time.perf_counter() - t0
+    log(f"data: {len(train_music)} music + {len(midi_train)} rendered MIDI / {len(train_noise)} noise "
+        f"files for training, {len(val_music)} + {len(midi_val)} / {len(val_noise)} for validation "
+        f"({load_seconds:.1f} s to load)")
+    sampler = MixtureSampler(train_music + midi_train, train_noise,
+                             item_samples(config, patch_windows), clean_share, noise_mix)
+    quick_val = validation_items(val_music + midi_val, val_noise, conditions=("clean", 10.0, 0.0),
+                                 windows=33, noise_segments_per_long_clip=1, max_music_segments=8,
+                                 config=config)
+
+    model = Segmenter(config, device="cpu")
+    net = model.net
+    if start is not None:
+        net.load_state_dict(start.net.state_dict())
+    if optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    if cycles < 1 or cycles > steps:
+        raise ParameterError(f"cycles must be within [1, steps], got {cycles}")
+    bn_batches = min(steps, max(1, steps // 10))
+
+    history = []
+    t_train = time.perf_counter()
+    running = 0.0
+    for step in range(steps):
+        if step == steps - bn_batches and config.batch_norm:
+            # Precise batch norm: the last steps also average the batch statistics over many
+            # batches (equal weights) instead of the noisy exponential running estimate.
+            for module in net.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.reset_running_stats()
+                    module.momentum = None
+        net.train()
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(step, steps, lr, cycles)
+        music, noise, tilts = sampler.batch(rng, batch)
+        offset = torch.as_tensor(rng.uniform(0.0, 6.0, (batch, 1, 1)), dtype=torch.float32)
+        loss, value = _loss(net, torch.from_numpy(music), torch.from_numpy(noise),
+                            torch.from_numpy(tilts), config, offset, hard=targets == "hard")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running = 0.98 * running + 0.02 * value if step else value
+        if (eval_every and (step + 1) % eval_every == 0) or step + 1 == steps:
+            net.eval()
+            aucs = evaluate(model, quick_val)["dominance"]
+            elapsed = time.perf_counter() - t_train
+            history.append({"step": step + 1, "kl": round(running, 4), "seconds": round(elapsed, 1),
+                            "val_auc": {k: round(v, 4) for k, v in aucs.items()}})
+            log(f"step {step + 1}/{steps}  KL {running:.4f}  val AUC "
+                + "  ".join(f"{k} {v:.4f}" for k, v in aucs.items()) + f"  ({elapsed:.0f} s)")
+    train_seconds = time.perf_counter() - t_train
+    net.eval()
+    full_val = validation_items(val_music + midi_val, val_noise, config=config)
+    final = evaluate(model, full_val)
+    log("validation AUC (dominance): " + json.dumps({k: round(v, 4) for k, v in final["dominance"].items()}))
+    log("validation AUC (presence):  " + json.dumps({k: round(v, 4) for k, v in final["presence"].items()}))
+    model.training = {
+        "command": "python -m blendfx.effects.segmenter.train " + " ".join(sys.argv[1:]),
+        "seed": seed, "steps": steps, "batch": batch, "patch_windows": patch_windows, "lr": lr,
+        "optimizer": optimizer, "targets": targets, "voicings": voicings,
+        "midi_seconds": midi_seconds, "clean_share": clean_share, "noise_mix": noise_mix, "cycles": cycles,
+        "init": init_record if start is not None else None,
+        "threads": threads, "torch": torch.__version__,
+        "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
+        "sources": split.describe(root),
+        "rendered_midi": {"train": [c.name for c in midi_train], "val": [c.name for c in midi_val]},
+        "labels": "window is music when E_music > E_noise; soft target E_music/(E_music+E_noise); "
+                  "windows below the input image's floor (range_db under the mixture's loudest "
+                  "pixel) or SILENCE_DB under the loudest window carry no label",
+        "history": history,
+        "val_auc_dominance": {k: round(v, 4) for k, v in final["dominance"].items()},
+        "val_auc_presence": {k: round(v, 4) for k, v in final["presence"].items()},
+    }
+    if out is not None:
+        path = model.save_pretrained(out)
+        log(f"saved {path / 'segmenter.safetensors'} ({train_seconds:.0f} s of training)")
+    return model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m blendfx.effects.segmenter.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None,
+                        help="shared data folder (default: $BLENDFX_SHARED_DATA or ../shared/data)")
+    parser.add_argument("--out", required=True, help="folder for the weights and their JSON config")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--patch-windows", type=int, default=17,
+                        help="training patch length in window hops (17: 512 frames, 1.49 s)")
+    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
+    parser.add_argument("--no-midi", action="store_true", help="do not add music rendered from MIDI")
+    parser.add_argument("--val-music", nargs="*", default=list(VALIDATION_MUSIC),
+                        help="music file stems held out for validation")
+    parser.add_argument("--dropout", type=float, default=SegmenterConfig.dropout)
+    parser.add_argument("--hidden", type=int, default=SegmenterConfig.hidden)
+    parser.add_argument("--linear-channel", action="store_true")
+    parser.add_argument("--targets", choices=["soft", "hard"], default="soft")
+    parser.add_argument("--init", default=None, help="weights folder to fine-tune from")
+    parser.add_argument("--voicings", type=int, default=1,
+                        help="renders of every training MIDI file, each with other random programs")
+    parser.add_argument("--midi-seconds", type=float, default=30.0,
+                        help="length in s of each training MIDI render")
+    parser.add_argument("--clean-share", type=float, default=None,
+                        help="share of music-only patches (and of noise-only ones); default 1/7")
+    parser.add_argument("--cycles", type=int, default=1,
+                        help="cosine learning-rate cycles (warm restarts, each at half the last peak)")
+    parser.add_argument("--noise-mix", type=float, default=0.0,
+                        help="probability that a patch's noise is the sum of two noise clips")
+    args = parser.parse_args(argv)
+
+    try:
+        train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+              patch_windows=args.patch_windows, noise_mix=args.noise_mix, cycles=args.cycles,
+              eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads,
+              optimizer=args.optimizer, val_music=args.val_music,
+              targets=args.targets, init=args.init, voicings=args.voicings,
+              midi_seconds=args.midi_seconds, clean_share=args.clean_share,
+              config=None if args.init else SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
+                                                            linear_channel=args.linear_channel))
+    except BlendfxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,321 @@
+"""A recording's stationary ambient bed: extraction, and re-synthesis to any length.
+
+Extraction (:func:`extract_ambience`) estimates the background's power spectrum frame by frame by
+minimum statistics (Martin, 2001): the power in each STFT bin, smoothed over about 0.1 s, is
+tracked by its minimum over a 1.5 s window, scaled by the bias of that minimum for Gaussian noise
+(measured once by simulation, so the estimate is unbiased for a stationary background). The bed
+is the recording filtered by the noise-over-signal gain ``min(1, N / P)`` per bin (the Wiener
+estimate of the background), then spectrally matched so its long-term spectrum equals the
+background estimate's. Foreground events (a bark, a voice, a passing car) mostly fall out; the
+texture of the background (rain drops, engine rumble, crowd murmur) stays.
+
+Re-synthesis (:func:`synthesize_ambience`) is randomized overlap-add of grains: half-overlapping
+grains of the bed, taken at random positions (uniform, never continuing the previous grain) with
+random polarity, under a power-complementary sine window. Uncorrelated grains under that window
+add up to the bed's own power spectrum, and random positions leave no period for the ear (or an
+autocorrelation) to find, however long the output. :func:`loop_ambience` is the naive
+alternative, the bed tiled with crossfades, kept as the "separate & remix" baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from blendfx.buffers import fit_channels, to_channels_first
+from blendfx.errors import ParameterError
+from scipy.ndimage import minimum_filter1d
+from scipy.signal import ShortTimeFFT, lfilter
+from scipy.signal.windows import hann
+
+from .spectral_match import mean_power, smooth_octaves
+
+__all__ = ["AmbienceModel", "extract_ambience", "synthesize_ambience", "loop_ambience",
+           "repetition_peak", "MIN_REFERENCE_S"]
+
+#: Shortest recording an ambience can be taken from, in s.
+MIN_REFERENCE_S = 0.1
+
+_SMOOTH_S = 0.1        # periodogram smoothing time constant, s
+_WINDOW_S = 1.5        # minimum-statistics search window, s
+_MATCH_LIMIT_DB = 6.0  # largest spectral-matching correction of the bed, dB
+_GRAIN_S = 0.5         # re-synthesis grain length, s
+_DIGITAL_SILENCE = 1e-16  # frame power per sample below which a frame is digital silence
+_SILENT_DB = -200.0    # level reported for a silent bed, dBFS
+
+
+@dataclass(frozen=True)
+class AmbienceModel:
+    """The stationary background of a recording.
+
+    Attributes
+    ----------
+    bed : np.ndarray
+        ``(channels, samples)`` float32: the recording with its foreground removed.
+    sample_rate : float
+        Sample rate of ``bed`` in Hz.
+    level_dbfs : float
+        RMS level of the bed in dBFS (channels averaged).
+    sar_db : float
+        The recording's signal-to-ambience ratio in dB: power of everything that is not the bed
+        over the bed's power.
+    """
+
+    bed: np.ndarray
+    sample_rate: float
+    level_dbfs: float
+    sar_db: float
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the bed in s."""
+        return self.bed.shape[-1] / self.sample_rate
+
+
+def _stft(n_fft: int, sample_rate: float) -> ShortTimeFFT:
+    """Hann-windowed STFT with 75 % overlap (its ``istft`` inverts it exactly)."""
+    return ShortTimeFFT(hann(n_fft, sym=False), hop=n_fft // 4, fs=sample_rate)
+
+
+def _smoothed_min(power: np.ndarray, alpha: float, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recursively smoothed power (along the last axis) and its running minimum over
+    ``window`` frames (centred; offline, so the search may look ahead)."""
+    smooth = lfilter([1.0 - alpha], [1.0, -alpha], power, axis=-1,
+                     zi=alpha * power[..., :1])[0]
+    return smooth, minimum_filter1d(smooth, size=window, axis=-1, mode="nearest")
+
+
+@lru_cache(maxsize=32)
+def _min_bias(n_fft: int, alpha: float, window: int, chunk: int) -> float:
+    """Bias of the smoothed-periodogram minimum for stationary Gaussian noise:
+    ``mean(P) / mean(min)``, measured on white noise analysed exactly like a recording of
+    ``chunk`` frames (short recordings search a shorter window, so their minimum is higher)."""
+    rng = np.random.default_rng(12345)
+    count = max(8, 1024 // chunk)
+    noise = rng.standard_normal(n_fft // 4 * (count * chunk + 12))
+    power = np.abs(_stft(n_fft, 1.0).stft(noise)) ** 2
+    power = power[4:-4, 4: 4 + count * chunk]  # DC, Nyquist and the padded edges differ
+    chunks = power.reshape(power.shape[0], count, chunk).transpose(1, 0, 2)
+    _, mins = _smoothed_min(chunks, alpha, window)
+    return float(chunks.mean() / mins.mean())
+
+
+def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
+    """The stationary ambient bed of a recording (minimum statistics + Wiener gain).
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        The recording, any layout; at least :data:`MIN_REFERENCE_S` long.
+    sample_rate : float
+        Sample rate in Hz.
+
+    Returns
+    -------
+    AmbienceModel
+
+    Raises
+    ------
+    ParameterError
+        If the recording is shorter than :data:`MIN_REFERENCE_S`.
+    """
+    sr = float(sample_rate)
+    data, _ = to_channels_first(audio, name="reference")
+    n = data.shape[-1]
+    if n < MIN_REFERENCE_S * sr:
+        raise ParameterError(f"reference is {n / sr:.3f} s long; an ambience needs at least "
+                             f"{MIN_REFERENCE_S:g} s of it")
+    # ~46 ms frames (2048 at 44.1 kHz), shorter for very short recordings
+    n_fft = 1 << int(np.round(np.log2(0.046 * sr)))
+    n_fft = min(n_fft, 1 << int(np.log2(n // 2)))
+    hop = n_fft // 4
+    stft = _stft(n_fft, sr)
+    spec = stft.stft(data.astype(np.float64), axis=-1)  # (channels, bins, frames)
+    power = np.abs(spec) ** 2
+    # statistics from the frames whose window lies wholly inside the recording (the padded
+    # edge frames hold less power and would pass for quiet background); edges take the nearest
+    first = stft.lower_border_end[1] - stft.p_min
+    last = stft.upper_border_begin(n)[1] - stft.p_min
+    if last - first < 2:
+        first, last = 0, power.shape[-1]
+    inner = power[..., first:last]
+    frames = inner.shape[-1]
+    if np.mean(inner.sum(axis=(0, 1)) <= _DIGITAL_SILENCE * n_fft * data.shape[0]) >= 0.1:
+        # a gated recording (events separated by digital silence) has no background at all;
+        # the smoothed minimum would only find the events' own fading remnants
+        return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
+                             level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB)
+    alpha = float(np.exp(-hop / (_SMOOTH_S * sr)))
+    window = max(1, min(frames, int(round(_WINDOW_S * sr / hop))))
+    smooth, mins = _smoothed_min(inner, alpha, window)
+    # recordings much longer than the window behave like 4 windows' worth (edges aside);
+    # each channel is estimated on its own (the bias depends on how correlated they are),
+    # then one gain for all channels keeps the stereo image
+    noise = (mins * _min_bias(n_fft, round(alpha, 6), window, min(frames, 4 * window))).mean(axis=0)
+    smooth = smooth.mean(axis=0)
+    inner = inner.mean(axis=0)
+    gain = np.minimum(1.0, noise / np.maximum(smooth, 1e-30))
+    # spectral matching: the bed's long-term spectrum must equal the background estimate's
+    # (the Wiener gain also trims the background's own upward fluctuations)
+    freqs = stft.f
+    got = smooth_octaves(freqs, (gain ** 2 * inner).mean(axis=-1), 1.0 / 3.0)
+    want = smooth_octaves(freqs, noise.mean(axis=-1), 1.0 / 3.0)
+    ok = (got > 0) & (want > 0)
+    correction = np.zeros(freqs.size)
+    correction[ok] = np.clip(10.0 * np.log10(want[ok] / got[ok]), -_MATCH_LIMIT_DB, _MATCH_LIMIT_DB)
+    gain = gain * (10.0 ** (correction / 20.0))[:, None]
+    gain = np.pad(gain, ((0, 0), (first, power.shape[-1] - last)), mode="edge")
+    bed = stft.istft(spec * gain[None], k1=n).astype(np.float32)
+    p_bed = mean_power(bed)
+    p_all = mean_power(data)
+    level = max(10.0 * np.log10(max(p_bed, 1e-30)), _SILENT_DB)
+    sar = 10.0 * np.log10(max(p_all - p_bed, 1e-4 * p_all, 1e-20) / max(p_bed, 1e-20))
+    return AmbienceModel(bed=bed, sample_rate=sr, level_dbfs=level, sar_db=sar)
+
+
+def _bed_for(model: AmbienceModel, channels: int) -> tuple[np.ndarray, bool]:
+    """The bed with ``channels`` channels, and whether each channel needs its own grain
+    positions (a mono bed spread to several channels: decorrelate them)."""
+    bed = model.bed
+    if bed.shape[0] == 1 and channels > 1:
+        return bed, True
+    return fit_channels(bed, channels), False
+
+
+def synthesize_ambience(model: AmbienceModel, n_samples: int, channels: int,
+                        rng: np.random.Generator, grain_s: float = _GRAIN_S) -> np.ndarray:
+    """Re-synthesize the bed to ``n_samples`` by randomized overlap-add of grains.
+
+    Parameters
+    ----------
+    model : AmbienceModel
+        The bed to draw from.
+    n_samples : int
+        Output length in samples (at the model's sample rate).
+    channels : int
+        Output channels. A mono bed gives independent (decorrelated) channels; a bed with
+        as many channels keeps its image.
+    rng : np.random.Generator
+        Source of the grain positions and polarities (same state, same output).
+    grain_s : float
+        Grain length in s (shortened to half the bed for short beds).
+
+    Returns
+    -------
+    np.ndarray
+        ``(channels, n_samples)`` float32 at the bed's level.
+    """
+    bed, independent = _bed_for(model, channels)
+    out = np.zeros((channels, max(0, n_samples)), dtype=np.float32)
+    if n_samples <= 0:
+        return out
+    length = bed.shape[-1]
+    grain = int(min(grain_s * model.sample_rate, length // 2))
+    grain -= grain % 2
+    if grain < 16:
+        return out
+    hop = grain // 2
+    # sine window: w^2 of half-overlapping grains sums to 1, so uncorrelated grains keep power
+    window = np.sin(np.pi * (np.arange(grain) + 0.5) / grain).astype(np.float32)
+    count = n_samples // hop + 2
+    span = length - grain
+    lanes = [np.arange(channels)] if not independent else [np.array([c]) for c in range(channels)]
+    for lane in lanes:
+        starts = _grain_starts(rng, count, span, hop, grain)
+        signs = np.where(rng.random(count) < 0.5, np.float32(-1.0), np.float32(1.0))
+        src = bed[:1] if independent else bed[lane]  # (lane channels, length)
+        # each output block of ``hop`` samples is the tail half of grain k plus the head half
+        # of grain k + 1 (half-overlapping grains)
+        frames = np.lib.stride_tricks.sliding_window_view(src, hop, axis=-1)  # a view, no copy
+        tails = frames[:, starts[:-1] + hop] * (signs[:-1, None] * window[hop:])
+        heads = frames[:, starts[1:]] * (signs[1:, None] * window[:hop])
+        blocks = (tails + heads).reshape(src.shape[0], -1)  # (lane channels, (count-1) * hop)
+        out[lane] = blocks[:, :n_samples]
+    return out
+
+
+def _grain_starts(rng: np.random.Generator, count: int, span: int, hop: int,
+                  grain: int) -> np.ndarray:
+    """Uniform random grain positions in ``[0, span]`` that never continue the previous grain:
+    two grains from one stretch of the bed would add coherently under the crossfade (a level
+    bump, or comb filtering). Violations are redrawn (a few rounds suffice)."""
+    starts = rng.integers(0, span + 1, size=count)
+    if span < 2 * grain:  # a very short bed cannot avoid it
+        return starts
+    for _ in range(8):
+        bad = np.nonzero(np.abs(starts[1:] - (starts[:-1] + hop)) < hop)[0] + 1
+        if bad.size == 0:
+            break
+        starts[bad] = rng.integers(0, span + 1, size=bad.size)
+    return starts
+
+
+def loop_ambience(model: AmbienceModel, n_samples: int, channels: int,
+                  crossfade_s: float = 0.1) -> np.ndarray:
+    """The bed tiled to ``n_samples`` with equal-power crossfades (a plain loop).
+
+    This is what "copy and paste" does (the separate & remix baseline): the loop repeats every
+    ``duration - crossfade`` seconds.
+    """
+    bed = fit_channels(model.bed, channels)
+    length = bed.shape[-1]
+    out = np.zeros((channels, max(0, n_samples)), dtype=np.float32)
+    if n_samples <= 0 or length == 0:
+        return out
+    fade = int(min(crossfade_s * model.sample_rate, length // 4))
+    step = length - fade
+    t = (np.arange(fade) + 0.5) / max(fade, 1)
+    fade_in = np.sin(0.5 * np.pi * t).astype(np.float32)
+    fade_out = np.cos(0.5 * np.pi * t).astype(np.float32)
+    pos, first = 0, True
+    while pos < n_samples:
+        piece = bed.copy()
+        if fade:
+            if not first:
+                piece[:, :fade] *= fade_in
+            piece[:, -fade:] *= fade_out
+        m = min(length, n_samples - pos)
+        out[:, pos: pos + m] += piece[:, :m]
+        pos += step
+        first = False
+    return out
+
+
+def repetition_peak(audio: np.ndarray, sample_rate: float, min_lag_s: float = 0.5,
+                    max_lag_s: float = 30.0, frame_s: float = 0.01) -> tuple[float, float]:
+    """The strongest self-similarity of a sound's level envelope at lags of ``min_lag_s`` to
+    ``max_lag_s`` seconds: what a loop gives away.
+
+    The envelope is the level in dB of ``frame_s`` frames (channels pooled), its mean removed;
+    the result is the largest value of its normalised, unbiased autocorrelation in the lag
+    range, and that lag in s. A loop of period P gives a value near 1 at P; random textures
+    stay near 0.
+
+    Returns
+    -------
+    peak : float
+        Autocorrelation coefficient (1 = exact repetition).
+    lag_s : float
+        Where it occurs, in s.
+    """
+    data, _ = to_channels_first(audio)
+    hop = max(1, int(round(frame_s * float(sample_rate))))
+    n = data.shape[-1] // hop
+    if n < 4:
+        return 0.0, 0.0
+    power = (data[:, : n * hop].astype(np.float64) ** 2).reshape(data.shape[0], n, hop)
+    env = 10.0 * np.log10(power.mean(axis=(0, 2)) + 1e-12)
+    env -= env.mean()
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spec = np.fft.rfft(env, size)
+    ac = np.fft.irfft(np.abs(spec) ** 2, size)[:n]
+    if ac[0] <= 0:
+        return 0.0, 0.0
+    ac = ac / ac[0] / (1.0 - np.arange(n) / n)  # unbiased: each lag has fewer overlapping frames
+    lo = max(1, int(round(min_lag_s / frame_s)))
+    hi = min(n // 2, int(round(max_lag_s / frame_s)) + 1)  # beyond half the length it is noise
+    if hi <= lo:
+        return 0.0, 0.0
+    i = int(np.argmax(ac[lo:hi]))
+    return float(ac[lo + i]), (lo + i) * frame_s

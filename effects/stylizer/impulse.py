@@ -1,0 +1,138 @@
+"""Synthetic room impulse responses with a given RT60 per octave band.
+
+A diffuse reverberant tail is, to a good approximation, Gaussian noise whose energy decays
+exponentially at a rate set by the reverberation time, band by band (Schroeder's statistical room
+model; the same construction as Jot-style feedback-delay-network targets and Dattorro/Moorer's
+"noise tails"). So the response here is a direct impulse plus seeded Gaussian noise, split into
+octave bands with amplitude-complementary zero-phase weights (the bands sum back to the noise
+exactly), each band multiplied by ``10 ** (-3 t / RT60_band)`` (-60 dB of energy at RT60), and
+summed. The tail's energy is set by the direct-to-reverberant ratio (DRR).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from blendfx.errors import ParameterError
+from scipy import fft as sp_fft
+
+__all__ = ["synthetic_ir", "band_weights"]
+
+_MAX_LENGTH_S = 12.0
+
+
+def band_weights(freqs_hz: np.ndarray, centers_hz: np.ndarray) -> np.ndarray:
+    """Amplitude-complementary band weights ``(bands, len(freqs_hz))`` that sum to 1 everywhere.
+
+    Adjacent octave bands cross over with a ``cos^2`` / ``sin^2`` pair in log frequency (half-way
+    between centres, each band full at its centre); the lowest band extends to 0 Hz and the
+    highest to Nyquist.
+    """
+    centers = np.asarray(centers_hz, dtype=np.float64)
+    logf = np.log2(np.maximum(np.asarray(freqs_hz, dtype=np.float64), 1e-3))
+    logc = np.log2(centers)
+    w = np.zeros((centers.size, logf.size))
+    if centers.size == 1:
+        w[0] = 1.0
+        return w
+    # position between neighbouring centres: 0 at band i's centre, 1 at band i+1's
+    for i in range(centers.size):
+        if i + 1 < centers.size:
+            x = np.clip((logf - logc[i]) / (logc[i + 1] - logc[i]), 0.0, 1.0)
+            down = np.cos(0.5 * np.pi * x) ** 2
+        else:
+            down = np.ones_like(logf)
+        if i > 0:
+            x = np.clip((logf - logc[i - 1]) / (logc[i] - logc[i - 1]), 0.0, 1.0)
+            up = np.sin(0.5 * np.pi * x) ** 2
+        else:
+            up = np.ones_like(logf)
+        w[i] = np.where(logf <= logc[i], up, down)
+    return w
+
+
+def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float, *,
+                 drr_db: float = 0.0, channels: int = 1, seed: int | np.random.Generator = 0,
+                 predelay_s: float = 0.0, length_s: float | None = None) -> np.ndarray:
+    """A synthetic impulse response with the given reverberation time per band.
+
+    Parameters
+    ----------
+    rt60_s : np.ndarray
+        RT60 in s per band (finite, > 0).
+    centers_hz : np.ndarray
+        Band centres in Hz, ascending (octave bands in blendfx).
+    sample_rate : float
+        Sample rate in Hz.
+    drr_db : float
+        Direct-to-reverberant energy ratio in dB: the direct impulse (amplitude 1 at sample 0)
+        has this many dB more energy than the whole tail.
+    channels : int
+        Number of output channels; each gets its own (decorrelated) tail, the same direct path.
+    seed : int or np.random.Generator
+        Seed (or generator) for the tail noise: same seed, same response.
+    predelay_s : float
+        Gap in s between the direct sound and the start of the tail.
+    length_s : float, optional
+        Length in s (default: the longest RT60 plus the pre-delay, where the tail is 60 dB down;
+        at most 12 s).
+
+    Returns
+    -------
+    np.ndarray
+        ``(channels, samples)`` float32 response.
+    """
+    rt = np.asarray(rt60_s, dtype=np.float64)
+    centers = np.asarray(centers_hz, dtype=np.float64)
+    if rt.shape != centers.shape or rt.size == 0:
+        raise ParameterError(f"rt60_s ({rt.shape}) and centers_hz ({centers.shape}) must be "
+                             "non-empty and of the same length")
+    if not (np.isfinite(rt).all() and (rt > 0).all()):
+        raise ParameterError(f"rt60_s must be finite and > 0 s, got {np.round(rt, 3).tolist()}")
+    if channels < 1:
+        raise ParameterError(f"channels must be >= 1, got {channels}")
+    sr = float(sample_rate)
+    if length_s is None:
+        length_s = float(rt.max()) + predelay_s
+    n = max(2, int(round(min(length_s, _MAX_LENGTH_S) * sr)))
+    start = min(n - 1, max(1, int(round(predelay_s * sr))))
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    m = n - start
+    m_fft = sp_fft.next_fast_len(m, real=True)
+    noise = rng.standard_normal((channels, m_fft))
+    spec = sp_fft.rfft(noise, axis=-1)
+    weights = band_weights(sp_fft.rfftfreq(m_fft, 1.0 / sr), centers)
+    t = np.arange(m) / sr
+    tail = np.zeros((channels, m))
+    for w, rt_b, fc in zip(weights, rt, centers, strict=True):
+        band = sp_fft.irfft(spec * w, n=m_fft, axis=-1)[:, :m]
+        band = _flatten_envelope(band, sr, fc)
+        tail += band * 10.0 ** (-3.0 * t / rt_b)  # amplitude: -60 dB of energy at t = RT60
+    # fade the last 5 % so a response cut before -60 dB does not end in a click
+    fade = max(1, m // 20)
+    tail[:, -fade:] *= np.cos(0.5 * np.pi * np.arange(1, fade + 1) / fade)
+    energy = np.maximum((tail ** 2).sum(axis=-1, keepdims=True), 1e-30)
+    tail *= np.sqrt(10.0 ** (-drr_db / 10.0) / energy)
+    out = np.zeros((channels, n))
+    out[:, 0] = 1.0
+    out[:, start:] += tail
+    return out.astype(np.float32)
+
+
+def _flatten_envelope(band: np.ndarray, sr: float, center_hz: float) -> np.ndarray:
+    """Divide band-limited noise by its own short-term RMS (over about 4 periods of the octave's
+    bandwidth), keeping its overall RMS.
+
+    A narrow band of noise has a strongly fluctuating envelope, so a short response's measured
+    decay would scatter from draw to draw (most in the low bands); a flattened envelope makes
+    every draw decay as asked while the fine structure stays random.
+    """
+    win = max(8, int(round(4.0 / (center_hz / np.sqrt(2.0)) * sr)))
+    if band.shape[-1] <= 2 * win:
+        return band
+    n = band.shape[-1]
+    padded = np.pad(band * band, [(0, 0)] * (band.ndim - 1) + [(win // 2, win - win // 2)],
+                    mode="edge")
+    c = np.concatenate([np.zeros(band.shape[:-1] + (1,)), np.cumsum(padded, axis=-1)], axis=-1)
+    power = (c[..., win: win + n] - c[..., :n]) / win  # mean of the win samples around each one
+    rms = np.sqrt(np.mean(band * band, axis=-1, keepdims=True))
+    return band * rms / np.sqrt(np.maximum(power, 1e-12 * rms * rms))

@@ -1,0 +1,257 @@
+"""Where a render's audio comes from: a track's file placed on the session timeline
+(:class:`FileSource`), a key track's rendered stem (:class:`KeySource`), random-access reads of
+cached stems (:class:`StemReader`, 32-bit float WAVs read straight from disk) and the block
+grid every stage shares (:func:`block_starts`)."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from blendfx.audio_io import audio_info, iter_audio_blocks, open_audio
+from blendfx.errors import AudioFileError
+from pedalboard.io import AudioFile
+
+from .session import Track
+
+__all__ = ["block_starts", "StemReader", "FileSource", "KeySource"]
+
+
+def block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
+    """(start, length) of consecutive blocks; the last is never tiny (pedalboard guesses the
+    layout of a 2-D array from its smaller side, so a 2-sample stereo block would be ambiguous)."""
+    start = 0
+    while start < total:
+        n = total - start if total - start < block + 1024 else block
+        yield start, n
+        start += n
+
+
+class StemReader:
+    """Random-access reads of a cached stem (zero outside the file).
+
+    The cache's 32-bit float WAVs are read with ``preadv`` straight into the result's buffer
+    (no decoding; not memory-mapped, since mapped pages that were read would stay in the
+    process's resident set: a 60-minute stem would count 1.3 GB); any other file is read
+    through pedalboard.
+    """
+
+    def __init__(self, path: Path) -> None:
+        layout = _float_wav_layout(path)
+        self._f: Any = None
+        self._fd: int | None = None
+        if layout is not None:
+            self._offset, self.channels, self.frames = layout
+            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        else:
+            self._f = AudioFile(str(path))
+            self._lock = threading.Lock()
+            self.frames = int(self._f.frames)
+            self.channels = int(self._f.num_channels)
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        out = np.zeros((self.channels, n), np.float32)
+        self.add_to(out, start)
+        return out
+
+    def add_to(self, out: np.ndarray, start: int) -> None:
+        """``out += self[start:start + out.shape[1]]``, channels first."""
+        a, b = max(start, 0), min(start + out.shape[1], self.frames)
+        if a >= b:
+            return
+        if self._fd is not None:
+            frames = np.empty((b - a, self.channels), np.float32)  # interleaved, as on disk
+            want = frames.nbytes
+            got = _read_at(self._fd, frames, self._offset + a * 4 * self.channels)
+            if got != want:
+                raise AudioFileError(f"cached stem is shorter than its header says ({got} of "
+                                     f"{want} bytes at frame {a})")
+            part = frames.T
+        else:
+            with self._lock:  # (a decoder has one position: blocks may be read from threads)
+                self._f.seek(a)
+                part = self._f.read(b - a)
+        out[:, a - start:b - start] += part
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_at(fd: int, buffer: np.ndarray, offset: int) -> int:
+    """Read into ``buffer`` from byte ``offset`` of ``fd``; the number of bytes read.
+
+    ``os.preadv`` where the platform has it (positional: safe from any thread, no copy);
+    elsewhere (e.g. Windows) a seek and reads under a lock.
+    """
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    view, got = memoryview(buffer).cast("B"), 0
+    with _READ_LOCK:
+        os.lseek(fd, offset, os.SEEK_SET)
+        while got < len(view):
+            data = os.read(fd, len(view) - got)
+            if not data:
+                break
+            view[got:got + len(data)] = data
+            got += len(data)
+    return got
+
+
+_READ_LOCK = threading.Lock()
+
+
+def _float_wav_layout(path: Path) -> tuple[int, int, int] | None:
+    """``(data offset in bytes, channels, frames)`` of a little-endian 32-bit float RIFF WAV,
+    or None for any other file (read it with a decoder)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            fmt = None
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                tag, length = struct.unpack("<4sI", fh.read(8))
+                if tag == b"fmt ":
+                    body = fh.read(min(length, 40))
+                    code, channels, _, _, align, bits = struct.unpack("<HHIIHH", body[:16])
+                    if code == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE
+                        code = struct.unpack("<H", body[24:26])[0]
+                    fmt = (code, channels, align, bits)
+                elif tag == b"data":
+                    if fmt is None or fmt[0] != 3 or fmt[3] != 32 or fmt[2] != 4 * fmt[1]:
+                        return None
+                    frames = min(length, size - pos - 8) // fmt[2]
+                    return pos + 8, fmt[1], frames
+                pos += 8 + length + (length & 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+class FileSource:
+    """A track's file placed on the session timeline: offset, source offset, duration, fades."""
+
+    def __init__(self, track: Track, sample_rate: float, block_seconds: float) -> None:
+        info = audio_info(track.file)
+        self.track, self.sr, self.block_seconds = track, sample_rate, block_seconds
+        self.channels = info.channels
+        frames = int(math.ceil(info.frames * sample_rate / info.sample_rate))
+        self.skip = int(round(track.source_offset * sample_rate))
+        length = max(frames - self.skip, 0)
+        if track.duration is not None:
+            length = min(length, int(round(track.duration * sample_rate)))
+        self.start = int(round(track.offset * sample_rate))
+        self.length = length
+        self.end = self.start + length
+
+    def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, (channels, n))`` timeline blocks covering ``[0, total)``."""
+        stream = self._stream()
+        buf = np.zeros((self.channels, 0), np.float32)
+        for start, n in block_starts(total, block):
+            out = np.zeros((self.channels, n), np.float32)
+            a, b = max(start, self.start), min(start + n, self.end)
+            if a < b:
+                need = b - a
+                while buf.shape[1] < need:
+                    nxt = next(stream, None)
+                    if nxt is None:
+                        break
+                    buf = np.concatenate([buf, nxt], axis=1)
+                take = buf[:, :need]
+                buf = buf[:, need:]
+                out[:, a - start:a - start + take.shape[1]] = take
+                self._fade(out, a - start, a - self.start, b - a)
+            yield start, out
+
+    def _stream(self) -> Iterator[np.ndarray]:
+        skip, left = self.skip, self.length
+        for chunk in _file_blocks(self.track.file, self.block_seconds, self.sr):
+            if skip:
+                drop = min(skip, chunk.shape[1])
+                chunk, skip = chunk[:, drop:], skip - drop
+            if left <= 0:
+                return
+            chunk = chunk[:, :left]
+            left -= chunk.shape[1]
+            if chunk.shape[1]:
+                yield chunk.astype(np.float32, copy=False)
+
+    def _fade(self, out: np.ndarray, at: int, pos: int, n: int) -> None:
+        """Equal-power fades over item positions ``[pos, pos + n)``, written at ``out[:, at:]``."""
+        f_in = int(round(self.track.fade_in * self.sr))
+        f_out = int(round(self.track.fade_out * self.sr))
+        if pos >= f_in and self.length - (pos + n) >= f_out:
+            return  # no fade reaches these positions
+        p = np.arange(pos, pos + n, dtype=np.float64)
+        gain = np.ones(n)
+        if f_in > 0:
+            gain *= np.where(p < f_in, np.sin(0.5 * np.pi * np.minimum((p + 0.5) / f_in, 1.0)), 1)
+        if f_out > 0:
+            rest = self.length - p - 0.5
+            gain *= np.where(rest < f_out, np.sin(0.5 * np.pi * np.clip(rest / f_out, 0, 1)), 1)
+        if f_in > 0 or f_out > 0:
+            out[:, at:at + n] *= gain.astype(np.float32)
+
+
+def _file_blocks(path: Path, block_seconds: float, sample_rate: float) -> Iterator[np.ndarray]:
+    """The blocks :func:`~blendfx.audio_io.iter_audio_blocks` yields, decoded ahead on two
+    threads (each with its own decoder, seeking to its block: WAV and FLAC seek to the exact
+    sample) when the file is at the session rate; sequentially otherwise (a resampler carries
+    state from block to block)."""
+    info = audio_info(path)
+    if (Path(path).suffix.lower() not in (".wav", ".flac") or info.sample_rate != sample_rate
+            or (os.cpu_count() or 1) < 2):
+        yield from iter_audio_blocks(path, block_seconds, sample_rate)
+        return
+    block = max(1, int(block_seconds * info.sample_rate))
+    local, handles = threading.local(), []
+
+    def read(start: int) -> np.ndarray:
+        f = getattr(local, "f", None)
+        if f is None:
+            f = local.f = open_audio(path)
+            handles.append(f)
+        f.seek(start)
+        return np.asarray(f.read(block), dtype=np.float32)
+
+    starts = iter(range(0, info.frames, block))
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="blendfx-decode") as pool:
+            ahead = [pool.submit(read, s) for s in [next(starts, None) for _ in range(3)]
+                     if s is not None]
+            while ahead:
+                chunk = ahead.pop(0).result()
+                if (nxt := next(starts, None)) is not None:
+                    ahead.append(pool.submit(read, nxt))
+                yield chunk
+    finally:
+        for f in handles:
+            f.close()
+
+
+class KeySource:
+    """A generated track's input: its key track's rendered stem, in blocks."""
+
+    def __init__(self, reader: StemReader) -> None:
+        self.reader = reader
+        self.channels = reader.channels
+
+    def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+        for start, n in block_starts(total, block):
+            yield start, self.reader.read(start, n)
+

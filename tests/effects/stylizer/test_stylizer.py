@@ -1,0 +1,191 @@
+"""The Stylizer effect: known-answer acoustics, spectrum, ambience, controls, reuse, safety."""
+
+from __future__ import annotations
+
+import blendfx
+import numpy as np
+import pytest
+from blendfx import ParameterError
+from blendfx.effects import Stylizer
+from blendfx.effects.stylizer.ambience import repetition_peak
+from blendfx.effects.stylizer.probe_signals import exponential_ir, speech_like
+from blendfx.effects.stylizer.reference_profile import ReferenceProfile, analyze_reference
+from blendfx.effects.stylizer.reverb_analysis import estimate_reverb, octave_centers, schroeder_rt60
+from blendfx.effects.stylizer.spectral_match import ltas_distance_db
+from scipy.signal import fftconvolve
+
+from ...conftest import shared
+
+SR = 44100
+MID = (octave_centers(SR) >= 500) & (octave_centers(SR) <= 4000)
+
+
+def room_reference(rt60: float, seconds: float = 6.0, drr_db: float = 0.0) -> np.ndarray:
+    """Dry speech-like material in the textbook room of ``rt60`` s over a quiet steady bed."""
+    dry = speech_like(seconds, SR, seed=1)
+    wet = fftconvolve(dry, exponential_ir(rt60, SR, drr_db, seed=7))[: dry.size]
+    return (wet + 1e-3 * np.random.default_rng(3).standard_normal(wet.size)).astype(np.float32)
+
+
+def esc(cls: str, name: str) -> np.ndarray:
+    audio, sr = blendfx.read_audio(shared("noise", "esc10", cls, name), mono=True)
+    assert sr == SR
+    return audio
+
+
+@pytest.mark.parametrize("rt60", [0.3, 0.6, 1.0, 2.0])
+def test_output_rt60_matches_the_reference(rt60):
+    """A click through the stylizer is the room it built: its T20 per band (500 Hz-4 kHz) is
+    within 20 % of the reference room's RT60, and so is a blind estimate on stylized speech."""
+    ref = room_reference(rt60)
+    st = Stylizer(eq=False, ambience=False)
+    click = np.zeros(int((1.3 * rt60 + 0.3) * SR), dtype=np.float32)
+    click[0] = 0.5
+    response = st.process(click, SR, sidechain=ref)
+    measured = schroeder_rt60(response, SR)
+    print(rt60, "T20 per band", np.round(measured, 3), "reference estimate",
+          np.round(st.last_profile.reverb.rt60_s, 3))
+    np.testing.assert_allclose(measured[MID], rt60, rtol=0.2)
+    assert st.last_report["acoustics_applied"]
+    stylized = st.process(speech_like(6.0, SR, seed=5), SR, sidechain=ref)
+    assert estimate_reverb(stylized, SR).broadband_rt60_s == pytest.approx(rt60, rel=0.2)
+
+
+@pytest.mark.parametrize("reference", ["room", "rain", "chainsaw", "clock_tick"])
+def test_output_spectrum_is_closer_to_the_reference(music_clip, reference):
+    music, sr = music_clip
+    ref = {"room": lambda: room_reference(0.8),
+           "rain": lambda: esc("rain", "1-17367-A.ogg"),
+           "chainsaw": lambda: esc("chainsaw", "1-116765-A.ogg"),
+           "clock_tick": lambda: esc("clock_tick", "1-21934-A.ogg")}[reference]()
+    out = Stylizer().process(music, sr, sidechain=ref)
+    before, after = ltas_distance_db(music, ref, sr), ltas_distance_db(out, ref, sr)
+    print(f"{reference}: LTAS distance to the reference {before:.2f} dB -> {after:.2f} dB")
+    assert after < before - 1.0
+
+
+def test_long_ambience_from_a_short_reference_does_not_loop():
+    rain = esc("rain", "1-17367-A.ogg")  # 5 s
+    silence = np.zeros((2, 60 * SR), dtype=np.float32)
+    out = Stylizer(acoustics=False, eq=False).process(silence, SR, sidechain=rain)
+    peak, lag = repetition_peak(out, SR)
+    baseline = Stylizer(mode="separate_remix").process(silence, SR, sidechain=rain)
+    loop_peak, loop_lag = repetition_peak(baseline, SR)
+    print(f"stylize: {peak:.3f} at {lag:.2f} s; separate_remix loop: {loop_peak:.3f} at {loop_lag:.2f} s")
+    assert peak < 0.25 and loop_peak > 0.8
+
+
+def test_silence_in_gives_the_ambience_alone():
+    rain = esc("rain", "1-17367-A.ogg")
+    st = Stylizer()
+    out = st.process(np.zeros((2, 3 * SR), dtype=np.float32), SR, sidechain=rain)
+    assert np.isfinite(out).all() and np.abs(out).max() <= 10 ** (-1 / 20) + 1e-6
+    level = 10 * np.log10(np.mean(out.astype(np.float64) ** 2))
+    assert level == pytest.approx(st.last_profile.ambience.level_dbfs, abs=1.5)
+    report = st.last_report
+    assert report["ambience_applied"] and not report["eq_applied"]
+    assert "silent stem" in report["ambience_level_rule"]
+    none = Stylizer(ambience=False).process(np.zeros(SR, dtype=np.float32), SR, sidechain=rain)
+    assert not none.any()
+
+
+def test_amount_zero_is_a_bypass_and_amount_scales():
+    ref = room_reference(1.0)
+    x = speech_like(3.0, SR, seed=2)
+    np.testing.assert_array_equal(Stylizer(amount=0.0).process(x, SR, sidechain=ref), x)
+    full = Stylizer(eq=False, ambience=False).process(x, SR, sidechain=ref) - x
+    half = Stylizer(eq=False, ambience=False, amount=0.5).process(x, SR, sidechain=ref) - x
+    np.testing.assert_allclose(half, 0.5 * full, atol=1e-5)  # the tail scales, the direct stays
+
+
+def test_ambience_levels_fixed_and_matched():
+    rng = np.random.default_rng(0)
+    bg = (0.01 * rng.standard_normal(5 * SR)).astype(np.float32)
+    fg = np.zeros_like(bg)
+    for t in (0.5, 1.7, 3.2):
+        i = int(t * SR)
+        fg[i: i + 8000] = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / SR)
+    ref = bg + fg
+    stem = speech_like(4.0, SR, seed=3)
+    st = Stylizer(mode="separate_remix", ambience_level_db=-40.0)
+    added = st.process(stem, SR, sidechain=ref) - stem
+    assert 10 * np.log10(np.mean(added.astype(np.float64) ** 2)) == pytest.approx(-40.0, abs=0.3)
+    st = Stylizer(mode="separate_remix")  # match the reference's signal-to-ambience ratio
+    added = st.process(stem, SR, sidechain=ref) - stem
+    sar = 10 * np.log10(np.mean(stem.astype(np.float64) ** 2) / np.mean(added.astype(np.float64) ** 2))
+    true_sar = 10 * np.log10(np.mean(fg.astype(np.float64) ** 2) / np.mean(bg.astype(np.float64) ** 2))
+    assert sar == pytest.approx(true_sar, abs=1.5)
+
+
+def test_separate_remix_leaves_the_stem_dry():
+    ref = room_reference(1.5)
+    stem = speech_like(3.0, SR, seed=4)
+    out = Stylizer(mode="separate_remix", ambience=False).process(stem, SR, sidechain=ref)
+    np.testing.assert_array_equal(out, stem)
+
+
+def test_profile_is_cached_and_reusable():
+    ref = room_reference(0.6, seconds=4.0)
+    p1 = Stylizer.analyze(ref, SR)
+    assert isinstance(p1, ReferenceProfile) and Stylizer.analyze(ref.copy(), SR) is p1
+    summary = p1.summary()
+    assert summary["rt60_broadband_s"] == pytest.approx(0.6, rel=0.15)
+    stem = speech_like(3.0, SR, seed=6)
+    keyed = Stylizer(seed=3).process(stem, SR, sidechain=ref)
+    fixed = Stylizer(profile=p1, seed=3)
+    np.testing.assert_array_equal(fixed.process(stem, SR), keyed)  # no sidechain needed
+    chain = blendfx.Chain([fixed])
+    np.testing.assert_array_equal(chain(stem, SR), keyed)  # the chain's own key is ignored
+    st = Stylizer()
+    assert st.set_reference(ref, SR) is p1
+    st.set_reference(None)
+    with pytest.raises(ParameterError, match="sidechain"):
+        st.process(stem, SR)
+    with pytest.raises(ParameterError, match="sample rate"):
+        st.set_reference(ref)
+
+
+def test_profile_at_another_rate():
+    ref = room_reference(0.6, seconds=4.0)
+    p = analyze_reference(ref, SR)
+    st = Stylizer(profile=p)
+    out = st.process(speech_like(2.0, 22050, seed=1), 22050)
+    assert out.shape == (2 * 22050,) and np.isfinite(out).all()
+    assert st.last_profile.ambience.sample_rate == 22050
+
+
+def test_short_references():
+    ref = room_reference(0.6)[: int(0.3 * SR)]
+    st = Stylizer()
+    out = st.process(speech_like(2.0, SR, seed=1), SR, sidechain=ref)
+    assert np.isfinite(out).all()
+    assert not st.last_report["acoustics_applied"]
+    assert "no RT60" in st.last_report["acoustics_note"]
+    with pytest.raises(ParameterError, match="0.050 s long"):
+        st.process(np.zeros(SR, np.float32), SR, sidechain=ref[: int(0.05 * SR)])
+
+
+def test_nothing_clips():
+    ref = esc("chainsaw", "1-116765-A.ogg") * 3.0  # a very loud reference
+    stem = np.clip(speech_like(3.0, SR, seed=2) * 4.0, -0.99, 0.99)
+    st = Stylizer(amount=1.0, eq_limit_db=24.0, ambience_level_db=-6.0)
+    out = st.process(stem, SR, sidechain=ref)
+    assert np.abs(out).max() <= 0.99 + 1e-6
+    assert st.last_report["safety_gain_db"] < 0
+
+
+def test_tail_extends_the_output():
+    ref = room_reference(1.0)
+    x = np.zeros(SR // 2, dtype=np.float32)
+    x[100] = 0.5
+    st = Stylizer(eq=False, ambience=False, tail=True)
+    out = st.process(x, SR, sidechain=ref)
+    assert out.size == x.size + st.last_report["ir_samples"] - 1
+    assert np.abs(out[-SR // 10:]).max() < 1e-3 * np.abs(out).max() * 10
+
+
+def test_preset_round_trip(tmp_path):
+    st = Stylizer(mode="separate_remix", amount=0.7, ambience_level_db=-35.0, seed=5)
+    path = tmp_path / "stylizer.toml"
+    blendfx.save_preset(st, path)
+    assert blendfx.load_preset(path) == st

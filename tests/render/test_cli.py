@@ -1,0 +1,181 @@
+"""The blendfx CLI: exit codes, one-line errors, each command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from blendfx import read_audio
+from blendfx.effect import EFFECT_REGISTRY
+from blendfx.render.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
+
+from ..conftest import shared
+from ..sessionkit import basic_session, output_files, tone, write_stem
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("blendfx: error: "), err
+    return lines[0]
+
+
+def test_usage_errors_are_one_line(capsys):
+    code, _, err = run(capsys)
+    assert code == EXIT_USAGE and "usage" in err
+    code, _, err = run(capsys, "render", "x.toml")
+    assert code == EXIT_USAGE and "-o/--output" in one_error_line(err)
+    code, _, err = run(capsys, "frobnicate")
+    assert code == EXIT_USAGE and "invalid choice" in one_error_line(err)
+    code, _, err = run(capsys, "demo", "-o", "x", "--duration", "long")
+    assert code == EXIT_USAGE and "--duration" in one_error_line(err)
+    code, out, _ = run(capsys, "--version")
+    assert code == EXIT_OK and out.startswith("blendfx ")
+
+
+def test_render_command(tmp_path, capsys):
+    session = basic_session(tmp_path / "s")
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "render", str(session), "-o", str(out), "--seed", "3")
+    assert code == EXIT_OK, err
+    assert "mix:" in stdout and "LUFS" in stdout and "report:" in stdout
+    assert output_files(out) == ["mix.wav", "report.json", "report.png", "stems/music.wav",
+                                 "stems/noise.wav"]
+    code, stdout, err = run(capsys, "-q", "render", str(session), "-o", str(out))
+    assert code == EXIT_OK and stdout == "" and err == ""
+    report = json.loads((out / "report.json").read_text())
+    assert [t["cached"] for t in report["tracks"]] == [False, False]  # --seed 3 changed the keys
+    code, stdout, _ = run(capsys, "render", str(session), "-o", str(out), "--no-cache", "-q")
+    assert code == EXIT_OK and stdout == ""
+
+
+def test_render_errors_write_nothing(tmp_path, capsys):
+    import tomli_w
+    from blendfx.render.session import load_session
+
+    session = basic_session(tmp_path / "s")
+    (tmp_path / "s" / "corrupt.wav").write_bytes(b"not audio at all" * 100)
+    base = load_session(session).to_dict()
+    cases = {"missing.toml": None,
+             "param.toml": {"chain": {"type": "Chain",
+                                      "plugins": [{"type": "Utility", "gain_db": 600.0}]}},
+             "preset.toml": {"preset": "nope"},
+             "corrupt.toml": {"file": "corrupt.wav"},
+             "escape.toml": {"file": "../../etc/passwd"}}
+    for name, change in cases.items():
+        if change is not None:
+            manifest = json.loads(json.dumps(base))
+            manifest["tracks"][0].pop("chain")
+            manifest["tracks"][0].update(change)
+            (tmp_path / "s" / name).write_text(tomli_w.dumps(manifest))
+        out = tmp_path / f"out-{name}"
+        code, _, err = run(capsys, "render", str(tmp_path / "s" / name), "-o", str(out))
+        assert code == EXIT_USAGE, (name, err)
+        line = one_error_line(err)
+        assert {"missing.toml": "not found", "param.toml": "gain_db = 600.0",
+                "preset.toml": "unknown preset 'nope'", "corrupt.toml": "corrupt.wav",
+                "escape.toml": "outside the session folder"}[name] in line
+        assert not out.exists(), name
+
+
+def test_unwritable_output_is_exit_3(tmp_path, capsys):
+    session = basic_session(tmp_path / "s")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "render", str(session), "-o", str(blocker / "out"))
+    assert code == EXIT_IO
+    one_error_line(err)
+
+
+def test_presets_commands(capsys):
+    code, out, _ = run(capsys, "presets", "list")
+    assert code == EXIT_OK
+    names = [ln.split()[0] for ln in out.splitlines()]
+    assert "default" in names and len(names) >= 9
+    code, out, _ = run(capsys, "presets", "show", "subway-lofi")
+    assert code == EXIT_OK and out.startswith("# subway-lofi: ") and "[chain]" in out
+    code, _, err = run(capsys, "presets", "show", "nope")
+    assert code == EXIT_USAGE and "unknown preset 'nope'" in one_error_line(err)
+
+
+def test_session_import_command(tmp_path, capsys):
+    rpp = shared("sessions", "reaper", "griffinsauce", "with-external-files.rpp")
+    out = tmp_path / "imported.toml"
+    code, stdout, err = run(capsys, "session", "import", str(rpp), "-o", str(out))
+    assert code == EXIT_OK
+    assert "48 tracks, 48 missing media file(s)" in stdout
+    assert "blendfx: warning: missing media:" in err and "06-Left-201115_1121.wv" in err
+    assert out.is_file()
+    code, _, err = run(capsys, "session", "import", str(tmp_path / "nope.rpp"), "-o", str(out))
+    assert code == EXIT_USAGE and "not found" in one_error_line(err)
+
+
+def test_inspect_command(tmp_path, capsys):
+    write_stem(tmp_path, "t.wav", tone(440, 0.5, amp=0.5))
+    code, out, _ = run(capsys, "inspect", str(tmp_path / "t.wav"), "-o", str(tmp_path / "t.png"),
+                       "--mask")
+    assert code == EXIT_OK and (tmp_path / "t.png").stat().st_size > 1000
+    assert "sample peak -6.02 dBFS" in out and "0.50 s, 44100 Hz, 1 channel(s)" in out
+    code, _, err = run(capsys, "inspect", str(tmp_path / "t.wav"), "-o", str(tmp_path / "t.jpg"))
+    assert code == EXIT_USAGE and "PNG" in one_error_line(err)
+    code, _, err = run(capsys, "inspect", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.png"))
+    assert code == EXIT_USAGE and "not found" in one_error_line(err)
+
+
+def test_console_script_exit_codes(tmp_path):
+    exe = shutil.which("blendfx", path=str(__import__("pathlib").Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "blendfx.render.cli"]
+    bad = subprocess.run([*cmd, "render", str(tmp_path / "nope.toml"), "-o", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == EXIT_USAGE and bad.stdout == ""
+    assert bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("blendfx: error: session file not found")
+
+
+needs_blend = pytest.mark.skipif("Blend" not in EFFECT_REGISTRY,
+                                 reason="Blend (issue 3) is not merged into this branch yet")
+
+
+@needs_blend
+def test_demo_writes_the_main_job_outputs(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "demo", "-o", str(out), "--duration", "8", "-q")
+    assert code == EXIT_OK, err
+    assert {"mix.wav", "report.json", "report.png", "stems/music.wav", "stems/train.wav"} <= set(
+        output_files(out))
+    report = json.loads((out / "report.json").read_text())
+    music = next(t for t in report["tracks"] if t["name"] == "music")
+    assert 0.0 <= music["unmasked_fraction"] <= 1.0
+    assert report["master"]["output_lufs"] == pytest.approx(-16.0, abs=0.5)
+    mix, sr = read_audio(out / "mix.wav")
+    assert mix.shape[1] == 8 * sr and np.isfinite(mix).all() and np.abs(mix).max() < 1.0
+    train, _ = read_audio(out / "stems" / "train.wav")
+    assert np.abs(mix - train).max() > 1e-3  # the music is in the mix
+
+
+@needs_blend
+def test_blend_command(tmp_path, capsys):
+    noise = shared("noise", "esc10", "chainsaw")
+    clip = sorted(noise.iterdir())[0]
+    out = tmp_path / "blended.wav"
+    code, stdout, err = run(capsys, "blend", str(clip), "-o", str(out), "--prompt", "jazz",
+                            "--seed", "1")
+    assert code == EXIT_OK, err
+    mix, sr = read_audio(out)
+    src, _ = read_audio(clip)
+    assert sr == 44100 and mix.shape[1] == src.shape[1] and np.isfinite(mix).all()
+    assert not list(tmp_path.glob(".blendfx-blend*"))  # the work folder is gone
+    code, _, err = run(capsys, "blend", str(clip), "-o", str(tmp_path / "x.mp3"))
+    assert code == EXIT_USAGE and "writes .wav, .flac" in one_error_line(err)
+    code, _, err = run(capsys, "blend", str(clip), "-o", str(tmp_path / "y.wav"), "--preset", "zz")
+    assert code == EXIT_USAGE and "unknown preset 'zz'" in one_error_line(err)
+    assert not (tmp_path / "y.wav").exists()
