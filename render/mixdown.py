@@ -244,8 +244,9 @@ class MixStage:
             aim = 10.0 ** ((m.true_peak_dbtp - _SAFETY_DB) / 20.0)
             limiting = tp_pre * g > aim
             # stems: the master gain, trimmed together if any would clip
+            mixed = {t.name for t in audible}  # (tracks routed to a bus have no stem here)
             stem_peak = max((10.0 ** (r.peak_dbfs / 20.0) for r in self.results
-                             if r.audible and math.isfinite(r.peak_dbfs)), default=0.0)
+                             if r.name in mixed and math.isfinite(r.peak_dbfs)), default=0.0)
             stem_gain = g * min(1.0, ceiling / (stem_peak * g)) if stem_peak * g > ceiling else g
 
             used: set[str] = set()

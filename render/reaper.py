@@ -8,18 +8,31 @@ as raw lines and never interprets them.
 
 What the importer maps (REAPER -> session):
 
-- ``SAMPLERATE`` -> ``session.sample_rate``; ``TEMPO bpm num den`` -> ``session.tempo`` and
-  ``time_signature`` (tempo-envelope points ``<TEMPOENVEX PT ...>`` -> ``[[s, bpm], ...]``);
-- each ``<TRACK>``: ``NAME``, ``VOLPAN vol pan`` (linear volume -> ``gain_db``), ``MUTESOLO``;
+- ``SAMPLERATE`` -> ``session.sample_rate``; ``TEMPO bpm num den`` and the tempo envelope
+  (``<TEMPOENVEX PT seconds bpm shape timesig``: shape 0 ramps linearly to the next point,
+  others step; a time signature ``num + 65536 den`` starts a meter) -> ``session.tempo``
+  (``[[s, bpm, "linear"], ...]``), ``time_signature`` and ``meters``;
+- each ``<TRACK>``: ``NAME``, ``VOLPAN vol pan`` (linear volume -> ``gain_db``), ``MUTESOLO``,
+  ``MAINSEND 0`` (not sent on: muted); a folder track (``ISBUS 1 1`` opens a folder level,
+  ``ISBUS 2 -n`` closes ``n``) becomes a ``[[buses]]`` entry with the track's fader, pan,
+  mute and solo, and every track inside it is routed to it (``bus = ...``; folders nest);
 - each audio ``<ITEM>`` of a track -> one session track: ``POSITION`` -> ``offset``,
   ``LENGTH`` -> ``duration``, ``SOFFS`` -> ``source_offset``, item ``VOLPAN`` (volume folded into
-  ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths, and the
+  ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths,
+  ``PLAYRATE rate preserve_pitch semitones`` -> ``rate``, ``preserve_pitch``, ``pitch``, and the
   ``<SOURCE ...> FILE`` path, relative to the project folder unless absolute (Windows separators
-  accepted).
+  accepted);
+- the MIDI items of a track (in-project ``<SOURCE MIDI`` data, pooled or not, and ``.mid``
+  files; see :mod:`~blendfx.render.rpp_midi`) -> one MIDI track (``midi = "...mid"``) whose
+  notes sit where the project's tempo map puts them (item offset, length, loop and rate
+  applied; item volume scales velocities), played by ``instrument``: the track's instrument
+  plug-in (its name, format, preset and, for VST3, its state) and the built-in voice that
+  stands in for it when it is not installed (:func:`~blendfx.render.instruments.choose_voice`).
 
 Media that is not on disk is reported by name (``ReaperImport.missing_media`` and a warning),
-never a crash. MIDI, click and other non-file sources, playback rates other than 1 and folder
-(bus) routing are listed in ``ReaperImport.warnings``.
+never a crash. Whatever the session does not render (plug-in FX, envelopes, MIDI on tracks
+without an instrument, non-file sources...) is listed once per group in
+``ReaperImport.warnings`` (and ``not_rendered``); :meth:`ReaperImport.table` prints the lot.
 
 Examples
 --------
@@ -39,9 +52,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from blendfx.errors import SessionError
+from blendfx.audio_io import audio_info
+from blendfx.errors import BlendfxError, SessionError
+from blendfx.files import atomic_path
 
-from .session import save_session
+from .instruments import choose_voice, find_plugin, plugin_display_name
+from .rpp_midi import MidiSource, PlacedMidi, midi_file, parse_embedded, place_item, read_mid_source
+from .session import TempoMap, save_session
 
 __all__ = ["RppElement", "parse_rpp", "tokenize_line", "import_reaper", "ReaperImport"]
 
@@ -89,6 +106,8 @@ def tokenize_line(line: str) -> list[str]:
     A token starting with a quote character runs to the same quote followed by whitespace or the
     end of the line; anything else runs to the next whitespace (so ``hey"`` is one bare token).
     """
+    if not any(q in line for q in _QUOTES):
+        return line.split()  # (most lines: no quotes, plain words)
     tokens: list[str] = []
     i, n = 0, len(line)
     while i < n:
@@ -174,23 +193,73 @@ class ReaperImport:
     missing_media : list of str
         Media files the project references that are not on disk (absolute paths as resolved).
     warnings : list of str
-        Things the session cannot express (MIDI items, playback rates, routing).
+        Things the session does not render, one line per group (see ``not_rendered``).
     path : Path or None
         The session file written, if any.
+    stand_ins : list of str
+        One line per MIDI track whose instrument is not found here: the built-in voice that
+        stands in for it and why it was chosen.
+    not_rendered : dict
+        What is not rendered, grouped: group -> the tracks/plug-ins/items it concerns.
+    rows : list of dict
+        One per REAPER track, for :meth:`table`.
+    midi_files : dict
+        The MIDI files of the MIDI tracks (relative path -> the file's bytes), written beside
+        the session.
     """
 
     manifest: dict[str, Any]
     missing_media: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     path: Path | None = None
+    stand_ins: list[str] = field(default_factory=list)
+    not_rendered: dict[str, list[str]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    midi_files: dict[str, Any] = field(default_factory=dict)
+    midi_items: int = 0
+    midi_folder: str = "midi"
+    bare_midi: bool = False
+    tempo_map: TempoMap | None = None
+
+    def note(self, group: str, what: str) -> None:
+        """Something not rendered, under its group (said once per group in ``warnings``)."""
+        self.not_rendered.setdefault(group, []).append(what)
 
     @property
     def tracks(self) -> list[dict[str, Any]]:
         return self.manifest["tracks"]
 
+    @property
+    def buses(self) -> list[dict[str, Any]]:
+        return self.manifest.get("buses", [])
+
+    def table(self) -> str:
+        """What was imported, one line per REAPER track: its kind, the folder (bus) it is in,
+        its items, the session tracks or bus it became and what plays its MIDI; then the
+        stand-ins and everything not rendered, grouped."""
+        head = ("REAPER track", "kind", "in bus", "items", "session", "instrument")
+        rows = [(r["reaper"], r["kind"], r["bus"] or "-", str(r["items"]),
+                 ", ".join(r["session"]) or "(nothing)", r["instrument"] or "-")
+                for r in self.rows]
+        widths = [min(36, max(len(h), *(len(row[i]) for row in rows))) if rows else len(h)
+                  for i, h in enumerate(head)]
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "  ".join((c if len(c) <= w else c[:w - 1] + "~").ljust(w)
+                             for c, w in zip(cells, widths, strict=True)).rstrip()
+
+        out = [line(head), line(tuple("-" * w for w in widths))]
+        out += [line(row) for row in rows]
+        out.append(f"{len(self.tracks)} session tracks, {len(self.buses)} buses, "
+                   f"{self.midi_items} MIDI items rendered, {len(self.missing_media)} missing media")
+        out += [f"stand-in: {s}" for s in self.stand_ins]
+        out += [f"not rendered: {group}: {', '.join(dict.fromkeys(names))}"
+                for group, names in self.not_rendered.items()]
+        return "\n".join(out)
+
 
 def import_reaper(project: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
-                  *, include_missing: bool = True) -> ReaperImport:
+                  *, include_missing: bool = True, bare_midi: bool = False) -> ReaperImport:
     """Convert a REAPER project to a session manifest, and write it to ``output`` if given.
 
     Parameters
@@ -203,6 +272,12 @@ def import_reaper(project: str | os.PathLike[str], output: str | os.PathLike[str
     include_missing : bool
         Keep tracks whose media is missing (so the session renders once the files are put in
         place); False drops them. Either way they are listed in ``missing_media``.
+    bare_midi : bool
+        Also play MIDI items on tracks without an instrument (silent in REAPER) through
+        stand-in voices; default: report them, not rendered.
+
+    The notes of each track's MIDI items are written as one MIDI file per track into the
+    folder ``<session stem>.midi`` beside the session (see :mod:`~blendfx.render.rpp_midi`).
 
     Raises
     ------
@@ -219,14 +294,23 @@ def import_reaper(project: str | os.PathLike[str], output: str | os.PathLike[str
     root = parse_rpp(text, project.name)
     session_dir = (Path(output).resolve().parent if output is not None
                    else project.resolve().parent)
-    result = ReaperImport({})
+    result = ReaperImport({}, bare_midi=bare_midi)
+    result.midi_folder = f"{Path(output).stem if output is not None else project.stem}.midi"
     result.manifest = _manifest(root, project.resolve().parent, session_dir, project.stem,
                                 result, include_missing)
     for path in result.missing_media:
         warnings.warn(f"{project.name}: media file not found: {path}", stacklevel=2)
     if output is not None:
         header = (f"blendfx session imported from {project.name} (REAPER {_version(root)})\n"
-                  f"tracks: {len(result.tracks)}, missing media: {len(result.missing_media)}")
+                  f"tracks: {len(result.tracks)}, buses: {len(result.buses)}, "
+                  f"missing media: {len(result.missing_media)}")
+        for line in result.stand_ins:
+            header += f"\nstand-in: {line}"
+        for rel, mid in result.midi_files.items():
+            target = session_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(mid)
         result.path = save_session(result.manifest, output, header=header)
     return result
 
@@ -267,64 +351,221 @@ def _media_path(name: str, project_dir: Path, session_dir: Path, record_dirs: li
     return path, rel, rel.startswith("../") or rel == ".."
 
 
+_INSTRUMENT_PREFIX = re.compile(r"^\s*(VSTi|VST3i|AUi|DXi|CLAPi|LV2i)\s*:", re.I)
+_FX_BLOCKS = ("VST", "VST3", "AU", "JS", "DX", "LV2", "CLAP", "VSTi", "AUi", "DXI")
+#: REAPER envelope blocks (track, take and FX parameter automation), by what they move.
+_ENVELOPES = {"VOLENV": "volume", "VOLENV2": "volume", "VOLENV3": "trim volume",
+              "PANENV": "pan", "PANENV2": "pan", "WIDTHENV": "width", "WIDTHENV2": "width",
+              "MUTEENV": "mute", "PITCHENV": "pitch", "AUXVOLENV": "send volume",
+              "AUXPANENV": "send pan", "AUXMUTEENV": "send mute", "PARMENV": "plug-in parameter",
+              "TEMPOENV": "tempo", "PLAYSPEEDENV": "play rate", "MASTERPLAYSPEEDENV": "play rate"}
+
+
+def _tempo_map(root: RppElement) -> tuple[TempoMap, str]:
+    """The project's tempo map (TEMPO and the tempo envelope's points: shape 0 ramps linearly
+    to the next point, others step; a point's time signature ``num + 65536 den`` starts a
+    meter) and its first time signature."""
+    tempo_args = root.get("TEMPO")
+    bpm = _float(tempo_args, 0, 120.0)
+    bpm = bpm if 10.0 <= bpm <= 1000.0 else 120.0
+    num, den = int(_float(tempo_args, 1, 4)), int(_float(tempo_args, 2, 4))
+    num, den = max(num, 1), den if den in (1, 2, 4, 8, 16, 32) else 4
+    env = root.find("TEMPOENVEX")
+    default_shape = int(_float(env.get("DEFSHAPE") if env is not None else None, 0, 1))
+    points: list[tuple[float, float]] = []
+    ramps: list[bool] = []
+    meters: list[tuple[float, int, int]] = []
+    for p in env.iter_all("PT") if env is not None else []:
+        t, b = max(0.0, _float(p, 0, 0.0)), _float(p, 1, bpm)
+        if not 10.0 <= b <= 1000.0:
+            continue
+        if points and t <= points[-1][0]:
+            points.pop()
+            ramps.pop()
+        points.append((t, b))
+        ramps.append(int(_float(p, 2, default_shape)) == 0)
+        sig = int(_float(p, 3, 0))
+        if sig > 0:
+            n, d = sig & 0xFFFF, sig >> 16
+            if n >= 1 and d in (1, 2, 4, 8, 16, 32):
+                if t == 0.0:
+                    num, den = n, d
+                else:
+                    meters.append((t, n, d))
+    if not points or points[0][0] > 0:
+        points.insert(0, (0.0, bpm))
+        ramps.insert(0, False)
+    ramps[-1] = False
+    tm = TempoMap(tuple(points), num * 4.0 / den, tuple(ramps) if any(ramps) else (),
+                  tuple(meters))
+    return tm, f"{num}/{den}"
+
+
+def _fx_chain(track: RppElement) -> tuple[dict[str, Any] | None, list[str]]:
+    """A track's instrument (the first plug-in REAPER names as one: ``VSTi:``, ``VST3i:``,
+    ``AUi:``...; its name, format, preset and, for VST3, its saved state) and the names of its
+    other (active) plug-ins."""
+    chain = track.find("FXCHAIN")
+    if chain is None:
+        return None, []
+    instrument: dict[str, Any] | None = None
+    others: list[str] = []
+    bypass = False
+    last: dict[str, Any] | None = None
+    for child in chain.children:
+        if isinstance(child, list):
+            if child and child[0] == "BYPASS":
+                bypass = _float(child, 1, 0) != 0
+            elif child and child[0] == "PRESETNAME" and last is not None and len(child) > 1:
+                last["preset"] = child[1]
+            continue
+        if child.tag not in _FX_BLOCKS:
+            continue
+        name = child.attrib[0] if child.attrib else child.tag
+        if bypass:
+            bypass, last = False, None
+            continue
+        if instrument is None and (_INSTRUMENT_PREFIX.match(name) or child.tag in ("VSTi", "AUi",
+                                                                                    "DXI")):
+            fmt = name.split(":", 1)[0].strip().rstrip("i").upper() if ":" in name else child.tag
+            instrument = {"plugin": name, "format": fmt}
+            state = "".join(line for line in child.raw if not line.startswith("|"))
+            if fmt == "VST3" and 0 < len(state) <= 1 << 20:
+                instrument["state"] = state
+            last = instrument
+        else:
+            others.append(instrument_display(name))
+            last = None
+    return instrument, others
+
+
+def instrument_display(name: str) -> str:
+    return plugin_display_name(name) or name
+
+
+def _envelopes(block: RppElement, where: str, out: dict[str, list[str]]) -> None:
+    """Note every envelope with points under ``block`` (not into items: their own call)."""
+    for child in block.children:
+        if not isinstance(child, RppElement) or child.tag in ("ITEM", "SOURCE"):
+            continue
+        if child.tag in _ENVELOPES and any(True for _ in child.iter_all("PT")):
+            active = child.get("ACT")
+            if active is None or _float(active, 0, 1) != 0:
+                out.setdefault(f"{_ENVELOPES[child.tag]} envelope", []).append(where)
+        _envelopes(child, where, out)
+
+
+class _Names:
+    """Unique names for session tracks and buses (REAPER allows equal track names)."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __call__(self, base: str) -> str:
+        name, k = base, 2
+        while name in self.used:
+            name, k = f"{base} ({k})", k + 1
+        self.used.add(name)
+        return name
+
+
+def _item_source(item: RppElement) -> RppElement | None:
+    source = item.find("SOURCE")
+    while source is not None and source.attrib and source.attrib[0] in ("SECTION", "MIDIPOOL"):
+        inner = source.find("SOURCE")  # a reversed/section/pooled source wraps the real one
+        if inner is None:
+            break
+        source = inner
+    return source
+
+
 def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
               result: ReaperImport, include_missing: bool) -> dict[str, Any]:
     sr = _float(root.get("SAMPLERATE"), 0, 44100.0) or 44100.0
-    tempo_args = root.get("TEMPO")
-    bpm = _float(tempo_args, 0, 120.0)
-    num, den = int(_float(tempo_args, 1, 4)), int(_float(tempo_args, 2, 4))
-    tempo: Any = round(bpm, 6)
-    env = root.find("TEMPOENVEX")
-    if env is not None:
-        pts = [(max(0.0, _float(p, 0, 0.0)), _float(p, 1, bpm)) for p in env.iter_all("PT")]
-        if len(pts) > 1 or (pts and pts[0][1] != bpm):
-            if not pts or pts[0][0] > 0:
-                pts.insert(0, (0.0, bpm))
-            tempo = [[round(t, 6), round(b, 6)] for t, b in pts]
-            result.warnings.append("tempo envelope imported as steps (ramps are not kept)")
+    tm, signature = _tempo_map(root)
+    result.tempo_map = tm
     session: dict[str, Any] = {"name": name, "sample_rate": int(sr) if sr.is_integer() else sr,
-                               "tempo": tempo, "time_signature": f"{max(num, 1)}/{max(den, 1)}"}
+                               "tempo": tm.manifest(), "time_signature": signature}
+    if tm.meters:
+        session["meters"] = [list(m) for m in tm.meters]
     # REAPER also looks for relative media in the project's record folders.
     record_dirs = [project_dir / d for d in (root.get("RECORD_PATH") or []) if d.strip()]
     tracks: list[dict[str, Any]] = []
-    used: set[str] = set()
+    buses: list[dict[str, Any]] = []
+    unique = _Names()
     outside = False
+    folders: list[str] = []  # the bus each open folder level became
+    pools: dict[str, MidiSource] = {}  # pooled MIDI data by its POOLEDEVTS id
+    midi_dir = f"{result.midi_folder}/"
     for t_index, track in enumerate(root.blocks("TRACK"), 1):
         t_name = (track.get("NAME") or [""])[0] if track.get("NAME") else ""
-        base, k = t_name.strip() or f"Track {t_index}", 2
-        t_name = base
-        while t_name in used:  # REAPER allows equal track names; session tracks are unique
-            t_name, k = f"{base} ({k})", k + 1
-        used.add(t_name)
+        label = t_name.strip() or f"Track {t_index}"
         volpan = track.get("VOLPAN")
         t_vol, t_pan = _float(volpan, 0, 1.0), _float(volpan, 1, 0.0)
         mutesolo = track.get("MUTESOLO")
         t_mute, t_solo = _float(mutesolo, 0, 0) != 0, _float(mutesolo, 1, 0) != 0
+        if _float(track.get("MAINSEND"), 0, 1) == 0:
+            t_mute = True
+            result.note("tracks not sent to their parent or the master (MAINSEND 0): muted",
+                        label)
         isbus = track.get("ISBUS")
-        if isbus and _float(isbus, 0, 0) == 1:
-            result.warnings.append(f"track {t_name!r} is a folder: its children are imported "
-                                   f"as plain tracks (folder volume and FX are not applied)")
-        if track.find("FXCHAIN") is not None:
-            result.warnings.append(f"track {t_name!r}: REAPER plug-ins are not imported "
-                                   f"(give the track a blendfx chain instead)")
+        folder_state, depth = int(_float(isbus, 0, 0)), int(_float(isbus, 1, 0))
+        parent = folders[-1] if folders else None
+        instrument, fx = _fx_chain(track)
+        for plug in fx:
+            result.note("plug-in FX not applied (REAPER plug-ins are not loaded as effects; "
+                        "give the track a blendfx chain)", f"{plug} on {label!r}")
+        _envelopes(track, label, result.not_rendered)
+        row: dict[str, Any] = {"reaper": label, "bus": parent, "kind": "audio", "session": [],
+                               "items": 0, "instrument": ""}
+        result.rows.append(row)
+        # a folder track becomes a bus: its fader, pan, mute and solo apply to the sum of its
+        # children (and of its own items)
+        item_gain, item_pan, item_bus = t_vol, t_pan, parent
+        if folder_state == 1 and depth > 0:
+            bus_name = unique(label)
+            bus: dict[str, Any] = {"name": bus_name}
+            g = _db(t_vol)
+            if g is None or g != 0.0:
+                bus["gain_db"] = round(g, 4) if g is not None else -150.0
+            if t_pan:
+                bus["pan"] = round(max(-1.0, min(1.0, t_pan)), 4)
+            if t_mute or g is None:
+                bus["mute"] = True
+            if t_solo:
+                bus["solo"] = True
+            if parent is not None:
+                bus["bus"] = parent
+            buses.append(bus)
+            row["kind"], row["session"] = "folder (bus)", [bus_name]
+            item_gain, item_pan, item_bus = 1.0, 0.0, bus_name
+            t_mute_items, t_solo_items = False, False
+            folders.append(bus_name)
+        else:
+            t_mute_items, t_solo_items = t_mute, t_solo
         items = list(track.blocks("ITEM"))
+        row["items"] = len(items)
         audio_items = []
+        midi_items = []
         skipped: dict[str, int] = {}
         for item in items:
-            source = item.find("SOURCE")
-            while source is not None and source.attrib and source.attrib[0] == "SECTION":
-                source = source.find("SOURCE")  # a reversed/section source wraps the real one
+            source = _item_source(item)
             kind = source.attrib[0] if source is not None and source.attrib else "EMPTY"
             file_args = source.get("FILE") if source is not None else None
+            if kind == "MIDI":
+                midi_items.append((item, source))
+                continue
             if kind not in _FILE_SOURCES or not file_args:
                 skipped[kind] = skipped.get(kind, 0) + 1
                 continue
             audio_items.append((item, file_args[0]))
         for kind, count in skipped.items():
-            result.warnings.append(f"track {t_name!r}: {count} {kind} item(s) skipped "
-                                   f"(not audio media)")
+            result.note("items that are not audio or MIDI media (not rendered)",
+                        f"{count} {kind} item(s) on {label!r}")
+        base = unique(label if folder_state != 1 or depth <= 0 else f"{label} items")
+        audio_base = unique(f"{base} audio") if midi_items and audio_items else base
         for n, (item, media) in enumerate(audio_items, 1):
-            entry_name = t_name if len(audio_items) == 1 else f"{t_name} #{n}"
+            entry_name = audio_base if len(audio_items) == 1 else unique(f"{audio_base} #{n}")
             path, text, is_outside = _media_path(media, project_dir, session_dir, record_dirs)
             missing = not path.is_file()
             if missing:
@@ -333,35 +574,182 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                     continue
             i_volpan = item.get("VOLPAN")
             i_vol, i_pan = _float(i_volpan, 0, 1.0), _float(i_volpan, 1, 0.0)
-            gain = _db(t_vol * i_vol)
+            gain = _db(item_gain * i_vol)
             entry: dict[str, Any] = {"name": entry_name}
             outside = outside or is_outside
             entry["file"] = text
             entry["role"] = "other"
             entry["gain_db"] = round(gain, 4) if gain is not None else -150.0
-            pan = max(-1.0, min(1.0, t_pan + i_pan))
+            pan = max(-1.0, min(1.0, item_pan + i_pan))
             if pan:
                 entry["pan"] = round(pan, 4)
             entry["offset"] = max(0.0, _float(item.get("POSITION"), 0, 0.0))
             entry["source_offset"] = max(0.0, _float(item.get("SOFFS"), 0, 0.0))
             entry["duration"] = max(0.0, _float(item.get("LENGTH"), 0, 0.0))
-            fade_in, fade_out = _float(item.get("FADEIN"), 1, 0.0), _float(item.get("FADEOUT"), 1, 0.0)
+            fade_in, fade_out = _fade(item.get("FADEIN")), _fade(item.get("FADEOUT"))
             if fade_in > 0:
                 entry["fade_in"] = fade_in
             if fade_out > 0:
                 entry["fade_out"] = fade_out
-            if t_mute or _float(item.get("MUTE"), 0, 0) != 0 or gain is None:
+            if t_mute_items or _float(item.get("MUTE"), 0, 0) != 0 or gain is None:
                 entry["mute"] = True
-            if t_solo:
+            if t_solo_items:
                 entry["solo"] = True
-            rate = _float(item.get("PLAYRATE"), 0, 1.0)
-            if rate != 1.0:
-                result.warnings.append(f"track {entry_name!r}: playback rate {rate:g} is not "
-                                       f"applied (the item plays at its recorded speed)")
+            playrate = item.get("PLAYRATE")
+            rate = _float(playrate, 0, 1.0)
+            if rate > 0 and rate != 1.0:
+                entry["rate"] = round(max(0.01, min(100.0, rate)), 9)
+            if rate != 1.0 and _float(playrate, 1, 1) != 0:
+                entry["preserve_pitch"] = True
+            semis = _float(playrate, 2, 0.0)
+            if semis:
+                entry["pitch"] = round(max(-48.0, min(48.0, semis)), 6)
+            if _float(item.get("LOOP"), 0, 0) != 0 and not missing:
+                length = _source_seconds(path) / (rate if rate > 0 else 1.0)
+                if length and entry["duration"] > length - entry["source_offset"] + 1e-3:
+                    result.note("looped audio items (played once, not repeated)",
+                                f"{entry_name!r}")
+            if item_bus is not None:
+                entry["bus"] = item_bus
+            _envelopes(item, f"{entry_name!r}", result.not_rendered)
             tracks.append(entry)
+            row["session"].append(entry_name)
+        if midi_items:
+            placed = PlacedMidi()
+            muted = placed_items = 0
+            for item, source in midi_items:
+                src = _midi_source(source, project_dir, session_dir, record_dirs, pools, result,
+                                   label)
+                if src is None:
+                    continue
+                if _float(item.get("MUTE"), 0, 0) != 0:
+                    muted += 1
+                    continue
+                playrate = item.get("PLAYRATE")
+                one = place_item(src, tm, max(0.0, _float(item.get("POSITION"), 0, 0.0)),
+                                 max(0.0, _float(item.get("LENGTH"), 0, 0.0)),
+                                 offset=max(0.0, _float(item.get("SOFFS"), 0, 0.0)),
+                                 loop=_float(item.get("LOOP"), 0, 0) != 0,
+                                 rate=_float(playrate, 0, 1.0))
+                i_vol = _float(item.get("VOLPAN"), 0, 1.0)
+                if i_vol != 1.0:  # the stand-ins' level goes with velocity squared
+                    scale = math.sqrt(max(i_vol, 0.0))
+                    one.notes = [(a, b, c, k, int(round(max(1, min(127, v * scale)))))
+                                 for a, b, c, k, v in one.notes]
+                if _fade(item.get("FADEIN")) > 0 or _fade(item.get("FADEOUT")) > 0:
+                    result.note("fades on MIDI items (not applied)", label)
+                if _float(item.get("VOLPAN"), 1, 0.0):
+                    result.note("item pan on MIDI items (not applied)", label)
+                _envelopes(item, label, result.not_rendered)
+                placed.extend(one)
+                placed_items += 1
+            if muted:
+                result.note("muted MIDI items (not rendered)", f"{muted} on {label!r}")
+            if instrument is None and not result.bare_midi:
+                result.note("MIDI items on tracks without an instrument (silent in REAPER "
+                            "too: not rendered)", f"{len(midi_items)} on {label!r}")
+            elif placed.notes:
+                result.midi_items += placed_items
+                midi_name = unique(f"{base} MIDI") if audio_items else base
+                rel = f"{midi_dir}{t_index:02d}-{_safe(midi_name)}.mid"
+                result.midi_files[rel] = midi_file(placed, midi_name)
+                inst = dict(instrument or {})
+                programs = [d1 for _, st, d1, _ in sorted(placed.events) if st & 0xF0 == 0xC0]
+                voice, why = choose_voice(label, inst.get("plugin", ""), inst.get("preset", ""),
+                                          programs, all(n[2] == 9 for n in placed.notes))
+                spec = {k: inst[k] for k in ("plugin", "format", "state") if k in inst}
+                spec["voice"], spec["reason"] = voice, why
+                entry = {"name": midi_name, "midi": rel, "instrument": spec, "role": "music"}
+                g = _db(item_gain)
+                if g is None or g != 0.0:
+                    entry["gain_db"] = round(g, 4) if g is not None else -150.0
+                if item_pan:
+                    entry["pan"] = round(max(-1.0, min(1.0, item_pan)), 4)
+                if t_mute_items or g is None:
+                    entry["mute"] = True
+                if t_solo_items:
+                    entry["solo"] = True
+                if item_bus is not None:
+                    entry["bus"] = item_bus
+                tracks.append(entry)
+                row["session"].append(midi_name)
+                row["kind"] = "MIDI" if row["kind"] == "audio" else row["kind"]
+                found = find_plugin(inst["plugin"]) if inst.get("plugin") else None
+                plug = instrument_display(inst["plugin"]) if inst.get("plugin") else None
+                if found is not None:
+                    row["instrument"] = f"{plug} ({found})"
+                else:
+                    row["instrument"] = f"stand-in {voice}" + (f" for {plug}" if plug else "")
+                    result.stand_ins.append(
+                        f"{midi_name!r}: stand-in voice {voice!r} for "
+                        + (f"{plug} (not found in the plug-in folders)" if plug else
+                           "a track with no instrument") + f"; chosen by the {why}")
+        if folder_state == 2 and depth < 0:
+            for _ in range(min(-depth, len(folders))):
+                folders.pop()
+    for group, names in result.not_rendered.items():
+        result.warnings.append(f"{group}: {', '.join(dict.fromkeys(names))}")
     if outside:
         session["allow_outside_paths"] = True
         result.warnings.append("media lies outside the session folder: the session sets "
                                "allow_outside_paths = true")
-    return {"session": session, "master": {"target_lufs": -16.0, "true_peak_dbtp": -1.0,
-                                            "format": "wav", "bit_depth": 24}, "tracks": tracks}
+    out: dict[str, Any] = {"session": session, "master": {
+        "target_lufs": -16.0, "true_peak_dbtp": -1.0, "format": "wav", "bit_depth": 24},
+        "tracks": tracks}
+    if buses:
+        # a bus nobody is routed to is still a valid (silent) bus; buses without inputs are
+        # dropped so the session has no empty stems
+        fed = {t.get("bus") for t in tracks} | {b.get("bus") for b in buses}
+        kept = [b for b in buses if b["name"] in fed]
+        while len(kept) != len(buses):
+            buses = kept
+            fed = {t.get("bus") for t in tracks} | {b.get("bus") for b in buses}
+            kept = [b for b in buses if b["name"] in fed]
+        if buses:
+            out["buses"] = buses
+    return out
+
+
+def _fade(args: list[str] | None) -> float:
+    """A fade's length in s (``FADEIN shape length auto_length ...``: an automatic
+    crossfade's length wins when set)."""
+    return max(_float(args, 1, 0.0), _float(args, 2, 0.0), 0.0)
+
+
+def _source_seconds(path: Path) -> float:
+    try:
+        return audio_info(path).duration
+    except BlendfxError:
+        return 0.0
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "track"
+
+
+def _midi_source(source: RppElement, project_dir: Path, session_dir: Path,
+                 record_dirs: list[Path], pools: dict[str, MidiSource], result: ReaperImport,
+                 label: str) -> MidiSource | None:
+    """The events of an item's MIDI source: in the project, pooled, or a ``.mid`` file."""
+    file_args = source.get("FILE")
+    if file_args:
+        path, _, _ = _media_path(file_args[0], project_dir, session_dir, record_dirs)
+        if not path.is_file():
+            result.missing_media.append(str(path))
+            return None
+        try:
+            return read_mid_source(path)
+        except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:
+            result.note("MIDI files that cannot be read", f"{path.name} ({exc})")
+            return None
+    pool = (source.get("POOLEDEVTS") or [""])[0]
+    has_events = any(isinstance(c, list) and c and c[0][:1] in ("E", "e")
+                     for c in source.children)
+    if not has_events and pool in pools:
+        return pools[pool]
+    src = parse_embedded(source)
+    if pool:
+        pools.setdefault(pool, src)
+    if src.muted_events:
+        result.note("muted MIDI events (not played)", f"{src.muted_events} on {label!r}")
+    return src

@@ -62,7 +62,7 @@ from typing import Any
 import blendfx
 import numpy as np
 from blendfx.audio_io import audio_info
-from blendfx.errors import AudioFileError, SessionError
+from blendfx.errors import AudioFileError, BlendfxError, SessionError
 from blendfx.threads import one_blas_thread
 
 from . import report as report_mod
@@ -70,7 +70,7 @@ from .cache import RenderCache
 from .mixdown import MixStage, stem_filename
 from .results import RenderResult, TrackResult, jsonable
 from .session import Session, load_session
-from .sources import FileSource
+from .sources import FileSource, NoteSource
 from .tracks import TrackStage, pan_gains
 
 __all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
@@ -107,12 +107,15 @@ class _Render(TrackStage, MixStage):
         s = self.session
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise SessionError(f"output folder {self.out_dir} exists and is not a folder")
-        self.audible = s.audible()
-        if not self.audible:
+        heard = s.audible()
+        if not heard:
             raise SessionError("every track is muted (or no soloed track is unmuted): "
                                "nothing to render")
-        self.order = s.render_order(self.audible)
-        self.sources: dict[str, FileSource] = {}
+        self.heard = {t.name for t in heard}
+        # the mix sums what is not routed to a bus; a bus sums its audible inputs
+        self.audible = [t for t in heard if t.bus is None]
+        self.order = s.render_order(heard)
+        self.sources: dict[str, Any] = {}
         self.chains: dict[str, Any] = {}
         ends = []
         for t in self.order:
@@ -134,6 +137,13 @@ class _Render(TrackStage, MixStage):
                 src = FileSource(t, self.sr, self.block_seconds)
                 self.sources[t.name] = src
                 ends.append(src.end)
+            elif t.midi is not None:
+                try:
+                    note_src = NoteSource(t, self.sr)
+                except BlendfxError as exc:
+                    raise SessionError(f"{t.where}.midi: {exc}") from None
+                self.sources[t.name] = note_src
+                ends.append(note_src.end)
             chain = t.build_chain()
             if chain is not None and self.device is not None:
                 chain.device = self.device  # "cpu" is set without importing torch

@@ -68,6 +68,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -78,8 +79,10 @@ from pathlib import Path
 from typing import Any
 
 import mido
+import numpy as np
 import tomli_w
 from blendfx.chain import Chain
+from blendfx.effects.composer.synth import VOICES
 from blendfx.errors import BlendfxError, SessionError
 from blendfx.files import atomic_write_text
 from blendfx.presets import factory_preset_path, processor_from_dict, read_preset
@@ -98,31 +101,44 @@ __all__ = [
 #: The roles a track may have (the report finds the noise and the music by role).
 ROLES = ("noise", "music", "voice", "ambience", "fx", "reference", "other")
 
-_SESSION_KEYS = {"name", "sample_rate", "tempo", "time_signature", "length", "seed", "resample",
-                 "allow_outside_paths"}
+_SESSION_KEYS = {"name", "sample_rate", "tempo", "time_signature", "meters", "length", "seed",
+                 "resample", "allow_outside_paths"}
 _MASTER_KEYS = {"target_lufs", "true_peak_dbtp", "format", "bit_depth"}
 _RENDER_KEYS = {"batch_size", "batch_tracks"}
 _TRACK_KEYS = {"name", "file", "role", "gain_db", "pan", "offset", "offset_bars", "source_offset",
                "duration", "fade_in", "fade_out", "mute", "solo", "key", "generator", "prompt",
-               "preset", "chain", "sidechain"}
+               "preset", "chain", "sidechain", "midi", "instrument", "bus", "rate",
+               "preserve_pitch", "pitch"}
+_BUS_KEYS = {"name", "role", "gain_db", "pan", "mute", "solo", "preset", "chain", "bus"}
+_INSTRUMENT_KEYS = {"plugin", "format", "state", "voice", "program", "reason"}
 _FORMATS = {"wav": (16, 24, 32), "flac": (16, 24)}
 
 
 # -- tempo -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TempoMap:
-    """Tempo as step changes: ``points`` are ``(seconds, bpm)``, the first at 0 s.
+    """A tempo map: tempo points, each a step or a linear ramp to the next, and meters.
 
     Attributes
     ----------
     points : tuple of (float, float)
-        Time in seconds where a tempo starts, and the tempo in BPM (quarter notes per minute).
+        Time in seconds where a tempo point sits, and its tempo in BPM (quarter notes per
+        minute); the first at 0 s.
     beats_per_bar : float
-        Quarter notes per bar (4/4 -> 4, 6/8 -> 3).
+        Quarter notes per bar (4/4 -> 4, 6/8 -> 3) at the start.
+    ramps : tuple of bool
+        ``ramps[i]``: the tempo moves linearly in time from ``points[i]`` to ``points[i + 1]``
+        (REAPER's linear tempo shape: BPM linear in seconds, so a ramp of ``T`` s from ``b0`` to
+        ``b1`` lasts ``T (b0 + b1) / 120`` beats); False or missing: it steps at the next point.
+    meters : tuple of (float, int, int)
+        Time-signature changes after the start: (seconds, numerator, denominator); each starts
+        a bar.
     """
 
     points: tuple[tuple[float, float], ...] = ((0.0, 120.0),)
     beats_per_bar: float = 4.0
+    ramps: tuple[bool, ...] = ()
+    meters: tuple[tuple[float, int, int], ...] = ()
 
     @classmethod
     def from_midi(cls, path: str | os.PathLike[str], beats_per_bar: float = 4.0) -> TempoMap:
@@ -153,31 +169,76 @@ class TempoMap:
             dedup[round(t, 9)] = bpm
         return cls(tuple(sorted(dedup.items())), signature or beats_per_bar)
 
-    def bpm_at(self, seconds: float) -> float:
-        """The tempo in BPM at ``seconds``."""
-        bpm = self.points[0][1]
-        for t, b in self.points:
-            if t > seconds:
-                break
-            bpm = b
-        return bpm
+    # segment i runs from points[i] (tempo b0) to points[i + 1] (end tempo b1: equal to b0 for
+    # a step); the last one is endless at a constant tempo
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(start s, start BPM, slope BPM/s, beats at the start) of every segment."""
+        cached = self.__dict__.get("_seg")
+        if cached is not None:
+            return cached
+        t = np.array([p[0] for p in self.points], np.float64)
+        b = np.array([p[1] for p in self.points], np.float64)
+        slope = np.zeros_like(t)
+        for i in range(len(t) - 1):
+            if i < len(self.ramps) and self.ramps[i] and t[i + 1] > t[i]:
+                slope[i] = (b[i + 1] - b[i]) / (t[i + 1] - t[i])
+        dur = np.diff(t)
+        beats = np.concatenate([[0.0], np.cumsum((b[:-1] * dur + 0.5 * slope[:-1] * dur ** 2)
+                                                 / 60.0)])
+        seg = (t, b, slope, beats)
+        object.__setattr__(self, "_seg", seg)  # (frozen: a private cache)
+        return seg
 
-    def beats_to_seconds(self, beats: float) -> float:
-        """Seconds at which ``beats`` quarter notes have elapsed since 0."""
-        if beats < 0:
-            raise SessionError(f"a position of {beats} beats is before the session start")
-        elapsed_beats, pts = 0.0, self.points
-        for i, (t, bpm) in enumerate(pts):
-            end = pts[i + 1][0] if i + 1 < len(pts) else math.inf
-            seg_beats = (end - t) * bpm / 60.0
-            if elapsed_beats + seg_beats >= beats:
-                return t + (beats - elapsed_beats) * 60.0 / bpm
-            elapsed_beats += seg_beats
-        raise AssertionError("unreachable: the last tempo segment is infinite")
+    def bpm_at(self, seconds: float) -> float:
+        """The tempo in BPM at ``seconds`` (inside a ramp: interpolated)."""
+        t, b, slope, _ = self._segments()
+        i = max(0, int(np.searchsorted(t, seconds, side="right")) - 1)
+        return float(b[i] + slope[i] * (max(seconds, t[i]) - t[i]))
+
+    def seconds_to_beats(self, seconds: Any) -> Any:
+        """Quarter notes elapsed at ``seconds`` (a number or an array)."""
+        t, b, slope, beats = self._segments()
+        s = np.asarray(seconds, np.float64)
+        i = np.clip(np.searchsorted(t, s, side="right") - 1, 0, len(t) - 1)
+        dt = s - t[i]
+        out = beats[i] + (b[i] * dt + 0.5 * slope[i] * dt * dt) / 60.0
+        return float(out) if out.ndim == 0 else out
+
+    def beats_to_seconds(self, beats: Any) -> Any:
+        """Seconds at which ``beats`` quarter notes have elapsed since 0 (a number or an array;
+        inside a ramp, the root of the quadratic the linear tempo integrates to)."""
+        q = np.asarray(beats, np.float64)
+        if np.any(q < -1e-9):
+            raise SessionError(f"a position of {float(np.min(q))} beats is before the session "
+                               f"start")
+        t, b, slope, start = self._segments()
+        i = np.clip(np.searchsorted(start, q, side="right") - 1, 0, len(t) - 1)
+        x = 60.0 * np.maximum(q - start[i], 0.0)  # BPM-seconds into the segment
+        # k/2 dt^2 + b dt = x  ->  dt = 2x / (b + sqrt(b^2 + 2kx))  (stable for k -> 0)
+        root = np.sqrt(np.maximum(b[i] ** 2 + 2.0 * slope[i] * x, 0.0))
+        out = t[i] + 2.0 * x / (b[i] + root)
+        return float(out) if out.ndim == 0 else out
 
     def bars_to_seconds(self, bars: float) -> float:
-        """Seconds at which ``bars`` whole bars have elapsed (``bars = 0`` is the start)."""
-        return self.beats_to_seconds(bars * self.beats_per_bar)
+        """Seconds at which ``bars`` whole bars have elapsed (``bars = 0`` is the start); a
+        meter change starts a new bar."""
+        per_bar, at_beat, at_bar = self.beats_per_bar, 0.0, 0.0
+        for seconds, num, den in self.meters:
+            q = self.seconds_to_beats(seconds)
+            bar_here = at_bar + math.ceil((q - at_beat) / per_bar - 1e-9)
+            if bars < bar_here:
+                break
+            per_bar, at_beat, at_bar = num * 4.0 / den, q, bar_here
+        return self.beats_to_seconds(at_beat + (bars - at_bar) * per_bar)
+
+    def manifest(self) -> Any:
+        """The manifest's ``tempo`` value: a BPM, or ``[[s, bpm], ...]`` points (a third item
+        ``"linear"`` on a point ramps it to the next)."""
+        if len(self.points) == 1:
+            return _num(self.points[0][1])
+        return [[_num(t), _num(b)] + (["linear"] if i < len(self.ramps) and self.ramps[i]
+                                      else [])
+                for i, (t, b) in enumerate(self.points)]
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -228,21 +289,41 @@ class Track:
     chain_source: str = "none"
     sidechain: dict[str, str] = field(default_factory=dict)
     index: int = 0
+    midi: Path | None = None
+    instrument: dict[str, Any] = field(default_factory=dict)
+    bus: str | None = None
+    is_bus: bool = False
+    inputs: list[str] = field(default_factory=list)
+    rate: float = 1.0
+    preserve_pitch: bool = False
+    pitch: float = 0.0
 
     @property
     def where(self) -> str:
         """How error messages name this track."""
-        return f"tracks[{self.index}] ({self.name!r})"
+        return f"{'buses' if self.is_bus else 'tracks'}[{self.index}] ({self.name!r})"
+
+    @property
+    def kind(self) -> str:
+        """'audio' (a file), 'midi' (notes through an instrument), 'bus' (the sum of the
+        tracks routed to it) or 'generated' (its input is the key track's stem)."""
+        if self.is_bus:
+            return "bus"
+        if self.midi is not None:
+            return "midi"
+        return "audio" if self.file is not None else "generated"
 
     @property
     def generated(self) -> bool:
-        """True when the track has no file: its input is the key track's stem."""
-        return self.file is None
+        """True when the track has neither a file nor notes: its input is the key's stem."""
+        return self.kind == "generated"
 
     def dependencies(self) -> list[str]:
-        """Names of the tracks this one needs rendered first (its key and sidechains)."""
+        """Names of the tracks this one needs rendered first (its key and sidechains; for a
+        bus, the tracks and buses routed to it)."""
         deps = [self.key] if self.key else []
         deps += [t for t in self.sidechain.values() if t not in deps]
+        deps += [t for t in self.inputs if t not in deps]
         return deps
 
     def build_chain(self) -> Any:
@@ -272,10 +353,17 @@ class Track:
         d: dict[str, Any] = {"name": self.name}
         if self.file is not None:
             d["file"] = _rel(self.file, folder)
+        if self.midi is not None:
+            d["midi"] = _rel(self.midi, folder)
+        if self.instrument:
+            d["instrument"] = dict(self.instrument)
         d["role"] = self.role
+        if self.bus is not None:
+            d["bus"] = self.bus
         for key, default in (("gain_db", 0.0), ("pan", 0.0), ("offset", 0.0),
                              ("source_offset", 0.0), ("duration", None), ("fade_in", 0.0),
-                             ("fade_out", 0.0), ("mute", False), ("solo", False), ("key", None)):
+                             ("fade_out", 0.0), ("mute", False), ("solo", False), ("key", None),
+                             ("rate", 1.0), ("preserve_pitch", False), ("pitch", 0.0)):
             value = getattr(self, key)
             if value != default:
                 d[key] = value
@@ -329,9 +417,38 @@ class Session:
         return [t.name for t in self.tracks]
 
     def audible(self) -> list[Track]:
-        """Tracks that reach the mix: not muted, and soloed when any track is soloed."""
+        """Tracks (and buses) that reach the mix: neither they nor a bus they are routed
+        through muted, and, when anything is soloed, soloed themselves, routed through a soloed
+        bus, or a bus a soloed track is routed through (REAPER's folder solo)."""
+        by_name = {t.name: t for t in self.tracks}
+
+        def parents(t: Track) -> list[Track]:
+            out: list[Track] = []
+            while t.bus is not None and t.bus in by_name and len(out) < len(by_name):
+                t = by_name[t.bus]
+                out.append(t)
+            return out
+
         solo = any(t.solo for t in self.tracks)
-        return [t for t in self.tracks if not t.mute and (t.solo or not solo)]
+        heard = []
+        for t in self.tracks:
+            up = parents(t)
+            if t.mute or any(p.mute for p in up):
+                continue
+            if solo and not (t.solo or any(p.solo for p in up) or any(
+                    c.solo and any(p is t for p in parents(c)) for c in self.tracks)):
+                continue
+            heard.append(t)
+        if solo:  # a bus without an audible input has nothing to play
+            names = {t.name for t in heard}
+            heard = [t for t in heard if not t.is_bus or any(i in names for i in t.inputs)]
+        return heard
+
+    @property
+    def buses(self) -> list[Track]:
+        """The buses (folder tracks): tracks whose input is the sum of the tracks routed to
+        them."""
+        return [t for t in self.tracks if t.is_bus]
 
     def render_order(self, tracks: list[Track] | None = None) -> list[Track]:
         """Tracks to render (``tracks`` plus everything they depend on), keys first.
@@ -342,6 +459,7 @@ class Session:
             When tracks key each other in a cycle; the message names the cycle.
         """
         wanted = self.tracks if tracks is None else tracks
+        wanted_names = {t.name for t in wanted}
         by_name = {t.name: t for t in self.tracks}
         order: list[Track] = []
         state: dict[str, int] = {}  # 1 = on the current path, 2 = done
@@ -354,6 +472,8 @@ class Session:
                 raise SessionError("tracks key each other in a cycle: " + " -> ".join(cycle))
             state[track.name] = 1
             for dep in track.dependencies():
+                if track.is_bus and dep in track.inputs and dep not in wanted_names:
+                    continue  # (a muted input: the bus does not sum it)
                 visit(by_name[dep], [*path, track.name])
             state[track.name] = 2
             order.append(track)
@@ -381,6 +501,8 @@ class Session:
             tempo = _rel(tempo, self.folder)
         sess["tempo"] = tempo
         sess["time_signature"] = f"{_num(self.tempo.beats_per_bar)}/4"
+        if self.tempo.meters:
+            sess["meters"] = [[m[0], m[1], m[2]] for m in self.tempo.meters]
         if self.length is not None:
             sess["length"] = self.length
         if self.seed is not None:
@@ -400,7 +522,9 @@ class Session:
             render["batch_tracks"] = False
         if render:
             out["render"] = render
-        out["tracks"] = [t.to_dict(self.folder) for t in self.tracks]
+        out["tracks"] = [t.to_dict(self.folder) for t in self.tracks if not t.is_bus]
+        if self.buses:
+            out["buses"] = [t.to_dict(self.folder) for t in self.buses]
         return out
 
 
@@ -442,7 +566,7 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
     """Validate a manifest dict (the parsed TOML) whose relative paths resolve in ``folder``."""
     v = _Validator(label)
     folder = Path(folder).resolve()
-    v.unknown(data, {"session", "master", "render", "tracks"}, "")
+    v.unknown(data, {"session", "master", "render", "tracks", "buses"}, "")
     sess = v.table(data, "session")
     v.unknown(sess, _SESSION_KEYS, "session")
     allow = v.boolean(sess, "allow_outside_paths", "session", False)
@@ -457,6 +581,8 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
         raise v.error("session.time_signature", ts, "must look like \"4/4\" or \"6/8\"")
     beats_per_bar = int(m.group(1)) * 4.0 / int(m.group(2))
     session.tempo, session.tempo_source = _tempo(sess.get("tempo", 120.0), beats_per_bar, paths, v)
+    if "meters" in sess:
+        session.tempo = dataclasses.replace(session.tempo, meters=_meters(sess["meters"], v))
     length = sess.get("length")
     session.length = None if length is None else v.number(sess, "length", "session", None, 0.001,
                                                           1e6, "s")
@@ -505,6 +631,22 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
             raise v.error(f"tracks[{i}].name", track.name, "is used by another track")
         names.add(track.name)
         session.tracks.append(track)
+    raw_buses = data.get("buses", [])
+    if not isinstance(raw_buses, list) or not all(isinstance(t, dict) for t in raw_buses):
+        raise SessionError(f"{label}: buses must be an array of tables ([[buses]])")
+    for i, raw in enumerate(raw_buses):
+        bus = _bus(raw, i, session, paths, v)
+        if bus.name in names:
+            raise v.error(f"buses[{i}].name", bus.name, "is used by another track or bus")
+        names.add(bus.name)
+        session.tracks.append(bus)
+    bus_names = {b.name for b in session.buses}
+    for t in session.tracks:
+        if t.bus is not None:
+            if t.bus not in bus_names:
+                raise SessionError(f"{label}: {t.where}.bus = {t.bus!r} names no bus (buses: "
+                                   f"{', '.join(sorted(bus_names)) or 'none'})")
+            session.track(t.bus).inputs.append(t.name)
     for t in session.tracks:
         for dep in t.dependencies():
             if dep not in names:
@@ -615,17 +757,20 @@ def _tempo(value: Any, beats_per_bar: float, paths: _Paths, v: _Validator
         except SessionError as exc:
             raise SessionError(f"{v.label}: session.tempo: {exc}") from None
     if isinstance(value, list) and value:
-        points = []
+        points, ramps = [], []
         for i, p in enumerate(value):
-            ok = (isinstance(p, list) and len(p) == 2 and all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in p))
+            ok = (isinstance(p, list) and len(p) in (2, 3) and all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in p[:2])
+                and (len(p) == 2 or p[2] in ("linear", "step")))
             if not ok or not (p[0] >= 0 and 10.0 <= p[1] <= 1000.0):
-                raise v.error(f"session.tempo[{i}]", p, "must be [seconds >= 0, bpm in 10..1000]")
+                raise v.error(f"session.tempo[{i}]", p, "must be [seconds >= 0, bpm in 10..1000] "
+                              "or [seconds, bpm, \"linear\"] (a ramp to the next point)")
             points.append((float(p[0]), float(p[1])))
+            ramps.append(len(p) == 3 and p[2] == "linear")
         if points[0][0] != 0.0 or any(b[0] <= a[0] for a, b in zip(points, points[1:],
                                                                    strict=False)):
             raise v.error("session.tempo", value, "must start at 0 s and increase in time")
-        return TempoMap(tuple(points), beats_per_bar), value
+        return TempoMap(tuple(points), beats_per_bar, tuple(ramps) if any(ramps) else ()), value
     raise v.error("session.tempo", value, "must be a BPM, a MIDI file, or [[s, bpm], ...]")
 
 
@@ -658,6 +803,12 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
     t.fade_out = v.number(raw, "fade_out", where, 0.0, 0.0, 1e4, "s")
     t.mute = v.boolean(raw, "mute", where, False)
     t.solo = v.boolean(raw, "solo", where, False)
+    t.rate = v.number(raw, "rate", where, 1.0, 0.01, 100.0, "(playback speed, 1 = as recorded)")
+    t.preserve_pitch = v.boolean(raw, "preserve_pitch", where, False)
+    t.pitch = v.number(raw, "pitch", where, 0.0, -48.0, 48.0, "semitones")
+    if (t.rate != 1.0 or t.pitch or t.preserve_pitch) and "file" not in raw:
+        raise SessionError(f"{v.label}: {where}: rate, pitch and preserve_pitch apply to a file "
+                           f"track only")
 
     if "file" in raw:
         t.file = paths.resolve(raw["file"], f"{where}.file")
@@ -665,9 +816,20 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
             raise SessionError(f"{v.label}: {where}.file: stem not found: {t.file}")
     if "key" in raw:
         t.key = v.string(raw, "key", where, "")
-    if t.file is None and t.key is None:
+    if "midi" in raw:
+        if "file" in raw:
+            raise SessionError(f"{v.label}: {where}: give file or midi, not both")
+        t.midi = paths.resolve(raw["midi"], f"{where}.midi")
+        if check_files and not t.midi.is_file():
+            raise SessionError(f"{v.label}: {where}.midi: MIDI file not found: {t.midi}")
+        t.instrument = _instrument(raw.get("instrument", {}), f"{where}.instrument", v)
+    elif "instrument" in raw:
+        raise SessionError(f"{v.label}: {where}.instrument is given but the track has no midi")
+    if "bus" in raw:
+        t.bus = v.string(raw, "bus", where, "")
+    if t.file is None and t.key is None and t.midi is None:
         raise SessionError(f"{v.label}: {where} needs a file, or a key track to take its input "
-                           f"from (a generated track)")
+                           f"from (a generated track), or a midi file")
 
     gen = raw.get("generator")
     if gen is not None:
@@ -680,9 +842,9 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
             gen["prompt"] = raw["prompt"]
         if session.seed is not None:
             gen = _seeded(gen, session.seed)
-        if t.file is not None:
+        if t.file is not None or t.midi is not None:
             raise SessionError(f"{v.label}: {where}: a generated track takes its input from its "
-                               f"key track; give file or generator, not both")
+                               f"key track; give file (or midi) or generator, not both")
         t.generator = gen
     elif "prompt" in raw:
         raise SessionError(f"{v.label}: {where}.prompt is given but the track has no generator")
@@ -710,6 +872,85 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
         raise v.error(f"{where}.sidechain", sc, "must be a track name or a table "
                       "{ signal = \"track\" }")
     return t
+
+
+def _bus(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _Validator
+         ) -> Track:
+    where = f"buses[{i}]"
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise v.error(f"{where}.name", name, "must be a non-empty string (every bus needs one)")
+    where = f"buses[{i}] ({name!r})"
+    v.unknown(raw, _BUS_KEYS, where)
+    t = Track(name=name, index=i, is_bus=True)
+    role = raw.get("role", "other")
+    if role not in ROLES:
+        raise v.error(f"{where}.role", role, f"is not one of {', '.join(ROLES)}")
+    t.role = role
+    t.gain_db = v.number(raw, "gain_db", where, 0.0, -150.0, 48.0, "dB")
+    t.pan = v.number(raw, "pan", where, 0.0, -1.0, 1.0, "(-1 left .. +1 right)")
+    t.mute = v.boolean(raw, "mute", where, False)
+    t.solo = v.boolean(raw, "solo", where, False)
+    if "bus" in raw:
+        t.bus = v.string(raw, "bus", where, "")
+        if t.bus == name:
+            raise SessionError(f"{v.label}: {where}.bus: a bus cannot be routed to itself")
+    if "preset" in raw and "chain" in raw:
+        raise SessionError(f"{v.label}: {where}: give preset or chain, not both")
+    if "preset" in raw:
+        t.chain, t.chain_source = _preset(raw["preset"], f"{where}.preset", paths, v)
+    elif "chain" in raw:
+        if not isinstance(raw["chain"], dict):
+            raise v.error(f"{where}.chain", raw["chain"], "must be a table with a type")
+        t.chain, t.chain_source = dict(raw["chain"]), "inline"
+    if session.seed is not None and t.chain is not None:
+        t.chain = _seeded(t.chain, session.seed)
+    return t
+
+
+def _instrument(raw: Any, where: str, v: _Validator) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise v.error(where, raw, "must be a table { plugin = \"...\", voice = \"...\" }")
+    v.unknown(raw, _INSTRUMENT_KEYS, where)
+    out: dict[str, Any] = {}
+    for key in ("plugin", "format", "state", "reason"):
+        if key in raw:
+            if not isinstance(raw[key], str):
+                raise v.error(f"{where}.{key}", raw[key], "must be a string")
+            out[key] = raw[key]
+    if "voice" in raw:
+        voice = raw["voice"]
+        if voice not in _voice_names():
+            raise v.error(f"{where}.voice", voice, f"is not a built-in voice (one of "
+                          f"{', '.join(sorted(_voice_names()))})")
+        out["voice"] = voice
+    if "program" in raw:
+        program = raw["program"]
+        if isinstance(program, bool) or not isinstance(program, int) or not 0 <= program <= 127:
+            raise v.error(f"{where}.program", program, "must be a MIDI program 0..127")
+        out["program"] = program
+    return out
+
+
+def _voice_names() -> set[str]:
+    return {*VOICES, "drums"}
+
+
+def _meters(value: Any, v: _Validator) -> tuple[tuple[float, int, int], ...]:
+    if not isinstance(value, list):
+        raise v.error("session.meters", value, "must be [[seconds, numerator, denominator], ...]")
+    out = []
+    for i, m in enumerate(value):
+        ok = (isinstance(m, list) and len(m) == 3 and isinstance(m[0], int | float)
+              and not isinstance(m[0], bool) and m[0] >= 0 and isinstance(m[1], int)
+              and not isinstance(m[1], bool) and m[1] >= 1 and m[2] in (1, 2, 4, 8, 16, 32))
+        if not ok:
+            raise v.error(f"session.meters[{i}]", m, "must be [seconds >= 0, numerator >= 1, "
+                          "denominator in 1, 2, 4 .. 32]")
+        out.append((float(m[0]), int(m[1]), int(m[2])))
+    if any(b[0] <= a[0] for a, b in zip(out, out[1:], strict=False)):
+        raise v.error("session.meters", value, "must increase in time")
+    return tuple(out)
 
 
 def _preset(value: Any, key: str, paths: _Paths, v: _Validator) -> tuple[dict[str, Any], str]:

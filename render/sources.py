@@ -1,5 +1,7 @@
 """Where a render's audio comes from: a track's file placed on the session timeline
-(:class:`FileSource`), a key track's rendered stem (:class:`KeySource`), random-access reads of
+(:class:`FileSource`, playback rate and pitch included), a MIDI track played by its instrument
+(:class:`NoteSource`), the sum of the tracks routed to a bus (:class:`BusSource`), a key
+track's rendered stem (:class:`KeySource`), random-access reads of
 cached stems (:class:`StemReader`, 32-bit float WAVs read straight from disk) and the block
 grid every stage shares (:func:`block_starts`)."""
 
@@ -16,12 +18,15 @@ from typing import Any
 
 import numpy as np
 from blendfx.audio_io import audio_info, iter_audio_blocks, open_audio
+from blendfx.effects.composer.midi import read_midi
 from blendfx.errors import AudioFileError
+from pedalboard import time_stretch
 from pedalboard.io import AudioFile
 
+from .instruments import midi_end_seconds, render_instrument
 from .session import Track
 
-__all__ = ["block_starts", "StemReader", "FileSource", "KeySource"]
+__all__ = ["block_starts", "StemReader", "FileSource", "KeySource", "NoteSource", "BusSource"]
 
 
 def block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
@@ -143,20 +148,30 @@ def _float_wav_layout(path: Path) -> tuple[int, int, int] | None:
 
 
 class FileSource:
-    """A track's file placed on the session timeline: offset, source offset, duration, fades."""
+    """A track's file placed on the session timeline: offset, source offset, duration, fades,
+    playback rate (``rate``: the file is resampled so it plays that much faster, its pitch
+    moving with it, unless ``preserve_pitch``: then it is time-stretched) and ``pitch``
+    (semitones, shifted with pedalboard's ``time_stretch``). ``source_offset`` counts seconds
+    of the file, ``duration`` seconds of the timeline."""
 
     def __init__(self, track: Track, sample_rate: float, block_seconds: float) -> None:
         info = audio_info(track.file)
         self.track, self.sr, self.block_seconds = track, sample_rate, block_seconds
         self.channels = info.channels
-        frames = int(math.ceil(info.frames * sample_rate / info.sample_rate))
-        self.skip = int(round(track.source_offset * sample_rate))
+        self.rate = track.rate
+        # the rate the file is read at: its samples then play at the session rate
+        self.read_rate = sample_rate if track.preserve_pitch else sample_rate / track.rate
+        frames = int(math.ceil(info.frames * self.read_rate / info.sample_rate))
+        self.skip = int(round(track.source_offset * self.read_rate))
         length = max(frames - self.skip, 0)
+        if track.preserve_pitch:
+            length = int(math.floor(length / track.rate))
         if track.duration is not None:
             length = min(length, int(round(track.duration * sample_rate)))
         self.start = int(round(track.offset * sample_rate))
         self.length = length
         self.end = self.start + length
+        self.stretch = track.preserve_pitch and track.rate != 1.0 or track.pitch != 0.0
 
     def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, (channels, n))`` timeline blocks covering ``[0, total)``."""
@@ -179,8 +194,11 @@ class FileSource:
             yield start, out
 
     def _stream(self) -> Iterator[np.ndarray]:
+        if self.stretch:
+            yield from self._stretched()
+            return
         skip, left = self.skip, self.length
-        for chunk in _file_blocks(self.track.file, self.block_seconds, self.sr):
+        for chunk in _file_blocks(self.track.file, self.block_seconds, self.read_rate):
             if skip:
                 drop = min(skip, chunk.shape[1])
                 chunk, skip = chunk[:, drop:], skip - drop
@@ -190,6 +208,26 @@ class FileSource:
             left -= chunk.shape[1]
             if chunk.shape[1]:
                 yield chunk.astype(np.float32, copy=False)
+
+    def _stretched(self) -> Iterator[np.ndarray]:
+        """The item's part of the file, time-stretched and/or pitch-shifted as one buffer
+        (the stretcher needs the whole part)."""
+        t = self.track
+        need = int(math.ceil(self.length * (t.rate if t.preserve_pitch else 1.0))) + 1
+        parts, skip = [], self.skip
+        for chunk in _file_blocks(t.file, self.block_seconds, self.read_rate):
+            if skip:
+                drop = min(skip, chunk.shape[1])
+                chunk, skip = chunk[:, drop:], skip - drop
+            parts.append(chunk)
+            if sum(p.shape[1] for p in parts) >= need:
+                break
+        x = np.concatenate(parts, axis=1)[:, :need] if parts else np.zeros((self.channels, 0))
+        if x.shape[1]:
+            x = time_stretch(np.ascontiguousarray(x, np.float32), self.sr,
+                             stretch_factor=t.rate if t.preserve_pitch else 1.0,
+                             pitch_shift_in_semitones=t.pitch)
+        yield np.asarray(x[:, :self.length], np.float32)
 
     def _fade(self, out: np.ndarray, at: int, pos: int, n: int) -> None:
         """Equal-power fades over item positions ``[pos, pos + n)``, written at ``out[:, at:]``."""
@@ -242,6 +280,50 @@ def _file_blocks(path: Path, block_seconds: float, sample_rate: float) -> Iterat
     finally:
         for f in handles:
             f.close()
+
+
+class NoteSource:
+    """A MIDI track played by its instrument (see :mod:`~blendfx.render.instruments`), placed at
+    its offset; rendered whole on the first read (instruments render a part at once)."""
+
+    def __init__(self, track: Track, sample_rate: float) -> None:
+        self.track, self.sr = track, sample_rate
+        self.channels = 2
+        score = read_midi(track.midi)
+        voice = track.instrument.get("voice", "piano")
+        self.start = int(round(track.offset * sample_rate))
+        self.length = int(math.ceil(midi_end_seconds(score, voice) * sample_rate))
+        if track.duration is not None:
+            self.length = min(self.length, int(round(track.duration * sample_rate)))
+        self.end = self.start + self.length
+        self.played: dict[str, Any] = {}
+
+    def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+        audio, self.played = render_instrument(self.track.midi, self.track.instrument, self.sr,
+                                               max(self.length, 1))
+        fade = FileSource._fade  # (the same equal-power fades as a file's)
+        for start, n in block_starts(total, block):
+            out = np.zeros((2, n), np.float32)
+            a, b = max(start, self.start), min(start + n, self.end)
+            if a < b:
+                out[:, a - start:b - start] = audio[:, a - self.start:b - self.start]
+                fade(self, out, a - start, a - self.start, b - a)  # type: ignore[arg-type]
+            yield start, out
+
+
+class BusSource:
+    """A bus's input: the sum of the rendered (post-fader, stereo) stems routed to it."""
+
+    def __init__(self, readers: list[StemReader]) -> None:
+        self.readers = readers
+        self.channels = 2
+
+    def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+        for start, n in block_starts(total, block):
+            out = np.zeros((2, n), np.float32)
+            for r in self.readers:
+                r.add_to(out, start)
+            yield start, out
 
 
 class KeySource:

@@ -41,7 +41,7 @@ from .mixdown import PreMeasure
 from .report import save_blend_figure_data
 from .results import TrackResult, jsonable
 from .session import Session, Track
-from .sources import FileSource, KeySource, StemReader, block_starts
+from .sources import BusSource, KeySource, StemReader, block_starts
 
 __all__ = ["TrackStage", "pan_gains"]
 
@@ -201,8 +201,9 @@ class TrackStage:
     batch_tracks: bool
     cache: RenderCache
     audible: list[Track]
+    heard: set[str]
     order: list[Track]
-    sources: dict[str, FileSource]
+    sources: dict[str, Any]
     chains: dict[str, Any]
     keys: dict[str, str]
     entries: dict[str, Path]
@@ -219,13 +220,25 @@ class TrackStage:
             "sr": self.sr, "total": self.total, "gain_db": t.gain_db, "pan": t.pan,
             "chain": chain_desc,
             "keys": {sig: self.keys[name] for sig, name in sorted(t.sidechain.items())},
-            "input": self.keys[t.key] if t.file is None and t.key else None,
+            "input": self.keys[t.key] if t.generated and t.key else None,
             "streaming_block": self.block if self._streams(t) else None,
         }
         if t.file is not None:
             spec["file"] = file_digest(t.file, self.cache.hashes)
             spec["place"] = [t.offset, t.source_offset, t.duration, t.fade_in, t.fade_out]
+            if t.rate != 1.0 or t.pitch or t.preserve_pitch:
+                spec["rate"] = [t.rate, t.preserve_pitch, t.pitch]
+        if t.midi is not None:
+            spec["midi"] = file_digest(t.midi, self.cache.hashes)
+            spec["instrument"] = t.instrument
+            spec["place"] = [t.offset, t.duration, t.fade_in, t.fade_out]
+        if t.is_bus:
+            spec["bus"] = [self.keys[name] for name in self.bus_inputs(t)]
         return spec
+
+    def bus_inputs(self, t: Track) -> list[str]:
+        """The audible tracks and buses routed to bus ``t`` (what it sums)."""
+        return [name for name in t.inputs if name in self.heard]
 
     def _streams(self, t: Track) -> bool:
         chain = self.chains[t.name]
@@ -234,7 +247,7 @@ class TrackStage:
     def render_tracks(self) -> None:
         """Render every track not in the cache, up to ``jobs`` at a time, keys before the
         tracks they key (pedalboard and numpy release the GIL, so threads overlap)."""
-        audible = {t.name for t in self.audible}
+        audible = self.heard
         pending = list(self.order)
         results: dict[str, TrackResult] = {}
         running: dict[Any, tuple[Track, str, float]] = {}
@@ -264,8 +277,8 @@ class TrackStage:
         side = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="blendfx-track-bg",
                                   initializer=_lower_thread_priority) if background else pool
         # the stems' content hashes (for the cache keys) are computed side by side up front
-        digests = [pool.submit(file_digest, t.file, self.cache.hashes)
-                   for t in pending if t.file is not None]
+        digests = [pool.submit(file_digest, t.file or t.midi, self.cache.hashes)
+                   for t in pending if t.file is not None or t.midi is not None]
         for future in digests:
             future.result()
         # Tracks whose chain starts with a diffusion generator wait in `held` until no other
@@ -361,10 +374,17 @@ class TrackStage:
             gen.prime(x, self.sr, y)
 
     def _offline_input(self, t: Track) -> np.ndarray:
-        """A track's whole input on the session timeline: its placed file or its key's stem."""
-        if t.file is not None:
-            source: Any = self.sources[t.name]
-            return np.concatenate([b for _, b in source.blocks(self.total, self.block)], axis=1)
+        """A track's whole input on the session timeline: its placed file, its notes played,
+        the sum of a bus's inputs or its key's stem."""
+        if t.file is not None or t.midi is not None or t.is_bus:
+            readers = [StemReader(self.entries[n] / "audio.wav") for n in self.bus_inputs(t)]
+            try:
+                source: Any = BusSource(readers) if t.is_bus else self.sources[t.name]
+                return np.concatenate([b for _, b in source.blocks(self.total, self.block)],
+                                      axis=1)
+            finally:
+                for r in readers:
+                    r.close()
         reader = StemReader(self.entries[t.key] / "audio.wav")
         try:
             return reader.read(0, self.total)
@@ -388,7 +408,11 @@ class TrackStage:
             source: Any = None
             if not streams:
                 pass  # the whole input is read below
-            elif t.file is not None:
+            elif t.is_bus:
+                readers.extend(StemReader(self.entries[n] / "audio.wav")
+                               for n in self.bus_inputs(t))
+                source = BusSource(readers[:])
+            elif t.file is not None or t.midi is not None:
                 source = self.sources[t.name]
             else:
                 readers.append(StemReader(self.entries[t.key] / "audio.wav"))
@@ -441,6 +465,9 @@ class TrackStage:
         finally:
             for r in readers:
                 r.close()
+        played = getattr(self.sources.get(t.name), "played", None)
+        if played:  # what played a MIDI track: its plug-in, or a stand-in voice and why
+            reports = [{"effect": "instrument", **played}, *reports]
         meta = {"name": t.name, "streamed": streams, "peak_dbfs": db(peak),
                 "rms_dbfs": db(math.sqrt(energy / (2 * self.total))), "reports": reports,
                 "samples": self.total}

@@ -1,0 +1,231 @@
+"""Instruments for MIDI tracks: the project's plug-in when it loads here, else a stand-in voice.
+
+A MIDI track's ``instrument`` names the plug-in the project played it with (``plugin``, e.g.
+``"Kontakt 7"``, with its ``format`` and, where the format allows, its saved ``state`` in
+base64) and the built-in voice that stands in for it (``voice``). At render time
+:func:`find_plugin` looks for the plug-in in the usual folders (VST3 and, on macOS, Audio Units;
+plus the folders in ``BLENDFX_PLUGIN_PATH``, separated by ``os.pathsep``) and
+``pedalboard.load_plugin`` loads it; when that fails, the notes play through the stand-in voice
+(the Composer's synth, :mod:`blendfx.effects.composer.synth`), chosen by :func:`choose_voice`
+from the track name, the plug-in name, its preset and the MIDI program, with channel 10 on the
+drum kit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import mido
+import numpy as np
+import pedalboard
+from blendfx.effects.composer.midi import Score, read_midi
+from blendfx.effects.composer.mixing import cc_to_gain, synthesize
+from blendfx.effects.composer.synth import VOICES, note_tail_s, voice_for_program
+from blendfx.errors import BlendfxError
+
+__all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument",
+           "plugin_display_name", "midi_end_seconds"]
+
+#: Words in a track, plug-in or preset name -> the stand-in voice (first match wins; checked on
+#: the track name first, then the preset, then the plug-in).
+_WORDS: tuple[tuple[str, str], ...] = (
+    (r"drum|kit\b|perc|beat|808|909|snare|kick|hat|groove|toms?\b|cymbal|battery|"
+     r"superior|ezdrummer|addictive|steven slate|sd3|bfd", "drums"),
+    (r"sub ?bass|808 ?bass", "sub_bass"),
+    (r"synth ?bass|moog ?bass", "synth_bass"),
+    (r"upright|double ?bass|contrabass|jazz ?bass", "upright"),
+    (r"bass", "bass"),
+    (r"dist|overdrive|crunch|metal|lead ?g(uitar|tr)", "dist_guitar"),
+    (r"guitar|gtr|acoustic|nylon|strum|banjo|ukulele|mandolin", "guitar"),
+    (r"e-?piano|rhodes|wurli|electric piano|ep\b|lounge lizard", "epiano"),
+    (r"organ|hammond|b3\b|b-3|church", "organ"),
+    (r"piano|grand|upright piano|keyscape|pianoteq|ivory|keys?\b|clav", "piano"),
+    (r"string|violin|viola|ensemble|orchestra|spitfire|albion", "strings"),
+    (r"cello", "cello"),
+    (r"choir|vocal|voice|vox|aah|ooh", "choir"),
+    (r"brass|trumpet|horn|trombone|tuba", "brass"),
+    (r"sax|clarinet|oboe|bassoon|reed|harmonica", "reed"),
+    (r"flute|pipe|whistle|recorder|pan ?flute", "flute"),
+    (r"harp", "harp"),
+    (r"bell|glock|celesta|chime|music ?box", "bell"),
+    (r"vibra|marimba|xylo|mallet", "vibes"),
+    (r"timpani", "timpani"),
+    (r"pad|absynth|atmo|ambient|drone|texture|reaktor|omnisphere|evolv|swell|wash", "pad"),
+    (r"pluck|arp", "pluck"),
+    (r"supersaw|trance|saw ?lead", "supersaw"),
+    (r"lead|solo|serum|massive|sylenth|synth|vital|diva|pigments", "lead"),
+)
+
+
+def plugin_display_name(name: str) -> str:
+    """A REAPER plug-in name without its format prefix and vendor: ``"VST3i: Kontakt 7 (Native
+    Instruments)"`` -> ``"Kontakt 7"``."""
+    name = re.sub(r"^\s*(VST3?i?|AUi?|DXi?|LV2i?|CLAPi?|JS)\s*:\s*", "", name)
+    while True:  # "(vendor)", "(16 out)"...
+        shorter = re.sub(r"\s*\([^()]*\)\s*$", "", name)
+        if shorter == name or not shorter.strip():
+            return name.strip()
+        name = shorter
+
+
+def choose_voice(track: str = "", plugin: str = "", preset: str = "",
+                 programs: list[int] | None = None, drum_channel: bool = False
+                 ) -> tuple[str, str]:
+    """The stand-in voice for a MIDI track and why: ``(voice, reason)``.
+
+    Looks for instrument words in the track name, then the preset, then the plug-in name;
+    then a drum-channel-only part (channel 10) plays the kit, then the first General MIDI
+    program; a part with none of these plays the piano.
+    """
+    for what, text in (("track name", track), ("preset", preset),
+                       ("plug-in", plugin_display_name(plugin))):
+        low = text.lower()
+        if not low.strip():
+            continue
+        for pattern, voice in _WORDS:
+            if re.search(pattern, low):
+                return voice, f"{what} {text!r}"
+    if drum_channel:
+        return "drums", "MIDI channel 10"
+    if programs:
+        return voice_for_program(programs[0]), f"MIDI program {programs[0]}"
+    return "piano", "nothing names the instrument (default)"
+
+
+def plugin_folders() -> list[Path]:
+    """Where plug-ins are looked for: ``BLENDFX_PLUGIN_PATH`` first, then the platform's usual
+    VST3 (and Audio Unit) folders."""
+    home = Path.home()
+    out = [Path(p) for p in os.environ.get("BLENDFX_PLUGIN_PATH", "").split(os.pathsep) if p]
+    if sys.platform == "darwin":
+        out += [home / "Library/Audio/Plug-Ins/VST3", Path("/Library/Audio/Plug-Ins/VST3"),
+                home / "Library/Audio/Plug-Ins/Components",
+                Path("/Library/Audio/Plug-Ins/Components")]
+    elif sys.platform.startswith("win"):
+        common = os.environ.get("COMMONPROGRAMFILES", r"C:\Program Files\Common Files")
+        out += [Path(common) / "VST3"]
+    else:
+        out += [home / ".vst3", Path("/usr/lib/vst3"), Path("/usr/local/lib/vst3")]
+    return out
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def find_plugin(name: str, folders: list[Path] | None = None) -> Path | None:
+    """The plug-in bundle called ``name`` (``.vst3`` or ``.component``, case, spaces and
+    punctuation ignored) in ``folders`` (default :func:`plugin_folders`, one level of
+    sub-folders searched), or None."""
+    want = _key(plugin_display_name(name))
+    if not want:
+        return None
+    for folder in plugin_folders() if folders is None else folders:
+        if not folder.is_dir():
+            continue
+        try:
+            candidates = list(folder.iterdir())
+            candidates += [p for d in candidates if d.is_dir() and d.suffix == "" for p in
+                           d.iterdir()]
+        except OSError:
+            continue
+        for p in candidates:
+            if p.suffix.lower() in (".vst3", ".component") and _key(p.stem) == want:
+                return p
+    return None
+
+
+def midi_end_seconds(score: Score, voice: str) -> float:
+    """When a track's sound ends: its last note-off plus the voice's release tail."""
+    tail = 0.0 if voice == "drums" else note_tail_s(voice)
+    return score.length_s + min(tail, 1.5) + (0.5 if voice == "drums" else 0.0)
+
+
+def render_instrument(midi: Path, instrument: dict[str, Any], sample_rate: float,
+                      length: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """A MIDI file played by a track's instrument: ``((2, length) float32, what played it)``.
+
+    The plug-in when :func:`find_plugin` finds it and pedalboard loads it (its saved state set
+    when it takes it); otherwise the stand-in voice. The dict says which: ``{"plugin": path}``
+    or ``{"stand_in": voice, "for": plug-in name, "why": ...}``.
+    """
+    score = read_midi(midi)
+    name = instrument.get("plugin", "")
+    if name:
+        path = find_plugin(name)
+        if path is not None:
+            try:
+                return _play_plugin(path, score, midi, instrument, sample_rate, length)
+            except (BlendfxError, ImportError, RuntimeError, ValueError, OSError) as exc:
+                why = f"{path.name} did not load or play: {exc}"
+            else:  # pragma: no cover - (returned above)
+                why = ""
+        else:
+            why = f"plug-in {plugin_display_name(name)!r} not found in the plug-in folders"
+    else:
+        why = "the track names no plug-in"
+    voice = instrument.get("voice") or choose_voice(
+        programs=[p.program for p in score.parts], drum_channel=bool(score.parts) and all(
+            p.is_drum for p in score.parts))[0]
+    return _play_voice(score, voice, sample_rate, length), {
+        "stand_in": voice, "for": plugin_display_name(name) or None,
+        "why": why, "chosen_by": instrument.get("reason")}
+
+
+def _play_voice(score: Score, voice: str, sample_rate: float, length: int) -> np.ndarray:
+    for part in score.parts:
+        if voice == "drums":
+            part.is_drum = True
+        elif not part.is_drum:
+            part.meta = {**part.meta, "voice": voice if voice in VOICES else "piano"}
+    out = np.zeros((2, length), np.float32)
+    if not score.parts or length <= 0:
+        return out
+    for part, dry in zip(score.parts, synthesize(score, sample_rate, length), strict=True):
+        audio = dry if dry.ndim == 2 else np.repeat(dry[None], 2, axis=0) * np.float32(0.7071)
+        for cc in (7, 11):
+            gain = cc_to_gain(part.controls.get(cc), sample_rate, length)
+            if gain is not None:
+                audio = audio * gain[None, :]
+        pan = part.controls.get(10)
+        if pan is not None and len(pan):
+            theta = (float(np.clip((pan[0, 1] - 64.0) / 63.0, -1, 1)) + 1.0) * np.pi / 4.0
+            audio = audio * np.array([[np.cos(theta)], [np.sin(theta)]], np.float32) * 1.4142
+        out += audio.astype(np.float32, copy=False)
+    return out
+
+
+def _play_plugin(path: Path, score: Score, midi: Path, instrument: dict[str, Any],
+                 sample_rate: float, length: int) -> tuple[np.ndarray, dict[str, Any]]:
+    plugin = pedalboard.load_plugin(str(path))
+    if not getattr(plugin, "is_instrument", False):
+        raise ValueError(f"{path.name} is not an instrument")
+    info: dict[str, Any] = {"plugin": str(path)}
+    state = instrument.get("state")
+    if state:
+        try:
+            plugin.raw_state = base64.b64decode(state)
+            info["state"] = "applied"
+        except (binascii.Error, ValueError, RuntimeError, AttributeError) as exc:
+            info["state"] = f"not applied ({exc})"
+    messages = []
+    seconds = 0.0
+    for msg in mido.MidiFile(str(midi)):  # (iterating a MidiFile gives delta seconds)
+        seconds += msg.time
+        if not msg.is_meta:
+            messages.append((msg.bytes(), seconds))
+    audio = plugin(messages, duration=length / sample_rate, sample_rate=sample_rate,
+                   num_channels=2)
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 1:
+        audio = np.repeat(audio[None], 2, axis=0)
+    out = np.zeros((2, length), np.float32)
+    n = min(length, audio.shape[1])
+    out[:, :n] = audio[:2, :n]
+    return out, info
