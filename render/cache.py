@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ def file_digest(path: Path, memo: dict[str, Any] | None = None) -> str:
     return digest
 
 
+_BUILD_LOCK = threading.Lock()
+
+
 class RenderCache:
     """The cache folder of one output directory.
 
@@ -72,6 +76,7 @@ class RenderCache:
         self._lock_fh: Any = None
         self.hashes: dict[str, Any] = {}
         self.used: set[str] = set()
+        self.built: set[str] = set()  # entries written by this render
 
     # -- lifetime ---------------------------------------------------------------------------
     def open(self) -> RenderCache:
@@ -136,10 +141,15 @@ class RenderCache:
         try:
             yield scratch
             entry = self.tracks / key
-            if entry.exists():  # --no-cache re-render: replace the old entry
-                shutil.rmtree(entry)
-            os.replace(scratch, entry)
-            self.used.add(key)
+            with _BUILD_LOCK:
+                # two tracks of a session with the same inputs share a key: the first built
+                # wins (the same content)
+                if key not in self.built:
+                    if entry.exists():  # --no-cache re-render: replace the old entry
+                        shutil.rmtree(entry)
+                    os.replace(scratch, entry)
+                    self.built.add(key)
+                self.used.add(key)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", required=True, metavar="SESSION.toml")
     imp.add_argument("--drop-missing", action="store_true",
                      help="leave out tracks whose media file is missing")
+    imp.add_argument("--report", action="store_true",
+                     help="print a table of what was imported: each REAPER track, the session "
+                          "tracks and buses it became, stand-in instruments, what is not rendered")
+    imp.add_argument("--bare-midi", action="store_true",
+                     help="also play MIDI on tracks without an instrument (silent in REAPER) "
+                          "through stand-in voices")
     _quiet(imp)
 
     presets = sub.add_parser("presets", help="list or show factory presets")

@@ -145,12 +145,18 @@ def session(args: argparse.Namespace) -> int:
         raise ParameterError("session: give an action: import")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reported below, once, in our own words
-        result = import_reaper(args.project, args.output, include_missing=not args.drop_missing)
-    for line in result.warnings:
-        print(f"blendfx: warning: {line}", file=sys.stderr)
-    for path in result.missing_media:
+        result = import_reaper(args.project, args.output, include_missing=not args.drop_missing,
+                               bare_midi=getattr(args, "bare_midi", False))
+    if getattr(args, "report", False):
+        print(result.table())  # (the stand-ins and what is not rendered are in the table)
+    else:
+        for line in result.stand_ins:
+            print(f"blendfx: stand-in: {line}", file=sys.stderr)
+        for line in result.warnings:
+            print(f"blendfx: warning: {line}", file=sys.stderr)
+    for path in dict.fromkeys(result.missing_media):
         print(f"blendfx: warning: missing media: {path}", file=sys.stderr)
-    _say(args, f"{result.path}: {len(result.tracks)} tracks, "
+    _say(args, f"{result.path}: {len(result.tracks)} tracks, {len(result.buses)} buses, "
                f"{len(result.missing_media)} missing media file(s)")
     return EXIT_OK
 

@@ -496,6 +496,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
     outside = False
     folders: list[str] = []  # the bus each open folder level became
     pools: dict[str, MidiSource] = {}  # pooled MIDI data by its POOLEDEVTS id
+    project_end = 0.0  # the end of the last item imported
     midi_dir = f"{result.midi_folder}/"
     for t_index, track in enumerate(root.blocks("TRACK"), 1):
         t_name = (track.get("NAME") or [""])[0] if track.get("NAME") else ""
@@ -612,11 +613,13 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             if item_bus is not None:
                 entry["bus"] = item_bus
             _envelopes(item, f"{entry_name!r}", result.not_rendered)
+            project_end = max(project_end, entry["offset"] + entry["duration"])
             tracks.append(entry)
             row["session"].append(entry_name)
         if midi_items:
             placed = PlacedMidi()
             muted = placed_items = 0
+            midi_end = 0.0
             for item, source in midi_items:
                 src = _midi_source(source, project_dir, session_dir, record_dirs, pools, result,
                                    label)
@@ -643,6 +646,8 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 _envelopes(item, label, result.not_rendered)
                 placed.extend(one)
                 placed_items += 1
+                midi_end = max(midi_end, _float(item.get("POSITION"), 0, 0.0)
+                               + _float(item.get("LENGTH"), 0, 0.0))
             if muted:
                 result.note("muted MIDI items (not rendered)", f"{muted} on {label!r}")
             if instrument is None and not result.bare_midi:
@@ -650,6 +655,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                             "too: not rendered)", f"{len(midi_items)} on {label!r}")
             elif placed.notes:
                 result.midi_items += placed_items
+                project_end = max(project_end, midi_end)
                 midi_name = unique(f"{base} MIDI") if audio_items else base
                 rel = f"{midi_dir}{t_index:02d}-{_safe(midi_name)}.mid"
                 result.midi_files[rel] = midi_file(placed, midi_name)
@@ -684,9 +690,15 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                         f"{midi_name!r}: stand-in voice {voice!r} for "
                         + (f"{plug} (not found in the plug-in folders)" if plug else
                            "a track with no instrument") + f"; chosen by the {why}")
+        if not row["session"] and row["kind"] == "audio":
+            row["kind"] = "empty"
         if folder_state == 2 and depth < 0:
             for _ in range(min(-depth, len(folders))):
                 folders.pop()
+    if project_end > 0 and any("midi" in t for t in tracks):
+        # REAPER renders a project to the end of its last item: the instruments' release
+        # tails past it are cut there too
+        session["length"] = round(project_end, 6)
     for group, names in result.not_rendered.items():
         result.warnings.append(f"{group}: {', '.join(dict.fromkeys(names))}")
     if outside:
@@ -707,6 +719,11 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             kept = [b for b in buses if b["name"] in fed]
         if buses:
             out["buses"] = buses
+        kept = {b["name"] for b in buses}
+        for row in result.rows:
+            if row["kind"] == "folder (bus)" and not set(row["session"]) & kept:
+                row["session"] = []
+                row["kind"] = "empty folder"
     return out
 
 

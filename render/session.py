@@ -10,8 +10,12 @@ Manifest format (every key is optional unless marked *required*)::
     name = "train-demo"
     sample_rate = 44100          # Hz; every stem is resampled to it
     tempo = 120.0                # BPM; or "tempo.mid" (a MIDI file's tempo map, read with mido);
-                                 # or [[0.0, 120.0], [30.0, 96.0]] (seconds, BPM) steps
+                                 # or [[0.0, 120.0], [30.0, 96.0]] (seconds, BPM) steps; a point
+                                 # [s, bpm, "linear"] ramps to the next one (BPM linear in
+                                 # seconds, REAPER's linear tempo shape)
     time_signature = "4/4"       # bar length for offsets in bars (a tempo MIDI file's own wins)
+    meters = [[12.0, 3, 4]]      # time-signature changes: [seconds, numerator, denominator],
+                                 # each starting a bar
     length = 60.0                # s; default: the end of the last stem
     seed = 0                     # seeds every effect of every chain (default: the chains' own)
     resample = true              # false: a stem at another sample rate is an error
@@ -37,8 +41,21 @@ Manifest format (every key is optional unless marked *required*)::
     offset = 0.0                 # s on the timeline; or offset_bars = 2 (bars of the tempo map)
     source_offset = 0.0          # s into the file; duration = 8.0 (s) to use only a part
     fade_in = 0.0                # s (equal-power); fade_out likewise
+    rate = 1.0                   # playback speed (the file is resampled: its pitch moves too)
+    preserve_pitch = false       # true: time-stretched instead (pedalboard's time_stretch)
+    pitch = 0.0                  # semitones of pitch shift (file tracks only)
     mute = false
     solo = false
+    bus = "drums"                # optional: mixed into this bus instead of the master
+
+    [[tracks]]
+    name = "keys"                # a MIDI track: notes played by an instrument
+    midi = "keys.mid"            # a standard MIDI file (its own tempo map), placed at offset
+    instrument = { plugin = "Kontakt 7", format = "VST3", state = "<base64>", voice = "epiano" }
+                                 # plugin: loaded with pedalboard when found in the plug-in
+                                 # folders (blendfx.render.instruments); otherwise the built-in
+                                 # voice plays (a Composer synth voice, or "drums": GM kit);
+                                 # reason = why that voice (written by the REAPER import)
 
     [[tracks]]
     name = "music"
@@ -55,6 +72,17 @@ Manifest format (every key is optional unless marked *required*)::
     [[tracks.chain.plugins]]
     type = "pedalboard.Reverb"
     room_size = 0.3
+
+    [[buses]]                    # a bus (REAPER's folder track): the sum of the tracks and buses
+    name = "drums"               # routed to it (bus = "drums"), through its own chain (chain or
+    gain_db = -3.0               # preset) and fader (gain_db, pan, mute, solo); names are shared
+    bus = "band"                 # with tracks; buses nest (a bus may be routed to a bus)
+
+A bus renders like a track whose input is the sum of its audible inputs' stems; the mix sums
+the tracks and buses routed to no bus, and only those get a file in ``stems/``. Muting a bus
+mutes what is routed to it; soloing a bus solos what is routed to it, and soloing a track keeps
+the buses it is routed through audible. Sessions written before MIDI tracks and buses load
+unchanged.
 
 Every problem is a :class:`~blendfx.SessionError` whose message names the key, e.g.
 ``session.toml: tracks[1] ('music').gain_db = 'loud' must be a number (dB)``.

@@ -236,6 +236,11 @@ class TrackStage:
             spec["bus"] = [self.keys[name] for name in self.bus_inputs(t)]
         return spec
 
+    def _needs(self, t: Track) -> list[str]:
+        """What must be rendered before ``t``: its dependencies, a bus's audible inputs only."""
+        return [d for d in t.dependencies()
+                if not (t.is_bus and d in t.inputs and d not in self.heard)]
+
     def bus_inputs(self, t: Track) -> list[str]:
         """The audible tracks and buses routed to bus ``t`` (what it sums)."""
         return [name for name in t.inputs if name in self.heard]
@@ -289,7 +294,7 @@ class TrackStage:
         try:
             while pending or running or held:
                 for t in [t for t in pending if all(d in self.entries
-                                                    for d in t.dependencies())]:
+                                                    for d in self._needs(t))]:
                     pending.remove(t)
                     t0 = time.perf_counter()
                     key = RenderCache.key(self.track_spec(t))  # needs its keys' keys: done
