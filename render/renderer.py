@@ -9,7 +9,11 @@ The render, in order:
    is read and resampled to the session rate, placed at its offset (source offset, duration,
    fades), run through its chain (sidechain signals = the key tracks' rendered stems), and
    turned into a stereo post-fader stem (gain, then a -3 dB constant-power pan law for mono;
-   a balance law for stereo). When every effect of a chain supports streaming, the track is
+   a balance law for stereo). A MIDI track's input is its notes played by its instrument (the
+   plug-in when it loads here, else its stand-in voice: :mod:`~blendfx.render.instruments`;
+   the report says which); a bus's input is the sum of the stems routed to it, so buses render
+   after their inputs, nested buses inside out. The mix sums the tracks and buses routed to no
+   bus. When every effect of a chain supports streaming, the track is
    processed in blocks (``block_seconds``), so a long stem never sits in memory; offline
    effects (generators, Blend) get the whole track. Each result is a cache entry
    (:mod:`blendfx.render.cache`): tracks whose inputs did not change are not rendered again.
@@ -194,6 +198,7 @@ class _Render(TrackStage, MixStage):
             "master": master,
             "tracks": [{
                 "name": r.name, "role": r.role, "audible": r.audible,
+                "kind": s.track(r.name).kind, "bus": s.track(r.name).bus,
                 "stem": f"stems/{names[r.name]}" if r.name in names else None,
                 "cached": r.cached, "streamed": r.streamed, "render_s": r.seconds,
                 "peak_dbfs": r.peak_dbfs, "rms_dbfs": r.rms_dbfs, "cache_key": r.key,

@@ -112,9 +112,17 @@ def test_session_import_command(tmp_path, capsys):
     out = tmp_path / "imported.toml"
     code, stdout, err = run(capsys, "session", "import", str(rpp), "-o", str(out))
     assert code == EXIT_OK
-    assert "48 tracks, 48 missing media file(s)" in stdout
+    assert "49 tracks, 3 buses, 48 missing media file(s)" in stdout
     assert "blendfx: warning: missing media:" in err and "06-Left-201115_1121.wv" in err
-    assert out.is_file()
+    assert "blendfx: stand-in: 'MT-PowerDrumKit'" in err
+    assert out.is_file() and (tmp_path / "imported.midi" / "02-MT-PowerDrumKit.mid").is_file()
+    code, stdout, _ = run(capsys, "session", "import", str(rpp), "-o", str(out), "--report")
+    assert code == EXIT_OK
+    head, rule, *rows = stdout.splitlines()
+    assert head.split()[:3] == ["REAPER", "track", "kind"] and set(rule) <= {"-", " "}
+    assert any(r.startswith("MT-PowerDrumKit") and "stand-in drums" in r for r in rows)
+    assert any(r.startswith("not rendered: plug-in FX") and "ReaVerbate on 'Cymbals'" in r
+               for r in rows)
     code, _, err = run(capsys, "session", "import", str(tmp_path / "nope.rpp"), "-o", str(out))
     assert code == EXIT_USAGE and "not found" in one_error_line(err)
 
