@@ -70,6 +70,15 @@ def _fader(audio: np.ndarray, gain_db: float, pan: float) -> np.ndarray:
     return (src * np.array([[left * g], [right * g]], np.float32)).astype(np.float32)
 
 
+def _widen(span: list[int], start: int, level: np.ndarray) -> None:
+    """Widen ``span`` (first, end sample not zero) by a block at ``start`` whose per-sample
+    level is ``level``."""
+    loud = np.flatnonzero(level)
+    if loud.size:
+        span[0] = min(span[0], start + int(loud[0]))
+        span[1] = max(span[1], start + int(loud[-1]) + 1)
+
+
 def _split_tail(chain: Any, sample_rate: float) -> tuple[Any, list[Any]] | None:
     """Split an offline chain into its head (up to its last offline effect, a Chain) and the
     streaming effects after it, as ``stage(block, reset) -> block`` callables (nested Chains
@@ -428,17 +437,24 @@ class TrackStage:
                 keys[sig] = readers[-1]
             peak, energy = 0.0, 0.0
             reports: list[dict[str, Any]] = []
+            span = [self.total, 0]  # the first and end sample that are not zero
             with audio_writer(scratch / "audio.wav", self.sr, 2, bit_depth=32) as w:
                 if streams:
                     for i, (start, x) in enumerate(source.blocks(self.total, self.block)):
                         n = x.shape[1]
+                        if chain is None and not x.any():  # (outside an item: silence)
+                            w.write(np.zeros((2, n), np.float32))
+                            bar.update(round(n / self.sr, 1))
+                            continue
                         if chain is not None:
                             sc = {s: r.read(start, n) for s, r in keys.items()} or None
                             x = fit_length(chain.process(x, self.sr, reset=(i == 0),
                                                          sidechain=sc), n)
                         y = _fader(x, t.gain_db, t.pan)
                         energy += float(np.square(y, dtype=np.float64).sum())
-                        peak = max(peak, float(np.abs(y).max()))
+                        level = np.abs(y).max(axis=0)
+                        peak = max(peak, float(level.max()))
+                        _widen(span, start, level)
                         w.write(y)
                         bar.update(round(n / self.sr, 1))
                 else:
@@ -457,13 +473,16 @@ class TrackStage:
                         reports = self._effect_reports(chain, x, y, scratch)
                         y = _fader(y, t.gain_db, t.pan)
                         energy = float(np.square(y, dtype=np.float64).sum())
-                        peak = float(np.abs(y).max())
+                        level = np.abs(y).max(axis=0)
+                        peak = float(level.max())
+                        _widen(span, 0, level)
                         w.write(y)
                     else:
                         # the streaming effects after the offline ones run block by block, each
                         # on its own thread (a pipeline: the same samples as one call on the
                         # whole track)
                         out, energy, peak = self._stream_tail(t, y, stages, w)
+                        span = [0, self.total]  # (not measured on this path)
                         del y
                         reports = self._effect_reports(chain, x, out, scratch)
                     bar.update(round(self.total / self.sr, 1))
@@ -475,7 +494,7 @@ class TrackStage:
             reports = [{"effect": "instrument", **played}, *reports]
         meta = {"name": t.name, "streamed": streams, "peak_dbfs": db(peak),
                 "rms_dbfs": db(math.sqrt(energy / (2 * self.total))), "reports": reports,
-                "samples": self.total}
+                "samples": self.total, "active": span if span[0] < span[1] else [0, 0]}
         (scratch / "meta.json").write_text(json.dumps(jsonable(meta)), encoding="utf-8")
         return json.loads((scratch / "meta.json").read_text(encoding="utf-8"))
 
