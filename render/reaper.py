@@ -469,6 +469,43 @@ class _Names:
         return name
 
 
+#: Lines and blocks of an item that belong to one take (the others are the item's own).
+_TAKE_KEYS = {"NAME", "VOLPAN", "SOFFS", "PLAYRATE", "CHANMODE", "GUID", "TAKECOLOR", "RECPASS",
+              "TAKEFX_NCH", "TAKEVOLPAN", "SOURCE", "TAKEFX", "VOLENV", "PANENV", "PITCHENV",
+              "MUTEENV", "TAKE_FX_HAVE_NCH"}
+
+
+#: Controllers the stand-in voices follow (volume, pan, expression, sustain, brightness; RPN
+#: bend range and tuning; all-notes-off and resets).
+_PLAYED_CCS = {6, 7, 10, 11, 38, 64, 74, 100, 101, 120, 121, 123}
+_KINDS = {0xA0: "poly aftertouch", 0xD0: "channel aftertouch"}
+
+
+def _active_take(item: RppElement, label: str, result: ReaperImport) -> RppElement:
+    """The item as REAPER plays it: with several takes (``TAKE`` lines start the second and
+    later ones; ``TAKE SEL`` marks the active one), the item's own lines and the active take's."""
+    takes: list[list[Any]] = [[]]
+    active = 0
+    for child in item.children:
+        if isinstance(child, list) and child and child[0] == "TAKE":
+            takes.append([])
+            if "SEL" in child[1:]:
+                active = len(takes) - 1
+            continue
+        takes[-1].append(child)
+    if len(takes) == 1:
+        return item
+    result.note("inactive takes (not rendered: the active take plays)", label)
+
+    def key(c: Any) -> str:
+        return c.tag if isinstance(c, RppElement) else (c[0] if c else "")
+
+    own = [c for c in takes[0] if key(c) not in _TAKE_KEYS]
+    chosen = takes[active] if active else [c for c in takes[0] if key(c) in _TAKE_KEYS]
+    return RppElement(item.tag, item.attrib, own + [c for c in chosen if key(c) in _TAKE_KEYS],
+                      item.raw, item.line)
+
+
 def _item_source(item: RppElement) -> RppElement | None:
     source = item.find("SOURCE")
     while source is not None and source.attrib and source.attrib[0] in ("SECTION", "MIDIPOOL"):
@@ -498,6 +535,13 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
     pools: dict[str, MidiSource] = {}  # pooled MIDI data by its POOLEDEVTS id
     project_end = 0.0  # the end of the last item imported
     midi_dir = f"{result.midi_folder}/"
+    labels = [((t.get("NAME") or [""])[0] if t.get("NAME") else "").strip() or f"Track {i}"
+              for i, t in enumerate(root.blocks("TRACK"), 1)]
+    master_fx = root.find("MASTERFXLIST")
+    if master_fx is not None and any(isinstance(c, RppElement) and c.tag in _FX_BLOCKS
+                                     for c in master_fx.children):
+        result.note("master plug-in FX not applied (the session's master normalizes loudness "
+                    "under a true-peak limiter)", "master")
     for t_index, track in enumerate(root.blocks("TRACK"), 1):
         t_name = (track.get("NAME") or [""])[0] if track.get("NAME") else ""
         label = t_name.strip() or f"Track {t_index}"
@@ -517,6 +561,11 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             result.note("plug-in FX not applied (REAPER plug-ins are not loaded as effects; "
                         "give the track a blendfx chain)", f"{plug} on {label!r}")
         _envelopes(track, label, result.not_rendered)
+        for recv in track.iter_all("AUXRECV"):
+            src_i = int(_float(recv, 0, -1))
+            source_name = labels[src_i] if 0 <= src_i < len(labels) else f"track {src_i + 1}"
+            result.note("sends between tracks not applied (each track plays into its folder "
+                        "or the master only)", f"{source_name!r} -> {label!r}")
         row: dict[str, Any] = {"reaper": label, "bus": parent, "kind": "audio", "session": [],
                                "items": 0, "instrument": ""}
         result.rows.append(row)
@@ -549,7 +598,8 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
         audio_items = []
         midi_items = []
         skipped: dict[str, int] = {}
-        for item in items:
+        for n_item, item in enumerate(items):
+            item = items[n_item] = _active_take(item, label, result)
             source = _item_source(item)
             kind = source.attrib[0] if source is not None and source.attrib else "EMPTY"
             file_args = source.get("FILE") if source is not None else None
@@ -686,6 +736,13 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                     row["instrument"] = f"{plug} ({found})"
                 else:
                     row["instrument"] = f"stand-in {voice}" + (f" for {plug}" if plug else "")
+                    unplayed = sorted({f"CC {d1}" for _, st, d1, _ in placed.events
+                                       if st & 0xF0 == 0xB0 and d1 not in _PLAYED_CCS}
+                                      | {_KINDS[st & 0xF0] for _, st, _, _ in placed.events
+                                         if st & 0xF0 in _KINDS})
+                    if unplayed:
+                        result.note("MIDI the stand-in voices do not play",
+                                    f"{', '.join(unplayed)} on {midi_name!r}")
                     result.stand_ins.append(
                         f"{midi_name!r}: stand-in voice {voice!r} for "
                         + (f"{plug} (not found in the plug-in folders)" if plug else

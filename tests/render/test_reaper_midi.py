@@ -441,3 +441,31 @@ def test_shared_project_drum_midi_lands_on_the_tempo_map(tmp_path, monkeypatch):
     assert np.abs(audio[:, :int((first - 0.01) * sr)]).max() == 0
     assert np.sqrt(np.mean(audio[:, int(first * sr):] ** 2)) > 0.01
     assert abs(onsets(audio, gap=200)[0] / sr - first) < 1e-3
+
+
+def test_active_take_sends_and_unplayed_midi_are_reported(tmp_path, monkeypatch):
+    no_plugins(monkeypatch, tmp_path)
+    proj = tmp_path / "p"
+    (proj / "a").mkdir(parents=True)
+    write_stem(proj / "a", "one.wav", tone(300, 1.0))
+    write_stem(proj / "a", "two.wav", tone(500, 1.0))
+    takes = ('    <ITEM\n      POSITION 0\n      LENGTH 1\n      NAME one\n      SOFFS 0\n'
+             '      <SOURCE WAVE\n        FILE "a/one.wav"\n      >\n      TAKE SEL\n'
+             '      NAME two\n      SOFFS 0.25\n      <SOURCE WAVE\n        FILE "a/two.wav"\n'
+             '      >\n    >\n')
+    body = (track("Takes", takes)
+            + track("Pad", midi_item(0, 2, [(0, 0x90, 60, 100), (0, 0xB0, 1, 64),
+                                            (0, 0xD0, 30, 0), (960, 0x80, 60, 0)]),
+                    fx=instrument("VSTi: Omnisphere (Spectrasonics)")).replace(
+                "    MAINSEND 1 0\n", "    MAINSEND 1 0\n    AUXRECV 0 0 1 0 0 0 0 0 0 -1:U 0 -1 ''\n"))
+    (proj / "p.rpp").write_text(rpp(body))
+    result = import_reaper(proj / "p.rpp", proj / "s.toml")
+    takes_track = next(t for t in result.tracks if t["name"] == "Takes")
+    assert takes_track["file"] == "a/two.wav" and takes_track["source_offset"] == 0.25
+    groups = result.not_rendered
+    assert groups["inactive takes (not rendered: the active take plays)"] == ["Takes"]
+    assert any("'Takes' -> 'Pad'" in w for w in groups[
+        "sends between tracks not applied (each track plays into its folder or the master only)"])
+    assert groups["MIDI the stand-in voices do not play"] == [
+        "CC 1, channel aftertouch on 'Pad'"]
+    assert sum(w.startswith("inactive takes") for w in result.warnings) == 1  # said once
