@@ -43,6 +43,11 @@ def _summary(args: argparse.Namespace, result: Any) -> None:
              if isinstance(m["output_lufs"], float) else "  (silent)")
     _say(args, f"mix: {result.mix}{level}")
     for t in result.report["tracks"]:
+        for played in t["reports"]:
+            if played.get("effect") == "instrument" and played.get("stand_in"):
+                _say(args, f"stand-in: {t['name']!r} played by the {played['stand_in']} voice"
+                           + (f" for {played['for']}" if played.get("for") else "")
+                           + f" ({played['why']})")
         if t["stem"]:
             extra = f", unmasked fraction {t['unmasked_fraction']:.3f}" \
                 if isinstance(t["unmasked_fraction"], float) else ""

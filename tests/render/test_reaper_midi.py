@@ -12,6 +12,7 @@ import mido
 import numpy as np
 import pytest
 from blendfx import read_audio
+from blendfx.render.cli import main
 from blendfx.render.instruments import choose_voice, find_plugin, plugin_display_name
 from blendfx.render.reaper import import_reaper, parse_rpp
 from blendfx.render.renderer import render_session
@@ -469,3 +470,20 @@ def test_active_take_sends_and_unplayed_midi_are_reported(tmp_path, monkeypatch)
     assert groups["MIDI the stand-in voices do not play"] == [
         "CC 1, channel aftertouch on 'Pad'"]
     assert sum(w.startswith("inactive takes") for w in result.warnings) == 1  # said once
+
+
+def test_cli_import_report_and_render_say_the_stand_ins(tmp_path, monkeypatch, capsys):
+    no_plugins(monkeypatch, tmp_path)
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "p.rpp").write_text(rpp(track("Bass", midi_item(0, 2, [
+        (0, 0x90, 36, 100), (960, 0x80, 36, 0)]), fx=instrument(
+        "VSTi: Reaktor 6 (Native Instruments GmbH)"))))
+    assert main(["session", "import", str(proj / "p.rpp"), "-o", str(proj / "s.toml"),
+                 "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "Bass" in out and "stand-in bass for Reaktor 6" in out
+    assert main(["render", str(proj / "s.toml"), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert main(["render", str(proj / "s.toml"), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "stand-in: 'Bass' played by the bass voice for Reaktor 6" in out
