@@ -288,6 +288,10 @@ def test_voice_choice():
     assert choose_voice("", "", "", [33])[0] == "bass"
     assert choose_voice("", "", "", [], drum_channel=True)[0] == "drums"
     assert choose_voice("", "VSTi: Kontakt 7 (Native Instruments)")[0] == "piano"
+    # whole words: a deep pad is no electric piano, a bassoon no bass, "what" no hi-hat
+    assert [choose_voice(n)[0] for n in ("Deep pad", "Bassoon", "Hi-hat", "Arp", "Harp")] == [
+        "pad", "reed", "drums", "pluck", "harp"]
+    assert choose_voice("What")[1] == "nothing names the instrument (default)"
 
 
 # -- folders, fades, rates -----------------------------------------------------------------------
