@@ -28,6 +28,8 @@ What the importer maps (REAPER -> session):
   applied; item volume scales velocities), played by ``instrument``: the track's instrument
   plug-in (its name, format, preset and, for VST3, its state) and the built-in voice that
   stands in for it when it is not installed (:func:`~blendfx.render.instruments.choose_voice`).
+- a project with MIDI tracks gets ``session.length``: the end of its last item, where REAPER
+  ends a render (release tails past it are cut, as there).
 
 Media that is not on disk is reported by name (``ReaperImport.missing_media`` and a warning),
 never a crash. Whatever the session does not render (plug-in FX, envelopes, MIDI on tracks
