@@ -36,6 +36,7 @@ from blendfx.presets import processor_to_dict
 from tqdm import tqdm
 
 from .cache import RenderCache, file_digest
+from .instruments import find_plugin
 from .mastering import db
 from .mixdown import PreMeasure
 from .report import save_blend_figure_data
@@ -240,6 +241,9 @@ class TrackStage:
         if t.midi is not None:
             spec["midi"] = file_digest(t.midi, self.cache.hashes)
             spec["instrument"] = t.instrument
+            # (a plug-in installed since the last render plays instead of the stand-in)
+            plugin = find_plugin(t.instrument["plugin"]) if t.instrument.get("plugin") else None
+            spec["plugin_path"] = str(plugin) if plugin is not None else None
             spec["place"] = [t.offset, t.duration, t.fade_in, t.fade_out]
         if t.is_bus:
             spec["bus"] = [self.keys[name] for name in self.bus_inputs(t)]

@@ -280,6 +280,12 @@ def test_a_plugin_that_does_not_load_falls_back_to_its_stand_in(tmp_path, monkey
                          figure=False)
     played = out.report["tracks"][0]["reports"][0]
     assert played["stand_in"] == "piano" and "did not load" in played["why"]
+    # the plug-in goes away: the next render does not reuse the cached track
+    (folder / "Kontakt 7.vst3").rmdir()
+    out = render_session(load_session(proj / "s.toml"), tmp_path / "out", progress=False,
+                         figure=False)
+    played = out.report["tracks"][0]["reports"][0]
+    assert not out.report["tracks"][0]["cached"] and "not found" in played["why"]
 
 
 def test_voice_choice():
