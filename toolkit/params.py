@@ -81,7 +81,6 @@ class FloatParam(Param):
         if isinstance(value, bool) or not isinstance(value, int | float):
             if not (isinstance(value, np.generic) and value.dtype.kind in "fiu"):
                 raise self._fail(owner, value, f"must be a number{self._unit()}")
-            value = float(value)
         value = float(value)
         if not math.isfinite(value):
             raise self._fail(owner, value, "must be finite")
