@@ -37,9 +37,8 @@ from .device import resolve_device, validate_device
 from .errors import ParameterError
 from .params import IntParam, Param, StrParam, declared_params
 
-__all__ = ["Effect", "EFFECT_REGISTRY", "EffectRegistry", "EffectParam", "register_effect", "is_processor",
-           "is_native_plugin", "native_params",
-           "check_sample_rate"]
+__all__ = ["Effect", "EFFECT_REGISTRY", "EffectRegistry", "EffectParam", "register_effect",
+           "is_processor", "is_native_plugin", "native_params", "check_sample_rate"]
 
 #: The entry-point group that names effect classes without importing them (``setup.cfg``).
 ENTRY_POINT_GROUP = "blendfx.effects"
@@ -68,15 +67,17 @@ class EffectRegistry(MutableMapping):
         return self._declared
 
     def __getitem__(self, name: str) -> type[Effect]:
+        cls = self._classes.get(name)
+        if cls is not None:
+            return cls
+        ep = self._entry_points().get(name)
+        if ep is None or name in self._hidden:
+            raise KeyError(name)
+        # imported outside the lock: the module's import registers its classes (__setitem__),
+        # possibly from another thread that holds the import lock
+        cls = ep.load()
         with self._lock:
-            if name in self._classes:
-                return self._classes[name]
-            ep = self._entry_points().get(name)
-            if ep is None or name in self._hidden:
-                raise KeyError(name)
-            cls = ep.load()  # importing the module registers the class through __init_subclass__
-            self._classes.setdefault(name, cls)
-            return self._classes[name]
+            return self._classes.setdefault(name, cls)
 
     def __setitem__(self, name: str, cls: type[Effect]) -> None:
         with self._lock:
