@@ -39,7 +39,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableSequence
@@ -92,7 +91,8 @@ _native_locks_guard = threading.Lock()
 
 
 def _native_family(plugins: Iterable[Any]) -> list[Any]:
-    """The native plugins given and every plugin inside the native containers among them."""
+    """The native plugins given and every plugin inside the native containers among them, in
+    one global order (by id)."""
     out: dict[int, Any] = {}
     todo = [p for p in plugins if is_native_plugin(p)]
     while todo:
@@ -104,8 +104,41 @@ def _native_family(plugins: Iterable[Any]) -> list[Any]:
     return [out[k] for k in sorted(out)]
 
 
-@contextlib.contextmanager
-def native_lock(*plugins: Any) -> Iterator[None]:
+def _lock_of(plugin: Any) -> threading.RLock:
+    lock = _native_locks.get(plugin)
+    if lock is None:
+        with _native_locks_guard:
+            lock = _native_locks.get(plugin)
+            if lock is None:
+                lock = _native_locks[plugin] = threading.RLock()
+    return lock
+
+
+class _HeldNatives:
+    """The context manager :func:`native_lock` returns."""
+
+    __slots__ = ("_locks",)
+
+    def __init__(self, locks: list[threading.RLock]) -> None:
+        self._locks = locks
+
+    def __enter__(self) -> None:
+        taken = []
+        try:
+            for lock in self._locks:
+                lock.acquire()
+                taken.append(lock)
+        except BaseException:
+            for lock in reversed(taken):
+                lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        for lock in reversed(self._locks):
+            lock.release()
+
+
+def native_lock(*plugins: Any) -> _HeldNatives:
     """Hold blendfx's lock of each native plugin given (and of the plugins inside native
     containers), taken in one global order so that two holders never deadlock.
 
@@ -120,18 +153,7 @@ def native_lock(*plugins: Any) -> Iterator[None]:
     Do not process through a container while holding it: the container takes its own lock
     first, then this one.
     """
-    family = _native_family(plugins)
-    with _native_locks_guard:
-        locks = []
-        for p in family:
-            lock = _native_locks.get(p)
-            if lock is None:
-                lock = _native_locks[p] = threading.RLock()
-            locks.append(lock)
-    with contextlib.ExitStack() as stack:
-        for lock in locks:
-            stack.enter_context(lock)
-        yield
+    return _HeldNatives([_lock_of(p) for p in _native_family(plugins)])
 
 
 def run_native(plugins: Any, audio: np.ndarray, sample_rate: float, buffer_size: int = 8192,
