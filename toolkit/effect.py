@@ -243,7 +243,7 @@ class Effect:
             else:
                 setattr(self, name, value)
         self._constructing = False
-        self.reset()
+        self._reset_state()  # a container leaves the plugins it is given as they are
 
     # -- parameters -----------------------------------------------------------------------
     @classmethod

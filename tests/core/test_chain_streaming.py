@@ -122,6 +122,17 @@ def test_sidechain_chunks_read_in_the_input_layout():
     np.testing.assert_allclose(np.concatenate(parts, axis=1), whole, atol=1e-6, rtol=0)
 
 
+def test_building_a_chain_leaves_a_streaming_plugin_alone():
+    x = signal(seed=7)
+    delay = pedalboard.Delay(delay_seconds=0.01, feedback=0.5, mix=0.5)
+    first = delay(x[:, :1205], SR)  # the larger chunk first: pedalboard re-prepares on growth
+    Chain([delay])  # pedalboard's containers do not reset what they are given either
+    Mix([None, delay])
+    rest = delay(x[:, 1205:], SR, reset=False)
+    whole = pedalboard.Delay(delay_seconds=0.01, feedback=0.5, mix=0.5)(x, SR)
+    np.testing.assert_array_equal(np.concatenate([first, rest], axis=1), whole)
+
+
 def test_reset_forgets_the_layout_and_reset_true_keeps_it():
     chain = Chain([Utility(gain_db=-6)])
     x = signal(n=10)
