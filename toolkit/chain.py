@@ -71,8 +71,8 @@ def _check_item(item: Any, owner: str) -> Any:
 
 
 def _check_items(items: Any, owner: str) -> list[Any]:
-    if is_processor(items) or isinstance(items, str | bytes | Mapping) \
-            or not isinstance(items, Iterable):
+    # Any iterable of plugins, as pedalboard's (a container counts as the list of its plugins).
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
         raise ParameterTypeError(f"a {owner} takes a list of plugins, not {type(items).__name__}")
     return [_check_item(p, owner) for p in items]
 

@@ -6,7 +6,8 @@ container's output on its own input is first computed serially; then ``--threads
 threads run ``--trials`` rounds, each round processing ``2 x threads`` randomly drawn containers
 at once, and every output is compared bit for bit with the serial one. With ``--resets``, one
 more thread calls ``reset()`` on random containers all the while (it must not change any
-``reset=True`` output).
+``reset=True`` output). With ``--wide``, eight chains share 32 reverbs instead, in reversed and
+shuffled orders (the case where unlocked resets crashed the process).
 
 Run as a script (``python tests/core/chain_stress.py --threads 8 --trials 50``): it prints one
 JSON line ``{"threads", "trials", "calls", "mismatches", "resets", "seconds"}``; a crash shows as
@@ -50,6 +51,24 @@ def build() -> list:
     ]
 
 
+def build_wide(plugins: int = 32, containers: int = 8, seed: int = 0) -> list:
+    """``containers`` chains over the same ``plugins`` reverbs (each with its own room size), in
+    reversed and shuffled orders, with shared blendfx effects and ``None`` slots among them."""
+    rng = random.Random(seed)
+    natives = [pedalboard.Reverb(room_size=0.1 + 0.8 * i / plugins) for i in range(plugins)]
+    effects = [Utility(gain_db=-1), Utility(pan=-0.2), None]
+    out = []
+    for i in range(containers):
+        order = natives[::-1] if i % 2 else list(natives)
+        if i >= 2:
+            rng.shuffle(order)
+        items = list(order)
+        for e in effects:
+            items.insert(rng.randrange(len(items) + 1), e)
+        out.append(Chain(items))
+    return out
+
+
 def inputs(count: int, seconds: float = 0.2) -> list[np.ndarray]:
     rng = np.random.default_rng(21)
     m = int(SR * seconds)
@@ -61,9 +80,10 @@ def inputs(count: int, seconds: float = 0.2) -> list[np.ndarray]:
     return out
 
 
-def stress(threads: int, trials: int, resets: bool = False, seed: int = 0) -> dict:
+def stress(threads: int, trials: int, resets: bool = False, seed: int = 0,
+           wide: bool = False) -> dict:
     """Run the stress; return the counts (see the module docstring)."""
-    containers = build()
+    containers = build_wide(seed=seed) if wide else build()
     xs = inputs(len(containers))
     expected = [c.process(x, SR) for c, x in zip(containers, xs, strict=True)]
     rng = random.Random(seed)
@@ -106,8 +126,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--resets", action="store_true", help="reset containers from a thread")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--wide", action="store_true",
+                        help="8 chains over 32 shared reverbs in different orders instead")
     args = parser.parse_args()
-    print(json.dumps(stress(args.threads, args.trials, args.resets, args.seed)), flush=True)
+    print(json.dumps(stress(args.threads, args.trials, args.resets, args.seed, args.wide)),
+          flush=True)
 
 
 if __name__ == "__main__":

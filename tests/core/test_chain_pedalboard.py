@@ -53,6 +53,13 @@ def test_none_branch_of_a_mix_is_the_dry_signal():
     np.testing.assert_allclose(ours, x + gain(x, SR), atol=1e-7)
 
 
+def test_a_container_given_as_the_list_gives_its_plugins():
+    # pedalboard reads any sequence of plugins, a container too: Pedalboard(Mix([a, b]))
+    a, b = pedalboard.Gain(-1), Utility(gain_db=-2)
+    assert Chain(Mix([a, b])).plugins == [a, b]
+    assert Mix(pedalboard.Pedalboard([a, None])).plugins == [a, None]
+
+
 def test_none_in_equality_repr_and_flags():
     a, b = Chain([None, Utility(gain_db=-1)]), Chain([None, Utility(gain_db=-1)])
     assert a == b and a != Chain([Utility(gain_db=-1), None])

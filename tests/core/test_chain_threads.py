@@ -52,6 +52,12 @@ def test_stress_with_resets_from_another_thread():
     assert result["mismatches"] == 0
 
 
+def test_stress_many_chains_over_many_shared_reverbs():
+    result = run_stress("--wide", "--threads", "4", "--trials", "3")
+    assert result["calls"] == 4 * 2 * 3
+    assert result["mismatches"] == 0
+
+
 def test_two_chains_share_reverbs_in_opposite_orders():
     x = noise()
     p = [pedalboard.Reverb(room_size=0.3), pedalboard.Reverb(room_size=0.9)]
