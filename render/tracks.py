@@ -98,7 +98,7 @@ def _split_tail(chain: Any, sample_rate: float) -> tuple[Any, list[Any]] | None:
             stages.append(lambda b, reset, p=p: run_native(p, b, sample_rate, 8192, reset))
         elif isinstance(p, Effect) and not getattr(p, "uses_sidechain", False) \
                 and not hasattr(p, "plugins"):
-            stages.append(lambda b, reset, p=p: p.process(b, sample_rate, 8192, reset))
+            stages.append(lambda b, reset, p=p: p.process_channels_first(b, sample_rate, 8192, reset))
         else:
             return None
     return Chain(items[:last + 1]), stages
