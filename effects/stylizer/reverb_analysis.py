@@ -79,7 +79,8 @@ _LOW_QUANTILE = 0.35    # the lower cluster of decays is anchored at this weight
 _CLUSTER_SPAN = 2.0     # ... and holds the decays up to this factor above it
 _WEIGHT_POWER = 2.0     # a decay's weight: its fitted dB range to this power
 _EVIDENCE_DB = 60.0     # fitted dB (summed over decays) for half confidence
-_SMOOTH_LAMBDA = 1.0    # cross-band smoothing strength (per unit confidence), log RT60
+_SMOOTH_LAMBDA = 1.0    # cross-band smoothing strength (per unit confidence) on the curvature ...
+_SLOPE_LAMBDA = 0.05    # ... and (weakly) on the slope of log RT60 over the bands
 _ROBUST_LN = 0.2        # cross-band residual (natural log) beyond which a band is down-weighted
 _DRR_SMOOTH_S = 0.1     # longest envelope smoothing for the DRR model (RT60 / 6 below that), s
 _DRR_GRID_DB = np.arange(-24.0, 24.01, 0.5)
@@ -184,12 +185,16 @@ def band_energy_fractions(centers_hz: np.ndarray, sample_rate: float) -> np.ndar
 
 
 def smooth_across_bands(values: np.ndarray, weights: np.ndarray, lam: float = _SMOOTH_LAMBDA,
-                        robust: float = _ROBUST_LN, iterations: int = 4) -> np.ndarray:
+                        robust: float = _ROBUST_LN, iterations: int = 4,
+                        slope_lam: float = _SLOPE_LAMBDA) -> np.ndarray:
     """Confidence-weighted, outlier-robust smoothing of per-band values (e.g. log RT60).
 
-    Minimises ``sum w_b (x_b - y_b)^2 + lam * sum (x_{b+1} - x_b)^2`` and re-weights bands
-    whose residual exceeds ``robust`` (Huber), so one band that disagrees strongly with its
-    neighbours follows them instead. Bands with NaN values or zero weight take the fit's value.
+    Minimises ``sum w_b (x_b - y_b)^2 + lam * sum (x_{b+1} - 2 x_b + x_{b-1})^2
+    + slope_lam * sum (x_{b+1} - x_b)^2`` and re-weights each band by
+    ``1 / (1 + (residual / robust)^2)`` (Cauchy), so one band that disagrees strongly with its
+    neighbours follows them instead,
+    while a steady trend over the bands (RT60 falling with frequency) is kept. Bands with NaN
+    values or zero weight take the fit's value.
 
     Parameters
     ----------
@@ -198,11 +203,13 @@ def smooth_across_bands(values: np.ndarray, weights: np.ndarray, lam: float = _S
     weights : np.ndarray
         Per-band confidence (>= 0).
     lam : float
-        Strength of the first-difference penalty.
+        Strength of the second-difference (curvature) penalty.
     robust : float
         Residual (in the values' units) beyond which a band's weight is reduced.
     iterations : int
         Re-weighting rounds.
+    slope_lam : float
+        Strength of the first-difference (slope) penalty.
 
     Returns
     -------
@@ -215,15 +222,16 @@ def smooth_across_bands(values: np.ndarray, weights: np.ndarray, lam: float = _S
     if not (w0 > 0).any():
         return np.full(n, np.nan)
     y0 = np.where(w0 > 0, y, 0.0)
-    d = np.diff(np.eye(n), axis=0)
-    pen = lam * d.T @ d
+    d1 = np.diff(np.eye(n), axis=0)
+    d2 = np.diff(np.eye(n), n=2, axis=0)
+    pen = lam * d2.T @ d2 + slope_lam * d1.T @ d1
     w = w0.copy()
     x = y0
     for _ in range(iterations):
         a = np.diag(w) + pen + 1e-9 * np.eye(n)
         x = np.linalg.solve(a, w * y0)
         r = np.abs(y0 - x)
-        w = np.where(r > robust, w0 * robust / np.maximum(r, 1e-12), w0)
+        w = w0 / (1.0 + (r / robust) ** 2)
     return x
 
 

@@ -4,12 +4,17 @@ Weight-free soundscape stylization (DESIGN.md section 9; the paper's model is no
 reference recording (the sidechain) is analysed once into a :class:`~.reference_profile.
 ReferenceProfile`, then applied to the stem in three parts, each of which can be switched off:
 
-1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR,
+1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR
+   (blind, noise-compensated, constrained across bands; see :mod:`.reverb_analysis`),
    convolved with the stem (block FFT convolution);
-2. colouration: a smooth, bounded EQ that gives the (reverberant) stem the reference's long-term
-   spectral shape (zero-phase, folded into the same convolution);
-3. ambience: the reference's stationary background re-synthesized to the stem's length (random
-   grains, no loop) and mixed at the reference's own signal-to-ambience ratio or a given level.
+2. colouration: what the room adds, not what the reference's instruments sound like: each
+   band's reverberant level re. the direct sound (from the per-band DRR), as far as the
+   evidence goes (confidence-weighted, 0 dB without evidence), built into the response's tail.
+   ``eq_target="reference"`` instead matches the reference's whole long-term spectrum (its
+   source's timbre included) with a smooth bounded EQ;
+3. ambience: the reference's stationary background, if it has one, re-synthesized to the
+   stem's length (random grains, no loop) and mixed at the reference's own signal-to-ambience
+   ratio or a given level. Reverberation tails and quiet music are no background.
 
 Mode ``"separate_remix"`` is the paper's baseline: the reference's background pasted (looped)
 under the unchanged stem, no acoustics and no EQ.
@@ -29,7 +34,7 @@ from scipy import fft as sp_fft
 from .ambience import loop_ambience, synthesize_ambience
 from .impulse import synthetic_ir
 from .reference_profile import ReferenceProfile, analyze_reference
-from .reverb_analysis import ReverbEstimate, fill_bands
+from .reverb_analysis import ReverbEstimate, fill_bands, schroeder_rt60
 from .spectral_match import eq_gains, ltas, matching_eq_db, mean_power, smooth_octaves
 
 __all__ = ["Stylizer"]
@@ -63,6 +68,9 @@ class Stylizer(Effect):
         RMS level of the ambience in dBFS; None (default) matches the reference's own
         signal-to-ambience ratio relative to the processed stem (a silent stem gets the
         reference's background level).
+    eq_target : {"room", "reference"}
+        ``"room"`` (default): the room's colouration (per-band tail levels, confidence-weighted).
+        ``"reference"``: the reference's long-term spectrum, its source's timbre included.
     eq_limit_db : float
         Largest EQ boost or cut in dB.
     eq_smoothing_oct : float
@@ -161,8 +169,10 @@ class Stylizer(Effect):
 
     @property
     def last_report(self) -> dict[str, Any]:
-        """What the last call did: parts applied, RT60s and DRR used, EQ range (dB), ambience
-        level (dBFS), safety gain (dB), reference notes."""
+        """What the last call did: parts applied, the RT60 per band used (``rt60_bands_s``) and
+        the mid-band (500 Hz-2 kHz) T30 measured on the applied response (``rt60_applied_s``),
+        DRR used, EQ per band and range (dB), ambience level (dBFS), safety gain (dB),
+        reference notes."""
         return dict(self._last_report)
 
     def _resolve_sidechain(self, sidechain: SidechainArg) -> np.ndarray | None:
@@ -255,22 +265,26 @@ class Stylizer(Effect):
             report["eq_applied"] = True
             report["eq_db"] = [round(float(g), 2) for g in gains]
             report["eq_range_db"] = [round(float(gains.min()), 2), round(float(gains.max()), 2)]
-        report["rt60_applied_s"] = [round(float(v), 3) for v in rt]
-        mid = (rev.centers_hz >= 500) & (rev.centers_hz <= 2000)
-        report["rt60_applied_broadband_s"] = round(float(np.mean(rt[mid] if mid.any() else rt)), 3)
+        report["rt60_bands_s"] = [round(float(v), 3) for v in rt]
         report["drr_applied_db"] = round(float(drr), 2)
         key = (profile.content_hash, sr, channels, self.seed, None if gains is None else
                tuple(np.round(gains, 4)))
         cached = self._ir_cache.get(key)
-        if cached is not None:
-            return cached
-        # a generator of its own: the room does not change with the ambience's random stream
-        ir = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
-                          seed=np.random.default_rng([self.seed, 0x1A]), predelay_s=_PREDELAY_S,
-                          band_gains_db=gains)
-        self._ir_cache.clear()
-        self._ir_cache[key] = ir
-        return ir
+        if cached is None:
+            # a generator of its own: the room does not change with the ambience's random stream
+            ir = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
+                              seed=np.random.default_rng([self.seed, 0x1A]),
+                              predelay_s=_PREDELAY_S, band_gains_db=gains)
+            # the broadband figure is measured on what is applied (neighbouring bands with
+            # longer decays lengthen an octave's T30), not taken from the band values
+            mid = rev.centers_hz[(rev.centers_hz >= 500) & (rev.centers_hz <= 2000)]
+            t30 = schroeder_rt60(ir[:1], sr, centers_hz=mid if mid.size else None,
+                                 db_range=(-5.0, -35.0))
+            cached = (ir, float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"))
+            self._ir_cache.clear()
+            self._ir_cache[key] = cached
+        report["rt60_applied_s"] = round(cached[1], 3)
+        return cached[0]
 
     def _ambience(self, stem: np.ndarray, sr: float, profile: ReferenceProfile,
                   report: dict[str, Any]) -> np.ndarray:
