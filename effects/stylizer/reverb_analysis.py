@@ -503,7 +503,9 @@ def _estimate_band_drr(powers: list[np.ndarray], decays: list[np.ndarray], rt60:
                 row += 1
         med = 10.0 * np.log10(np.median(ratio[:row], axis=0) + 1e-30)
         i = int(np.argmin(np.abs(med)))
-        if abs(med[i]) < 1.5:
+        # a crossing at the grid's edge is no crossing: the model explains the decays with no
+        # direct sound at all (or none with any tail), which says the model does not fit
+        if abs(med[i]) < 1.5 and 0 < i < grid.size - 1:
             values[b] = grid[i]
             evidence = float(fits[:, 1].sum())
             conf[b] = evidence / (evidence + _EVIDENCE_DB)

@@ -44,6 +44,7 @@ _SAR_RANGE_DB = (-6.0, 60.0)  # "match" never buries the stem more than 6 dB und
 _RT60_RANGE_S = (0.05, 10.0)
 _DEFAULT_DRR_DB = 0.0     # when the reference shows decays but no usable DRR
 _PREDELAY_S = 0.005       # the first reflection arrives after the direct sound, s
+_ROOM_EQ_MAX_DB = 3.0     # most a room's colouration departs from the diffuse-field tail, dB
 
 
 class Stylizer(Effect):
@@ -343,7 +344,10 @@ def room_eq_db(reverb: ReverbEstimate, rt60_s: np.ndarray, limit_db: float) -> n
     tail already gives it ``RT60_band`` (times a constant), so the colouration is
     ``-DRR_band - 10 log10(RT60_band)``, centred on its confidence-weighted mean (the whole
     tail's level is the broadband DRR's business), scaled by each band's confidence (0 dB when
-    the evidence is weak) and kept within ``limit_db``.
+    the evidence is weak) and kept within ``limit_db`` and ``_ROOM_EQ_MAX_DB``: in a diffuse
+    field a band's reverberant energy re. the direct sound already grows with its RT60
+    (Sabine), which the plain tail has; what is left (early reflections off absorbing
+    surfaces, a source's directivity) is a few dB, and more than that is the estimate failing.
     """
     band_drr = reverb.band_drr_db
     conf = reverb.drr_confidence
@@ -356,4 +360,5 @@ def room_eq_db(reverb: ReverbEstimate, rt60_s: np.ndarray, limit_db: float) -> n
     level = np.where(ok, -band_drr - 10.0 * np.log10(rt60_s), 0.0)
     centre = float(np.sum(conf[ok] * level[ok]) / np.sum(conf[ok]))
     gains = np.where(ok, conf * (level - centre), 0.0)
-    return np.clip(gains, -limit_db, limit_db)
+    cap = min(float(limit_db), _ROOM_EQ_MAX_DB)
+    return np.clip(gains, -cap, cap)

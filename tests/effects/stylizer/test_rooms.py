@@ -158,7 +158,7 @@ def test_room_eq_is_flat_without_evidence():
     rev = analyze_reference(ref, SR, use_cache=False).reverb
     rt = rev.rt60_s
     gains = room_eq_db(rev, rt, 9.0)
-    assert np.all(np.abs(gains) <= 9.0) and np.any(gains != 0)
+    assert np.all(np.abs(gains) <= 3.0) and np.any(gains != 0)  # at most 3 dB from the room
     none = replace(rev, drr_confidence=np.zeros_like(rev.drr_confidence))
     np.testing.assert_array_equal(room_eq_db(none, rt, 9.0), 0.0)
     half = replace(rev, drr_confidence=0.5 * rev.drr_confidence)
