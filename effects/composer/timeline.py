@@ -140,10 +140,11 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
 
     Each stretch between consecutive hit points (and the piece's end, where the music ends on
     a bar line too) gets a whole number of bars and so its own tempo; the overall tempo is the
-    one, in ``tempo_range`` (or ``bpm``), from which the stretches' tempos stray least (squared
-    log ratio, weighted by length), nudged towards ``prefer``. A stretch shorter than a bar at
-    ``max_stretch`` times that tempo cannot hold a bar line: its hit point is dropped (the
-    nearer neighbour absorbs it) and returned as missed.
+    one from which the stretches' tempos stray least (squared log ratio, weighted by length),
+    inside ``tempo_range`` (or within 10% of ``bpm``) where it can be, up to 25% outside where
+    that keeps every stretch within ``max_stretch`` of it, nudged towards ``prefer``. A hit point
+    whose stretch still needs more than ``max_stretch`` (a shot shorter than a bar) is dropped
+    (the shorter neighbour absorbs its stretch) and returned as missed.
 
     Parameters
     ----------
@@ -170,17 +171,24 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
     """
     hits = sorted(float(t) for t in np.asarray(hit_points, dtype=np.float64).ravel()
                   if 0.0 < t < duration_s)
-    lo, hi = (bpm, bpm) if bpm else tempo_range
-    candidates = np.arange(lo, hi + 0.25, 0.5) if hi > lo else np.array([float(lo)])
+    lo, hi = (bpm / 1.1, bpm * 1.1) if bpm else tempo_range
+    # the overall tempo may leave the range (by up to 25%) when that is what keeps the hits
+    candidates = np.arange(lo / 1.25, hi * 1.25 + 0.25, 0.5)
     missed: list[float] = []
     while True:
         bounds = np.array([0.0] + hits + [duration_s])
         lengths = np.diff(bounds)
         best = None
         for t in candidates:
-            bars = np.maximum(1, np.round(lengths * t / (60.0 * BEATS_PER_BAR)))
+            x = lengths * t / (60.0 * BEATS_PER_BAR)  # bars each stretch holds at this tempo
+            below = np.maximum(1.0, np.floor(x))
+            above = below + 1.0
+            bars = np.where(np.abs(np.log(below / x)) <= np.abs(np.log(above / x)), below, above)
             tempos = bars * 60.0 * BEATS_PER_BAR / lengths
-            cost = float(np.sum(lengths * np.log(tempos / t) ** 2) / lengths.sum())
+            ratio = np.maximum(tempos / t, t / tempos)
+            outside = max(0.0, math.log(lo / t), math.log(t / hi))
+            cost = float(np.sum(lengths * np.log(ratio) ** 2) / lengths.sum())
+            cost += 100.0 * float(np.sum(ratio > max_stretch)) + 4.0 * outside ** 2
             if prefer:
                 cost += 0.02 * math.log(t / prefer) ** 2
             if best is None or cost < best[0]:

