@@ -33,7 +33,8 @@ from blendfx.errors import BlendfxError
 from scipy.ndimage import median_filter
 
 __all__ = ["VideoError", "VideoFeatures", "Shot", "Transition", "analyze_video", "read_soundtrack",
-           "detect_cuts", "detect_gradual", "hist_distance", "open_media", "ANALYSIS_WIDTH", "MAX_PIXELS"]
+           "detect_cuts", "detect_gradual", "hist_distance", "open_media", "container_start",
+           "ANALYSIS_WIDTH", "MAX_PIXELS"]
 
 #: Width (pixels) of the picture the measurements are taken on; the height keeps the aspect.
 ANALYSIS_WIDTH = 96
@@ -87,7 +88,8 @@ class VideoFeatures:
     Attributes
     ----------
     times : np.ndarray
-        ``(n,)`` presentation time (s) of every decoded frame, from the first frame's 0.
+        ``(n,)`` presentation time (s) of every decoded frame from the container's start (the
+        time 0 of a soundtrack muxed by :func:`~blendfx.effects.video.mux_soundtrack`).
     brightness, motion, saturation, hue_deg, cut_score : np.ndarray
         ``(n,)`` per-frame measurements (0..1; hue in degrees).
     cuts : np.ndarray
@@ -394,8 +396,9 @@ def analyze_video(path: str | os.PathLike[str], *, with_audio: bool = True, thre
     ------
     VideoError
         The file is missing, empty, not a media file, has no video stream, has no decodable
-        frame (zero length), is corrupt or truncated (decoding fails, or fewer than 90% of the
-        frames its header declares decode), or its picture exceeds :data:`MAX_PIXELS`.
+        frame (zero length), is corrupt or truncated (decoding fails, fewer than 90% of the
+        frames its header declares decode, or, where the header counts no frames, its packets
+        end before 90% of the duration it declares), or its picture exceeds :data:`MAX_PIXELS`.
 
     Notes
     -----
@@ -431,17 +434,21 @@ def analyze_video(path: str | os.PathLike[str], *, with_audio: bool = True, thre
             streams.append(audio_stream)
             resampler = _audio_resampler(audio_stream)
             chunks: list[np.ndarray] = []
-        declared = _declared_frames(container, vs)
+        declared = int(vs.frames or 0)
         times: list[float] = []
         measure = _Measure(analysis_width)
         key_times: list[float] = []
         next_key = 0.0
-        base = None
+        base = container_start(container)
+        end = 0.0  # where the last packet of any stream ends (s)
         try:
-            for packet in container.demux(*streams):
-                if packet.stream.type == "audio":
-                    for af in packet.decode():
-                        chunks.extend(out.to_ndarray() for out in resampler.resample(af))
+            for packet in container.demux():
+                if packet.pts is not None and packet.time_base is not None:
+                    end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                if packet.stream is not vs:
+                    if packet.stream is audio_stream:
+                        for af in packet.decode():
+                            chunks.extend(out.to_ndarray() for out in resampler.resample(af))
                     continue
                 for frame in packet.decode():
                     t = _frame_time(frame, vs, len(times))
@@ -452,7 +459,7 @@ def analyze_video(path: str | os.PathLike[str], *, with_audio: bool = True, thre
                     times.append(t - base)
                     if keep:
                         key_times.append(t - base)
-                        next_key += 1.0
+                        next_key = math.floor(t - base) + 1.0
             if audio_stream is not None:
                 chunks.extend(out.to_ndarray() for out in resampler.resample(None))
         except av.error.FFmpegError as exc:
@@ -463,6 +470,10 @@ def analyze_video(path: str | os.PathLike[str], *, with_audio: bool = True, thre
         if declared and len(times) < 0.9 * declared:
             raise VideoError(f"{name}: truncated or corrupt, {len(times)} of the {declared} frames "
                              f"its header declares decode")
+        length = container.duration / 1e6 if container.duration else 0.0
+        if not declared and length > 1.0 and end - (base or 0.0) < 0.9 * length:
+            raise VideoError(f"{name}: truncated or corrupt, its streams end at "
+                             f"{end - (base or 0.0):.2f} s of the {length:.2f} s its header declares")
         m = measure.arrays()
     finally:
         container.close()
@@ -517,13 +528,11 @@ def analyze_video(path: str | os.PathLike[str], *, with_audio: bool = True, thre
     return features
 
 
-def _declared_frames(container, vs) -> int:
-    """Frames the header declares (0 when it does not say)."""
-    if vs.frames:
-        return int(vs.frames)
-    if container.duration and vs.average_rate:
-        return int(container.duration / 1e6 * float(vs.average_rate))
-    return 0
+def container_start(container) -> float | None:
+    """The container's start time (s), the origin of every time :func:`analyze_video` gives
+    (None when the container does not say: then the first frame's time is the origin)."""
+    start = getattr(container, "start_time", None)
+    return None if start is None else float(start) / 1e6
 
 
 def _frame_time(frame, vs, index: int) -> float:
@@ -635,7 +644,7 @@ def detect_gradual(score: np.ndarray, hists: np.ndarray, thumbs: np.ndarray, bri
 
 
 def _shots(f: VideoFeatures) -> list[Shot]:
-    bounds = [0.0] + [tr.time_s for tr in f.transitions] + [f.duration_s]
+    bounds = [float(f.times[0])] + [tr.time_s for tr in f.transitions] + [f.duration_s]
     shots = []
     for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True):
         if s1 - s0 <= 0:

@@ -14,7 +14,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from .analysis import VideoError, open_media
+from .analysis import VideoError, container_start, open_media
 
 __all__ = ["mux_soundtrack", "AUDIO_CODECS"]
 
@@ -123,10 +123,17 @@ def _write_packets(src, vin, vout, dst, aout, data, sample_rate, a_rate, layout)
         pts += rf.samples
         audio_packets.extend(aout.encode(rf))
     audio_packets.extend(aout.encode(None))
+    # the picture keeps its timing relative to the container's start, which becomes 0 s
+    start = container_start(src) or 0.0
+    shift = int(round(start / float(vin.time_base))) if vin.time_base else 0
     ai = 0
     for packet in src.demux(vin):
         if packet.dts is None:  # the demuxer's flush packet
             continue
+        if shift:
+            packet.dts -= shift
+            if packet.pts is not None:
+                packet.pts -= shift
         t = float(packet.dts * packet.time_base)
         while ai < len(audio_packets) and audio_packets[ai].pts is not None and \
                 float(audio_packets[ai].pts * audio_packets[ai].time_base) <= t:
