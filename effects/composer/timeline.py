@@ -139,7 +139,8 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
     """A tempo map on which every hit point falls on a bar line (4/4, bar 1 at 0 s).
 
     Each stretch between consecutive hit points (and the piece's end, where the music ends on
-    a bar line too) gets a whole number of bars and so its own tempo; the overall tempo is the
+    a bar line too unless the last stretch is too short for one) gets a whole number of bars
+    and so its own tempo; the overall tempo is the
     one from which the stretches' tempos stray least (squared log ratio, weighted by length),
     inside ``tempo_range`` (or within 10% of ``bpm``) where it can be, up to 25% outside where
     that keeps every stretch within ``max_stretch`` of it, nudged towards ``prefer``. A hit point
@@ -186,6 +187,8 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
             bars = np.where(np.abs(np.log(below / x)) <= np.abs(np.log(above / x)), below, above)
             tempos = bars * 60.0 * BEATS_PER_BAR / lengths
             ratio = np.maximum(tempos / t, t / tempos)
+            if ratio[-1] > max_stretch:  # the end may fall mid-bar: its stretch keeps the tempo
+                ratio[-1] = 1.0
             outside = max(0.0, math.log(lo / t), math.log(t / hi))
             cost = float(np.sum(lengths * np.log(ratio) ** 2) / lengths.sum())
             cost += 100.0 * float(np.sum(ratio > max_stretch)) + 4.0 * outside ** 2
@@ -196,16 +199,16 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
         _, overall, bars, tempos = best
         # hit points that need a tempo too far from the overall one are dropped, worst first
         ratio = np.maximum(tempos / overall, overall / tempos)
-        worst = int(np.argmax(ratio))
-        if ratio[worst] <= max_stretch or not hits:
+        worst = int(np.argmax(ratio[:-1])) if hits else 0
+        if not hits or ratio[worst] <= max_stretch:
             break
         # drop the boundary between the worst stretch and its shorter neighbour
         if worst == 0:
             drop = 0
-        elif worst == len(lengths) - 1:
-            drop = len(hits) - 1
         else:
             drop = worst - 1 if lengths[worst - 1] <= lengths[worst + 1] else worst
         missed.append(hits.pop(drop))
+    if max(tempos[-1] / overall, overall / tempos[-1]) > max_stretch:
+        tempos[-1] = overall  # too short for a whole bar: the music ends mid-bar
     tempo = [(float(b), float(t)) for b, t in zip(bounds[:-1], tempos, strict=True)]
     return tempo, hits, sorted(missed)

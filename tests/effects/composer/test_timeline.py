@@ -87,3 +87,16 @@ def test_a_hand_written_timeline_is_followed(tmp_path):
     assert composer.last_arrangement.key.mode == "minor"
     # an accent on the hit
     assert np.any(np.abs(onsets - 5.0) < 1e-3)
+
+
+def test_fit_tempo_short_pieces_and_a_cut_near_the_end():
+    for duration in (0.3, 1.0):  # shorter than a bar: one tempo in the range, the end mid-bar
+        tempo, kept, missed = fit_tempo(duration, [], tempo_range=(96.0, 124.0), prefer=110.0)
+        assert len(tempo) == 1 and 96.0 <= tempo[0][1] <= 124.0 and kept == missed == []
+        Timeline(duration, tempo).validate()
+    # a cut 0.3 s before the end keeps its bar line; the music ends mid-bar after it
+    tempo, kept, missed = fit_tempo(10.0, [9.7], tempo_range=(96.0, 124.0))
+    assert kept == [9.7] and missed == []
+    tl = Timeline(10.0, tempo)
+    assert np.min(np.abs(tl.bar_times() - 9.7)) < 1e-9
+    assert tempo[-1][1] == pytest.approx(tempo[0][1], rel=0.01)
