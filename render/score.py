@@ -40,13 +40,13 @@ from blendfx.effects.blend import Blend, MusicTrack
 from blendfx.effects.composer import Composer, Timeline, fit_tempo
 from blendfx.effects.composer.midi import ticks_to_seconds
 from blendfx.effects.composer.styles import style_from_prompt
-from blendfx.effects.video import VideoFeatures, analyze_video, mux_soundtrack
+from blendfx.effects.video import Shot, VideoFeatures, analyze_video, mux_soundtrack
 from blendfx.effects.video.mux import AUDIO_CODECS
 from blendfx.files import atomic_path
 from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import resample_poly
 
-__all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_times",
+__all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_times", "shot_prompts",
            "MOTION_SCALE", "MIX_LUFS"]
 
 #: Motion (mean absolute luma change per frame, 0..1) at which the intensity reaches 1 - 1/e.
@@ -113,6 +113,44 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     points = [(float(a), float(v)) for a, v in zip(t[::step], inten[::step], strict=True)]
     return (Timeline(duration_s=duration, tempo=tempo, sections=list(kept), intensity=points,
                      hits=cut_times, mode=mode, register=register), kept, missed)
+
+
+def shot_words(shot: Shot) -> list[str]:
+    """Words for a shot's look and pace: dark/bright, muted/colorful, warm/cool (the hue of a
+    coloured shot: YUV hue angle 90-190 degrees is red to yellow, 220-360 green to blue), and
+    calm/moving/energetic (the intensity of its mean motion)."""
+    words = []
+    if shot.brightness < 0.3:
+        words.append("dark")
+    elif shot.brightness > 0.6:
+        words.append("bright")
+    if shot.saturation < 0.08:
+        words.append("muted")
+    else:
+        if shot.saturation > 0.3:
+            words.append("colorful")
+        if 90.0 <= shot.hue_deg <= 190.0:
+            words.append("warm")
+        elif shot.hue_deg >= 220.0:
+            words.append("cool")
+    pace = 1.0 - math.exp(-shot.motion / MOTION_SCALE)
+    words.append("calm" if pace < 0.25 else "energetic" if pace > 0.7 else "moving")
+    return words
+
+
+def shot_prompts(features: VideoFeatures, prompt: str = "") -> list[tuple[float, float, str]]:
+    """A text prompt per shot for text-conditioned generators: the user's ``prompt`` followed
+    by the shot's words (:func:`shot_words`), e.g. ``'ambient piano, dark, cool, calm'``.
+
+    Returns
+    -------
+    list of (start_s, end_s, text)
+    """
+    out = []
+    for shot in features.shots:
+        words = ", ".join(shot_words(shot))
+        out.append((shot.start_s, shot.end_s, f"{prompt.strip()}, {words}" if prompt.strip() else words))
+    return out
 
 
 def midi_bar_times(path_or_midi: Any, until_s: float) -> np.ndarray:
@@ -275,6 +313,8 @@ def _report(video, f: VideoFeatures, timeline: Timeline, kept, missed, composer:
                    "motion": round(s.motion, 5), "brightness": round(s.brightness, 4),
                    "saturation": round(s.saturation, 4), "hue_deg": round(s.hue_deg, 1)}
                   for s in f.shots],
+        "shot_prompts": [{"start_s": round(a, 4), "end_s": round(b, 4), "prompt": text}
+                         for a, b, text in shot_prompts(f, prompt)],
         "music": {"prompt": prompt, "seed": seed, "style": arrangement.style.name,
                   "key": arrangement.key.name, "duration_s": round(duration, 4),
                   "tempo": [[round(a, 4), round(b, 3)] for a, b in timeline.tempo],

@@ -12,7 +12,7 @@ import pytest
 from blendfx.effects.composer.midi import ticks_to_seconds
 from blendfx.effects.video import ShotSpec, VideoError, analyze_video, write_video
 from blendfx.render.cli import main
-from blendfx.render.score import midi_bar_times, score_video
+from blendfx.render.score import midi_bar_times, score_video, shot_prompts
 
 from tests.conftest import shared
 
@@ -99,3 +99,32 @@ def test_cli_score_and_bad_input(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "out", "v.mp4"]
     with pytest.raises(VideoError):
         score_video(tmp_path / "missing.mp4", tmp_path / "x")
+
+
+def test_shot_prompts_describe_the_picture(tmp_path):
+    path = tmp_path / "colours.mp4"
+    rng = np.random.default_rng(0)
+    looks = [((20, 30, 90), "still"), ((250, 210, 40), "fast"), ((128, 128, 128), "still")]
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=FPS)
+        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
+        i = 0
+        for colour, kind in looks:
+            base = np.clip(np.array(colour, np.float32) + rng.normal(0, 30, (96, 160 * 2, 3)), 0, 255)
+            for k in range(36):
+                x = (k * 24) % 160 if kind == "fast" else 0
+                fr = av.VideoFrame.from_ndarray(base[:, x: x + 160].astype(np.uint8), format="rgb24")
+                fr.pts = i
+                i += 1
+                for p in s.encode(fr):
+                    out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    f = analyze_video(path)
+    assert len(f.shots) == 3
+    prompts = [text for _, _, text in shot_prompts(f, "ambient piano")]
+    assert prompts[0].startswith("ambient piano, ")
+    assert "dark" in prompts[0] and "cool" in prompts[0] and "calm" in prompts[0]
+    assert "bright" in prompts[1] and "warm" in prompts[1] and "energetic" in prompts[1]
+    assert "muted" in prompts[2] and "calm" in prompts[2]
+    assert [t for _, _, t in shot_prompts(f)][2].startswith("muted")
