@@ -35,6 +35,7 @@ from typing import Any
 import mido
 import numpy as np
 from blendfx.audio_io import write_audio
+from blendfx.effect import Effect
 from blendfx.effects.amplifier import LoudnessNormalize
 from blendfx.effects.blend import Blend, MusicTrack
 from blendfx.effects.composer import Composer, Timeline, fit_tempo
@@ -47,6 +48,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import resample_poly
 
 __all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_times", "shot_prompts",
+           "apply_timeline", "timeline_spec", "composer_tempo_range",
            "MOTION_SCALE", "MIX_LUFS"]
 
 #: Motion (mean absolute luma change per frame, 0..1) at which the intensity reaches 1 - 1/e.
@@ -77,8 +79,8 @@ def intensity_curve(features: VideoFeatures, fps: float = 10.0,
 
 
 def timeline_from_video(features: VideoFeatures, duration_s: float | None = None, *,
-                        tempo_range: tuple[float, float] = (70.0, 140.0), bpm: float | None = None
-                        ) -> tuple[Timeline, list[float], list[float]]:
+                        tempo_range: tuple[float, float] = (70.0, 140.0), bpm: float | None = None,
+                        offset_s: float = 0.0) -> tuple[Timeline, list[float], list[float]]:
     """A Composer timeline for a picture (see the module docstring, step 2).
 
     Parameters
@@ -91,6 +93,9 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
         preferred tempo within it.
     bpm : float, optional
         Keep the overall tempo near this instead.
+    offset_s : float
+        Where the picture's 0 s falls on the music's time line (a session track's offset minus
+        its source offset); cuts outside the music are left out.
 
     Returns
     -------
@@ -101,11 +106,16 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     """
     duration = float(duration_s or features.duration_s)
     t, inten = intensity_curve(features)
-    hits = [tr.time_s for tr in features.transitions]
+    t = t + offset_s
+    inside = (t >= 0.0) & (t < duration)
+    if inside.any():
+        t, inten = np.concatenate([[0.0], t[inside]]), np.concatenate([[inten[inside][0]], inten[inside]])
+    hits = [tr.time_s + offset_s for tr in features.transitions]
     lo, hi = tempo_range
     prefer = lo + (hi - lo) * float(np.clip(inten.mean(), 0.0, 1.0)) if inten.size else None
     tempo, kept, missed = fit_tempo(duration, hits, bpm=bpm, tempo_range=tempo_range, prefer=prefer)
-    cut_times = [tr.time_s for tr in features.transitions if tr.kind == "cut" and tr.time_s in kept]
+    cut_times = [tr.time_s + offset_s for tr in features.transitions
+                 if tr.kind == "cut" and tr.time_s + offset_s in kept]
     brightness = float(np.mean(features.brightness))
     mode = "major" if brightness > 0.55 else "minor" if brightness < 0.35 else None
     register = float(np.clip((brightness - 0.5) * 12.0, -6.0, 6.0))
@@ -151,6 +161,53 @@ def shot_prompts(features: VideoFeatures, prompt: str = "") -> list[tuple[float,
         words = ", ".join(shot_words(shot))
         out.append((shot.start_s, shot.end_s, f"{prompt.strip()}, {words}" if prompt.strip() else words))
     return out
+
+
+def apply_timeline(chain: Any, timeline: Timeline) -> int:
+    """Give ``timeline`` to every Composer in a chain: Composers anywhere in it (generators of
+    effects included), and a Blend without a generator gets a Composer with its prompt and
+    seed. Returns how many Composers follow it now."""
+    count = 0
+    for proc in _walk(chain):
+        if isinstance(proc, Composer) and proc.timeline is not timeline:
+            proc.timeline = timeline
+            count += 1
+        elif isinstance(proc, Blend) and proc.generator is None:
+            proc.generator = Composer(prompt=proc.prompt, seed=proc.seed, progress=proc.progress,
+                                      timeline=timeline)
+            count += 1
+    return count
+
+
+def timeline_spec(timeline: Timeline) -> dict[str, Any]:
+    """The timeline as plain data (for cache keys and reports)."""
+    return {"duration_s": timeline.duration_s, "tempo": [list(x) for x in timeline.tempo],
+            "sections": list(timeline.sections), "hits": list(timeline.hits),
+            "intensity": [list(x) for x in timeline.intensity], "mode": timeline.mode,
+            "register": timeline.register}
+
+
+def composer_tempo_range(chain: Any) -> tuple[tuple[float, float], float | None]:
+    """The style tempo range and prompt tempo of the first Composer (or Blend prompt) in a
+    chain; pop's when there is none."""
+    for proc in _walk(chain):
+        if isinstance(proc, Composer | Blend):
+            understood = style_from_prompt(proc.prompt)
+            return understood.style.tempo, understood.bpm
+    understood = style_from_prompt("")
+    return understood.style.tempo, understood.bpm
+
+
+def _walk(proc: Any):
+    """Every processor inside ``proc`` (Chain/Mix children and effect-valued parameters), the
+    Blend being walked before the generator it holds."""
+    yield proc
+    if isinstance(proc, Effect):
+        for value in proc.param_values().values():
+            if isinstance(value, Effect):
+                yield from _walk(value)
+        for child in getattr(proc, "plugins", []):
+            yield from _walk(child)
 
 
 def midi_bar_times(path_or_midi: Any, until_s: float) -> np.ndarray:

@@ -128,3 +128,43 @@ def test_shot_prompts_describe_the_picture(tmp_path):
     assert "bright" in prompts[1] and "warm" in prompts[1] and "energetic" in prompts[1]
     assert "muted" in prompts[2] and "calm" in prompts[2]
     assert [t for _, _, t in shot_prompts(f)][2].startswith("muted")
+
+
+def test_a_session_video_track_scores_its_keyed_tracks(tmp_path):
+    from blendfx.render.renderer import render_session
+    from blendfx.render.session import session_from_dict
+
+    shots = [ShotSpec(72, "still", 1), ShotSpec(60, "fast", 2), ShotSpec(84, "still", 3)]
+    cuts = write_video(tmp_path / "film.mp4", shots, fps=FPS, audio="tone")
+    manifest = {"session": {"name": "film", "sample_rate": 44100},
+                "tracks": [{"name": "film", "file": "film.mp4", "role": "video", "offset": 1.0},
+                           {"name": "score", "role": "music", "key": "film",
+                            "generator": {"type": "Composer", "prompt": "pop"}},
+                           {"name": "blended", "role": "music", "key": "film",
+                            "chain": {"type": "Blend", "prompt": "lofi", "output": "music"}},
+                           {"name": "plain", "role": "music", "key": "film",
+                            "chain": {"type": "Utility", "gain_db": -6.0}}]}
+    session = session_from_dict(manifest, tmp_path)
+    result = render_session(session, tmp_path / "out", progress=False, figure=False)
+    tracks = {t["name"]: t for t in result.report["tracks"]}
+    assert result.report["duration_s"] == pytest.approx(1.0 + sum(s.frames for s in shots) / FPS, abs=0.05)
+    # the soundtrack plays from the track's offset
+    film, sr = blendfx_read(tmp_path / "out" / tracks["film"]["stem"])
+    assert np.abs(film[:, : int(0.9 * sr)]).max() == 0 and np.abs(film[:, int(1.1 * sr):]).max() > 0.05
+    # both Composers (a generator and a Blend's default one) follow the picture, on the session's clock
+    for name in ("score", "blended"):
+        tl = tracks[name]["timeline"]
+        assert tl["hits"] == pytest.approx(list(cuts + 1.0), abs=1e-6)
+        bars = [0.0]
+        for (t0, bpm), nxt in zip(tl["tempo"], [x[0] for x in tl["tempo"][1:]] + [tl["duration_s"]],
+                                  strict=True):
+            bars += list(np.arange(t0, nxt - 1e-6, 240.0 / bpm))
+        for c in cuts + 1.0:
+            assert np.min(np.abs(np.array(bars) - c)) < 1e-6
+    assert "timeline" not in tracks["plain"] and "timeline" not in tracks["film"]
+
+
+def blendfx_read(path):
+    from blendfx.audio_io import read_audio
+
+    return read_audio(path)
