@@ -10,6 +10,7 @@ Commands::
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask]
     blendfx score VIDEO -o DIR [--prompt TEXT] [--seed N] [--bpm BPM] [--container EXT]
+                  [--model MODEL] [--device cuda]
 
 Exit codes: 0 success; 2 a user error (bad input, bad option, unknown preset, missing or corrupt
 file), reported as one line ``blendfx: error: ...`` on stderr; 3 the output could not be written
@@ -129,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--bpm", type=float, help="keep the overall tempo near this")
     score.add_argument("--container", choices=[".mp4", ".mkv", ".webm", ".mov"],
                        help="container of DIR/scored.<ext> (default: the source's, else .mkv)")
+    score.add_argument("--model", help="restyle the music with a Riffusion model (a local folder "
+                       "or a cached hub id), one prompt per shot")
+    score.add_argument("--device", help="torch device for --model: auto, cpu, cuda, cuda:1")
     _quiet(score)
     return parser
 

@@ -35,7 +35,7 @@ from typing import Any
 import mido
 import numpy as np
 from blendfx.audio_io import write_audio
-from blendfx.effect import Effect
+from blendfx.effect import EFFECT_REGISTRY, Effect
 from blendfx.effects.amplifier import LoudnessNormalize
 from blendfx.effects.blend import Blend, MusicTrack
 from blendfx.effects.composer import Composer, Timeline, fit_tempo
@@ -55,6 +55,8 @@ __all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_ti
 MOTION_SCALE = 0.015
 #: Loudness of OUT/mix.wav (LUFS), under a -1 dBTP ceiling.
 MIX_LUFS = -16.0
+#: Loudness of restyled music (LUFS; the Composer's own level).
+MUSIC_LUFS = -18.0
 #: Sample rate of the music and the mix (Hz).
 SAMPLE_RATE = 44100
 #: A soundtrack quieter than this peak (dBFS) counts as silent.
@@ -259,7 +261,8 @@ def _soundtrack(features: VideoFeatures) -> np.ndarray | None:
 
 def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                 prompt: str = "cinematic ambient", seed: int = 0, bpm: float | None = None,
-                container: str | None = None, progress: bool = False) -> dict[str, Any]:
+                container: str | None = None, progress: bool = False, model: str | None = None,
+                device: str | None = None, diffusion: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a video (see the module docstring) into ``out_dir``.
 
     Parameters
@@ -280,6 +283,15 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         when it is one of those, else '.mkv'.
     progress : bool
         The Composer's progress bar.
+    model : str, optional
+        A Riffusion model (local diffusers folder or cached hub id): the Composer's music is
+        then restyled by :class:`~blendfx.effects.MaskedImg2Img` with a prompt per shot
+        (:func:`shot_prompts`), keeping its strongest parts (its beats and chords, so the cuts
+        stay on its bar lines); ``music.mid`` is the Composer's score under it.
+    device : str, optional
+        Torch device of the diffusion model ('cpu', 'cuda', ...).
+    diffusion : dict, optional
+        More :class:`~blendfx.effects.MaskedImg2Img` settings (steps, guidance, strength, ...).
 
     Returns
     -------
@@ -316,6 +328,16 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     composer = Composer(prompt=prompt, seed=seed, progress=progress, timeline=timeline)
     music = composer.process(noise, SAMPLE_RATE)
     timings["compose_s"] = time.perf_counter() - t0
+    generator = "Composer"
+    if model:
+        t0 = time.perf_counter()
+        params = {"model": model, "prompt": prompt, "seed": seed, "progress": progress,
+                  **({"device": device} if device else {}), **(diffusion or {})}
+        restyle = EFFECT_REGISTRY["MaskedImg2Img"](prompts=shot_prompts(features, prompt), **params)
+        music = LoudnessNormalize(target_lufs=MUSIC_LUFS, ceiling_dbtp=-1.0)(
+            restyle(music, SAMPLE_RATE), SAMPLE_RATE)
+        generator = f"MaskedImg2Img({model}) over the Composer"
+        timings["restyle_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if track is not None:
         blend = Blend(generator=MusicTrack.from_array(music, SAMPLE_RATE, align="start"),
@@ -339,6 +361,7 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         timings["total_s"] = time.perf_counter() - started
         report = _report(video, features, timeline, kept, missed, composer, bars, duration,
                          prompt, seed, f"scored{ext}", timings)
+        report["music"]["generator"] = generator
         with atomic_path(staging / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=1))
         write_report_png(staging / "report.png", features, timeline, composer, bars, duration)

@@ -168,3 +168,33 @@ def blendfx_read(path):
     from blendfx.audio_io import read_audio
 
     return read_audio(path)
+
+
+def test_score_with_a_diffusion_model_and_a_prompt_per_shot(tmp_path, monkeypatch):
+    from blendfx.effects.diffusion.models import DiffusionModel
+
+    from tests.effects.diffusion.tiny_diffusion import tiny_model_folder
+
+    seen = []
+    encode = DiffusionModel.encode_prompt
+
+    def spy(self, prompt, negative_prompt="", guidance=7.0):
+        seen.append(prompt)
+        return encode(self, prompt, negative_prompt, guidance)
+
+    monkeypatch.setattr(DiffusionModel, "encode_prompt", spy)
+    video = tmp_path / "v.mp4"
+    shots = [ShotSpec(96, "still", 1), ShotSpec(96, "fast", 2)]
+    cuts = write_video(video, shots, fps=FPS, audio=None)
+    fast = {"steps": 2, "guidance": 1.0, "inverse_iters": 2, "inverse_mel_iters": 2}
+    report = score_video(video, tmp_path / "out", prompt="lofi", model=tiny_model_folder(),
+                         device="cpu", diffusion=fast)
+    assert report["music"]["generator"].startswith("MaskedImg2Img")
+    texts = [s["prompt"] for s in report["shot_prompts"]]
+    assert len(texts) == 2 and texts[0] != texts[1] and all(t.startswith("lofi, ") for t in texts)
+    assert set(texts) <= set(seen)  # each shot's windows ran on its own prompt
+    bars = midi_bar_times(tmp_path / "out" / "music.mid", report["music"]["duration_s"])
+    assert np.min(np.abs(bars - cuts[0])) <= 0.060
+    kinds, dur = _streams(tmp_path / "out" / "scored.mp4")
+    assert kinds == ["video", "audio"]
+    assert dur == pytest.approx(sum(s.frames for s in shots) / FPS, abs=1 / FPS)
