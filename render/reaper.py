@@ -15,7 +15,8 @@ What the importer maps (REAPER -> session):
   ``LENGTH`` -> ``duration``, ``SOFFS`` -> ``source_offset``, item ``VOLPAN`` (volume folded into
   ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths, and the
   ``<SOURCE ...> FILE`` path, relative to the project folder unless absolute (Windows separators
-  accepted).
+  accepted); a ``<SOURCE VIDEO>`` item becomes a ``role = "video"`` track (its soundtrack plays,
+  and tracks keyed by it are scored to its picture).
 
 Media that is not on disk is reported by name (``ReaperImport.missing_media`` and a warning),
 never a crash. MIDI, click and other non-file sources, playback rates other than 1 and folder
@@ -51,7 +52,7 @@ _RAW_BLOCKS = {"VST", "VST3", "AU", "AUi", "JS", "DX", "LV2", "CLAP", "NOTES", "
                "DXI", "VSTi"}
 #: Source types that read a media file.
 _FILE_SOURCES = {"WAVE", "FLAC", "MP3", "VORBIS", "OGG", "OPUS", "WAVPACK", "AIFF", "CAF", "W64",
-                 "RAW"}
+                 "RAW", "VIDEO"}
 _QUOTES = "\"'`"
 
 
@@ -319,11 +320,11 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             if kind not in _FILE_SOURCES or not file_args:
                 skipped[kind] = skipped.get(kind, 0) + 1
                 continue
-            audio_items.append((item, file_args[0]))
+            audio_items.append((item, file_args[0], kind))
         for kind, count in skipped.items():
             result.warnings.append(f"track {t_name!r}: {count} {kind} item(s) skipped "
                                    f"(not audio media)")
-        for n, (item, media) in enumerate(audio_items, 1):
+        for n, (item, media, kind) in enumerate(audio_items, 1):
             entry_name = t_name if len(audio_items) == 1 else f"{t_name} #{n}"
             path, text, is_outside = _media_path(media, project_dir, session_dir, record_dirs)
             missing = not path.is_file()
@@ -337,7 +338,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             entry: dict[str, Any] = {"name": entry_name}
             outside = outside or is_outside
             entry["file"] = text
-            entry["role"] = "other"
+            entry["role"] = "video" if kind == "VIDEO" else "other"  # a video item scores to picture
             entry["gain_db"] = round(gain, 4) if gain is not None else -150.0
             pan = max(-1.0, min(1.0, t_pan + i_pan))
             if pan:

@@ -204,6 +204,7 @@ class TrackStage:
     order: list[Track]
     sources: dict[str, FileSource]
     chains: dict[str, Any]
+    timelines: dict[str, dict[str, Any]]
     keys: dict[str, str]
     entries: dict[str, Path]
     results: list[TrackResult]
@@ -222,6 +223,8 @@ class TrackStage:
             "input": self.keys[t.key] if t.file is None and t.key else None,
             "streaming_block": self.block if self._streams(t) else None,
         }
+        if t.name in self.timelines:  # scored to a video's picture
+            spec["timeline"] = self.timelines[t.name]
         if t.file is not None:
             spec["file"] = file_digest(t.file, self.cache.hashes)
             spec["place"] = [t.offset, t.source_offset, t.duration, t.fade_in, t.fade_out]
