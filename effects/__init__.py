@@ -11,7 +11,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submodules=["amplifier", "blend", "composer", "diffusion", "ducker", "mask_extractor",
-                "segmenter", "stylizer", "utility"],
+                "segmenter", "stylizer", "utility", "video"],
     submod_attrs={
         "amplifier": ["AdaptiveAmplifier", "LoudnessNormalize"],
         "blend": ["Blend", "MusicTrack"],

@@ -9,6 +9,8 @@ Commands::
     blendfx session import PROJECT.rpp -o session.toml
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask]
+    blendfx score VIDEO -o DIR [--prompt TEXT] [--seed N] [--bpm BPM] [--container EXT]
+                  [--model MODEL] [--device cuda]
 
 Exit codes: 0 success; 2 a user error (bad input, bad option, unknown preset, missing or corrupt
 file), reported as one line ``blendfx: error: ...`` on stderr; 3 the output could not be written
@@ -122,13 +124,29 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--mask", action="store_true",
                          help="outline the noise's energy core (MaskExtractor, 15 %%)")
     _quiet(inspect)
+
+    score = sub.add_parser("score", help="score a video: music to picture, blended with its sound "
+                           "(writes DIR/music.wav, music.mid, mix.wav, scored.<ext>, report.json, "
+                           "report.png)")
+    score.add_argument("video", metavar="VIDEO", help="the video (mp4, webm, mkv, mov, ...)")
+    score.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    score.add_argument("--prompt", default="cinematic ambient",
+                       help="style of the music (default 'cinematic ambient')")
+    score.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    score.add_argument("--bpm", type=float, help="keep the overall tempo near this")
+    score.add_argument("--container", choices=[".mp4", ".mkv", ".webm", ".mov"],
+                       help="container of DIR/scored.<ext> (default: the source's, else .mkv)")
+    score.add_argument("--model", help="restyle the music with a Riffusion model (a local folder "
+                       "or a cached hub id), one prompt per shot")
+    score.add_argument("--device", help="torch device for --model: auto, cpu, cuda, cuda:1")
+    _quiet(score)
     return parser
 
 
 #: Each command's function in :mod:`blendfx.render.commands`, imported when a command runs, so
 #: ``blendfx --help`` and ``blendfx --version`` load neither numpy nor the renderer.
 _COMMANDS = {"demo": "demo", "blend": "blend", "render": "render", "session": "session",
-             "presets": "presets", "inspect": "inspect"}
+             "presets": "presets", "inspect": "inspect", "score": "score"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

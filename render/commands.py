@@ -27,9 +27,10 @@ from .mastering import db, true_peak_max
 from .reaper import import_reaper
 from .renderer import render_session
 from .report import FIGURE_SECONDS, write_inspect_png
+from .score import score_video
 from .session import session_from_dict
 
-__all__ = ["demo", "blend", "render", "session", "presets", "inspect"]
+__all__ = ["demo", "blend", "render", "session", "presets", "inspect", "score"]
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -113,6 +114,22 @@ def blend(args: argparse.Namespace) -> int:
     if isinstance(music.get("unmasked_fraction"), float):
         extra = f", unmasked fraction {music['unmasked_fraction']:.3f}"
     _say(args, f"{out}  ({result.report['duration_s']:.1f} s{extra})")
+    return EXIT_OK
+
+
+def score(args: argparse.Namespace) -> int:
+    report = score_video(args.video, args.output, prompt=args.prompt, seed=args.seed, bpm=args.bpm,
+                         container=args.container, progress=not args.quiet, model=args.model,
+                         device=args.device)
+    music = report["music"]
+    out = Path(args.output)
+    _say(args, f"{out / report['files']['video']}  ({report['video']['duration_s']:.1f} s, "
+               f"{len(music['hit_points_on_bar_lines_s'])} cuts on bar lines, "
+               f"{len(music['tempo'])} tempi, {music['key']})")
+    if music["hit_points_missed_s"]:
+        _say(args, "cuts too close together for a bar line: "
+                   + ", ".join(f"{t:.2f} s" for t in music["hit_points_missed_s"]))
+    _say(args, f"report: {out / 'report.json'}, {out / 'report.png'}")
     return EXIT_OK
 
 

@@ -21,7 +21,8 @@ What the importer maps (REAPER -> session):
   ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths,
   ``PLAYRATE rate preserve_pitch semitones`` -> ``rate``, ``preserve_pitch``, ``pitch``, and the
   ``<SOURCE ...> FILE`` path, relative to the project folder unless absolute (Windows separators
-  accepted);
+  accepted); a ``<SOURCE VIDEO>`` item becomes a ``role = "video"`` track (its soundtrack plays,
+  and tracks keyed by it are scored to its picture);
 - the MIDI items of a track (in-project ``<SOURCE MIDI`` data, pooled or not, and ``.mid``
   files; see :mod:`~blendfx.render.rpp_midi`) -> one MIDI track (``midi = "...mid"``) whose
   notes sit where the project's tempo map puts them (item offset, length, loop and rate
@@ -70,7 +71,7 @@ _RAW_BLOCKS = {"VST", "VST3", "AU", "AUi", "JS", "DX", "LV2", "CLAP", "NOTES", "
                "DXI", "VSTi"}
 #: Source types that read a media file.
 _FILE_SOURCES = {"WAVE", "FLAC", "MP3", "VORBIS", "OGG", "OPUS", "WAVPACK", "AIFF", "CAF", "W64",
-                 "RAW"}
+                 "RAW", "VIDEO"}
 _QUOTES = "\"'`"
 
 
@@ -611,13 +612,13 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             if kind not in _FILE_SOURCES or not file_args:
                 skipped[kind] = skipped.get(kind, 0) + 1
                 continue
-            audio_items.append((item, file_args[0]))
+            audio_items.append((item, file_args[0], kind))
         for kind, count in skipped.items():
             result.note("items that are not audio or MIDI media (not rendered)",
                         f"{count} {kind} item(s) on {label!r}")
         base = unique(label if folder_state != 1 or depth <= 0 else f"{label} items")
         audio_base = unique(f"{base} audio") if midi_items and audio_items else base
-        for n, (item, media) in enumerate(audio_items, 1):
+        for n, (item, media, kind) in enumerate(audio_items, 1):
             entry_name = audio_base if len(audio_items) == 1 else unique(f"{audio_base} #{n}")
             path, text, is_outside = _media_path(media, project_dir, session_dir, record_dirs)
             missing = not path.is_file()
@@ -631,7 +632,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             entry: dict[str, Any] = {"name": entry_name}
             outside = outside or is_outside
             entry["file"] = text
-            entry["role"] = "other"
+            entry["role"] = "video" if kind == "VIDEO" else "other"  # a video item scores to picture
             entry["gain_db"] = round(gain, 4) if gain is not None else -150.0
             pan = max(-1.0, min(1.0, item_pan + i_pan))
             if pan:
@@ -657,7 +658,12 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             semis = _float(playrate, 2, 0.0)
             if semis:
                 entry["pitch"] = round(max(-48.0, min(48.0, semis)), 6)
-            if _float(item.get("LOOP"), 0, 0) != 0 and not missing:
+            if kind == "VIDEO" and any(k in entry for k in ("rate", "preserve_pitch", "pitch")):
+                for k in ("rate", "preserve_pitch", "pitch"):
+                    entry.pop(k, None)
+                result.note("playback rates and pitch of video items (not applied)",
+                            f"{entry_name!r}")
+            if _float(item.get("LOOP"), 0, 0) != 0 and not missing and kind != "VIDEO":
                 length = _source_seconds(path) / (rate if rate > 0 else 1.0)
                 if length and entry["duration"] > length - entry["source_offset"] + 1e-3:
                     result.note("looped audio items (played once, not repeated)",

@@ -66,6 +66,7 @@ from typing import Any
 import blendfx
 import numpy as np
 from blendfx.audio_io import audio_info
+from blendfx.effects.video import VideoError, VideoFeatures, analyze_video
 from blendfx.errors import AudioFileError, BlendfxError, SessionError
 from blendfx.threads import one_blas_thread
 
@@ -73,8 +74,9 @@ from . import report as report_mod
 from .cache import RenderCache
 from .mixdown import MixStage, stem_filename
 from .results import RenderResult, TrackResult, jsonable
+from .score import apply_timeline, composer_tempo_range, timeline_from_video, timeline_spec
 from .session import Session, load_session
-from .sources import FileSource, NoteSource
+from .sources import FileSource, NoteSource, VideoSource
 from .tracks import TrackStage, pan_gains
 
 __all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
@@ -121,9 +123,20 @@ class _Render(TrackStage, MixStage):
         self.order = s.render_order(heard)
         self.sources: dict[str, Any] = {}
         self.chains: dict[str, Any] = {}
+        self.videos: dict[str, VideoFeatures] = {}
+        self.timelines: dict[str, dict[str, Any]] = {}
         ends = []
         for t in self.order:
-            if t.file is not None:
+            if t.file is not None and t.role == "video":
+                try:
+                    features = analyze_video(t.file)
+                except VideoError as exc:
+                    raise SessionError(f"{t.where}.file: {exc}") from None
+                src = VideoSource(t, self.sr, self.block_seconds, features)
+                self.videos[t.name] = features
+                self.sources[t.name] = src
+                ends.append(src.end)
+            elif t.file is not None:
                 try:
                     info = audio_info(t.file)
                     if info.frames <= 0:
@@ -156,6 +169,23 @@ class _Render(TrackStage, MixStage):
         if total < 64:
             raise SessionError("the session is shorter than 64 samples: nothing to render")
         self.total = total
+        self._score_to_picture()
+
+    def _score_to_picture(self) -> None:
+        """Generated tracks keyed by a video track follow its picture: their Composers get a
+        timeline with the video's cuts on bar lines (see :mod:`.score`)."""
+        by_name = {t.name: t for t in self.session.tracks}
+        for t in self.order:
+            chain = self.chains.get(t.name)
+            if t.key not in self.videos or chain is None:
+                continue
+            video = by_name[t.key]
+            tempo_range, bpm = composer_tempo_range(chain)
+            timeline, _, _ = timeline_from_video(self.videos[t.key], self.total / self.sr,
+                                                 tempo_range=tempo_range, bpm=bpm,
+                                                 offset_s=video.offset - video.source_offset)
+            if apply_timeline(chain, timeline):
+                self.timelines[t.name] = timeline_spec(timeline)
 
     # -- 4. report and hand-over ------------------------------------------------------------
     def start_figure(self, staging: Path, names: dict[str, str], mix: np.ndarray | None,
@@ -205,6 +235,7 @@ class _Render(TrackStage, MixStage):
                 "reports": r.reports,
                 "unmasked_fraction": next((b.get("unmasked_fraction") for b in r.reports
                                            if "unmasked_fraction" in b), None),
+                **({"timeline": self.timelines[r.name]} if r.name in self.timelines else {}),
             } for r in self.results],
             "timings": {**self.timings,
                         "realtime_factor": duration / max(self.timings["total_s"], 1e-9)},

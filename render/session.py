@@ -35,7 +35,10 @@ Manifest format (every key is optional unless marked *required*)::
     [[tracks]]
     name = "train"               # required, unique
     file = "audio/train.flac"    # relative to the session folder
-    role = "noise"               # noise, music, voice, ambience, fx, reference, other
+    role = "noise"               # noise, music, voice, ambience, fx, reference, video, other
+                                 # ("video": file is a video; its soundtrack is the track's
+                                 # audio, and a generated track keyed by it is scored to its
+                                 # picture: its Composer follows the cuts, see render.score)
     gain_db = 0.0                # fader, dB
     pan = 0.0                    # -1 (left) .. +1 (right), -3 dB constant-power law
     offset = 0.0                 # s on the timeline; or offset_bars = 2 (bars of the tempo map)
@@ -127,7 +130,7 @@ __all__ = [
 ]
 
 #: The roles a track may have (the report finds the noise and the music by role).
-ROLES = ("noise", "music", "voice", "ambience", "fx", "reference", "other")
+ROLES = ("noise", "music", "voice", "ambience", "fx", "reference", "video", "other")
 
 _SESSION_KEYS = {"name", "sample_rate", "tempo", "time_signature", "meters", "length", "seed",
                  "resample", "allow_outside_paths"}

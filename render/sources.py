@@ -1,7 +1,8 @@
 """Where a render's audio comes from: a track's file placed on the session timeline
-(:class:`FileSource`, playback rate and pitch included), a MIDI track played by its instrument
-(:class:`NoteSource`), the sum of the tracks routed to a bus (:class:`BusSource`), a key
-track's rendered stem (:class:`KeySource`), random-access reads of
+(:class:`FileSource`, playback rate and pitch included; a video track's soundtrack:
+:class:`VideoSource`), a MIDI track played by its instrument (:class:`NoteSource`), the sum of
+the tracks routed to a bus (:class:`BusSource`), a key track's rendered stem
+(:class:`KeySource`), random-access reads of
 cached stems (:class:`StemReader`, 32-bit float WAVs read straight from disk) and the block
 grid every stage shares (:func:`block_starts`)."""
 
@@ -20,14 +21,17 @@ from typing import Any
 import numpy as np
 from blendfx.audio_io import audio_info, iter_audio_blocks, open_audio
 from blendfx.effects.composer.midi import read_midi
+from blendfx.effects.video import VideoFeatures
 from blendfx.errors import AudioFileError
 from pedalboard import time_stretch
 from pedalboard.io import AudioFile
+from scipy.signal import resample_poly
 
 from .instruments import midi_end_seconds, render_instrument
 from .session import Track
 
-__all__ = ["block_starts", "StemReader", "FileSource", "KeySource", "NoteSource", "BusSource"]
+__all__ = ["block_starts", "StemReader", "FileSource", "KeySource", "VideoSource", "NoteSource",
+           "BusSource"]
 
 
 def block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
@@ -264,6 +268,38 @@ class FileSource:
             gain *= np.where(rest < f_out, np.sin(0.5 * np.pi * np.clip(rest / f_out, 0, 1)), 1)
         if f_in > 0 or f_out > 0:
             out[:, at:at + n] *= gain.astype(np.float32)
+
+
+class VideoSource(FileSource):
+    """A video track's soundtrack (decoded with the picture's analysis, resampled to the session
+    rate; a silent video gives silence as long as its picture) placed like a file."""
+
+    def __init__(self, track: Track, sample_rate: float, block_seconds: float,
+                 features: VideoFeatures) -> None:
+        self.track, self.sr, self.block_seconds = track, sample_rate, block_seconds
+        if features.audio is not None and features.audio.size:
+            audio = features.audio
+            rate = int(round(features.sample_rate))
+            if rate != int(round(sample_rate)):
+                g = math.gcd(rate, int(round(sample_rate)))
+                audio = resample_poly(audio, int(round(sample_rate)) // g, rate // g, axis=1)
+        else:
+            audio = np.zeros((2, int(round(features.duration_s * sample_rate))), np.float32)
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.channels = self.audio.shape[0]
+        self.skip = int(round(track.source_offset * sample_rate))
+        length = max(self.audio.shape[1] - self.skip, 0)
+        if track.duration is not None:
+            length = min(length, int(round(track.duration * sample_rate)))
+        self.start = int(round(track.offset * sample_rate))
+        self.length = length
+        self.end = self.start + length
+
+    def _stream(self) -> Iterator[np.ndarray]:
+        step = max(1, int(self.block_seconds * self.sr))
+        stop = self.skip + self.length
+        for a in range(self.skip, stop, step):
+            yield self.audio[:, a: min(a + step, stop)]
 
 
 def _file_blocks(path: Path, block_seconds: float, sample_rate: float) -> Iterator[np.ndarray]:

@@ -108,7 +108,7 @@ def _split_tail(chain: Any, sample_rate: float) -> tuple[Any, list[Any]] | None:
             stages.append(lambda b, reset, p=p: run_native(p, b, sample_rate, 8192, reset))
         elif isinstance(p, Effect) and not getattr(p, "uses_sidechain", False) \
                 and not hasattr(p, "plugins"):
-            stages.append(lambda b, reset, p=p: p.process(b, sample_rate, 8192, reset))
+            stages.append(lambda b, reset, p=p: p.process_channels_first(b, sample_rate, 8192, reset))
         else:
             return None
     return Chain(items[:last + 1]), stages
@@ -215,6 +215,7 @@ class TrackStage:
     order: list[Track]
     sources: dict[str, Any]
     chains: dict[str, Any]
+    timelines: dict[str, dict[str, Any]]
     keys: dict[str, str]
     entries: dict[str, Path]
     results: list[TrackResult]
@@ -233,6 +234,8 @@ class TrackStage:
             "input": self.keys[t.key] if t.generated and t.key else None,
             "streaming_block": self.block if self._streams(t) else None,
         }
+        if t.name in self.timelines:  # scored to a video's picture
+            spec["timeline"] = self.timelines[t.name]
         if t.file is not None:
             spec["file"] = file_digest(t.file, self.cache.hashes)
             spec["place"] = [t.offset, t.source_offset, t.duration, t.fade_in, t.fade_out]

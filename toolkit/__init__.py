@@ -37,7 +37,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "chain": ["Chain", "Mix"],
         "effect": ["EFFECT_REGISTRY", "Effect"],
         "errors": ["AudioFileError", "BlendfxError", "ModelNotFoundError", "ParameterError",
-                   "PresetError", "SessionError"],
+                   "ParameterTypeError", "PresetError", "SessionError"],
         "presets": ["load_preset", "save_preset"],
         "spectral.mask": ["Mask"],
         "spectral.spectrogram": ["SpectrogramConverter", "SpectrogramParams"],

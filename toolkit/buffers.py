@@ -2,7 +2,9 @@
 
 blendfx follows pedalboard's rules (DESIGN.md section 4): a 1-D array is mono; for a 2-D array the
 smaller dimension is channels, and the output keeps the input's orientation; a square 2-D array
-is ambiguous and rejected. Internally every stage works on ``(channels, samples)`` float32.
+is ambiguous and rejected unless an earlier chunk of the stream showed the layout (``last``: a
+chunk is then read with the previous chunk's channel count, as pedalboard does). Internally
+every stage works on ``(channels, samples)`` float32.
 
 Examples
 --------
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, ParameterTypeError
 
 __all__ = [
     "Layout",
@@ -45,13 +47,18 @@ class Layout:
         1 for a mono vector, 2 for a matrix.
     channels_last : bool
         True when the caller's 2-D array was ``(samples, channels)``.
+    channels : int
+        The number of channels the array held (0 when unknown). A stream's next chunk is read
+        with it, as pedalboard reads a chunk with the previous chunk's channel count.
     """
 
     ndim: int
     channels_last: bool = False
+    channels: int = 0
 
 
-def to_channels_first(array: np.ndarray, name: str = "input_array") -> tuple[np.ndarray, Layout]:
+def to_channels_first(array: np.ndarray, name: str = "input_array",
+                      last: Layout | None = None) -> tuple[np.ndarray, Layout]:
     """Return ``array`` as a ``(channels, samples)`` float32 array and its original layout.
 
     Parameters
@@ -60,28 +67,53 @@ def to_channels_first(array: np.ndarray, name: str = "input_array") -> tuple[np.
         Audio samples, 1-D (mono) or 2-D (either orientation; the smaller dimension is channels).
     name : str
         The argument's name, used in error messages.
+    last : Layout, optional
+        The layout of the previous chunk of the same stream. As in pedalboard, a dimension equal
+        to its channel count is taken as the channels (so a ``(2, 1)`` chunk after stereo chunks
+        is one stereo frame, not two mono samples), and a square chunk keeps its orientation.
 
     Raises
     ------
+    ParameterTypeError
+        If the array is not numeric (a string, an object array, a ragged list).
     ParameterError
-        If the array is not 1-D or 2-D, is square (ambiguous layout), or is not numeric.
+        If the array is not 1-D or 2-D, or is square (more than one channel and sample) with
+        no ``last`` layout to read it by.
     """
-    a = np.asarray(array)
+    try:
+        a = np.asarray(array)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ParameterTypeError(f"{name} must be a numeric audio array: {exc}") from None
     if a.dtype.kind not in "fiu":
-        raise ParameterError(f"{name} must be a numeric audio array, got dtype {a.dtype}")
+        raise ParameterTypeError(f"{name} must be a numeric audio array, got dtype {a.dtype}")
     if a.ndim == 1:
-        return a.astype(np.float32, copy=False)[None, :], Layout(ndim=1)
+        return a.astype(np.float32, copy=False)[None, :], Layout(ndim=1, channels=1)
     if a.ndim != 2:
         raise ParameterError(f"{name} must be 1-D (mono) or 2-D (channels x samples), got {a.ndim}-D")
     rows, cols = a.shape
-    if rows == cols and a.size > 0:
-        raise ParameterError(
-            f"{name} has square shape {a.shape}: cannot tell channels from samples; "
-            "pass (channels, samples) with more samples than channels"
-        )
-    if rows <= cols:
-        return a.astype(np.float32, copy=False), Layout(ndim=2, channels_last=False)
-    return np.ascontiguousarray(a.T, dtype=np.float32), Layout(ndim=2, channels_last=True)
+    channels_last: bool | None = None
+    if rows == cols and rows > 1:
+        if last is None:
+            raise ParameterError(
+                f"{name} has square shape {a.shape}: cannot tell channels from samples; "
+                "pass (channels, samples) with more samples than channels, or process a "
+                "non-square chunk first (its layout is then kept for the stream)"
+            )
+        channels_last = last.ndim == 2 and last.channels_last
+    elif last is not None and last.channels:
+        if rows == last.channels:
+            channels_last = False
+        elif cols == last.channels:
+            channels_last = True
+    if channels_last is None:
+        if rows == 0 or cols == 0:  # zero samples, not zero channels (as pedalboard reads them)
+            channels_last = rows == 0
+        else:
+            channels_last = rows > cols
+    if not channels_last:
+        return a.astype(np.float32, copy=False), Layout(ndim=2, channels_last=False, channels=rows)
+    return (np.ascontiguousarray(a.T, dtype=np.float32),
+            Layout(ndim=2, channels_last=True, channels=cols))
 
 
 def restore_layout(data: np.ndarray, layout: Layout) -> np.ndarray:

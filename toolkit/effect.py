@@ -8,8 +8,13 @@ duck-types its interface. An :class:`Effect` subclass implements one method::
 and gets, from this base class:
 
 - ``process(input_array, sample_rate, buffer_size=8192, reset=True, *, sidechain=None)`` and
-  ``__call__``, with pedalboard's layout rules (1-D mono, 2-D either orientation, square raises,
-  float32 out, zero-length passes through);
+  ``__call__``, with pedalboard's layout rules (1-D mono, 2-D either orientation, square raises
+  unless an earlier chunk showed the layout, float32 out, zero-length passes through), and
+  ``process_channels_first`` for audio already laid out ``(channels, samples)``;
+- a lock per instance around processing, ``reset()`` and parameter changes, so an effect shared
+  between threads or chains gives each call the output it would give alone;
+- arguments of the wrong type rejected with :class:`~blendfx.ParameterTypeError` (a
+  ``TypeError``, as pedalboard raises);
 - NaN/Inf input rejected with a clear error, and a non-finite result never returned;
 - declared parameters that validate on assignment, and an error for unknown attribute names;
 - ``reset()``, ``seed``, ``device``, ``supports_streaming``, ``is_effect``/``is_instrument``;
@@ -24,8 +29,10 @@ signal keys the effect (default: the chain's sidechain if one was given, else th
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar
 
@@ -34,12 +41,12 @@ import pedalboard
 
 from .buffers import check_finite, restore_layout, to_channels_first
 from .device import resolve_device, validate_device
-from .errors import ParameterError
+from .errors import ParameterError, ParameterTypeError
 from .params import IntParam, Param, StrParam, declared_params
 
-__all__ = ["Effect", "EFFECT_REGISTRY", "EffectRegistry", "EffectParam", "register_effect", "is_processor",
-           "is_native_plugin", "native_params",
-           "check_sample_rate"]
+__all__ = ["Effect", "EFFECT_REGISTRY", "EffectRegistry", "EffectParam", "register_effect",
+           "is_processor", "is_native_plugin", "native_params", "check_sample_rate",
+           "check_buffer_size", "check_reset"]
 
 #: The entry-point group that names effect classes without importing them (``setup.cfg``).
 ENTRY_POINT_GROUP = "blendfx.effects"
@@ -68,15 +75,17 @@ class EffectRegistry(MutableMapping):
         return self._declared
 
     def __getitem__(self, name: str) -> type[Effect]:
+        cls = self._classes.get(name)
+        if cls is not None:
+            return cls
+        ep = self._entry_points().get(name)
+        if ep is None or name in self._hidden:
+            raise KeyError(name)
+        # imported outside the lock: the module's import registers its classes (__setitem__),
+        # possibly from another thread that holds the import lock
+        cls = ep.load()
         with self._lock:
-            if name in self._classes:
-                return self._classes[name]
-            ep = self._entry_points().get(name)
-            if ep is None or name in self._hidden:
-                raise KeyError(name)
-            cls = ep.load()  # importing the module registers the class through __init_subclass__
-            self._classes.setdefault(name, cls)
-            return self._classes[name]
+            return self._classes.setdefault(name, cls)
 
     def __setitem__(self, name: str, cls: type[Effect]) -> None:
         with self._lock:
@@ -154,8 +163,25 @@ class EffectParam(Param):
     def validate(self, value: Any, owner: str) -> Any:
         if not is_processor(value):
             raise self._fail(owner, type(value).__name__,
-                             "must be a blendfx effect or a pedalboard plugin")
+                             "must be a blendfx effect or a pedalboard plugin", type_error=True)
         return value
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` under its instance's lock (once the instance has one)."""
+    if getattr(method, "_holds_lock", False):
+        return method
+
+    @functools.wraps(method)
+    def locked(self: Effect, *args: Any, **kwargs: Any) -> Any:
+        lock = self.__dict__.get("_lock")
+        if lock is None:  # called before Effect.__init__ made the lock
+            return method(self, *args, **kwargs)
+        with lock:
+            return method(self, *args, **kwargs)
+
+    locked._holds_lock = True  # type: ignore[attr-defined]
+    return locked
 
 
 SidechainArg = np.ndarray | Mapping[str, np.ndarray] | None
@@ -172,8 +198,10 @@ class Effect:
 
     Notes
     -----
-    Calls on one instance are serialized by a lock, so two threads sharing an effect get the
-    same output they would get one after the other.
+    Calls on one instance (``process``, ``reset``, setting a parameter) are serialized by a
+    re-entrant lock, so two threads or chains sharing an effect get the output they would get
+    one after the other, and a parameter never changes in the middle of a call. A subclass's
+    ``reset`` override runs under the lock too.
     """
 
     #: pedalboard's flags: blendfx effects transform audio; none are instruments.
@@ -195,6 +223,8 @@ class Effect:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("registered", True) and not cls.__name__.startswith("_"):
             register_effect(cls)
+        if "reset" in cls.__dict__:
+            cls.reset = _locked(cls.__dict__["reset"])  # type: ignore[method-assign]
         if cls.uses_sidechain is True and "sidechain_key" not in declared_params(cls):
             cls.sidechain_key = StrParam(
                 "", doc="Which signal keys this effect inside a Chain: a key name, 'input' for "
@@ -205,6 +235,7 @@ class Effect:
         object.__setattr__(self, "_param_values", {})
         object.__setattr__(self, "_lock", threading.RLock())
         object.__setattr__(self, "_device", "auto")
+        object.__setattr__(self, "_last_layout", None)  # the previous chunk's, for streams
         self._constructing = True
         for name, value in params.items():
             if name == "device":
@@ -214,7 +245,7 @@ class Effect:
             else:
                 setattr(self, name, value)
         self._constructing = False
-        self.reset()
+        self._reset_state()  # a container leaves the plugins it is given as they are
 
     # -- parameters -----------------------------------------------------------------------
     @classmethod
@@ -236,10 +267,15 @@ class Effect:
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Unknown public names are typos of parameter names: refuse them, as pedalboard does.
-        if name.startswith("_") or name in self.params() or isinstance(
-            getattr(type(self), name, None), property
-        ):
+        if name.startswith("_"):
             object.__setattr__(self, name, value)
+        elif name in self.params() or isinstance(getattr(type(self), name, None), property):
+            lock = self.__dict__.get("_lock")
+            if lock is None:  # a subclass setting a value before Effect.__init__
+                object.__setattr__(self, name, value)
+                return
+            with lock:  # never in the middle of a process call on another thread
+                object.__setattr__(self, name, value)
         else:
             raise self._unknown(name)
 
@@ -264,9 +300,19 @@ class Effect:
         return resolve_device(self._device)
 
     # -- processing -------------------------------------------------------------------------
+    @_locked
     def reset(self) -> None:
-        """Clear internal state (filter memories, tails, random state) to a fresh instance's."""
+        """Clear internal state (filter memories, tails, random state) to a fresh instance's.
+
+        Also forgets the layout of the last chunk processed (as pedalboard's ``reset()`` does);
+        ``process(..., reset=True)`` keeps it.
+        """
         object.__setattr__(self, "_rng", np.random.default_rng(self.seed))
+        object.__setattr__(self, "_last_layout", None)
+
+    def _reset_state(self) -> None:
+        """What ``process(..., reset=True)`` clears: by default everything :meth:`reset` does."""
+        self.reset()
 
     def process(
         self,
@@ -283,15 +329,19 @@ class Effect:
         ----------
         input_array : np.ndarray
             Samples in [-1, 1] (not enforced), float32 or float64; 1-D mono or 2-D in either
-            orientation (the smaller dimension is channels).
+            orientation (the smaller dimension is channels). As in pedalboard, a chunk is read
+            with the previous chunk's channel count, so a square or one-frame chunk of a
+            stream keeps the stream's layout; until :meth:`reset` (``reset=True`` keeps it).
         sample_rate : float
             Sample rate in Hz.
         buffer_size : int
-            Accepted for pedalboard compatibility; blendfx effects process whole buffers.
+            Samples per block handed to pedalboard's plugins; blendfx effects process whole
+            buffers.
         reset : bool
             Clear state first (True) or continue from the previous call (False, streaming).
         sidechain : np.ndarray, optional
-            The key signal for effects with ``uses_sidechain``, any layout, same sample rate.
+            The key signal for effects with ``uses_sidechain``, any layout (an ambiguous shape is
+            read in the input's), same sample rate.
 
         Returns
         -------
@@ -299,23 +349,72 @@ class Effect:
             float32 audio in the input's layout.
         """
         sample_rate = check_sample_rate(sample_rate)
-        if np.size(input_array) == 0:  # zero-length passes through, in its own shape
-            return np.array(input_array, dtype=np.float32)
-        data, layout = to_channels_first(input_array)
-        check_finite(data)
-        sc = self._resolve_sidechain(sidechain)
+        buffer_size = check_buffer_size(buffer_size)
+        reset = check_reset(reset)
         with self._lock:
+            data, layout = to_channels_first(input_array, last=self._last_layout)
+            if data.shape[1] == 0 or data.shape[0] == 0:  # zero-length passes, in its own shape
+                return np.array(input_array, dtype=np.float32)
+            sc = _sidechain_channels_first(sidechain, layout)
+            out = self.process_channels_first(data, sample_rate, buffer_size, reset, sidechain=sc)
+            object.__setattr__(self, "_last_layout", layout)
+        return restore_layout(out, layout)
+
+    __call__ = process
+
+    def process_channels_first(
+        self,
+        audio: np.ndarray,
+        sample_rate: float,
+        buffer_size: int = 8192,
+        reset: bool = True,
+        *,
+        sidechain: SidechainArg = None,
+    ) -> np.ndarray:
+        """Process audio already laid out ``(channels, samples)``, with no layout guessing.
+
+        What containers call for the effects they hold (a one-frame stereo chunk ``(2, 1)`` stays
+        one stereo frame), and what :meth:`process` calls once it has read the caller's layout.
+
+        Parameters
+        ----------
+        audio : np.ndarray
+            ``(channels, samples)`` samples, float32 or float64 (1-D is mono).
+        sample_rate : float
+            Sample rate in Hz.
+        buffer_size : int
+            As in :meth:`process`.
+        reset : bool
+            As in :meth:`process`.
+        sidechain : np.ndarray or mapping, optional
+            The key signal, ``(channels, samples)`` (or 1-D mono), or a container's named
+            signals laid out the same way.
+
+        Returns
+        -------
+        np.ndarray
+            ``(channels', samples')`` float32.
+        """
+        sample_rate = check_sample_rate(sample_rate)
+        check_buffer_size(buffer_size)
+        reset = check_reset(reset)
+        data = _planar(audio, "audio")
+        if data.shape[1] == 0:
+            return data.copy()
+        check_finite(data)
+        with self._lock:
+            sc = self._resolve_sidechain(sidechain)
             if reset:
-                self.reset()
+                layout = self._last_layout  # a reset by process keeps the stream's layout
+                self._reset_state()
+                object.__setattr__(self, "_last_layout", layout)
             out = self._process(data, sample_rate, sc)
         out = np.asarray(out, dtype=np.float32)
         if out.ndim != 2:
             raise RuntimeError(f"{type(self).__name__}._process returned a {out.ndim}-D array")
         if not np.isfinite(out).all():
             raise RuntimeError(f"{type(self).__name__} produced NaN or infinite samples")
-        return restore_layout(out, layout)
-
-    __call__ = process
+        return out
 
     def _resolve_sidechain(self, sidechain: SidechainArg) -> np.ndarray | None:
         if isinstance(sidechain, Mapping):
@@ -326,7 +425,7 @@ class Effect:
                     f"{type(self).__name__} needs a sidechain signal: "
                     f"call process(audio, sample_rate, sidechain=key_audio)")
             return None
-        sc, _ = to_channels_first(sidechain, name="sidechain")
+        sc = _planar(sidechain, "sidechain")
         check_finite(sc, name="sidechain")
         return sc
 
@@ -363,12 +462,77 @@ def resolve_key(effect: Effect, keys: Mapping[str, np.ndarray]) -> np.ndarray | 
     return keys.get("sidechain", keys.get("input"))
 
 
+def _planar(audio: Any, name: str) -> np.ndarray:
+    """``(channels, samples)`` float32 of audio already laid out so (1-D is mono)."""
+    try:
+        a = np.asarray(audio)
+    except (TypeError, ValueError) as exc:
+        raise ParameterTypeError(f"{name} must be a numeric audio array: {exc}") from None
+    if a.dtype.kind not in "fiu":
+        raise ParameterTypeError(f"{name} must be a numeric audio array, got dtype {a.dtype}")
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ParameterError(f"{name} must be (channels, samples), got {a.ndim}-D")
+    return a.astype(np.float32, copy=False)
+
+
+def _sidechain_channels_first(sidechain: SidechainArg, layout: Any) -> SidechainArg:
+    """The caller's sidechain signal(s) as ``(channels, samples)``, an ambiguous shape read in
+    the input's layout."""
+    if sidechain is None:
+        return None
+    if isinstance(sidechain, Mapping):
+        return {key: to_channels_first(value, name=f"sidechain[{key!r}]", last=layout)[0]
+                for key, value in sidechain.items()}
+    return to_channels_first(sidechain, name="sidechain", last=layout)[0]
+
+
 def check_sample_rate(sample_rate: float) -> float:
-    """Return ``sample_rate`` as a float number of Hz, or raise :class:`ParameterError`."""
+    """Return ``sample_rate`` as a float number of Hz.
+
+    Raises
+    ------
+    ParameterTypeError
+        If it is not a number (a string, None, a bool).
+    ParameterError
+        If it is not a positive finite number of Hz (pedalboard accepts 0, negative and NaN).
+    """
+    if isinstance(sample_rate, bool | np.bool_ | str | bytes) or not hasattr(sample_rate, "__float__"):
+        raise ParameterTypeError(f"sample_rate must be a number in Hz, got {sample_rate!r}")
     try:
         sr = float(sample_rate)
     except (TypeError, ValueError):
-        raise ParameterError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
+        raise ParameterTypeError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
     if not (sr > 0 and np.isfinite(sr)):
         raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
     return sr
+
+
+def check_buffer_size(buffer_size: int) -> int:
+    """Return ``buffer_size`` (samples per block handed to pedalboard) as an int.
+
+    Raises
+    ------
+    ParameterTypeError
+        If it is not an integer (a float, a string), as pedalboard raises.
+    ParameterError
+        If it is below 1 (pedalboard hangs on 0).
+    """
+    if isinstance(buffer_size, bool | np.bool_):
+        raise ParameterTypeError(f"buffer_size must be an integer number of samples, got {buffer_size!r}")
+    try:
+        size = operator.index(buffer_size)
+    except TypeError:
+        raise ParameterTypeError(
+            f"buffer_size must be an integer number of samples, got {buffer_size!r}") from None
+    if size < 1:
+        raise ParameterError(f"buffer_size must be at least 1 sample, got {size}")
+    return size
+
+
+def check_reset(reset: bool) -> bool:
+    """Return ``reset`` as a bool; a string or other non-flag raises :class:`ParameterTypeError`."""
+    if isinstance(reset, bool | np.bool_ | int | np.integer):
+        return bool(reset)
+    raise ParameterTypeError(f"reset must be True or False, got {reset!r}")

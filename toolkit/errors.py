@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BlendfxError",
     "ParameterError",
+    "ParameterTypeError",
     "AudioFileError",
     "PresetError",
     "SessionError",
@@ -23,6 +24,14 @@ class BlendfxError(Exception):
 
 class ParameterError(BlendfxError, ValueError):
     """A parameter or an input array is out of range, of the wrong type, or unknown."""
+
+
+class ParameterTypeError(ParameterError, TypeError):
+    """A value of the wrong type: a string or list where a plugin, a number or an array belongs.
+
+    Also a :class:`TypeError`, which is what pedalboard raises for these and what its users
+    catch; still a :class:`ParameterError` (and a :class:`BlendfxError`) for blendfx's own.
+    """
 
 
 class AudioFileError(BlendfxError, OSError):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, ParameterTypeError
 
 __all__ = ["Param", "FloatParam", "IntParam", "BoolParam", "ChoiceParam", "StrParam"]
 
@@ -55,8 +55,9 @@ class Param:
             instance._param_values[self.name] = self.validate(value, owner)
         instance._on_param_change(self.name)
 
-    def _fail(self, owner: str, value: Any, why: str) -> ParameterError:
-        return ParameterError(f"{owner}.{self.name} = {value!r} {why}")
+    def _fail(self, owner: str, value: Any, why: str, type_error: bool = False) -> ParameterError:
+        cls = ParameterTypeError if type_error else ParameterError
+        return cls(f"{owner}.{self.name} = {value!r} {why}")
 
     def validate(self, value: Any, owner: str) -> Any:
         return value
@@ -80,8 +81,7 @@ class FloatParam(Param):
     def validate(self, value: Any, owner: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             if not (isinstance(value, np.generic) and value.dtype.kind in "fiu"):
-                raise self._fail(owner, value, f"must be a number{self._unit()}")
-            value = float(value)
+                raise self._fail(owner, value, f"must be a number{self._unit()}", type_error=True)
         value = float(value)
         if not math.isfinite(value):
             raise self._fail(owner, value, "must be finite")
@@ -105,13 +105,13 @@ class IntParam(FloatParam):
 
     def validate(self, value: Any, owner: str) -> int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise self._fail(owner, value, "must be an integer")
+            raise self._fail(owner, value, "must be an integer", type_error=True)
         try:
             ivalue = int(value)
         except (TypeError, ValueError):
-            raise self._fail(owner, value, "must be an integer") from None
+            raise self._fail(owner, value, "must be an integer", type_error=True) from None
         if ivalue != value:
-            raise self._fail(owner, value, "must be an integer")
+            raise self._fail(owner, value, "must be an integer", type_error=True)
         super().validate(ivalue, owner)
         return ivalue
 
@@ -123,7 +123,7 @@ class BoolParam(Param):
 
     def validate(self, value: Any, owner: str) -> bool:
         if not isinstance(value, bool):
-            raise self._fail(owner, value, "must be true or false")
+            raise self._fail(owner, value, "must be true or false", type_error=True)
         return value
 
 
@@ -152,7 +152,7 @@ class StrParam(Param):
 
     def validate(self, value: Any, owner: str) -> str:
         if not isinstance(value, str):
-            raise self._fail(owner, value, "must be a string")
+            raise self._fail(owner, value, "must be a string", type_error=True)
         return value
 
 

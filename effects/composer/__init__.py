@@ -8,9 +8,12 @@ From the noise to the music, in the order the Composer runs them:
 - :mod:`.midi`: the score as a MIDI file (and back);
 - :mod:`.synth`: the built-in voices;
 - :mod:`.mixing` and :mod:`.mix_design`: the score -> a stereo mix designed for the noise;
+- :mod:`.timeline`: an explicit plan (tempo map, sections, intensity, hits) a caller can give
+  instead of the noise's pulse, and :func:`fit_tempo` to put hit points on bar lines;
 - :mod:`.composer`: the ``Composer`` effect and ``render_midi``.
 """
 
 from .composer import Composer, render_midi
+from .timeline import Timeline, TimelineError, fit_tempo
 
-__all__ = ["Composer", "render_midi"]
+__all__ = ["Composer", "render_midi", "Timeline", "TimelineError", "fit_tempo"]

@@ -25,8 +25,9 @@ from .midi import seconds_to_ticks, ticks_to_seconds
 from .styles import DRUM_NOTES, Style
 from .synth import VOICES
 from .theory import Key, diatonic_chord, hz_to_midi
+from .timeline import BEATS_PER_BAR, Timeline
 
-__all__ = ["Arrangement", "TrackPlan", "Section", "Grid", "arrange", "ROLE_CHANNELS"]
+__all__ = ["Arrangement", "TrackPlan", "Section", "Grid", "arrange", "grid_from_timeline", "ROLE_CHANNELS"]
 
 TPB = 480
 #: Core events at least this many times their noise's median frame energy (9 dB) get hits.
@@ -161,6 +162,25 @@ def _make_grid(listening: Listening) -> Grid:
     return Grid(pickup_ticks, tm, bars, end_tick, sigs)
 
 
+def grid_from_timeline(timeline: Timeline, duration_s: float) -> Grid:
+    """The grid of an explicit :class:`Timeline`: 4/4 from 0 s (no pickup), one tempo event
+    per tempo change (at the tick of its beat position), bars to the end of the piece."""
+    tempo: list[tuple[int, int]] = []
+    for t, bpm in timeline.tempo:
+        if t >= duration_s and tempo:
+            break
+        tick = int(round(float(timeline.beats_at(np.array([t]))[0]) * TPB))
+        us = int(round(60e6 / bpm))
+        if tempo and tempo[-1][0] == tick:
+            tempo[-1] = (tick, us)
+        elif not tempo or tempo[-1][1] != us:
+            tempo.append((tick, us))
+    tm = np.array(tempo, dtype=np.int64)
+    end_tick = int(np.ceil(seconds_to_ticks(np.array([duration_s]), tm, TPB)[0] - 1e-6))
+    bars = max(1, int(np.ceil(end_tick / (BEATS_PER_BAR * TPB) - 1e-9)))
+    return Grid(0, tm, bars, end_tick, [(0, 4, 4)])
+
+
 # -- form ----------------------------------------------------------------------------------------
 _BASE_ENERGY = {"intro": 0.45, "verse": 0.65, "chorus": 0.95, "bridge": 0.55, "outro": 0.45, "main": 0.9,
                 "drop": 1.0}
@@ -190,6 +210,56 @@ def _form(bars: int) -> list[tuple[str, int]]:
         prev = plan[-2]
         plan = plan[:-2] + [(prev[0], prev[1] + plan[-1][1])]
     return plan
+
+
+#: Longest stretch (bars) a timeline section runs before it is cut into 8-bar phrases.
+TIMELINE_MAX_SECTION_BARS = 16
+
+
+def _timeline_form(grid: Grid, timeline: Timeline) -> list[tuple[str, int, int, float]]:
+    """(name, first bar, bars, energy) per section of an explicit timeline: sections start at
+    the timeline's marks (long ones are cut into 8-bar phrases), their energy is 0.3 + 0.7 x
+    their mean intensity, and the name follows the energy (chorus, verse, bridge; a quiet first
+    section is an intro), so density and harmony change where the picture does."""
+    starts = [b for b in timeline.section_bars() if b < grid.bars] or [0]
+    bounds = starts + [grid.bars]
+    spans = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        if b - a > TIMELINE_MAX_SECTION_BARS:
+            cuts = list(range(a, b, 8))
+            if b - cuts[-1] < 4 and len(cuts) > 1:
+                cuts.pop()
+            spans += list(zip(cuts, cuts[1:] + [b], strict=True))
+        else:
+            spans.append((a, b))
+    out = []
+    for i, (a, b) in enumerate(spans):
+        t0, t1 = (float(x) for x in timeline.beat_to_time(np.array([a, b]) * BEATS_PER_BAR))
+        t1 = min(t1, timeline.duration_s)
+        ts = np.linspace(t0, max(t1, t0 + 1e-3), 32)
+        energy = float(np.clip(0.3 + 0.7 * timeline.intensity_at(ts).mean(), 0.0, 1.0))
+        name = "chorus" if energy >= 0.8 else "verse" if energy >= 0.55 else "intro" if i == 0 else "bridge"
+        out.append((name, a, b - a, energy))
+    return out
+
+
+def _noise_form(grid: Grid, listening: Listening) -> list[tuple[str, int, int, float]]:
+    """(name, first bar, bars, energy) per section of the standard form, each section's
+    energy nudged by the noise core's loudness over it."""
+    envelope = listening.core.envelope
+    mean_env = float(envelope.mean()) if envelope.size and envelope.mean() > 0 else 1.0
+    bar_s = 4 * 60.0 / listening.pulse.bpm
+    first_s = grid.tempo_map[0, 1] / 1e6 * grid.pickup_ticks / TPB
+    out = []
+    bar = 0
+    for name, n in _form(grid.bars):
+        a = int((first_s + bar * bar_s) * 100)
+        b = int((first_s + (bar + n) * bar_s) * 100)
+        local = float(envelope[a:b].mean()) / mean_env if b > a and a < envelope.size else 1.0
+        energy = float(np.clip(_BASE_ENERGY[name] * (0.8 + 0.2 * np.clip(local, 0.0, 2.0)), 0.0, 1.0))
+        out.append((name, bar, n, energy))
+        bar += n
+    return out
 
 
 def _roles_for(style: Style, energy: float, name: str) -> frozenset[str]:
@@ -340,28 +410,29 @@ def _chord_at(chords, tick: int):
     return chords[-1] if chords and tick >= chords[-1][0] else chords[0]
 
 
-def arrange(listening: Listening, style: Style, key: Key, rng: np.random.Generator) -> Arrangement:
-    """Compose the arrangement (see the module docstring). Deterministic for a given ``rng``."""
-    grid = _make_grid(listening)
+def arrange(listening: Listening, style: Style, key: Key, rng: np.random.Generator,
+            timeline: Timeline | None = None) -> Arrangement:
+    """Compose the arrangement (see the module docstring). Deterministic for a given ``rng``.
+
+    With a ``timeline`` the grid is the timeline's tempo map (bar 1 at 0 s, no pickup), the
+    sections start at its marks with an energy from its intensity, its hits get accents and
+    its register offset moves the melodic voices; the noise still sets registers and hits."""
+    grid = _make_grid(listening) if timeline is None else grid_from_timeline(timeline, listening.duration_s)
     w = _Writer(grid.end_tick)
     hum = [listening.tonality.root_pc] if listening.tonality.root_pc is not None else []
     progs = _choose_progressions(style, key, hum, rng)
     sections: list[Section] = []
-    bar = 0
-    envelope = listening.core.envelope
-    mean_env = float(envelope.mean()) if envelope.size and envelope.mean() > 0 else 1.0
-    bar_s = 4 * 60.0 / listening.pulse.bpm
-    first_s = grid.tempo_map[0, 1] / 1e6 * grid.pickup_ticks / TPB
-    for name, n in _form(grid.bars):
-        a = int((first_s + bar * bar_s) * 100)
-        b = int((first_s + (bar + n) * bar_s) * 100)
-        local = float(envelope[a:b].mean()) / mean_env if b > a and a < envelope.size else 1.0
-        energy = float(np.clip(_BASE_ENERGY[name] * (0.8 + 0.2 * np.clip(local, 0.0, 2.0)), 0.0, 1.0))
+    form = _noise_form(grid, listening) if timeline is None else _timeline_form(grid, timeline)
+    for name, bar, n, energy in form:
         groove = int(name in ("chorus", "drop", "main")) if style.grooves else 0
-        sections.append(Section(name, bar, n, energy, progs[name], groove, _roles_for(style, energy, name)))
-        bar += n
+        prog = progs[name]
+        if timeline is not None and sections and sections[-1].progression == prog:
+            prog = prog[1:] + prog[:1]  # a new shot moves the harmony on
+        sections.append(Section(name, bar, n, energy, prog, groove, _roles_for(style, energy, name)))
     chords = _chord_timeline(sections, style, key, grid)
     reg = _register(listening)
+    if timeline is not None and timeline.register:
+        reg = {k: v if k == "pad_span" else v + timeline.register for k, v in reg.items()}
     motif_cache: dict[str, list[tuple[int, int, int]]] = {}
     previous: dict[str, list[int] | None] = {"chords": None}
     first_bar = -int(np.ceil(grid.pickup_ticks / (4 * TPB)))
@@ -393,6 +464,8 @@ def arrange(listening: Listening, style: Style, key: Key, rng: np.random.Generat
         if "lead" in sec.roles:
             _lead(w, style, key, chords, sec, b, bar_start, reg, gain, rng, motif_cache)
     _hits(w, listening, style, key, chords, grid, reg, sections)
+    if timeline is not None and timeline.hits:
+        _cue_hits(w, timeline, style, chords, grid, reg)
     tracks = _tracks(w, style)
     return Arrangement(grid, key, style, sections, tracks, chords)
 
@@ -621,6 +694,22 @@ def _hits(w, listening, style, key, chords, grid, reg, sections):
             notes = {_nearest(pc, centre + k * 4) for k, pc in enumerate(chord[:3])}
             for p in sorted(notes):
                 w.add("stabs", tick, tick + length, p, vel * 0.85)
+
+
+def _cue_hits(w, timeline: Timeline, style: Style, chords, grid: Grid, reg) -> None:
+    """An accent on each of the timeline's hits: a crash (with drums) and a stab chord on the
+    nearest 32nd note."""
+    ticks = np.arange(0, grid.end_tick + STEP, STEP // 2)
+    secs = ticks_to_seconds(ticks, grid.tempo_map, TPB)
+    for t in timeline.hits:
+        if not 0.0 <= t < timeline.duration_s:
+            continue
+        tick = int(ticks[int(np.argmin(np.abs(secs - t)))])
+        if style.has_drums:
+            w.add("hits", tick, tick + TPB, DRUM_NOTES["crash"], 104)
+        chord = _chord_at(chords, tick)[2]
+        for k, pc in enumerate(chord[:3]):
+            w.add("stabs", tick, tick + 2 * STEP, _nearest(pc, reg["stabs"] + 4 * k), 96)
 
 
 def _tracks(w: _Writer, style: Style) -> list[TrackPlan]:

@@ -27,12 +27,13 @@ from blendfx.threads import one_blas_thread
 from tqdm import tqdm
 
 from .arrangement import TPB, Arrangement, arrange
-from .listening import Listening, choose_key, listen
+from .listening import FPS, Listening, choose_key, listen
 from .midi import TrackSpec, build_midi, meta_of, read_midi, save_midi, set_score_meta
 from .mix_design import balance, expression, master_eq, track_settings
 from .mixing import master, mix_bus, render_score, synthesize
 from .styles import Prompt, style_from_prompt
 from .theory import Key, parse_key
+from .timeline import Timeline, TimelineError
 
 __all__ = ["Composer", "render_midi"]
 
@@ -96,6 +97,12 @@ class Composer(Effect):
         Loudness of the output in LUFS (the peak never exceeds -1 dBFS).
     progress : bool
         Show a progress bar for noises longer than 20 s.
+    timeline : Timeline, optional
+        An explicit plan (tempo map, section marks, intensity, hits, mode, register) instead of
+        the noise's pulse and the standard form: the music's bar lines fall where the
+        timeline's tempo map puts them, sections start at its marks, density and dynamics follow
+        its intensity. Not a preset parameter (set it on the object or pass it to
+        :meth:`process`).
 
     Notes
     -----
@@ -123,6 +130,25 @@ class Composer(Effect):
     core_fraction = FloatParam(0.15, min=0.01, max=0.5, doc="Share of the noise in its core.")
     level_lufs = FloatParam(-18.0, min=-40.0, max=-6.0, unit="LUFS", doc="Output loudness.")
     progress = BoolParam(True, doc="Progress bar for long noises.")
+
+    def __init__(self, *, timeline: Timeline | None = None, **params):
+        object.__setattr__(self, "_timeline", None)
+        super().__init__(**params)
+        self.timeline = timeline
+
+    @property
+    def timeline(self) -> Timeline | None:
+        """The explicit :class:`Timeline` the next piece follows (None: the noise's pulse)."""
+        return self._timeline
+
+    @timeline.setter
+    def timeline(self, value: Timeline | None) -> None:
+        if value is not None and not isinstance(value, Timeline):
+            raise ParameterError(f"Composer.timeline must be a Timeline or None, not {type(value).__name__}")
+        try:
+            object.__setattr__(self, "_timeline", value.validate() if value is not None else None)
+        except TimelineError as exc:
+            raise ParameterError(f"Composer.timeline: {exc}") from None
 
     def reset(self) -> None:
         super().reset()
@@ -162,7 +188,9 @@ class Composer(Effect):
 
     # -- processing -----------------------------------------------------------------------------
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
-                reset: bool = True, *, sidechain=None) -> np.ndarray:
+                reset: bool = True, *, sidechain=None, timeline: Timeline | None = None) -> np.ndarray:
+        if timeline is not None:
+            self.timeline = timeline
         out = super().process(input_array, sample_rate, buffer_size, reset, sidechain=sidechain)
         if np.ndim(input_array) == 1 and out.ndim == 2:
             return out.mean(axis=0)  # a 1-D (mono vector) noise gets a 1-D mono mix
@@ -184,14 +212,17 @@ class Composer(Effect):
         with one_blas_thread(), tqdm(total=4, desc="Composer", disable=not show,
                                      leave=False) as bar:
             bar.set_postfix_str("listening")
+            timeline = self._timeline
             heard = listen(data, sample_rate, tempo_range=style.tempo, default_bpm=default_bpm,
-                           core_fraction=self.core_fraction, lock=self.lock_to_noise,
-                           search_tempo=self.tempo_bpm is None and understood.bpm is None)
+                           core_fraction=self.core_fraction,
+                           lock=self.lock_to_noise and timeline is None,
+                           search_tempo=(timeline is None and self.tempo_bpm is None
+                                         and understood.bpm is None))
             _give_back_memory()
             bar.update()
             bar.set_postfix_str("writing")
             key = self._choose_key(heard, understood, rng)
-            arrangement = arrange(heard, style, key, rng)
+            arrangement = arrange(heard, style, key, rng, timeline=timeline)
             bar.update()
             bar.set_postfix_str("synthesizing")
             specs = track_settings(arrangement, heard, self.match)
@@ -200,7 +231,11 @@ class Composer(Effect):
             dry = synthesize(score, sample_rate, n)
             bar.update()
             bar.set_postfix_str("mixing")
-            controls = expression(arrangement, specs, heard, self.follow)
+            envelope = None
+            if timeline is not None:  # dynamics follow the timeline's intensity, not the noise
+                frames = np.arange(int(np.ceil(heard.duration_s * FPS))) / FPS
+                envelope = 10.0 ** (-2.4 * (1.0 - timeline.intensity_at(frames)))
+            controls = expression(arrangement, specs, heard, self.follow, envelope=envelope)
             controls = balance(specs, arrangement.tempo_map, controls, dry, heard, sample_rate, n,
                                self.match)
             _give_back_memory()  # the mix, the largest step, starts from a trimmed heap
@@ -223,7 +258,8 @@ class Composer(Effect):
             cents = heard.tonality.tuning_cents if self.tune_to_noise and heard.tonality.root_pc is not None \
                 else 0.0
             return Key(forced.tonic, forced.mode, cents)
-        return choose_key(heard.tonality, understood.style.modes, rng, forced_mode=understood.mode,
+        mode = understood.mode or (self._timeline.mode if self._timeline is not None else None)
+        return choose_key(heard.tonality, understood.style.modes, rng, forced_mode=mode,
                           tune=self.tune_to_noise)
 
     def _midi(self, arrangement: Arrangement, specs: list[TrackSpec], length_s: float,
@@ -237,7 +273,9 @@ class Composer(Effect):
                             np.vstack([s.controls, controls[i]]) if i in controls else s.controls,
                             s.tuning_cents, s.meta)
                   for i, s in enumerate(specs)]
+        markers = [(grid.bar_tick(sec.start_bar), sec.name) for sec in arrangement.sections]
         return build_midi(tracks, grid.tempo_map, ticks_per_beat=TPB, time_signatures=grid.time_signatures,
+                          markers=markers,
                           key_name=_mido_key(arrangement.key), end_tick=grid.end_tick, meta=global_meta,
                           title=f"blendfx Composer: {self.prompt}")
 

@@ -203,7 +203,8 @@ def _read_meta(msg) -> dict | None:
 @gc_paused()  # (tens of thousands of message objects: no full collections meanwhile)
 def build_midi(tracks: list[TrackSpec], tempo_map: np.ndarray, *, ticks_per_beat: int = 480,
                time_signatures: list[tuple[int, int, int]] | None = None, key_name: str | None = None,
-               end_tick: int | None = None, meta: dict | None = None, title: str = "blendfx"):
+               end_tick: int | None = None, meta: dict | None = None, title: str = "blendfx",
+               markers: list[tuple[int, str]] | None = None):
     """A type-1 ``mido.MidiFile``: conductor track plus one track per :class:`TrackSpec`.
 
     Parameters
@@ -220,6 +221,8 @@ def build_midi(tracks: list[TrackSpec], tempo_map: np.ndarray, *, ticks_per_beat
         Where every track ends (default: its last event).
     meta : dict, optional
         Global renderer settings (conductor track).
+    markers : list of (tick, text), optional
+        Marker events on the conductor track (section names a DAW shows on its timeline).
     """
 
     mid = mido.MidiFile(type=1, ticks_per_beat=int(ticks_per_beat))
@@ -234,6 +237,8 @@ def build_midi(tracks: list[TrackSpec], tempo_map: np.ndarray, *, ticks_per_beat
         conductor.append((int(tick), 2, meta_msg, "set_tempo", {"tempo": int(tempo)}))
     if meta:
         conductor.append((0, 3, meta_msg, "sequencer_specific", {"data": _meta_bytes(meta)}))
+    for tick, text in markers or []:
+        conductor.append((int(tick), 4, meta_msg, "marker", {"text": str(text)}))
     mid.tracks.append(_to_track(conductor, end_tick, mido))
     for spec in tracks:
         mid.tracks.append(_to_track(_track_events(spec, mido), end_tick, mido))

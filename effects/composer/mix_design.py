@@ -418,11 +418,12 @@ def track_settings(arrangement: Arrangement, heard: Listening, match: float) -> 
 
 
 def expression(arrangement: Arrangement, specs: list[TrackSpec], heard: Listening,
-               follow: float) -> dict[int, np.ndarray]:
-    """CC 11 events ``(k, 3)`` per track index: dynamics that follow the noise core's envelope,
-    as deep as the style, the track's role and ``follow`` (0..1) allow. Peaky noises (barks,
-    ticks) get deeper, faster dynamics than steady ones (rain, engines)."""
-    env = heard.core.envelope
+               follow: float, envelope: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """CC 11 events ``(k, 3)`` per track index: dynamics that follow the noise core's envelope
+    (or ``envelope``, a power curve at the analysis rate, 100 per second, such as a timeline's
+    intensity), as deep as the style, the track's role and ``follow`` (0..1) allow. Peaky
+    noises (barks, ticks) get deeper, faster dynamics than steady ones (rain, engines)."""
+    env = heard.core.envelope if envelope is None else np.asarray(envelope, dtype=np.float64)
     if env.size == 0 or follow <= 0:
         return {}
     frames = np.arange(0, env.size, 2)  # a control point every 20 ms

@@ -130,6 +130,47 @@ class DiffusionGenerator(Effect):
 
     _handle: DiffusionModel | None = None
     _primed: tuple[np.ndarray, float, np.ndarray] | None = None
+    _prompts: tuple[tuple[float, float, str], ...] | None = None
+
+    def __init__(self, *, prompts: list[tuple[float, float, str]] | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.prompts = prompts
+
+    # -- prompts over time --------------------------------------------------------------------
+    @property
+    def prompts(self) -> list[tuple[float, float, str]] | None:
+        """A prompt schedule: ``(start_s, end_s, text)`` spans (a prompt per shot of a video,
+        :func:`blendfx.render.score.shot_prompts`); each window takes the text of the span that
+        holds its middle, ``prompt`` where none does. None: ``prompt`` everywhere. Not a preset
+        parameter."""
+        return list(self._prompts) if self._prompts is not None else None
+
+    @prompts.setter
+    def prompts(self, value: list[tuple[float, float, str]] | None) -> None:
+        spans = None
+        if value is not None:
+            try:
+                spans = tuple((float(a), float(b), str(t)) for a, b, t in value)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{type(self).__name__}.prompts must be (start_s, end_s, text) "
+                                     f"spans, not {value!r}") from None
+            if any(not a < b for a, b, _ in spans):
+                raise ParameterError(f"{type(self).__name__}.prompts: every span needs start_s < end_s")
+        object.__setattr__(self, "_prompts", spans)
+
+    def prompt_at(self, seconds: float) -> str:
+        """The prompt at a time (s) of the clip."""
+        for a, b, text in self._prompts or ():
+            if a <= seconds < b:
+                return text
+        return self.prompt
+
+    def _window_prompts(self, chunk: list[tuple[ClipJob, Window]]) -> str | list[str]:
+        """The prompt (one for all) or prompts (one per window of ``chunk``) to generate with."""
+        if not self._prompts:
+            return self.prompt
+        fps = SpectrogramParams().frames_per_second
+        return [self.prompt_at((win.start + win.width / 2.0) / fps) for _, win in chunk]
 
     # -- the model ----------------------------------------------------------------------------
     def use_model(self, handle: DiffusionModel | None) -> None:
@@ -174,8 +215,8 @@ class DiffusionGenerator(Effect):
         per_clip = {"seed", "progress", "batch_size", "inverse_iters", "inverse_mel_iters",
                     "guide", "fraction", "enlarge"}
         values = self.param_values()
-        return (type(self),) + tuple((k, repr(v)) for k, v in sorted(values.items())
-                                     if k not in per_clip)
+        return (type(self), repr(self._prompts)) + tuple((k, repr(v)) for k, v in sorted(values.items())
+                                                         if k not in per_clip)
 
     def process_many(self, clips: list[np.ndarray], sample_rate: float) -> list[np.ndarray]:
         """Generate music for several noises at once, batching windows across clips.

@@ -76,9 +76,18 @@ def cell_means(mask: np.ndarray, factor: int):
     return torch.nn.functional.avg_pool2d(m, factor)
 
 
-def _prompt_batch(model: DiffusionModel, prompt: str, negative_prompt: str, guidance: float, n: int):
-    pos, neg = model.encode_prompt(prompt, negative_prompt, guidance)
-    return pos.expand(n, -1, -1), (neg.expand(n, -1, -1) if neg is not None else None)
+def _prompt_batch(model: DiffusionModel, prompt: str | Sequence[str], negative_prompt: str,
+                  guidance: float, n: int):
+    """Embeddings for ``n`` windows: one prompt for all, or one prompt per window."""
+    if isinstance(prompt, str):
+        pos, neg = model.encode_prompt(prompt, negative_prompt, guidance)
+        return pos.expand(n, -1, -1), (neg.expand(n, -1, -1) if neg is not None else None)
+    if len(prompt) != n:
+        raise ParameterError(f"{len(prompt)} prompts for {n} windows")
+    pairs = [model.encode_prompt(p, negative_prompt, guidance) for p in prompt]
+    pos = torch.cat([p for p, _ in pairs])
+    neg = torch.cat([q for _, q in pairs]) if pairs[0][1] is not None else None
+    return pos, neg
 
 
 def _check_steps(steps: int, strength: float) -> None:
@@ -87,7 +96,8 @@ def _check_steps(steps: int, strength: float) -> None:
                              f"raise steps or strength")
 
 
-def inpaint_latents(model: DiffusionModel, source, repaint, *, prompt: str, negative_prompt: str = "",
+def inpaint_latents(model: DiffusionModel, source, repaint, *, prompt: str | Sequence[str],
+                    negative_prompt: str = "",
                     steps: int = 50, guidance: float = 7.0, strength: float = 1.0,
                     scheduler: str = "default", seeds: Sequence[int]):
     """Repaint the cells where ``repaint`` is True; keep the others equal to ``source``.
@@ -100,7 +110,9 @@ def inpaint_latents(model: DiffusionModel, source, repaint, *, prompt: str, nega
         ``strength < 1``).
     repaint : torch.Tensor
         ``(B, 1, h, w)`` bool, True = generate.
-    prompt, negative_prompt : str
+    prompt : str or sequence of str
+        One prompt for every window, or one per window (a prompt per shot of a video).
+    negative_prompt : str
     steps : int
         Scheduler steps for strength 1 (``int(steps * strength)`` run).
     guidance : float
@@ -172,7 +184,7 @@ class PinToSource:
         return callback_kwargs
 
 
-def differential_img2img_latents(model: DiffusionModel, source, hold, *, prompt: str,
+def differential_img2img_latents(model: DiffusionModel, source, hold, *, prompt: str | Sequence[str],
                                  negative_prompt: str = "", steps: int = 50, guidance: float = 8.0,
                                  strength: float = 0.8, scheduler: str = "default",
                                  seeds: Sequence[int]):

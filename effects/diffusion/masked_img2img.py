@@ -112,7 +112,7 @@ class MaskedImg2Img(DiffusionGenerator):
         source = model.encode(pixels_to_tensor(pixels))
         source = torch.where(context_cells, context_latents, source)
         final = differential_img2img_latents(
-            model, source, hold, prompt=self.prompt, negative_prompt=self.negative_prompt,
+            model, source, hold, prompt=self._window_prompts(chunk), negative_prompt=self.negative_prompt,
             steps=self.steps, guidance=self.guidance, strength=self.strength,
             scheduler=self.scheduler, seeds=self._window_seeds(chunk, 1))
         return {"final": final}

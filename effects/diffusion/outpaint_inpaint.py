@@ -102,7 +102,8 @@ class OutpaintInpaint(DiffusionGenerator):
             source = torch.where(keep, source, guide)
             strength = self.guide_strength
         source = torch.where(context_cells, context_latents, source)
-        common = dict(prompt=self.prompt, negative_prompt=self.negative_prompt, steps=self.steps,
+        common = dict(prompt=self._window_prompts(chunk), negative_prompt=self.negative_prompt,
+                      steps=self.steps,
                       guidance=self.guidance, scheduler=self.scheduler)
         repaint = ~keep & ~context_cells
         outpainted = source

@@ -1,13 +1,17 @@
 """A recording's stationary ambient bed: extraction, and re-synthesis to any length.
 
-Extraction (:func:`extract_ambience`) estimates the background's power spectrum frame by frame by
-minimum statistics (Martin, 2001): the power in each STFT bin, smoothed over about 0.1 s, is
-tracked by its minimum over a 1.5 s window, scaled by the bias of that minimum for Gaussian noise
-(measured once by simulation, so the estimate is unbiased for a stationary background). The bed
-is the recording filtered by the noise-over-signal gain ``min(1, N / P)`` per bin (the Wiener
-estimate of the background), then spectrally matched so its long-term spectrum equals the
-background estimate's. Foreground events (a bark, a voice, a passing car) mostly fall out; the
-texture of the background (rain drops, engine rumble, crowd murmur) stays.
+Extraction (:func:`extract_ambience`) first asks whether there is a stationary background at
+all. A background shows as plateaus of the recording's broadband level: stretches of at least
+0.3 s within 3 dB of its quietest frames that neither drift (a reverberation tail falls through
+that level at 24 dB/s or more in rooms of up to 2.5 s) nor ripple; a recording whose level barely
+moves (rain, an engine) is background throughout. Without one (reverberant music or speech in a
+quiet room, whose quietest moments are the ends of decays) there is no ambience. With one, the
+background's power spectrum is the mean periodogram of the plateau frames (a stationary bed is
+the same under the loud parts), the bed is the recording filtered by the noise-over-signal gain
+``min(1, N / P)`` per bin (``P`` smoothed over about 0.1 s; the Wiener estimate of the
+background), then spectrally matched so its long-term spectrum equals ``N``. Foreground events
+(a bark, a voice, a passing car) mostly fall out; the texture of the background (rain drops,
+engine rumble, crowd murmur) stays, at the level measured in the pauses.
 
 Re-synthesis (:func:`synthesize_ambience`) is randomized overlap-add of grains: half-overlapping
 grains of the bed, taken at random positions (uniform, never continuing the previous grain) with
@@ -20,12 +24,10 @@ alternative, the bed tiled with crossfades, kept as the "separate & remix" basel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from blendfx.buffers import fit_channels, to_channels_first
 from blendfx.errors import ParameterError
-from scipy.ndimage import minimum_filter1d
 from scipy.signal import ShortTimeFFT, lfilter
 from scipy.signal.windows import hann
 
@@ -38,11 +40,18 @@ __all__ = ["AmbienceModel", "extract_ambience", "synthesize_ambience", "loop_amb
 MIN_REFERENCE_S = 0.1
 
 _SMOOTH_S = 0.1        # periodogram smoothing time constant, s
-_WINDOW_S = 1.5        # minimum-statistics search window, s
 _MATCH_LIMIT_DB = 6.0  # largest spectral-matching correction of the bed, dB
 _GRAIN_S = 0.5         # re-synthesis grain length, s
 _DIGITAL_SILENCE = 1e-16  # frame power per sample below which a frame is digital silence
 _SILENT_DB = -200.0    # level reported for a silent bed, dBFS
+_PLATEAU_DB = 3.0      # a background plateau: frames within 3 dB of the quietest 5 % ...
+_PLATEAU_MIN_S = 0.3   # ... in runs of at least 0.3 s ...
+_PLATEAU_SLOPE = 3.0   # ... whose level drifts by at most 3 dB/s (a reverb tail falls 24 dB/s
+                       # or faster in rooms of up to 2.5 s) ...
+_PLATEAU_RIPPLE_DB = 1.5  # ... and fluctuates by at most 1.5 dB (std about the drift) ...
+_PLATEAU_TOTAL_S = 0.5    # ... adding up to 0.5 s
+_TEXTURE_SPREAD_DB = 6.0  # a recording whose level stays within 6 dB (10th-90th percentile)
+                          # is all background (rain, an engine, room tone)
 
 
 @dataclass(frozen=True)
@@ -60,12 +69,15 @@ class AmbienceModel:
     sar_db : float
         The recording's signal-to-ambience ratio in dB: power of everything that is not the bed
         over the bed's power.
+    note : str
+        Why the recording has no ambience ("" when it has one).
     """
 
     bed: np.ndarray
     sample_rate: float
     level_dbfs: float
     sar_db: float
+    note: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -78,31 +90,13 @@ def _stft(n_fft: int, sample_rate: float) -> ShortTimeFFT:
     return ShortTimeFFT(hann(n_fft, sym=False), hop=n_fft // 4, fs=sample_rate)
 
 
-def _smoothed_min(power: np.ndarray, alpha: float, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Recursively smoothed power (along the last axis) and its running minimum over
-    ``window`` frames (centred; offline, so the search may look ahead)."""
-    smooth = lfilter([1.0 - alpha], [1.0, -alpha], power, axis=-1,
-                     zi=alpha * power[..., :1])[0]
-    return smooth, minimum_filter1d(smooth, size=window, axis=-1, mode="nearest")
-
-
-@lru_cache(maxsize=32)
-def _min_bias(n_fft: int, alpha: float, window: int, chunk: int) -> float:
-    """Bias of the smoothed-periodogram minimum for stationary Gaussian noise:
-    ``mean(P) / mean(min)``, measured on white noise analysed exactly like a recording of
-    ``chunk`` frames (short recordings search a shorter window, so their minimum is higher)."""
-    rng = np.random.default_rng(12345)
-    count = max(8, 1024 // chunk)
-    noise = rng.standard_normal(n_fft // 4 * (count * chunk + 12))
-    power = np.abs(_stft(n_fft, 1.0).stft(noise)) ** 2
-    power = power[4:-4, 4: 4 + count * chunk]  # DC, Nyquist and the padded edges differ
-    chunks = power.reshape(power.shape[0], count, chunk).transpose(1, 0, 2)
-    _, mins = _smoothed_min(chunks, alpha, window)
-    return float(chunks.mean() / mins.mean())
+def _smoothed(power: np.ndarray, alpha: float) -> np.ndarray:
+    """Recursively smoothed power along the last axis (time constant set by ``alpha``)."""
+    return lfilter([1.0 - alpha], [1.0, -alpha], power, axis=-1, zi=alpha * power[..., :1])[0]
 
 
 def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
-    """The stationary ambient bed of a recording (minimum statistics + Wiener gain).
+    """The stationary ambient bed of a recording (background plateaus + Wiener gain).
 
     Parameters
     ----------
@@ -140,27 +134,31 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     if last - first < 2:
         first, last = 0, power.shape[-1]
     inner = power[..., first:last]
-    frames = inner.shape[-1]
+
     if np.mean(inner.sum(axis=(0, 1)) <= _DIGITAL_SILENCE * n_fft * data.shape[0]) >= 0.1:
         # a gated recording (events separated by digital silence) has no background at all;
         # the smoothed minimum would only find the events' own fading remnants
         return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
                              level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB)
     alpha = float(np.exp(-hop / (_SMOOTH_S * sr)))
-    window = max(1, min(frames, int(round(_WINDOW_S * sr / hop))))
-    smooth, mins = _smoothed_min(inner, alpha, window)
-    # recordings much longer than the window behave like 4 windows' worth (edges aside);
-    # each channel is estimated on its own (the bias depends on how correlated they are),
-    # then one gain for all channels keeps the stereo image
-    noise = (mins * _min_bias(n_fft, round(alpha, 6), window, min(frames, 4 * window))).mean(axis=0)
-    smooth = smooth.mean(axis=0)
+    smooth_all = _smoothed(inner, alpha)
+    plateau = _background_frames(smooth_all.mean(axis=0), stft.f, hop / sr, alpha)
+    if plateau is None:
+        return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
+                             level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB,
+                             note="no stationary background: the recording's quietest stretches "
+                                  "are reverberation tails or quiet sounds, not a steady bed")
+    # the background's spectrum: the mean power of the plateau frames (a stationary bed is the
+    # same under the loud parts); each channel's own, then one gain for all channels
+    noise = inner[..., plateau].mean(axis=-1).mean(axis=0)[:, None]
+    smooth = smooth_all.mean(axis=0)
     inner = inner.mean(axis=0)
     gain = np.minimum(1.0, noise / np.maximum(smooth, 1e-30))
     # spectral matching: the bed's long-term spectrum must equal the background estimate's
     # (the Wiener gain also trims the background's own upward fluctuations)
     freqs = stft.f
     got = smooth_octaves(freqs, (gain ** 2 * inner).mean(axis=-1), 1.0 / 3.0)
-    want = smooth_octaves(freqs, noise.mean(axis=-1), 1.0 / 3.0)
+    want = smooth_octaves(freqs, noise[:, 0], 1.0 / 3.0)
     ok = (got > 0) & (want > 0)
     correction = np.zeros(freqs.size)
     correction[ok] = np.clip(10.0 * np.log10(want[ok] / got[ok]), -_MATCH_LIMIT_DB, _MATCH_LIMIT_DB)
@@ -172,6 +170,44 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     level = max(10.0 * np.log10(max(p_bed, 1e-30)), _SILENT_DB)
     sar = 10.0 * np.log10(max(p_all - p_bed, 1e-4 * p_all, 1e-20) / max(p_bed, 1e-20))
     return AmbienceModel(bed=bed, sample_rate=sr, level_dbfs=level, sar_db=sar)
+
+
+def _background_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,
+                       alpha: float) -> np.ndarray | None:
+    """Frames (indices) where only a stationary background sounds, or None if there is none.
+
+    ``power`` is the smoothed STFT power (bins, frames). On its broadband level (90 Hz-11 kHz,
+    dB), a recording that stays within ``_TEXTURE_SPREAD_DB`` is all background (every frame
+    counts). Otherwise the background shows as plateaus: runs of at least ``_PLATEAU_MIN_S``
+    within ``_PLATEAU_DB`` of the quietest 5 % of frames, flat (drift at most
+    ``_PLATEAU_SLOPE`` dB/s, ripple at most ``_PLATEAU_RIPPLE_DB``), adding up to
+    ``_PLATEAU_TOTAL_S``. Reverberation tails fall through that level instead of resting on it,
+    and a recording without a background has none (its quietest frames are the ends of decays).
+    """
+    band = (freqs >= 90.0) & (freqs < 11000.0)
+    level = 10.0 * np.log10(power[band].sum(axis=0) + 1e-30)
+    # the recursive smoothing's own start-up: skip its first time constants
+    skip = min(level.size // 4, int(np.ceil(3.0 / max(1.0 - alpha, 1e-6))) // 4)
+    level = level[skip:]
+    if level.size < 4:
+        return None
+    if np.percentile(level, 90) - np.percentile(level, 10) <= _TEXTURE_SPREAD_DB:
+        return np.arange(skip, skip + level.size)
+    near = level <= np.percentile(level, 5) + _PLATEAU_DB
+    min_run = max(3, int(round(_PLATEAU_MIN_S / frame_s)))
+    frames: list[np.ndarray] = []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], near.astype(np.int8), [0]])))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a < min_run:
+            continue
+        t = np.arange(b - a) * frame_s
+        slope, icpt = np.polyfit(t, level[a:b], 1)
+        ripple = float(np.std(level[a:b] - (slope * t + icpt)))
+        if abs(slope) <= _PLATEAU_SLOPE and ripple <= _PLATEAU_RIPPLE_DB:
+            frames.append(np.arange(a, b) + skip)
+    if not frames or sum(f.size for f in frames) * frame_s < _PLATEAU_TOTAL_S:
+        return None
+    return np.concatenate(frames)
 
 
 def _bed_for(model: AmbienceModel, channels: int) -> tuple[np.ndarray, bool]:

@@ -52,7 +52,8 @@ def band_weights(freqs_hz: np.ndarray, centers_hz: np.ndarray) -> np.ndarray:
 
 def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float, *,
                  drr_db: float = 0.0, channels: int = 1, seed: int | np.random.Generator = 0,
-                 predelay_s: float = 0.0, length_s: float | None = None) -> np.ndarray:
+                 predelay_s: float = 0.0, length_s: float | None = None,
+                 band_gains_db: np.ndarray | None = None) -> np.ndarray:
     """A synthetic impulse response with the given reverberation time per band.
 
     Parameters
@@ -75,6 +76,10 @@ def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
     length_s : float, optional
         Length in s (default: the longest RT60 plus the pre-delay, where the tail is 60 dB down;
         at most 12 s).
+    band_gains_db : np.ndarray, optional
+        Level of each band's tail in dB relative to the others (the room's colouration; default
+        0 dB: white noise before the decay, so each band's tail energy grows with its RT60). The
+        tail as a whole still has the energy ``drr_db`` sets.
 
     Returns
     -------
@@ -88,6 +93,10 @@ def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
                              "non-empty and of the same length")
     if not (np.isfinite(rt).all() and (rt > 0).all()):
         raise ParameterError(f"rt60_s must be finite and > 0 s, got {np.round(rt, 3).tolist()}")
+    gains = np.zeros(rt.size) if band_gains_db is None else np.asarray(band_gains_db, np.float64)
+    if gains.shape != rt.shape or not np.isfinite(gains).all():
+        raise ParameterError(f"band_gains_db must be finite, one per band ({rt.shape}), got "
+                             f"{np.shape(band_gains_db)}")
     if channels < 1:
         raise ParameterError(f"channels must be >= 1, got {channels}")
     sr = float(sample_rate)
@@ -103,8 +112,8 @@ def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
     weights = band_weights(sp_fft.rfftfreq(m_fft, 1.0 / sr), centers)
     t = np.arange(m) / sr
     tail = np.zeros((channels, m))
-    for w, rt_b, fc in zip(weights, rt, centers, strict=True):
-        band = sp_fft.irfft(spec * w, n=m_fft, axis=-1)[:, :m]
+    for w, rt_b, fc, g in zip(weights, rt, centers, gains, strict=True):
+        band = sp_fft.irfft(spec * (w * 10.0 ** (g / 20.0)), n=m_fft, axis=-1)[:, :m]
         band = _flatten_envelope(band, sr, fc)
         tail += band * 10.0 ** (-3.0 * t / rt_b)  # amplitude: -60 dB of energy at t = RT60
     # fade the last 5 % so a response cut before -60 dB does not end in a click

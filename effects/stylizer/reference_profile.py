@@ -178,8 +178,8 @@ def analyze_reference(reference: np.ndarray, sample_rate: float, *,
         notes.append(f"ambience taken from the first {_MAX_AMBIENCE_S:g} s, reverberation from "
                      f"the first {min(n / sr, _MAX_REVERB_S):g} s of {n / sr:.1f} s")
     if amb.level_dbfs <= SILENT_BED_DBFS:
-        notes.append("no stationary background (the reference's pauses are digital silence): "
-                     "no ambience")
+        notes.append(amb.note or "no stationary background (the reference's pauses are digital "
+                     "silence): no ambience")
     profile = ReferenceProfile(sample_rate=sr, duration_s=n / sr, channels=data.shape[0],
                                reverb=reverb, ltas_freqs=freqs, ltas_psd=psd, ambience=amb,
                                level_dbfs=level, content_hash=key, notes=tuple(notes))

@@ -1,24 +1,39 @@
-"""Reverberation analysis: blind RT60 per octave band and a direct-to-reverberant ratio.
+"""Reverberation analysis: blind RT60 and direct-to-reverberant ratio per octave band.
 
 Blind (no impulse response available) estimation follows the decay-statistics family of
 Ratnam et al. (2003) and Löllmann et al. (2010): a room's reverberation shows wherever a sound
-stops, as a *free decay* of the band energy, linear in dB with slope ``-60 / RT60`` dB/s. Per
-octave band the recording's energy envelope is scanned for free decays (a fall from a local peak
-that does not rise again by more than a small tolerance), each decay's usable part (after the
-direct-sound drop, above the background floor) gets a least-squares slope, and the band's RT60 is
-the median of the per-decay estimates, weighted by each decay's fitted range in dB. A decay that
-starts steeper than it ends still carries the direct sound's drop and is trimmed of its head
-first; decays that are not straight lines in dB are dropped. Sounds that fade slowly by
-themselves still make a decay look slower than the room's: with material that never stops
-abruptly the estimate is an upper bound.
+stops, as a *free decay* of the band energy, linear in dB with slope ``-60 / RT60`` dB/s.
 
-The direct-to-reverberant ratio (DRR) comes from the same decays: a model splits each band's
-power frame by frame into direct sound and an exponential reverberant tail fed by it (the tail's
-energy being ``1 / DRR`` times the direct sound's, decaying at the band's RT60); the DRR is the one
-for which the tail the model predicts in the free decays (where there is no direct sound) equals
-what was observed there.
+Per octave band:
 
-:func:`schroeder_rt60` is the non-blind measurement (ISO 3382 style T20 from the Schroeder
+1. the band's stationary background (noise floor) is estimated from the quietest frames of its
+   smoothed energy envelope (a low percentile, corrected for the envelope's own chi-square
+   spread), and subtracted from the envelope (Lundeby-style noise compensation); decays are
+   only fitted where the envelope stands well clear of that floor (truncation);
+2. free decays (a fall from a local peak that does not rise again by more than the envelope's
+   own fluctuation) get a least-squares slope over their usable part (after the direct-sound
+   drop, above the floor); decays that are not straight lines in dB are dropped;
+3. a sound that fades by itself decays *slower* than the room, never faster: the band's RT60 is
+   the weighted median of the lower cluster of per-decay estimates (those within a factor of 2
+   of their weighted 35th percentile), each decay weighted by the square of its fitted dB range
+   (deep decays show the late decay that T30 measures, shallow ones only the early one); its
+   confidence grows with the evidence (fitted dB) in that cluster and falls with its spread.
+
+Across bands, the log RT60s are smoothed by a confidence-weighted, outlier-robust fit
+(neighbouring bands of one room differ by tens of per cent, not by factors): a band with weak or
+inconsistent evidence follows its neighbours, a band with none is filled in from them. The
+broadband figure is the mean over 500 Hz-2 kHz of these final values, which is what a
+synthetic response built from them measures (its T30).
+
+The direct-to-reverberant ratio (DRR), per band, comes from the same decays: a model splits the
+band's power frame by frame into direct sound and an exponential reverberant tail fed by it
+(the tail's energy being ``1 / DRR`` times the direct sound's, decaying at the band's RT60); the
+band's DRR is the one for which the tail the model predicts in the free decays (where there is no
+direct sound) equals what was observed there. The per-band values are smoothed across bands like
+the RT60s; the broadband DRR is that of the response they describe (a white direct impulse plus
+the band tails), not a property of the programme material.
+
+:func:`schroeder_rt60` is the non-blind measurement (ISO 3382 style T20/T30 from the Schroeder
 backward integral of an impulse response) used to check synthetic and stylized responses.
 """
 
@@ -29,6 +44,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from blendfx.buffers import to_channels_first, to_mono
 from scipy.signal import butter, sosfilt
+from scipy.stats import chi2
+
+from .impulse import band_weights
 
 __all__ = [
     "OCTAVE_CENTERS_HZ",
@@ -38,6 +56,8 @@ __all__ = [
     "estimate_reverb",
     "schroeder_rt60",
     "fill_bands",
+    "smooth_across_bands",
+    "band_energy_fractions",
 ]
 
 #: Nominal octave-band centres in Hz (IEC 61260 nominal values).
@@ -49,14 +69,23 @@ _SMOOTH_CYCLES = 10.0   # envelope smoothing window in periods of the band's ban
 _RISE_TOL_SIGMAS = 3.0  # a decay ends when the envelope rises this many fluctuation std's
                         # (or at least 2 dB) above its running minimum
 _SKIP_DB = 5.0          # skip the first 5 dB of a decay (direct sound, source offset)
-_FLOOR_MARGIN_DB = 8.0  # stop fitting this far above the band's background floor
+_FLOOR_PERCENTILE = 5.0  # the quietest 5 % of a band's frames give its background level
+_FLOOR_MARGIN_DB = 6.0  # fit only where the envelope is this far above the background
 _MIN_RANGE_DB = 10.0    # a decay must fall at least this far to be fitted
 _MAX_RANGE_DB = 40.0    # fit at most this much of one decay
 _KNEE_RATIO = 1.5       # a decay whose first half is this much steeper than its second has a knee
 _MAX_RESIDUAL_DB = 2.5  # reject decays that are not straight lines in dB
-_QUANTILE = 0.5         # weighted quantile of per-decay RT60s
+_LOW_QUANTILE = 0.35    # the lower cluster of decays is anchored at this weighted quantile ...
+_CLUSTER_SPAN = 2.0     # ... and holds the decays up to this factor above it
+_WEIGHT_POWER = 2.0     # a decay's weight: its fitted dB range to this power
+_EVIDENCE_DB = 60.0     # fitted dB (summed over decays) for half confidence
+_SMOOTH_LAMBDA = 1.0    # cross-band smoothing strength (per unit confidence) on the curvature ...
+_SLOPE_LAMBDA = 0.05    # ... and (weakly) on the slope of log RT60 over the bands
+_ROBUST_LN = 0.2        # cross-band residual (natural log) beyond which a band is down-weighted
 _DRR_SMOOTH_S = 0.1     # longest envelope smoothing for the DRR model (RT60 / 6 below that), s
+_DRR_GRID_DB = np.arange(-24.0, 24.01, 0.5)
 _RT60_RANGE_S = (0.05, 12.0)
+_MID_BANDS_HZ = (500.0, 2000.0)  # the broadband RT60 is the mean over these bands (inclusive)
 
 
 def octave_centers(sample_rate: float) -> np.ndarray:
@@ -80,13 +109,28 @@ class ReverbEstimate:
     centers_hz : np.ndarray
         Octave-band centres in Hz.
     rt60_s : np.ndarray
-        Estimated RT60 per band in s; NaN where the recording showed no usable free decay.
+        RT60 per band in s after the cross-band fit (bands without evidence filled in from
+        their neighbours); all NaN when the recording showed no usable free decay.
     n_decays : np.ndarray
-        Number of free decays that went into each band's estimate.
+        Number of free decays that went into each band's own estimate.
     drr_db : float
-        Direct-to-reverberant energy ratio in dB (NaN when no band has an RT60).
+        Broadband direct-to-reverberant energy ratio in dB of the response the band values
+        describe (NaN when no band has an RT60).
     notes : tuple of str
         Why something could not be estimated.
+    raw_rt60_s : np.ndarray
+        Each band's own estimate in s (NaN where it had no usable decay), before the fit.
+    confidence : np.ndarray
+        Per-band confidence of the RT60 in [0, 1): evidence (fitted dB) over evidence plus
+        ``_EVIDENCE_DB``, reduced by the spread of the decays; 0 where there were none.
+    band_drr_db : np.ndarray
+        Direct-to-reverberant ratio per band in dB (after the cross-band fit; NaN when unknown).
+    drr_confidence : np.ndarray
+        Per-band confidence of ``band_drr_db`` in [0, 1).
+    noise_floor_db : np.ndarray
+        Per-band background level in dB (re. full-scale power) that was compensated for.
+    sample_rate : float
+        Rate of the analysed recording in Hz (sets the bands' share of a white direct sound).
     """
 
     centers_hz: np.ndarray
@@ -94,6 +138,12 @@ class ReverbEstimate:
     n_decays: np.ndarray
     drr_db: float = float("nan")
     notes: tuple[str, ...] = field(default=())
+    raw_rt60_s: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    band_drr_db: np.ndarray | None = None
+    drr_confidence: np.ndarray | None = None
+    noise_floor_db: np.ndarray | None = None
+    sample_rate: float = 44100.0
 
     @property
     def valid(self) -> bool:
@@ -102,14 +152,15 @@ class ReverbEstimate:
 
     @property
     def broadband_rt60_s(self) -> float:
-        """One RT60 in s: the decay-count-weighted median over the bands 250 Hz-4 kHz that have
-        an estimate (all bands if none of those do); NaN when no band has one."""
-        ok = np.isfinite(self.rt60_s)
-        mid = ok & (self.centers_hz >= 250) & (self.centers_hz <= 4000)
-        use = mid if mid.any() else ok
-        if not use.any():
+        """One RT60 in s: the mean of the final band values over 500 Hz-2 kHz (what the T30 of
+        a response built from them measures there); NaN when no band has one."""
+        if not self.valid:
             return float("nan")
-        return _weighted_quantile(self.rt60_s[use], self.n_decays[use].astype(float), 0.5)
+        mid = (self.centers_hz >= _MID_BANDS_HZ[0]) & (self.centers_hz <= _MID_BANDS_HZ[1])
+        use = mid & np.isfinite(self.rt60_s)
+        if not use.any():
+            use = np.isfinite(self.rt60_s)
+        return float(np.mean(self.rt60_s[use]))
 
 
 def fill_bands(centers_hz: np.ndarray, values: np.ndarray, default: float) -> np.ndarray:
@@ -123,9 +174,70 @@ def fill_bands(centers_hz: np.ndarray, values: np.ndarray, default: float) -> np
     return np.interp(logf, logf[ok], values[ok])
 
 
+def band_energy_fractions(centers_hz: np.ndarray, sample_rate: float) -> np.ndarray:
+    """Share of a white signal's spectrum (0 Hz to Nyquist) that each band of the
+    amplitude-complementary crossover of :func:`.impulse.band_weights` owns (lowest band down
+    to 0 Hz, highest up to Nyquist); sums to 1."""
+    freqs = np.linspace(0.0, 0.5 * float(sample_rate), 4097)
+    w = band_weights(freqs, np.asarray(centers_hz, dtype=np.float64))
+    share = w.sum(axis=1)
+    return share / share.sum()
+
+
+def smooth_across_bands(values: np.ndarray, weights: np.ndarray, lam: float = _SMOOTH_LAMBDA,
+                        robust: float = _ROBUST_LN, iterations: int = 4,
+                        slope_lam: float = _SLOPE_LAMBDA) -> np.ndarray:
+    """Confidence-weighted, outlier-robust smoothing of per-band values (e.g. log RT60).
+
+    Minimises ``sum w_b (x_b - y_b)^2 + lam * sum (x_{b+1} - 2 x_b + x_{b-1})^2
+    + slope_lam * sum (x_{b+1} - x_b)^2`` and re-weights each band by
+    ``1 / (1 + (residual / robust)^2)`` (Cauchy), so one band that disagrees strongly with its
+    neighbours follows them instead,
+    while a steady trend over the bands (RT60 falling with frequency) is kept. Bands with NaN
+    values or zero weight take the fit's value.
+
+    Parameters
+    ----------
+    values : np.ndarray
+        Per-band values (NaN where unknown).
+    weights : np.ndarray
+        Per-band confidence (>= 0).
+    lam : float
+        Strength of the second-difference (curvature) penalty.
+    robust : float
+        Residual (in the values' units) beyond which a band's weight is reduced.
+    iterations : int
+        Re-weighting rounds.
+    slope_lam : float
+        Strength of the first-difference (slope) penalty.
+
+    Returns
+    -------
+    np.ndarray
+        The fitted values (all NaN when no band has a value with positive weight).
+    """
+    y = np.asarray(values, dtype=np.float64)
+    w0 = np.where(np.isfinite(y), np.maximum(np.asarray(weights, dtype=np.float64), 0.0), 0.0)
+    n = y.size
+    if not (w0 > 0).any():
+        return np.full(n, np.nan)
+    y0 = np.where(w0 > 0, y, 0.0)
+    d1 = np.diff(np.eye(n), axis=0)
+    d2 = np.diff(np.eye(n), n=2, axis=0)
+    pen = lam * d2.T @ d2 + slope_lam * d1.T @ d1
+    w = w0.copy()
+    x = y0
+    for _ in range(iterations):
+        a = np.diag(w) + pen + 1e-9 * np.eye(n)
+        x = np.linalg.solve(a, w * y0)
+        r = np.abs(y0 - x)
+        w = w0 / (1.0 + (r / robust) ** 2)
+    return x
+
+
 def estimate_reverb(audio: np.ndarray, sample_rate: float,
                     centers_hz: np.ndarray | None = None) -> ReverbEstimate:
-    """Blind RT60 per octave band, and DRR, from a recording's free decays.
+    """Blind RT60 and DRR per octave band from a recording's free decays.
 
     Parameters
     ----------
@@ -139,39 +251,95 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
     Returns
     -------
     ReverbEstimate
-        Bands without a usable decay (too short a recording, a steady sound with no pauses)
-        have NaN and the reason is in ``notes``.
+        With no usable decay in any band (too short a recording, a steady sound with no
+        pauses) every RT60 is NaN and the reason is in ``notes``.
     """
     sr = float(sample_rate)
     data, _ = to_channels_first(audio, name="reference")
     mono = to_mono(data).astype(np.float64)
     centers = octave_centers(sr) if centers_hz is None else np.asarray(centers_hz, float)
     hop = max(1, int(round(_HOP_S * sr)))
-    rt60 = np.full(centers.size, np.nan)
+    frame_s = hop / sr
+    raw = np.full(centers.size, np.nan)
+    conf = np.zeros(centers.size)
     counts = np.zeros(centers.size, dtype=int)
-    decays: list[np.ndarray] = []
+    floors = np.full(centers.size, -np.inf)
     powers: list[np.ndarray] = []
     decays: list[np.ndarray] = []
-    frame_s = hop / sr
     for i, fc in enumerate(centers):
         power = _frame_power(sosfilt(octave_sos(fc, sr), mono), hop)
-        powers.append(power)
         # narrow (low) bands fluctuate more: smooth over _SMOOTH_CYCLES periods of the bandwidth
         bandwidth = fc / np.sqrt(2.0)
         m = max(1, int(round(max(_MIN_SMOOTH_S, _SMOOTH_CYCLES / bandwidth) / frame_s)))
-        # std of the log of a smoothed chi-square envelope: 10 log10(e) * sqrt(1 / (B W))
-        tol = max(2.0, _RISE_TOL_SIGMAS * 4.34 / np.sqrt(bandwidth * m * frame_s))
-        fits = _decay_fits(_smooth_db(power, m), frame_s, skip_frames=m + 2, rise_tol_db=tol)
-        decays.append(fits)
-        if fits.size:
-            rt60[i] = _weighted_quantile(fits[:, 0], fits[:, 1], _QUANTILE)
-            counts[i] = fits.shape[0]
+        dof = max(2.0, 2.0 * bandwidth * m * frame_s)
+        smooth = 10.0 ** (_smooth_db(power, m) / 10.0)
+        floor = _background(smooth, dof)
+        floors[i] = 10.0 * np.log10(floor + 1e-30)
+        compensated = np.maximum(smooth - floor, 1e-30)
+        env_db = 10.0 * np.log10(compensated)
+        # std of the log of a smoothed chi-square envelope: 10 log10(e) * sqrt(2 / dof)
+        tol = max(2.0, _RISE_TOL_SIGMAS * 4.34 * np.sqrt(2.0 / dof))
+        usable_db = 10.0 * np.log10(floor * (10.0 ** (_FLOOR_MARGIN_DB / 10.0) - 1.0) + 1e-30)
+        fits = _decay_fits(env_db, frame_s, skip_frames=m + 2, rise_tol_db=tol,
+                           usable_db=usable_db)
+        compensated[smooth < floor * 10.0 ** (_FLOOR_MARGIN_DB / 10.0)] = 0.0
+        powers.append(compensated)
+        keep, rt, c = _band_rt60(fits)
+        decays.append(fits[keep])
+        if np.isfinite(rt):
+            raw[i], conf[i], counts[i] = rt, c, int(keep.sum())
     notes: list[str] = []
-    if not np.isfinite(rt60).any():
+    if not np.isfinite(raw).any():
         notes.append(f"no free decay of at least {_MIN_RANGE_DB:g} dB found in "
                      f"{mono.size / sr:.2f} s of reference: RT60 unknown")
-    drr = _estimate_drr(powers, decays, rt60, frame_s)
-    return ReverbEstimate(centers, rt60, counts, drr, tuple(notes))
+        nan = np.full(centers.size, np.nan)
+        return ReverbEstimate(centers, nan, counts, float("nan"), tuple(notes), raw, conf, nan,
+                              np.zeros(centers.size), floors, sr)
+    log_rt = smooth_across_bands(np.log(raw), conf)
+    rt60 = np.clip(np.exp(log_rt), *_RT60_RANGE_S)
+    band_drr, drr_conf = _estimate_band_drr(powers, decays, rt60, frame_s)
+    if np.isfinite(band_drr).any():
+        band_drr = smooth_across_bands(band_drr, drr_conf, robust=3.0)
+        share = band_energy_fractions(centers, sr)
+        drr = float(-10.0 * np.log10(np.sum(share * 10.0 ** (-band_drr / 10.0))))
+    else:
+        band_drr = np.full(centers.size, np.nan)
+        drr = float("nan")
+        notes.append("no band gave a direct-to-reverberant ratio")
+    return ReverbEstimate(centers, rt60, counts, drr, tuple(notes), raw, conf, band_drr,
+                          drr_conf, floors, sr)
+
+
+def _background(smooth: np.ndarray, dof: float) -> float:
+    """A band's stationary background power: the ``_FLOOR_PERCENTILE`` percentile of its
+    smoothed envelope, divided by where that percentile of a smoothed chi-square envelope of
+    ``dof`` degrees of freedom sits re. its mean (the quietest frames of a noise floor lie
+    below its mean). Recordings without a floor give the level of their quietest decays,
+    which the compensation then barely touches."""
+    low = float(np.percentile(smooth, _FLOOR_PERCENTILE))
+    return low / (chi2.ppf(_FLOOR_PERCENTILE / 100.0, dof) / dof)
+
+
+def _band_rt60(fits: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The band's RT60 from its decays: which decays were kept, the RT60 (NaN if none) and its
+    confidence.
+
+    Sounds that fade by themselves make decays slower than the room's, never faster, so the
+    room is the lower cluster: decays up to ``_CLUSTER_SPAN`` times the weighted
+    ``_LOW_QUANTILE`` quantile. The RT60 is their weighted median; the confidence is their
+    fitted dB over that plus ``_EVIDENCE_DB``, times ``1 / (1 + (4 * relative MAD)^2)``, the
+    decays weighted by their fitted dB range to the power ``_WEIGHT_POWER``."""
+    keep = np.zeros(fits.shape[0], dtype=bool)
+    if fits.shape[0] == 0:
+        return keep, float("nan"), 0.0
+    rts, w = fits[:, 0], fits[:, 1] ** _WEIGHT_POWER
+    anchor = _weighted_quantile(rts, w, _LOW_QUANTILE)
+    keep = rts <= _CLUSTER_SPAN * anchor
+    rt = _weighted_quantile(rts[keep], w[keep], 0.5)
+    evidence = float(fits[keep, 1].sum())
+    spread = _weighted_quantile(np.abs(np.log(rts[keep] / rt)), w[keep], 0.5)
+    conf = evidence / (evidence + _EVIDENCE_DB) / (1.0 + (4.0 * spread) ** 2)
+    return keep, rt, conf
 
 
 def _frame_power(band: np.ndarray, hop: int) -> np.ndarray:
@@ -197,22 +365,22 @@ def _smooth_db(power: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
-                rise_tol_db: float) -> np.ndarray:
-    """Free decays of one band envelope: rows of ``(rt60_s, weight, first_frame, last_frame)``.
+                rise_tol_db: float, usable_db: float) -> np.ndarray:
+    """Free decays of one (noise-compensated) band envelope: rows of
+    ``(rt60_s, weight, first_frame, last_frame)``.
 
     A decay starts at a local peak and lasts while the envelope stays within a tolerance
     of its running minimum (``rise_tol_db``, about three standard deviations of the envelope's
     own fluctuation). Its first ``skip_frames`` frames and first ``_SKIP_DB`` dB are skipped
-    (the direct sound's drop, smeared by the smoothing window), and it is cut ``_FLOOR_MARGIN_DB``
-    above the band's background floor (10th percentile of the envelope) where the decay flattens.
-    The weight is the fitted range in dB: long clean decays count more.
+    (the direct sound's drop, smeared by the smoothing window), and it is cut where it reaches
+    ``usable_db`` (just clear of the compensated background). The weight is the fitted range in
+    dB: long clean decays count more.
     """
     n = env_db.size
     if n < 4:
         return np.zeros((0, 4))
-    floor = float(np.percentile(env_db, 10))
     top = float(env_db.max())
-    if top - floor < _MIN_RANGE_DB + _SKIP_DB:
+    if top - usable_db < _MIN_RANGE_DB + _SKIP_DB:
         return np.zeros((0, 4))
     out: list[tuple[float, float, float, float]] = []
     k = 0
@@ -225,7 +393,7 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
             j += 1
         seg = env_db[start:j]
         end = int(np.argmin(seg))
-        fit = _fit_decay(seg[: end + 1], frame_s, skip_frames, floor)
+        fit = _fit_decay(seg[: end + 1], frame_s, skip_frames, usable_db)
         if fit is not None:
             rt, weight, first, last = fit
             out.append((rt, weight, start + first, start + last))
@@ -234,7 +402,7 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
 
 
 def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
-               floor: float) -> tuple[float, float, int, int] | None:
+               usable_db: float) -> tuple[float, float, int, int] | None:
     """Fit one decay ``seg`` (dB, starting at its peak): ``(rt60_s, range_db, first, last)``
     with the fitted frames ``first..last`` relative to ``seg``, or None if it is unusable."""
     peak = seg[0]
@@ -247,8 +415,7 @@ def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
     s0 = max(int(below[0]), fall + skip_frames)
     if s0 >= seg.size:
         return None
-    usable = np.nonzero(seg >= max(floor + _FLOOR_MARGIN_DB, seg[min(s0, seg.size - 1)]
-                                   - _MAX_RANGE_DB))[0]
+    usable = np.nonzero(seg >= max(usable_db, seg[min(s0, seg.size - 1)] - _MAX_RANGE_DB))[0]
     if usable.size == 0:
         return None
     e = int(usable[-1])
@@ -296,26 +463,25 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(np.interp(q * w.sum(), c, v))
 
 
-def _estimate_drr(powers: list[np.ndarray], decays: list[np.ndarray], rt60: np.ndarray,
-                  frame_s: float) -> float:
-    """Broadband DRR in dB: the ratio for which a direct-plus-exponential-tail model explains
-    the levels seen in the free decays.
+def _estimate_band_drr(powers: list[np.ndarray], decays: list[np.ndarray], rt60: np.ndarray,
+                       frame_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band DRR in dB (NaN where unknown) and its confidence: the ratio for which a
+    direct-plus-exponential-tail model explains the levels seen in the band's free decays.
 
-    Per band, the model splits the observed power ``p`` into direct power ``D`` and reverberant
-    power ``r`` frame by frame: ``r[k] = q (r[k-1] + a D[k-1])``, ``D[k] = max(p[k] - r[k], 0)``,
-    with ``q`` the per-frame decay of the band's RT60 and ``a = (1 - q) / (q DRR)`` (so the
-    tail's energy is ``1 / DRR`` times the direct sound's). In a free decay there is no direct
-    sound, so the right DRR makes ``r`` equal ``p`` there: the band's DRR is the grid value
-    where the median of ``10 log10(r / p)`` over its decay frames crosses 0 dB. The broadband
-    value is the median over bands, weighted by their number of decays.
+    Per band, the model splits the observed (noise-compensated) power ``p`` into direct power
+    ``D`` and reverberant power ``r`` frame by frame: ``r[k] = q (r[k-1] + a D[k-1])``,
+    ``D[k] = max(p[k] - r[k], 0)``, with ``q`` the per-frame decay of the band's RT60 and
+    ``a = (1 - q) / (q DRR)`` (so the tail's energy is ``1 / DRR`` times the direct sound's). In a
+    free decay there is no direct sound, so the right DRR makes ``r`` equal ``p`` there: the
+    band's DRR is where the median of ``10 log10(r / p)`` over its decay frames crosses 0 dB.
     """
-    grid = np.arange(-24.0, 24.01, 1.0)
+    grid = _DRR_GRID_DB
     drr_lin = 10.0 ** (grid / 10.0)
-    values, weights = [], []
-    for power, fits, rt in zip(powers, decays, rt60, strict=True):
+    values = np.full(len(powers), np.nan)
+    conf = np.zeros(len(powers))
+    for b, (power, fits, rt) in enumerate(zip(powers, decays, rt60, strict=True)):
         if not np.isfinite(rt) or fits.shape[0] == 0:
             continue
-        # smoothing steadies the clamp below, but must stay short against the decay itself
         m = max(1, int(round(np.clip(rt / 6.0, _MIN_SMOOTH_S, _DRR_SMOOTH_S) / frame_s)))
         p = 10.0 ** (_smooth_db(power, m) / 10.0)
         q = 10.0 ** (-6.0 * frame_s / rt)
@@ -328,24 +494,22 @@ def _estimate_drr(powers: list[np.ndarray], decays: list[np.ndarray], rt60: np.n
         ratio = np.empty((int(mask.sum()), grid.size))
         row = 0
         for k in range(1, last_frame + 1):  # sequential by nature: each frame feeds the next
-            # a free decay has no direct sound by definition; elsewhere the clamp would turn
-            # the envelope's own fluctuation into fake direct energy
             if not mask[k - 1]:
                 r = q * (r + a * np.maximum(p[k - 1] - r, 0.0))
             else:
                 r = q * r
             if mask[k]:
-                ratio[row] = r / p[k]
+                ratio[row] = r / max(p[k], 1e-30)
                 row += 1
         med = 10.0 * np.log10(np.median(ratio[:row], axis=0) + 1e-30)
-        # med falls as DRR rises (less reverberant energy predicted); take the crossing
         i = int(np.argmin(np.abs(med)))
-        if 0 < i < grid.size - 1 or abs(med[i]) < 3.0:
-            values.append(grid[i])
-            weights.append(float(fits.shape[0]))
-    if not values:
-        return float("nan")
-    return _weighted_quantile(np.array(values), np.array(weights), 0.5)
+        # a crossing at the grid's edge is no crossing: the model explains the decays with no
+        # direct sound at all (or none with any tail), which says the model does not fit
+        if abs(med[i]) < 1.5 and 0 < i < grid.size - 1:
+            values[b] = grid[i]
+            evidence = float(fits[:, 1].sum())
+            conf[b] = evidence / (evidence + _EVIDENCE_DB)
+    return values, conf
 
 
 def schroeder_rt60(impulse_response: np.ndarray, sample_rate: float,

@@ -28,6 +28,8 @@ __all__ = [
     "eq_gains",
     "apply_eq",
     "ltas_distance_db",
+    "third_octave_levels_db",
+    "third_octave_distance_db",
 ]
 
 
@@ -209,3 +211,48 @@ def ltas_distance_db(a: np.ndarray, b: np.ndarray, sample_rate: float, n_mels: i
         level = 10.0 * np.log10(mel + 1e-30)
         bands.append(np.maximum(level, level.max() + floor_db))
     return float(np.sqrt(np.mean((bands[0] - bands[1]) ** 2)))
+
+
+def third_octave_levels_db(audio: np.ndarray, sample_rate: float, fmin: float = 40.0,
+                           fmax: float = 10000.0,
+                           floor_db: float = -60.0) -> tuple[np.ndarray, np.ndarray]:
+    """Long-term 1/3-octave band levels in dB re. the total over the bands (shape only),
+    floored ``floor_db`` below the loudest band (so empty bands do not dominate a distance).
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        Any layout (channels averaged in power).
+    sample_rate : float
+        Hz.
+    fmin, fmax : float
+        Limits in Hz for the band centres (1 kHz x 2^(k/3) inside them).
+    floor_db : float
+        Lowest level kept, in dB re. the loudest band.
+
+    Returns
+    -------
+    centers : np.ndarray
+        Band centres in Hz.
+    levels : np.ndarray
+        Level per band in dB, the bands' powers summing to 0 dB.
+    """
+    sr = float(sample_rate)
+    freqs, psd = ltas(audio, sr, n_fft=1 << int(np.round(np.log2(0.186 * sr))))
+    k = np.arange(np.ceil(3 * np.log2(fmin / 1000.0)), np.floor(3 * np.log2(fmax / 1000.0)) + 1)
+    centers = 1000.0 * 2.0 ** (k / 3.0)
+    c = np.concatenate([[0.0], np.cumsum(psd)])
+    lo = np.searchsorted(freqs, centers * 2.0 ** (-1.0 / 6.0))
+    hi = np.searchsorted(freqs, centers * 2.0 ** (1.0 / 6.0))
+    band = np.maximum(c[hi] - c[lo], 0.0)
+    level = 10.0 * np.log10(band / max(band.sum(), 1e-30) + 1e-30)
+    return centers, np.maximum(level, level.max() + floor_db)
+
+
+def third_octave_distance_db(a: np.ndarray, b: np.ndarray, sample_rate: float) -> float:
+    """RMS over 1/3-octave bands (centres 50 Hz-8 kHz) of the difference in dB between two sounds'
+    level-normalised long-term band levels: how differently they are coloured (lower = closer).
+    """
+    _, la = third_octave_levels_db(a, sample_rate)
+    _, lb = third_octave_levels_db(b, sample_rate)
+    return float(np.sqrt(np.mean((la - lb) ** 2)))

@@ -4,12 +4,17 @@ Weight-free soundscape stylization (DESIGN.md section 9; the paper's model is no
 reference recording (the sidechain) is analysed once into a :class:`~.reference_profile.
 ReferenceProfile`, then applied to the stem in three parts, each of which can be switched off:
 
-1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR,
+1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR
+   (blind, noise-compensated, constrained across bands; see :mod:`.reverb_analysis`),
    convolved with the stem (block FFT convolution);
-2. colouration: a smooth, bounded EQ that gives the (reverberant) stem the reference's long-term
-   spectral shape (zero-phase, folded into the same convolution);
-3. ambience: the reference's stationary background re-synthesized to the stem's length (random
-   grains, no loop) and mixed at the reference's own signal-to-ambience ratio or a given level.
+2. colouration: what the room adds, not what the reference's instruments sound like: each
+   band's reverberant level re. the direct sound (from the per-band DRR), as far as the
+   evidence goes (confidence-weighted, 0 dB without evidence), built into the response's tail.
+   ``eq_target="reference"`` instead matches the reference's whole long-term spectrum (its
+   source's timbre included) with a smooth bounded EQ;
+3. ambience: the reference's stationary background, if it has one, re-synthesized to the
+   stem's length (random grains, no loop) and mixed at the reference's own signal-to-ambience
+   ratio or a given level. Reverberation tails and quiet music are no background.
 
 Mode ``"separate_remix"`` is the paper's baseline: the reference's background pasted (looped)
 under the unchanged stem, no acoustics and no EQ.
@@ -29,15 +34,17 @@ from scipy import fft as sp_fft
 from .ambience import loop_ambience, synthesize_ambience
 from .impulse import synthetic_ir
 from .reference_profile import ReferenceProfile, analyze_reference
-from .reverb_analysis import fill_bands
+from .reverb_analysis import ReverbEstimate, fill_bands, schroeder_rt60
 from .spectral_match import eq_gains, ltas, matching_eq_db, mean_power, smooth_octaves
 
 __all__ = ["Stylizer"]
 
 _SILENT_POWER = 1e-12     # mean square below which a stem counts as silent (-120 dBFS)
-_SAR_RANGE_DB = (-6.0, 40.0)  # "match" never buries the stem more than 6 dB under the bed
+_SAR_RANGE_DB = (-6.0, 60.0)  # "match" never buries the stem more than 6 dB under the bed
 _RT60_RANGE_S = (0.05, 10.0)
 _DEFAULT_DRR_DB = 0.0     # when the reference shows decays but no usable DRR
+_PREDELAY_S = 0.005       # the first reflection arrives after the direct sound, s
+_ROOM_EQ_MAX_DB = 3.0     # most a room's colouration departs from the diffuse-field tail, dB
 
 
 class Stylizer(Effect):
@@ -62,6 +69,9 @@ class Stylizer(Effect):
         RMS level of the ambience in dBFS; None (default) matches the reference's own
         signal-to-ambience ratio relative to the processed stem (a silent stem gets the
         reference's background level).
+    eq_target : {"room", "reference"}
+        ``"room"`` (default): the room's colouration (per-band tail levels, confidence-weighted).
+        ``"reference"``: the reference's long-term spectrum, its source's timbre included.
     eq_limit_db : float
         Largest EQ boost or cut in dB.
     eq_smoothing_oct : float
@@ -92,7 +102,12 @@ class Stylizer(Effect):
                        doc="'stylize' (acoustics + EQ + ambience) or 'separate_remix' (baseline).")
     amount = FloatParam(1.0, min=0.0, max=1.0, doc="Strength of the stylization (0 = bypass).")
     acoustics = BoolParam(True, doc="Apply the reference's reverberation.")
-    eq = BoolParam(True, doc="Match the reference's long-term spectrum.")
+    eq = BoolParam(True, doc="Apply the reference's colouration.")
+    eq_target = ChoiceParam("room", ("room", "reference"),
+                            doc="'room': the colouration the room adds (its reverberant tail's "
+                                "spectrum re. the direct sound, as far as the evidence goes); "
+                                "'reference': the reference's whole long-term spectrum (copies "
+                                "the reference's source timbre too).")
     ambience = BoolParam(True, doc="Add the reference's background bed.")
     ambience_level_db = FloatParam(None, min=-90.0, max=-6.0, unit="dBFS",
                                    doc="Ambience RMS level; unset = match the reference's "
@@ -155,8 +170,10 @@ class Stylizer(Effect):
 
     @property
     def last_report(self) -> dict[str, Any]:
-        """What the last call did: parts applied, RT60s and DRR used, EQ range (dB), ambience
-        level (dBFS), safety gain (dB), reference notes."""
+        """What the last call did: parts applied, the RT60 per band used (``rt60_bands_s``) and
+        the mid-band (500 Hz-2 kHz) T30 measured on the applied response (``rt60_applied_s``),
+        DRR used, EQ per band and range (dB), ambience level (dBFS), safety gain (dB),
+        reference notes."""
         return dict(self._last_report)
 
     def _resolve_sidechain(self, sidechain: SidechainArg) -> np.ndarray | None:
@@ -199,7 +216,7 @@ class Stylizer(Effect):
         amount = float(self.amount)
         ir = None
         if self.acoustics and profile.has_reverb:
-            ir = self._impulse_response(profile, sr, channels)
+            ir = self._impulse_response(profile, sr, channels, report)
             ir = ir * np.float32(amount)
             ir[:, 0] += np.float32(1.0 - amount)  # direct path stays at unity; the tail scales
             report["acoustics_applied"] = True
@@ -210,7 +227,7 @@ class Stylizer(Effect):
                                         "acoustics not applied")
         gains_db = None
         stem_power = mean_power(audio)
-        if self.eq and stem_power > _SILENT_POWER:
+        if self.eq and self.eq_target == "reference" and stem_power > _SILENT_POWER:
             freqs, src = ltas(audio, sr)
             if ir is not None:  # the EQ sees the stem as the room colours it
                 src = src * _power_response(ir, sr, freqs)
@@ -237,21 +254,38 @@ class Stylizer(Effect):
         wet = convolve(audio, ir)
         return np.ascontiguousarray(wet[:, delay: delay + n_out], dtype=np.float32)
 
-    def _impulse_response(self, profile: ReferenceProfile, sr: float, channels: int) -> np.ndarray:
+    def _impulse_response(self, profile: ReferenceProfile, sr: float, channels: int,
+                          report: dict[str, Any]) -> np.ndarray:
         """The reference's synthetic response (cached: the same room for every stem)."""
-        key = (profile.content_hash, sr, channels, self.seed)
-        cached = self._ir_cache.get(key)
-        if cached is not None:
-            return cached
         rev = profile.reverb
         rt = np.clip(fill_bands(rev.centers_hz, rev.rt60_s, rev.broadband_rt60_s), *_RT60_RANGE_S)
         drr = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
-        # a generator of its own: the room does not change with the ambience's random stream
-        ir = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
-                          seed=np.random.default_rng([self.seed, 0x1A]))
-        self._ir_cache.clear()
-        self._ir_cache[key] = ir
-        return ir
+        gains = None
+        if self.eq and self.eq_target == "room":
+            gains = room_eq_db(rev, rt, float(self.eq_limit_db))
+            report["eq_applied"] = True
+            report["eq_db"] = [round(float(g), 2) for g in gains]
+            report["eq_range_db"] = [round(float(gains.min()), 2), round(float(gains.max()), 2)]
+        report["rt60_bands_s"] = [round(float(v), 3) for v in rt]
+        report["drr_applied_db"] = round(float(drr), 2)
+        key = (profile.content_hash, sr, channels, self.seed, None if gains is None else
+               tuple(np.round(gains, 4)))
+        cached = self._ir_cache.get(key)
+        if cached is None:
+            # a generator of its own: the room does not change with the ambience's random stream
+            ir = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
+                              seed=np.random.default_rng([self.seed, 0x1A]),
+                              predelay_s=_PREDELAY_S, band_gains_db=gains)
+            # the broadband figure is measured on what is applied (neighbouring bands with
+            # longer decays lengthen an octave's T30), not taken from the band values
+            mid = rev.centers_hz[(rev.centers_hz >= 500) & (rev.centers_hz <= 2000)]
+            t30 = schroeder_rt60(ir[:1], sr, centers_hz=mid if mid.size else None,
+                                 db_range=(-5.0, -35.0))
+            cached = (ir, float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"))
+            self._ir_cache.clear()
+            self._ir_cache[key] = cached
+        report["rt60_applied_s"] = round(cached[1], 3)
+        return cached[0]
 
     def _ambience(self, stem: np.ndarray, sr: float, profile: ReferenceProfile,
                   report: dict[str, Any]) -> np.ndarray:
@@ -300,3 +334,31 @@ def _power_response(ir: np.ndarray, sr: float, freqs: np.ndarray) -> np.ndarray:
     power = (np.abs(sp_fft.rfft(ir, n=n_fft, axis=-1)) ** 2).mean(axis=0)
     fine = sp_fft.rfftfreq(n_fft, 1.0 / sr)
     return np.interp(freqs, fine, smooth_octaves(fine, power, 1.0 / 6.0))
+
+
+def room_eq_db(reverb: ReverbEstimate, rt60_s: np.ndarray, limit_db: float) -> np.ndarray:
+    """The room's colouration as per-band tail levels in dB (0 dB: the plain noise tail, whose
+    band energies grow with each band's RT60).
+
+    A band's reverberant energy relative to its direct sound is ``1 / DRR_band``; the plain
+    tail already gives it ``RT60_band`` (times a constant), so the colouration is
+    ``-DRR_band - 10 log10(RT60_band)``, centred on its confidence-weighted mean (the whole
+    tail's level is the broadband DRR's business), scaled by each band's confidence (0 dB when
+    the evidence is weak) and kept within ``limit_db`` and ``_ROOM_EQ_MAX_DB``: in a diffuse
+    field a band's reverberant energy re. the direct sound already grows with its RT60
+    (Sabine), which the plain tail has; what is left (early reflections off absorbing
+    surfaces, a source's directivity) is a few dB, and more than that is the estimate failing.
+    """
+    band_drr = reverb.band_drr_db
+    conf = reverb.drr_confidence
+    n = np.asarray(rt60_s).size
+    if band_drr is None or conf is None or not np.isfinite(band_drr).any():
+        return np.zeros(n)
+    ok = np.isfinite(band_drr) & (conf > 0)
+    if not ok.any():
+        return np.zeros(n)
+    level = np.where(ok, -band_drr - 10.0 * np.log10(rt60_s), 0.0)
+    centre = float(np.sum(conf[ok] * level[ok]) / np.sum(conf[ok]))
+    gains = np.where(ok, conf * (level - centre), 0.0)
+    cap = min(float(limit_db), _ROOM_EQ_MAX_DB)
+    return np.clip(gains, -cap, cap)

@@ -22,7 +22,8 @@ LINT = REPO / ".ci" / "lint_imports.py"
 
 #: Heavy optional dependencies a function may import where one path of a light module needs them.
 HEAVY = {"torch", "librosa", "diffusers", "blendfx.spectral.spectrogram",
-         "blendfx.effects.diffusion.generator"}
+         "blendfx.effects.diffusion.generator",
+         "pyroomacoustics"}  # optional (test extra): probe_signals.shoebox_response
 MAX_FUNCTION_IMPORTS = 15
 
 

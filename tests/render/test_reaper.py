@@ -162,3 +162,29 @@ def test_relative_media_imports_and_renders(tmp_path):
 
     out = render_session(s, tmp_path / "out", progress=False, figure=False)
     assert out.report["duration_s"] == pytest.approx(1.5)
+
+
+def test_video_items_import_as_video_tracks(tmp_path):
+    from blendfx.effects.video import ShotSpec, write_video
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    write_video(proj / "film.mp4", [ShotSpec(24, "still", 1), ShotSpec(24, "fast", 2)], audio="tone")
+    (proj / "film.rpp").write_text("""<REAPER_PROJECT 0.1 "7.0/linux" 0
+  SAMPLERATE 44100 0 0
+  <TRACK {B}
+    NAME "Picture"
+    <ITEM
+      POSITION 0
+      LENGTH 2
+      <SOURCE VIDEO
+        FILE "film.mp4"
+      >
+    >
+  >
+>
+""")
+    result = import_reaper(proj / "film.rpp", proj / "session.toml")
+    (track,) = result.tracks
+    assert track["role"] == "video" and track["file"] == "film.mp4"
+    assert load_session(proj / "session.toml").tracks[0].role == "video"

@@ -329,3 +329,31 @@ def test_presets_name_the_generators(tmp_path, tiny):
     assert loaded == effect
     guided = MaskedImg2Img(start="guide", guide=OutpaintInpaint(prompt="ambient"), downshift=40)
     assert load_preset(save_preset(guided, tmp_path / "guided.toml")) == guided
+
+
+def test_a_prompt_per_shot(tiny, monkeypatch):
+    x = rhythmic_noise(12.0)
+    plain = OutpaintInpaint(model=tiny, **FAST)
+    y0 = plain(x, SR)
+    # a schedule that says the prompt everywhere changes nothing
+    same = OutpaintInpaint(model=tiny, prompts=[(0.0, 60.0, plain.prompt)], **FAST)
+    np.testing.assert_array_equal(same(x, SR), y0)
+    seen = []
+    encode = DiffusionModel.encode_prompt
+
+    def spy(self, prompt, negative_prompt="", guidance=7.0):
+        seen.append(prompt)
+        return encode(self, prompt, negative_prompt, guidance)
+
+    monkeypatch.setattr(DiffusionModel, "encode_prompt", spy)
+    shots = OutpaintInpaint(model=tiny, prompts=[(0.0, 6.0, "dark calm"), (6.0, 12.0, "bright energetic")],
+                            **FAST)
+    assert shots.prompt_at(3.0) == "dark calm" and shots.prompt_at(30.0) == shots.prompt
+    y = shots(x, SR)
+    assert {"dark calm", "bright energetic"} <= set(seen)
+    assert y.shape == x.shape and not np.allclose(y, y0)
+    assert shots.batch_key() != plain.batch_key()  # never batched with another schedule
+    with pytest.raises(ParameterError, match="start_s < end_s"):
+        OutpaintInpaint(prompts=[(2.0, 1.0, "x")])
+    with pytest.raises(ParameterError, match="spans"):
+        MaskedImg2Img(prompts=["dark"])

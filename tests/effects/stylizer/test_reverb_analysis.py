@@ -41,7 +41,8 @@ def test_schroeder_measures_the_textbook_room():
 
 
 def test_blind_rt60_known_rooms_median_error():
-    """The estimator's broadband RT60 on dry material in rooms of 0.3-2 s: median error <= 15 %."""
+    """The estimator's broadband RT60 on dry material in rooms of 0.3-2 s: median error <= 6 %,
+    worst <= 12 %."""
     errors = []
     for rt in RT60S:
         for dry in (speech_like(6.0, SR, seed=1), click_train(6.0, SR, seed=2)):
@@ -49,8 +50,8 @@ def test_blind_rt60_known_rooms_median_error():
             errors.append(est.broadband_rt60_s / rt - 1.0)
     errors = np.abs(errors)
     print("relative errors", np.round(errors, 3))
-    assert np.median(errors) <= 0.15
-    assert errors.max() <= 0.3
+    assert np.median(errors) <= 0.06
+    assert errors.max() <= 0.12
 
 
 def test_blind_rt60_on_a_real_clip():
@@ -59,7 +60,7 @@ def test_blind_rt60_on_a_real_clip():
     assert sr == SR
     for rt in (0.6, 1.0):
         est = estimate_reverb(reverberant(dog.astype(np.float64), rt, noise_db=-50), SR)
-        assert est.broadband_rt60_s == pytest.approx(rt, rel=0.2)
+        assert est.broadband_rt60_s == pytest.approx(rt, rel=0.1)
 
 
 def test_blind_rt60_per_band():
@@ -71,7 +72,7 @@ def test_blind_rt60_per_band():
     ref = fftconvolve(dry, ir)[: dry.size] + 1e-5 * np.random.default_rng(0).standard_normal(dry.size)
     est = estimate_reverb(ref, SR)
     mid = (centers >= 500) & (centers <= 4000)
-    np.testing.assert_allclose(est.rt60_s[mid], rt[mid], rtol=0.2)
+    np.testing.assert_allclose(est.rt60_s[mid], rt[mid], rtol=0.1)
     assert est.rt60_s[centers == 500][0] > est.rt60_s[centers == 4000][0]
 
 
@@ -79,8 +80,8 @@ def test_drr_estimate_follows_the_room():
     dry = speech_like(6.0, SR, seed=1)
     dry_room = estimate_reverb(reverberant(dry, 0.6, drr_db=9.0), SR).drr_db
     wet_room = estimate_reverb(reverberant(dry, 0.6, drr_db=0.0), SR).drr_db
-    assert dry_room == pytest.approx(9.0, abs=4.0)
-    assert wet_room == pytest.approx(0.0, abs=4.0)
+    assert dry_room == pytest.approx(9.0, abs=3.0)
+    assert wet_room == pytest.approx(0.0, abs=3.0)
     assert dry_room > wet_room + 3.0
 
 

