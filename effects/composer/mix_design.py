@@ -54,6 +54,7 @@ ROLE_MIX: dict[str, dict[str, Any]] = {
     "arp": {"pan": 0.35, "send": 0.28, "fx": {"hp": 220.0}, "follow": 0.8},
     "texture": {"pan": -0.35, "send": 0.2, "fx": {"hp": 150.0}, "follow": 1.0},
     "stabs": {"pan": -0.1, "send": 0.3, "fx": {"hp": 150.0}, "follow": 0.0},
+    "follow": {"pan": 0.0, "send": 0.2, "fx": {"hp": 120.0}, "follow": 0.0},
 }
 #: Roles that play noise-like sounds rather than notes (kept a minority of the mix).
 NOISE_ROLES = frozenset({"drums", "hits", "texture"})
