@@ -45,10 +45,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("BLENDFX_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 NOISE = DATA / "noise" / "long" / "exercise_bike.wav"
-#: Long noises the musicality table composes for (paths under noise/).
-LONG_NOISES = ("long/exercise_bike.wav", "long/dude_miaowing.wav") + tuple(
+#: Noises the musicality table composes for (paths under noise/), split as in
+#: benchmarks/blend_baselines.py: the held-out ones (the headline) were never tuned on; the
+#: tuning ones are the exercise bike and each shared ESC-10 class (its clips joined end to end).
+HELD_OUT_NOISES = ("long/dude_miaowing.wav",) + tuple(
     f"nps/yellowstone_{n}.mp3" for n in ("beryl_hot_spring", "mud_pot", "chorus_frogs", "dawn_bird_chorus",
                                          "bison_grazing", "horse_drawn_wagon", "wolves_howling"))
+TUNING_NOISES = ("long/exercise_bike.wav",) + tuple(
+    f"esc10/{c}" for c in ("dog_bark", "rain", "clock_tick", "person_sneeze", "chainsaw"))
 
 
 def peak_rss_mib() -> float:
@@ -76,31 +80,50 @@ def _median(values: list[float]) -> float | None:
     return round(float(np.median(values)), 3) if values else None
 
 
-def musicality(styles: list[str], seconds: float) -> dict:
+def _noise(rel: str, seconds: float, sr: int) -> np.ndarray:
+    """``seconds`` of a shared noise at ``sr``, mono or stereo: a file, or a folder's clips
+    joined end to end."""
+    import blendfx
+    from blendfx.buffers import fit_channels
+    from blendfx.spectral.analysis import resample
+
+    path = DATA / "noise" / rel
+    if path.is_dir():
+        parts = []
+        for clip in sorted(path.glob("*.ogg")):
+            audio, rate = blendfx.read_audio(clip)
+            parts.append(fit_channels(resample(audio, rate, sr), 1))
+            if sum(p.shape[1] for p in parts) >= seconds * sr:
+                break
+        return np.concatenate(parts, axis=1)[:, : int(seconds * sr)]
+    audio, rate = blendfx.read_audio(path, duration=seconds)
+    return resample(audio, rate, sr)
+
+
+def musicality(styles: list[str], seconds: float, noise_set: str = "held_out", *,
+               reference: bool = True) -> dict:
     """Key clarity and tempo stability of the Composer's music per style, of recorded music and
     of the noises (see the module docstring)."""
     import blendfx
     from blendfx.effects import Composer
     from blendfx.effects.blend.musicality import key_clarity, tempo_stability
-    from blendfx.spectral.analysis import resample
 
     sr = 44100
-    noises = []
-    for rel in LONG_NOISES:
-        audio, rate = blendfx.read_audio(DATA / "noise" / rel, duration=seconds)
-        noises.append((Path(rel).stem, resample(audio, rate, sr)))
-    reference = []
-    for folder in ("music", "music_cc"):
+    names = {"held_out": HELD_OUT_NOISES, "tuning": TUNING_NOISES,
+             "all": HELD_OUT_NOISES + TUNING_NOISES}[noise_set]
+    noises = [(Path(rel).stem, _noise(rel, seconds, sr)) for rel in names]
+    pieces = []
+    for folder in ("music", "music_cc") if reference else ():
         for path in sorted((DATA / folder).iterdir()):
             if path.suffix.lower() not in (".ogg", ".mp3", ".flac", ".wav"):
                 continue
             audio, rate = blendfx.read_audio(path, duration=60.0)
             if audio.shape[1] < 20.0 * rate:
                 continue  # loops and single notes: too short for a tempo over time
-            reference.append({"piece": path.name, "key_clarity": round(key_clarity(audio, rate), 3),
-                              "tempo_stability": round(tempo_stability(audio, rate), 3)})
-            print(f"reference {path.name:44s} key clarity {reference[-1]['key_clarity']:.3f}  "
-                  f"tempo stability {reference[-1]['tempo_stability']:.3f}", flush=True)
+            pieces.append({"piece": path.name, "key_clarity": round(key_clarity(audio, rate), 3),
+                           "tempo_stability": round(tempo_stability(audio, rate), 3)})
+            print(f"reference {path.name:44s} key clarity {pieces[-1]['key_clarity']:.3f}  "
+                  f"tempo stability {pieces[-1]['tempo_stability']:.3f}", flush=True)
     noise_rows = [{"noise": name, "key_clarity": round(key_clarity(a, sr), 3),
                    "tempo_stability": round(tempo_stability(a, sr), 3)} for name, a in noises]
     per_style = {}
@@ -116,14 +139,16 @@ def musicality(styles: list[str], seconds: float) -> dict:
                             "tempo_stability_median": _median(ts), "tempo_stability_min": round(min(ts), 3)}
     return {
         "goal_key_clarity_median": 0.66,
+        "noise_set": noise_set,
+        "noises_used": list(names),
         "noise_seconds": seconds,
         "per_style": per_style,
         "worst_style_key_clarity": min(((s, v["key_clarity_median"]) for s, v in per_style.items()),
                                        key=lambda x: x[1]) if per_style else None,
-        "reference_music": {"pieces": len(reference),
-                            "key_clarity_median": _median([r["key_clarity"] for r in reference]),
-                            "tempo_stability_median": _median([r["tempo_stability"] for r in reference]),
-                            "rows": reference},
+        "reference_music": {"pieces": len(pieces),
+                            "key_clarity_median": _median([r["key_clarity"] for r in pieces]),
+                            "tempo_stability_median": _median([r["tempo_stability"] for r in pieces]),
+                            "rows": pieces},
         "noises": {"key_clarity_median": _median([r["key_clarity"] for r in noise_rows]),
                    "tempo_stability_median": _median([r["tempo_stability"] for r in noise_rows]),
                    "rows": noise_rows},
@@ -139,6 +164,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     parser.add_argument("--styles", nargs="+", default=None, help="styles of the musicality table (all)")
     parser.add_argument("--noise-seconds", type=float, default=30.0, help="noise length for musicality")
+    parser.add_argument("--noise-set", choices=["held_out", "tuning", "all"], default="held_out",
+                        help="the noises of the musicality table (held_out: the headline)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the recorded-music reference")
     args = parser.parse_args(argv)
     if args.no_speed:
         args.durations = []
@@ -227,7 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.musicality:
         from blendfx.effects.composer.styles import style_names
 
-        summary["musicality"] = musicality(args.styles or style_names(), args.noise_seconds)
+        summary["musicality"] = musicality(args.styles or style_names(), args.noise_seconds, args.noise_set,
+                                           reference=not args.no_reference)
     print(json.dumps(summary))
     return summary
 
