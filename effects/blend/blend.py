@@ -230,8 +230,10 @@ class Blend(Effect):
         energy, as quietly as possible. The amplified music is scaled by the one gain at which
         exactly this share falls under its masking threshold (``metrics.gain_to_mask``), up or
         down from the amplifier's choice (from the generator's own level where BNMusic's
-        optimum muted it), under the true-peak ceiling (``goal_met`` says whether it was
-        reached). None (default): BNMusic's optimum alone.
+        optimum muted it). With ``output="mix"`` the whole mix is then trimmed under the
+        true-peak ceiling (the goal holds; the output is quieter); a ``"music"`` stem stays
+        under the ceiling and may miss the goal (``goal_met`` says). None (default):
+        BNMusic's optimum alone.
     loudness_budget_lu : float or None
         A loudness budget: the mix is at most this many LU louder than the noise alone (the
         music is turned down until it is). With ``mask_goal`` too, the budget wins and the
@@ -414,7 +416,11 @@ class Blend(Effect):
                         lo, hi = (lo, mid) if louder(mid) else (mid, hi)
                     scale *= float(db_to_gain(lo))
         music = music * np.float32(scale)
-        music, trim_db = true_peak_ceiling(music, self.ceiling_dbtp)
+        trim_db = 0.0
+        if self.output != "mix" or self.wet <= 0:
+            # a stem stays under the ceiling (the goal may then be missed); a mix is trimmed
+            # as a whole afterwards, which keeps the music's level against the noise
+            music, trim_db = true_peak_ceiling(music, self.ceiling_dbtp)
         return music, float(gain_to_db(scale)) + float(trim_db)
 
     def _goal_report(self, report: dict, goal_db: float, noise_gain_db: float) -> dict:

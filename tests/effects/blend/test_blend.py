@@ -241,3 +241,17 @@ def test_noise_lufs_normalizes_the_noise_first(tick, track):
     assert blend.last_report["noise_gain_db"] == pytest.approx(-18.0 - integrated_lufs(quiet, sr), abs=1e-3)
     off = Blend(generator=track(), output="mix", wet=0.0)
     assert integrated_lufs(off(quiet, sr), sr) == pytest.approx(integrated_lufs(quiet, sr), abs=0.05)
+
+
+def test_masking_goal_on_a_loud_noise_trims_the_mix_not_the_goal(track):
+    # a full-level rain needs the music above the ceiling: the mix is trimmed as a whole
+    noise, sr = blendfx.read_audio(shared("noise", "esc10", "rain", "1-17367-A.ogg"))
+    blend = Blend(generator=track(), mask_goal=0.5, min_gain_db=-30.0)
+    out = blend(noise, sr)
+    report = blend.last_report
+    assert report["goal_met"] is True and report["masked_share"] == pytest.approx(0.5, abs=0.03)
+    assert true_peak_dbtp(out) <= -1.0 + 0.01
+    stem = Blend(generator=track(), mask_goal=0.5, min_gain_db=-30.0, output="music")
+    stem(noise, sr)
+    assert true_peak_dbtp(stem.last_music) <= -1.0 + 0.01
+    assert stem.last_report["goal_met"] is False  # the stem kept its ceiling and says so
