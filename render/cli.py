@@ -4,6 +4,7 @@ Commands::
 
     blendfx demo -o out/                      # the main job: a synthesized train, blended into music
     blendfx blend NOISE.wav -o OUT.wav [--prompt TEXT] [--preset NAME] [--model composer|MODEL]
+                  [--mask-goal SHARE] [--loudness-budget LU]
     blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache] [--jobs N]
                    [--batch-size N] [--no-batch-tracks]
     blendfx session import PROJECT.rpp -o session.toml
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "diffusion model (a local folder or a cached hub id)")
     blend.add_argument("--music-only", action="store_true",
                        help="write the adapted music alone, not noise + music")
+    blend.add_argument("--mask-goal", type=float, metavar="SHARE",
+                       help="mask at least this share (0-1] of the noise's core, as quietly as possible")
+    blend.add_argument("--loudness-budget", type=float, metavar="LU",
+                       help="the mix at most this many LU louder than the noise alone")
     blend.add_argument("--seed", type=int, help="random seed")
     blend.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1")
     _quiet(blend)

@@ -88,6 +88,9 @@ def blend(args: argparse.Namespace) -> int:
         chain = with_prompt(chain, args.prompt)
     if args.model and args.model != "composer":
         chain = _with_model(chain, args.model)
+    knobs = {"mask_goal": getattr(args, "mask_goal", None),
+             "loudness_budget_lu": getattr(args, "loudness_budget", None)}
+    chain = _with_settings(chain, {k: v for k, v in knobs.items() if v is not None})
     manifest = {
         "session": {"name": noise.stem, "sample_rate": info.sample_rate,
                     "allow_outside_paths": True},
@@ -111,8 +114,10 @@ def blend(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
     music = result.report["tracks"][-1]
     extra = ""
-    if isinstance(music.get("unmasked_fraction"), float):
-        extra = f", unmasked fraction {music['unmasked_fraction']:.3f}"
+    if isinstance(music.get("masked_share"), float):
+        extra = f", masks {100 * music['masked_share']:.0f}% of the noise's core"
+    if isinstance(music.get("loudness_increase_lu"), float):
+        extra += f", {music['loudness_increase_lu']:+.1f} LU over the noise"
     _say(args, f"{out}  ({result.report['duration_s']:.1f} s{extra})")
     return EXIT_OK
 
@@ -131,6 +136,18 @@ def score(args: argparse.Namespace) -> int:
                    + ", ".join(f"{t:.2f} s" for t in music["hit_points_missed_s"]))
     _say(args, f"report: {out / 'report.json'}, {out / 'report.png'}")
     return EXIT_OK
+
+
+def _with_settings(chain: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a processor dict with ``settings`` on every Blend in it."""
+    if not settings:
+        return chain
+    out = dict(chain)
+    if out.get("type") == "Blend":
+        out.update(settings)
+    if isinstance(out.get("plugins"), list):
+        out["plugins"] = [_with_settings(p, settings) for p in out["plugins"]]
+    return out
 
 
 def _with_model(chain: dict[str, Any], model: str) -> dict[str, Any]:

@@ -233,8 +233,9 @@ class _Render(TrackStage, MixStage):
                 "cached": r.cached, "streamed": r.streamed, "render_s": r.seconds,
                 "peak_dbfs": r.peak_dbfs, "rms_dbfs": r.rms_dbfs, "cache_key": r.key,
                 "reports": r.reports,
-                "unmasked_fraction": next((b.get("unmasked_fraction") for b in r.reports
-                                           if "unmasked_fraction" in b), None),
+                **{k: next((b.get(k) for b in r.reports if k in b), None)
+                   for k in ("unmasked_fraction", "masked_share", "loudness_increase_lu",
+                             "nmr_bark_db")},
                 **({"timeline": self.timelines[r.name]} if r.name in self.timelines else {}),
             } for r in self.results],
             "timings": {**self.timings,

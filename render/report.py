@@ -244,6 +244,22 @@ def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None
         img.save(tmp, format="PNG", compress_level=1)
 
 
+def _blend_summary(reports: list[dict[str, Any]]) -> str:
+    """What the blend achieved, for the music panel's title: masked share of the noise's core,
+    loudness increase of the mix over the noise and the Bark-band noise-to-mask ratio."""
+    report = next((b for b in reports if "masked_share" in b), None)
+    if report is None:
+        return ""
+    parts = []
+    if isinstance(report.get("masked_share"), float):
+        parts.append(f"masks {100 * report['masked_share']:.0f}% of the noise's core")
+    if isinstance(report.get("loudness_increase_lu"), float) and np.isfinite(report["loudness_increase_lu"]):
+        parts.append(f"mix {report['loudness_increase_lu']:+.1f} LU over the noise")
+    if isinstance(report.get("nmr_bark_db"), float) and np.isfinite(report["nmr_bark_db"]):
+        parts.append(f"Bark NMR {report['nmr_bark_db']:+.1f} dB")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[str, str], *,
                      mix: np.ndarray | None = None, master_db: np.ndarray | None = None) -> None:
     """Draw report.png for a render (see the module docstring).
@@ -269,7 +285,7 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
         source = track.key if track.file is None and track.key else blend.name
         noise_name = (f"noise: {source} (the input of {blend.name}), mask outlined"
                       if source != blend.name else f"noise: input of {blend.name}, mask outlined")
-        music_name = f"music: {blend.name}"
+        music_name = f"music: {blend.name}" + _blend_summary(blend.reports)
     else:
         def stem(role: str) -> tuple[np.ndarray | None, str]:
             track = next((r for r in render.results if r.role == role and r.audible), None)

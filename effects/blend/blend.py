@@ -16,7 +16,7 @@ import numpy as np
 import scipy.fft
 from blendfx.audio_io import read_audio
 from blendfx.buffers import fit_channels, fit_length, to_channels_first
-from blendfx.dsp.loudness import true_peak_ceiling
+from blendfx.dsp.loudness import db_to_gain, gain_to_db, integrated_lufs, true_peak_ceiling
 from blendfx.effect import EFFECT_REGISTRY, Effect, EffectParam, is_native_plugin
 from blendfx.effects.amplifier.amplifier import AdaptiveAmplifier
 from blendfx.effects.mask_extractor import MaskExtractor
@@ -26,7 +26,7 @@ from blendfx.spectral.analysis import resample
 from blendfx.spectral.mask import Mask
 from blendfx.spectral.psychoacoustics import default_model
 
-from .metrics import blend_report, noise_core
+from .metrics import blend_report, gain_to_mask, noise_core
 
 __all__ = ["Blend", "MusicTrack", "best_offset", "track_masking"]
 
@@ -225,8 +225,29 @@ class Blend(Effect):
         Level of the music in the output, 0 to 1 (0 = the noise alone).
     output : {"mix", "music"}
         "mix": noise + music (a plugin on the noise track); "music": the music alone (a stem).
+    mask_goal : float or None
+        A sound designer's masking goal: mask at least this share (0..1] of the noise core's
+        energy, as quietly as possible. The amplified music is scaled by the one gain at which
+        exactly this share falls under its masking threshold (``metrics.gain_to_mask``), up or
+        down from the amplifier's choice (from the generator's own level where BNMusic's
+        optimum muted it). With ``output="mix"`` the whole mix is then trimmed under the
+        true-peak ceiling (the goal holds; the output is quieter); a ``"music"`` stem stays
+        under the ceiling and may miss the goal (``goal_met`` says). None (default):
+        BNMusic's optimum alone.
+    loudness_budget_lu : float or None
+        A loudness budget: the mix is at most this many LU louder than the noise alone (the
+        music is turned down until it is). With ``mask_goal`` too, the budget wins and the
+        report says the goal was missed. None (default): no budget.
+    noise_lufs : float or None
+        BNMusic's level convention: normalize the noise to this integrated loudness (LUFS, the
+        paper uses -18) before blending; the output mix carries the normalized noise. None
+        (default): the noise keeps its level.
     report : bool
-        Compute :attr:`last_report` after each call (about 0.1 s per 5 s).
+        Compute :attr:`last_report` after each call (about 0.1 s per 5 s); it holds
+        ``masked_share`` (0..1) and ``loudness_increase_lu`` beside the SMR and Bark-band NMR
+        measures (:func:`.metrics.blend_report`), and ``mask_goal``, ``loudness_budget_lu``,
+        ``goal_met``, ``within_budget``, ``goal_gain_db`` (what the two knobs changed, dB) and
+        ``noise_gain_db`` (the ``noise_lufs`` normalization, dB).
     progress : bool
         Show the default Composer's progress bar on noises of 20 s or more.
 
@@ -268,6 +289,12 @@ class Blend(Effect):
     fx = EffectParam(None, doc="Post FX on the music (a Chain or pedalboard plugin).")
     wet = FloatParam(1.0, min=0.0, max=1.0, doc="Music level in the output.")
     output = ChoiceParam("mix", ["mix", "music"], doc="Noise + music, or music alone.")
+    mask_goal = FloatParam(None, min=0.01, max=1.0,
+                           doc="Mask at least this share of the core, as quietly as possible (None: off).")
+    loudness_budget_lu = FloatParam(None, min=0.0, max=60.0, unit="LU",
+                                    doc="The mix at most this many LU above the noise (None: off).")
+    noise_lufs = FloatParam(None, min=-70.0, max=0.0, unit="LUFS",
+                            doc="Normalize the noise to this loudness first (BNMusic: -18; None: off).")
     report = BoolParam(True, doc="Compute last_report after each call.")
     progress = BoolParam(True, doc="Progress bar of the default Composer on long noises.")
 
@@ -319,6 +346,12 @@ class Blend(Effect):
     def _process(self, audio: np.ndarray, sample_rate: float,
                  sidechain: np.ndarray | None) -> np.ndarray:
         n = audio.shape[1]
+        noise_gain_db = 0.0
+        if self.noise_lufs is not None:  # BNMusic's convention: the noise at a fixed loudness
+            loud = integrated_lufs(audio, sample_rate)
+            if np.isfinite(loud):
+                noise_gain_db = float(self.noise_lufs - loud)
+                audio = audio * np.float32(db_to_gain(noise_gain_db))
         extractor = MaskExtractor(mode=self.mask_mode, fraction=self.fraction, analysis="fast")
         mask = extractor.extract(audio, sample_rate)
         music = self._generate(audio, sample_rate)
@@ -326,11 +359,15 @@ class Blend(Effect):
                                 fraction=self.fraction, attack_ms=self.attack_ms,
                                 release_ms=self.release_ms, max_gain_db=self.max_gain_db,
                                 min_gain_db=self.min_gain_db, ceiling_dbtp=self.ceiling_dbtp)
+        raw = music
         music = amp.amplify(music, audio, sample_rate, mask=mask)
+        if self.mask_goal is not None and not np.any(music):
+            music = raw  # BNMusic's optimum muted it: the goal scales the generator's music instead
         if self.fx is not None:
             music = np.asarray(self.fx(music, sample_rate), dtype=np.float32)
             music = fit_length(music, n)
             music, _ = true_peak_ceiling(music, self.ceiling_dbtp)
+        music, goal_db = self._meet_goals(audio, music, sample_rate, mask)
         wet_music = fit_channels(music, audio.shape[0]) * np.float32(self.wet)
         out = audio + wet_music if self.output == "mix" else wet_music
         trim = np.float32(1.0)
@@ -342,11 +379,62 @@ class Blend(Effect):
         self._last_gains_db = amp.gains_db
         if self.report:  # what plays: the output mix, or this music against the noise track
             noise_heard = audio * trim if self.output == "mix" else audio
-            self._last_report = blend_report(noise_heard, wet_music * trim, sample_rate, mask=mask,
-                                             fraction=self.fraction)
+            report = blend_report(noise_heard, wet_music * trim, sample_rate, mask=mask,
+                                  fraction=self.fraction)
+            report.update(self._goal_report(report, goal_db, noise_gain_db))
+            self._last_report = report
         else:
             self._last_report = {}
         return out
+
+    def _meet_goals(self, noise: np.ndarray, music: np.ndarray, sample_rate: float,
+                    mask: Mask) -> tuple[np.ndarray, float]:
+        """``music`` rescaled for ``mask_goal`` and ``loudness_budget_lu`` (and back under the
+        true-peak ceiling), and the gain that changed in dB (0.0 when both are off)."""
+        if self.mask_goal is None and self.loudness_budget_lu is None:
+            return music, 0.0
+        heard = fit_channels(music, noise.shape[0]) * np.float32(self.wet)  # as it will play
+        scale = 1.0
+        if self.mask_goal is not None and self.wet > 0:
+            core = noise_core(noise, sample_rate, mask=mask)
+            need = gain_to_mask(noise, heard, sample_rate, share=float(self.mask_goal), core=core)
+            if np.isfinite(need):
+                scale = float(need)  # the least gain that masks the goal's share
+        if self.loudness_budget_lu is not None and scale > 0 and self.wet > 0:
+            noise_lufs = integrated_lufs(noise, sample_rate)
+            if np.isfinite(noise_lufs):
+                limit = noise_lufs + float(self.loudness_budget_lu)
+
+                def louder(db: float) -> bool:
+                    mix = noise + heard * np.float32(scale * db_to_gain(db))
+                    return integrated_lufs(mix, sample_rate) > limit + 0.01
+
+                if louder(0.0):  # bisect the cut in dB: loudness grows with the music's gain
+                    lo, hi = -80.0, 0.0
+                    for _ in range(14):
+                        mid = 0.5 * (lo + hi)
+                        lo, hi = (lo, mid) if louder(mid) else (mid, hi)
+                    scale *= float(db_to_gain(lo))
+        music = music * np.float32(scale)
+        trim_db = 0.0
+        if self.output != "mix" or self.wet <= 0:
+            # a stem stays under the ceiling (the goal may then be missed); a mix is trimmed
+            # as a whole afterwards, which keeps the music's level against the noise
+            music, trim_db = true_peak_ceiling(music, self.ceiling_dbtp)
+        return music, float(gain_to_db(scale)) + float(trim_db)
+
+    def _goal_report(self, report: dict, goal_db: float, noise_gain_db: float) -> dict:
+        """The knobs' part of :attr:`last_report`."""
+        goal, budget = self.mask_goal, self.loudness_budget_lu
+        return {
+            "mask_goal": goal,
+            "loudness_budget_lu": budget,
+            "goal_met": None if goal is None else bool(report["masked_share"] >= goal - 1e-3),
+            "within_budget": None if budget is None
+            else bool(report["loudness_increase_lu"] <= budget + 0.05),
+            "goal_gain_db": goal_db,
+            "noise_gain_db": noise_gain_db,
+        }
 
     def _generate(self, noise: np.ndarray, sample_rate: float) -> np.ndarray:
         """The generator's music for ``noise``, as ``(channels, n)`` float32."""

@@ -8,6 +8,10 @@ the :class:`~blendfx.effects.MaskExtractor` finds it) and the masking threshold 
 - noise-to-mask ratio (NMR) per core pixel, in dB: summarized as median, 90th percentile, max and
   the energy ratio over the whole core.
 - loudness (ITU-R BS.1770-4) of noise, music and mix; ``loudness_cost_lu`` = mix minus noise.
+- ``nmr_bark_db``: a perceptual measure beside the per-pixel SMR: the noise-to-mask ratio over
+  critical bands (the ICASSP 2025 DPNMM work's measure): the whole noise's energy over the
+  music's masking threshold in 1-Bark bands, averaged over bands and frames, in dB (< 0 dB: the
+  music's masking covers the noise on average; lower is better).
 - ``cost_to_mask_lu``: the loudness cost at which half the core's energy falls under the music's
   threshold. The threshold scales with the music's gain squared (plus a fixed threshold in
   quiet), so each core pixel has its own "gain that masks me", and the gain that masks half the
@@ -27,14 +31,17 @@ from blendfx.buffers import as_channels_first, fit_channels, fit_length
 from blendfx.dsp.loudness import db_to_gain, gain_to_db, integrated_lufs, true_peak_dbtp
 from blendfx.effects.amplifier.gain_solver import weighted_quantile
 from blendfx.errors import ParameterError
+from blendfx.spectral.analysis import mel_center_frequencies
 from blendfx.spectral.mask import Mask, energy_mask
-from blendfx.spectral.psychoacoustics import MaskingModel, default_model
+from blendfx.spectral.psychoacoustics import MaskingModel, bark, default_model
 from blendfx.spectral.spectrogram_image import image_from_mel
 
+from .musicality import key_clarity, tempo_stability  # how musical a signal is
 from .similarity import chroma_cens_similarity, spectrogram_ssim, ssim  # the mask-based paper's metrics
 
 __all__ = ["blend_report", "cost_to_mask_lu", "gain_to_mask", "unmasked_fraction",
-           "noise_to_mask_ratio", "NoiseCore", "noise_core", "ssim", "spectrogram_ssim",
+           "noise_to_mask_ratio", "bark_nmr_db", "key_clarity", "tempo_stability",
+           "NoiseCore", "noise_core", "ssim", "spectrogram_ssim",
            "chroma_cens_similarity"]
 
 #: BNMusic's share of loudest pixels in the core.
@@ -209,9 +216,52 @@ def noise_to_mask_ratio(noise: np.ndarray, music: np.ndarray, sample_rate: float
 
 def _nmr(core: NoiseCore, music: np.ndarray, sample_rate: float, model: MaskingModel) -> np.ndarray:
     threshold = model.threshold(model.power_spectrum(music, sample_rate) * np.float32(core.level_gain) ** 2)
-    t = threshold.at_gain(1.0)[:, :core.energy.shape[1]]
+    return _nmr_from(core, threshold.at_gain(1.0))
+
+
+def _nmr_from(core: NoiseCore, threshold: np.ndarray) -> np.ndarray:
+    t = threshold[:, :core.energy.shape[1]]
     tiny = np.float32(1e-30)
     return 10.0 * np.log10(np.maximum(core.energy[:, :t.shape[1]], tiny) / np.maximum(t, tiny))
+
+
+def _bark_rows(rows: int) -> np.ndarray:
+    """1-Bark band index of each of the mel grid's ``rows`` rows (low-first)."""
+    z = np.asarray(bark(mel_center_frequencies()), dtype=np.float64)
+    if z.size != rows:
+        raise ParameterError(f"the mel grid has {z.size} rows, not {rows}")
+    return np.floor(z - z.min()).astype(int)
+
+
+def _bark_nmr(core: NoiseCore, threshold: np.ndarray) -> float:
+    """Mean over 1-Bark bands and audible frames of noise energy / masking threshold, in dB."""
+    frames = min(core.energy.shape[1], threshold.shape[1])
+    bands = _bark_rows(core.energy.shape[0])
+    n_bands = int(bands.max()) + 1
+    energy = np.zeros((n_bands, frames))
+    thresh = np.zeros((n_bands, frames))
+    np.add.at(energy, bands, core.energy[:, :frames])
+    np.add.at(thresh, bands, threshold[:, :frames])
+    frame_energy = energy.sum(axis=0)
+    audible = frame_energy > max(float(frame_energy.max(initial=0.0)), 1e-30) * 1e-4
+    if not audible.any():
+        return float("-inf")
+    ratio = energy[:, audible] / np.maximum(thresh[:, audible], 1e-30)
+    return float(10.0 * np.log10(max(float(ratio.mean()), 1e-30)))
+
+
+def bark_nmr_db(noise: np.ndarray, music: np.ndarray, sample_rate: float, *,
+                listening_lufs: float | None = LISTENING_LUFS, model: MaskingModel | None = None) -> float:
+    """Noise-to-mask ratio over critical bands, in dB: the noise's energy over the music's
+    masking threshold (threshold in quiet included) in 1-Bark bands of the mel grid, averaged
+    over bands and over the frames where the noise is audible (within 40 dB of its loudest),
+    then in dB. 0 dB: the noise sits at the music's masking threshold on average; lower is
+    better (more masked). ``-inf`` for a silent noise."""
+    model = model or default_model()
+    noise_cf, music_cf = _as_pair(noise, music)
+    core = noise_core(noise_cf, sample_rate, listening_lufs=listening_lufs, model=model)
+    power = model.power_spectrum(music_cf, sample_rate) * np.float32(core.level_gain) ** 2
+    return _bark_nmr(core, model.threshold(power).at_gain(1.0))
 
 
 def unmasked_fraction(noise: np.ndarray, music: np.ndarray, sample_rate: float, *,
@@ -258,6 +308,9 @@ def blend_report(noise: np.ndarray, music: np.ndarray, sample_rate: float, *,
         ``loudness_cost_lu`` (mix minus noise, LU), ``unmasked_fraction`` (0..1, energy share of
         the core above the music's threshold), ``nmr_db_median``, ``nmr_db_p90``, ``nmr_db_max``
         (per core pixel), ``nmr_db_energy`` (core energy over core threshold, dB),
+        ``nmr_bark_db`` (noise-to-mask ratio over 1-Bark bands, dB: :func:`bark_nmr_db`),
+        ``masked_share`` (1 - ``unmasked_fraction``), ``loudness_increase_lu`` (the same as
+        ``loudness_cost_lu``: how much louder the mix is than the noise alone),
         ``gain_to_mask_db`` (extra music gain to mask ``share`` of the core, dB; ``-inf`` if
         none needed, ``inf`` if impossible), ``cost_to_mask_lu`` (loudness cost of the mix at
         that gain, LU), ``mix_true_peak_dbtp`` (dBTP), ``core_fraction`` (share of pixels in the
@@ -267,7 +320,9 @@ def blend_report(noise: np.ndarray, music: np.ndarray, sample_rate: float, *,
     noise_cf, music_cf = _as_pair(noise, music)
     core = noise_core(noise_cf, sample_rate, fraction=fraction, mask=mask,
                       listening_lufs=listening_lufs, model=model)
-    nmr = _nmr(core, music_cf, sample_rate, model)
+    threshold_music = model.threshold(model.power_spectrum(music_cf, sample_rate)
+                                      * np.float32(core.level_gain) ** 2).at_gain(1.0)
+    nmr = _nmr_from(core, threshold_music)
     w = core.weights[:, :nmr.shape[1]]
     in_core = w > 0
     values = nmr[in_core]
@@ -282,12 +337,17 @@ def blend_report(noise: np.ndarray, music: np.ndarray, sample_rate: float, *,
                                            / max((w * threshold).sum(), 1e-30)))
     else:
         nmr_energy = float("-inf")
+    increase = float(mix_lufs - noise_lufs) if np.isfinite(noise_lufs) else 0.0
+    unmasked = _unmasked(nmr, w, energy)
     return {
         "noise_lufs": noise_lufs,
         "music_lufs": integrated_lufs(music_cf, sample_rate),
         "mix_lufs": mix_lufs,
-        "loudness_cost_lu": float(mix_lufs - noise_lufs) if np.isfinite(noise_lufs) else 0.0,
-        "unmasked_fraction": _unmasked(nmr, w, energy),
+        "loudness_cost_lu": increase,
+        "loudness_increase_lu": increase,
+        "unmasked_fraction": unmasked,
+        "masked_share": 1.0 - unmasked,
+        "nmr_bark_db": _bark_nmr(core, threshold_music),
         "nmr_db_median": float(np.median(values)) if values.size else float("-inf"),
         "nmr_db_p90": float(np.percentile(values, 90)) if values.size else float("-inf"),
         "nmr_db_max": float(values.max()) if values.size else float("-inf"),

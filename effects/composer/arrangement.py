@@ -37,7 +37,16 @@ HIT_SNAP_S = 0.015
 STEP = TPB // 4  # a sixteenth
 #: MIDI channel (0-based) of each role; drums and noise hits on channel 10.
 ROLE_CHANNELS = {"bass": 0, "chords": 1, "pad": 2, "lead": 3, "arp": 4, "texture": 5, "stabs": 6,
-                 "drums": 9, "hits": 9}
+                 "follow": 7, "drums": 9, "hits": 9}
+#: Sustained voices a part that doubles the noise's own melody may play; other styles' leads
+#: (bells, plucks) decay too fast to hold a howl, and the part takes FOLLOW_VOICE instead.
+SUSTAINED = frozenset({"lead", "saw_lead", "reed", "flute", "strings", "brass", "organ", "choir", "pad",
+                       "cello", "guitar_lead", "air"})
+FOLLOW_VOICE = {"lofi": "flute", "ambient": "choir", "hiphop": "flute", "pop": "strings", "jazz": "reed",
+                "classical": "strings", "edm": "saw_lead", "rock": "guitar_lead", "punk": "guitar_lead"}
+#: Shortest melody note the part doubles (s) and the clarity it needs (dB over the floor).
+FOLLOW_MIN_S = 0.1
+FOLLOW_MIN_CLARITY_DB = 9.0
 
 
 @dataclass
@@ -466,6 +475,7 @@ def arrange(listening: Listening, style: Style, key: Key, rng: np.random.Generat
     _hits(w, listening, style, key, chords, grid, reg, sections)
     if timeline is not None and timeline.hits:
         _cue_hits(w, timeline, style, chords, grid, reg)
+    _follow(w, listening, key, chords, grid)
     tracks = _tracks(w, style)
     return Arrangement(grid, key, style, sections, tracks, chords)
 
@@ -712,13 +722,66 @@ def _cue_hits(w, timeline: Timeline, style: Style, chords, grid: Grid, reg) -> N
             w.add("stabs", tick, tick + 2 * STEP, _nearest(pc, reg["stabs"] + 4 * k), 96)
 
 
+def _follow_pitch(midi: float, key: Key, chord: tuple[int, ...]) -> int:
+    """The note of the key nearest a sung pitch (MIDI, in the key's tuning): a chord tone
+    within a semitone wins, else the nearest scale tone; kept in MIDI 43-96 by octaves."""
+    p = float(midi)
+    while p > 96.0:
+        p -= 12.0
+    while p < 43.0:
+        p += 12.0
+    best, best_cost = int(round(p)), np.inf
+    for q in range(int(np.floor(p)) - 2, int(np.ceil(p)) + 3):
+        if not key.contains(q % 12):
+            continue
+        cost = abs(q - p) - (0.6 if q % 12 in chord else 0.0)
+        if cost < best_cost:
+            best, best_cost = q, cost
+    return best
+
+
+def _follow(w, listening, key, chords, grid):
+    """A part that doubles the noise's own melody (:mod:`.melody`): each voiced note of a
+    howl, a call, a miaow or an engine's whine gets a held note at its pitch (the key's nearest
+    chord or scale tone, in the key's tuning, which the noise set), starting on the 32nd-note
+    grid when one is within HIT_SNAP_S and on the noise's own onset otherwise: the music's
+    partials land on the noise's."""
+    melody = listening.melody
+    if melody is None or not melody.notes.size:
+        return
+    notes = melody.notes
+    notes = notes[((notes[:, 1] - notes[:, 0]) >= FOLLOW_MIN_S) & (notes[:, 3] >= FOLLOW_MIN_CLARITY_DB)]
+    if not notes.size:
+        return
+    ticks = np.arange(0, grid.end_tick + STEP, STEP // 2)
+    secs = ticks_to_seconds(ticks, grid.tempo_map, TPB)
+    on_ticks = seconds_to_ticks(notes[:, 0], grid.tempo_map, TPB)
+    off_ticks = seconds_to_ticks(notes[:, 1], grid.tempo_map, TPB)
+    tuning = key.tuning_cents / 100.0
+    previous = None
+    for (on_s, _, midi, clarity), on, off in zip(notes, on_ticks, off_ticks, strict=True):
+        i = int(np.argmin(np.abs(secs - on_s)))
+        tick = int(ticks[i]) if abs(secs[i] - on_s) <= HIT_SNAP_S else int(round(on))
+        off = max(int(round(off)), tick + STEP // 2)
+        if previous is not None and previous[1] > tick:  # one voice: the last note yields
+            w.notes["follow"][-1] = (previous[0], max(previous[0] + 1, tick), *previous[2:])
+        pitch = _follow_pitch(midi - tuning, key, _chord_at(chords, max(tick, 0))[2])
+        vel = float(np.clip(62.0 + 2.0 * clarity, 64.0, 110.0))
+        w.add("follow", tick, off, pitch, vel)
+        if w.notes.get("follow"):
+            previous = w.notes["follow"][-1]
+
+
 def _tracks(w: _Writer, style: Style) -> list[TrackPlan]:
     names = {"drums": "Drums", "hits": "Noise hits", "bass": "Bass", "chords": "Chords", "pad": "Pad",
-             "lead": "Lead", "arp": "Arpeggio", "texture": "Texture", "stabs": "Stabs"}
+             "lead": "Lead", "arp": "Arpeggio", "texture": "Texture", "stabs": "Stabs",
+             "follow": "Noise voice"}
+    lead = style.voices.get("lead", "")
     voice_of = {"drums": "drums", "hits": "drums", "stabs": style.voices.get("arp", "pluck"),
+                "follow": lead if lead in SUSTAINED else FOLLOW_VOICE.get(style.name, "flute"),
                 **{r: v for r, v in style.voices.items()}}
     out = []
-    for role in ("drums", "hits", "bass", "chords", "pad", "lead", "arp", "texture", "stabs"):
+    for role in ("drums", "hits", "bass", "chords", "pad", "lead", "arp", "texture", "stabs", "follow"):
         lst = w.notes.get(role)
         if not lst:
             continue

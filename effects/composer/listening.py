@@ -35,10 +35,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d, median_filter, uniform_filter1d
 from scipy.signal import find_peaks, get_window
 
+from .melody import Melody, find_melody
 from .theory import MODES, Key, hz_to_midi
 
-__all__ = ["Pulse", "Tonality", "Core", "Listening", "listen", "noise_spectra", "onset_envelope",
+__all__ = ["Pulse", "Tonality", "Core", "Listening", "Melody", "find_melody",
+           "listen", "noise_spectra", "onset_envelope",
            "find_pulse", "find_tonality", "noise_mels", "core_profile", "choose_key", "band_edges",
+           "refine_onsets",
            "fold_bands", "FPS"]
 
 #: Analysis frames per second (the Riffusion image's 10 ms columns).
@@ -46,6 +49,8 @@ FPS = 100.0
 #: How far (octaves) outside the style's tempo range a noise's pulse may pull the tempo before
 #: the style's range wins (the prior halves at 0.83 of this).
 PRIOR_OCTAVES = 0.5
+#: Voiced share of a noise from which its melody keys the music when it has no hum.
+MELODY_KEY_SHARE = 0.05
 
 
 @dataclass
@@ -169,6 +174,7 @@ class Listening:
     tonality: Tonality
     core: Core
     extras: dict = field(default_factory=dict)
+    melody: Melody = field(default_factory=Melody.empty)
 
 
 def band_edges(sample_rate: float, per_octave: int = 3, low_hz: float = 25.0) -> np.ndarray:
@@ -597,6 +603,32 @@ def _events(envelope: np.ndarray, core: np.ndarray, edges: np.ndarray,
     return ev[np.argsort(-ev[:, 1], kind="stable")]
 
 
+def refine_onsets(events: np.ndarray, onset: np.ndarray, before_s: float = 0.03,
+                  after_s: float = 0.08, min_ratio: float = 3.0) -> np.ndarray:
+    """Core events with their onsets moved to the onset envelope's peak near them.
+
+    The core's envelope comes from a 100 ms analysis window, so a click's event starts up to
+    a few tens of ms early; the onset envelope (46 ms window, centred) peaks on the click. For
+    each event, the highest onset-envelope frame from ``before_s`` before to ``after_s`` after
+    its onset, if it stands ``min_ratio`` times above the envelope's mean (1), less one frame
+    (the envelope peaks 0-10 ms after a click, and a hit a little early still masks it while a
+    late one does not), becomes the onset (the duration keeps its end)."""
+    if events.size == 0 or onset.size == 0:
+        return events
+    out = events.copy()
+    lo_n, hi_n = int(round(before_s * FPS)), int(round(after_s * FPS))
+    for k, (t, _, _, duration) in enumerate(events):
+        i = int(round(t * FPS))
+        a, b = max(0, i - lo_n), min(onset.size, i + hi_n + 1)
+        if b <= a:
+            continue
+        j = a + int(np.argmax(onset[a:b]))
+        if onset[j] >= min_ratio:
+            out[k, 0] = max(j - 1, 0) / FPS
+            out[k, 3] = max(float(t + duration - out[k, 0]), 1.0 / FPS)
+    return out
+
+
 def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, float],
            default_bpm: float, core_fraction: float = 0.15, lock: bool = True,
            search_tempo: bool = True) -> Listening:
@@ -638,7 +670,21 @@ def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, f
         env = onset_envelope(mel_power, sample_rate)
         pulse = find_pulse(env, duration, tempo_range, default_bpm, lock=lock, search_tempo=search_tempo)
         tonality = find_tonality(mono, sample_rate)
+        melody = find_melody(mono, sample_rate)
         mel_energy, mask = core_job.result()
     core = core_profile(band_power, mel_energy, mask.values, edges)
+    core.events = refine_onsets(core.events, env)
     extras = {"mask_rows": mask.rows(), "mask_columns": mask.columns()} if mask.values.size else {}
-    return Listening(duration, float(sample_rate), env, pulse, tonality, core, extras)
+    if tonality.root_pc is None and melody.voiced_share >= MELODY_KEY_SHARE:
+        tonality = _tonality_of(melody)
+    return Listening(duration, float(sample_rate), env, pulse, tonality, core, extras, melody)
+
+
+def _tonality_of(melody: Melody) -> Tonality:
+    """A noise without a hum but with a voice (a howl, a call) keys the music by its melody:
+    the root is the pitch class the notes dwell on most, tuned to the voice."""
+    cents = melody.tuning_cents()
+    profile = melody.profile(cents)
+    root = int(np.argmax(profile))
+    hz = float(440.0 * 2.0 ** ((root + 60 - 69 + cents / 100.0) / 12.0))
+    return Tonality(np.zeros(0), np.zeros(0), root, hz, cents, profile)

@@ -54,9 +54,13 @@ ROLE_MIX: dict[str, dict[str, Any]] = {
     "arp": {"pan": 0.35, "send": 0.28, "fx": {"hp": 220.0}, "follow": 0.8},
     "texture": {"pan": -0.35, "send": 0.2, "fx": {"hp": 150.0}, "follow": 1.0},
     "stabs": {"pan": -0.1, "send": 0.3, "fx": {"hp": 150.0}, "follow": 0.0},
+    "follow": {"pan": 0.0, "send": 0.2, "fx": {"hp": 120.0}, "follow": 0.0},
 }
 #: Roles that play noise-like sounds rather than notes (kept a minority of the mix).
 NOISE_ROLES = frozenset({"drums", "hits", "texture"})
+#: Share of the band's K-weighted power the tracks that play notes keep at least (the rest:
+#: drums, noise hits, textures), so that the music stays tonal (key clarity).
+MIN_TONAL_SHARE = 0.6
 #: Limits of the master EQ's band gains (dB).
 MAX_BOOST_DB = 18.0
 MAX_CUT_DB = 30.0
@@ -318,7 +322,7 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
                  *, low_db: float = -12.0, high_db: float | np.ndarray = 6.0, step_db: float = 3.0,
                  sweeps: int = 3, max_frames: int = 3000, fps: float = 50.0,
                  match: float = 0.0, tonal: np.ndarray | None = None,
-                 min_tonal_share: float = 0.6) -> np.ndarray:
+                 min_tonal_share: float | None = None) -> np.ndarray:
     """Track gains (dB) that minimize :func:`masking_cost` of the sum of the tracks: a mixing
     engineer balancing the band so it covers the noise's core with the least loudness
     (coordinate descent on a grid of ``step_db`` within ``[low_db, high_db]``; ``high_db`` may
@@ -330,8 +334,10 @@ def auto_balance(tracks: list[np.ndarray], core: np.ndarray, centers_hz: np.ndar
 
     ``tonal`` marks the tracks that play notes (not drums or noise textures): they must keep
     at least ``min_tonal_share`` of the band's K-weighted power, so the result stays music and
-    never turns into a noise that imitates the noise (each dB short costs 3 dB).
+    never turns into a noise that imitates the noise (each dB short costs 3 dB); None:
+    :data:`MIN_TONAL_SHARE`.
     """
+    min_tonal_share = MIN_TONAL_SHARE if min_tonal_share is None else min_tonal_share
     idx = balance_frames(core.shape[1], fps, max_frames)
     stack = np.stack([t[:, idx] for t in tracks])  # (tracks, bands, frames)
     c = core[:, idx]
@@ -507,6 +513,11 @@ def balance(specs: list[TrackSpec], tempo_map: np.ndarray, controls: dict[int, n
     tonal = np.array([s.meta.get("role") not in NOISE_ROLES for s in specs])
     gains = auto_balance(tracks, core[:, idx], np.sqrt(edges[:-1] * edges[1:]), sample_rate,
                          fps=FPS / 2, match=match, high_db=high, tonal=tonal, max_frames=idx.size)
+    # which share of each band the notes hold in this balance: the master EQ lifts notes, not drums
+    per_band = np.stack([t.sum(axis=1) for t in tracks]) * (10.0 ** (gains / 10.0))[:, None]
+    total = per_band.sum(axis=0)
+    heard.extras["tonal_share"] = np.where(total > 0, per_band[tonal].sum(axis=0) / np.maximum(total, 1e-30),
+                                           1.0)
     out = dict(controls)
     for i, g in enumerate(gains):
         value = int(np.clip(round(127.0 * 10.0 ** ((g + NOMINAL_VOLUME_DB) / 40.0)), 1, 127))
@@ -519,7 +530,9 @@ def balance(specs: list[TrackSpec], tempo_map: np.ndarray, controls: dict[int, n
 def master_eq(bus: np.ndarray, heard: Listening, sample_rate: float, match: float) -> dict:
     """``{"master_eq": {"edges": ..., "gains_db": ...}}``: band gains that move the mixed bus's
     spectrum towards the noise core's (two passes: the second corrects what the band smoothing
-    and the FIR's skirts left over); {} when ``match`` is 0 or the core is empty.
+    and the FIR's skirts left over); {} when ``match`` is 0 or the core is empty. Where
+    :func:`balance` left ``heard.extras["tonal_share"]`` (the share of each band the tracks
+    that play notes hold), a band's lift above the median gain is scaled by that share.
 
     Both passes measure the same excerpts of the bus (:func:`match_eq`'s segments); the second
     filters only those, with the FIR's context, which is exactly what the whole equalized bus
@@ -540,5 +553,12 @@ def master_eq(bus: np.ndarray, heard: Listening, sample_rate: float, match: floa
         have = _segments_band_power(shaped.astype(np.float32), sample_rate, edges)
     gains = np.clip(gains + _match_gains(have, target, match, MAX_BOOST_DB, MAX_CUT_DB),
                     -MAX_CUT_DB, MAX_BOOST_DB)
+    share = heard.extras.get("tonal_share")
+    if share is not None and np.size(share) == gains.size:
+        # a band the drums and noise textures fill gets only the notes' share of its lift above
+        # the EQ's median: the EQ brings the notes to the core, not a noise that imitates it
+        mid = float(np.median(gains))
+        lift = np.clip(np.asarray(share, dtype=np.float64), 0.0, 1.0)
+        gains = np.where(gains > mid, mid + (gains - mid) * lift, gains)
     return {"master_eq": {"edges": [round(float(e), 3) for e in edges],
                           "gains_db": [round(float(g), 3) for g in gains]}}

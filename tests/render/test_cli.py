@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from blendfx import read_audio
+from blendfx.dsp.loudness import integrated_lufs
 from blendfx.effect import EFFECT_REGISTRY
 from blendfx.render.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 
@@ -163,6 +164,8 @@ def test_demo_writes_the_main_job_outputs(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     music = next(t for t in report["tracks"] if t["name"] == "music")
     assert 0.0 <= music["unmasked_fraction"] <= 1.0
+    assert music["masked_share"] == pytest.approx(1.0 - music["unmasked_fraction"])
+    assert isinstance(music["loudness_increase_lu"], float) and isinstance(music["nmr_bark_db"], float)
     assert report["master"]["output_lufs"] == pytest.approx(-16.0, abs=0.5)
     mix, sr = read_audio(out / "mix.wav")
     assert mix.shape[1] == 8 * sr and np.isfinite(mix).all() and np.abs(mix).max() < 1.0
@@ -187,3 +190,17 @@ def test_blend_command(tmp_path, capsys):
     code, _, err = run(capsys, "blend", str(clip), "-o", str(tmp_path / "y.wav"), "--preset", "zz")
     assert code == EXIT_USAGE and "unknown preset 'zz'" in one_error_line(err)
     assert not (tmp_path / "y.wav").exists()
+
+
+@needs_blend
+def test_blend_command_masking_goal_and_loudness_budget(tmp_path, capsys):
+    clip = sorted(shared("noise", "esc10", "rain").iterdir())[0]
+    out = tmp_path / "goal.wav"
+    code, stdout, err = run(capsys, "blend", str(clip), "-o", str(out), "--mask-goal", "0.5",
+                            "--loudness-budget", "4", "--seed", "1")
+    assert code == EXIT_OK, err
+    mix, sr = read_audio(out)
+    src, _ = read_audio(clip)
+    # the budget holds on what plays (the preset's compressor and reverb come after the Blend)
+    assert integrated_lufs(mix, sr) - integrated_lufs(np.repeat(src, mix.shape[0], axis=0), sr) < 4.0 + 1.0
+    assert "LU over the noise" in stdout + err

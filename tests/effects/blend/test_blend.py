@@ -7,10 +7,10 @@ import numpy as np
 import pedalboard
 import pytest
 from blendfx import AudioFileError, ParameterError
-from blendfx.dsp.loudness import true_peak_dbtp
+from blendfx.dsp.loudness import integrated_lufs, true_peak_dbtp
 from blendfx.effect import EFFECT_REGISTRY, Effect
 from blendfx.effects import Blend, MusicTrack
-from blendfx.effects.blend.metrics import cost_to_mask_lu
+from blendfx.effects.blend.metrics import blend_report, cost_to_mask_lu
 from blendfx.params import StrParam
 
 from ...conftest import shared
@@ -180,3 +180,78 @@ def test_preset_round_trip(tmp_path, track_path):
     assert isinstance(loaded, Blend) and loaded.amp_mode == "frame" and loaded.wet == 0.7
     assert isinstance(loaded.generator, MusicTrack) and loaded.generator.path == track_path
     assert loaded.fx.room_size == pytest.approx(0.3)
+
+
+# -- a sound designer's knobs: masking goal, loudness budget, noise level ------------------------
+
+@pytest.fixture(scope="module")
+def rain():
+    """A rain clip 40 dB down: real music needs 30-40 dB more gain to mask rain, which leaves
+    room under the true-peak ceiling only when the noise is quiet (the measures are relative)."""
+    noise, sr = blendfx.read_audio(shared("noise", "esc10", "rain", "1-17367-A.ogg"))
+    return noise * np.float32(0.01), sr
+
+
+@pytest.mark.parametrize("goal", [0.3, 0.5])
+def test_masking_goal_masks_that_share_as_quietly_as_possible(rain, track, goal):
+    noise, sr = rain
+    blend = Blend(generator=track(), mask_goal=goal, min_gain_db=-30.0)
+    blend(noise, sr)
+    report = blend.last_report
+    assert report["mask_goal"] == goal and report["goal_met"] is True
+    assert report["masked_share"] == pytest.approx(goal, abs=0.03)  # no more than needed
+    assert report["masked_share"] == pytest.approx(1.0 - report["unmasked_fraction"])
+    # a louder music masks more, and a quieter one less than the goal
+    quieter = blend_report(noise, blend.last_music * np.float32(0.7), sr, mask=blend.last_mask)
+    assert quieter["masked_share"] < goal
+
+
+def test_loudness_budget_caps_the_mix(rain, track):
+    noise, sr = rain
+    free = Blend(generator=track(), mask_goal=0.5)
+    free(noise, sr)
+    assert free.last_report["loudness_increase_lu"] > 4.0
+    capped = Blend(generator=track(), mask_goal=0.5, loudness_budget_lu=3.0)
+    capped(noise, sr)
+    report = capped.last_report
+    assert report["loudness_increase_lu"] == pytest.approx(3.0, abs=0.1)
+    assert report["within_budget"] is True and report["goal_met"] is False
+    assert report["masked_share"] < free.last_report["masked_share"]
+    assert report["goal_gain_db"] < free.last_report["goal_gain_db"]
+
+
+def test_report_has_masked_share_loudness_increase_and_bark_nmr(tick, track):
+    noise, sr = tick
+    blend = Blend(generator=track())
+    blend(noise, sr)
+    report = blend.last_report
+    assert report["loudness_increase_lu"] == pytest.approx(report["loudness_cost_lu"])
+    assert 0.0 <= report["masked_share"] <= 1.0
+    assert np.isfinite(report["nmr_bark_db"])
+    assert report["mask_goal"] is None and report["goal_met"] is None
+    assert report["goal_gain_db"] == 0.0 and report["noise_gain_db"] == 0.0
+
+
+def test_noise_lufs_normalizes_the_noise_first(tick, track):
+    noise, sr = tick
+    quiet = noise * np.float32(0.1)
+    blend = Blend(generator=track(), noise_lufs=-18.0, output="mix", wet=0.0)
+    out = blend(quiet, sr)
+    assert integrated_lufs(out, sr) == pytest.approx(-18.0, abs=0.2)
+    assert blend.last_report["noise_gain_db"] == pytest.approx(-18.0 - integrated_lufs(quiet, sr), abs=1e-3)
+    off = Blend(generator=track(), output="mix", wet=0.0)
+    assert integrated_lufs(off(quiet, sr), sr) == pytest.approx(integrated_lufs(quiet, sr), abs=0.05)
+
+
+def test_masking_goal_on_a_loud_noise_trims_the_mix_not_the_goal(track):
+    # a full-level rain needs the music above the ceiling: the mix is trimmed as a whole
+    noise, sr = blendfx.read_audio(shared("noise", "esc10", "rain", "1-17367-A.ogg"))
+    blend = Blend(generator=track(), mask_goal=0.5, min_gain_db=-30.0)
+    out = blend(noise, sr)
+    report = blend.last_report
+    assert report["goal_met"] is True and report["masked_share"] == pytest.approx(0.5, abs=0.03)
+    assert true_peak_dbtp(out) <= -1.0 + 0.01
+    stem = Blend(generator=track(), mask_goal=0.5, min_gain_db=-30.0, output="music")
+    stem(noise, sr)
+    assert true_peak_dbtp(stem.last_music) <= -1.0 + 0.01
+    assert stem.last_report["goal_met"] is False  # the stem kept its ceiling and says so

@@ -10,6 +10,7 @@ import pytest
 from blendfx.buffers import fit_length
 from blendfx.dsp.loudness import integrated_lufs
 from blendfx.effects.blend.metrics import (
+    bark_nmr_db,
     blend_report,
     cost_to_mask_lu,
     gain_to_mask,
@@ -94,3 +95,15 @@ def test_silence_without_warnings(music_clip):
     assert report["unmasked_fraction"] == 0.0 and report["cost_to_mask_lu"] == 0.0
     assert masker_silent == float("inf")
     assert short["core_fraction"] == 0.0 and short["duration_s"] == pytest.approx(300 / sr)
+
+
+def test_bark_nmr_falls_as_the_music_rises(bark, music_clip):
+    noise, sr = bark
+    music, _ = music_clip
+    quiet = bark_nmr_db(noise, music * np.float32(0.05), sr)
+    loud = bark_nmr_db(noise, music * np.float32(0.5), sr)
+    # 20 dB more music: the threshold rises by 20 dB where it is above the threshold in quiet
+    assert quiet - loud == pytest.approx(20.0, abs=3.0)
+    # the noise masks itself: its own NMR is near the model's masker offset, far below a quiet music's
+    assert bark_nmr_db(noise, noise, sr) < quiet
+    assert bark_nmr_db(np.zeros_like(noise), music, sr) == float("-inf")
