@@ -46,6 +46,12 @@ def _quiet(p: argparse.ArgumentParser) -> None:
                    help="no progress bars or summaries")
 
 
+def _allow_large(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-large", action="store_true",
+                   help="render a timeline longer than 6 h (refused by default: the render says "
+                        "what it would write first)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="blendfx", description=blendfx.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"blendfx {blendfx.__version__}")
@@ -75,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write the adapted music alone, not noise + music")
     blend.add_argument("--seed", type=int, help="random seed")
     blend.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1")
+    _allow_large(blend)
     _quiet(blend)
 
     render = sub.add_parser("render", help="render a session's stems, mix and report")
@@ -93,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "generators' own)")
     render.add_argument("--no-batch-tracks", action="store_true",
                         help="run each track's diffusion generator on its own")
+    _allow_large(render)
     _quiet(render)
 
     session = sub.add_parser("session", help="session tools")

@@ -17,6 +17,7 @@ import numpy as np
 from blendfx.audio_io import WRITE_FORMATS, audio_info, iter_audio_blocks, read_audio
 from blendfx.dsp.loudness import LoudnessMeter
 from blendfx.effect import EFFECT_REGISTRY
+from blendfx.effects.amplifier.amplifier import SILENT_PEAK
 from blendfx.effects.mask_extractor import MaskExtractor
 from blendfx.errors import ParameterError
 from blendfx.presets import factory_preset_path, list_factory_presets, read_preset
@@ -64,7 +65,8 @@ def render(args: argparse.Namespace) -> int:
                             progress=not args.quiet, cache=not args.no_cache,
                             block_seconds=args.block_seconds, jobs=args.jobs,
                             batch_size=args.batch_size,
-                            batch_tracks=False if args.no_batch_tracks else None)
+                            batch_tracks=False if args.no_batch_tracks else None,
+                            allow_large=args.allow_large)
     _summary(args, result)
     return EXIT_OK
 
@@ -77,6 +79,9 @@ def blend(args: argparse.Namespace) -> int:
     if out.exists() and out.is_dir():
         raise ParameterError(f"output {out} is a folder; give a file name such as {out}/blend.wav")
     info = audio_info(noise)  # a missing or unreadable noise is an error before anything runs
+    if not any(np.abs(b).max(initial=0.0) >= SILENT_PEAK for b in iter_audio_blocks(noise)):
+        raise ParameterError(f"{args.noise} is digital silence (peak under -140 dBFS): there "
+                             f"is nothing to blend music into")
     chain = read_preset(args.preset)["chain"]
     if args.prompt:
         chain = with_prompt(chain, args.prompt)
@@ -99,7 +104,7 @@ def blend(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix=".blendfx-blend.", dir=out.parent))
     try:
         result = render_session(session, work, device=args.device, progress=not args.quiet,
-                                cache=False, figure=False)
+                                cache=False, figure=False, allow_large=args.allow_large)
         shutil.move(str(result.mix), out)  # same folder: an atomic rename
     finally:
         shutil.rmtree(work, ignore_errors=True)

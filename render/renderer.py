@@ -73,7 +73,8 @@ from .session import Session, load_session
 from .sources import FileSource
 from .tracks import TrackStage, pan_gains
 
-__all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
+__all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename",
+           "estimate_render_bytes", "MAX_RENDER_HOURS"]
 
 
 # -- the render --------------------------------------------------------------------------------
@@ -84,7 +85,8 @@ class _Render(TrackStage, MixStage):
 
     def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
                  cache: bool, block_seconds: float, figure: bool, jobs: int,
-                 batch_size: int | None = None, batch_tracks: bool = True) -> None:
+                 batch_size: int | None = None, batch_tracks: bool = True,
+                 allow_large: bool = False) -> None:
         self.session, self.out_dir = session, Path(out_dir)
         self.sr = float(session.sample_rate)
         self.device, self.progress, self.figure = device, progress, figure
@@ -92,6 +94,7 @@ class _Render(TrackStage, MixStage):
         self.block_seconds = block_seconds
         self.jobs = jobs
         self.batch_size, self.batch_tracks = batch_size, batch_tracks
+        self.allow_large = allow_large
         self.cache = RenderCache(self.out_dir, enabled=cache)
         self.entries: dict[str, Path] = {}
         self.keys: dict[str, str] = {}
@@ -142,6 +145,26 @@ class _Render(TrackStage, MixStage):
         if total < 64:
             raise SessionError("the session is shorter than 64 samples: nothing to render")
         self.total = total
+        self.check_size()
+
+    def check_size(self) -> None:
+        """Refuse a render the disk cannot hold, or one longer than :data:`MAX_RENDER_HOURS`
+        unless ``allow_large``; the message says what it would write."""
+        seconds = self.total / self.sr
+        need = estimate_render_bytes(self.total, len(self.order), len(self.audible),
+                                     self.session.master.bit_depth)
+        what = (f"{seconds / 3600:.1f} h of audio for {len(self.audible)} stem(s) and the mix: "
+                f"about {_size(need)} written")
+        if seconds > MAX_RENDER_HOURS * 3600 and not self.allow_large:
+            longest = max(self.order, key=lambda t: t.offset)
+            raise SessionError(
+                f"this render would be {what} (the latest-starting track, {longest.name!r}, "
+                f"starts at {longest.offset:g} s); a render longer than {MAX_RENDER_HOURS:g} h "
+                f"needs --allow-large (allow_large=True): check the offsets and [session] length")
+        free = _free_bytes(self.out_dir)
+        if free is not None and need > free:
+            raise SessionError(f"this render would be {what}, but {self.out_dir} has "
+                               f"{_size(free)} free")
 
     # -- 4. report and hand-over ------------------------------------------------------------
     def start_figure(self, staging: Path, names: dict[str, str], mix: np.ndarray | None,
@@ -224,6 +247,35 @@ class _Render(TrackStage, MixStage):
                             report, self.results)
 
 
+#: Longest timeline a render makes without ``allow_large`` (``--allow-large``), in hours.
+MAX_RENDER_HOURS = 6.0
+
+
+def estimate_render_bytes(samples: int, tracks: int, audible: int, bit_depth: int) -> int:
+    """Bytes a render writes at most: every rendered track as a 32-bit float stereo cache entry,
+    and the mix and the audible stems as stereo PCM at ``bit_depth`` (WAV; FLAC writes less)."""
+    return int(samples) * 2 * (4 * tracks + (bit_depth // 8) * (audible + 1))
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # (not reached)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free bytes on the file system that holds ``folder`` (or its nearest existing parent)."""
+    p = folder.resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
 def _version() -> str:
     return blendfx.__version__
 
@@ -242,7 +294,7 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
                    device: str | None = None, seed: int | None = None, progress: bool = True,
                    cache: bool = True, block_seconds: float = 10.0, figure: bool = True,
                    jobs: int | None = None, batch_size: int | None = None,
-                   batch_tracks: bool | None = None) -> RenderResult:
+                   batch_tracks: bool | None = None, allow_large: bool = False) -> RenderResult:
     """Render a session to ``out_dir``: ``mix.wav`` (or .flac), ``stems/``, ``report.json`` and
     ``report.png``.
 
@@ -274,6 +326,10 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         with one, or with a Blend around one, sharing a model and compatible settings: see
         :func:`blendfx.effects.diffusion.generator.generate_batched`). Overrides ``[render]
         batch_tracks`` (default true). The results do not depend on it (per-window seeds).
+    allow_large : bool
+        Render a timeline longer than :data:`MAX_RENDER_HOURS` (6 h). Before anything is
+        written the render estimates what it will write (:func:`estimate_render_bytes`) and
+        refuses, saying so, a longer one without this, and one the disk cannot hold in any case.
 
     Returns
     -------
@@ -303,7 +359,8 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         raise SessionError(f"batch_size must be a positive number of windows, got {batch_size!r}")
     r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
                 block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
-                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks))
+                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks),
+                allow_large=allow_large)
     r._cpu_start = cpu_start
     r.check()
     r.out_dir.mkdir(parents=True, exist_ok=True)

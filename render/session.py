@@ -71,7 +71,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +80,7 @@ import mido
 import tomli_w
 from blendfx.chain import Chain
 from blendfx.errors import BlendfxError, SessionError
-from blendfx.files import atomic_write_text
+from blendfx.files import MAX_TOML_DEPTH, atomic_write_text, nesting_depth, read_toml
 from blendfx.presets import factory_preset_path, processor_from_dict, read_preset
 
 __all__ = [
@@ -423,13 +422,7 @@ def load_session(path: str | os.PathLike[str], *, check_files: bool = True) -> S
     path = Path(path)
     if not path.is_file():
         raise SessionError(f"session file not found: {path}")
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise SessionError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise SessionError(f"{path}: not a text (TOML) file") from None
+    data = read_toml(path, SessionError, "session")
     session = session_from_dict(data, path.parent, check_files=check_files, label=path.name)
     session.path = path
     if session.name == "session" and "name" not in data.get("session", {}):
@@ -442,6 +435,12 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
     """Validate a manifest dict (the parsed TOML) whose relative paths resolve in ``folder``."""
     v = _Validator(label)
     folder = Path(folder).resolve()
+    if not isinstance(data, Mapping):
+        raise SessionError(f"{label}: a session is a table of [session], [master], [render] "
+                           f"and [[tracks]], got {type(data).__name__}")
+    if nesting_depth(dict(data)) > MAX_TOML_DEPTH:
+        raise SessionError(f"{label}: tables or arrays nested too deeply "
+                           f"(more than {MAX_TOML_DEPTH} levels)")
     v.unknown(data, {"session", "master", "render", "tracks"}, "")
     sess = v.table(data, "session")
     v.unknown(sess, _SESSION_KEYS, "session")

@@ -39,7 +39,7 @@ from .cache import RenderCache, file_digest
 from .mastering import db
 from .mixdown import PreMeasure
 from .report import save_blend_figure_data
-from .results import TrackResult, jsonable
+from .results import TrackResult, jsonable, level_db
 from .session import Session, Track
 from .sources import FileSource, KeySource, StemReader, block_starts
 
@@ -249,7 +249,7 @@ class TrackStage:
             results[t.name] = TrackResult(
                 name=t.name, role=t.role, key=key, cached=cached,
                 seconds=round(time.perf_counter() - t0, 4), streamed=meta["streamed"],
-                peak_dbfs=meta["peak_dbfs"], rms_dbfs=meta["rms_dbfs"],
+                peak_dbfs=level_db(meta["peak_dbfs"]), rms_dbfs=level_db(meta["rms_dbfs"]),
                 audible=t.name in audible, reports=meta.get("reports", []))
 
         def build(t: Track, key: str) -> None:

@@ -24,6 +24,10 @@ import numpy as np
 from .errors import ParameterError
 
 __all__ = [
+    "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
+    "check_sample_rate",
+    "as_float_audio",
     "Layout",
     "to_channels_first",
     "as_channels_first",
@@ -33,6 +37,49 @@ __all__ = [
     "fit_channels",
     "to_mono",
 ]
+
+
+#: The sample rates blendfx accepts everywhere (effects, audio I/O, sessions, the CLI), in Hz.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000.0, 384000.0
+
+
+def check_sample_rate(sample_rate: float, name: str = "sample_rate") -> float:
+    """Return ``sample_rate`` as a float number of Hz, or raise :class:`ParameterError`.
+
+    The one check every entry point uses: a number in [8000, 384000] Hz
+    (:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`). Rates outside it are refused rather than
+    run: 1 Hz would make analysis windows of zero samples, 1e9 Hz windows of gigabytes.
+    """
+    if isinstance(sample_rate, bool):
+        raise ParameterError(f"{name} must be a number in Hz, got {sample_rate!r}")
+    try:
+        sr = float(sample_rate)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number in Hz, got {sample_rate!r}") from None
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:  # (NaN fails both comparisons)
+        raise ParameterError(f"{name} = {sample_rate!r} Hz is out of range "
+                             f"[{MIN_SAMPLE_RATE:g}, {MAX_SAMPLE_RATE:g}] Hz")
+    return sr
+
+
+def as_float_audio(array: np.ndarray, name: str = "input_array") -> np.ndarray:
+    """``array`` as float32 samples, integer PCM scaled to [-1, 1) as audio libraries read it.
+
+    float16/32/64 pass unchanged (as float32); signed integers are divided by
+    ``2 ** (bits - 1)`` (int16 16384 -> 0.5, as soundfile and scipy users expect); uint8 is
+    8-bit WAV's offset binary, ``(x - 128) / 128``. Wider unsigned integers, booleans, complex
+    numbers and objects have no audio meaning and raise :class:`ParameterError`.
+    """
+    a = np.asarray(array)
+    kind = a.dtype.kind
+    if kind == "f":
+        return a.astype(np.float32, copy=False)
+    if kind == "i":
+        return (a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))).astype(np.float32)
+    if kind == "u" and a.dtype.itemsize == 1:
+        return ((a.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    raise ParameterError(f"{name} must be float or integer PCM audio (int8/16/32/64, uint8), "
+                         f"got dtype {a.dtype}")
 
 
 @dataclass(frozen=True)
@@ -64,13 +111,12 @@ def to_channels_first(array: np.ndarray, name: str = "input_array") -> tuple[np.
     Raises
     ------
     ParameterError
-        If the array is not 1-D or 2-D, is square (ambiguous layout), or is not numeric.
+        If the array is not 1-D or 2-D, is square (ambiguous layout), or is not audio (see
+        :func:`as_float_audio`: integer PCM is scaled to [-1, 1), not passed raw).
     """
-    a = np.asarray(array)
-    if a.dtype.kind not in "fiu":
-        raise ParameterError(f"{name} must be a numeric audio array, got dtype {a.dtype}")
+    a = as_float_audio(array, name)
     if a.ndim == 1:
-        return a.astype(np.float32, copy=False)[None, :], Layout(ndim=1)
+        return a[None, :], Layout(ndim=1)
     if a.ndim != 2:
         raise ParameterError(f"{name} must be 1-D (mono) or 2-D (channels x samples), got {a.ndim}-D")
     rows, cols = a.shape
@@ -80,7 +126,7 @@ def to_channels_first(array: np.ndarray, name: str = "input_array") -> tuple[np.
             "pass (channels, samples) with more samples than channels"
         )
     if rows <= cols:
-        return a.astype(np.float32, copy=False), Layout(ndim=2, channels_last=False)
+        return a, Layout(ndim=2, channels_last=False)
     return np.ascontiguousarray(a.T, dtype=np.float32), Layout(ndim=2, channels_last=True)
 
 
@@ -140,5 +186,5 @@ def as_channels_first(audio: np.ndarray) -> np.ndarray:
     called on buffers the effect protocol has already laid out."""
     a = np.asarray(audio)
     if a.ndim == 2 and (a.shape[0] == a.shape[1] or a.shape[1] == 0):
-        return a.astype(np.float32, copy=False)
+        return as_float_audio(a, "audio")
     return to_channels_first(a)[0]

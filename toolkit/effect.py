@@ -9,7 +9,9 @@ and gets, from this base class:
 
 - ``process(input_array, sample_rate, buffer_size=8192, reset=True, *, sidechain=None)`` and
   ``__call__``, with pedalboard's layout rules (1-D mono, 2-D either orientation, square raises,
-  float32 out, zero-length passes through);
+  float32 out, zero-length passes through); integer PCM input is scaled to [-1, 1) as audio
+  libraries read it (int16 16384 -> 0.5; :func:`blendfx.buffers.as_float_audio`); the sample
+  rate must lie in [8000, 384000] Hz (:func:`check_sample_rate`);
 - NaN/Inf input rejected with a clear error, and a non-finite result never returned;
 - declared parameters that validate on assignment, and an error for unknown attribute names;
 - ``reset()``, ``seed``, ``device``, ``supports_streaming``, ``is_effect``/``is_instrument``;
@@ -24,6 +26,7 @@ signal keys the effect (default: the chain's sidechain if one was given, else th
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from importlib.metadata import EntryPoint, entry_points
@@ -32,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pedalboard
 
-from .buffers import check_finite, restore_layout, to_channels_first
+from .buffers import check_finite, check_sample_rate, fit_length, restore_layout, to_channels_first
 from .device import resolve_device, validate_device
 from .errors import ParameterError
 from .params import IntParam, Param, StrParam, declared_params
@@ -106,6 +109,9 @@ class EffectRegistry(MutableMapping):
 
 
 EFFECT_REGISTRY = EffectRegistry()
+
+#: :attr:`Effect.min_seconds` of offline effects: a few analysis windows (100 ms BNMusic frames).
+_OFFLINE_MIN_SECONDS = 0.25
 
 
 def register_effect(cls: type[Effect]) -> type[Effect]:
@@ -188,6 +194,12 @@ class Effect:
     requires_sidechain: ClassVar[bool] = False
     #: False for abstract helpers that should not be registered or run by the conformance suite.
     registered: ClassVar[bool] = True
+    #: Shortest input ``_process`` sees, in seconds: a shorter input (and its sidechain) is
+    #: zero-padded to it and the result cropped back to the input's length, so an offline
+    #: effect's analysis windows always hold data (a 1-sample input gives 1 sample, not an
+    #: error). Offline effects (``supports_streaming = False``) default to 0.25 s; streaming
+    #: effects take any length as it comes (0).
+    min_seconds: ClassVar[float] = 0.0
 
     seed = IntParam(0, min=0, max=2**32 - 1, doc="Random seed: same seed, same output.")
 
@@ -195,6 +207,8 @@ class Effect:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("registered", True) and not cls.__name__.startswith("_"):
             register_effect(cls)
+        if cls.__dict__.get("supports_streaming") is False and "min_seconds" not in cls.__dict__:
+            cls.min_seconds = _OFFLINE_MIN_SECONDS
         if cls.uses_sidechain is True and "sidechain_key" not in declared_params(cls):
             cls.sidechain_key = StrParam(
                 "", doc="Which signal keys this effect inside a Chain: a key name, 'input' for "
@@ -304,6 +318,12 @@ class Effect:
         data, layout = to_channels_first(input_array)
         check_finite(data)
         sc = self._resolve_sidechain(sidechain)
+        n = data.shape[1]
+        need = int(math.ceil(self.min_seconds * sample_rate)) if self.min_seconds else 0
+        if n < need:  # too short for the effect's analysis: padded, cropped back below
+            data = fit_length(data, need)
+            if sc is not None and n <= sc.shape[1] < need:
+                sc = fit_length(sc, need)
         with self._lock:
             if reset:
                 self.reset()
@@ -311,6 +331,8 @@ class Effect:
         out = np.asarray(out, dtype=np.float32)
         if out.ndim != 2:
             raise RuntimeError(f"{type(self).__name__}._process returned a {out.ndim}-D array")
+        if n < need and out.shape[1] == need:
+            out = out[:, :n]
         if not np.isfinite(out).all():
             raise RuntimeError(f"{type(self).__name__} produced NaN or infinite samples")
         return restore_layout(out, layout)
@@ -361,14 +383,3 @@ def resolve_key(effect: Effect, keys: Mapping[str, np.ndarray]) -> np.ndarray | 
                 f"signals ({', '.join(sorted(keys))})")
         return keys[name]
     return keys.get("sidechain", keys.get("input"))
-
-
-def check_sample_rate(sample_rate: float) -> float:
-    """Return ``sample_rate`` as a float number of Hz, or raise :class:`ParameterError`."""
-    try:
-        sr = float(sample_rate)
-    except (TypeError, ValueError):
-        raise ParameterError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
-    if not (sr > 0 and np.isfinite(sr)):
-        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-    return sr

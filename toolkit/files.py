@@ -10,10 +10,17 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "read_toml", "nesting_depth",
+           "MAX_TOML_DEPTH"]
+
+#: Deepest nesting of tables and arrays a preset or session may have: real ones need under 10;
+#: a deeper document is refused before anything walks it recursively.
+MAX_TOML_DEPTH = 48
 
 
 @contextlib.contextmanager
@@ -57,3 +64,46 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_toml(path: str | os.PathLike[str], error: type[Exception], what: str = "TOML file"
+              ) -> dict[str, Any]:
+    """Parse a TOML file; every way it can be bad is one ``error`` naming the file.
+
+    The one reader of presets and sessions: a file that cannot be read, is not UTF-8 text, is
+    not valid TOML, or nests tables or arrays deeper than :data:`MAX_TOML_DEPTH` (which would
+    otherwise end in a ``RecursionError`` in the parser or in whatever walks the result)
+    raises ``error`` (e.g. :class:`~blendfx.PresetError`) with one clear line.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text (TOML) file") from None
+    except RecursionError:
+        raise error(f"{path}: tables or arrays nested too deeply "
+                    f"(more than {MAX_TOML_DEPTH} levels)") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if nesting_depth(data) > MAX_TOML_DEPTH:
+        raise error(f"{path}: tables or arrays nested too deeply "
+                    f"(more than {MAX_TOML_DEPTH} levels)")
+    return data
+
+
+def nesting_depth(value: Any) -> int:
+    """Nesting depth of dicts and lists in ``value`` (0 for a scalar), counted without
+    recursion; counting stops a level past :data:`MAX_TOML_DEPTH`."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            deepest = max(deepest, d + 1)
+            if d + 1 <= MAX_TOML_DEPTH:
+                todo.extend((x, d + 1) for x in v)
+    return deepest

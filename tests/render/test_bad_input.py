@@ -1,0 +1,139 @@
+"""Bad input to sessions, renders and the CLI (issue 23): crashes, silent garbage, files left
+behind. Each test names the defect it guards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from blendfx.errors import SessionError
+from blendfx.render import render_session
+from blendfx.render.cli import EXIT_USAGE, main
+from blendfx.render.renderer import MAX_RENDER_HOURS, estimate_render_bytes
+
+from ..sessionkit import output_files, tone, write_session, write_stem
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("blendfx: error: "), err
+    return lines[0]
+
+
+def test_a_silent_stem_renders(tmp_path):
+    """The issue: a stem of digital silence stopped the mix with
+    ``TypeError: must be real number, not NoneType`` (its -inf peak came back as null)."""
+    write_stem(tmp_path, "silence.wav", np.zeros((1, 44100), np.float32))
+    write_stem(tmp_path, "tone.wav", tone(440, 1.0))
+    session = write_session(tmp_path, {"session": {"sample_rate": 44100}, "tracks": [
+        {"name": "silence", "file": "silence.wav"}, {"name": "tone", "file": "tone.wav"}]})
+    result = render_session(session, tmp_path / "out", progress=False)
+    silent = result.track("silence")
+    assert silent.peak_dbfs == float("-inf") and silent.rms_dbfs == float("-inf")
+    report = json.loads(result.report_json.read_text())
+    assert report["tracks"][0]["peak_dbfs"] is None  # strict JSON: -inf is null
+    again = render_session(session, tmp_path / "out", progress=False)  # from the cache
+    assert again.track("silence").cached and again.track("silence").peak_dbfs == float("-inf")
+
+
+def test_a_session_of_silence_only_renders(tmp_path):
+    write_stem(tmp_path, "silence.wav", np.zeros((2, 44100), np.float32))
+    session = write_session(tmp_path, {"session": {"sample_rate": 44100}, "tracks": [
+        {"name": "silence", "file": "silence.wav"}]})
+    result = render_session(session, tmp_path / "out", progress=False, figure=False)
+    assert result.report["master"]["output_lufs"] == float("-inf")
+
+
+def test_blend_of_silence_is_a_clear_error(tmp_path, capsys):
+    write_stem(tmp_path, "zero.wav", np.zeros((2, 44100), np.float32))
+    code, _, err = run(capsys, "-q", "blend", str(tmp_path / "zero.wav"), "-o",
+                       str(tmp_path / "b.wav"))
+    assert code == EXIT_USAGE and "digital silence" in one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.wav"]
+
+
+def test_blend_effect_passes_silence():
+    from blendfx.effects import Blend
+
+    blend = Blend()
+    x = np.zeros((2, 22050), np.float32)
+    out = blend(x, 44100)
+    assert not out.any() and blend.last_report == {"silent_noise": True}
+
+
+def test_absurd_offset_is_refused_before_writing(tmp_path):
+    """The issue: offset = 999999 started writing ~350 GB with no warning."""
+    write_stem(tmp_path, "tone.wav", tone(440, 1.0))
+    session = write_session(tmp_path, {"session": {"sample_rate": 44100}, "tracks": [
+        {"name": "late", "file": "tone.wav", "offset": 999999}]})
+    with pytest.raises(SessionError, match=r"277\.8 h .*GB written.*'late'.*--allow-large"):
+        render_session(session, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_what_the_disk_cannot_hold_is_refused_even_when_allowed(tmp_path, monkeypatch):
+    import shutil as _shutil
+
+    from blendfx.render import renderer
+
+    write_stem(tmp_path, "tone.wav", tone(440, 1.0))
+    session = write_session(tmp_path, {"session": {"sample_rate": 44100}, "tracks": [
+        {"name": "t", "file": "tone.wav"}]})
+    usage = _shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(renderer.shutil, "disk_usage",
+                        lambda p: usage._replace(free=100_000))
+    with pytest.raises(SessionError, match=r"about .* written, but .* has 100\.0 KB free"):
+        render_session(session, tmp_path / "out", progress=False, allow_large=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_allow_large_lets_a_long_timeline_through(tmp_path, monkeypatch):
+    from blendfx.render import renderer
+
+    monkeypatch.setattr(renderer, "MAX_RENDER_HOURS", 1.0 / 3600)  # 1 s
+    write_stem(tmp_path, "tone.wav", tone(440, 1.0))
+    session = write_session(tmp_path, {"session": {"sample_rate": 44100}, "tracks": [
+        {"name": "t", "file": "tone.wav", "offset": 1.0}]})
+    with pytest.raises(SessionError, match="allow-large"):
+        render_session(session, tmp_path / "out", progress=False)
+    result = render_session(session, tmp_path / "out", progress=False, allow_large=True,
+                            figure=False)
+    assert result.report["duration_s"] == pytest.approx(2.0)
+
+
+def test_estimate_counts_cache_mix_and_stems():
+    # 2 tracks (cache: 2 x float32 stereo), 1 audible, 24-bit: mix + 1 stem
+    assert estimate_render_bytes(1000, 2, 1, 24) == 1000 * 2 * (8 + 3 * 2)
+    assert MAX_RENDER_HOURS == 6.0
+
+
+def test_demo_bad_seed_leaves_nothing(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, _, err = run(capsys, "-q", "demo", "-o", str(out), "--seed", "-1")
+    assert code == EXIT_USAGE and "seed" in one_error_line(err)
+    assert not out.exists()  # the issue: a numpy traceback, and out/session/ left behind
+
+
+def test_demo_failing_render_removes_what_it_wrote(tmp_path, capsys, monkeypatch):
+    from blendfx.render import demo
+
+    def boom(*a, **k):
+        raise SessionError("render failed")
+
+    monkeypatch.setattr(demo, "render_session", boom)
+    out = tmp_path / "demo"
+    code, _, err = run(capsys, "-q", "demo", "-o", str(out), "--duration", "2")
+    assert code == EXIT_USAGE and "render failed" in err
+    assert not out.exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("x")
+    code, _, _ = run(capsys, "-q", "demo", "-o", str(tmp_path / "kept"), "--duration", "2")
+    assert output_files(tmp_path / "kept") == ["mine.txt"]
+    assert code == EXIT_USAGE
