@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import re
 import warnings
 from collections.abc import Iterator
@@ -199,7 +200,8 @@ def import_reaper(project: str | os.PathLike[str], output: str | os.PathLike[str
         The ``.rpp`` file.
     output : str or Path, optional
         Where to write the session ``.toml``; media paths are written relative to its folder,
-        and ``allow_outside_paths = true`` is set (with a warning) when media lies outside it.
+        and the folders of media outside it are listed in ``[session] media_roots`` (with a
+        warning): the session's path guard stays on for everything else.
     include_missing : bool
         Keep tracks whose media is missing (so the session renders once the files are put in
         place); False drops them. Either way they are listed in ``missing_media``.
@@ -232,6 +234,10 @@ def import_reaper(project: str | os.PathLike[str], output: str | os.PathLike[str
 
 
 # -- mapping ---------------------------------------------------------------------------------
+#: Playback rates this close to 1 are 1 (REAPER stores 1.0 as e.g. 0.99999999999978).
+_RATE_TOLERANCE = 1e-6
+
+
 def _version(root: RppElement) -> str:
     return root.attrib[1] if len(root.attrib) > 1 else "?"
 
@@ -288,7 +294,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
     record_dirs = [project_dir / d for d in (root.get("RECORD_PATH") or []) if d.strip()]
     tracks: list[dict[str, Any]] = []
     used: set[str] = set()
-    outside = False
+    roots: dict[str, None] = {}  # folders of media outside the session folder, in order
     for t_index, track in enumerate(root.blocks("TRACK"), 1):
         t_name = (track.get("NAME") or [""])[0] if track.get("NAME") else ""
         base, k = t_name.strip() or f"Track {t_index}", 2
@@ -328,14 +334,16 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             path, text, is_outside = _media_path(media, project_dir, session_dir, record_dirs)
             missing = not path.is_file()
             if missing:
-                result.missing_media.append(str(path))
+                if str(path) not in result.missing_media:  # one entry per file, not per item
+                    result.missing_media.append(str(path))
                 if not include_missing:
                     continue
             i_volpan = item.get("VOLPAN")
             i_vol, i_pan = _float(i_volpan, 0, 1.0), _float(i_volpan, 1, 0.0)
             gain = _db(t_vol * i_vol)
             entry: dict[str, Any] = {"name": entry_name}
-            outside = outside or is_outside
+            if is_outside:
+                roots[posixpath.dirname(text) or "."] = None
             entry["file"] = text
             entry["role"] = "other"
             entry["gain_db"] = round(gain, 4) if gain is not None else -150.0
@@ -355,13 +363,19 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             if t_solo:
                 entry["solo"] = True
             rate = _float(item.get("PLAYRATE"), 0, 1.0)
-            if rate != 1.0:
+            if abs(rate - 1.0) > _RATE_TOLERANCE:  # (REAPER writes 1 as 0.99999999999978)
                 result.warnings.append(f"track {entry_name!r}: playback rate {rate:g} is not "
                                        f"applied (the item plays at its recorded speed)")
             tracks.append(entry)
-    if outside:
-        session["allow_outside_paths"] = True
-        result.warnings.append("media lies outside the session folder: the session sets "
-                               "allow_outside_paths = true")
+    solo = any(t.get("solo") for t in tracks)
+    if not any(not t.get("mute") and (t.get("solo") or not solo) for t in tracks):
+        result.warnings.append(
+            "no track has audio to render (no audio items, or every one is muted): "
+            "`blendfx render` will reject this session until a track is unmuted or added")
+    if roots:
+        # the path guard stays on: the session names each outside folder it reads from
+        session["media_roots"] = list(roots)
+        result.warnings.append("media lies outside the session folder: the session lists its "
+                               "folders in [session] media_roots: " + ", ".join(roots))
     return {"session": session, "master": {"target_lufs": -16.0, "true_peak_dbtp": -1.0,
                                             "format": "wav", "bit_depth": 24}, "tracks": tracks}

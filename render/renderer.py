@@ -63,6 +63,7 @@ import blendfx
 import numpy as np
 from blendfx.audio_io import audio_info
 from blendfx.errors import AudioFileError, SessionError
+from blendfx.files import writable_folder
 from blendfx.threads import one_blas_thread
 
 from . import report as report_mod
@@ -363,7 +364,7 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
                 allow_large=allow_large)
     r._cpu_start = cpu_start
     r.check()
-    r.out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(r.out_dir)  # one line naming the folder, not a temporary file inside it
     ok = False
     with contextlib.ExitStack() as stack:
         stack.enter_context(r.cache)

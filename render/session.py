@@ -15,7 +15,10 @@ Manifest format (every key is optional unless marked *required*)::
     length = 60.0                # s; default: the end of the last stem
     seed = 0                     # seeds every effect of every chain (default: the chains' own)
     resample = true              # false: a stem at another sample rate is an error
-    allow_outside_paths = false  # true: file paths may leave the session folder
+    media_roots = ["../media"]   # other folders stems may come from (relative to the session
+                                 # folder, or absolute); every path must lie in the session
+                                 # folder or one of these
+    allow_outside_paths = false  # true: no confinement at all (prefer media_roots)
 
     [master]
     target_lufs = -16.0          # integrated loudness of the mix (BS.1770); false: keep the level
@@ -98,7 +101,7 @@ __all__ = [
 ROLES = ("noise", "music", "voice", "ambience", "fx", "reference", "other")
 
 _SESSION_KEYS = {"name", "sample_rate", "tempo", "time_signature", "length", "seed", "resample",
-                 "allow_outside_paths"}
+                 "allow_outside_paths", "media_roots"}
 _MASTER_KEYS = {"target_lufs", "true_peak_dbtp", "format", "bit_depth"}
 _RENDER_KEYS = {"batch_size", "batch_tracks"}
 _TRACK_KEYS = {"name", "file", "role", "gain_db", "pan", "offset", "offset_bars", "source_offset",
@@ -310,6 +313,7 @@ class Session:
     seed: int | None = None
     resample: bool = True
     allow_outside_paths: bool = False
+    media_roots: list[Path] = field(default_factory=list)
     master: Master = field(default_factory=Master)
     tracks: list[Track] = field(default_factory=list)
     path: Path | None = None
@@ -386,6 +390,8 @@ class Session:
             sess["seed"] = self.seed
         if not self.resample:
             sess["resample"] = False
+        if self.media_roots:
+            sess["media_roots"] = [_rel(r, self.folder) for r in self.media_roots]
         if self.allow_outside_paths:
             sess["allow_outside_paths"] = True
         m = self.master
@@ -445,9 +451,10 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
     sess = v.table(data, "session")
     v.unknown(sess, _SESSION_KEYS, "session")
     allow = v.boolean(sess, "allow_outside_paths", "session", False)
-    paths = _Paths(folder, allow, v)
+    roots = _media_roots(sess.get("media_roots", []), folder, v)
+    paths = _Paths(folder, allow, v, roots)
 
-    session = Session(folder=folder, allow_outside_paths=allow)
+    session = Session(folder=folder, allow_outside_paths=allow, media_roots=roots)
     session.name = v.string(sess, "name", "session", "session")
     session.sample_rate = v.number(sess, "sample_rate", "session", 44100.0, 8000.0, 384000.0, "Hz")
     ts = v.string(sess, "time_signature", "session", "4/4")
@@ -580,20 +587,39 @@ class _Validator:
         return value
 
 
-class _Paths:
-    """Resolves manifest paths inside the session folder (unless explicitly allowed out)."""
+def _media_roots(value: Any, folder: Path, v: _Validator) -> list[Path]:
+    """``[session] media_roots``: folders (relative to the session folder, or absolute) that
+    stems may come from besides the session folder, resolved (symbolic links followed)."""
+    if not isinstance(value, list) or not all(isinstance(r, str) and r.strip() for r in value):
+        raise v.error("session.media_roots", value, "must be a list of folder paths")
+    return [(folder / Path(r).expanduser()).resolve() for r in value]
 
-    def __init__(self, folder: Path, allow_outside: bool, v: _Validator) -> None:
+
+class _Paths:
+    """Resolves manifest paths, confined to the session folder and the session's media roots
+    (unless ``allow_outside_paths`` turns the guard off).
+
+    Paths are compared resolved (``..`` and symbolic links followed) and by path components
+    (:meth:`pathlib.Path.is_relative_to`), never as string prefixes: ``../proj-evil/x.wav``
+    from ``proj/`` is outside ``proj``.
+    """
+
+    def __init__(self, folder: Path, allow_outside: bool, v: _Validator,
+                 roots: list[Path] | None = None) -> None:
         self.folder, self.allow_outside, self.v = folder, allow_outside, v
+        self.roots = [folder, *(roots or [])]
 
     def resolve(self, value: Any, key: str) -> Path:
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
             raise self.v.error(key, value, "must be a file path (a non-empty string)")
         path = (self.folder / Path(value).expanduser()).resolve()
-        if not self.allow_outside and not path.is_relative_to(self.folder):
+        if not self.allow_outside and not any(path.is_relative_to(r) for r in self.roots):
+            where = f"the session folder {self.folder}"
+            if len(self.roots) > 1:
+                where += " or its media_roots (" + ", ".join(map(str, self.roots[1:])) + ")"
             raise SessionError(
-                f"{self.v.label}: {key} = {value!r} resolves outside the session folder "
-                f"{self.folder} (set allow_outside_paths = true in [session] to allow it)")
+                f"{self.v.label}: {key} = {value!r} resolves outside {where} (add its folder "
+                f"to media_roots in [session] to allow it)")
         return path
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from blendfx.errors import SessionError
 from blendfx.render import render_session
-from blendfx.render.cli import EXIT_USAGE, main
+from blendfx.render.cli import EXIT_OK, EXIT_USAGE, main
 from blendfx.render.renderer import MAX_RENDER_HOURS, estimate_render_bytes
 
 from ..sessionkit import output_files, tone, write_session, write_stem
@@ -137,3 +137,98 @@ def test_demo_failing_render_removes_what_it_wrote(tmp_path, capsys, monkeypatch
     code, _, _ = run(capsys, "-q", "demo", "-o", str(tmp_path / "kept"), "--duration", "2")
     assert output_files(tmp_path / "kept") == ["mine.txt"]
     assert code == EXIT_USAGE
+
+
+# -- paths, outputs and leftovers -----------------------------------------------------------------
+def test_path_guard_is_by_components_not_string_prefix(tmp_path):
+    """``../proj-evil/x.wav`` from ``proj/`` shares the string prefix ``.../proj`` but is outside."""
+    from blendfx.render.session import load_session
+
+    proj, evil = tmp_path / "proj", tmp_path / "proj-evil"
+    evil.mkdir()
+    write_stem(evil, "x.wav", tone(440, 0.5))
+    session = write_session(proj, {"tracks": [{"name": "x", "file": "../proj-evil/x.wav"}]})
+    with pytest.raises(SessionError, match="outside the session folder"):
+        load_session(session)
+    write_session(proj, {"session": {"media_roots": ["../proj-evil"]},
+                         "tracks": [{"name": "x", "file": "../proj-evil/x.wav"}]}, "ok.toml")
+    assert load_session(proj / "ok.toml").tracks[0].file == (evil / "x.wav").resolve()
+    # a root is a folder, compared by components too: proj-evil does not admit proj-evil2
+    (tmp_path / "proj-evil2").mkdir()
+    write_stem(tmp_path / "proj-evil2", "y.wav", tone(440, 0.5))
+    write_session(proj, {"session": {"media_roots": ["../proj-evil"]},
+                         "tracks": [{"name": "y", "file": "../proj-evil2/y.wav"}]}, "no.toml")
+    with pytest.raises(SessionError, match="media_roots"):
+        load_session(proj / "no.toml")
+    write_session(proj, {"session": {"media_roots": "../proj-evil"}}, "bad.toml")
+    with pytest.raises(SessionError, match="media_roots .* must be a list"):
+        load_session(proj / "bad.toml")
+
+
+def test_blend_output_convention(tmp_path, capsys):
+    write_stem(tmp_path, "n.wav", tone(300, 0.5, seed=1))
+    noise = str(tmp_path / "n.wav")
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    code, _, err = run(capsys, "-q", "blend", noise, "-o", str(folder))
+    assert code == EXIT_USAGE and "is a folder; give a file name, such as" in one_error_line(err)
+    existing = tmp_path / "old.wav"
+    existing.write_bytes(b"keep")
+    code, _, err = run(capsys, "-q", "blend", noise, "-o", str(existing))
+    assert code == EXIT_USAGE and "exists; pass --overwrite" in one_error_line(err)
+    assert existing.read_bytes() == b"keep"
+    code, _, err = run(capsys, "-q", "inspect", noise, "-o", str(folder))
+    assert code == EXIT_USAGE and "is a folder" in one_error_line(err)
+    code, _, err = run(capsys, "-q", "inspect", noise, "-o", str(existing.with_suffix(".png")))
+    assert code == EXIT_OK, err
+    code, _, err = run(capsys, "-q", "inspect", noise, "-o", str(existing.with_suffix(".png")))
+    assert code == EXIT_USAGE and "--overwrite" in one_error_line(err)
+    code, _, err = run(capsys, "-q", "inspect", noise, "-o", str(existing.with_suffix(".png")),
+                       "--overwrite")
+    assert code == EXIT_OK, err
+
+
+def test_unwritable_output_names_the_folder_not_a_temp_file(tmp_path, capsys):
+    from blendfx.render.cli import EXIT_IO
+
+    write_stem(tmp_path, "n.wav", tone(300, 0.5, seed=1))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "-q", "blend", str(tmp_path / "n.wav"), "-o",
+                       str(blocker / "b.wav"))
+    line = one_error_line(err)
+    assert code == EXIT_IO and f"cannot write to {blocker}" in line and ".blendfx" not in line
+
+
+def test_stale_work_of_a_killed_run_is_removed(tmp_path):
+    """The issue: a killed blend left an 81 MB hidden folder that later runs never removed."""
+    import os
+
+    from blendfx.files import atomic_write_text, owned_tempdir
+
+    dead = tmp_path / ".blendfx-blend.999999999.abc"  # no such process
+    dead.mkdir()
+    (dead / "big.wav").write_bytes(b"0" * 1000)
+    live = tmp_path / f".blendfx-blend.{os.getpid()}.xyz"  # this process: kept
+    live.mkdir()
+    other = tmp_path / ".blendfx-blend.notapid"  # not ours to judge: kept
+    other.mkdir()
+    partial = tmp_path / ".mix.999999999.q1.partial.wav"
+    partial.write_bytes(b"half")
+    work = owned_tempdir(tmp_path, ".blendfx-blend.")
+    assert work.name.startswith(f".blendfx-blend.{os.getpid()}.")
+    assert not dead.exists() and live.exists() and other.exists()
+    atomic_write_text(tmp_path / "mix.wav", "x")  # a write of mix.wav clears its partials
+    assert not partial.exists()
+
+
+def test_quiet_import_prints_no_warnings(tmp_path, capsys):
+    from ..render.test_reaper import _rpp
+
+    (tmp_path / "p.rpp").write_text(_rpp([("gone.wav", "1.5")]))
+    code, out, err = run(capsys, "-q", "session", "import", str(tmp_path / "p.rpp"), "-o",
+                         str(tmp_path / "s.toml"))
+    assert code == EXIT_OK and out == "" and err == ""
+    code, out, err = run(capsys, "session", "import", str(tmp_path / "p.rpp"), "-o",
+                         str(tmp_path / "s.toml"), "--overwrite")
+    assert code == EXIT_OK and "missing media" in err and "playback rate 1.5" in err

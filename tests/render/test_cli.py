@@ -112,8 +112,10 @@ def test_session_import_command(tmp_path, capsys):
     out = tmp_path / "imported.toml"
     code, stdout, err = run(capsys, "session", "import", str(rpp), "-o", str(out))
     assert code == EXIT_OK
-    assert "48 tracks, 48 missing media file(s)" in stdout
+    assert "48 tracks, 27 missing media file(s)" in stdout  # files, not items
     assert "blendfx: warning: missing media:" in err and "06-Left-201115_1121.wv" in err
+    missing = [ln for ln in err.splitlines() if "missing media:" in ln]
+    assert len(missing) == len(set(missing)) == 27  # the issue: one line per item (57 for one)
     assert out.is_file()
     code, _, err = run(capsys, "session", "import", str(tmp_path / "nope.rpp"), "-o", str(out))
     assert code == EXIT_USAGE and "not found" in one_error_line(err)
@@ -126,7 +128,7 @@ def test_inspect_command(tmp_path, capsys):
     assert code == EXIT_OK and (tmp_path / "t.png").stat().st_size > 1000
     assert "sample peak -6.02 dBFS" in out and "0.50 s, 44100 Hz, 1 channel(s)" in out
     code, _, err = run(capsys, "inspect", str(tmp_path / "t.wav"), "-o", str(tmp_path / "t.jpg"))
-    assert code == EXIT_USAGE and "PNG" in one_error_line(err)
+    assert code == EXIT_USAGE and "writes .png files" in one_error_line(err)
     code, _, err = run(capsys, "inspect", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.png"))
     assert code == EXIT_USAGE and "not found" in one_error_line(err)
 
