@@ -1,12 +1,14 @@
 """Blend a noise recording into music written for it (BNMusic), and print the blend report.
 
-    python examples/blend_noise.py NOISE.wav -o out/blended.wav --prompt "jazz trio"
+    python examples/blend_noise.py NOISE.wav -o out/blended.wav --prompt "jazz trio" \
+        [--music out/music.wav]
 
 The Blend effect extracts the noise's energy core, has the procedural Composer write music
 aligned to it (no model weights), and amplifies the music just enough to cover the core.
 """
 
 import argparse
+import math
 from pathlib import Path
 
 import blendfx
@@ -17,6 +19,8 @@ parser.add_argument("noise", help="the noise recording")
 parser.add_argument("-o", "--output", default="out/blended.wav")
 parser.add_argument("--prompt", default="lofi hip hop, mellow keys")
 parser.add_argument("--seconds", type=float, default=None, help="use only the first N seconds")
+parser.add_argument("--music", default=None,
+                    help="also write the adapted music alone here (32-bit float WAV)")
 args = parser.parse_args()
 
 noise, sr = blendfx.read_audio(args.noise, duration=args.seconds)
@@ -25,12 +29,17 @@ mix = blend(noise, sr)
 
 # the noise is kept as it is: only turn the sum down if it would clip
 peak = float(abs(mix).max())
-if peak > 0.99:
-    mix = mix * (0.99 / peak)
-blendfx.write_audio(Path(args.output), mix, sr)
-# the adapted music alone, as 32-bit float (it is a stem, not a master)
-blendfx.write_audio(Path(args.output).with_name("music.wav"), blend.last_music, sr, bit_depth=32)
+trim = 0.99 / peak if peak > 0.99 else 1.0
+blendfx.write_audio(Path(args.output), mix * trim, sr)
+if args.music:  # the adapted music alone, as 32-bit float (it is a stem, not a master)
+    blendfx.write_audio(Path(args.music), blend.last_music, sr, bit_depth=32)
 
 report = blend.last_report
-print(f"{args.output}: unmasked fraction {report['unmasked_fraction']:.3f}, "
-      f"loudness cost {report['loudness_cost_lu']:+.1f} LU")
+if report.get("silent_noise"):
+    print(f"{args.output}: the noise is digital silence: nothing to blend")
+else:
+    # what the music adds: the mix's loudness over the noise's, both at the written level (the
+    # trim above lowers both alike), as BS.1770 measures them; 0 LU = no louder than the noise
+    print(f"{args.output}: unmasked fraction {report['unmasked_fraction']:.3f}, "
+          f"the music adds {report['mix_lufs'] - report['noise_lufs']:+.1f} LU "
+          f"(mix {report['mix_lufs'] + 20 * math.log10(trim):.1f} LUFS)")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from blendfx.audio_io import audio_writer
 from blendfx.dsp.loudness import LoudnessMeter
-from tqdm import tqdm
+from blendfx.progress import progress_bar
 
 from .mastering import db, limit, limiter_context, true_peak_max
 from .report import FIGURE_SECONDS
@@ -227,7 +227,7 @@ class MixStage:
                     thread_name_prefix="blendfx-measure") as workers:
                 todo = blocks_to_measure
                 futures = [workers.submit(measure_block, start, n) for start, n in todo[:2]]
-                for i, (_, n) in enumerate(tqdm(todo, desc="measure mix", leave=False,
+                for i, (_, n) in enumerate(progress_bar(todo, desc="measure mix", leave=False,
                                                 disable=not self.progress, file=sys.stderr)):
                     mix, tp = futures[i].result()
                     futures[i] = None  # (its block is freed once measured)
@@ -301,7 +301,7 @@ class MixStage:
                     thread_name_prefix="blendfx-master"))
                 queue: list[tuple[int, int, Any]] = []
                 todo = iter(blocks)
-                for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
+                for start, n in progress_bar(blocks, desc="write mix", disable=not self.progress,
                                      leave=False, file=sys.stderr):
                     while len(queue) < 3 and (nxt := next(todo, None)) is not None:
                         queue.append((*nxt, workers.submit(master_block, *nxt)))

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import time
@@ -207,7 +208,8 @@ class _Render(TrackStage, MixStage):
             "tempo_bpm": s.tempo.bpm_at(0.0),
             "master": master,
             "tracks": [{
-                "name": r.name, "role": r.role, "audible": r.audible,
+                "name": r.name, "role": r.role, "in_mix": r.audible,
+                "audible": heard(r, master.get("stems_gain_db")),
                 "stem": f"stems/{names[r.name]}" if r.name in names else None,
                 "cached": r.cached, "streamed": r.streamed, "render_s": r.seconds,
                 "peak_dbfs": r.peak_dbfs, "rms_dbfs": r.rms_dbfs, "cache_key": r.key,
@@ -246,6 +248,20 @@ class _Render(TrackStage, MixStage):
         shutil.rmtree(staging, ignore_errors=True)
         return RenderResult(out, mix, stems, out / "report.json", out / "report.png" if png else None,
                             report, self.results)
+
+
+#: A stem in the mix whose peak, after the master gain, stays under this is reported as not
+#: ``audible`` (dBFS): at -70 dBFS it is under the noise floor of any real listening level.
+AUDIBLE_PEAK_DBFS = -70.0
+
+
+def heard(track: TrackResult, stems_gain_db: float | None) -> bool:
+    """Whether a track can be heard in the mix: it reaches the mix (``in_mix``: not muted,
+    not left out by a solo) and its stem peaks above :data:`AUDIBLE_PEAK_DBFS` after the
+    master gain (a -87 dBFS stem is not audible)."""
+    gain = stems_gain_db if isinstance(stems_gain_db, float) and math.isfinite(stems_gain_db) \
+        else 0.0
+    return bool(track.audible and track.peak_dbfs + gain > AUDIBLE_PEAK_DBFS)
 
 
 #: Longest timeline a render makes without ``allow_large`` (``--allow-large``), in hours.

@@ -33,7 +33,7 @@ from blendfx.chain import Chain, run_native
 from blendfx.effect import Effect, is_native_plugin
 from blendfx.errors import BlendfxError
 from blendfx.presets import processor_to_dict
-from tqdm import tqdm
+from blendfx.progress import progress_bar
 
 from .cache import RenderCache, file_digest
 from .mastering import db
@@ -238,7 +238,7 @@ class TrackStage:
         pending = list(self.order)
         results: dict[str, TrackResult] = {}
         running: dict[Any, tuple[Track, str, float]] = {}
-        bar = tqdm(total=0, unit="s", desc="tracks", disable=not self.progress, leave=False,
+        bar = progress_bar(total=0, unit="s", desc="tracks", disable=not self.progress, leave=False,
                    file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
                                                "{n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
 

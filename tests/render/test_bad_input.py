@@ -232,3 +232,18 @@ def test_quiet_import_prints_no_warnings(tmp_path, capsys):
     code, out, err = run(capsys, "session", "import", str(tmp_path / "p.rpp"), "-o",
                          str(tmp_path / "s.toml"), "--overwrite")
     assert code == EXIT_OK and "missing media" in err and "playback rate 1.5" in err
+
+
+def test_a_stem_at_minus_87_dbfs_is_not_audible(tmp_path):
+    write_stem(tmp_path, "faint.wav", tone(440, 1.0, amp=10 ** (-87 / 20)))
+    write_stem(tmp_path, "loud.wav", tone(220, 1.0, amp=0.3))
+    session = write_session(tmp_path, {
+        "master": {"target_lufs": False},
+        "tracks": [{"name": "faint", "file": "faint.wav"}, {"name": "loud", "file": "loud.wav"},
+                   {"name": "muted", "file": "loud.wav", "mute": True}]})
+    result = render_session(session, tmp_path / "out", progress=False, figure=False)
+    tracks = {t["name"]: t for t in result.report["tracks"]}
+    assert tracks["faint"]["peak_dbfs"] == pytest.approx(-90.0, abs=0.1)  # mono: -3 dB pan law
+    assert tracks["faint"]["in_mix"] and not tracks["faint"]["audible"]
+    assert tracks["loud"]["in_mix"] and tracks["loud"]["audible"]
+    assert "muted" not in tracks or not tracks["muted"]["audible"]

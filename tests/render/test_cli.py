@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 from blendfx import read_audio
-from blendfx.effect import EFFECT_REGISTRY
 from blendfx.render.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 
 from ..conftest import shared
@@ -143,11 +142,6 @@ def test_console_script_exit_codes(tmp_path):
     assert bad.stderr.startswith("blendfx: error: session file not found")
 
 
-needs_blend = pytest.mark.skipif("Blend" not in EFFECT_REGISTRY,
-                                 reason="Blend (issue 3) is not merged into this branch yet")
-
-
-@needs_blend
 def test_demo_writes_the_main_job_outputs(tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, err = run(capsys, "demo", "-o", str(out), "--duration", "8", "-q")
@@ -164,7 +158,6 @@ def test_demo_writes_the_main_job_outputs(tmp_path, capsys):
     assert np.abs(mix - train).max() > 1e-3  # the music is in the mix
 
 
-@needs_blend
 def test_blend_command(tmp_path, capsys):
     noise = shared("noise", "esc10", "chainsaw")
     clip = sorted(noise.iterdir())[0]

@@ -306,8 +306,6 @@ def test_composer_guided_mode(tiny):
 
 def test_guided_by_the_real_composer(tiny):
     """start='guide' with no guide runs blendfx's Composer with the effect's prompt and seed."""
-    if "Composer" not in EFFECT_REGISTRY:
-        pytest.skip("the Composer (issue 4) is not merged")
     x = rhythmic_noise(3.0)
     effect = MaskedImg2Img(model=tiny, start="guide", prompt="lofi", **FAST)
     y = effect(x, SR)
