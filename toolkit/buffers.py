@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ __all__ = [
     "MAX_SAMPLE_RATE",
     "check_sample_rate",
     "as_float_audio",
+    "check_peak",
+    "MAX_ABS_SAMPLE",
     "Layout",
     "to_channels_first",
     "as_channels_first",
@@ -62,10 +65,33 @@ def check_sample_rate(sample_rate: float, name: str = "sample_rate") -> float:
     return sr
 
 
+#: Largest sample magnitude blendfx takes (+80 dBFS): audio is float samples in [-1, 1], and
+#: a stream a hundred or a thousand times hotter is still audio (gain staging), but 1e4 and
+#: beyond is a unit mistake (integer PCM values stored as floats) or garbage, on which spectra
+#: and loudness overflow float32.
+MAX_ABS_SAMPLE = 1e4
+
+
+def check_peak(data: np.ndarray, name: str = "input_array") -> None:
+    """Raise :class:`ParameterError` if a finite sample of ``data`` exceeds
+    :data:`MAX_ABS_SAMPLE` (NaN and infinities are :func:`check_finite`'s to report)."""
+    with np.errstate(invalid="ignore"):
+        peak = float(np.max(np.abs(data)))
+    if not math.isfinite(peak):
+        finite = data[np.isfinite(data)]
+        peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if peak > MAX_ABS_SAMPLE:
+        raise ParameterError(
+            f"{name} peaks at {peak:.4g} ({20 * math.log10(peak):+.0f} dBFS): blendfx takes "
+            f"float samples in [-1, 1] and refuses magnitudes over {MAX_ABS_SAMPLE:g}; scale "
+            f"the audio (integer PCM stored as floats: divide by 32768 for 16-bit)")
+
+
 def as_float_audio(array: np.ndarray, name: str = "input_array") -> np.ndarray:
     """``array`` as float32 samples, integer PCM scaled to [-1, 1) as audio libraries read it.
 
-    float16/32/64 pass unchanged (as float32); signed integers are divided by
+    float16/32/64 pass as float32 (magnitudes over :data:`MAX_ABS_SAMPLE`, +80 dBFS, are a
+    :class:`ParameterError`: see :func:`check_peak`); signed integers are divided by
     ``2 ** (bits - 1)`` (int16 16384 -> 0.5, as soundfile and scipy users expect); uint8 is
     8-bit WAV's offset binary, ``(x - 128) / 128``. Wider unsigned integers, booleans, complex
     numbers and objects have no audio meaning and raise :class:`ParameterError`.
@@ -73,7 +99,10 @@ def as_float_audio(array: np.ndarray, name: str = "input_array") -> np.ndarray:
     a = np.asarray(array)
     kind = a.dtype.kind
     if kind == "f":
-        return a.astype(np.float32, copy=False)
+        if a.size:
+            check_peak(a, name)
+        with np.errstate(over="ignore"):  # (nothing finite overflows after check_peak)
+            return a.astype(np.float32, copy=False)
     if kind == "i":
         return (a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))).astype(np.float32)
     if kind == "u" and a.dtype.itemsize == 1:

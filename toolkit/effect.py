@@ -10,8 +10,9 @@ and gets, from this base class:
 - ``process(input_array, sample_rate, buffer_size=8192, reset=True, *, sidechain=None)`` and
   ``__call__``, with pedalboard's layout rules (1-D mono, 2-D either orientation, square raises,
   float32 out, zero-length passes through); integer PCM input is scaled to [-1, 1) as audio
-  libraries read it (int16 16384 -> 0.5; :func:`blendfx.buffers.as_float_audio`); the sample
-  rate must lie in [8000, 384000] Hz (:func:`check_sample_rate`);
+  libraries read it (int16 16384 -> 0.5; :func:`blendfx.buffers.as_float_audio`); float
+  samples beyond +-1e4 (+80 dBFS: a unit mistake) are refused; the sample rate must lie in
+  [8000, 384000] Hz (:func:`check_sample_rate`);
 - NaN/Inf input rejected with a clear error, and a non-finite result never returned;
 - declared parameters that validate on assignment, and an error for unknown attribute names;
 - ``reset()``, ``seed``, ``device``, ``supports_streaming``, ``is_effect``/``is_instrument``;

@@ -147,3 +147,19 @@ def test_read_toml_errors_are_one_type(tmp_path):
     ok = "a = " + "[" * (MAX_TOML_DEPTH - 1) + "]" * (MAX_TOML_DEPTH - 1)
     (tmp_path / "ok.toml").write_text(ok)
     assert read_toml(tmp_path / "ok.toml", PresetError)["a"]
+
+
+def test_float_audio_beyond_plus_80_dbfs_is_refused():
+    """1e30 made the Composer, Segmenter and Stylizer overflow (NaN out, RuntimeError);
+    16384.0 (int16 PCM stored as floats) passed as +84 dBFS."""
+    from blendfx.effects import Utility
+
+    for bad in (1e30, 16384.0, 1e300):
+        x = np.full(1000, bad)
+        with pytest.raises(ParameterError, match=r"peaks at .* dBFS.*divide by 32768"):
+            Utility()(x, SR)
+    x = np.full(1000, 1e3, np.float32)  # +60 dBFS: hot, but taken
+    x[3] = np.nan
+    with pytest.raises(ParameterError, match="NaN"):  # NaN is reported as NaN, not as a peak
+        Utility()(x, SR)
+    assert Utility()(np.full(10, 1e3), SR).max() == pytest.approx(1e3)
