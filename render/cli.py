@@ -6,7 +6,8 @@ Commands::
     blendfx blend NOISE.wav -o OUT.wav [--prompt TEXT] [--preset NAME] [--model composer|MODEL]
                   [--overwrite] [--allow-large]
     blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache] [--jobs N]
-                   [--batch-size N] [--no-batch-tracks]
+                   [--batch-size N] [--no-batch-tracks] [--no-stems] [--no-report]
+                   [--drop-cache] [--allow-large]
     blendfx session import PROJECT.rpp -o session.toml [--overwrite]
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask] [--overwrite]
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "generators' own)")
     render.add_argument("--no-batch-tracks", action="store_true",
                         help="run each track's diffusion generator on its own")
+    render.add_argument("--no-stems", action="store_true",
+                        help="write the mix and the report only, no stems/")
+    render.add_argument("--no-report", action="store_true", help="do not draw report.png")
+    render.add_argument("--drop-cache", action="store_true",
+                        help="remove OUT/.blendfx-cache after the render (one float32 copy of "
+                             "every track, kept by default so a re-render is quick)")
     _allow_large(render)
     _quiet(render)
 

@@ -66,7 +66,8 @@ def render(args: argparse.Namespace) -> int:
                             block_seconds=args.block_seconds, jobs=args.jobs,
                             batch_size=args.batch_size,
                             batch_tracks=False if args.no_batch_tracks else None,
-                            allow_large=args.allow_large)
+                            allow_large=args.allow_large, stems=not args.no_stems,
+                            figure=not args.no_report, keep_cache=not args.drop_cache)
     _summary(args, result)
     return EXIT_OK
 

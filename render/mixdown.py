@@ -193,6 +193,7 @@ class MixStage:
     block: int
     progress: bool
     figure: bool
+    stems: bool
     audible: list[Track]
     entries: dict[str, Path]
     results: list[TrackResult]
@@ -249,7 +250,8 @@ class MixStage:
             stem_gain = g * min(1.0, ceiling / (stem_peak * g)) if stem_peak * g > ceiling else g
 
             used: set[str] = set()
-            names = {t.name: stem_filename(t.name, used) + m.suffix for t in audible}
+            names = {t.name: stem_filename(t.name, used) + m.suffix for t in audible} \
+                if self.stems else {}
             (staging / "stems").mkdir()
             # Without the limiter the output is the pre-master mix times g: its loudness and
             # true peak follow exactly, with no second measurement.
@@ -262,7 +264,7 @@ class MixStage:
             fig_mix: list[np.ndarray] = []
             with contextlib.ExitStack() as stack:
                 files = [staging / f"mix{m.suffix}"] + [staging / "stems" / names[t.name]
-                                                        for t in audible]
+                                                        for t in audible if t.name in names]
                 writers = [stack.enter_context(audio_writer(f, self.sr, 2, bit_depth=m.bit_depth))
                            for f in files]
                 # the files are written by two threads (pedalboard releases the GIL while it
@@ -289,7 +291,8 @@ class MixStage:
                     else:
                         peak, cut, curve = 0.0, 0.0, np.ones(frames // hop, np.float32)
                     out = np.ascontiguousarray(wide[:, c:c + n])
-                    stems = [p[:, ctx:ctx + n] * np.float32(stem_gain) for p in parts]
+                    stems = [p[:, ctx:ctx + n] * np.float32(stem_gain) for p in parts] \
+                        if self.stems else []
                     for stem in stems:
                         np.clip(stem, -1.0, 1.0, out=stem)
                     return out, stems, peak, cut, curve

@@ -88,7 +88,7 @@ class _Render(TrackStage, MixStage):
     def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
                  cache: bool, block_seconds: float, figure: bool, jobs: int,
                  batch_size: int | None = None, batch_tracks: bool = True,
-                 allow_large: bool = False) -> None:
+                 allow_large: bool = False, stems: bool = True) -> None:
         self.session, self.out_dir = session, Path(out_dir)
         self.sr = float(session.sample_rate)
         self.device, self.progress, self.figure = device, progress, figure
@@ -97,6 +97,7 @@ class _Render(TrackStage, MixStage):
         self.jobs = jobs
         self.batch_size, self.batch_tracks = batch_size, batch_tracks
         self.allow_large = allow_large
+        self.stems = stems
         self.cache = RenderCache(self.out_dir, enabled=cache)
         self.entries: dict[str, Path] = {}
         self.keys: dict[str, str] = {}
@@ -153,7 +154,8 @@ class _Render(TrackStage, MixStage):
         """Refuse a render the disk cannot hold, or one longer than :data:`MAX_RENDER_HOURS`
         unless ``allow_large``; the message says what it would write."""
         seconds = self.total / self.sr
-        need = estimate_render_bytes(self.total, len(self.order), len(self.audible),
+        need = estimate_render_bytes(self.total, len(self.order),
+                                     len(self.audible) if self.stems else 0,
                                      self.session.master.bit_depth)
         what = (f"{seconds / 3600:.1f} h of audio for {len(self.audible)} stem(s) and the mix: "
                 f"about {_size(need)} written")
@@ -232,14 +234,18 @@ class _Render(TrackStage, MixStage):
         """Move the finished outputs into the output folder; report.json last."""
         out = self.out_dir
         old = _previous_outputs(out)
-        (out / "stems").mkdir(exist_ok=True)
+        if names:
+            (out / "stems").mkdir(exist_ok=True)
         stems = {}
         for name, fname in names.items():
             os.replace(staging / "stems" / fname, out / "stems" / fname)
             stems[name] = out / "stems" / fname
-        for rel in old - {f"stems/{f}" for f in names.values()} - {report["outputs"]["mix"]}:
+        keep = {f"stems/{f}" for f in names.values()} | {report["outputs"]["mix"]}
+        if png:
+            keep.add("report.png")
+        for rel in old - keep:  # stems of tracks that no longer exist, a png not drawn again
             with contextlib.suppress(OSError):
-                (out / rel).unlink()  # stems of tracks that no longer exist
+                (out / rel).unlink()
         mix = out / report["outputs"]["mix"]
         os.replace(staging / mix.name, mix)
         if png:
@@ -301,7 +307,7 @@ def _previous_outputs(out: Path) -> set[str]:
     """Files the previous render listed in its report.json (so stale stems can be removed)."""
     try:
         prev = json.loads((out / "report.json").read_text(encoding="utf-8"))["outputs"]
-        files = {prev["mix"], *prev["stems"].values()}
+        files = {prev["mix"], *prev["stems"].values(), prev.get("report_png")}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
     return {f for f in files if isinstance(f, str) and ".." not in f and not f.startswith("/")}
@@ -311,7 +317,8 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
                    device: str | None = None, seed: int | None = None, progress: bool = True,
                    cache: bool = True, block_seconds: float = 10.0, figure: bool = True,
                    jobs: int | None = None, batch_size: int | None = None,
-                   batch_tracks: bool | None = None, allow_large: bool = False) -> RenderResult:
+                   batch_tracks: bool | None = None, allow_large: bool = False,
+                   stems: bool = True, keep_cache: bool = True) -> RenderResult:
     """Render a session to ``out_dir``: ``mix.wav`` (or .flac), ``stems/``, ``report.json`` and
     ``report.png``.
 
@@ -347,6 +354,11 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         Render a timeline longer than :data:`MAX_RENDER_HOURS` (6 h). Before anything is
         written the render estimates what it will write (:func:`estimate_render_bytes`) and
         refuses, saying so, a longer one without this, and one the disk cannot hold in any case.
+    stems : bool
+        Write ``stems/`` (False: the mix, report.json and report.png only).
+    keep_cache : bool
+        Keep ``.blendfx-cache`` for the next render (False: remove it once the outputs are in
+        place; the next render then renders every track again).
 
     Returns
     -------
@@ -377,7 +389,7 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
                 block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
                 batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks),
-                allow_large=allow_large)
+                allow_large=allow_large, stems=stems)
     r._cpu_start = cpu_start
     r.check()
     writable_folder(r.out_dir)  # one line naming the folder, not a temporary file inside it
@@ -403,4 +415,6 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
                     r._figure.result()
         ok = True
     assert ok
+    if not keep_cache:  # (the lock is released: the cache is closed)
+        shutil.rmtree(r.cache.root, ignore_errors=True)
     return result

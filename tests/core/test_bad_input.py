@@ -163,3 +163,17 @@ def test_float_audio_beyond_plus_80_dbfs_is_refused():
     with pytest.raises(ParameterError, match="NaN"):  # NaN is reported as NaN, not as a peak
         Utility()(x, SR)
     assert Utility()(np.full(10, 1e3), SR).max() == pytest.approx(1e3)
+
+
+def test_missing_shared_data_fails_when_required(monkeypatch):
+    """CI runs with the shared data: there a missing file must fail, not skip silently."""
+    from _pytest.outcomes import Failed, Skipped
+
+    from ..conftest import shared
+
+    monkeypatch.delenv("BLENDFX_REQUIRE_SHARED_DATA", raising=False)
+    with pytest.raises(Skipped, match="shared data not found"):
+        shared("no", "such", "file.wav")
+    monkeypatch.setenv("BLENDFX_REQUIRE_SHARED_DATA", "1")
+    with pytest.raises(Failed, match="BLENDFX_REQUIRE_SHARED_DATA"):
+        shared("no", "such", "file.wav")

@@ -247,3 +247,19 @@ def test_a_stem_at_minus_87_dbfs_is_not_audible(tmp_path):
     assert tracks["faint"]["in_mix"] and not tracks["faint"]["audible"]
     assert tracks["loud"]["in_mix"] and tracks["loud"]["audible"]
     assert "muted" not in tracks or not tracks["muted"]["audible"]
+
+
+def test_render_can_skip_stems_report_and_cache(tmp_path, capsys):
+    from ..sessionkit import basic_session
+
+    session = basic_session(tmp_path / "s")
+    out = tmp_path / "out"
+    render_session(session, out, progress=False)
+    assert "stems/noise.wav" in output_files(out) and (out / ".blendfx-cache").is_dir()
+    code, _, err = run(capsys, "-q", "render", str(session), "-o", str(out), "--no-stems",
+                       "--no-report", "--drop-cache")
+    assert code == EXIT_OK, err
+    assert output_files(out) == ["mix.wav", "report.json"]  # the old stems and png are gone
+    assert not (out / ".blendfx-cache").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["stems"] == {} and report["outputs"]["report_png"] is None
