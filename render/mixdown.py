@@ -198,6 +198,7 @@ class MixStage:
     entries: dict[str, Path]
     results: list[TrackResult]
     premeasured: tuple[list[str], Any, float] | None
+    figure_numbers: dict[str, Any]
 
     def mix(self, staging: Path) -> dict[str, Any]:
         m = self.session.master
@@ -244,6 +245,9 @@ class MixStage:
             ceiling = 10.0 ** (m.true_peak_dbtp / 20.0)
             aim = 10.0 ** ((m.true_peak_dbtp - _SAFETY_DB) / 20.0)
             limiting = tp_pre * g > aim
+            self.figure_numbers = {"target_lufs": m.target_lufs, "pre_master_lufs": lufs_pre,
+                                   "true_peak_dbtp": m.true_peak_dbtp, "master_gain_db": gain_db,
+                                   "limiter": limiting}
             # stems: the master gain, trimmed together if any would clip
             stem_peak = max((10.0 ** (r.peak_dbfs / 20.0) for r in self.results
                              if r.audible and math.isfinite(r.peak_dbfs)), default=0.0)

@@ -107,6 +107,7 @@ class _Render(TrackStage, MixStage):
         self._figure_s = 0.0
         self._cpu_start = time.process_time()
         self.premeasured: tuple[list[str], Any, float] | None = None  # see mixdown.PreMeasure
+        self.figure_numbers: dict[str, Any] = {}  # the report's key numbers, for the figure
 
     # -- 1. checks ----------------------------------------------------------------------------
     def check(self) -> None:

@@ -263,3 +263,44 @@ def test_render_can_skip_stems_report_and_cache(tmp_path, capsys):
     assert not (out / ".blendfx-cache").exists()
     report = json.loads((out / "report.json").read_text())
     assert report["outputs"]["stems"] == {} and report["outputs"]["report_png"] is None
+
+
+def test_report_figure_shows_every_music_track_and_the_key_numbers(tmp_path, monkeypatch):
+    """The issue: only the first music track was drawn (a 20-stem session showed one), and
+    none of the report's numbers were on the image."""
+    from blendfx.render import report as report_mod
+
+    seen = {}
+
+    def capture(panels, mask, curves, seconds, title, path, **kw):
+        seen.update(panels=[name for _, name in panels], caption=kw.get("caption"))
+        path.write_bytes(b"png")
+
+    monkeypatch.setattr(report_mod, "_figure", capture)
+    write_stem(tmp_path, "n.wav", tone(300, 1.0, seed=1))
+    tracks = [{"name": "noise", "file": "n.wav", "role": "noise"}]
+    for i in range(3):
+        write_stem(tmp_path, f"m{i}.wav", tone(500 + 300 * i, 1.0, seed=i + 2))
+        tracks.append({"name": f"m{i}", "file": f"m{i}.wav", "role": "music"})
+    session = write_session(tmp_path, {"master": {"target_lufs": -18.0, "true_peak_dbtp": -2.0},
+                                       "tracks": tracks})
+    result = render_session(session, tmp_path / "out", progress=False)
+    assert seen["panels"][1] == "music: 3 tracks summed (m0, m1, m2)"
+    gain = result.report["master"]["master_gain_db"]
+    assert seen["caption"] == (f"mix -18.0 LUFS target;  ceiling -2.0 dBTP;  "
+                               f"master gain {gain:+.1f} dB")
+
+
+def test_report_figure_draws_hz_ticks_and_a_colour_bar(tmp_path):
+    from blendfx.render.report import _figure
+
+    px = np.tile(np.linspace(0, 255, 128).astype(np.uint8)[:, None], (1, 50))
+    _figure([(px, "a")], None, [(np.zeros(100), "g")], 1.0, "t", tmp_path / "f.png",
+            fps=50, caption="numbers")
+    from PIL import Image
+
+    img = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
+    bar = img[11, 990 - 14 - 118:990 - 14 - 2]  # the colour bar's middle row, left to right
+    assert bar[0].sum() < 60 and bar[-1].sum() > 600  # dark (-80 dB) to bright (0 dB)
+    # tick marks left of the panel at the 100 Hz ... 8 kHz rows: dark pixels in the margin
+    assert (img[40:170, 60:64].sum(axis=2) < 200).sum() >= 7
