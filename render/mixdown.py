@@ -28,7 +28,7 @@ from .mastering import db, limit, limiter_context, true_peak_max
 from .report import FIGURE_SECONDS
 from .results import TrackResult
 from .session import Session, Track
-from .sources import StemReader, block_starts
+from .sources import block_starts, open_stem
 
 __all__ = ["MixStage", "PreMeasure", "stem_filename"]
 
@@ -46,7 +46,7 @@ def stem_filename(name: str, used: set[str]) -> str:
     return out
 
 
-def _sum(readers: list[StemReader], start: int, n: int) -> np.ndarray:
+def _sum(readers: list[Any], start: int, n: int) -> np.ndarray:
     """The sum of stereo stems over ``[start, start + n)`` (zero outside them)."""
     out = np.zeros((2, n), np.float32)
     for r in readers:
@@ -121,7 +121,7 @@ class PreMeasure:
     def __init__(self, render: MixStage, name: str) -> None:
         self.names = [t.name for t in render.audible]
         self.index = self.names.index(name)
-        self.readers = {t.name: StemReader(render.entries[t.name] / "audio.wav")
+        self.readers = {t.name: open_stem(render.cache, render.entries[t.name])
                         for t in render.audible if t.name != name}
         self.total, self.c = render.total, _TP_CONTEXT
         self.grid = list(block_starts(render.total, render.block))
@@ -196,6 +196,7 @@ class MixStage:
     stems: bool
     audible: list[Track]
     entries: dict[str, Path]
+    cache: Any
     results: list[TrackResult]
     premeasured: tuple[list[str], Any, float] | None
     figure_numbers: dict[str, Any]
@@ -203,7 +204,7 @@ class MixStage:
     def mix(self, staging: Path) -> dict[str, Any]:
         m = self.session.master
         audible = list(self.audible)
-        readers = [StemReader(self.entries[t.name] / "audio.wav") for t in audible]
+        readers = [open_stem(self.cache, self.entries[t.name]) for t in audible]
         try:
             pre = LoudnessMeter(self.sr, 2, self.total)
             tp_pre, c = 0.0, _TP_CONTEXT

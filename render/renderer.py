@@ -68,7 +68,7 @@ from blendfx.files import writable_folder
 from blendfx.threads import one_blas_thread
 
 from . import report as report_mod
-from .cache import RenderCache
+from .cache import RenderCache, memory_budget
 from .mixdown import MixStage, stem_filename
 from .results import RenderResult, TrackResult, jsonable
 from .session import Session, load_session
@@ -155,7 +155,11 @@ class _Render(TrackStage, MixStage):
         """Refuse a render the disk cannot hold, or one longer than :data:`MAX_RENDER_HOURS`
         unless ``allow_large``; the message says what it would write."""
         seconds = self.total / self.sr
-        need = estimate_render_bytes(self.total, len(self.order),
+        # without the cache, the tracks' stems stay in memory when they fit: nothing is
+        # written twice (a float32 copy of every track) or read back
+        track_bytes = self.total * 2 * 4 * len(self.order)
+        self.cache.in_memory = not self.cache.enabled and track_bytes <= memory_budget()
+        need = estimate_render_bytes(self.total, 0 if self.cache.in_memory else len(self.order),
                                      len(self.audible) if self.stems else 0,
                                      self.session.master.bit_depth)
         what = (f"{seconds / 3600:.1f} h of audio for {len(self.audible)} stem(s) and the mix: "
@@ -336,7 +340,10 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     progress : bool
         Show tqdm progress bars on stderr.
     cache : bool
-        Reuse tracks rendered by an earlier run whose inputs did not change.
+        Reuse tracks rendered by an earlier run whose inputs did not change. False renders
+        every track and, when all of them fit in memory (:data:`~blendfx.render.cache.MEMORY_BUDGET`,
+        2 GB), keeps them there: no 32-bit float copy of every track is written to the cache
+        and read back, only the outputs are written.
     block_seconds : float
         Block length for streaming tracks and the mix, in seconds.
     figure : bool

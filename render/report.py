@@ -31,6 +31,8 @@ from blendfx.spectral.params import SpectrogramParams
 from PIL import Image, ImageDraw, ImageFont
 from scipy.fft import rfft
 
+from .sources import open_stem
+
 __all__ = ["save_blend_figure_data", "write_report_png", "write_inspect_png", "FIGURE_SECONDS",
            "spectrogram_pixels", "figure_caption"]
 
@@ -306,7 +308,11 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
                 return None, f"{role}: (no track with this role)"
             total = None
             for track in tracks:
-                audio, _ = read_audio(render.entries[track.name] / "audio.wav", duration=seconds)
+                reader = open_stem(render.cache, render.entries[track.name])
+                try:
+                    audio = reader.read(0, int(round(seconds * sr)))
+                finally:
+                    reader.close()
                 total = audio if total is None else total + audio
             names = ", ".join(t.name for t in tracks[:6]) + (", ..." if len(tracks) > 6 else "")
             label = (f"{role}: {tracks[0].name}" if len(tracks) == 1

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from blendfx.audio_io import audio_writer
 from blendfx.buffers import fit_channels, fit_length
 from blendfx.chain import Chain, run_native
 from blendfx.effect import Effect, is_native_plugin
@@ -41,7 +40,7 @@ from .mixdown import PreMeasure
 from .report import save_blend_figure_data
 from .results import TrackResult, jsonable, level_db
 from .session import Session, Track
-from .sources import FileSource, KeySource, StemReader, block_starts
+from .sources import FileSource, KeySource, block_starts, open_stem
 
 __all__ = ["TrackStage", "pan_gains"]
 
@@ -365,7 +364,7 @@ class TrackStage:
         if t.file is not None:
             source: Any = self.sources[t.name]
             return np.concatenate([b for _, b in source.blocks(self.total, self.block)], axis=1)
-        reader = StemReader(self.entries[t.key] / "audio.wav")
+        reader = open_stem(self.cache, self.entries[t.key])
         try:
             return reader.read(0, self.total)
         finally:
@@ -383,7 +382,7 @@ class TrackStage:
         chain = self.chains[t.name]
         streams = self._streams(t)
         self._follow_quiet(t)
-        readers: list[StemReader] = []
+        readers: list[Any] = []
         try:
             source: Any = None
             if not streams:
@@ -391,15 +390,15 @@ class TrackStage:
             elif t.file is not None:
                 source = self.sources[t.name]
             else:
-                readers.append(StemReader(self.entries[t.key] / "audio.wav"))
+                readers.append(open_stem(self.cache, self.entries[t.key]))
                 source = KeySource(readers[-1])
-            keys: dict[str, StemReader] = {}
+            keys: dict[str, Any] = {}
             for sig, name in t.sidechain.items():
-                readers.append(StemReader(self.entries[name] / "audio.wav"))
+                readers.append(open_stem(self.cache, self.entries[name]))
                 keys[sig] = readers[-1]
             peak, energy = 0.0, 0.0
             reports: list[dict[str, Any]] = []
-            with audio_writer(scratch / "audio.wav", self.sr, 2, bit_depth=32) as w:
+            with self.cache.stem_writer(scratch, self.keys[t.name], self.sr) as w:
                 if streams:
                     for i, (start, x) in enumerate(source.blocks(self.total, self.block)):
                         n = x.shape[1]

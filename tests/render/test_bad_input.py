@@ -304,3 +304,21 @@ def test_report_figure_draws_hz_ticks_and_a_colour_bar(tmp_path):
     assert bar[0].sum() < 60 and bar[-1].sum() > 600  # dark (-80 dB) to bright (0 dB)
     # tick marks left of the panel at the 100 Hz ... 8 kHz rows: dark pixels in the margin
     assert (img[40:170, 60:64].sum(axis=2) < 200).sum() >= 7
+
+
+def test_no_cache_renders_straight_to_the_outputs(tmp_path):
+    """The issue: --no-cache still wrote every track as 32-bit float into .blendfx-cache and
+    read it back (470 MB written against 46 MB for the mix)."""
+    from blendfx import read_audio
+
+    from ..sessionkit import basic_session
+
+    session = basic_session(tmp_path / "s")
+    cached = render_session(session, tmp_path / "a", progress=False)
+    direct = render_session(session, tmp_path / "b", progress=False, cache=False)
+    assert list((tmp_path / "a" / ".blendfx-cache").rglob("audio.wav"))
+    assert not list((tmp_path / "b" / ".blendfx-cache").rglob("*.wav"))  # nothing in the cache
+    for rel in ("mix.wav", "stems/noise.wav", "stems/music.wav"):
+        np.testing.assert_array_equal(read_audio(cached.out_dir / rel)[0],
+                                      read_audio(direct.out_dir / rel)[0])
+    assert direct.report_png.is_file()
