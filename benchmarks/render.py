@@ -288,7 +288,8 @@ def case_daw(work: Path, args: argparse.Namespace) -> dict:
 
 
 CASES = {"baseline": case_baseline, "prepare_daw": prepare_daw, "daw": case_daw,
-         "prepare_session": prepare_session, "session": case_session, "renderer": case_renderer, "prepare_long": prepare_long, "long": case_long}
+         "prepare_session": prepare_session, "session": case_session, "renderer": case_renderer,
+         "prepare_long": prepare_long, "long": case_long}
 
 
 def child(args: argparse.Namespace) -> None:
