@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import blendfx
+import numpy as np
 from blendfx.effects import Blend
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,8 +39,14 @@ report = blend.last_report
 if report.get("silent_noise"):
     print(f"{args.output}: the noise is digital silence: nothing to blend")
 else:
-    # what the music adds: the mix's loudness over the noise's, both at the written level (the
-    # trim above lowers both alike), as BS.1770 measures them; 0 LU = no louder than the noise
+    # What the music adds, as power over the noise's (ungated, both before any trim): never
+    # negative. BS.1770's integrated loudness gates out quiet blocks, so for a sparse noise (a
+    # clock's ticks) the mix can measure fewer LU than the noise alone: that difference is
+    # printed beside it, labelled as such.
+    p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
+    p_music = float(np.mean(np.square(blend.last_music, dtype=np.float64)))
+    added = 10 * math.log10(1 + p_music / p_noise) if p_noise > 0 else float("inf")
     print(f"{args.output}: unmasked fraction {report['unmasked_fraction']:.3f}, "
-          f"the music adds {report['mix_lufs'] - report['noise_lufs']:+.1f} LU "
-          f"(mix {report['mix_lufs'] + 20 * math.log10(trim):.1f} LUFS)")
+          f"the music adds {added:+.1f} dB of power "
+          f"(BS.1770 gated loudness: {report['mix_lufs'] - report['noise_lufs']:+.1f} LU; "
+          f"mix {report['mix_lufs'] + 20 * math.log10(trim):.1f} LUFS)")
