@@ -22,6 +22,14 @@ Two cases, each in its own subprocess (so one case's memory never shows in the o
    through a streaming DSP chain (high-pass, compressor, utility, reverb). Goal:
    ``peak_rss_mb`` <= 1500 (a 60-minute float32 stereo stem alone is 1,270 MB).
 
+3. ``daw``: the session of the DawDreamer comparison in issue 23: 4 stereo stems of
+   ``--session-seconds`` (180 s), a compressor and a reverb (pedalboard's) on two of them, a
+   24-bit WAV mix, no loudness target (the mix's level as it is, as a DAW bounce). Rendered as
+   DawDreamer would, the mix only (``cache=False, stems=False, figure=False``), then with the
+   defaults (cache, stems, report). Each reports its wall and CPU seconds and the bytes it wrote
+   (``wchar`` of ``/proc/self/io``: everything passed to ``write``, cache included), beside the
+   size of the mix alone and the time ``import blendfx`` plus the renderer took.
+
 Each case's inputs are synthesized by an earlier process, and the render runs in a fresh one:
 ``peak_rss_mb`` is that process's own peak resident set (``getrusage(RUSAGE_SELF)`` in the
 child, cross-checked by the parent's ``RUSAGE_CHILDREN`` when the case is the largest so far).
@@ -33,6 +41,7 @@ Usage::
     python benchmarks/render.py            # both cases, full size
     python benchmarks/render.py --quick    # 30 s session, 3-minute long stem (a smoke run)
     python benchmarks/render.py --repeats 3  # each session case 3 times, the fastest reported
+    python benchmarks/render.py --only daw   # the DawDreamer-like session alone
 
 The last line printed is one JSON object.
 """
@@ -213,8 +222,74 @@ def case_long(work: Path, args: argparse.Namespace) -> dict:
             "realtime_factor": minutes * 60 / render_s, "timings": result.report["timings"]}
 
 
-CASES = {"baseline": case_baseline, "prepare_session": prepare_session,
-         "session": case_session, "renderer": case_renderer, "prepare_long": prepare_long, "long": case_long}
+def _written_bytes() -> int:
+    """Bytes this process has passed to ``write`` so far (Linux ``/proc/self/io``)."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def prepare_daw(work: Path, args: argparse.Namespace) -> dict:
+    """Four stereo stems (a chord pad, a bass line, noise hats, a noise bed) and the session."""
+    import blendfx
+    import tomli_w
+
+    sr, seconds = 44100, args.session_seconds
+    folder = work / "daw"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * sr)) / sr
+    stems = {
+        "pad": sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * 0.15,
+        "bass": 0.3 * np.sin(2 * np.pi * 55.0 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t)),
+        "hats": 0.1 * rng.standard_normal(t.size) * (np.mod(t, 0.25) < 0.03),
+        "bed": 0.05 * rng.standard_normal(t.size),
+    }
+    tracks = []
+    for i, (name, x) in enumerate(stems.items()):
+        stereo = np.stack([x, np.roll(x, 17 + i)]).astype(np.float32)
+        blendfx.write_audio(folder / f"{name}.wav", stereo, sr)
+        track = {"name": name, "file": f"{name}.wav", "role": "music"}
+        if i < 2:  # compressor + reverb on two of them
+            track["chain"] = {"type": "Chain", "plugins": [
+                {"type": "pedalboard.Compressor", "threshold_db": -18.0, "ratio": 3.0},
+                {"type": "pedalboard.Reverb", "room_size": 0.4, "wet_level": 0.2}]}
+        tracks.append(track)
+    manifest = {"session": {"name": "daw", "sample_rate": sr},
+                "master": {"target_lufs": False, "true_peak_dbtp": 0.0, "format": "wav",
+                           "bit_depth": 24},
+                "tracks": tracks}
+    (folder / "session.toml").write_text(tomli_w.dumps(manifest), encoding="utf-8")
+    return {"stems": len(stems), "seconds": seconds}
+
+
+def case_daw(work: Path, args: argparse.Namespace) -> dict:
+    t0 = time.perf_counter()
+    from blendfx.render.renderer import render_session
+
+    import_s = time.perf_counter() - t0
+    out = {"seconds": args.session_seconds, "import_s": round(import_s, 3)}
+    for name, kw in (("mix_only", {"cache": False, "stems": False, "figure": False}),
+                     ("defaults", {})):
+        shutil.rmtree(work / f"out-daw-{name}", ignore_errors=True)
+        w0, t0, c0 = _written_bytes(), time.perf_counter(), _cpu_s()
+        result = render_session(work / "daw" / "session.toml", work / f"out-daw-{name}",
+                                progress=False, **kw)
+        wall, cpu, wrote = time.perf_counter() - t0, _cpu_s() - c0, _written_bytes() - w0
+        out[name] = {"render_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                     "realtime_factor": round(args.session_seconds / wall, 2),
+                     "bytes_written": wrote, "mix_bytes": result.mix.stat().st_size,
+                     "timings": result.report["timings"]}
+    return out
+
+
+CASES = {"baseline": case_baseline, "prepare_daw": prepare_daw, "daw": case_daw,
+         "prepare_session": prepare_session, "session": case_session, "renderer": case_renderer,
+         "prepare_long": prepare_long, "long": case_long}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -265,7 +340,7 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--only", choices=["session", "long"], help="run one case")
+    parser.add_argument("--only", choices=["session", "long", "daw"], help="run one case")
     parser.add_argument("--session-seconds", type=float, default=180.0)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=1,
@@ -279,13 +354,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="blendfx-bench-") as tmp:
         work = Path(tmp)
         baseline = run_case("baseline", args, work)
-        session = alone = long = None
-        if args.only != "long":
+        session = alone = long = daw = None
+        if args.only in (None, "daw"):
+            run_case("prepare_daw", args, work)
+            daw = run_case("daw", args, work)
+        if args.only in (None, "session"):
             prepared = run_case("prepare_session", args, work)
             alone = best_of("renderer", args, work)
             session = best_of("session", args, work)
             session["composer"] = prepared["composer"]
-        if args.only != "session":
+        if args.only in (None, "long"):
             run_case("prepare_long", args, work)
             long = run_case("long", args, work)
     summary: dict = {"cpu_count": os.cpu_count(),
@@ -321,6 +399,10 @@ def main() -> None:
             "renderer_timings": alone["timings"],
             "renderer_peak_rss_mb": alone["peak_rss_mb"],
             "repeats": args.repeats})
+    if daw:
+        summary["daw"] = {k: daw[k] for k in ("seconds", "import_s", "peak_rss_mb")}
+        for name in ("mix_only", "defaults"):
+            summary["daw"][name] = {k: v for k, v in daw[name].items() if k != "timings"}
     if long:
         summary.update({
             "long_minutes": args.long_minutes,

@@ -60,7 +60,8 @@ class Ducker(Effect):
         1)`` (the same function, without a logarithm and an exponential per sample)."""
         threshold = 10.0 ** (self.threshold_db / 20.0)
         floor = 10.0 ** (-self.depth_db / 20.0)
-        with np.errstate(divide="ignore"):
+        # a near-silent key (env -> 0) overflows to inf: the gain clips to 1 below (no ducking)
+        with np.errstate(divide="ignore", over="ignore"):
             if self.ratio_db_per_db == 1.0:
                 gain = np.divide(threshold, env)
             else:

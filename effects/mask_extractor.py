@@ -79,6 +79,7 @@ class MaskExtractor(Effect):
     """
 
     supports_streaming = False
+    min_seconds = 0.0  # any length as it comes: under one 10 ms column there is no core
 
     mode = ChoiceParam("energy", ["energy", "cnn"], doc="How the core is found.")
     fraction = FloatParam(0.15, min=0.01, max=0.5, doc="Share of pixels in the core.")

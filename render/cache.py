@@ -27,13 +27,42 @@ from pathlib import Path
 from typing import Any
 
 import blendfx
+import numpy as np
+from blendfx.audio_io import audio_writer
 from blendfx.errors import SessionError
 from blendfx.files import atomic_write_text
 
-__all__ = ["RenderCache", "file_digest", "CACHE_DIR"]
+__all__ = ["RenderCache", "file_digest", "CACHE_DIR", "MEMORY_BUDGET"]
 
 CACHE_DIR = ".blendfx-cache"
 _FORMAT = 2  # bump when the entry layout or the render semantics change
+
+#: Bytes of rendered stems a render without the cache may hold in memory instead of writing
+#: them to disk and reading them back: 2 GB (about 100 min of stereo float32 in all tracks),
+#: at most a quarter of the machine's memory.
+MEMORY_BUDGET = 2_000_000_000
+
+
+def memory_budget() -> int:
+    """:data:`MEMORY_BUDGET`, or a quarter of the physical memory if that is less."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return MEMORY_BUDGET
+    return min(MEMORY_BUDGET, physical // 4)
+
+
+class _MemorySink:
+    """Collects a stem's blocks (what ``audio_writer`` would have written)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[Any] = []
+
+    def write(self, block: Any) -> None:
+        self.blocks.append(block.copy())
+
+    def audio(self) -> Any:
+        return np.concatenate(self.blocks, axis=1) if self.blocks else np.zeros((2, 0), "f4")
 
 
 def file_digest(path: Path, memo: dict[str, Any] | None = None) -> str:
@@ -65,7 +94,8 @@ class RenderCache:
     out_dir : Path
         The render's output folder; the cache is ``out_dir/.blendfx-cache``.
     enabled : bool
-        False: nothing is reused (entries are still written, so a later run can reuse them).
+        False: nothing is reused; the rendered stems go to :attr:`memory` when the renderer
+        sets :attr:`in_memory` (they fit :data:`MEMORY_BUDGET`), else to entries as usual.
     """
 
     def __init__(self, out_dir: Path, enabled: bool = True) -> None:
@@ -77,6 +107,11 @@ class RenderCache:
         self.hashes: dict[str, Any] = {}
         self.used: set[str] = set()
         self.built: set[str] = set()  # entries written by this render
+        #: Rendered stems held in memory by key, instead of ``audio.wav`` files: a render
+        #: without the cache (``--no-cache``) that fits :data:`MEMORY_BUDGET` writes no float
+        #: copy of its tracks to disk (see :meth:`stem_writer`).
+        self.memory: dict[str, Any] = {}
+        self.in_memory = False
 
     # -- lifetime ---------------------------------------------------------------------------
     def open(self) -> RenderCache:
@@ -152,6 +187,19 @@ class RenderCache:
                 self.used.add(key)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def stem_writer(self, scratch: Path, key: str, sample_rate: float) -> Iterator[Any]:
+        """A writer (``.write(block)``) for a track's rendered stereo stem: ``audio.wav`` in
+        ``scratch`` (32-bit float), or, when :attr:`in_memory`, an array kept in
+        :attr:`memory` (only once the block exits without an error)."""
+        if not self.in_memory:
+            with audio_writer(scratch / "audio.wav", sample_rate, 2, bit_depth=32) as w:
+                yield w
+            return
+        sink = _MemorySink()
+        yield sink
+        self.memory[key] = sink.audio()
 
     def staging(self) -> Path:
         """A fresh folder for the final outputs before they are moved into the output folder."""

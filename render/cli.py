@@ -4,19 +4,26 @@ Commands::
 
     blendfx demo -o out/                      # the main job: a synthesized train, blended into music
     blendfx blend NOISE.wav -o OUT.wav [--prompt TEXT] [--preset NAME] [--model composer|MODEL]
-                  [--mask-goal SHARE] [--loudness-budget LU]
+                  [--mask-goal SHARE] [--loudness-budget LU] [--overwrite] [--allow-large]
     blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache] [--jobs N]
-                   [--batch-size N] [--no-batch-tracks]
-    blendfx session import PROJECT.rpp -o session.toml
+                   [--batch-size N] [--no-batch-tracks] [--no-stems] [--no-report]
+                   [--drop-cache] [--allow-large]
+    blendfx session import PROJECT.rpp -o session.toml [--overwrite]
     blendfx presets list | presets show NAME
-    blendfx inspect AUDIO -o plot.png [--mask]
+    blendfx inspect AUDIO -o plot.png [--mask] [--overwrite]
     blendfx score VIDEO -o DIR [--prompt TEXT] [--seed N] [--bpm BPM] [--container EXT]
                   [--model MODEL] [--device cuda]
+
+Output files (``blend -o``, ``inspect -o``, ``session import -o``): a folder or a suffix the
+command does not write is refused, and so is an existing file unless ``--overwrite`` is given;
+``render``/``demo -o`` take a folder and re-render into it (the render cache is for that).
+``--allow-large`` lets ``render``/``blend`` make a timeline longer than 6 h (the render says
+what it would write first; what the disk cannot hold is refused in any case).
 
 Exit codes: 0 success; 2 a user error (bad input, bad option, unknown preset, missing or corrupt
 file), reported as one line ``blendfx: error: ...`` on stderr; 3 the output could not be written
 (permissions, disk full), also one line; 1 an unexpected failure (a bug: the traceback is shown);
-130 interrupted. ``-q``/``--quiet`` silences progress bars and summaries.
+130 interrupted. ``-q``/``--quiet`` silences progress bars, summaries and warnings.
 """
 
 from __future__ import annotations
@@ -46,13 +53,25 @@ class _Parser(argparse.ArgumentParser):
 
 def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                   help="no progress bars or summaries")
+                   help="no progress bars, summaries or warnings")
+
+
+def _overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output file if it exists (default: refuse)")
+
+
+def _allow_large(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-large", action="store_true",
+                   help="render a timeline longer than 6 h (refused by default: the render says "
+                        "what it would write first)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="blendfx", description=blendfx.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"blendfx {blendfx.__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars, summaries or warnings")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="synthesize a train ride and blend it into music "
@@ -82,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the mix at most this many LU louder than the noise alone")
     blend.add_argument("--seed", type=int, help="random seed")
     blend.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1")
+    _allow_large(blend)
+    _overwrite(blend)
     _quiet(blend)
 
     render = sub.add_parser("render", help="render a session's stems, mix and report")
@@ -100,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "generators' own)")
     render.add_argument("--no-batch-tracks", action="store_true",
                         help="run each track's diffusion generator on its own")
+    render.add_argument("--no-stems", action="store_true",
+                        help="write the mix and the report only, no stems/")
+    render.add_argument("--no-report", action="store_true", help="do not draw report.png")
+    render.add_argument("--drop-cache", action="store_true",
+                        help="remove OUT/.blendfx-cache after the render (one float32 copy of "
+                             "every track, kept by default so a re-render is quick)")
+    _allow_large(render)
     _quiet(render)
 
     session = sub.add_parser("session", help="session tools")
@@ -115,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--bare-midi", action="store_true",
                      help="also play MIDI on tracks without an instrument (silent in REAPER) "
                           "through stand-in voices")
+    _overwrite(imp)
     _quiet(imp)
 
     presets = sub.add_parser("presets", help="list or show factory presets")
@@ -128,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("-o", "--output", required=True, metavar="PLOT.png")
     inspect.add_argument("--mask", action="store_true",
                          help="outline the noise's energy core (MaskExtractor, 15 %%)")
+    _overwrite(inspect)
     _quiet(inspect)
 
     score = sub.add_parser("score", help="score a video: music to picture, blended with its sound "

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ import numpy as np
 from blendfx.audio_io import WRITE_FORMATS, audio_info, iter_audio_blocks, read_audio
 from blendfx.dsp.loudness import LoudnessMeter
 from blendfx.effect import EFFECT_REGISTRY
+from blendfx.effects.amplifier.amplifier import SILENT_PEAK
 from blendfx.effects.mask_extractor import MaskExtractor
-from blendfx.errors import ParameterError
+from blendfx.errors import ParameterError, SessionError
+from blendfx.files import owned_tempdir, writable_folder
 from blendfx.presets import factory_preset_path, list_factory_presets, read_preset
 
 from .cli import EXIT_OK
@@ -30,7 +31,7 @@ from .report import FIGURE_SECONDS, write_inspect_png
 from .score import score_video
 from .session import session_from_dict
 
-__all__ = ["demo", "blend", "render", "session", "presets", "inspect", "score"]
+__all__ = ["demo", "blend", "render", "session", "presets", "inspect", "score", "output_file"]
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -70,19 +71,41 @@ def render(args: argparse.Namespace) -> int:
                             progress=not args.quiet, cache=not args.no_cache,
                             block_seconds=args.block_seconds, jobs=args.jobs,
                             batch_size=args.batch_size,
-                            batch_tracks=False if args.no_batch_tracks else None)
+                            batch_tracks=False if args.no_batch_tracks else None,
+                            allow_large=args.allow_large, stems=not args.no_stems,
+                            figure=not args.no_report, keep_cache=not args.drop_cache)
     _summary(args, result)
     return EXIT_OK
 
 
+def output_file(path: str, suffixes: tuple[str, ...], overwrite: bool, example: str) -> Path:
+    """Check an output file option (``-o``) before anything runs; returns it as a Path.
+
+    The convention of every command that writes one file (``blend``, ``inspect``, ``session
+    import``): a folder is refused (with a file name to use instead), so is a suffix the
+    command does not write, and so is an existing file unless ``--overwrite`` is given. The
+    folder it goes in is created and must be writable (one line naming it, exit code 3).
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise ParameterError(f"output {out} is a folder; give a file name, such as "
+                             f"{out / example}")
+    if out.suffix.lower() not in suffixes:
+        raise ParameterError(f"output {out.name}: this command writes "
+                             f"{', '.join(suffixes)} files")
+    if out.exists() and not overwrite:
+        raise ParameterError(f"output {out} exists; pass --overwrite to replace it")
+    writable_folder(out.parent if str(out.parent) else Path("."))
+    return out
+
+
 def blend(args: argparse.Namespace) -> int:
     noise = Path(args.noise).resolve()
-    out = Path(args.output)
-    if out.suffix.lower() not in WRITE_FORMATS:
-        raise ParameterError(f"output {out.name}: blendfx writes {', '.join(WRITE_FORMATS)} files")
-    if out.exists() and out.is_dir():
-        raise ParameterError(f"output {out} is a folder; give a file name such as {out}/blend.wav")
     info = audio_info(noise)  # a missing or unreadable noise is an error before anything runs
+    out = output_file(args.output, tuple(WRITE_FORMATS), args.overwrite, "blend.wav")
+    if not any(np.abs(b).max(initial=0.0) >= SILENT_PEAK for b in iter_audio_blocks(noise)):
+        raise ParameterError(f"{args.noise} is digital silence (peak under -140 dBFS): there "
+                             f"is nothing to blend music into")
     chain = read_preset(args.preset)["chain"]
     if args.prompt:
         chain = with_prompt(chain, args.prompt)
@@ -92,8 +115,7 @@ def blend(args: argparse.Namespace) -> int:
              "loudness_budget_lu": getattr(args, "loudness_budget", None)}
     chain = _with_settings(chain, {k: v for k, v in knobs.items() if v is not None})
     manifest = {
-        "session": {"name": noise.stem, "sample_rate": info.sample_rate,
-                    "allow_outside_paths": True},
+        "session": {"name": noise.stem, "sample_rate": info.sample_rate},
         # the noise keeps its level: only the true-peak ceiling is applied to the sum
         "master": {"target_lufs": False, "true_peak_dbtp": -1.0,
                    "format": out.suffix.lower().lstrip("."), "bit_depth": 24},
@@ -104,11 +126,12 @@ def blend(args: argparse.Namespace) -> int:
     if args.seed is not None:
         manifest["session"]["seed"] = args.seed
     session = session_from_dict(manifest, noise.parent, label=f"blend {noise.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".blendfx-blend.", dir=out.parent))
+    # the work folder sits beside the output (the result moves in by one rename); a killed
+    # run's folder is removed by the next run (owned_tempdir)
+    work = owned_tempdir(out.parent, ".blendfx-blend.")
     try:
         result = render_session(session, work, device=args.device, progress=not args.quiet,
-                                cache=False, figure=False)
+                                cache=False, figure=False, allow_large=args.allow_large)
         shutil.move(str(result.mix), out)  # same folder: an atomic rename
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -182,19 +205,23 @@ def _with_model(chain: dict[str, Any], model: str) -> dict[str, Any]:
 def session(args: argparse.Namespace) -> int:
     if args.session_command != "import":
         raise ParameterError("session: give an action: import")
+    if not Path(args.project).is_file():  # the input first, then the output
+        raise SessionError(f"REAPER project not found: {args.project}")
+    output_file(args.output, (".toml",), args.overwrite, "session.toml")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reported below, once, in our own words
         result = import_reaper(args.project, args.output, include_missing=not args.drop_missing,
                                bare_midi=getattr(args, "bare_midi", False))
     if getattr(args, "report", False):
         print(result.table())  # (the stand-ins and what is not rendered are in the table)
-    else:
+    elif not args.quiet:  # -q: no warnings either (they stay in the result and the summary)
         for line in result.stand_ins:
             print(f"blendfx: stand-in: {line}", file=sys.stderr)
         for line in result.warnings:
             print(f"blendfx: warning: {line}", file=sys.stderr)
-    for path in dict.fromkeys(result.missing_media):
-        print(f"blendfx: warning: missing media: {path}", file=sys.stderr)
+    if not args.quiet:
+        for path in dict.fromkeys(result.missing_media):  # one line per file
+            print(f"blendfx: warning: missing media: {path}", file=sys.stderr)
     _say(args, f"{result.path}: {len(result.tracks)} tracks, {len(result.buses)} buses, "
                f"{len(result.missing_media)} missing media file(s)")
     return EXIT_OK
@@ -213,10 +240,8 @@ def presets(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    if out.suffix.lower() != ".png":
-        raise ParameterError(f"inspect writes a PNG plot; {out.name} does not end in .png")
     info = audio_info(args.audio)
+    out = output_file(args.output, (".png",), args.overwrite, "plot.png")
     meter = LoudnessMeter(info.sample_rate, min(info.channels, 5), info.frames)
     peak = tp = 0.0
     for block in iter_audio_blocks(args.audio, 10.0):

@@ -16,17 +16,21 @@ The train, so the composer has something to lock on to:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from blendfx.audio_io import write_audio
+from blendfx.device import validate_device
 from blendfx.effect import EFFECT_REGISTRY
 from blendfx.errors import ParameterError
 from blendfx.presets import factory_preset_path, read_preset
 from scipy.signal import butter, lfilter, sosfilt
 
+from .cache import CACHE_DIR
 from .renderer import render_session
 from .session import save_session
 
@@ -177,12 +181,33 @@ def run_demo(out_dir: str | os.PathLike[str], *, duration: float = 24.0, seed: i
     """Synthesize the train, write the session into ``out_dir/session`` and render it to
     ``out_dir``. Returns the :class:`~blendfx.render.renderer.RenderResult`."""
 
+    # every option is checked before anything is written
     if not 2.0 <= duration <= 3600.0:
         raise ParameterError(f"demo duration = {duration:g} s is out of range [2, 3600] s")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ParameterError(f"demo seed = {seed!r} must be an integer in [0, 2**32)")
+    if device is not None:
+        validate_device(device)
     factory_preset_path(preset)  # an unknown preset is an error before anything is written
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"output folder {out} exists and is not a folder")
-    manifest = write_demo_session(out / "session", duration=duration, seed=seed, preset=preset,
-                                  prompt=prompt)
-    return render_session(manifest, out, device=device, progress=progress)
+    created = [p for p in (out, out / "session") if not p.exists()]
+    try:
+        manifest = write_demo_session(out / "session", duration=duration, seed=seed,
+                                      preset=preset, prompt=prompt)
+        return render_session(manifest, out, device=device, progress=progress)
+    except BaseException:
+        for folder in reversed(created):  # what this run made, and nothing else
+            if folder == out / "session":
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                _remove_if_empty(folder)
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but the render's hidden cache."""
+    with contextlib.suppress(OSError):
+        if all(p.name == CACHE_DIR for p in folder.iterdir()):
+            shutil.rmtree(folder)

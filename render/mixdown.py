@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 from blendfx.audio_io import audio_writer
 from blendfx.dsp.loudness import LoudnessMeter
-from tqdm import tqdm
+from blendfx.progress import progress_bar
 
 from .mastering import db, limit, limiter_context, true_peak_max
 from .report import FIGURE_SECONDS
 from .results import TrackResult
 from .session import Session, Track
-from .sources import StemReader, block_starts
+from .sources import block_starts, open_stem
 
 __all__ = ["MixStage", "PreMeasure", "stem_filename"]
 
@@ -46,7 +46,7 @@ def stem_filename(name: str, used: set[str]) -> str:
     return out
 
 
-def _sum(readers: list[StemReader], start: int, n: int) -> np.ndarray:
+def _sum(readers: list[Any], start: int, n: int) -> np.ndarray:
     """The sum of stereo stems over ``[start, start + n)`` (zero outside them)."""
     out = np.zeros((2, n), np.float32)
     for r in readers:
@@ -121,7 +121,7 @@ class PreMeasure:
     def __init__(self, render: MixStage, name: str) -> None:
         self.names = [t.name for t in render.audible]
         self.index = self.names.index(name)
-        self.readers = {t.name: StemReader(render.entries[t.name] / "audio.wav")
+        self.readers = {t.name: open_stem(render.cache, render.entries[t.name])
                         for t in render.audible if t.name != name}
         self.total, self.c = render.total, _TP_CONTEXT
         self.grid = list(block_starts(render.total, render.block))
@@ -193,15 +193,18 @@ class MixStage:
     block: int
     progress: bool
     figure: bool
+    stems: bool
     audible: list[Track]
     entries: dict[str, Path]
+    cache: Any
     results: list[TrackResult]
     premeasured: tuple[list[str], Any, float] | None
+    figure_numbers: dict[str, Any]
 
     def mix(self, staging: Path) -> dict[str, Any]:
         m = self.session.master
         audible = list(self.audible)
-        readers = [StemReader(self.entries[t.name] / "audio.wav") for t in audible]
+        readers = [open_stem(self.cache, self.entries[t.name]) for t in audible]
         try:
             pre = LoudnessMeter(self.sr, 2, self.total)
             tp_pre, c = 0.0, _TP_CONTEXT
@@ -227,7 +230,7 @@ class MixStage:
                     thread_name_prefix="blendfx-measure") as workers:
                 todo = blocks_to_measure
                 futures = [workers.submit(measure_block, start, n) for start, n in todo[:2]]
-                for i, (_, n) in enumerate(tqdm(todo, desc="measure mix", leave=False,
+                for i, (_, n) in enumerate(progress_bar(todo, desc="measure mix", leave=False,
                                                 disable=not self.progress, file=sys.stderr)):
                     mix, tp = futures[i].result()
                     futures[i] = None  # (its block is freed once measured)
@@ -243,6 +246,9 @@ class MixStage:
             ceiling = 10.0 ** (m.true_peak_dbtp / 20.0)
             aim = 10.0 ** ((m.true_peak_dbtp - _SAFETY_DB) / 20.0)
             limiting = tp_pre * g > aim
+            self.figure_numbers = {"target_lufs": m.target_lufs, "pre_master_lufs": lufs_pre,
+                                   "true_peak_dbtp": m.true_peak_dbtp, "master_gain_db": gain_db,
+                                   "limiter": limiting}
             # stems: the master gain, trimmed together if any would clip
             mixed = {t.name for t in audible}  # (tracks routed to a bus have no stem here)
             stem_peak = max((10.0 ** (r.peak_dbfs / 20.0) for r in self.results
@@ -250,7 +256,8 @@ class MixStage:
             stem_gain = g * min(1.0, ceiling / (stem_peak * g)) if stem_peak * g > ceiling else g
 
             used: set[str] = set()
-            names = {t.name: stem_filename(t.name, used) + m.suffix for t in audible}
+            names = {t.name: stem_filename(t.name, used) + m.suffix for t in audible} \
+                if self.stems else {}
             (staging / "stems").mkdir()
             # Without the limiter the output is the pre-master mix times g: its loudness and
             # true peak follow exactly, with no second measurement.
@@ -263,7 +270,7 @@ class MixStage:
             fig_mix: list[np.ndarray] = []
             with contextlib.ExitStack() as stack:
                 files = [staging / f"mix{m.suffix}"] + [staging / "stems" / names[t.name]
-                                                        for t in audible]
+                                                        for t in audible if t.name in names]
                 writers = [stack.enter_context(audio_writer(f, self.sr, 2, bit_depth=m.bit_depth))
                            for f in files]
                 # the files are written by two threads (pedalboard releases the GIL while it
@@ -290,7 +297,8 @@ class MixStage:
                     else:
                         peak, cut, curve = 0.0, 0.0, np.ones(frames // hop, np.float32)
                     out = np.ascontiguousarray(wide[:, c:c + n])
-                    stems = [p[:, ctx:ctx + n] * np.float32(stem_gain) for p in parts]
+                    stems = [p[:, ctx:ctx + n] * np.float32(stem_gain) for p in parts] \
+                        if self.stems else []
                     for stem in stems:
                         np.clip(stem, -1.0, 1.0, out=stem)
                     return out, stems, peak, cut, curve
@@ -302,7 +310,7 @@ class MixStage:
                     thread_name_prefix="blendfx-master"))
                 queue: list[tuple[int, int, Any]] = []
                 todo = iter(blocks)
-                for start, n in tqdm(blocks, desc="write mix", disable=not self.progress,
+                for start, n in progress_bar(blocks, desc="write mix", disable=not self.progress,
                                      leave=False, file=sys.stderr):
                     while len(queue) < 3 and (nxt := next(todo, None)) is not None:
                         queue.append((*nxt, workers.submit(master_block, *nxt)))

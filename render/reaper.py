@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import re
 import warnings
 from collections.abc import Iterator
@@ -271,7 +272,8 @@ def import_reaper(project: str | os.PathLike[str], output: str | os.PathLike[str
         The ``.rpp`` file.
     output : str or Path, optional
         Where to write the session ``.toml``; media paths are written relative to its folder,
-        and ``allow_outside_paths = true`` is set (with a warning) when media lies outside it.
+        and the folders of media outside it are listed in ``[session] media_roots`` (with a
+        warning): the session's path guard stays on for everything else.
     include_missing : bool
         Keep tracks whose media is missing (so the session renders once the files are put in
         place); False drops them. Either way they are listed in ``missing_media``.
@@ -319,6 +321,10 @@ def import_reaper(project: str | os.PathLike[str], output: str | os.PathLike[str
 
 
 # -- mapping ---------------------------------------------------------------------------------
+#: Playback rates this close to 1 are 1 (REAPER stores 1.0 as e.g. 0.99999999999978).
+_RATE_TOLERANCE = 1e-6
+
+
 def _version(root: RppElement) -> str:
     return root.attrib[1] if len(root.attrib) > 1 else "?"
 
@@ -533,7 +539,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
     tracks: list[dict[str, Any]] = []
     buses: list[dict[str, Any]] = []
     unique = _Names()
-    outside = False
+    roots: dict[str, None] = {}  # folders of media outside the session folder, in order
     folders: list[str] = []  # the bus each open folder level became
     pools: dict[str, MidiSource] = {}  # pooled MIDI data by its POOLEDEVTS id
     project_end = 0.0  # the end of the last item imported
@@ -623,14 +629,16 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             path, text, is_outside = _media_path(media, project_dir, session_dir, record_dirs)
             missing = not path.is_file()
             if missing:
-                result.missing_media.append(str(path))
+                if str(path) not in result.missing_media:  # one entry per file, not per item
+                    result.missing_media.append(str(path))
                 if not include_missing:
                     continue
             i_volpan = item.get("VOLPAN")
             i_vol, i_pan = _float(i_volpan, 0, 1.0), _float(i_volpan, 1, 0.0)
             gain = _db(item_gain * i_vol)
             entry: dict[str, Any] = {"name": entry_name}
-            outside = outside or is_outside
+            if is_outside:
+                roots[posixpath.dirname(text) or "."] = None
             entry["file"] = text
             entry["role"] = "video" if kind == "VIDEO" else "other"  # a video item scores to picture
             entry["gain_db"] = round(gain, 4) if gain is not None else -150.0
@@ -651,6 +659,8 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 entry["solo"] = True
             playrate = item.get("PLAYRATE")
             rate = _float(playrate, 0, 1.0)
+            if abs(rate - 1.0) <= _RATE_TOLERANCE:  # (REAPER writes 1 as 0.99999999999978)
+                rate = 1.0
             if rate > 0 and rate != 1.0:
                 entry["rate"] = round(max(0.01, min(100.0, rate)), 9)
             if rate != 1.0 and _float(playrate, 1, 1) != 0:
@@ -766,10 +776,16 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
         session["length"] = round(project_end, 6)
     for group, names in result.not_rendered.items():
         result.warnings.append(f"{group}: {', '.join(dict.fromkeys(names))}")
-    if outside:
-        session["allow_outside_paths"] = True
-        result.warnings.append("media lies outside the session folder: the session sets "
-                               "allow_outside_paths = true")
+    solo = any(t.get("solo") for t in tracks)
+    if not any(not t.get("mute") and (t.get("solo") or not solo) for t in tracks):
+        result.warnings.append(
+            "no track has audio to render (no audio or MIDI items, or every one is muted): "
+            "`blendfx render` will reject this session until a track is unmuted or added")
+    if roots:
+        # the path guard stays on: the session names each outside folder it reads from
+        session["media_roots"] = list(roots)
+        result.warnings.append("media lies outside the session folder: the session lists its "
+                               "folders in [session] media_roots: " + ", ".join(roots))
     out: dict[str, Any] = {"session": session, "master": {
         "target_lufs": -16.0, "true_peak_dbtp": -1.0, "format": "wav", "bit_depth": 24},
         "tracks": tracks}
@@ -817,7 +833,8 @@ def _midi_source(source: RppElement, project_dir: Path, session_dir: Path,
     if file_args:
         path, _, _ = _media_path(file_args[0], project_dir, session_dir, record_dirs)
         if not path.is_file():
-            result.missing_media.append(str(path))
+            if str(path) not in result.missing_media:  # one entry per file, not per item
+                result.missing_media.append(str(path))
             return None
         try:
             return read_mid_source(path)

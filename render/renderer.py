@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import time
@@ -68,10 +69,11 @@ import numpy as np
 from blendfx.audio_io import audio_info
 from blendfx.effects.video import VideoError, VideoFeatures, analyze_video
 from blendfx.errors import AudioFileError, BlendfxError, SessionError
+from blendfx.files import writable_folder
 from blendfx.threads import one_blas_thread
 
 from . import report as report_mod
-from .cache import RenderCache
+from .cache import RenderCache, memory_budget
 from .mixdown import MixStage, stem_filename
 from .results import RenderResult, TrackResult, jsonable
 from .score import apply_timeline, composer_tempo_range, timeline_from_video, timeline_spec
@@ -79,7 +81,8 @@ from .session import Session, load_session
 from .sources import FileSource, NoteSource, VideoSource
 from .tracks import TrackStage, pan_gains
 
-__all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename"]
+__all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename",
+           "estimate_render_bytes", "MAX_RENDER_HOURS"]
 
 
 # -- the render --------------------------------------------------------------------------------
@@ -90,7 +93,8 @@ class _Render(TrackStage, MixStage):
 
     def __init__(self, session: Session, out_dir: Path, *, device: str | None, progress: bool,
                  cache: bool, block_seconds: float, figure: bool, jobs: int,
-                 batch_size: int | None = None, batch_tracks: bool = True) -> None:
+                 batch_size: int | None = None, batch_tracks: bool = True,
+                 allow_large: bool = False, stems: bool = True) -> None:
         self.session, self.out_dir = session, Path(out_dir)
         self.sr = float(session.sample_rate)
         self.device, self.progress, self.figure = device, progress, figure
@@ -98,6 +102,8 @@ class _Render(TrackStage, MixStage):
         self.block_seconds = block_seconds
         self.jobs = jobs
         self.batch_size, self.batch_tracks = batch_size, batch_tracks
+        self.allow_large = allow_large
+        self.stems = stems
         self.cache = RenderCache(self.out_dir, enabled=cache)
         self.entries: dict[str, Path] = {}
         self.keys: dict[str, str] = {}
@@ -107,6 +113,7 @@ class _Render(TrackStage, MixStage):
         self._figure_s = 0.0
         self._cpu_start = time.process_time()
         self.premeasured: tuple[list[str], Any, float] | None = None  # see mixdown.PreMeasure
+        self.figure_numbers: dict[str, Any] = {}  # the report's key numbers, for the figure
 
     # -- 1. checks ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -170,6 +177,7 @@ class _Render(TrackStage, MixStage):
             raise SessionError("the session is shorter than 64 samples: nothing to render")
         self.total = total
         self._score_to_picture()
+        self.check_size()
 
     def _score_to_picture(self) -> None:
         """Generated tracks keyed by a video track follow its picture: their Composers get a
@@ -186,6 +194,31 @@ class _Render(TrackStage, MixStage):
                                                  offset_s=video.offset - video.source_offset)
             if apply_timeline(chain, timeline):
                 self.timelines[t.name] = timeline_spec(timeline)
+
+
+    def check_size(self) -> None:
+        """Refuse a render the disk cannot hold, or one longer than :data:`MAX_RENDER_HOURS`
+        unless ``allow_large``; the message says what it would write."""
+        seconds = self.total / self.sr
+        # without the cache, the tracks' stems stay in memory when they fit: nothing is
+        # written twice (a float32 copy of every track) or read back
+        track_bytes = self.total * 2 * 4 * len(self.order)
+        self.cache.in_memory = not self.cache.enabled and track_bytes <= memory_budget()
+        need = estimate_render_bytes(self.total, 0 if self.cache.in_memory else len(self.order),
+                                     len(self.audible) if self.stems else 0,
+                                     self.session.master.bit_depth)
+        what = (f"{seconds / 3600:.1f} h of audio for {len(self.audible)} stem(s) and the mix: "
+                f"about {_size(need)} written")
+        if seconds > MAX_RENDER_HOURS * 3600 and not self.allow_large:
+            longest = max(self.order, key=lambda t: t.offset)
+            raise SessionError(
+                f"this render would be {what} (the latest-starting track, {longest.name!r}, "
+                f"starts at {longest.offset:g} s); a render longer than {MAX_RENDER_HOURS:g} h "
+                f"needs --allow-large (allow_large=True): check the offsets and [session] length")
+        free = _free_bytes(self.out_dir)
+        if free is not None and need > free:
+            raise SessionError(f"this render would be {what}, but {self.out_dir} has "
+                               f"{_size(free)} free")
 
     # -- 4. report and hand-over ------------------------------------------------------------
     def start_figure(self, staging: Path, names: dict[str, str], mix: np.ndarray | None,
@@ -227,7 +260,8 @@ class _Render(TrackStage, MixStage):
             "tempo_bpm": s.tempo.bpm_at(0.0),
             "master": master,
             "tracks": [{
-                "name": r.name, "role": r.role, "audible": r.audible,
+                "name": r.name, "role": r.role, "in_mix": r.audible,
+                "audible": heard(r, master.get("stems_gain_db")),
                 "kind": s.track(r.name).kind, "bus": s.track(r.name).bus,
                 "stem": f"stems/{names[r.name]}" if r.name in names else None,
                 "cached": r.cached, "streamed": r.streamed, "render_s": r.seconds,
@@ -253,14 +287,18 @@ class _Render(TrackStage, MixStage):
         """Move the finished outputs into the output folder; report.json last."""
         out = self.out_dir
         old = _previous_outputs(out)
-        (out / "stems").mkdir(exist_ok=True)
+        if names:
+            (out / "stems").mkdir(exist_ok=True)
         stems = {}
         for name, fname in names.items():
             os.replace(staging / "stems" / fname, out / "stems" / fname)
             stems[name] = out / "stems" / fname
-        for rel in old - {f"stems/{f}" for f in names.values()} - {report["outputs"]["mix"]}:
+        keep = {f"stems/{f}" for f in names.values()} | {report["outputs"]["mix"]}
+        if png:
+            keep.add("report.png")
+        for rel in old - keep:  # stems of tracks that no longer exist, a png not drawn again
             with contextlib.suppress(OSError):
-                (out / rel).unlink()  # stems of tracks that no longer exist
+                (out / rel).unlink()
         mix = out / report["outputs"]["mix"]
         os.replace(staging / mix.name, mix)
         if png:
@@ -271,6 +309,49 @@ class _Render(TrackStage, MixStage):
                             report, self.results)
 
 
+#: A stem in the mix whose peak, after the master gain, stays under this is reported as not
+#: ``audible`` (dBFS): at -70 dBFS it is under the noise floor of any real listening level.
+AUDIBLE_PEAK_DBFS = -70.0
+
+
+def heard(track: TrackResult, stems_gain_db: float | None) -> bool:
+    """Whether a track can be heard in the mix: it reaches the mix (``in_mix``: not muted,
+    not left out by a solo) and its stem peaks above :data:`AUDIBLE_PEAK_DBFS` after the
+    master gain (a -87 dBFS stem is not audible)."""
+    gain = stems_gain_db if isinstance(stems_gain_db, float) and math.isfinite(stems_gain_db) \
+        else 0.0
+    return bool(track.audible and track.peak_dbfs + gain > AUDIBLE_PEAK_DBFS)
+
+
+#: Longest timeline a render makes without ``allow_large`` (``--allow-large``), in hours.
+MAX_RENDER_HOURS = 6.0
+
+
+def estimate_render_bytes(samples: int, tracks: int, audible: int, bit_depth: int) -> int:
+    """Bytes a render writes at most: every rendered track as a 32-bit float stereo cache entry,
+    and the mix and the audible stems as stereo PCM at ``bit_depth`` (WAV; FLAC writes less)."""
+    return int(samples) * 2 * (4 * tracks + (bit_depth // 8) * (audible + 1))
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # (not reached)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free bytes on the file system that holds ``folder`` (or its nearest existing parent)."""
+    p = folder.resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
 def _version() -> str:
     return blendfx.__version__
 
@@ -279,7 +360,7 @@ def _previous_outputs(out: Path) -> set[str]:
     """Files the previous render listed in its report.json (so stale stems can be removed)."""
     try:
         prev = json.loads((out / "report.json").read_text(encoding="utf-8"))["outputs"]
-        files = {prev["mix"], *prev["stems"].values()}
+        files = {prev["mix"], *prev["stems"].values(), prev.get("report_png")}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
     return {f for f in files if isinstance(f, str) and ".." not in f and not f.startswith("/")}
@@ -289,7 +370,8 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
                    device: str | None = None, seed: int | None = None, progress: bool = True,
                    cache: bool = True, block_seconds: float = 10.0, figure: bool = True,
                    jobs: int | None = None, batch_size: int | None = None,
-                   batch_tracks: bool | None = None) -> RenderResult:
+                   batch_tracks: bool | None = None, allow_large: bool = False,
+                   stems: bool = True, keep_cache: bool = True) -> RenderResult:
     """Render a session to ``out_dir``: ``mix.wav`` (or .flac), ``stems/``, ``report.json`` and
     ``report.png``.
 
@@ -306,7 +388,10 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     progress : bool
         Show tqdm progress bars on stderr.
     cache : bool
-        Reuse tracks rendered by an earlier run whose inputs did not change.
+        Reuse tracks rendered by an earlier run whose inputs did not change. False renders
+        every track and, when all of them fit in memory (:data:`~blendfx.render.cache.MEMORY_BUDGET`,
+        2 GB), keeps them there: no 32-bit float copy of every track is written to the cache
+        and read back, only the outputs are written.
     block_seconds : float
         Block length for streaming tracks and the mix, in seconds.
     figure : bool
@@ -321,6 +406,15 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         with one, or with a Blend around one, sharing a model and compatible settings: see
         :func:`blendfx.effects.diffusion.generator.generate_batched`). Overrides ``[render]
         batch_tracks`` (default true). The results do not depend on it (per-window seeds).
+    allow_large : bool
+        Render a timeline longer than :data:`MAX_RENDER_HOURS` (6 h). Before anything is
+        written the render estimates what it will write (:func:`estimate_render_bytes`) and
+        refuses, saying so, a longer one without this, and one the disk cannot hold in any case.
+    stems : bool
+        Write ``stems/`` (False: the mix, report.json and report.png only).
+    keep_cache : bool
+        Keep ``.blendfx-cache`` for the next render (False: remove it once the outputs are in
+        place; the next render then renders every track again).
 
     Returns
     -------
@@ -350,10 +444,11 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         raise SessionError(f"batch_size must be a positive number of windows, got {batch_size!r}")
     r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
                 block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
-                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks))
+                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks),
+                allow_large=allow_large, stems=stems)
     r._cpu_start = cpu_start
     r.check()
-    r.out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(r.out_dir)  # one line naming the folder, not a temporary file inside it
     ok = False
     with contextlib.ExitStack() as stack:
         stack.enter_context(r.cache)
@@ -376,4 +471,6 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
                     r._figure.result()
         ok = True
     assert ok
+    if not keep_cache:  # (the lock is released: the cache is closed)
+        shutil.rmtree(r.cache.root, ignore_errors=True)
     return result

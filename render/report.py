@@ -1,7 +1,10 @@
 """The render report's figure (report.png): what the noise was, what covered it, and how loud.
 
 Four panels on one time axis (the first :data:`FIGURE_SECONDS` seconds of the session; drawn
-with Pillow, see :func:`_figure`):
+with Pillow, see :func:`_figure`), under a title, the report's key numbers (loudness target,
+ceiling, master gain, each Blend's unmasked fraction: :func:`figure_caption`) and a colour bar
+(spectrogram level in dB under each panel's loudest cell, -80 to 0 dB); the mel axes are
+labelled in Hz:
 
 1. the noise's spectrogram (Riffusion's mel scale, :data:`FIGURE_FPS` columns/s) with its mask
    outlined: the energy core the music has to cover;
@@ -11,8 +14,8 @@ with Pillow, see :func:`_figure`):
    (loudness gain and true-peak limiter).
 
 When a track runs a Blend, the noise, mask, music and gain come from that Blend (saved beside
-the track's cache entry, so a cached track still has its figure); otherwise the first tracks with
-the roles "noise" and "music" are shown.
+the track's cache entry, so a cached track still has its figure); otherwise every audible track
+with the role "noise", summed, and every one with the role "music", summed, are shown.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from blendfx.spectral.params import SpectrogramParams
 from PIL import Image, ImageDraw, ImageFont
 from scipy.fft import rfft
 
+from .sources import open_stem
+
 __all__ = ["save_blend_figure_data", "write_report_png", "write_inspect_png", "FIGURE_SECONDS",
-           "spectrogram_pixels"]
+           "spectrogram_pixels", "figure_caption"]
 
 #: The figure covers at most this much of the session, in seconds.
 FIGURE_SECONDS = 60.0
@@ -145,9 +150,17 @@ def _label(value: float) -> str:
     return f"{value:.0f}" if abs(value - round(value)) < 1e-6 else f"{value:.1f}"
 
 
+#: Frequencies labelled on the mel axes, Hz.
+_HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)
+
+
+def _hz_label(f: float) -> str:
+    return f"{f / 1000:g}k" if f >= 1000 else f"{f:g}"
+
+
 def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None,
             curves: list[tuple[np.ndarray, str]], seconds: float, title: str, path: Path,
-            ylabel: str = "gain (dB)", fps: float = FIGURE_FPS) -> None:
+            ylabel: str = "gain (dB)", fps: float = FIGURE_FPS, caption: str = "") -> None:
     """Draw and save the figure: spectrogram panels at ``fps`` columns/s (the first with
     ``mask`` outlined, same grid), then the curves at 100 values/s, on one time axis.
 
@@ -174,7 +187,18 @@ def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None
         return x0 + (np.asarray(t) / seconds) * (x1 - x0)
 
     draw.text((_WIDTH / 2, 6), title, fill="black", font=big, anchor="mt")
+    if caption:  # the report's key numbers
+        draw.text((_WIDTH / 2, 21), caption, fill="black", font=font, anchor="mt")
     lut = _magma_lut()
+    # the colour bar: spectrogram level in dB under the loudest cell of each panel
+    bar_w, bar_x = 120, _WIDTH - _RIGHT - 120
+    bar = Image.fromarray(np.repeat(lut[np.linspace(0, 255, bar_w).astype(int)][None], 7, axis=0))
+    img.paste(bar, (bar_x, 8))
+    draw.rectangle((bar_x, 8, bar_x + bar_w, 15), outline="black")
+    draw.text((bar_x - 4, 12), "-80 dB", fill="black", font=font, anchor="rm")
+    draw.text((bar_x + bar_w, 17), "0 dB (loudest)", fill="black", font=font, anchor="rt")
+    p = SpectrogramParams()
+    mel_top = 2595.0 * np.log10(1.0 + p.max_frequency / 700.0)
     for i, (px, name) in enumerate(panels):
         left, top, right, bottom = boxes[i]
         draw.text((left, top - 4), name, fill="black", font=font, anchor="lb")
@@ -196,7 +220,13 @@ def _figure(panels: list[tuple[np.ndarray | None, str]], mask: np.ndarray | None
                 edge[:, 1:] |= inside[:, 1:] != inside[:, :-1]
                 panel[edge] = _MASK_COLOUR
             img.paste(Image.fromarray(panel), (left, top))
-            draw.text((left - 6, (top + bottom) / 2), "mel", fill="black", font=font, anchor="rm")
+            for hz in _HZ_TICKS:  # mel axis, labelled in Hz
+                if hz >= p.max_frequency:
+                    continue
+                y = bottom - 2595.0 * np.log10(1.0 + hz / 700.0) / mel_top * (bottom - top)
+                draw.line((left - 3, y, left, y), fill="black")
+                draw.text((left - 5, y), _hz_label(hz), fill="black", font=font, anchor="rm")
+            draw.text((left - 5, top), "Hz", fill="black", font=font, anchor="rt")
         draw.rectangle((left, top, right, bottom), outline="black")
         for t in xticks:
             x = float(x_of(t))
@@ -288,11 +318,22 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
         music_name = f"music: {blend.name}" + _blend_summary(blend.reports)
     else:
         def stem(role: str) -> tuple[np.ndarray | None, str]:
-            track = next((r for r in render.results if r.role == role and r.audible), None)
-            if track is None:
+            """Every audible track of ``role``, summed (a 20-stem session shows all 20)."""
+            tracks = [r for r in render.results if r.role == role and r.audible]
+            if not tracks:
                 return None, f"{role}: (no track with this role)"
-            audio, _ = read_audio(render.entries[track.name] / "audio.wav", duration=seconds)
-            return spectrogram_pixels(audio, sr), f"{role}: {track.name}"
+            total = None
+            for track in tracks:
+                reader = open_stem(render.cache, render.entries[track.name])
+                try:
+                    audio = reader.read(0, int(round(seconds * sr)))
+                finally:
+                    reader.close()
+                total = audio if total is None else total + audio
+            names = ", ".join(t.name for t in tracks[:6]) + (", ..." if len(tracks) > 6 else "")
+            label = (f"{role}: {tracks[0].name}" if len(tracks) == 1
+                     else f"{role}: {len(tracks)} tracks summed ({names})")
+            return spectrogram_pixels(total, sr), label
 
         (noise_px, noise_name), (music_px, music_name) = stem("noise"), stem("music")
     if master_db is None:
@@ -305,7 +346,29 @@ def write_report_png(path: Path, render: Any, staging: Path, stem_files: dict[st
              if render.total / sr > seconds else f"{render.session.name}: {seconds:.1f} s")
     _figure([(noise_px, noise_name), (music_px, music_name),
              (spectrogram_pixels(mix, sr, int(fps)), "mix")], mask, curves, seconds, title, path,
-            fps=fps)
+            fps=fps, caption=figure_caption(render))
+
+
+def figure_caption(render: Any) -> str:
+    """The report's key numbers for the figure: the master's loudness, ceiling and gain (set by
+    the mix as ``render.figure_numbers``) and each Blend's unmasked fraction."""
+    n = getattr(render, "figure_numbers", None) or {}
+    parts = []
+    if n.get("target_lufs") is not None:
+        parts.append(f"mix {n['target_lufs']:.1f} LUFS target")
+    elif n.get("pre_master_lufs") is not None and np.isfinite(n["pre_master_lufs"]):
+        parts.append(f"mix {n['pre_master_lufs']:.1f} LUFS")
+    if n.get("true_peak_dbtp") is not None:
+        parts.append(f"ceiling {n['true_peak_dbtp']:.1f} dBTP")
+    if n.get("master_gain_db") is not None:
+        parts.append(f"master gain {n['master_gain_db']:+.1f} dB"
+                     + (" + limiter" if n.get("limiter") else ""))
+    for r in render.results:
+        value = next((b.get("unmasked_fraction") for b in r.reports
+                      if isinstance(b.get("unmasked_fraction"), float)), None)
+        if value is not None:
+            parts.append(f"{r.name}: unmasked fraction {value:.3f}")
+    return ";  ".join(parts)
 
 
 def write_inspect_png(path: Path, audio: np.ndarray, sample_rate: float, title: str,

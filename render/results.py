@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TrackResult", "RenderResult", "jsonable"]
+__all__ = ["TrackResult", "RenderResult", "jsonable", "level_db"]
 
 
 @dataclass
@@ -63,3 +63,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def level_db(value: Any) -> float:
+    """A level read back from meta.json or report.json as a float in dB: :func:`jsonable`
+    writes silence's ``-inf`` as null, which comes back here as ``-inf`` (never None)."""
+    return float("-inf") if value is None else float(value)

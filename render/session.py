@@ -19,7 +19,10 @@ Manifest format (every key is optional unless marked *required*)::
     length = 60.0                # s; default: the end of the last stem
     seed = 0                     # seeds every effect of every chain (default: the chains' own)
     resample = true              # false: a stem at another sample rate is an error
-    allow_outside_paths = false  # true: file paths may leave the session folder
+    media_roots = ["../media"]   # other folders stems may come from (relative to the session
+                                 # folder, or absolute); every path must lie in the session
+                                 # folder or one of these
+    allow_outside_paths = false  # true: no confinement at all (prefer media_roots)
 
     [master]
     target_lufs = -16.0          # integrated loudness of the mix (BS.1770); false: keep the level
@@ -103,7 +106,6 @@ import dataclasses
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +117,7 @@ import tomli_w
 from blendfx.chain import Chain
 from blendfx.effects.composer.synth import VOICES
 from blendfx.errors import BlendfxError, SessionError
-from blendfx.files import atomic_write_text
+from blendfx.files import MAX_TOML_DEPTH, atomic_write_text, nesting_depth, read_toml
 from blendfx.presets import factory_preset_path, processor_from_dict, read_preset
 
 __all__ = [
@@ -133,7 +135,7 @@ __all__ = [
 ROLES = ("noise", "music", "voice", "ambience", "fx", "reference", "video", "other")
 
 _SESSION_KEYS = {"name", "sample_rate", "tempo", "time_signature", "meters", "length", "seed",
-                 "resample", "allow_outside_paths"}
+                 "resample", "allow_outside_paths", "media_roots"}
 _MASTER_KEYS = {"target_lufs", "true_peak_dbtp", "format", "bit_depth"}
 _RENDER_KEYS = {"batch_size", "batch_tracks"}
 _TRACK_KEYS = {"name", "file", "role", "gain_db", "pan", "offset", "offset_bars", "source_offset",
@@ -430,6 +432,7 @@ class Session:
     seed: int | None = None
     resample: bool = True
     allow_outside_paths: bool = False
+    media_roots: list[Path] = field(default_factory=list)
     master: Master = field(default_factory=Master)
     tracks: list[Track] = field(default_factory=list)
     path: Path | None = None
@@ -540,6 +543,8 @@ class Session:
             sess["seed"] = self.seed
         if not self.resample:
             sess["resample"] = False
+        if self.media_roots:
+            sess["media_roots"] = [_rel(r, self.folder) for r in self.media_roots]
         if self.allow_outside_paths:
             sess["allow_outside_paths"] = True
         m = self.master
@@ -578,13 +583,7 @@ def load_session(path: str | os.PathLike[str], *, check_files: bool = True) -> S
     path = Path(path)
     if not path.is_file():
         raise SessionError(f"session file not found: {path}")
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise SessionError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise SessionError(f"{path}: not a text (TOML) file") from None
+    data = read_toml(path, SessionError, "session")
     session = session_from_dict(data, path.parent, check_files=check_files, label=path.name)
     session.path = path
     if session.name == "session" and "name" not in data.get("session", {}):
@@ -597,13 +596,20 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
     """Validate a manifest dict (the parsed TOML) whose relative paths resolve in ``folder``."""
     v = _Validator(label)
     folder = Path(folder).resolve()
+    if not isinstance(data, Mapping):
+        raise SessionError(f"{label}: a session is a table of [session], [master], [render] "
+                           f"and [[tracks]], got {type(data).__name__}")
+    if nesting_depth(dict(data)) > MAX_TOML_DEPTH:
+        raise SessionError(f"{label}: tables or arrays nested too deeply "
+                           f"(more than {MAX_TOML_DEPTH} levels)")
     v.unknown(data, {"session", "master", "render", "tracks", "buses"}, "")
     sess = v.table(data, "session")
     v.unknown(sess, _SESSION_KEYS, "session")
     allow = v.boolean(sess, "allow_outside_paths", "session", False)
-    paths = _Paths(folder, allow, v)
+    roots = _media_roots(sess.get("media_roots", []), folder, v)
+    paths = _Paths(folder, allow, v, roots)
 
-    session = Session(folder=folder, allow_outside_paths=allow)
+    session = Session(folder=folder, allow_outside_paths=allow, media_roots=roots)
     session.name = v.string(sess, "name", "session", "session")
     session.sample_rate = v.number(sess, "sample_rate", "session", 44100.0, 8000.0, 384000.0, "Hz")
     ts = v.string(sess, "time_signature", "session", "4/4")
@@ -754,20 +760,39 @@ class _Validator:
         return value
 
 
-class _Paths:
-    """Resolves manifest paths inside the session folder (unless explicitly allowed out)."""
+def _media_roots(value: Any, folder: Path, v: _Validator) -> list[Path]:
+    """``[session] media_roots``: folders (relative to the session folder, or absolute) that
+    stems may come from besides the session folder, resolved (symbolic links followed)."""
+    if not isinstance(value, list) or not all(isinstance(r, str) and r.strip() for r in value):
+        raise v.error("session.media_roots", value, "must be a list of folder paths")
+    return [(folder / Path(r).expanduser()).resolve() for r in value]
 
-    def __init__(self, folder: Path, allow_outside: bool, v: _Validator) -> None:
+
+class _Paths:
+    """Resolves manifest paths, confined to the session folder and the session's media roots
+    (unless ``allow_outside_paths`` turns the guard off).
+
+    Paths are compared resolved (``..`` and symbolic links followed) and by path components
+    (:meth:`pathlib.Path.is_relative_to`), never as string prefixes: ``../proj-evil/x.wav``
+    from ``proj/`` is outside ``proj``.
+    """
+
+    def __init__(self, folder: Path, allow_outside: bool, v: _Validator,
+                 roots: list[Path] | None = None) -> None:
         self.folder, self.allow_outside, self.v = folder, allow_outside, v
+        self.roots = [folder, *(roots or [])]
 
     def resolve(self, value: Any, key: str) -> Path:
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
             raise self.v.error(key, value, "must be a file path (a non-empty string)")
         path = (self.folder / Path(value).expanduser()).resolve()
-        if not self.allow_outside and not path.is_relative_to(self.folder):
+        if not self.allow_outside and not any(path.is_relative_to(r) for r in self.roots):
+            where = f"the session folder {self.folder}"
+            if len(self.roots) > 1:
+                where += " or its media_roots (" + ", ".join(map(str, self.roots[1:])) + ")"
             raise SessionError(
-                f"{self.v.label}: {key} = {value!r} resolves outside the session folder "
-                f"{self.folder} (set allow_outside_paths = true in [session] to allow it)")
+                f"{self.v.label}: {key} = {value!r} resolves outside {where} (add its folder "
+                f"to media_roots in [session] to allow it)")
         return path
 
 

@@ -30,8 +30,8 @@ from scipy.signal import resample_poly
 from .instruments import midi_end_seconds, render_instrument
 from .session import Track
 
-__all__ = ["block_starts", "StemReader", "FileSource", "KeySource", "VideoSource", "NoteSource",
-           "BusSource"]
+__all__ = ["block_starts", "StemReader", "MemoryStem", "open_stem", "FileSource", "KeySource",
+           "VideoSource", "NoteSource", "BusSource"]
 
 
 def block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
@@ -112,6 +112,35 @@ def _active_span(meta: Path) -> tuple[int, int] | None:
     if isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span):
         return span[0], span[1]
     return None
+
+
+class MemoryStem:
+    """A rendered stem held in memory (``--no-cache`` renders), with :class:`StemReader`'s
+    interface."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+        self.channels, self.frames = audio.shape
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        out = np.zeros((self.channels, n), np.float32)
+        self.add_to(out, start)
+        return out
+
+    def add_to(self, out: np.ndarray, start: int) -> None:
+        a, b = max(start, 0), min(start + out.shape[1], self.frames)
+        if a < b:
+            out[:, a - start:b - start] += self.audio[:, a:b]
+
+    def close(self) -> None:
+        pass
+
+
+def open_stem(cache: Any, entry: Path) -> StemReader | MemoryStem:
+    """The rendered stem of a cache entry folder: held in memory by a ``--no-cache`` render
+    (:attr:`RenderCache.memory`), else its ``audio.wav``."""
+    audio = cache.memory.get(entry.name)
+    return MemoryStem(audio) if audio is not None else StemReader(entry / "audio.wav")
 
 
 def _read_at(fd: int, buffer: np.ndarray, offset: int) -> int:

@@ -27,22 +27,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from blendfx.audio_io import audio_writer
 from blendfx.buffers import fit_channels, fit_length
 from blendfx.chain import Chain, run_native
 from blendfx.effect import Effect, is_native_plugin
 from blendfx.errors import BlendfxError
 from blendfx.presets import processor_to_dict
-from tqdm import tqdm
+from blendfx.progress import progress_bar
 
 from .cache import RenderCache, file_digest
 from .instruments import find_plugin
 from .mastering import db
 from .mixdown import PreMeasure
 from .report import save_blend_figure_data
-from .results import TrackResult, jsonable
+from .results import TrackResult, jsonable, level_db
 from .session import Session, Track
-from .sources import BusSource, KeySource, StemReader, block_starts
+from .sources import BusSource, KeySource, block_starts, open_stem
 
 __all__ = ["TrackStage", "pan_gains"]
 
@@ -272,7 +271,7 @@ class TrackStage:
         pending = list(self.order)
         results: dict[str, TrackResult] = {}
         running: dict[Any, tuple[Track, str, float]] = {}
-        bar = tqdm(total=0, unit="s", desc="tracks", disable=not self.progress, leave=False,
+        bar = progress_bar(total=0, unit="s", desc="tracks", disable=not self.progress, leave=False,
                    file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
                                                "{n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
 
@@ -283,7 +282,7 @@ class TrackStage:
             results[t.name] = TrackResult(
                 name=t.name, role=t.role, key=key, cached=cached,
                 seconds=round(time.perf_counter() - t0, 4), streamed=meta["streamed"],
-                peak_dbfs=meta["peak_dbfs"], rms_dbfs=meta["rms_dbfs"],
+                peak_dbfs=level_db(meta["peak_dbfs"]), rms_dbfs=level_db(meta["rms_dbfs"]),
                 audible=t.name in audible, reports=meta.get("reports", []))
 
         def build(t: Track, key: str) -> None:
@@ -398,7 +397,7 @@ class TrackStage:
         """A track's whole input on the session timeline: its placed file, its notes played,
         the sum of a bus's inputs or its key's stem."""
         if t.file is not None or t.midi is not None or t.is_bus:
-            readers = [StemReader(self.entries[n] / "audio.wav") for n in self.bus_inputs(t)]
+            readers = [open_stem(self.cache, self.entries[n]) for n in self.bus_inputs(t)]
             try:
                 source: Any = BusSource(readers) if t.is_bus else self.sources[t.name]
                 return np.concatenate([b for _, b in source.blocks(self.total, self.block)],
@@ -406,7 +405,7 @@ class TrackStage:
             finally:
                 for r in readers:
                     r.close()
-        reader = StemReader(self.entries[t.key] / "audio.wav")
+        reader = open_stem(self.cache, self.entries[t.key])
         try:
             return reader.read(0, self.total)
         finally:
@@ -424,28 +423,28 @@ class TrackStage:
         chain = self.chains[t.name]
         streams = self._streams(t)
         self._follow_quiet(t)
-        readers: list[StemReader] = []
+        readers: list[Any] = []
         try:
             source: Any = None
             if not streams:
                 pass  # the whole input is read below
             elif t.is_bus:
-                readers.extend(StemReader(self.entries[n] / "audio.wav")
+                readers.extend(open_stem(self.cache, self.entries[n])
                                for n in self.bus_inputs(t))
                 source = BusSource(readers[:])
             elif t.file is not None or t.midi is not None:
                 source = self.sources[t.name]
             else:
-                readers.append(StemReader(self.entries[t.key] / "audio.wav"))
+                readers.append(open_stem(self.cache, self.entries[t.key]))
                 source = KeySource(readers[-1])
-            keys: dict[str, StemReader] = {}
+            keys: dict[str, Any] = {}
             for sig, name in t.sidechain.items():
-                readers.append(StemReader(self.entries[name] / "audio.wav"))
+                readers.append(open_stem(self.cache, self.entries[name]))
                 keys[sig] = readers[-1]
             peak, energy = 0.0, 0.0
             reports: list[dict[str, Any]] = []
             span = [self.total, 0]  # the first and end sample that are not zero
-            with audio_writer(scratch / "audio.wav", self.sr, 2, bit_depth=32) as w:
+            with self.cache.stem_writer(scratch, self.keys[t.name], self.sr) as w:
                 if streams:
                     for i, (start, x) in enumerate(source.blocks(self.total, self.block)):
                         n = x.shape[1]

@@ -14,9 +14,12 @@ SHARED_DATA = Path(os.environ.get("BLENDFX_SHARED_DATA",
 
 
 def shared(*parts: str) -> Path:
-    """Path of a file under ../shared/data; skips the test when the data is absent."""
+    """Path of a file under ../shared/data (or ``$BLENDFX_SHARED_DATA``); skips the test
+    when the data is absent, or fails it when ``BLENDFX_REQUIRE_SHARED_DATA=1`` (CI)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
+        if os.environ.get("BLENDFX_REQUIRE_SHARED_DATA", "") not in ("", "0"):
+            pytest.fail(f"shared data not found: {path} (BLENDFX_REQUIRE_SHARED_DATA is set)")
         pytest.skip(f"shared data not found: {path}")
     return path
 

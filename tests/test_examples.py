@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from blendfx import read_audio
-from blendfx.effect import EFFECT_REGISTRY
 
 from .conftest import shared
 
@@ -43,7 +42,6 @@ def test_render_session(tmp_path):
     assert (tmp_path / "s" / "stems" / "pad.wav").is_file()
 
 
-@pytest.mark.skipif("Stylizer" not in EFFECT_REGISTRY, reason="Stylizer (issue 7) not merged")
 def test_stylize_stem(tmp_path):
     ref = shared("noise", "esc10", "rain", "1-17367-A.ogg")
     out = tmp_path / "st.wav"
@@ -52,7 +50,6 @@ def test_stylize_stem(tmp_path):
     assert sr == 44100 and audio.shape[-1] == 4 * sr and '"mode": "stylize"' in stdout
 
 
-@pytest.mark.skipif("Blend" not in EFFECT_REGISTRY, reason="Blend (issue 3) not merged")
 def test_blend_noise(tmp_path):
     noise = shared("noise", "esc10", "clock_tick", "1-21934-A.ogg")
     out = tmp_path / "b.wav"
@@ -61,4 +58,15 @@ def test_blend_noise(tmp_path):
     assert "unmasked fraction" in stdout
     mix, sr = read_audio(out)
     assert mix.shape[-1] == 3 * sr and np.isfinite(mix).all()
-    assert (tmp_path / "music.wav").is_file()
+    # issue 23: no stray music.wav beside the output unless asked for
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.wav"]
+    # what the music adds (its power over the noise's) is never negative; the mix's LUFS is
+    # what was written
+    from blendfx.dsp.loudness import integrated_lufs
+
+    added = float(stdout.split("the music adds ")[1].split(" dB")[0])
+    written = float(stdout.split("; mix ")[1].split(" LUFS")[0])
+    assert added >= 0.0 and written == pytest.approx(integrated_lufs(mix, sr), abs=0.1)
+    run("blend_noise.py", str(noise), "-o", str(out), "--seconds", "3", "--music",
+        str(tmp_path / "m.wav"))
+    assert (tmp_path / "m.wav").is_file()

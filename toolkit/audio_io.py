@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
-from .buffers import check_finite, to_channels_first
+from .buffers import check_finite, check_sample_rate, to_channels_first
 from .errors import AudioFileError, ParameterError
 from .files import atomic_path
 
 __all__ = ["read_audio", "write_audio", "audio_info", "AudioInfo", "iter_audio_blocks",
-           "open_audio", "audio_writer", "WRITE_FORMATS"]
+           "open_audio", "audio_writer", "check_wav_complete", "WRITE_FORMATS"]
 
 #: File suffixes :func:`write_audio` writes, and the bit depths each allows.
 WRITE_FORMATS = {".wav": (16, 24, 32), ".flac": (16, 24)}
@@ -53,15 +53,66 @@ class AudioInfo:
 
 def open_audio(path: str | os.PathLike[str]):
     """A pedalboard ``AudioFile`` open for reading (use it as a context manager), for seeking and
-    partial reads; a missing or unreadable file raises :class:`AudioFileError` naming it."""
+    partial reads; a missing, unreadable or truncated file raises :class:`AudioFileError`
+    naming it (see :func:`check_wav_complete`)."""
 
     p = Path(path)
     if not p.is_file():
         raise AudioFileError(f"audio file not found: {p}")
     try:
-        return AudioFile(str(p))
+        f = AudioFile(str(p))
     except Exception as exc:  # pedalboard raises ValueError/RuntimeError for bad files
         raise AudioFileError(f"cannot read audio file {p}: {exc}") from None
+    try:
+        check_wav_complete(p, float(f.samplerate))
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def check_wav_complete(path: Path, sample_rate: float) -> None:
+    """Raise :class:`AudioFileError` if a WAV file holds fewer bytes than its header declares.
+
+    A WAV cut short (an interrupted copy or recording) still opens, and the decoder pads the
+    missing part with silence: a 3 s header over 1 s of data would read as 3 s with 2 s of
+    zeros. blendfx refuses such a file instead, saying how much of it is there. Other formats,
+    and WAVs whose header leaves the length open (streamed RIFF, RF64), are not checked.
+    """
+    if path.suffix.lower() not in (".wav", ".wave"):
+        return
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return
+            size = path.stat().st_size
+            block_align = 0
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                chunk = fh.read(8)
+                cid, length = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if cid == b"fmt ":
+                    fmt = fh.read(16)
+                    block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                elif cid == b"data":
+                    if length in (0, 0xFFFFFFFF):  # written while streaming: no length given
+                        return
+                    have = size - (pos + 8)
+                    if have < length and block_align > 0:
+                        declared = length // block_align / sample_rate
+                        held = have // block_align / sample_rate
+                        raise AudioFileError(
+                            f"audio file {path} is truncated: its header says {declared:.3f} s "
+                            f"but the file holds {held:.3f} s (an interrupted copy or "
+                            f"recording?); blendfx does not pad it with silence: re-export it")
+                    return
+                pos += 8 + length + (length & 1)
+    except AudioFileError:
+        raise
+    except OSError as exc:
+        raise AudioFileError(f"cannot read audio file {path}: {exc}") from None
 
 
 def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
@@ -101,10 +152,11 @@ def read_audio(
     Raises
     ------
     AudioFileError
-        The file is missing, unreadable or corrupt.
+        The file is missing, unreadable, corrupt or truncated (a WAV holding less than its
+        header declares is refused, not padded with silence).
     """
-    if sample_rate is not None and not sample_rate > 0:
-        raise ParameterError(f"sample_rate must be positive Hz, got {sample_rate!r}")
+    if sample_rate is not None:
+        sample_rate = check_sample_rate(sample_rate)
     if offset < 0 or (duration is not None and duration < 0):
         raise ParameterError(f"offset and duration must be >= 0 s, got {offset}, {duration}")
     f = open_audio(path)
@@ -207,8 +259,7 @@ def write_audio(
     """
     path = Path(path)
     _check_format(path, bit_depth)
-    if not sample_rate > 0:
-        raise ParameterError(f"sample_rate must be positive Hz, got {sample_rate!r}")
+    sample_rate = check_sample_rate(sample_rate)
     data, _ = to_channels_first(audio, name="audio")
     check_finite(data, name="audio")
     peak = float(np.abs(data).max()) if data.size else 0.0

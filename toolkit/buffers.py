@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,12 @@ import numpy as np
 from .errors import ParameterError, ParameterTypeError
 
 __all__ = [
+    "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
+    "check_sample_rate",
+    "as_float_audio",
+    "check_peak",
+    "MAX_ABS_SAMPLE",
     "Layout",
     "to_channels_first",
     "as_channels_first",
@@ -35,6 +42,81 @@ __all__ = [
     "fit_channels",
     "to_mono",
 ]
+
+
+#: The sample rates blendfx accepts everywhere (effects, audio I/O, sessions, the CLI), in Hz.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000.0, 384000.0
+
+
+def check_sample_rate(sample_rate: float, name: str = "sample_rate") -> float:
+    """Return ``sample_rate`` as a float number of Hz.
+
+    Raises :class:`ParameterTypeError` (a ``TypeError``, as pedalboard raises) when it is not a
+    number, :class:`ParameterError` when it is out of range.
+
+    The one check every entry point uses: a number in [8000, 384000] Hz
+    (:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`). Rates outside it are refused rather than
+    run: 1 Hz would make analysis windows of zero samples, 1e9 Hz windows of gigabytes.
+    """
+    if isinstance(sample_rate, bool | np.bool_ | str | bytes) or not hasattr(sample_rate, "__float__"):
+        raise ParameterTypeError(f"{name} must be a number in Hz, got {sample_rate!r}")
+    try:
+        sr = float(sample_rate)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(f"{name} must be a number in Hz, got {sample_rate!r}") from None
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:  # (NaN fails both comparisons)
+        raise ParameterError(f"{name} = {sample_rate!r} Hz is out of range "
+                             f"[{MIN_SAMPLE_RATE:g}, {MAX_SAMPLE_RATE:g}] Hz")
+    return sr
+
+
+#: Largest sample magnitude blendfx takes (+80 dBFS): audio is float samples in [-1, 1], and
+#: a stream a hundred or a thousand times hotter is still audio (gain staging), but 1e4 and
+#: beyond is a unit mistake (integer PCM values stored as floats) or garbage, on which spectra
+#: and loudness overflow float32.
+MAX_ABS_SAMPLE = 1e4
+
+
+def check_peak(data: np.ndarray, name: str = "input_array") -> None:
+    """Raise :class:`ParameterError` if a finite sample of ``data`` exceeds
+    :data:`MAX_ABS_SAMPLE` (NaN and infinities are :func:`check_finite`'s to report)."""
+    with np.errstate(invalid="ignore"):
+        peak = float(np.max(np.abs(data)))
+    if not math.isfinite(peak):
+        finite = data[np.isfinite(data)]
+        peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if peak > MAX_ABS_SAMPLE:
+        raise ParameterError(
+            f"{name} peaks at {peak:.4g} ({20 * math.log10(peak):+.0f} dBFS): blendfx takes "
+            f"float samples in [-1, 1] and refuses magnitudes over {MAX_ABS_SAMPLE:g}; scale "
+            f"the audio (integer PCM stored as floats: divide by 32768 for 16-bit)")
+
+
+def as_float_audio(array: np.ndarray, name: str = "input_array") -> np.ndarray:
+    """``array`` as float32 samples, integer PCM scaled to [-1, 1) as audio libraries read it.
+
+    float16/32/64 pass as float32 (magnitudes over :data:`MAX_ABS_SAMPLE`, +80 dBFS, are a
+    :class:`ParameterError`: see :func:`check_peak`); signed integers are divided by
+    ``2 ** (bits - 1)`` (int16 16384 -> 0.5, as soundfile and scipy users expect); uint8 is
+    8-bit WAV's offset binary, ``(x - 128) / 128``. Wider unsigned integers, booleans, complex
+    numbers and objects have no audio meaning and raise :class:`ParameterTypeError`.
+    """
+    try:
+        a = np.asarray(array)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ParameterTypeError(f"{name} must be a numeric audio array: {exc}") from None
+    kind = a.dtype.kind
+    if kind == "f":
+        if a.size:
+            check_peak(a, name)
+        with np.errstate(over="ignore"):  # (nothing finite overflows after check_peak)
+            return a.astype(np.float32, copy=False)
+    if kind == "i":
+        return (a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))).astype(np.float32)
+    if kind == "u" and a.dtype.itemsize == 1:
+        return ((a.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    raise ParameterTypeError(f"{name} must be float or integer PCM audio (int8/16/32/64, uint8), "
+                             f"got dtype {a.dtype}")
 
 
 @dataclass(frozen=True)
@@ -78,16 +160,12 @@ def to_channels_first(array: np.ndarray, name: str = "input_array",
         If the array is not numeric (a string, an object array, a ragged list).
     ParameterError
         If the array is not 1-D or 2-D, or is square (more than one channel and sample) with
-        no ``last`` layout to read it by.
+        no ``last`` layout to read it by, or is not audio (see :func:`as_float_audio`: integer
+        PCM is scaled to [-1, 1), not passed raw).
     """
-    try:
-        a = np.asarray(array)
-    except (TypeError, ValueError) as exc:  # ragged nested lists
-        raise ParameterTypeError(f"{name} must be a numeric audio array: {exc}") from None
-    if a.dtype.kind not in "fiu":
-        raise ParameterTypeError(f"{name} must be a numeric audio array, got dtype {a.dtype}")
+    a = as_float_audio(array, name)
     if a.ndim == 1:
-        return a.astype(np.float32, copy=False)[None, :], Layout(ndim=1, channels=1)
+        return a[None, :], Layout(ndim=1, channels=1)
     if a.ndim != 2:
         raise ParameterError(f"{name} must be 1-D (mono) or 2-D (channels x samples), got {a.ndim}-D")
     rows, cols = a.shape
@@ -172,5 +250,5 @@ def as_channels_first(audio: np.ndarray) -> np.ndarray:
     called on buffers the effect protocol has already laid out."""
     a = np.asarray(audio)
     if a.ndim == 2 and (a.shape[0] == a.shape[1] or a.shape[1] == 0):
-        return a.astype(np.float32, copy=False)
+        return as_float_audio(a, "audio")
     return to_channels_first(a)[0]

@@ -13,6 +13,9 @@ and gets, from this base class:
   ``process_channels_first`` for audio already laid out ``(channels, samples)``;
 - a lock per instance around processing, ``reset()`` and parameter changes, so an effect shared
   between threads or chains gives each call the output it would give alone;
+  integer PCM input is scaled to [-1, 1) as audio libraries read it (int16 16384 -> 0.5;
+  :func:`blendfx.buffers.as_float_audio`); float samples beyond +-1e4 (+80 dBFS: a unit
+  mistake) are refused; the sample rate must lie in [8000, 384000] Hz (:func:`check_sample_rate`);
 - arguments of the wrong type rejected with :class:`~blendfx.ParameterTypeError` (a
   ``TypeError``, as pedalboard raises);
 - NaN/Inf input rejected with a clear error, and a non-finite result never returned;
@@ -30,6 +33,7 @@ signal keys the effect (default: the chain's sidechain if one was given, else th
 from __future__ import annotations
 
 import functools
+import math
 import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -39,7 +43,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pedalboard
 
-from .buffers import check_finite, restore_layout, to_channels_first
+from .buffers import (
+    as_float_audio,
+    check_finite,
+    check_sample_rate,
+    fit_length,
+    restore_layout,
+    to_channels_first,
+)
 from .device import resolve_device, validate_device
 from .errors import ParameterError, ParameterTypeError
 from .params import IntParam, Param, StrParam, declared_params
@@ -115,6 +126,9 @@ class EffectRegistry(MutableMapping):
 
 
 EFFECT_REGISTRY = EffectRegistry()
+
+#: :attr:`Effect.min_seconds` of offline effects: a few analysis windows (100 ms BNMusic frames).
+_OFFLINE_MIN_SECONDS = 0.25
 
 
 def register_effect(cls: type[Effect]) -> type[Effect]:
@@ -216,6 +230,12 @@ class Effect:
     requires_sidechain: ClassVar[bool] = False
     #: False for abstract helpers that should not be registered or run by the conformance suite.
     registered: ClassVar[bool] = True
+    #: Shortest input ``_process`` sees, in seconds: a shorter input (and its sidechain) is
+    #: zero-padded to it and the result cropped back to the input's length, so an offline
+    #: effect's analysis windows always hold data (a 1-sample input gives 1 sample, not an
+    #: error). Offline effects (``supports_streaming = False``) default to 0.25 s; streaming
+    #: effects take any length as it comes (0).
+    min_seconds: ClassVar[float] = 0.0
 
     seed = IntParam(0, min=0, max=2**32 - 1, doc="Random seed: same seed, same output.")
 
@@ -225,6 +245,8 @@ class Effect:
             register_effect(cls)
         if "reset" in cls.__dict__:
             cls.reset = _locked(cls.__dict__["reset"])  # type: ignore[method-assign]
+        if cls.__dict__.get("supports_streaming") is False and "min_seconds" not in cls.__dict__:
+            cls.min_seconds = _OFFLINE_MIN_SECONDS
         if cls.uses_sidechain is True and "sidechain_key" not in declared_params(cls):
             cls.sidechain_key = StrParam(
                 "", doc="Which signal keys this effect inside a Chain: a key name, 'input' for "
@@ -402,8 +424,14 @@ class Effect:
         if data.shape[1] == 0:
             return data.copy()
         check_finite(data)
+        n = data.shape[1]
+        need = int(math.ceil(self.min_seconds * sample_rate)) if self.min_seconds else 0
         with self._lock:
             sc = self._resolve_sidechain(sidechain)
+            if n < need:  # too short for the effect's analysis: padded, cropped back below
+                data = fit_length(data, need)
+                if sc is not None and n <= sc.shape[1] < need:
+                    sc = fit_length(sc, need)
             if reset:
                 layout = self._last_layout  # a reset by process keeps the stream's layout
                 self._reset_state()
@@ -412,6 +440,8 @@ class Effect:
         out = np.asarray(out, dtype=np.float32)
         if out.ndim != 2:
             raise RuntimeError(f"{type(self).__name__}._process returned a {out.ndim}-D array")
+        if n < need and out.shape[1] == need:
+            out = out[:, :n]
         if not np.isfinite(out).all():
             raise RuntimeError(f"{type(self).__name__} produced NaN or infinite samples")
         return out
@@ -464,12 +494,7 @@ def resolve_key(effect: Effect, keys: Mapping[str, np.ndarray]) -> np.ndarray | 
 
 def _planar(audio: Any, name: str) -> np.ndarray:
     """``(channels, samples)`` float32 of audio already laid out so (1-D is mono)."""
-    try:
-        a = np.asarray(audio)
-    except (TypeError, ValueError) as exc:
-        raise ParameterTypeError(f"{name} must be a numeric audio array: {exc}") from None
-    if a.dtype.kind not in "fiu":
-        raise ParameterTypeError(f"{name} must be a numeric audio array, got dtype {a.dtype}")
+    a = as_float_audio(audio, name)
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2:
@@ -486,27 +511,6 @@ def _sidechain_channels_first(sidechain: SidechainArg, layout: Any) -> Sidechain
         return {key: to_channels_first(value, name=f"sidechain[{key!r}]", last=layout)[0]
                 for key, value in sidechain.items()}
     return to_channels_first(sidechain, name="sidechain", last=layout)[0]
-
-
-def check_sample_rate(sample_rate: float) -> float:
-    """Return ``sample_rate`` as a float number of Hz.
-
-    Raises
-    ------
-    ParameterTypeError
-        If it is not a number (a string, None, a bool).
-    ParameterError
-        If it is not a positive finite number of Hz (pedalboard accepts 0, negative and NaN).
-    """
-    if isinstance(sample_rate, bool | np.bool_ | str | bytes) or not hasattr(sample_rate, "__float__"):
-        raise ParameterTypeError(f"sample_rate must be a number in Hz, got {sample_rate!r}")
-    try:
-        sr = float(sample_rate)
-    except (TypeError, ValueError):
-        raise ParameterTypeError(f"sample_rate must be a number in Hz, got {sample_rate!r}") from None
-    if not (sr > 0 and np.isfinite(sr)):
-        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-    return sr
 
 
 def check_buffer_size(buffer_size: int) -> int:

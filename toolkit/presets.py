@@ -29,7 +29,6 @@ effect (a generator slot) is a sub-table with its own ``type``.
 from __future__ import annotations
 
 import os
-import tomllib
 from enum import Enum
 from importlib.resources import files
 from pathlib import Path
@@ -41,7 +40,7 @@ import tomli_w
 from .chain import PluginContainer
 from .effect import EFFECT_REGISTRY, Effect, is_native_plugin, native_params
 from .errors import ParameterError, PresetError
-from .files import atomic_write_text
+from .files import MAX_TOML_DEPTH, atomic_write_text, read_toml
 
 __all__ = [
     "processor_to_dict",
@@ -96,9 +95,15 @@ def processor_to_dict(proc: Any) -> dict[str, Any]:
     return d
 
 
-def processor_from_dict(data: dict[str, Any], where: str = "chain") -> Any:
-    """Build the processor a dict describes; ``where`` names its place in error messages."""
+def processor_from_dict(data: dict[str, Any], where: str = "chain", *, depth: int = 0) -> Any:
+    """Build the processor a dict describes; ``where`` names its place in error messages.
 
+    ``depth`` is how deep this dict sits in the outermost one: processors nested more than
+    :data:`~blendfx.files.MAX_TOML_DEPTH` deep are a :class:`PresetError`.
+    """
+
+    if depth > MAX_TOML_DEPTH:
+        raise PresetError(f"{where}: processors nested too deeply (more than {MAX_TOML_DEPTH})")
     if not isinstance(data, dict) or "type" not in data:
         raise PresetError(f"{where}: each processor needs a 'type' key")
     data = dict(data)
@@ -134,13 +139,13 @@ def processor_from_dict(data: dict[str, Any], where: str = "chain") -> Any:
             raise PresetError(f"{where}.{key}: {type_name} has no parameter {key!r} "
                               f"(parameters: {', '.join(sorted(params))})")
         if isinstance(value, dict):
-            value = processor_from_dict(value, f"{where}.{key}")
+            value = processor_from_dict(value, f"{where}.{key}", depth=depth + 1)
         kwargs[key] = value
     try:
         if issubclass(cls, PluginContainer):
             if children is not None and not isinstance(children, list):
                 raise PresetError(f"{where}.plugins must be an array of tables")
-            items = [processor_from_dict(c, f"{where}.plugins[{i}]")
+            items = [processor_from_dict(c, f"{where}.plugins[{i}]", depth=depth + 1)
                      for i, c in enumerate(children or [])]
             return cls(items, **kwargs)
         if children is not None:
@@ -153,11 +158,7 @@ def processor_from_dict(data: dict[str, Any], where: str = "chain") -> Any:
 def read_preset(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a preset file (or a factory preset name) into its TOML dict, without building it."""
     path = _locate(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise PresetError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, PresetError, "preset")
     if "chain" not in data:
         raise PresetError(f"{path}: a preset needs a [chain] table")
     return data

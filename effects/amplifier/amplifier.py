@@ -14,6 +14,7 @@ from blendfx.buffers import fit_length
 from blendfx.dsp.loudness import db_to_gain, frame_true_peaks, gain_to_db, gain_to_lufs, true_peak_ceiling
 from blendfx.effect import Effect
 from blendfx.effects.mask_extractor import energy_core
+from blendfx.errors import ParameterError
 from blendfx.params import ChoiceParam, FloatParam, IntParam
 from blendfx.spectral.analysis import fast_mel
 from blendfx.spectral.mask import Mask
@@ -36,7 +37,41 @@ from .gain_solver import (
     threshold_from_noise,
 )
 
-__all__ = ["AdaptiveAmplifier", "LoudnessNormalize"]
+__all__ = ["AdaptiveAmplifier", "LoudnessNormalize", "check_noise_key", "SILENT_PEAK"]
+
+#: A key (noise) whose sample peak stays under this (-140 dBFS, below 24-bit resolution) is
+#: digital silence: it has no core to mask.
+SILENT_PEAK = 1e-7
+
+
+def check_noise_key(noise: np.ndarray, samples: int, owner: str) -> None:
+    """Refuse a noise key that cannot drive the amplification, with a clear error.
+
+    Parameters
+    ----------
+    noise : np.ndarray
+        The key, ``(channels, samples)``.
+    samples : int
+        Length of the music it keys, in samples: the key must cover it (a shorter key would be
+        zero-padded, and its missing part would mute the music).
+    owner : str
+        The effect's name, for the message.
+
+    Raises
+    ------
+    ParameterError
+        The key is shorter than the music, or it is digital silence (peak under
+        :data:`SILENT_PEAK`: there is nothing to mask, and BNMusic's optimum would mute the music).
+    """
+    n = int(np.shape(noise)[-1])
+    if n < samples:
+        raise ParameterError(
+            f"{owner}: the sidechain (the noise) is {n} samples but the music is {samples}: "
+            f"give a noise at least as long as the music (same sample rate)")
+    if samples and not float(np.abs(noise[..., :samples]).max(initial=0.0)) >= SILENT_PEAK:
+        raise ParameterError(
+            f"{owner}: the noise is digital silence (peak under -140 dBFS): there is nothing to "
+            f"mask, so there is nothing to adapt the music to")
 
 _FPS = SpectrogramParams().frames_per_second  # 100 gain frames per second (Riffusion's columns)
 
@@ -44,7 +79,8 @@ _FPS = SpectrogramParams().frames_per_second  # 100 gain frames per second (Riff
 class AdaptiveAmplifier(Effect):
     """Amplify a music just enough to mask a noise's core (BNMusic's adaptive amplification).
 
-    Input: the music. Sidechain: the noise (cropped or zero-padded to the music's length).
+    Input: the music. Sidechain: the noise, at least as long as the music (cropped to it); a
+    shorter or silent noise is a :class:`~blendfx.ParameterError` (:func:`check_noise_key`).
     The noise's mel magnitudes raised by ``smr_db`` are the threshold ``T``; the loudest
     ``fraction`` of its pixels is the core ``M``; the music's mel magnitudes are ``S``; the gain
     ``l`` minimizes ``alpha * sum(l S) + sum(M * max(T - l S, 0))``, found exactly by one sort.
@@ -224,8 +260,8 @@ class AdaptiveAmplifier(Effect):
 
     def amplify(self, music: np.ndarray, noise: np.ndarray, sample_rate: float,
                 mask: Mask | None = None) -> np.ndarray:
-        """Amplify ``(channels, samples)`` ``music`` against ``noise`` (any channels, cropped or
-        zero-padded to the music's length), optionally with a given core ``mask``.
+        """Amplify ``(channels, samples)`` ``music`` against ``noise`` (any channels, at least
+        as long as the music and cropped to it), optionally with a given core ``mask``.
 
         What :meth:`process` does with the sidechain as the noise; :class:`Blend` calls it with
         the mask it extracted once. Sets :attr:`gains_db`, :attr:`gain_db`, :attr:`objective`.
@@ -236,6 +272,7 @@ class AdaptiveAmplifier(Effect):
     def _amplify(self, audio: np.ndarray, noise: np.ndarray, sample_rate: float,
                  mask: Mask | None) -> np.ndarray:
         audio = np.asarray(audio, dtype=np.float32)
+        check_noise_key(noise, audio.shape[1], type(self).__name__)
         noise = fit_length(np.asarray(noise, dtype=np.float32), audio.shape[1])
         S, noise_mel, M, mask = self._analysis(audio, noise, sample_rate, mask)
         self._mask = mask

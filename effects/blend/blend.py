@@ -18,7 +18,7 @@ from blendfx.audio_io import read_audio
 from blendfx.buffers import fit_channels, fit_length, to_channels_first
 from blendfx.dsp.loudness import db_to_gain, gain_to_db, integrated_lufs, true_peak_ceiling
 from blendfx.effect import EFFECT_REGISTRY, Effect, EffectParam, is_native_plugin
-from blendfx.effects.amplifier.amplifier import AdaptiveAmplifier
+from blendfx.effects.amplifier.amplifier import SILENT_PEAK, AdaptiveAmplifier
 from blendfx.effects.mask_extractor import MaskExtractor
 from blendfx.errors import ParameterError
 from blendfx.params import BoolParam, ChoiceParam, FloatParam, Param, StrParam
@@ -261,7 +261,10 @@ class Blend(Effect):
     last_gains_db : np.ndarray
         The amplifier's gain per 10 ms frame in dB.
     last_report : dict
-        :func:`.metrics.blend_report` of the noise and the music as output (with ``wet``).
+        :func:`.metrics.blend_report` of the noise and the music as output (with ``wet``);
+        ``{"silent_noise": True}`` when the noise was digital silence (peak under -140 dBFS):
+        there is nothing to mask, so no music is made and the output is the input ("mix") or
+        silence ("music").
 
     Examples
     --------
@@ -346,6 +349,10 @@ class Blend(Effect):
     def _process(self, audio: np.ndarray, sample_rate: float,
                  sidechain: np.ndarray | None) -> np.ndarray:
         n = audio.shape[1]
+        if not float(np.abs(audio).max(initial=0.0)) >= SILENT_PEAK:
+            # digital silence: nothing to mask, so no music is made (the noise passes as it is)
+            self._last_report = {"silent_noise": True}
+            return audio.copy() if self.output == "mix" else np.zeros_like(audio)
         noise_gain_db = 0.0
         if self.noise_lufs is not None:  # BNMusic's convention: the noise at a fixed loudness
             loud = integrated_lufs(audio, sample_rate)

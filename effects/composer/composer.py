@@ -23,8 +23,8 @@ from blendfx.buffers import to_channels_first
 from blendfx.effect import Effect, check_sample_rate
 from blendfx.errors import ParameterError
 from blendfx.params import BoolParam, FloatParam, StrParam
+from blendfx.progress import progress_bar
 from blendfx.threads import one_blas_thread
-from tqdm import tqdm
 
 from .arrangement import TPB, Arrangement, arrange
 from .listening import FPS, Listening, choose_key, listen
@@ -209,7 +209,7 @@ class Composer(Effect):
             np.round(rng.uniform(*style.tempo)))
         show = self.progress and n / sample_rate >= 20.0
         # the steps parallelize with their own threads: BLAS's pool would only oversubscribe
-        with one_blas_thread(), tqdm(total=4, desc="Composer", disable=not show,
+        with one_blas_thread(), progress_bar(total=4, desc="Composer", disable=not show,
                                      leave=False) as bar:
             bar.set_postfix_str("listening")
             timeline = self._timeline

@@ -25,11 +25,11 @@ from blendfx.buffers import check_finite, fit_channels, fit_length, restore_layo
 from blendfx.effect import EFFECT_REGISTRY, Effect, EffectParam, check_sample_rate
 from blendfx.errors import ParameterError
 from blendfx.params import BoolParam, ChoiceParam, FloatParam, IntParam, StrParam
+from blendfx.progress import progress_bar
 from blendfx.spectral.analysis import resample
 from blendfx.spectral.params import SpectrogramParams
 from blendfx.spectral.spectrogram import converter, riffusion_image
 from blendfx.spectral.spectrogram_image import SpectrogramImage
-from tqdm.auto import tqdm
 
 from .latents import tensor_to_pixels, window_seeds
 from .models import SCHEDULERS, DiffusionModel, load_model
@@ -301,7 +301,7 @@ class DiffusionGenerator(Effect):
         batch_size = batch_size or self.batch_size
 
         total = sum(len(j.plan.windows) for j in jobs)
-        with tqdm(total=total, desc=type(self).__name__, unit="window",
+        with progress_bar(total=total, desc=type(self).__name__, unit="window",
                   disable=not self.progress) as bar:
             for kind in ("anchor", "bridge"):
                 groups: dict[int, list[tuple[ClipJob, Window]]] = {}

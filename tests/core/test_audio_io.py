@@ -37,6 +37,19 @@ def test_resample_on_read():
     path = shared("noise", "long", "exercise_bike.wav")
     y, sr = read_audio(path, sample_rate=44100, duration=2.0)
     assert sr == 44100 and y.shape == (1, 88200)
+    # the same spectrum as an independent resampler (scipy, 16 kHz -> 44.1 kHz = 441/160): a
+    # wrong rate or a missing anti-alias filter shifts or smears it (the two filters' phases
+    # differ, so the samples themselves are not compared)
+    from scipy.signal import resample_poly, welch
+
+    native, native_sr = read_audio(path, duration=2.5)
+    assert native_sr == 16000
+    ref = resample_poly(native[0].astype(np.float64), 441, 160)[:88200]
+    f, p_ours = welch(y[0, 4410:-4410], 44100, nperseg=4096)
+    _, p_ref = welch(ref[4410:-4410], 44100, nperseg=4096)
+    band = (f > 100) & (f < 7000)
+    assert np.max(np.abs(10 * np.log10(p_ours[band] / p_ref[band]))) < 0.5
+    assert p_ours[f > 8200].sum() < 1e-3 * p_ours.sum()  # nothing above the source's Nyquist
 
 
 def test_offset_and_blocks():

@@ -54,6 +54,10 @@ def test_mix_spreads_mono_and_pads():
     x = noise(ch=1)
     out = Mix([Utility(pan=-1.0), Utility()])(x, SR)
     assert out.shape == (2, x.shape[1])
+    # hard left: sqrt(2) cos(0) on the left (the law is 0 dB at centre), sin(0) = 0 on the
+    # right; the centred mono branch is spread to both sides at unity
+    np.testing.assert_allclose(out[0], (1 + np.sqrt(2)) * x[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[1], x[0], rtol=1e-5, atol=1e-6)
 
 
 def test_chain_hands_its_input_to_sidechain_effects():

@@ -101,3 +101,28 @@ def test_silence_and_empty():
     t = masking_threshold(np.zeros(SR, np.float32), SR)
     assert t.spread.shape == (512, 100) and not t.spread.any() and np.all(t.quiet > 0)
     assert masking_threshold(np.zeros(100, np.float32), SR).spread.shape == (512, 0)
+
+
+@pytest.mark.parametrize("dip_db", [-10.0, -40.0, -90.0])
+def test_tonality_follows_the_flatness_of_each_band(dip_db):
+    """Issue 23: scaling the flatness term by 2 passed every test. The threshold of a masker
+    confined to one 1-Bark tonality band, against an independent SFM (scipy's geometric mean)
+    and Johnston's ``a = min(SFM_dB / -60, 1)``: half its bins ``dip_db`` under the others."""
+    from scipy.stats import gmean
+
+    model = default_model()
+    m = model._m
+    k = 6  # a tonality band around 6-7 Bark (about 630-770 Hz)
+    members = m.tone_mean[k].nonzero()[1]
+    power = np.zeros((model.n_bins, 1), np.float64)
+    power[members, 0] = 1.0
+    power[members[::2], 0] = 10 ** (dip_db / 10)
+    p = power[members, 0]
+    sfm_db = 10 * np.log10(gmean(p) / p.mean())
+    a = min(sfm_db / -60.0, 1.0)
+    offset = 10 ** (-masker_offset_db(m.tone_z[k], a) / 10)
+    expected = m.mel_spread @ ((m.bands @ power) * offset)
+    got = model.threshold(power.astype(np.float32)).spread
+    rows = expected[:, 0] > expected.max() * 1e-3
+    np.testing.assert_allclose(got[rows, 0], expected[rows, 0], rtol=1e-3)
+    assert 0.0 < a <= 1.0

@@ -79,3 +79,15 @@ def test_ducker_silent_key_leaves_the_input():
     music, _ = _signals(1.0)
     out = Ducker(threshold_db=-30.0)(music, SR, sidechain=np.zeros((1, music.shape[1]), np.float32))
     np.testing.assert_array_equal(out, music)
+
+
+def test_near_silent_key_gives_unity_without_overflow_warning():
+    """Issue 23: ``RuntimeWarning: overflow encountered in power`` for a near-silent key."""
+    import warnings
+
+    x = np.full((2, 4410), 0.25, np.float32)
+    key = np.full((1, 4410), 1e-38, np.float32)  # (1e-38 / threshold) ** -10 > 1e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = Ducker(ratio_db_per_db=10.0)(x, 44100, sidechain=key)
+    np.testing.assert_array_equal(out, x)

@@ -58,30 +58,6 @@ def crop_midi(path, seconds: float) -> mido.MidiFile:
     return out
 
 
-def sine_render(midi: mido.MidiFile, sample_rate: float = 44100) -> np.ndarray:
-    """A plain additive synth (decaying partials; noise bursts on channel 10), used only until
-    the composer's ``render_midi`` is merged."""
-    n = int((midi.length + 0.5) * sample_rate)
-    out = np.zeros(n)
-    rng = np.random.default_rng(0)
-    t, started = 0.0, {}
-    for msg in midi:
-        t += msg.time
-        if msg.type == "note_on" and msg.velocity > 0:
-            started[(msg.channel, msg.note)] = (t, msg.velocity)
-        elif msg.type in ("note_off", "note_on") and (msg.channel, msg.note) in started:
-            t0, vel = started.pop((msg.channel, msg.note))
-            i0, m = int(t0 * sample_rate), int(max(t - t0, 0.05) * sample_rate)
-            tt = np.arange(min(m, n - i0)) / sample_rate
-            if msg.channel == 9:
-                tone = rng.standard_normal(tt.size) * np.exp(-tt / 0.05)
-            else:
-                f = 440.0 * 2 ** ((msg.note - 69) / 12)
-                tone = sum(np.sin(2 * np.pi * k * f * tt) / k for k in (1, 2, 3)) * np.exp(-tt / 0.6)
-            out[i0:i0 + tt.size] += 0.1 * vel / 127 * tone
-    return np.repeat(out[None], 2, axis=0).astype(np.float32)
-
-
 def test_crop_midi():
     full = mido.MidiFile(str(shared("stems", "babyslakh", "MIDI", "S01.mid")))
     cropped = crop_midi(shared("stems", "babyslakh", "MIDI", "S01.mid"), SECONDS)
@@ -94,10 +70,7 @@ def test_crop_midi():
 
 
 def test_babyslakh_session_renders(tmp_path):
-    try:
-        from blendfx.effects.composer.composer import render_midi
-    except ImportError:  # the composer (issue 4) is not merged here yet
-        render_midi = sine_render
+    from blendfx.effects.composer.composer import render_midi  # a rename fails here, loudly
     from blendfx.render.session import TempoMap
     slakh = shared("stems", "babyslakh")
     folder = tmp_path / "slakh"

@@ -56,8 +56,8 @@ def test_known_values_with_external_files(tmp_path):
     assert len(result.tracks) == 49 and result.midi_items == 38
     assert any("without an instrument" in w and "2 on 'Drums'" in w for w in result.warnings)
     assert [b["name"] for b in result.buses] == ["Drums", "Track 5", "Vocals map"]
-    # every referenced media file is missing here, and each is reported by name
-    assert len(result.missing_media) == 48
+    # every referenced media file is missing here, and each is reported by name, once
+    assert len(result.missing_media) == len(set(result.missing_media)) == 27
     assert any(m.endswith("media/06-Left-201115_1121.wv") for m in result.missing_media)
     assert any(m.startswith("D:/OneDrive") for m in result.missing_media)
     by_name = {t["name"]: t for t in result.tracks}
@@ -75,7 +75,10 @@ def test_known_values_with_external_files(tmp_path):
     # a track volume of 1.99247783185405 is +5.99 dB
     assert any(t.get("gain_db", 0) == pytest.approx(5.988, abs=1e-3) for t in result.tracks)
     assert not any("playback rate" in w for w in result.warnings)  # (rates are applied)
-    assert s["allow_outside_paths"] is True
+    # the path guard stays on: the media's folder is named, nothing else is let out
+    assert "allow_outside_paths" not in s
+    assert s["media_roots"] == ["D:/OneDrive/Coral Springs/Muziek/0. Nu projecten/Like Noordzee/"
+                                "Versie 2/media"]  # the Windows paths' folder
 
 
 def test_track_names_and_opaque_blocks():
@@ -188,3 +191,55 @@ def test_video_items_import_as_video_tracks(tmp_path):
     (track,) = result.tracks
     assert track["role"] == "video" and track["file"] == "film.mp4"
     assert load_session(proj / "session.toml").tracks[0].role == "video"
+
+
+def _rpp(items: list[tuple[str, str]], mute: bool = False) -> str:
+    """A small REAPER project: one track per (file, PLAYRATE) pair."""
+    tracks = "".join(
+        f"  <TRACK\n    NAME t{i}\n    MUTESOLO {int(mute)} 0 0\n    <ITEM\n      POSITION 0\n"
+        f"      LENGTH 0.5\n      PLAYRATE {rate} 1 0 -1 0 0.0025\n      <SOURCE WAVE\n"
+        f"        FILE \"{media}\"\n      >\n    >\n  >\n" for i, (media, rate) in enumerate(items))
+    return f"<REAPER_PROJECT 0.1 \"6.0\" 1\n  SAMPLERATE 44100 0 0\n  TEMPO 120 4 4\n{tracks}>\n"
+
+
+def test_media_outside_is_named_in_media_roots_and_the_guard_stays_on(tmp_path):
+    """Issue 23: the importer set allow_outside_paths = true for the whole session."""
+    media = tmp_path / "media"
+    media.mkdir()
+    write_stem(media, "a.wav", tone(440, 0.5))
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "p.rpp").write_text(_rpp([("../media/a.wav", "1")]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = import_reaper(proj / "p.rpp", proj / "session.toml")
+    sess = result.manifest["session"]
+    assert sess["media_roots"] == ["../media"] and "allow_outside_paths" not in sess
+    session = load_session(result.path)
+    assert session.media_roots == [media.resolve()] and not session.allow_outside_paths
+    # the guard is still on for anything else
+    text = result.path.read_text().replace('"../media/a.wav"', '"../elsewhere/a.wav"')
+    (proj / "edited.toml").write_text(text)
+    with pytest.raises(SessionError, match="outside the session folder .* or its media_roots"):
+        load_session(proj / "edited.toml", check_files=False)
+
+
+def test_missing_media_once_per_file_and_rate_tolerance(tmp_path):
+    (tmp_path / "p.rpp").write_text(_rpp([("gone.wav", "0.99999999999978")] * 5
+                                         + [("other.wav", "1.5")]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = import_reaper(tmp_path / "p.rpp")
+    assert [Path(m).name for m in result.missing_media] == ["gone.wav", "other.wav"]
+    assert sum("media file not found" in str(w.message) for w in caught) == 2
+    # 0.99999999999978 is 1 (no rate); 1.5 is applied
+    assert [t.get("rate") for t in result.tracks] == [None] * 5 + [1.5]
+
+
+def test_no_renderable_track_is_said_at_import(tmp_path):
+    write_stem(tmp_path, "a.wav", tone(440, 0.5))
+    (tmp_path / "p.rpp").write_text(_rpp([("a.wav", "1")], mute=True))
+    result = import_reaper(tmp_path / "p.rpp", tmp_path / "s.toml")
+    assert any("no track has audio to render" in w for w in result.warnings)
+    (tmp_path / "q.rpp").write_text(_rpp([("a.wav", "1")]))
+    assert not any("no track" in w for w in import_reaper(tmp_path / "q.rpp").warnings)

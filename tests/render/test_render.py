@@ -375,8 +375,6 @@ def test_flac_master_and_16_bit(tmp_path):
     assert lufs == pytest.approx(-18.0, abs=0.05)
 
 
-@pytest.mark.skipif(not {"Composer", "AdaptiveAmplifier"} <= set(EFFECT_REGISTRY),
-                    reason="the Composer (issue 4) and AdaptiveAmplifier (issue 3) are not merged")
 def test_composer_track_amplified_against_its_key(tmp_path):
     from ..conftest import shared
 

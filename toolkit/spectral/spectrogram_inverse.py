@@ -53,7 +53,7 @@ import numpy as np
 import scipy.sparse
 import torch
 from blendfx.errors import ParameterError
-from tqdm.auto import tqdm
+from blendfx.progress import progress_bar
 
 from .params import mel_filterbank
 
@@ -437,7 +437,7 @@ class InversePlan:
         out = []
         chunk = CHUNK.get(self.device.type, 16)
         steps = (n_iter + mel_iters) * math.ceil(b / chunk)
-        with tqdm(total=steps, desc="mel -> audio", disable=not progress, leave=False) as bar:
+        with progress_bar(total=steps, desc="mel -> audio", disable=not progress, leave=False) as bar:
             for start in range(0, b, chunk):
                 part = mel[start:start + chunk]
                 peak = part.amax(dim=(-1, -2), keepdim=True)

@@ -234,9 +234,12 @@ def _grid_beats(noise: np.ndarray, prompt: str = "lofi") -> np.ndarray:
 @pytest.mark.parametrize("cls,name", [("clock_tick", n) for n in CLOCK] + [("chainsaw", n) for n in CHAINSAW])
 def test_beat_grid_locks_to_rhythmic_noise(cls, name):
     noise = clip(cls, name)
-    if _best_grid_ratio(noise) < 2.0:
-        pytest.skip(f"{cls}/{name} has no clear pulse (no 50-140 BPM grid reaches 2x)")
-    assert _onset_ratio(noise, _grid_beats(noise)) >= 1.5
+    beats = _grid_beats(noise)
+    if _best_grid_ratio(noise) >= 2.0:  # a clear pulse: the beats land on it
+        assert _onset_ratio(noise, beats) >= 1.5
+    else:  # no 50-140 BPM grid reaches 2x: nothing to lock to, the grid is one steady tempo
+        bpm = 60.0 / np.diff(beats)
+        assert beats.size > 2 and np.ptp(bpm) < 0.5 and 50.0 <= bpm.mean() <= 140.0, bpm
 
 
 def test_full_composer_locks_to_a_chainsaw():
@@ -333,7 +336,8 @@ def test_prompt_words_and_fallback():
     assert style_from_prompt("pop punk").style.name == "punk"
     assert style_from_prompt("jaz").style.name == "jazz"  # a typo still finds its genre
     assert style_from_prompt("xyzzy flurble").style.name == "pop"
-    assert style_from_prompt("") == style_from_prompt("")
+    empty = style_from_prompt("")  # no words: the fallback genre, nothing matched or set
+    assert (empty.style.name, empty.matched, empty.mode, empty.bpm) == ("pop", "", None, None)
 
 
 def test_bad_key_raises():
