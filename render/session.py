@@ -905,16 +905,7 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
     elif "prompt" in raw:
         raise SessionError(f"{v.label}: {where}.prompt is given but the track has no generator")
 
-    if "preset" in raw and "chain" in raw:
-        raise SessionError(f"{v.label}: {where}: give preset or chain, not both")
-    if "preset" in raw:
-        t.chain, t.chain_source = _preset(raw["preset"], f"{where}.preset", paths, v)
-    elif "chain" in raw:
-        if not isinstance(raw["chain"], dict):
-            raise v.error(f"{where}.chain", raw["chain"], "must be a table with a type")
-        t.chain, t.chain_source = dict(raw["chain"]), "inline"
-    if session.seed is not None and t.chain is not None:
-        t.chain = _seeded(t.chain, session.seed)
+    _set_chain(t, raw, where, session, paths, v)
 
     sc = raw.get("sidechain")
     if sc is None:
@@ -928,6 +919,22 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
         raise v.error(f"{where}.sidechain", sc, "must be a track name or a table "
                       "{ signal = \"track\" }")
     return t
+
+
+def _set_chain(t: Track, raw: Mapping[str, Any], where: str, session: Session, paths: _Paths,
+               v: _Validator) -> None:
+    """A track's or a bus's chain: a preset by name or an inline table (seeded by the session's
+    seed when it has one)."""
+    if "preset" in raw and "chain" in raw:
+        raise SessionError(f"{v.label}: {where}: give preset or chain, not both")
+    if "preset" in raw:
+        t.chain, t.chain_source = _preset(raw["preset"], f"{where}.preset", paths, v)
+    elif "chain" in raw:
+        if not isinstance(raw["chain"], dict):
+            raise v.error(f"{where}.chain", raw["chain"], "must be a table with a type")
+        t.chain, t.chain_source = dict(raw["chain"]), "inline"
+    if session.seed is not None and t.chain is not None:
+        t.chain = _seeded(t.chain, session.seed)
 
 
 def _bus(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _Validator
@@ -951,16 +958,7 @@ def _bus(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _Va
         t.bus = v.string(raw, "bus", where, "")
         if t.bus == name:
             raise SessionError(f"{v.label}: {where}.bus: a bus cannot be routed to itself")
-    if "preset" in raw and "chain" in raw:
-        raise SessionError(f"{v.label}: {where}: give preset or chain, not both")
-    if "preset" in raw:
-        t.chain, t.chain_source = _preset(raw["preset"], f"{where}.preset", paths, v)
-    elif "chain" in raw:
-        if not isinstance(raw["chain"], dict):
-            raise v.error(f"{where}.chain", raw["chain"], "must be a table with a type")
-        t.chain, t.chain_source = dict(raw["chain"]), "inline"
-    if session.seed is not None and t.chain is not None:
-        t.chain = _seeded(t.chain, session.seed)
+    _set_chain(t, raw, where, session, paths, v)
     return t
 
 

@@ -44,7 +44,22 @@ def block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
         start += n
 
 
-class StemReader:
+class _Stem:
+    """What both stem kinds share: ``read`` is zeros plus :meth:`add_to`."""
+
+    channels: int
+
+    def add_to(self, out: np.ndarray, start: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """``n`` frames from ``start`` (zeros outside the stem), ``(channels, n)`` float32."""
+        out = np.zeros((self.channels, n), np.float32)
+        self.add_to(out, start)
+        return out
+
+
+class StemReader(_Stem):
     """Random-access reads of a cached stem (zero outside the file).
 
     The cache's 32-bit float WAVs are read with ``preadv`` straight into the result's buffer
@@ -68,11 +83,6 @@ class StemReader:
             self._lock = threading.Lock()
             self.frames = int(self._f.frames)
             self.channels = int(self._f.num_channels)
-
-    def read(self, start: int, n: int) -> np.ndarray:
-        out = np.zeros((self.channels, n), np.float32)
-        self.add_to(out, start)
-        return out
 
     def add_to(self, out: np.ndarray, start: int) -> None:
         """``out += self[start:start + out.shape[1]]``, channels first."""
@@ -114,18 +124,13 @@ def _active_span(meta: Path) -> tuple[int, int] | None:
     return None
 
 
-class MemoryStem:
+class MemoryStem(_Stem):
     """A rendered stem held in memory (``--no-cache`` renders), with :class:`StemReader`'s
     interface."""
 
     def __init__(self, audio: np.ndarray) -> None:
         self.audio = audio
         self.channels, self.frames = audio.shape
-
-    def read(self, start: int, n: int) -> np.ndarray:
-        out = np.zeros((self.channels, n), np.float32)
-        self.add_to(out, start)
-        return out
 
     def add_to(self, out: np.ndarray, start: int) -> None:
         a, b = max(start, 0), min(start + out.shape[1], self.frames)
