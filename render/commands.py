@@ -21,7 +21,8 @@ from blendfx.effects.mask_extractor import MaskExtractor
 from blendfx.errors import ParameterError
 from blendfx.presets import factory_preset_path, list_factory_presets, read_preset
 
-from .cli import EXIT_OK
+from . import farm
+from .cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from .demo import run_demo, with_prompt
 from .mastering import db, true_peak_max
 from .reaper import import_reaper
@@ -29,7 +30,7 @@ from .renderer import render_session
 from .report import FIGURE_SECONDS, write_inspect_png
 from .session import session_from_dict
 
-__all__ = ["demo", "blend", "render", "session", "presets", "inspect"]
+__all__ = ["demo", "blend", "render", "render_many", "session", "presets", "inspect"]
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -67,6 +68,26 @@ def render(args: argparse.Namespace) -> int:
                             batch_tracks=False if args.no_batch_tracks else None)
     _summary(args, result)
     return EXIT_OK
+
+
+def render_many(args: argparse.Namespace) -> int:
+    result = farm.render_many(args.sessions, args.output, backend=args.backend,
+                              address=args.address, jobs=args.jobs, threads=args.threads,
+                              device=args.device, seed=args.seed, cache=not args.no_cache,
+                              max_retries=args.max_retries,
+                              gpus_per_session=args.gpus_per_session, progress=not args.quiet)
+    counts = {k: sum(s.status == k for s in result.sessions)
+              for k in ("rendered", "up-to-date", "failed")}
+    _say(args, f"render-many: {len(result.sessions)} sessions in {result.wall_s:.1f} s: "
+               f"{counts['rendered']} rendered, {counts['up-to-date']} up to date, "
+               f"{counts['failed']} failed; results: {result.manifest}")
+    for s in result.failed:  # (errors are shown even with --quiet)
+        message = " ".join(str((s.error or {}).get("message", "")).split())
+        print(f"blendfx: error: session {s.name} ({s.session}): {message}", file=sys.stderr)
+    if not result.failed:
+        return EXIT_OK
+    return EXIT_USAGE if all((s.error or {}).get("bad_input") for s in result.failed) \
+        else EXIT_FAILURE
 
 
 def blend(args: argparse.Namespace) -> int:
