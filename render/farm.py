@@ -289,19 +289,15 @@ def render_job(job: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _noop_job(job: dict[str, Any]) -> dict[str, Any]:
-    """A task that does nothing (the benchmark's measure of dispatch overhead)."""
-    return {"name": job["name"], "pid": os.getpid()}
-
-
 # -- backends ----------------------------------------------------------------------------------
 class _WorkerDied(Exception):
     """A job's worker process died more often than it may be retried."""
 
 
 def _worker_init(threads: int) -> None:
-    """Start of a local pool worker: libraries' own thread pools to ``threads`` (what Ray does
-    with ``OMP_NUM_THREADS`` for a task of ``num_cpus = threads``)."""
+    """Start of a local pool worker: ``OMP_NUM_THREADS`` = ``threads``, as Ray sets it for a
+    task of ``num_cpus = threads`` (torch reads it on its first parallel operation; BLAS is
+    held to one thread by render_session itself)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
 
@@ -394,11 +390,10 @@ def _ray_cluster(address: str | None, num_cpus: int | None) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    kwargs: dict[str, Any] = {"address": address, "logging_level": logging.WARNING,
-                              "include_dashboard": False}
     if address is None and not os.environ.get("RAY_ADDRESS"):  # (RAY_ADDRESS: a cluster)
-        kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+    else:  # an existing cluster (also through Ray Client, "ray://..."): only its address
+        ray.init(address=address)
     try:
         yield ray
     finally:
@@ -676,28 +671,3 @@ def task_resources(wants_gpu: bool, *, threads: int, device: str | None,
         elif cluster_gpus > 0:
             gpus = 1.0
     return {"num_cpus": float(threads), "num_gpus": gpus}
-
-
-def run_noop(backend: str, n: int, *, address: str | None = None, jobs: int | None = None,
-             threads: int = 1) -> list[float]:
-    """Round-trip seconds of ``n`` empty tasks sent one at a time (the benchmark's dispatch
-    overhead), on a started backend."""
-    jobs_ = [{"name": f"noop{i}"} for i in range(n)]
-    times = []
-    if backend == "local":
-        with ProcessPoolExecutor(max_workers=jobs or 1, mp_context=multiprocessing.get_context(
-                "spawn")) as pool:
-            pool.submit(_noop_job, jobs_[0]).result()  # start a worker
-            for job in jobs_:
-                t0 = time.perf_counter()
-                pool.submit(_noop_job, job).result()
-                times.append(time.perf_counter() - t0)
-        return times
-    ray = _ray_module()
-    remote = ray.remote(_noop_job).options(num_cpus=threads)
-    ray.get(remote.remote(jobs_[0]))
-    for job in jobs_:
-        t0 = time.perf_counter()
-        ray.get(remote.remote(job))
-        times.append(time.perf_counter() - t0)
-    return times
