@@ -4,7 +4,8 @@ The sessions: ``--sessions`` (8) copies of the demo's job at ``--seconds`` (30 s
 different seeds: a synthesized train (a FLAC stem) and music the Composer writes for it
 (``Blend``), mastered to -16 LUFS, report.png included. Three ways to render them, each in a
 fresh process (so imports, worker start-up and memory are part of what is measured), in one
-run:
+run (``--repeats R``: R rounds of the three, interleaved, each mode's fastest reported, so a
+neighbour's burst on a shared machine does not decide the ratios):
 
 1. ``sequential``: ``render_session(..., jobs=1)`` for one session after another: one track
    thread per session (``blendfx render --jobs 1``), the unit of work a farm hands out. The
@@ -24,13 +25,16 @@ per-task overhead (``dispatch_ms``: the round trip of an empty task on warm work
 ``idle_slot_s``: CPU slots x wall minus the tasks' time, per session: start-up, imports,
 scheduling and the tail), ``peak_rss_mb`` of each mode's whole process tree (sampled every
 0.1 s; shared pages count once per process), and the load average before and after each mode
-(the machine may be shared). Every mode's mixes and stems must be byte-identical.
+(the machine may be shared); ``tasks_cpu_s``: the CPU seconds of the sessions' own work in
+each mode (the sum over tasks, in their worker processes), which a busy machine does not
+change much. Every run's mixes and stems must be byte-identical.
 ``session_io_mb``: what one session reads (its stems) and writes (outputs and render cache),
 MiB: the load a cluster's shared storage must carry per session.
 
 Usage::
 
     python benchmarks/farm.py                 # 8 sessions of 30 s
+    python benchmarks/farm.py --repeats 3     # three interleaved rounds
     python benchmarks/farm.py --quick         # 4 sessions of 5 s (a smoke run)
 
 The last line printed is one JSON object.
@@ -68,14 +72,14 @@ def prepare(work: Path, args: argparse.Namespace) -> dict:
     return {"paths": paths}
 
 
-def case_sequential(work: Path, paths: list[str]) -> dict:
+def case_sequential(out: Path, paths: list[str]) -> dict:
     t0 = time.perf_counter()
     from blendfx.render import render_session  # (timed: the pool's workers import it too)
 
     tasks = []
     for path in paths:
         c0, r0 = time.process_time(), time.perf_counter()
-        result = render_session(path, work / "sequential" / result_name(path), jobs=1,
+        result = render_session(path, out / result_name(path), jobs=1,
                                 progress=False)
         tasks.append({"wall_s": time.perf_counter() - r0, "cpu_s": time.process_time() - c0,
                       "tracks_s": result.report["timings"]["tracks_s"]})
@@ -114,7 +118,7 @@ def run_noop(backend: str, n: int) -> list[float]:
     return times
 
 
-def case_farm(work: Path, paths: list[str], backend: str) -> dict:
+def case_farm(out_dir: Path, paths: list[str], backend: str) -> dict:
     from blendfx.render import render_many
 
     out: dict = {}
@@ -126,7 +130,7 @@ def case_farm(work: Path, paths: list[str], backend: str) -> dict:
         ray.init(num_cpus=jobs, include_dashboard=False, logging_level=logging.WARNING)
         out["ray_init_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = render_many(paths, work / backend, backend=backend, jobs=jobs, progress=False)
+    result = render_many(paths, out_dir, backend=backend, jobs=jobs, progress=False)
     out["wall_s"] = time.perf_counter() - t0
     assert result.ok, [s.error for s in result.failed]
     out["tasks"] = [{"wall_s": s.timings["task_s"], "render_s": s.timings["render_s"],
@@ -161,10 +165,11 @@ def _tree_rss_mb(root: int) -> float:
     return total / 2**20
 
 
-def run_case(args: argparse.Namespace, work: Path, case: str) -> dict:
+def run_case(args: argparse.Namespace, work: Path, case: str, out: str) -> dict:
     load_before = os.getloadavg()
     proc = subprocess.Popen([sys.executable, __file__, "--case", case, "--work", str(work),
-                             "--sessions", str(args.sessions), "--seconds", str(args.seconds)],
+                             "--out", out, "--sessions", str(args.sessions),
+                             "--seconds", str(args.seconds)],
                             stdout=subprocess.PIPE, text=True)
     peak = [0.0]
     stop = threading.Event()
@@ -188,13 +193,13 @@ def run_case(args: argparse.Namespace, work: Path, case: str) -> dict:
     return result
 
 
-def compare(work: Path, modes: list[str]) -> bool:
-    """True when every mode wrote the same mix and stems (bytes) for every session."""
-    ref = work / modes[0]
+def compare(work: Path, folders: list[str]) -> bool:
+    """True when every run wrote the same mix and stems (bytes) for every session."""
+    ref = work / folders[0]
     files = sorted(p.relative_to(ref) for p in ref.rglob("*") if p.is_file()
                    and ".blendfx-cache" not in p.parts and p.suffix in (".wav", ".flac"))
     assert files, "no outputs"
-    return all((work / m / f).read_bytes() == (ref / f).read_bytes() for m in modes[1:]
+    return all((work / m / f).read_bytes() == (ref / f).read_bytes() for m in folders[1:]
                for f in files)
 
 
@@ -202,9 +207,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs of each mode, interleaved; each mode's fastest is reported")
     ap.add_argument("--quick", action="store_true", help="4 sessions of 5 s")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
         args.sessions, args.seconds = 4, 5.0
@@ -215,25 +223,30 @@ def main() -> None:
             out = prepare(work, args)
             (work / "paths.json").write_text(json.dumps(out["paths"]))
         elif args.case == "sequential":
-            out = case_sequential(work, paths)
+            out = case_sequential(work / args.out, paths)
         else:
-            out = case_farm(work, paths, args.case)
+            out = case_farm(work / args.out, paths, args.case)
         print(json.dumps(out))
         return
 
+    modes = ["sequential", "local", "ray"]
+    runs: dict[str, list[dict]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory(prefix="blendfx-farm-bench.") as tmp:
         work = Path(tmp)
         (work / "paths.json").write_text("[]")
-        run_case(args, work, "prepare")
-        modes = ["sequential", "local", "ray"]
-        res = {m: run_case(args, work, m) for m in modes}
-        identical = compare(work, modes)
+        run_case(args, work, "prepare", "-")
+        for r in range(args.repeats):
+            for m in modes:
+                runs[m].append(run_case(args, work, m, f"{m}-{r}"))
+        folders = [f"{m}-{r}" for r in range(args.repeats) for m in modes]
+        identical = compare(work, folders)
         # bytes per session on the (shared) storage: the stems read, and everything written
         # (outputs and the render cache); what a real cluster's file server must carry
         read_mb = sum(p.stat().st_size for p in (work / "sessions").rglob("*")
                       if p.is_file() and p.suffix != ".toml") / 2**20 / args.sessions
-        written_mb = sum(p.stat().st_size for p in (work / "ray").rglob("*")
+        written_mb = sum(p.stat().st_size for p in (work / "ray-0").rglob("*")
                          if p.is_file() and p.name != "render-many.json") / 2**20 / args.sessions
+    res = {m: min(runs[m], key=lambda x: x["wall_s"]) for m in modes}
     seq, local, ray = (res[m]["wall_s"] for m in modes)
     cpus = os.cpu_count() or 1
     n = args.sessions
@@ -247,18 +260,21 @@ def main() -> None:
     session_cpu = [t["cpu_s"] for t in res["sequential"]["tasks"]]
     session_wall = [t["wall_s"] for t in res["sequential"]["tasks"]]
     summary = {
-        "sessions": n, "seconds": args.seconds, "cpus": cpus,
+        "sessions": n, "seconds": args.seconds, "cpus": cpus, "repeats": args.repeats,
         "sequential_s": round(seq, 3), "local_pool_s": round(local, 3), "ray_s": round(ray, 3),
         "ray_init_s": round(res["ray"]["ray_init_s"], 3),
         "speedup_ray_vs_sequential": round(seq / ray, 3),
         "speedup_local_vs_sequential": round(seq / local, 3),
         "ray_vs_local_pool": round(local / ray, 3),
         "speedup_ray_with_init_vs_sequential": round(seq / (ray + res["ray"]["ray_init_s"]), 3),
+        "all_runs_s": {m: [round(x["wall_s"], 2) for x in runs[m]] for m in modes},
+        "tasks_cpu_s": {m: round(sum(t["cpu_s"] for t in res[m]["tasks"]), 2) for m in modes},
         "session_wall_s": [round(min(session_wall), 3), round(max(session_wall), 3)],
         "session_cpu_s": [round(min(session_cpu), 3), round(max(session_cpu), 3)],
         "overhead": {"local": per_task(res["local"]), "ray": per_task(res["ray"])},
-        "peak_rss_mb": {m: res[m]["peak_rss_mb"] for m in modes},
-        "load_average_before_after": {m: res[m]["load_average_before_after"] for m in modes},
+        "peak_rss_mb": {m: max(x["peak_rss_mb"] for x in runs[m]) for m in modes},
+        "load_average_before_after": {m: [x["load_average_before_after"] for x in runs[m]]
+                                      for m in modes},
         "identical_outputs": identical,
         "session_io_mb": {"read": round(read_mb, 2), "written": round(written_mb, 2)},
     }
