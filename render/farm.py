@@ -39,6 +39,7 @@ import logging
 import multiprocessing
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -52,12 +53,13 @@ from pathlib import Path
 from typing import Any
 
 import blendfx
+from blendfx.audio_io import audio_info
 from blendfx.errors import BlendfxError, SessionError
 from blendfx.files import atomic_write_text
 from tqdm import tqdm
 
 from .cache import CACHE_DIR, file_digest
-from .renderer import render_session
+from .renderer import render_session, render_tracks
 from .session import Session, load_session
 
 __all__ = ["render_many", "render_job", "task_resources", "wants_gpu", "FarmResult",
@@ -99,6 +101,10 @@ class SessionOutcome:
         from submission until the result was back, queueing included).
     host, pid :
         Where the last attempt ran.
+    parts : list of dict
+        For a long session split into tasks of independent tracks (ray): each part's
+        ``tracks``, ``tracks_rendered``, ``host``, ``pid``, ``attempts`` and ``timings``; the
+        session's own task then found those tracks in the cache and mixed.
     error : dict or None
         A failed session's ``type`` and ``message``, ``bad_input`` (True for a
         :class:`~blendfx.BlendfxError`: the session's own fault; False for a crash, retries
@@ -116,6 +122,7 @@ class SessionOutcome:
     host: str | None = None
     pid: int | None = None
     error: dict[str, str] | None = None
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -186,8 +193,9 @@ def _hash_memo(out: Path) -> dict[str, Any]:
         return {}
 
 
-def wants_gpu(session: Session) -> bool:
-    """True when a track of the session runs a diffusion generator."""
+def wants_gpu(session: Session, tracks: Iterable[str] | None = None) -> bool:
+    """True when a track of the session (of ``tracks``, when given) runs a diffusion
+    generator."""
 
     def walk(node: Any) -> Iterator[str]:
         if isinstance(node, dict):
@@ -199,8 +207,48 @@ def wants_gpu(session: Session) -> bool:
             for value in node:
                 yield from walk(value)
 
-    return any(kind in _GPU_EFFECTS for t in session.tracks if not t.mute
+    names = None if tracks is None else set(tracks)
+    return any(kind in _GPU_EFFECTS for t in session.tracks
+               if not t.mute and (names is None or t.name in names)
                for kind in walk([t.generator, t.chain]))
+
+
+def track_groups(session: Session) -> list[list[str]]:
+    """The audible tracks in independent groups: a track with every track it depends on or
+    that depends on it (keys, sidechains), in render order. A farm may render the groups of a
+    long session on different machines."""
+    order = session.render_order(session.audible())
+    parent = {t.name: t.name for t in order}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for t in order:
+        for dep in t.dependencies():
+            if dep in parent:
+                parent[root(dep)] = root(t.name)
+    groups: dict[str, list[str]] = {}
+    audible = {t.name for t in session.audible()}
+    for t in order:
+        if t.name in audible:
+            groups.setdefault(root(t.name), []).append(t.name)
+    return list(groups.values())
+
+
+def _rough_seconds(session: Session) -> float:
+    """The session's length in seconds, from its stems' headers (for deciding a split; the
+    renderer computes the exact length)."""
+    if session.length is not None:
+        return float(session.length)
+    ends = [0.0]
+    for t in session.audible():
+        if t.file is not None:
+            with contextlib.suppress(BlendfxError, OSError):
+                left = audio_info(t.file).duration - t.source_offset
+                ends.append(t.offset + (min(left, t.duration) if t.duration else left))
+    return max(ends)
 
 
 def _sha256(path: Path) -> str | None:
@@ -239,23 +287,68 @@ def _wait_for_lock(out: Path, timeout: float) -> None:
             return
 
 
-def render_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Render one session of a farm (the function the pool's workers and Ray's tasks run).
-
-    Never raises for a failing session: the error comes back in the returned record. Only a
-    dying process (or an interrupt) ends it otherwise, and then the farm retries it.
-    """
-    started, t0, c0 = time.time(), time.perf_counter(), time.process_time()
-    state_path = Path(job["state"])
-    state = _read_state(state_path)
+def _start(job: dict[str, Any]) -> dict[str, Any]:
+    """The record of a task's attempt, written to its state file as it starts (the attempt
+    count, where it runs; the last success's key and outputs are kept until replaced)."""
+    state = _read_state(Path(job["state"]))
     attempt = (state.get("attempts", 0) if state.get("run") == job["run"] else 0) + 1
     record: dict[str, Any] = {"name": job["name"], "run": job["run"], "attempts": attempt,
                               "host": socket.gethostname(), "pid": os.getpid(),
-                              "started": started, "status": "running"}
-    for keep in ("inputs", "report_sha256", "outputs"):  # the last success, until replaced
+                              "started": time.time(), "status": "running"}
+    for keep in ("inputs", "report_sha256", "outputs"):
         if keep in state:
             record[keep] = state[keep]
-    atomic_write_text(state_path, json.dumps(record))
+    atomic_write_text(Path(job["state"]), json.dumps(record))
+    return record
+
+
+def _failure(exc: Exception) -> dict[str, Any]:
+    error = {"type": type(exc).__name__, "message": str(exc),
+             "bad_input": isinstance(exc, BlendfxError)}
+    if not isinstance(exc, BlendfxError):  # a bug, not bad input: keep the traceback
+        error["traceback"] = traceback.format_exc()
+    return error
+
+
+def render_part(job: dict[str, Any]) -> dict[str, Any]:
+    """Render some independent tracks of a long session (a Ray task beside the others of the
+    session) into a scratch folder's cache, then move their entries into the session's own
+    cache, where the session's task finds them. Never raises for bad input."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    record = _start(job)
+    scratch, tracks = Path(job["scratch"]), Path(job["out"]) / CACHE_DIR / "tracks"
+    try:
+        results = render_tracks(load_session(job["session"]), scratch, job["tracks"],
+                                progress=False, **{k: v for k, v in job["options"].items()
+                                                   if k != "figure"})
+        tracks.mkdir(parents=True, exist_ok=True)
+        for r in results:  # entries are whole folders named by content: a plain rename
+            entry = scratch / CACHE_DIR / "tracks" / r.key
+            if entry.is_dir() and not (tracks / r.key).exists():
+                with contextlib.suppress(OSError):  # (another part may have moved it first)
+                    os.replace(entry, tracks / r.key)
+        shutil.rmtree(scratch, ignore_errors=True)
+        record.update(status="rendered", tracks=job["tracks"], error=None,
+                      tracks_rendered=[r.name for r in results if not r.cached])
+    except Exception as exc:  # noqa: BLE001 - the session's task renders what is missing
+        record.update(status="failed", error=_failure(exc))
+    record["timings"] = {"task_s": round(time.perf_counter() - t0, 4),
+                         "cpu_s": round(time.process_time() - c0, 4)}
+    atomic_write_text(Path(job["state"]), json.dumps(record))
+    return record
+
+
+def render_job(job: dict[str, Any], *parts: dict[str, Any]) -> dict[str, Any]:
+    """Render one session of a farm (the function the pool's workers and Ray's tasks run).
+
+    ``parts``: the records of the session's part tasks (:func:`render_part`), when it was
+    split; Ray starts this task once they are done. Never raises for a failing session: the
+    error comes back in the returned record. Only a dying process (or an interrupt) ends it
+    otherwise, and then the farm retries it.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    record = _start(job)
+    state_path = Path(job["state"])
     out = Path(job["out"])
     try:
         session = load_session(job["session"])
@@ -277,14 +370,19 @@ def render_job(job: dict[str, Any]) -> dict[str, Any]:
             error=None)
         record["timings"] = {"render_s": round(render_s, 4)}
     except Exception as exc:  # noqa: BLE001 - every failure becomes this session's error
-        error = {"type": type(exc).__name__, "message": str(exc),
-                 "bad_input": isinstance(exc, BlendfxError)}
-        if not isinstance(exc, BlendfxError):  # a bug, not bad input: keep the traceback
-            error["traceback"] = traceback.format_exc()
-        record.update(status="failed", error=error)
+        record.update(status="failed", error=_failure(exc))
         record.pop("inputs", None)  # never up to date after a failure
     record.setdefault("timings", {}).update(
         task_s=round(time.perf_counter() - t0, 4), cpu_s=round(time.process_time() - c0, 4))
+    if parts:
+        record["parts"] = [{k: p.get(k) for k in ("tracks", "tracks_rendered", "host", "pid",
+                                                   "attempts", "timings", "error")}
+                           for p in parts]
+        by_parts = {n for p in parts for n in p.get("tracks_rendered") or []}
+        record["tracks_rendered"] = [n for n in record.get("tracks_rendered", [])
+                                     if n not in by_parts] + sorted(by_parts)
+        record["tracks_cached"] = [n for n in record.get("tracks_cached", [])
+                                   if n not in by_parts]
     atomic_write_text(state_path, json.dumps(record))
     return record
 
@@ -362,16 +460,22 @@ def _run_ray(fn: Callable[[dict[str, Any]], dict[str, Any]], jobs: list[dict[str
     """Run ``fn`` on each job as a Ray task (with the job's ``resources``; Ray retries a task
     whose worker died); yield (job, record or error) as they finish. At most ``workers``
     tasks are in flight when it is given (else Ray's resources decide)."""
-    remote = ray.remote(fn)
+    remote, part = ray.remote(fn), ray.remote(render_part)
     pending = list(jobs)
     running: dict[Any, dict[str, Any]] = {}
     limit = workers or len(jobs)
     while pending or running:
         while pending and len(running) < limit:
             job = pending.pop(0)
+            # a split session: its parts first, anywhere; its own task (the mix) once they
+            # are done (Ray passes it their records)
+            parts = [part.options(**p["resources"], max_retries=max_retries,
+                                  retry_exceptions=False,
+                                  name=f"blendfx:{p['name']}.{p['part']}").remote(p)
+                     for p in job.get("parts", [])]
             ref = remote.options(**job["resources"],
                                  max_retries=max_retries, retry_exceptions=False,
-                                 name=f"blendfx:{job['name']}").remote(job)
+                                 name=f"blendfx:{job['name']}").remote(job, *parts)
             running[ref] = job
         done, _ = ray.wait(list(running), num_returns=1)
         for ref in done:
@@ -482,7 +586,7 @@ def render_many(sessions: Iterable[str | os.PathLike[str]], out: str | os.PathLi
                 threads: int = 1, device: str | None = None, seed: int | None = None,
                 cache: bool = True, figure: bool = True, block_seconds: float = 10.0,
                 max_retries: int = 3, gpus_per_session: float | None = None,
-                progress: bool = True) -> FarmResult:
+                split_seconds: float | None = 600.0, progress: bool = True) -> FarmResult:
     """Render many sessions, each into ``out/<session-name>/`` as ``blendfx render`` would.
 
     Parameters
@@ -511,6 +615,11 @@ def render_many(sessions: Iterable[str | os.PathLike[str]], out: str | os.PathLi
     gpus_per_session : float, optional
         GPUs a Ray task declares for a session with a diffusion generator. Default: 1 when the
         cluster has GPUs and ``device`` is not ``"cpu"``, else 0.
+    split_seconds : float, optional
+        Ray: a session at least this long (s) whose audible tracks form independent groups
+        (:func:`track_groups`) runs each group as its own task, on any node, and then its mix
+        as a task that finds those tracks cached. None: never split. The local backend never
+        splits (give a session more ``threads`` instead).
     progress : bool
         One progress bar across the farm on stderr (one line per session when stderr is not
         a terminal).
@@ -584,13 +693,23 @@ def render_many(sessions: Iterable[str | os.PathLike[str]], out: str | os.PathLi
                 continue
             job = {"name": name, "session": path, "out": str(out_dir / name), "run": run_id,
                    "state": str(out_dir / STATE_DIR / f"{name}.json"), "options": options,
-                   "gpu": wants_gpu(session)}
+                   "gpu": wants_gpu(session), "parts": []}
             current = _up_to_date(job, session) if cache else None
             if current is not None:
                 outcomes[name] = current
                 bar.update(current)
-            else:
-                todo.append(job)
+                continue
+            todo.append(job)
+            groups = track_groups(session) if backend == "ray" and split_seconds is not None \
+                else []
+            if len(groups) > 1 and _rough_seconds(session) >= split_seconds:
+                job["parts"] = [{
+                    "name": name, "part": i, "tracks": group, "session": path, "run": run_id,
+                    "out": job["out"],
+                    "scratch": str(out_dir / STATE_DIR / "parts" / f"{name}.{i}"),
+                    "state": str(out_dir / STATE_DIR / f"{name}.part{i}.json"),
+                    "options": options, "gpu": wants_gpu(session, group)}
+                    for i, group in enumerate(groups)]
         _write_manifest(manifest, meta, outcomes, order)
 
         def collect(results: Iterable[tuple[dict[str, Any], dict[str, Any] | BaseException]]
@@ -611,7 +730,8 @@ def render_many(sessions: Iterable[str | os.PathLike[str]], out: str | os.PathLi
                         tracks_rendered=rec.get("tracks_rendered", []),
                         tracks_cached=rec.get("tracks_cached", []),
                         timings={**rec.get("timings", {}), "latency_s": latency},
-                        host=rec.get("host"), pid=rec.get("pid"), error=rec.get("error"))
+                        host=rec.get("host"), pid=rec.get("pid"), error=rec.get("error"),
+                        parts=rec.get("parts", []))
                 outcomes[name] = outcome
                 bar.update(outcome)
                 _write_manifest(manifest, meta, outcomes, order)
@@ -627,9 +747,9 @@ def render_many(sessions: Iterable[str | os.PathLike[str]], out: str | os.PathLi
                 with _ray_cluster(address, (jobs or max(1, (os.cpu_count() or 1) // threads))
                                   * threads) as ray:
                     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
-                    for job in todo:
-                        job["resources"] = task_resources(
-                            job["gpu"], threads=threads, device=device,
+                    for task in [t for job in todo for t in (job, *job["parts"])]:
+                        task["resources"] = task_resources(
+                            task["gpu"], threads=threads, device=device,
                             cluster_gpus=cluster_gpus, gpus_per_session=gpus_per_session)
                     collect(_run_ray(render_job, todo, jobs, max_retries, ray))
     finally:

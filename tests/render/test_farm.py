@@ -16,7 +16,14 @@ import pytest
 import ray
 from blendfx.render import render_many, render_session
 from blendfx.render.cli import EXIT_USAGE, main
-from blendfx.render.farm import MANIFEST, STATE_DIR, session_output_name, task_resources, wants_gpu
+from blendfx.render.farm import (
+    MANIFEST,
+    STATE_DIR,
+    session_output_name,
+    task_resources,
+    track_groups,
+    wants_gpu,
+)
 from blendfx.render.session import Session, Track, load_session
 
 from .. import sessionkit
@@ -113,6 +120,25 @@ def test_ray_farm_matches_render_session(cluster: str, sessions: dict, tmp_path:
     assert [s.status for s in third.sessions] == ["up-to-date", "rendered", "up-to-date"]
     assert s1.tracks_rendered == ["noise", "music"]  # the music is keyed by the noise
     sessionkit.write_stem(sessions["s1"][0].parent, "noise.wav", sessionkit.tone(220, 2.0, seed=1))
+
+
+def test_long_session_splits_into_track_tasks(cluster: str, sessions: dict,
+                                             tmp_path: Path) -> None:
+    path, ref = sessions["slow"]  # 20 s, six independent tracks
+    result = render_many([path], tmp_path, backend="ray", split_seconds=10.0, progress=False)
+    assert result.ok, result.failed
+    slow = result.session("slow")
+    names = [f"t{i}" for i in range(6)]
+    assert sorted(n for p in slow.parts for n in p["tracks"]) == names
+    assert all(p["pid"] != os.getpid() and p["error"] is None for p in slow.parts)
+    assert sorted(slow.tracks_rendered) == names and slow.tracks_cached == []
+    report = json.loads((tmp_path / "slow" / "report.json").read_text())
+    assert all(t["cached"] for t in report["tracks"])  # the session's own task only mixed
+    assert_same_outputs(tmp_path / "slow", ref)
+    assert not any((tmp_path / STATE_DIR / "parts").iterdir())  # scratch folders removed
+    # not long enough for the default threshold (600 s): one task
+    again = render_many([path], tmp_path / "whole", backend="ray", progress=False)
+    assert again.session("slow").parts == []
 
 
 def _kill_mid_render(out: Path, name: str, farm: threading.Thread) -> int:
@@ -269,6 +295,9 @@ def test_output_names_and_resources(tmp_path: Path) -> None:
     diffusion = Session(folder=tmp_path, tracks=[Track(name="noise"),
                                                  Track(name="music", key="noise", chain=chain)])
     assert wants_gpu(diffusion) and not wants_gpu(load_session(a))
+    assert wants_gpu(diffusion, ["music"]) and not wants_gpu(diffusion, ["noise"])
+    assert track_groups(load_session(a)) == [["noise", "music"]]  # music is keyed by noise
+    assert track_groups(diffusion) == [["noise", "music"]]
     assert task_resources(True, threads=2, device=None, cluster_gpus=4) == {
         "num_cpus": 2.0, "num_gpus": 1.0}
     assert task_resources(True, threads=1, device="cpu", cluster_gpus=4)["num_gpus"] == 0.0
