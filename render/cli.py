@@ -8,6 +8,7 @@ Commands::
                    [--batch-size N] [--no-batch-tracks]
     blendfx render-many SESSION... -o OUT [--backend local|ray] [--address ADDR] [--jobs N]
                    [--threads N] [--device cuda] [--seed N] [--no-cache] [--max-retries N]
+                   [--split-seconds S | --no-split]
     blendfx session import PROJECT.rpp -o session.toml
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask]
@@ -125,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--gpus-per-session", type=float, metavar="G",
                       help="GPUs a Ray task asks for when its session runs a diffusion generator "
                            "(default: 1 if the cluster has GPUs and --device is not cpu)")
+    many.add_argument("--split-seconds", type=float, default=600.0, metavar="S",
+                      help="ray: a session at least S seconds long runs its independent groups "
+                           "of tracks as separate tasks, then mixes (default 600; 0: always)")
+    many.add_argument("--no-split", action="store_true", help="one task per session, always")
     _quiet(many)
 
     session = sub.add_parser("session", help="session tools")

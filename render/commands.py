@@ -75,7 +75,9 @@ def render_many(args: argparse.Namespace) -> int:
                               address=args.address, jobs=args.jobs, threads=args.threads,
                               device=args.device, seed=args.seed, cache=not args.no_cache,
                               max_retries=args.max_retries,
-                              gpus_per_session=args.gpus_per_session, progress=not args.quiet)
+                              gpus_per_session=args.gpus_per_session,
+                              split_seconds=None if args.no_split else args.split_seconds,
+                              progress=not args.quiet)
     counts = {k: sum(s.status == k for s in result.sessions)
               for k in ("rendered", "up-to-date", "failed")}
     _say(args, f"render-many: {len(result.sessions)} sessions in {result.wall_s:.1f} s: "

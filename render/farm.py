@@ -11,6 +11,10 @@ adds:
   ``num_cpus = threads`` and, for sessions with a diffusion generator when the device may be
   CUDA, ``num_gpus = gpus_per_session``. Workers read the sessions and write the outputs by
   path: on a real cluster both live on storage every node mounts at the same path.
+- **Long sessions** (ray, ``split_seconds``): the independent groups of tracks of a long
+  session run as tasks of their own, on any node (:func:`~blendfx.render.renderer.render_tracks`
+  into a scratch cache, the entries then moved into the session's cache); the session's task
+  runs after them and only mixes.
 - **Faults.** A worker killed mid-session (SIGKILL, OOM killer, a lost node) is retried, up to
   ``max_retries`` times (Ray's task retries; the local pool is rebuilt and the unfinished
   sessions resubmitted); the retry picks up the tracks the killed attempt had finished from
@@ -648,6 +652,9 @@ def render_many(sessions: Iterable[str | os.PathLike[str]], out: str | os.PathLi
             raise SessionError(f"render-many: {label} must be a positive integer, got {value!r}")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise SessionError(f"render-many: max_retries must be >= 0, got {max_retries!r}")
+    if split_seconds is not None and not (isinstance(split_seconds, int | float)
+                                          and split_seconds >= 0):
+        raise SessionError(f"render-many: split_seconds must be >= 0 s, got {split_seconds!r}")
     if address is not None and backend != "ray":
         raise SessionError("render-many: --address is for the ray backend")
     out_dir = Path(out).resolve()
