@@ -10,6 +10,10 @@ neighbour's burst on a shared machine does not decide the ratios):
 1. ``sequential``: ``render_session(..., jobs=1)`` for one session after another: one track
    thread per session (``blendfx render --jobs 1``), the unit of work a farm hands out. The
    time includes importing the renderer.
+
+   Every mode runs with ``OMP_NUM_THREADS=1`` (what Ray sets for a task of ``num_cpus=1``, and
+   the local pool for its workers), so torch's own thread pool does not make the baseline a
+   two-thread render: each session is one thread of work in all three.
 2. ``local``: ``render_many(backend="local")``: a process pool of as many workers as CPUs,
    each session on one track thread. The time is the call's: worker start-up and their
    imports included.
@@ -170,7 +174,8 @@ def run_case(args: argparse.Namespace, work: Path, case: str, out: str) -> dict:
     proc = subprocess.Popen([sys.executable, __file__, "--case", case, "--work", str(work),
                              "--out", out, "--sessions", str(args.sessions),
                              "--seconds", str(args.seconds)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     peak = [0.0]
     stop = threading.Event()
 
