@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from blendfx.errors import SessionError
 from blendfx.render import render_many, render_session
 from blendfx.render.cli import EXIT_USAGE, main
 from blendfx.render.farm import (
@@ -24,6 +25,7 @@ from blendfx.render.farm import (
     track_groups,
     wants_gpu,
 )
+from blendfx.render.renderer import render_tracks
 from blendfx.render.session import Session, Track, load_session
 
 from .. import sessionkit
@@ -305,3 +307,16 @@ def test_output_names_and_resources(tmp_path: Path) -> None:
     assert task_resources(True, threads=1, device=None, cluster_gpus=0)["num_gpus"] == 0.0
     assert task_resources(True, threads=1, device="cuda", cluster_gpus=1,
                           gpus_per_session=0.25)["num_gpus"] == 0.25
+
+
+def test_render_tracks_fills_the_cache_only(sessions: dict, tmp_path: Path) -> None:
+    path, ref = sessions["s0"]
+    results = render_tracks(path, tmp_path, ["music"])  # music is keyed by noise: both
+    assert [r.name for r in results] == ["noise", "music"] and not any(r.cached for r in results)
+    assert sessionkit.output_files(tmp_path) == []  # no mix, stems or report
+    report = json.loads((ref / "report.json").read_text())
+    assert {r.key for r in results} == {t["cache_key"] for t in report["tracks"]}  # same keys
+    assert all((tmp_path / ".blendfx-cache" / "tracks" / r.key / "audio.wav").is_file()
+               for r in results)
+    with pytest.raises(SessionError, match="'nope' is not an audible track"):
+        render_tracks(path, tmp_path, ["nope"])
