@@ -9,6 +9,8 @@
 - :mod:`blendfx.render.cache`: the per-track render cache;
 - :mod:`blendfx.render.report`: the report's figure;
 - :mod:`blendfx.render.demo`: the synthesized train and the ``blendfx demo`` session;
+- :func:`render_many` (:mod:`blendfx.render.farm`): many sessions on a process pool or a Ray
+  cluster, each into ``OUT/<session-name>/``;
 - :mod:`blendfx.render.cli` and :mod:`blendfx.render.commands`: the ``blendfx`` command.
 
 Names load on first use, so ``blendfx --help`` does not pay for scipy and the renderer.
@@ -18,7 +20,8 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["cache", "cli", "commands", "demo", "mastering", "mixdown", "reaper", "renderer",
+    submodules=["cache", "cli", "commands", "demo", "farm", "mastering", "mixdown", "reaper", "renderer",
                 "report", "results", "session", "sources", "tracks"],
-    submod_attrs={"renderer": ["render_session", "RenderResult"]},
+    submod_attrs={"renderer": ["render_session", "RenderResult"],
+                  "farm": ["render_many", "FarmResult"]},
 )

@@ -8,6 +8,9 @@ Commands::
     blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache] [--jobs N]
                    [--batch-size N] [--no-batch-tracks] [--no-stems] [--no-report]
                    [--drop-cache] [--allow-large]
+    blendfx render-many SESSION... -o OUT [--backend local|ray] [--address ADDR] [--jobs N]
+                   [--threads N] [--device cuda] [--seed N] [--no-cache] [--max-retries N]
+                   [--split-seconds S | --no-split]
     blendfx session import PROJECT.rpp -o session.toml [--overwrite]
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask] [--overwrite]
@@ -23,7 +26,9 @@ what it would write first; what the disk cannot hold is refused in any case).
 Exit codes: 0 success; 2 a user error (bad input, bad option, unknown preset, missing or corrupt
 file), reported as one line ``blendfx: error: ...`` on stderr; 3 the output could not be written
 (permissions, disk full), also one line; 1 an unexpected failure (a bug: the traceback is shown);
-130 interrupted. ``-q``/``--quiet`` silences progress bars, summaries and warnings.
+130 interrupted. ``-q``/``--quiet`` silences progress bars, summaries and warnings. ``render-many`` renders
+every session it can and then exits 2 if some failed on their input, 1 if a worker crashed past
+its retries; it lists each failed session with its error on stderr.
 """
 
 from __future__ import annotations
@@ -130,6 +135,38 @@ def build_parser() -> argparse.ArgumentParser:
     _allow_large(render)
     _quiet(render)
 
+    many = sub.add_parser("render-many", help="render many sessions, each into OUT/<name>/, "
+                          "on a process pool here or on a Ray cluster")
+    many.add_argument("sessions", nargs="+", metavar="SESSION", help="session manifests (.toml)")
+    many.add_argument("-o", "--output", required=True, metavar="OUT",
+                      help="output folder: OUT/<session name>/ for each session (as 'blendfx "
+                           "render' writes it), OUT/render-many.json for the results")
+    many.add_argument("--backend", choices=("local", "ray"), default="local",
+                      help="local: a process pool on this machine (default); ray: Ray tasks "
+                           "(pip install 'blendfx[farm]')")
+    many.add_argument("--address", metavar="ADDR",
+                      help="Ray cluster to run on, e.g. auto or ray://head:10001 (default: "
+                           "RAY_ADDRESS, else a local Ray instance)")
+    many.add_argument("--jobs", type=int, metavar="N",
+                      help="sessions at once (default: local, the CPUs; ray, what the cluster's "
+                           "CPUs allow)")
+    many.add_argument("--threads", type=int, default=1, metavar="N",
+                      help="track threads per session; a Ray task asks for N CPUs (default 1)")
+    many.add_argument("--device", help="torch device for the effects: auto, cpu, cuda")
+    many.add_argument("--seed", type=int, help="seed every effect of every chain")
+    many.add_argument("--no-cache", action="store_true",
+                      help="render every session and track again, even if unchanged")
+    many.add_argument("--max-retries", type=int, default=3, metavar="N",
+                      help="restarts of a session whose worker process died (default 3)")
+    many.add_argument("--gpus-per-session", type=float, metavar="G",
+                      help="GPUs a Ray task asks for when its session runs a diffusion generator "
+                           "(default: 1 if the cluster has GPUs and --device is not cpu)")
+    many.add_argument("--split-seconds", type=float, default=600.0, metavar="S",
+                      help="ray: a session at least S seconds long runs its independent groups "
+                           "of tracks as separate tasks, then mixes (default 600; 0: always)")
+    many.add_argument("--no-split", action="store_true", help="one task per session, always")
+    _quiet(many)
+
     session = sub.add_parser("session", help="session tools")
     ssub = session.add_subparsers(dest="session_command", metavar="ACTION")
     imp = ssub.add_parser("import", help="convert a REAPER project (.rpp) to a session manifest")
@@ -180,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Each command's function in :mod:`blendfx.render.commands`, imported when a command runs, so
 #: ``blendfx --help`` and ``blendfx --version`` load neither numpy nor the renderer.
-_COMMANDS = {"demo": "demo", "blend": "blend", "render": "render", "session": "session",
-             "presets": "presets", "inspect": "inspect", "score": "score"}
+_COMMANDS = {"demo": "demo", "blend": "blend", "render": "render", "render-many": "render_many",
+             "session": "session", "presets": "presets", "inspect": "inspect", "score": "score"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

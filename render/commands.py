@@ -22,7 +22,8 @@ from blendfx.errors import ParameterError, SessionError
 from blendfx.files import owned_tempdir, writable_folder
 from blendfx.presets import factory_preset_path, list_factory_presets, read_preset
 
-from .cli import EXIT_OK
+from . import farm
+from .cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from .demo import run_demo, with_prompt
 from .mastering import db, true_peak_max
 from .reaper import import_reaper
@@ -31,7 +32,8 @@ from .report import FIGURE_SECONDS, write_inspect_png
 from .score import score_video
 from .session import session_from_dict
 
-__all__ = ["demo", "blend", "render", "session", "presets", "inspect", "score", "output_file"]
+__all__ = ["demo", "blend", "render", "render_many", "session", "presets", "inspect", "score",
+           "output_file"]
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -97,6 +99,28 @@ def output_file(path: str, suffixes: tuple[str, ...], overwrite: bool, example: 
         raise ParameterError(f"output {out} exists; pass --overwrite to replace it")
     writable_folder(out.parent if str(out.parent) else Path("."))
     return out
+
+
+def render_many(args: argparse.Namespace) -> int:
+    result = farm.render_many(args.sessions, args.output, backend=args.backend,
+                              address=args.address, jobs=args.jobs, threads=args.threads,
+                              device=args.device, seed=args.seed, cache=not args.no_cache,
+                              max_retries=args.max_retries,
+                              gpus_per_session=args.gpus_per_session,
+                              split_seconds=None if args.no_split else args.split_seconds,
+                              progress=not args.quiet)
+    counts = {k: sum(s.status == k for s in result.sessions)
+              for k in ("rendered", "up-to-date", "failed")}
+    _say(args, f"render-many: {len(result.sessions)} sessions in {result.wall_s:.1f} s: "
+               f"{counts['rendered']} rendered, {counts['up-to-date']} up to date, "
+               f"{counts['failed']} failed; results: {result.manifest}")
+    for s in result.failed:  # (errors are shown even with --quiet)
+        message = " ".join(str((s.error or {}).get("message", "")).split())
+        print(f"blendfx: error: session {s.name} ({s.session}): {message}", file=sys.stderr)
+    if not result.failed:
+        return EXIT_OK
+    return EXIT_USAGE if all((s.error or {}).get("bad_input") for s in result.failed) \
+        else EXIT_FAILURE
 
 
 def blend(args: argparse.Namespace) -> int:

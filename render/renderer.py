@@ -81,8 +81,8 @@ from .session import Session, load_session
 from .sources import FileSource, NoteSource, VideoSource
 from .tracks import TrackStage, pan_gains
 
-__all__ = ["render_session", "RenderResult", "TrackResult", "pan_gains", "stem_filename",
-           "estimate_render_bytes", "MAX_RENDER_HOURS"]
+__all__ = ["render_session", "render_tracks", "RenderResult", "TrackResult", "pan_gains",
+           "stem_filename", "estimate_render_bytes", "MAX_RENDER_HOURS"]
 
 
 # -- the render --------------------------------------------------------------------------------
@@ -427,27 +427,11 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
         anything is written.
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    if not isinstance(session, Session):
-        session = load_session(session)
-    if seed is not None:
-        session.reseed(seed)
-    if not block_seconds > 0:
-        raise SessionError(f"block_seconds must be > 0 s, got {block_seconds!r}")
-    if jobs is None:
-        jobs = min(os.cpu_count() or 1, 4)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise SessionError(f"jobs must be a positive number of tracks, got {jobs!r}")
-    if batch_size is None:
-        batch_size = session.batch_size
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise SessionError(f"batch_size must be a positive number of windows, got {batch_size!r}")
-    r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
-                block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
-                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks),
-                allow_large=allow_large, stems=stems)
+    r = _checked_render(session, out_dir, device=device, seed=seed, progress=progress,
+                        cache=cache, block_seconds=block_seconds, figure=figure, jobs=jobs,
+                        batch_size=batch_size, batch_tracks=batch_tracks,
+                        allow_large=allow_large, stems=stems)
     r._cpu_start = cpu_start
-    r.check()
     writable_folder(r.out_dir)  # one line naming the folder, not a temporary file inside it
     ok = False
     with contextlib.ExitStack() as stack:
@@ -474,3 +458,81 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     if not keep_cache:  # (the lock is released: the cache is closed)
         shutil.rmtree(r.cache.root, ignore_errors=True)
     return result
+
+
+def _checked_render(session: Session | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                    device: str | None, seed: int | None, progress: bool, cache: bool,
+                    block_seconds: float, figure: bool, jobs: int | None,
+                    batch_size: int | None, batch_tracks: bool | None,
+                    allow_large: bool = False, stems: bool = True) -> _Render:
+    """A render's state with its options validated and its checks passed (nothing written)."""
+    if not isinstance(session, Session):
+        session = load_session(session)
+    if seed is not None:
+        session.reseed(seed)
+    if not block_seconds > 0:
+        raise SessionError(f"block_seconds must be > 0 s, got {block_seconds!r}")
+    if jobs is None:
+        jobs = min(os.cpu_count() or 1, 4)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SessionError(f"jobs must be a positive number of tracks, got {jobs!r}")
+    if batch_size is None:
+        batch_size = session.batch_size
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise SessionError(f"batch_size must be a positive number of windows, got {batch_size!r}")
+    r = _Render(session, Path(out_dir), device=device, progress=progress, cache=cache,
+                block_seconds=block_seconds, figure=figure, jobs=jobs, batch_size=batch_size,
+                batch_tracks=session.batch_tracks if batch_tracks is None else bool(batch_tracks),
+                allow_large=allow_large, stems=stems)
+    r.check()
+    return r
+
+
+def render_tracks(session: Session | str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                  names: list[str], *, device: str | None = None, seed: int | None = None,
+                  progress: bool = False, cache: bool = True, block_seconds: float = 10.0,
+                  jobs: int | None = None, batch_size: int | None = None,
+                  batch_tracks: bool | None = None) -> list[TrackResult]:
+    """Render some tracks of a session into ``out_dir``'s track cache, and nothing else.
+
+    The tracks ``names`` and those they depend on (keys, sidechains) are rendered exactly as
+    :func:`render_session` renders them, with the same cache keys (a key depends on the whole
+    session's length, so the other tracks' files are checked too), into
+    ``out_dir/.blendfx-cache/tracks/``; no mix, stems or report is written. A render farm runs
+    this to spread a long session's independent tracks over machines: once their cache
+    entries sit in the session's own cache, :func:`render_session` only mixes.
+
+    Parameters
+    ----------
+    session : Session or path
+    out_dir : str or Path
+        The folder whose cache receives the tracks (created).
+    names : list of str
+        Audible tracks to render.
+    device, seed, progress, cache, block_seconds, jobs, batch_size, batch_tracks :
+        As for :func:`render_session` (they must be the same for the keys to match).
+
+    Returns
+    -------
+    list of TrackResult
+        The rendered (or already cached) tracks, keys first; ``key`` is each one's cache entry.
+
+    Raises
+    ------
+    BlendfxError
+        Bad input, as for :func:`render_session`, or a name that is not an audible track.
+    """
+    r = _checked_render(session, out_dir, device=device, seed=seed, progress=progress,
+                        cache=cache, block_seconds=block_seconds, figure=False, jobs=jobs,
+                        batch_size=batch_size, batch_tracks=batch_tracks)
+    audible = {t.name: t for t in r.audible}
+    unknown = [n for n in names if n not in audible]
+    if unknown:
+        raise SessionError(f"render_tracks: {', '.join(map(repr, unknown))} is not an audible "
+                           f"track (audible: {', '.join(audible)})")
+    r.order = r.session.render_order([audible[n] for n in names])
+    r.out_dir.mkdir(parents=True, exist_ok=True)
+    with r.cache, one_blas_thread():
+        r.render_tracks()
+    return r.results

@@ -23,7 +23,8 @@ LINT = REPO / ".ci" / "lint_imports.py"
 #: Heavy optional dependencies a function may import where one path of a light module needs them.
 HEAVY = {"torch", "librosa", "diffusers", "blendfx.spectral.spectrogram",
          "blendfx.effects.diffusion.generator",
-         "pyroomacoustics"}  # optional (test extra): probe_signals.shoebox_response
+         "pyroomacoustics",  # optional (test extra): probe_signals.shoebox_response
+         "ray"}  # (render-many's optional backend: 0.4 s to import, installed with [farm])
 MAX_FUNCTION_IMPORTS = 15
 
 
