@@ -26,6 +26,17 @@ Prints its figures, then one JSON object on the last line:
 - ``auc_by_snr_leave_one_piece_out`` (with ``--cv FOLDER ...``): models trained with
   ``--val-music NAME`` scored on that recorded excerpt alone, the honest estimate for music unlike
   anything in training (the shipped weights train on all three recorded excerpts).
+- ``calibration_unseen`` (with ``--calibration`` or ``--calibration-only``): on the recorded
+  pieces (``music/``, ``music_cc/``) and the noise classes the weights never trained on, cut into
+  2.97 s items (at most 12 per piece, the 6 loudest per noise file; clean and every SNR), split
+  into two groups of whole pieces and whole noise classes: per group, the mean p(music) of the
+  pure-music and of the pure-noise windows, the expected calibration error (15 bins) over the
+  pure windows and over all windows (mixtures with dominance labels), before calibration and
+  with the temperature (``--calibration-bias``: and a logit offset) fitted on the *other* group;
+  the window AUCs and the clean AUC of every piece.
+- ``cross_validation`` (with ``--folds DIR ...``, weights from ``train.py --recipe recorded
+  --fold K --folds N``): each fold model on its own held-out pieces and noise classes; mean and
+  worst-fold AUC (clean, -10 dB), the worst piece, and the calibration cross-fitted over folds.
 """
 
 from __future__ import annotations
@@ -257,7 +268,10 @@ def main(argv=None) -> int:
                         help="calibration and AUC on the recorded pieces and noise classes the "
                              "weights never trained on, the temperature cross-fitted over halves")
     parser.add_argument("--calibration-only", action="store_true",
-                        help="only the --calibration figures (no old benchmark, no timing)")
+                        help="--calibration and --only")
+    parser.add_argument("--only", action="store_true",
+                        help="only the --calibration and --folds figures (no old benchmark, no "
+                             "timing)")
     parser.add_argument("--calibration-bias", action="store_true",
                         help="fit a logit offset beside the temperature")
     parser.add_argument("--folds", nargs="*", default=[],
@@ -272,7 +286,9 @@ def main(argv=None) -> int:
     root = shared_data_dir(args.data)
     model = Segmenter.from_pretrained(args.weights)
     calibration = None
-    if args.calibration or args.calibration_only:
+    args.calibration |= args.calibration_only
+    args.only |= args.calibration_only
+    if args.calibration:
         t = time.perf_counter()
         calibration = calibration_on_unseen(model, root, bias=args.calibration_bias)
         print_calibration(f"calibration on unseen recordings ({time.perf_counter() - t:.0f} s), "
@@ -284,7 +300,7 @@ def main(argv=None) -> int:
         print("  clean AUC by piece, worst first: " + ", ".join(
             f"{k} {v:.3f}" for k, v in sorted(aucs["clean_by_piece"].items(), key=lambda kv: kv[1])))
     folds = cross_validation(args.folds, root) if args.folds else None
-    if args.calibration_only:
+    if args.only:
         print(json.dumps({"benchmark": "segmenter", "calibration_unseen": calibration,
                           "cross_validation": folds}))
         return 0

@@ -104,9 +104,10 @@ class MixtureSampler:
         self.midi_p = midi_lengths / midi_lengths.sum() if self.midi else None
 
     def _segment(self, rng: np.random.Generator, clips: list[np.ndarray],
-                 p: np.ndarray | None) -> np.ndarray:
+                 p: np.ndarray | None, fold=None) -> np.ndarray:
         """A random stretch of a random clip, played 0.8 to 1.25 times as fast (pitch and tempo
-        move together, as on a tape): more timbres and tempi than the few sources hold."""
+        move together, as on a tape): more timbres and tempi than the few sources hold.
+        ``fold(rng, stereo)`` turns a stereo stretch to mono before the resampling."""
 
         rate = Fraction(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))).limit_denominator(12)
         need = int(np.ceil(self.samples * rate)) + 16
@@ -120,6 +121,8 @@ class MixtureSampler:
                 seg = clip[..., start:start + need]
             if np.sqrt(np.mean(seg ** 2)) > 1e-3:
                 break
+        if fold is not None and seg.ndim == 2:
+            seg = fold(rng, seg)
         out = resample_poly(seg, rate.denominator, rate.numerator, axis=-1) if rate != 1 else seg
         return np.asarray(out[..., : self.samples], np.float32)
 
@@ -190,9 +193,9 @@ class MixtureSampler:
         for b in range(size):
             cond = conditions[int(rng.choice(len(conditions), p=self.condition_p))]
             if self.midi and rng.random() < cfg.midi_share:
-                m = self._segment(rng, self.midi, self.midi_p)
+                m = self._segment(rng, self.midi, self.midi_p, aug.fold)
             else:
-                m = self._segment(rng, self.music, self.music_p)
+                m = self._segment(rng, self.music, self.music_p, aug.fold)
             n = self._segment(rng, self.noise, None)
             for _ in range(int(rng.integers(1, cfg.max_noises + 1)) - 1):
                 other = self._segment(rng, self.noise, None)
