@@ -4,6 +4,9 @@ Run::
 
     python -m blendfx.effects.segmenter.train --out effects/segmenter/weights  # the shipped weights
     python -m blendfx.effects.segmenter.train --data /work/shared/data --out /tmp/seg --steps 200
+    # issue 20: recorded music, recording augmentations, whole pieces and noise classes held out
+    python -m blendfx.effects.segmenter.train --recipe recorded --fold 0 --folds 4 --out /tmp/f0 \
+        --steps 2400 --hidden 64 --midi-seconds 15
 
 Every step draws ``--batch`` patches of 512 STFT frames (1.49 s, 13 x 17 windows) from the
 training files (:func:`.data.source_split`): a seventh are music alone, a seventh
@@ -509,7 +512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=4, help="recorded recipe: number of folds")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the fold assignment")
     args = parser.parse_args(argv)
-    fold = None if args.fold in (None, "none") else int(args.fold)
+    try:
+        fold = None if args.fold in (None, "none") else int(args.fold)
+    except ValueError:
+        parser.error(f"--fold must be a fold number or 'none', got {args.fold!r}")
     if args.fold is not None and args.recipe != "recorded":
         parser.error("--fold needs --recipe recorded")
 
