@@ -26,6 +26,17 @@ Prints its figures, then one JSON object on the last line:
 - ``auc_by_snr_leave_one_piece_out`` (with ``--cv FOLDER ...``): models trained with
   ``--val-music NAME`` scored on that recorded excerpt alone, the honest estimate for music unlike
   anything in training (the shipped weights train on all three recorded excerpts).
+- ``calibration_unseen`` (with ``--calibration`` or ``--calibration-only``): on the recorded
+  pieces (``music/``, ``music_cc/``) and the noise classes the weights never trained on, cut into
+  2.97 s items (at most 12 per piece, the 6 loudest per noise file; clean and every SNR), split
+  into two groups of whole pieces and whole noise classes: per group, the mean p(music) of the
+  pure-music and of the pure-noise windows, the expected calibration error (15 bins) over the
+  pure windows and over all windows (mixtures with dominance labels), before calibration and
+  with the temperature (``--calibration-bias``: and a logit offset) fitted on the *other* group;
+  the window AUCs and the clean AUC of every piece.
+- ``cross_validation`` (with ``--folds DIR ...``, weights from ``train.py --recipe recorded
+  --fold K --folds N``): each fold model on its own held-out pieces and noise classes; mean and
+  worst-fold AUC (clean, -10 dB), the worst piece, and the calibration cross-fitted over folds.
 """
 
 from __future__ import annotations
@@ -115,6 +126,120 @@ def split_of(model, root: Path):
     return source_split(root, val_music=held)
 
 
+def _rounded(d):
+    """``d`` with its floats rounded to 4 digits (nested dicts too)."""
+    if isinstance(d, dict):
+        return {k: _rounded(v) for k, v in d.items()}
+    return round(d, 4) if isinstance(d, float) else d
+
+
+def _scores_of(model, music_paths, noise_paths, per_piece: int, noise_segments: int):
+    """Window scores of ``model`` on the given held-out files (clean and every SNR of SNRS),
+    each piece capped at ``per_piece`` 2.97 s segments (spread over it), each long noise at its
+    ``noise_segments`` loudest."""
+    from blendfx.effects.segmenter.calibration import window_scores
+    from blendfx.effects.segmenter.data import item_samples, load_clips, spread_segments, validation_items
+
+    length = item_samples(model.config, 49)
+    music = [spread_segments(c, length, per_piece) for c in load_clips(music_paths)]
+    noise = load_clips(noise_paths)
+    items = validation_items(music, noise, windows=49, noise_segments_per_long_clip=noise_segments,
+                             config=model.config)
+    return window_scores(model, items)
+
+
+def unseen_sources(model, root: Path):
+    """The recorded pieces and the noise classes none of whose files trained ``model`` (from
+    the training metadata beside its weights)."""
+    from blendfx.effects.segmenter.data import music_pieces, noise_classes
+
+    src = model.training.get("sources", {})
+    trained = {str(p) for k in ("train_music", "train_noise") for p in src.get(k, [])}
+    pieces = [p for p in music_pieces(root) if str(p.relative_to(root)) not in trained]
+    classes = {name: files for name, files in noise_classes(root).items()
+               if not any(str(f.relative_to(root)) in trained for f in files)}
+    return pieces, classes
+
+
+def calibration_on_unseen(model, root: Path, groups: int = 2, seed: int = 0, per_piece: int = 12,
+                          noise_segments: int = 6, bias: bool = False) -> dict:
+    """Calibration (and AUCs) of ``model`` on recorded music and noise classes it never trained
+    on, the temperature cross-fitted over ``groups`` disjoint groups of whole pieces and whole
+    noise classes (each group scored with the temperature fitted on the other groups)."""
+    from blendfx.audio_io import audio_info
+    from blendfx.effects.segmenter.calibration import auc_summary, concatenate, cross_fitted
+    from blendfx.effects.segmenter.data import stratified_folds
+
+    pieces, classes = unseen_sources(model, root)
+    rng = np.random.default_rng(seed)
+    names = [str(p.relative_to(root)) for p in pieces]
+    piece_group = stratified_folds(names, [audio_info(p).duration for p in pieces], groups, rng)
+    class_group = stratified_folds(list(classes), [sum(audio_info(f).duration for f in fs)
+                                                   for fs in classes.values()], groups, rng)
+    scores, members = {}, {}
+    for g in range(groups):
+        music = [p for p, n in zip(pieces, names, strict=True) if piece_group[n] == g]
+        noise = [f for c, fs in classes.items() if class_group[c] == g for f in fs]
+        scores[f"group{g}"] = _scores_of(model, music, noise, per_piece, noise_segments)
+        members[f"group{g}"] = {"music": [p.name for p in music],
+                                "noise": [c for c in classes if class_group[c] == g]}
+    result = cross_fitted(scores, bias=bias)
+    pooled = concatenate(list(scores.values()))
+    return _rounded({"groups": members, "calibration": result, "auc": auc_summary(pooled),
+                     "per_piece_segments": per_piece, "noise_segments_per_file": noise_segments,
+                     "seed": seed, "bias": bias})
+
+
+def print_calibration(title: str, report: dict) -> None:
+    """The calibration figures of :func:`calibration_on_unseen` or of the folds, readable."""
+    print(title)
+    for name, r in report["calibration"].items():
+        t = "" if "temperature" not in r else f" T {r['temperature']:.3f} b {r['logit_bias']:+.3f}"
+        for when in ("before", "after"):
+            x = r[when]
+            print(f"  {name:>8} {when:>6}:{t if when == 'after' else ''}  music mean "
+                  f"{x['music_mean']:.3f} ({100 * x['music_below_half']:.0f}% < 0.5)  noise mean "
+                  f"{x['noise_mean']:.3f} ({100 * x['noise_above_half']:.0f}% >= 0.5)  ECE clean "
+                  f"{x['ece_clean']:.3f}  all {x['ece_all']:.3f}  windows {x['windows_music']}/"
+                  f"{x['windows_noise']}/{x['windows_all']}")
+
+
+def cross_validation(folders, root: Path) -> dict:
+    """Cross-validated figures of fold models (``train.py --fold K --folds N``): each scored on
+    its own held-out pieces and noise classes; the calibration cross-fitted over the folds."""
+    from blendfx.effects.segmenter.calibration import auc_summary, cross_fitted
+    from blendfx.effects.segmenter.data import fold_split
+    from blendfx.effects.segmenter.net import Segmenter
+
+    scores, per_fold = {}, {}
+    for folder in folders:
+        m = Segmenter.from_pretrained(folder)
+        f = m.training.get("fold")
+        if not f:
+            raise SystemExit(f"{folder}: not trained with --fold (no 'fold' in its metadata)")
+        split = fold_split(root, f["fold"], f["folds"], f["seed"], midi=False)
+        name = f"fold{f['fold']}of{f['folds']}"
+        scores[name] = _scores_of(m, split.val_music, split.val_noise, per_piece=12, noise_segments=6)
+        per_fold[name] = {"auc": auc_summary(scores[name]), "steps": m.training.get("steps"),
+                          "train_seconds": m.training.get("train_seconds"),
+                          "music": [p.name for p in split.val_music]}
+    out = {"folds": per_fold}
+    for cond in ("clean", "-10"):
+        values = {k: v["auc"]["dominance"].get(cond, float("nan")) for k, v in per_fold.items()}
+        out[f"mean_auc_{cond}"] = float(np.mean(list(values.values())))
+        out[f"worst_fold_{cond}"] = min(values.items(), key=lambda kv: kv[1])
+    pieces = {p: a for v in per_fold.values() for p, a in v["auc"]["clean_by_piece"].items()}
+    out["worst_piece_clean"] = min(pieces.items(), key=lambda kv: kv[1]) if pieces else None
+    if len(scores) >= 2:
+        out["calibration"] = cross_fitted(scores)
+        print_calibration("cross-validated calibration (each fold's T fitted on the other folds):",
+                          out)
+    print(f"cross-validation over {len(per_fold)} folds: mean clean AUC {out['mean_auc_clean']:.4f}, "
+          f"-10 dB {out['mean_auc_-10']:.4f}; worst fold {out['worst_fold_clean']}; worst piece "
+          f"{out['worst_piece_clean']}")
+    return _rounded(out)
+
+
 def main(argv=None) -> int:
     import torch
     from blendfx.effects import MusicNoiseSegmenter
@@ -139,6 +264,19 @@ def main(argv=None) -> int:
                         help="also run the effect on this many seconds of stereo in a fresh "
                              "process and report its peak RSS")
     parser.add_argument("--long-case", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--calibration", action="store_true",
+                        help="calibration and AUC on the recorded pieces and noise classes the "
+                             "weights never trained on, the temperature cross-fitted over halves")
+    parser.add_argument("--calibration-only", action="store_true",
+                        help="--calibration and --only")
+    parser.add_argument("--only", action="store_true",
+                        help="only the --calibration and --folds figures (no old benchmark, no "
+                             "timing)")
+    parser.add_argument("--calibration-bias", action="store_true",
+                        help="fit a logit offset beside the temperature")
+    parser.add_argument("--folds", nargs="*", default=[],
+                        help="weights folders trained with --fold K --folds N: cross-validated "
+                             "AUC and calibration over their held-out pieces and noise classes")
     args = parser.parse_args(argv)
     if args.long_case:
         print(json.dumps(long_input(args.long_case, args.weights)))
@@ -147,6 +285,25 @@ def main(argv=None) -> int:
 
     root = shared_data_dir(args.data)
     model = Segmenter.from_pretrained(args.weights)
+    calibration = None
+    args.calibration |= args.calibration_only
+    args.only |= args.calibration_only
+    if args.calibration:
+        t = time.perf_counter()
+        calibration = calibration_on_unseen(model, root, bias=args.calibration_bias)
+        print_calibration(f"calibration on unseen recordings ({time.perf_counter() - t:.0f} s), "
+                          f"the temperature fitted on the other group of pieces and noise classes:",
+                          calibration)
+        aucs = calibration["auc"]
+        print("  AUC (dominance) on them: " + "  ".join(f"{k} {v:.4f}" for k, v in
+                                                      aucs["dominance"].items()))
+        print("  clean AUC by piece, worst first: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in sorted(aucs["clean_by_piece"].items(), key=lambda kv: kv[1])))
+    folds = cross_validation(args.folds, root) if args.folds else None
+    if args.only:
+        print(json.dumps({"benchmark": "segmenter", "calibration_unseen": calibration,
+                          "cross_validation": folds}))
+        return 0
     weights_path, _ = resolve_weight_paths(args.weights)
     split = split_of(model, root)
     music = load_clips(split.val_music) + render_midi_clips(split.val_midi)
@@ -268,6 +425,8 @@ def main(argv=None) -> int:
         "window_by_window_realtime_factor": round(rtf_naive, 2),
         "speedup_vs_window_by_window": round(rtf_segment / rtf_naive, 1),
         "long": long,
+        "calibration_unseen": calibration,
+        "cross_validation": folds,
         "goals": {"auc_clean_ge_0.99": auc.get("clean", 0) >= 0.99, "realtime_factor_ge_100": rtf >= 100},
     }
     print(json.dumps(out))

@@ -31,7 +31,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import torch
-from blendfx.audio_io import read_audio
+from blendfx.audio_io import audio_info, read_audio
 from blendfx.effects.composer import render_midi
 from blendfx.errors import ParameterError
 from scipy.stats import rankdata
@@ -46,6 +46,11 @@ __all__ = [
     "ValidationItem",
     "shared_data_dir",
     "source_split",
+    "music_pieces",
+    "noise_classes",
+    "fold_split",
+    "stratified_folds",
+    "spread_segments",
     "load_clips",
     "render_midi_clips",
     "noise_gain",
@@ -137,6 +142,108 @@ def source_split(root: str | os.PathLike[str] | None = None, midi: bool = True,
     return split
 
 
+#: Audio file suffixes of the recorded music folders.
+AUDIO_SUFFIXES = (".ogg", ".mp3", ".flac", ".wav")
+
+
+def music_pieces(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The recorded music pieces: ``music/`` (3) and ``music_cc/`` (16), by path.
+
+    One file is one piece (the unit a fold holds out whole). Sorted by folder, then name.
+    """
+    root = shared_data_dir(root)
+    return [p for folder in ("music", "music_cc") if (root / folder).is_dir()
+            for p in sorted((root / folder).iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES]
+
+
+def noise_classes(root: str | os.PathLike[str] | None = None) -> dict[str, list[Path]]:
+    """The noise classes a fold holds out whole: each ESC-10 folder (``esc10/dog_bark`` ...)
+    and each long recording of ``noise/long`` and ``noise/nps`` (its own kind of sound)."""
+    root = shared_data_dir(root)
+    classes: dict[str, list[Path]] = {}
+    for folder in sorted(d for d in (root / "noise" / "esc10").iterdir() if d.is_dir()):
+        classes[f"esc10/{folder.name}"] = sorted(p for p in folder.iterdir()
+                                                 if p.suffix.lower() in AUDIO_SUFFIXES)
+    for kind in ("long", "nps"):
+        if (root / "noise" / kind).is_dir():
+            for p in sorted((root / "noise" / kind).iterdir()):
+                if p.suffix.lower() in AUDIO_SUFFIXES:
+                    classes[f"{kind}/{p.stem}"] = [p]
+    return classes
+
+
+def stratified_folds(names: Sequence[str], lengths: Sequence[float], folds: int,
+                      rng: np.random.Generator) -> dict[str, int]:
+    """Fold of every name: sorted by length, each run of ``folds`` consecutive names gets a
+    seeded permutation of the folds (every fold gets one long, one shorter ... item: the
+    folds' sizes and total lengths stay close)."""
+    order = sorted(range(len(names)), key=lambda i: (-lengths[i], names[i]))
+    out: dict[str, int] = {}
+    for start in range(0, len(order), folds):
+        perm = rng.permutation(folds)
+        for k, i in enumerate(order[start:start + folds]):
+            out[names[i]] = int(perm[k])
+    return out
+
+
+def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0, folds: int = 4,
+               seed: int = 0, midi: bool = True) -> SourceSplit:
+    """Whole-piece k-fold split over the recorded music, with noise classes held out too.
+
+    Every recorded piece (:func:`music_pieces`) and every noise class (:func:`noise_classes`)
+    is in exactly one of ``folds`` folds; fold ``fold`` is held out (``val_music``/``val_noise``:
+    all of its pieces and all files of its noise classes), the others train. The assignment is
+    stratified by length (see :func:`stratified_folds`; durations from the files' headers) and
+    seeded: the same ``seed`` gives the same folds. MIDI (augmentation only) keeps the split of
+    :func:`source_split` (every fifth tune held out).
+
+    With ``fold=None`` (the final model, after the cross-validation): every recorded piece and
+    the ``noise/nps`` recordings train; validation keeps :func:`source_split`'s held-out noise
+    (the last two ESC-10 clips of every class, one long bed) and rendered MIDI tunes.
+
+    Parameters
+    ----------
+    fold : int or None
+        The held-out fold, ``0 <= fold < folds``; None holds out no recorded piece.
+    folds : int
+        Number of folds, 2 to the number of noise classes.
+    seed : int
+        Seeds the fold assignment.
+
+    Raises
+    ------
+    ParameterError
+        ``fold`` or ``folds`` out of range, or fewer pieces or noise classes than folds.
+    """
+    root = shared_data_dir(root)
+    pieces, classes = music_pieces(root), noise_classes(root)
+    if fold is None:
+        base = source_split(root, midi=midi)
+        base.train_music, base.val_music = pieces, []
+        base.train_noise += [f for name, fs in classes.items() if name.startswith("nps/") for f in fs]
+        return base
+    if folds < 2 or not 0 <= fold < folds:
+        raise ParameterError(f"need 2 <= folds and 0 <= fold < folds, got fold {fold} of {folds}")
+    if len(pieces) < folds or len(classes) < folds:
+        raise ParameterError(f"{folds} folds need at least as many pieces and noise classes; "
+                             f"found {len(pieces)} pieces, {len(classes)} noise classes in {root}")
+    rng = np.random.default_rng(seed)
+    piece_names = [str(p.relative_to(root)) for p in pieces]
+    piece_fold = stratified_folds(piece_names, [audio_info(p).duration for p in pieces], folds, rng)
+    class_names = list(classes)
+    class_fold = stratified_folds(class_names, [sum(audio_info(p).duration for p in classes[c])
+                                                 for c in class_names], folds, rng)
+    split = SourceSplit()
+    for p, name in zip(pieces, piece_names, strict=True):
+        (split.val_music if piece_fold[name] == fold else split.train_music).append(p)
+    for name in class_names:
+        (split.val_noise if class_fold[name] == fold else split.train_noise).extend(classes[name])
+    if midi:
+        base = source_split(root, midi=True)
+        split.train_midi, split.val_midi = base.train_midi, base.val_midi
+    return split
+
+
 @dataclass
 class Clip:
     """One mono source at the segmenter's rate."""
@@ -145,12 +252,19 @@ class Clip:
     audio: np.ndarray
 
 
-def load_clips(paths: Sequence[Path], sample_rate: int = 44100) -> list[Clip]:
-    """Read files as mono float32 at ``sample_rate`` (16 kHz noise beds are resampled)."""
+def load_clips(paths: Sequence[Path], sample_rate: int = 44100, stereo: bool = False) -> list[Clip]:
+    """Read files as float32 at ``sample_rate`` (16 kHz noise beds are resampled).
+
+    Mono (1-D) by default; with ``stereo``, ``(2, samples)`` (a mono file repeated on both
+    channels) for the training's stereo/mono augmentation.
+    """
 
     clips = []
     for p in paths:
-        audio, _ = read_audio(p, sample_rate=sample_rate, mono=True)
+        audio, _ = read_audio(p, sample_rate=sample_rate, mono=not stereo)
+        if stereo:
+            audio = np.asarray(audio)
+            audio = np.repeat(audio[:1], 2, axis=0) if audio.shape[0] == 1 else audio[:2]
         clips.append(Clip(p.stem, np.ascontiguousarray(audio, dtype=np.float32)))
     return clips
 
@@ -212,6 +326,19 @@ def render_midi_clips(paths: Sequence[Path], sample_rate: int = 44100, max_secon
             if np.sqrt(np.mean(mono ** 2)) > 1e-4:
                 clips.append(Clip(p.stem if k == 0 else f"{p.stem}~{k}", np.ascontiguousarray(mono)))
     return clips
+
+
+def spread_segments(clip: Clip, length: int, count: int) -> Clip:
+    """``clip`` cut to at most ``count`` of its consecutive ``length``-sample segments, evenly
+    spread over it and joined (so :func:`validation_items` cuts exactly those segments again):
+    caps how much one long piece weighs in a pooled figure."""
+    audio = clip.audio
+    n = audio.shape[-1] // length
+    if n <= count:
+        return clip
+    picks = np.linspace(0, n - 1, count).round().astype(int)
+    return Clip(clip.name, np.ascontiguousarray(
+        np.concatenate([audio[..., i * length:(i + 1) * length] for i in picks], axis=-1)))
 
 
 def noise_gain(music: np.ndarray, noise: np.ndarray, snr_db: float) -> float:

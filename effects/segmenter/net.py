@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -33,8 +34,9 @@ from typing import Any
 import librosa
 import numpy as np
 import torch  # imported by the package anyway (the effects); the modules below subclass nn.Module
-from blendfx.buffers import to_channels_first, to_mono
+from blendfx.buffers import check_finite, to_channels_first, to_mono
 from blendfx.device import resolve_device
+from blendfx.effect import check_sample_rate
 from blendfx.errors import ModelNotFoundError, ParameterError
 from blendfx.files import atomic_path, atomic_write_text
 from blendfx.spectral.analysis import resample
@@ -49,6 +51,8 @@ __all__ = [
     "SegmenterConfig",
     "Segmenter",
     "Segmentation",
+    "MusicProbabilities",
+    "music_probability",
     "WEIGHTS_FILE",
     "CONFIG_FILE",
     "default_weights_dir",
@@ -112,6 +116,13 @@ class SegmenterConfig:
         Dynamic range of the input image in dB below the loudest pixel.
     silence_db : float
         Reference level in dB (re. full scale) used when the input is quieter than this.
+    temperature : float
+        Calibration (temperature scaling, Guo et al. 2017): a window's music probability is
+        ``sigmoid((z_music - z_noise) / temperature + logit_bias)`` of its two logits. 1 (with
+        ``logit_bias`` 0) is the plain softmax of the network, bit for bit. Fitted on held-out
+        recordings by :func:`.calibration.fit_temperature`; > 0.
+    logit_bias : float
+        Added to the scaled logit difference (Platt-style offset); 0 = pure temperature scaling.
     """
 
     sample_rate: int = 44100
@@ -129,9 +140,16 @@ class SegmenterConfig:
     linear_channel: bool = False
     range_db: float = 80.0
     silence_db: float = -100.0
+    temperature: float = 1.0
+    logit_bias: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
+        if not (np.isfinite(self.temperature) and self.temperature > 0):
+            raise ParameterError(f"SegmenterConfig: temperature must be a positive number, got "
+                                 f"{self.temperature!r}")
+        if not np.isfinite(self.logit_bias):
+            raise ParameterError(f"SegmenterConfig: logit_bias must be finite, got {self.logit_bias!r}")
         total = int(np.prod(self.conv_strides)) * 2 ** len(self.conv_strides)
         if total != self.cell:
             raise ParameterError(f"SegmenterConfig: conv strides {self.conv_strides} with one 2x2 pool "
@@ -159,9 +177,16 @@ class SegmenterConfig:
     def window_hz(self) -> float:
         return self.window_bins * self.sample_rate / self.n_fft
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether a temperature or bias other than the identity is set."""
+        return self.temperature != 1.0 or self.logit_bias != 0.0
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["conv_strides"] = list(self.conv_strides)
+        if not self.calibrated:  # uncalibrated configs stay as they were written before
+            del d["temperature"], d["logit_bias"]
         return d
 
     @classmethod
@@ -572,6 +597,9 @@ class Segmentation:
     config : SegmenterConfig
     power : torch.Tensor
         ``(bins, frames)`` power of the analysed STFT (kept for :attr:`cell_level_db`).
+    logits : np.ndarray, optional
+        ``(13, cols - 15)`` each window's raw logit difference ``z_music - z_noise`` (before
+        the config's temperature and bias): what :func:`.calibration.fit_temperature` fits on.
     """
 
     music: np.ndarray
@@ -579,6 +607,7 @@ class Segmentation:
     windows: np.ndarray
     config: SegmenterConfig
     power: Any = field(repr=False)
+    logits: np.ndarray | None = field(default=None, repr=False)
 
     @cached_property
     def cell_level_db(self) -> np.ndarray:
@@ -813,13 +842,159 @@ class Segmenter:
         c = self.config
         frames = pw.shape[-1]
         image = features_from_power(pw, c)
-        probs = torch.softmax(self.window_logits(image), dim=0)[1]
+        logits = self.window_logits(image)
+        probs = music_probability(logits, c)
         cells = cells_from_windows(probs, c)
         n_cells = -(-frames // c.cell)
         cells = cells[:, :n_cells]
         music = mask_from_cells(cells, c, frames)
         return Segmentation(music=_numpy(music), cells=_numpy(cells), windows=_numpy(probs),
-                            config=c, power=pw)
+                            config=c, power=pw, logits=_numpy(logits[1] - logits[0]))
+
+    def probabilities(self, audio: np.ndarray, sample_rate: float) -> MusicProbabilities:
+        """Per-window and per-cell music probabilities of ``audio`` with their times and bands.
+
+        The stable way to score the model with one's own labels: see :class:`MusicProbabilities`
+        for the grid (seconds and Hz). The audio is validated, mixed to mono and, at any rate
+        other than the config's (44.1 kHz), resampled to it for the analysis.
+
+        Parameters
+        ----------
+        audio : np.ndarray
+            Samples, 1-D (mono) or 2-D ``(channels, samples)`` / ``(samples, channels)``.
+        sample_rate : float
+            Its rate in Hz (> 0). Below 44.1 kHz the band above the input's Nyquist frequency is
+            empty after resampling: the windows and cells wholly above it are flagged
+            (``window_in_band``/``cell_in_band`` False) and a :class:`UserWarning` says so.
+
+        Raises
+        ------
+        ParameterError
+            Empty audio, NaN or infinite samples, a square 2-D array (channels and samples cannot
+            be told apart), more than two dimensions, a non-numeric dtype, or a sample rate
+            that is not a positive number.
+        """
+
+        sr = check_sample_rate(sample_rate)
+        if np.size(audio) == 0:
+            raise ParameterError("audio is empty (0 samples): nothing to segment")
+        data, _ = to_channels_first(audio, name="audio")
+        check_finite(data, name="audio")
+        c = self.config
+        nyquist = sr / 2.0
+        if nyquist < c.sample_rate / 2.0:
+            warnings.warn(f"audio at {sr:g} Hz is resampled to {c.sample_rate} Hz for the "
+                          f"segmenter; its windows and cells above the input's Nyquist frequency "
+                          f"({nyquist:g} Hz) see no signal (flagged by window_in_band / "
+                          f"cell_in_band)", UserWarning, stacklevel=2)
+        seg = self.segment(data, sr)
+        return MusicProbabilities.from_segmentation(seg, data.shape[1] / sr, sr)
+
+
+def music_probability(logits, config: SegmenterConfig):
+    """Music probabilities from window logits ``(2, ...)`` (0 = noise, 1 = music), calibrated by
+    ``config.temperature`` and ``config.logit_bias``; with neither set, exactly the softmax."""
+    if not config.calibrated:
+        return torch.softmax(logits, dim=0)[1]
+    return torch.sigmoid((logits[1] - logits[0]) / config.temperature + config.logit_bias)
+
+
+@dataclass(frozen=True)
+class MusicProbabilities:
+    """Music probabilities on the segmenter's grid, with the time and frequency extent of each.
+
+    Grid conventions (analysis at ``sample_rate`` = 44.1 kHz, STFT hop ``hop_s`` = 128 samples =
+    2.90 ms, 256 image bins of ``bin_hz`` = 86.13 Hz; times in s from the first sample of the
+    input, frequencies in Hz): STFT frame ``f`` stands for ``[f, f + 1) * hop_s`` and bin ``k``
+    for ``[k, k + 1) * bin_hz``. Window ``(i, j)`` spans frames ``16 j`` to ``16 j + 255`` (0.743
+    s) and bins ``16 i`` to ``16 i + 63`` (5.51 kHz); cell ``(i, j)`` spans 16 x 16 of them
+    (46.4 ms x 1.38 kHz). Row 0 is the lowest band. Input shorter than one window, or not a
+    whole number of window hops, is zero-padded at the end (the padding is silence at the
+    image's floor), so the last window or cell may end after ``duration_s``.
+
+    Attributes
+    ----------
+    windows : np.ndarray
+        ``(13, n_windows)`` float32 p(music) of every window (calibrated by the weights'
+        temperature); ``1 - p`` is p(noise).
+    window_logits : np.ndarray
+        ``(13, n_windows)`` float32 raw logit difference ``z_music - z_noise`` of each window,
+        before calibration (to fit or check a calibration of one's own).
+    window_start_s, window_end_s : np.ndarray
+        ``(n_windows,)`` float64 time span of each window column in s.
+    window_low_hz, window_high_hz : np.ndarray
+        ``(13,)`` float64 frequency span of each window row in Hz.
+    window_in_band : np.ndarray
+        ``(13,)`` bool: the row starts below the input's Nyquist frequency (False rows see only
+        the silence above a low input rate).
+    cells : np.ndarray
+        ``(16, n_cells)`` float32 p(music) per cell: the mean over the windows covering it
+        (the paper's averaging), ``n_cells = ceil(frames / 16)`` with ``frames = samples // 128
+        + 1`` at 44.1 kHz.
+    cell_start_s, cell_end_s : np.ndarray
+        ``(n_cells,)`` float64 time span of each cell column in s.
+    cell_low_hz, cell_high_hz : np.ndarray
+        ``(16,)`` float64 frequency span of each cell row in Hz.
+    cell_in_band : np.ndarray
+        ``(16,)`` bool: the cell row starts below the input's Nyquist frequency.
+    duration_s : float
+        Length of the input in s.
+    input_sample_rate : float
+        The input's rate in Hz (the analysis resampled it when it differs from ``sample_rate``).
+    sample_rate : int
+        Analysis rate in Hz (44,100).
+    hop_s, bin_hz : float
+        Seconds per STFT frame (2.90 ms) and Hz per bin (86.13 Hz) of the analysis.
+    temperature, logit_bias : float
+        The calibration applied to ``window_logits`` to give ``windows``.
+    """
+
+    windows: np.ndarray
+    window_logits: np.ndarray
+    window_start_s: np.ndarray
+    window_end_s: np.ndarray
+    window_low_hz: np.ndarray
+    window_high_hz: np.ndarray
+    window_in_band: np.ndarray
+    cells: np.ndarray
+    cell_start_s: np.ndarray
+    cell_end_s: np.ndarray
+    cell_low_hz: np.ndarray
+    cell_high_hz: np.ndarray
+    cell_in_band: np.ndarray
+    duration_s: float
+    input_sample_rate: float
+    sample_rate: int
+    hop_s: float
+    bin_hz: float
+    temperature: float = 1.0
+    logit_bias: float = 0.0
+
+    @classmethod
+    def from_segmentation(cls, seg: Segmentation, duration_s: float,
+                          input_sample_rate: float) -> MusicProbabilities:
+        """The grid of ``seg`` (the segmenter's output for audio of ``duration_s`` s)."""
+        c = seg.config
+        hop_s, bin_hz = c.hop_length / c.sample_rate, c.sample_rate / c.n_fft
+        rows, cols = seg.windows.shape
+        starts = np.arange(cols) * c.cell * hop_s
+        lows = np.arange(rows) * c.cell * bin_hz
+        cell_rows, cell_cols = seg.cells.shape
+        cell_starts = np.arange(cell_cols) * c.cell * hop_s
+        cell_lows = np.arange(cell_rows) * c.cell * bin_hz
+        nyquist = float(input_sample_rate) / 2.0
+        logits = seg.logits if seg.logits is not None else np.full(seg.windows.shape, np.nan,
+                                                                    np.float32)
+        return cls(windows=seg.windows, window_logits=logits,
+                   window_start_s=starts, window_end_s=starts + c.window_frames * hop_s,
+                   window_low_hz=lows, window_high_hz=lows + c.window_bins * bin_hz,
+                   window_in_band=lows < nyquist,
+                   cells=seg.cells, cell_start_s=cell_starts, cell_end_s=cell_starts + c.cell * hop_s,
+                   cell_low_hz=cell_lows, cell_high_hz=cell_lows + c.cell * bin_hz,
+                   cell_in_band=cell_lows < nyquist, duration_s=float(duration_s),
+                   input_sample_rate=float(input_sample_rate), sample_rate=int(c.sample_rate),
+                   hop_s=hop_s, bin_hz=bin_hz, temperature=float(c.temperature),
+                   logit_bias=float(c.logit_bias))
 
 
 def _numpy(t) -> np.ndarray:

@@ -10,7 +10,7 @@ from blendfx.params import ChoiceParam, FloatParam, StrParam
 from blendfx.spectral.mask import register_mask_mode
 from blendfx.spectral.params import SpectrogramParams
 
-from .net import Segmentation, Segmenter, load_segmenter, stft_filter
+from .net import MusicProbabilities, Segmentation, Segmenter, load_segmenter, stft_filter
 
 __all__ = ["MusicNoiseSegmenter", "cnn_noise_mask", "register_cnn_mode"]
 
@@ -77,6 +77,8 @@ class MusicNoiseSegmenter(Effect):
     Examples
     --------
     >>> music_only = MusicNoiseSegmenter(mode="music")(mixture, 44100)       # doctest: +SKIP
+    >>> p = MusicNoiseSegmenter().probabilities(mixture, 44100)           # doctest: +SKIP
+    >>> p.windows.shape, p.window_start_s[:2], p.window_low_hz[:2]         # doctest: +SKIP
     >>> probs = MusicNoiseSegmenter().probability_map(mixture, 44100)         # doctest: +SKIP
     >>> plt.imshow(probs.music, origin="lower", extent=probs.extent(), aspect="auto")  # doctest: +SKIP
     """
@@ -90,6 +92,42 @@ class MusicNoiseSegmenter(Effect):
     def model(self) -> Segmenter:
         """The (shared, cached) segmenter this effect uses, on its device."""
         return load_segmenter(self.weights or None, device=str(self.torch_device))
+
+    def probabilities(self, audio: np.ndarray, sample_rate: float) -> MusicProbabilities:
+        """Music probabilities of ``audio`` per window and per cell, with their times and bands.
+
+        The stable public API for scoring the model with one's own labels and protocol.
+
+        Parameters
+        ----------
+        audio : np.ndarray
+            1-D mono or 2-D (channels x samples, either orientation; mixed to mono), any rate.
+        sample_rate : float
+            Hz. Other rates than 44.1 kHz are resampled to it for the analysis; below it, the
+            bands above the input's Nyquist frequency are flagged and a ``UserWarning`` raised.
+
+        Returns
+        -------
+        MusicProbabilities
+            ``.windows`` ``(13, n)`` p(music) of each 0.743 s x 5.51 kHz window (16-pixel hops:
+            46.4 ms, 1.38 kHz) with ``.window_start_s``/``.window_end_s`` (s) and
+            ``.window_low_hz``/``.window_high_hz`` (Hz); ``.cells`` ``(16, m)`` p(music) per
+            46.4 ms x 1.38 kHz cell with ``.cell_start_s``/``.cell_end_s``/``.cell_low_hz``/
+            ``.cell_high_hz``; ``.window_logits`` (uncalibrated); the weights' temperature.
+
+        Raises
+        ------
+        ParameterError
+            Empty audio, NaN/infinite samples, a square 2-D array, a bad sample rate.
+
+        Examples
+        --------
+        >>> p = MusicNoiseSegmenter().probabilities(audio, 44100)          # doctest: +SKIP
+        >>> music_share = p.windows.mean(axis=0)   # one per 46 ms hop   # doctest: +SKIP
+        >>> list(zip(p.window_start_s, p.window_end_s, music_share))[:3]  # doctest: +SKIP
+        """
+
+        return self.model().probabilities(audio, sample_rate)
 
     def probability_map(self, audio: np.ndarray, sample_rate: float) -> Segmentation:
         """The music/noise probabilities of ``audio`` (any layout, any rate), for plots.

@@ -4,6 +4,9 @@ Run::
 
     python -m blendfx.effects.segmenter.train --out effects/segmenter/weights  # the shipped weights
     python -m blendfx.effects.segmenter.train --data /work/shared/data --out /tmp/seg --steps 200
+    # issue 20: recorded music, recording augmentations, whole pieces and noise classes held out
+    python -m blendfx.effects.segmenter.train --recipe recorded --fold 0 --folds 4 --out /tmp/f0 \
+        --steps 2400 --hidden 64 --midi-seconds 15
 
 Every step draws ``--batch`` patches of 512 STFT frames (1.49 s, 13 x 17 windows) from the
 training files (:func:`.data.source_split`): a seventh are music alone, a seventh
@@ -35,11 +38,13 @@ import torch
 from blendfx.errors import BlendfxError, ParameterError
 from scipy.signal import resample_poly
 
+from .augment import AugmentConfig, RecordingAugmenter
 from .data import (
     SNRS,
     VALIDATION_MUSIC,
     Clip,
     evaluate,
+    fold_split,
     item_samples,
     load_clips,
     noise_gain,
@@ -72,12 +77,21 @@ class MixtureSampler:
         Probability that a patch's noise is the sum of two noise clips (the second 10 dB below to
         10 dB above the first, RMS over the patch): a transient noise over another one's bed, so
         the few noise files make many more scenes. 0 (default) draws exactly as before.
+    augmenter : RecordingAugmenter, optional
+        The recording chain of :mod:`.augment` for :meth:`augmented_batch` (music clips may
+        then be stereo ``(2, samples)``).
+    midi : sequence of Clip
+        Rendered music drawn for a share ``augmenter.config.midi_share`` of the patches of
+        :meth:`augmented_batch` (in proportion to length), the recordings for the rest.
     """
 
     def __init__(self, music: Sequence[Clip], noise: Sequence[Clip], samples: int,
-                 clean_share: float | None = None, noise_mix: float = 0.0):
+                 clean_share: float | None = None, noise_mix: float = 0.0,
+                 augmenter: RecordingAugmenter | None = None, midi: Sequence[Clip] = ()):
         self.music = [c.audio for c in music]
         self.noise = [c.audio for c in noise]
+        self.midi = [c.audio for c in midi]
+        self.augmenter = augmenter
         self.samples = samples
         if not 0.0 <= noise_mix <= 1.0:
             raise ParameterError(f"noise_mix must be within [0, 1], got {noise_mix}")
@@ -87,27 +101,33 @@ class MixtureSampler:
         if not 0.0 <= clean <= 0.5:
             raise ParameterError(f"clean_share must be within [0, 0.5], got {clean}")
         self.condition_p = np.array([clean, clean] + [(1.0 - 2 * clean) / snrs] * snrs)
-        lengths = np.array([m.size for m in self.music], float)
+        lengths = np.array([m.shape[-1] for m in self.music], float)
         self.music_p = lengths / lengths.sum()
+        midi_lengths = np.array([m.shape[-1] for m in self.midi], float)
+        self.midi_p = midi_lengths / midi_lengths.sum() if self.midi else None
 
     def _segment(self, rng: np.random.Generator, clips: list[np.ndarray],
-                 p: np.ndarray | None) -> np.ndarray:
+                 p: np.ndarray | None, fold=None) -> np.ndarray:
         """A random stretch of a random clip, played 0.8 to 1.25 times as fast (pitch and tempo
-        move together, as on a tape): more timbres and tempi than the few sources hold."""
+        move together, as on a tape): more timbres and tempi than the few sources hold.
+        ``fold(rng, stereo)`` turns a stereo stretch to mono before the resampling."""
 
         rate = Fraction(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))).limit_denominator(12)
         need = int(np.ceil(self.samples * rate)) + 16
         for _ in range(20):  # skip near-silent picks (fades, pauses between barks)
             clip = clips[rng.choice(len(clips), p=p)]
-            if clip.size <= need:
-                seg = np.pad(clip, (0, need - clip.size))
+            n = clip.shape[-1]
+            if n <= need:
+                seg = np.pad(clip, [(0, 0)] * (clip.ndim - 1) + [(0, need - n)])
             else:
-                start = int(rng.integers(0, clip.size - need + 1))
-                seg = clip[start:start + need]
+                start = int(rng.integers(0, n - need + 1))
+                seg = clip[..., start:start + need]
             if np.sqrt(np.mean(seg ** 2)) > 1e-3:
                 break
-        out = resample_poly(seg, rate.denominator, rate.numerator) if rate != 1 else seg
-        return np.asarray(out[: self.samples], np.float32)
+        if fold is not None and seg.ndim == 2:
+            seg = fold(rng, seg)
+        out = resample_poly(seg, rate.denominator, rate.numerator, axis=-1) if rate != 1 else seg
+        return np.asarray(out[..., : self.samples], np.float32)
 
     def batch(self, rng: np.random.Generator, size: int):
         """A training batch.
@@ -144,6 +164,62 @@ class MixtureSampler:
         return music, noise, tilts
 
 
+    def augmented_batch(self, rng: np.random.Generator, size: int):
+        """A training batch through the recording chain of :mod:`.augment`.
+
+        Music comes from rendered MIDI for a share ``midi_share`` of the patches (when any was
+        given), else from the recordings; the noise is the sum of 1 to ``max_noises`` clips at
+        random relative levels (+-10 dB); the components go through the augmenter's
+        per-component chain, are mixed at the drawn condition (music alone, noise alone, or one
+        of the SNRs), then through its mixture chain.
+
+        Returns
+        -------
+        music, noise : np.ndarray
+            ``(size, samples)`` float32 components (one of the two may be zero).
+        tilts : np.ndarray
+            ``(size, 2)`` spectral tilts in dB per octave for the music and the noise.
+        band_db : np.ndarray
+            ``(size, bins)`` the channel's response in dB on the STFT bins of
+            :class:`SegmenterConfig` (applied to both components).
+        """
+        if self.augmenter is None:
+            raise ParameterError("augmented_batch needs a RecordingAugmenter")
+        aug = self.augmenter
+        cfg = aug.config
+        config = SegmenterConfig()
+        freqs = np.arange(config.bins) * config.sample_rate / config.n_fft
+        music = np.zeros((size, self.samples), np.float32)
+        noise = np.zeros((size, self.samples), np.float32)
+        band_db = np.zeros((size, config.bins), np.float32)
+        conditions = ("music", "noise") + tuple(s for s in SNRS if s != "clean")
+        for b in range(size):
+            cond = conditions[int(rng.choice(len(conditions), p=self.condition_p))]
+            if self.midi and rng.random() < cfg.midi_share:
+                m = self._segment(rng, self.midi, self.midi_p, aug.fold)
+            else:
+                m = self._segment(rng, self.music, self.music_p, aug.fold)
+            n = self._segment(rng, self.noise, None)
+            for _ in range(int(rng.integers(1, cfg.max_noises + 1)) - 1):
+                other = self._segment(rng, self.noise, None)
+                ratio = 10.0 ** (rng.uniform(-10.0, 10.0) / 20.0)
+                n = n + other * (ratio * _rms(n) / max(_rms(other), 1e-9))
+            m, n = aug.components(rng, m, n)
+            if cond == "music":
+                n = np.zeros_like(n)
+            elif cond == "noise":
+                m = np.zeros_like(m)
+            else:
+                n = n * noise_gain(m, n, float(cond))
+            m, n = aug.mixture(rng, m, n)
+            level = 10.0 ** (rng.uniform(-20.0, 0.0) / 20.0)
+            scale = level / max(float(np.abs(m + n).max()), 1e-9)
+            music[b], noise[b] = m * scale, n * scale
+            band_db[b] = aug.band_db(rng, freqs)
+        tilts = rng.uniform(-3.0, 3.0, (size, 2)).astype(np.float32)
+        return music, noise, tilts, band_db
+
+
 def learning_rate(step: int, steps: int, lr: float, cycles: int = 1) -> float:
     """The learning rate at ``step`` (0-based) of ``steps``: ``cycles`` cosine cycles of equal
     length, each with a linear warm-up over its first 5 %, cycle k peaking at ``lr / 2**k``."""
@@ -169,9 +245,13 @@ def _tilt(spec, db_per_octave, config: SegmenterConfig):
     return spec * (10.0 ** (db / 20.0))[..., None]
 
 
-def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db, hard: bool = False):
+def _loss(net, music, noise, tilts, config: SegmenterConfig, offset_db, hard: bool = False,
+          band_db=None):
     m, n = (stft(x, config.n_fft, config.hop_length) for x in (music, noise))
     m, n = _tilt(m, tilts[:, 0], config), _tilt(n, tilts[:, 1], config)
+    if band_db is not None:  # the channel (band limits, codec low-pass) on both components
+        gain = (10.0 ** (band_db / 20.0))[..., None]
+        m, n = m * gain, n * gain
     mixture = power(m + n)
     image = features_from_power(mixture, config, offset_db)
     share, label, weight = window_targets(power(m), power(n), config, mixture)
@@ -193,7 +273,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
           val_music: Sequence[str] = VALIDATION_MUSIC, targets: str = "soft",
           config: SegmenterConfig | None = None, init: str | Path | None = None,
           voicings: int = 1, midi_seconds: float = 30.0, clean_share: float | None = None,
-          noise_mix: float = 0.0, cycles: int = 1, log=print) -> Segmenter:
+          noise_mix: float = 0.0, cycles: int = 1, recipe: str = "paper",
+          fold: int | None = None, folds: int = 4, fold_seed: int = 0,
+          augment: AugmentConfig | None = None, log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
     Parameters
@@ -240,6 +322,19 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     cycles : int
         Cosine learning-rate cycles of equal length (warm restarts, each with its own warm-up;
         cycle k peaks at ``lr / 2**k``): 1 is one plain cosine schedule.
+    recipe : {"paper", "recorded"}
+        "paper": the shipped weights' recipe (the three ``music/`` excerpts and rendered MIDI
+        as the music, :func:`.data.source_split`). "recorded" (issue 20): the recorded pieces of
+        ``music/`` and ``music_cc/`` are the music class and rendered MIDI only an augmentation
+        (``augment.midi_share`` of the patches), the noise classes include ``noise/nps``, the
+        split is :func:`.data.fold_split` (``fold``, ``folds``, ``fold_seed``) and every patch
+        goes through the recording chain of :mod:`.augment`; ``val_music`` is ignored.
+    fold, folds, fold_seed : int
+        The held-out fold of the "recorded" recipe (None: no recorded piece held out, for the
+        final weights), the number of folds and the seed of the fold assignment.
+    augment : AugmentConfig, optional
+        The recording chain's settings for the "recorded" recipe (default
+        :class:`~.augment.AugmentConfig`'s).
 
     Returns
     -------
@@ -262,21 +357,35 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
             resolve_weight_paths(init)[0].read_bytes()).hexdigest(), "training": start.training}
     config = config or SegmenterConfig()
     root = shared_data_dir(data)
-    split = source_split(root, midi=use_midi, val_music=val_music)
+    if recipe not in ("paper", "recorded"):
+        raise ParameterError(f"recipe must be 'paper' or 'recorded', got {recipe!r}")
+    recorded = recipe == "recorded"
+    if recorded:
+        split = fold_split(root, fold, folds, fold_seed, midi=use_midi)
+        augment = augment or AugmentConfig()
+    else:
+        split = source_split(root, midi=use_midi, val_music=val_music)
     t0 = time.perf_counter()
-    train_music = load_clips(split.train_music, config.sample_rate)
+    train_music = load_clips(split.train_music, config.sample_rate, stereo=recorded)
     val_music = load_clips(split.val_music, config.sample_rate)
     midi_train = (render_midi_clips(split.train_midi, config.sample_rate, max_seconds=midi_seconds,
                                     voicings=voicings) if use_midi else [])
-    midi_val = render_midi_clips(split.val_midi, config.sample_rate) if use_midi else []
+    # the recorded recipe validates on recorded pieces when it holds some out
+    midi_val = (render_midi_clips(split.val_midi, config.sample_rate)
+                if use_midi and not (recorded and val_music) else [])
     train_noise = load_clips(split.train_noise, config.sample_rate)
     val_noise = load_clips(split.val_noise, config.sample_rate)
     load_seconds = time.perf_counter() - t0
     log(f"data: {len(train_music)} music + {len(midi_train)} rendered MIDI / {len(train_noise)} noise "
         f"files for training, {len(val_music)} + {len(midi_val)} / {len(val_noise)} for validation "
         f"({load_seconds:.1f} s to load)")
-    sampler = MixtureSampler(train_music + midi_train, train_noise,
-                             item_samples(config, patch_windows), clean_share, noise_mix)
+    if recorded:
+        sampler = MixtureSampler(train_music, train_noise, item_samples(config, patch_windows),
+                                 clean_share, augmenter=RecordingAugmenter(augment, config.sample_rate,
+                                                                           seed), midi=midi_train)
+    else:
+        sampler = MixtureSampler(train_music + midi_train, train_noise,
+                                 item_samples(config, patch_windows), clean_share, noise_mix)
     quick_val = validation_items(val_music + midi_val, val_noise, conditions=("clean", 10.0, 0.0),
                                  windows=33, noise_segments_per_long_clip=1, max_music_segments=8,
                                  config=config)
@@ -307,10 +416,16 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         net.train()
         for g in opt.param_groups:
             g["lr"] = learning_rate(step, steps, lr, cycles)
-        music, noise, tilts = sampler.batch(rng, batch)
+        band = None
+        if recorded:
+            music, noise, tilts, band = sampler.augmented_batch(rng, batch)
+            band = torch.from_numpy(band)
+        else:
+            music, noise, tilts = sampler.batch(rng, batch)
         offset = torch.as_tensor(rng.uniform(0.0, 6.0, (batch, 1, 1)), dtype=torch.float32)
         loss, value = _loss(net, torch.from_numpy(music), torch.from_numpy(noise),
-                            torch.from_numpy(tilts), config, offset, hard=targets == "hard")
+                            torch.from_numpy(tilts), config, offset, hard=targets == "hard",
+                            band_db=band)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -335,6 +450,10 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         "optimizer": optimizer, "targets": targets, "voicings": voicings,
         "midi_seconds": midi_seconds, "clean_share": clean_share, "noise_mix": noise_mix, "cycles": cycles,
         "init": init_record if start is not None else None,
+        "recipe": recipe,
+        "fold": ({"fold": fold, "folds": folds, "seed": fold_seed} if recorded and fold is not None
+                 else None),
+        "augment": augment.to_dict() if recorded else None,
         "threads": threads, "torch": torch.__version__,
         "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
         "sources": split.describe(root),
@@ -385,7 +504,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="cosine learning-rate cycles (warm restarts, each at half the last peak)")
     parser.add_argument("--noise-mix", type=float, default=0.0,
                         help="probability that a patch's noise is the sum of two noise clips")
+    parser.add_argument("--recipe", choices=["paper", "recorded"], default="paper",
+                        help="paper: the shipped weights' recipe; recorded: recorded music as the "
+                             "music class, the recording augmentations, whole-piece folds")
+    parser.add_argument("--fold", default=None,
+                        help="recorded recipe: the held-out fold K (0-based) or 'none' (default)")
+    parser.add_argument("--folds", type=int, default=4, help="recorded recipe: number of folds")
+    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the fold assignment")
     args = parser.parse_args(argv)
+    try:
+        fold = None if args.fold in (None, "none") else int(args.fold)
+    except ValueError:
+        parser.error(f"--fold must be a fold number or 'none', got {args.fold!r}")
+    if args.fold is not None and args.recipe != "recorded":
+        parser.error("--fold needs --recipe recorded")
 
     try:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
@@ -394,6 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               optimizer=args.optimizer, val_music=args.val_music,
               targets=args.targets, init=args.init, voicings=args.voicings,
               midi_seconds=args.midi_seconds, clean_share=args.clean_share,
+              recipe=args.recipe, fold=fold, folds=args.folds, fold_seed=args.fold_seed,
               config=None if args.init else SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
                                                             linear_channel=args.linear_channel))
     except BlendfxError as exc:
