@@ -108,7 +108,7 @@ def test_probabilities_bad_input():
         effect.probabilities(np.zeros((2, 2, 100), np.float32), SR)
     with pytest.raises(ParameterError, match="sample_rate"):
         effect.probabilities(x, 0)
-    with pytest.raises(ParameterError, match="numeric"):
+    with pytest.raises(ParameterError, match="float or integer PCM audio"):
         effect.probabilities(np.array(["a", "b", "c"]), SR)
 
 
