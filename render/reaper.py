@@ -584,17 +584,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
         if folder_state == 1 and depth > 0:
             bus_name = unique(label)
             bus: dict[str, Any] = {"name": bus_name}
-            g = _db(t_vol)
-            if g is None or g != 0.0:
-                bus["gain_db"] = round(g, 4) if g is not None else -150.0
-            if t_pan:
-                bus["pan"] = round(max(-1.0, min(1.0, t_pan)), 4)
-            if t_mute or g is None:
-                bus["mute"] = True
-            if t_solo:
-                bus["solo"] = True
-            if parent is not None:
-                bus["bus"] = parent
+            _fader(bus, _db(t_vol), t_pan, t_mute, t_solo, parent)
             buses.append(bus)
             row["kind"], row["session"] = "folder (bus)", [bus_name]
             item_gain, item_pan, item_bus = 1.0, 0.0, bus_name
@@ -734,17 +724,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 spec = {k: inst[k] for k in ("plugin", "format", "state") if k in inst}
                 spec["voice"], spec["reason"] = voice, why
                 entry = {"name": midi_name, "midi": rel, "instrument": spec, "role": "music"}
-                g = _db(item_gain)
-                if g is None or g != 0.0:
-                    entry["gain_db"] = round(g, 4) if g is not None else -150.0
-                if item_pan:
-                    entry["pan"] = round(max(-1.0, min(1.0, item_pan)), 4)
-                if t_mute_items or g is None:
-                    entry["mute"] = True
-                if t_solo_items:
-                    entry["solo"] = True
-                if item_bus is not None:
-                    entry["bus"] = item_bus
+                _fader(entry, _db(item_gain), item_pan, t_mute_items, t_solo_items, item_bus)
                 tracks.append(entry)
                 row["session"].append(midi_name)
                 row["kind"] = "MIDI" if row["kind"] == "audio" else row["kind"]
@@ -806,6 +786,22 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 row["session"] = []
                 row["kind"] = "empty folder"
     return out
+
+
+def _fader(entry: dict[str, Any], gain_db: float | None, pan: float, mute: bool, solo: bool,
+           bus: str | None) -> None:
+    """A track's or bus's fader in the manifest: gain (dB; None = -inf, muted), pan, mute, solo
+    and the bus it feeds, each written only when it is not the default."""
+    if gain_db is None or gain_db != 0.0:
+        entry["gain_db"] = round(gain_db, 4) if gain_db is not None else -150.0
+    if pan:
+        entry["pan"] = round(max(-1.0, min(1.0, pan)), 4)
+    if mute or gain_db is None:
+        entry["mute"] = True
+    if solo:
+        entry["solo"] = True
+    if bus is not None:
+        entry["bus"] = bus
 
 
 def _fade(args: list[str] | None) -> float:

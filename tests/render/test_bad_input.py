@@ -9,22 +9,11 @@ import numpy as np
 import pytest
 from blendfx.errors import SessionError
 from blendfx.render import render_session
-from blendfx.render.cli import EXIT_OK, EXIT_USAGE, main
+from blendfx.render.cli import EXIT_OK, EXIT_USAGE
 from blendfx.render.renderer import MAX_RENDER_HOURS, estimate_render_bytes
 
 from ..sessionkit import output_files, tone, write_session, write_stem
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("blendfx: error: "), err
-    return lines[0]
+from .test_cli import one_error_line, run
 
 
 def test_a_silent_stem_renders(tmp_path):
