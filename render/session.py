@@ -830,14 +830,21 @@ def _tempo(value: Any, beats_per_bar: float, paths: _Paths, v: _Validator
     raise v.error("session.tempo", value, "must be a BPM, a MIDI file, or [[s, bpm], ...]")
 
 
-def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _Validator,
-           check_files: bool) -> Track:
-    where = f"tracks[{i}]"
+def _named(raw: Mapping[str, Any], table: str, kind: str, i: int, keys: set[str],
+           v: _Validator) -> tuple[str, str]:
+    """An entry's name (a non-empty string) and where it is, its keys checked against ``keys``."""
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise v.error(f"{where}.name", name, "must be a non-empty string (every track needs one)")
-    where = f"tracks[{i}] ({name!r})"
-    v.unknown(raw, _TRACK_KEYS, where)
+        raise v.error(f"{table}[{i}].name", name, f"must be a non-empty string (every {kind} "
+                                                  f"needs one)")
+    where = f"{table}[{i}] ({name!r})"
+    v.unknown(raw, keys, where)
+    return name, where
+
+
+def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _Validator,
+           check_files: bool) -> Track:
+    name, where = _named(raw, "tracks", "track", i, _TRACK_KEYS, v)
     t = Track(name=name, index=i)
     role = raw.get("role", "other")
     if role not in ROLES:
@@ -939,12 +946,7 @@ def _set_chain(t: Track, raw: Mapping[str, Any], where: str, session: Session, p
 
 def _bus(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _Validator
          ) -> Track:
-    where = f"buses[{i}]"
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise v.error(f"{where}.name", name, "must be a non-empty string (every bus needs one)")
-    where = f"buses[{i}] ({name!r})"
-    v.unknown(raw, _BUS_KEYS, where)
+    name, where = _named(raw, "buses", "bus", i, _BUS_KEYS, v)
     t = Track(name=name, index=i, is_bus=True)
     role = raw.get("role", "other")
     if role not in ROLES:

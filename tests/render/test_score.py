@@ -9,12 +9,13 @@ import av
 import mido
 import numpy as np
 import pytest
-from blendfx.effects.composer.midi import ticks_to_seconds
 from blendfx.effects.video import ShotSpec, VideoError, analyze_video, write_video
 from blendfx.render.cli import main
 from blendfx.render.score import midi_bar_times, score_video, shot_prompts
 
 from tests.conftest import shared
+
+from ..effects.composer.test_timeline import midi_onsets_s
 
 FPS = 24
 SHOTS = [ShotSpec(84, "still", 1), ShotSpec(72, "fast", 2), ShotSpec(96, "still", 3),
@@ -23,17 +24,7 @@ FILES = {"music.wav", "music.mid", "mix.wav", "report.json", "report.png"}
 
 
 def _onsets(path):
-    mid = mido.MidiFile(path)
-    tm, ons = [], []
-    for i, track in enumerate(mid.tracks):
-        tick = 0
-        for msg in track:
-            tick += msg.time
-            if i == 0 and msg.type == "set_tempo":
-                tm.append((tick, msg.tempo))
-            if msg.type == "note_on" and msg.velocity > 0:
-                ons.append(tick)
-    return ticks_to_seconds(np.array(ons), np.array(tm), mid.ticks_per_beat)
+    return midi_onsets_s(mido.MidiFile(path))[0]
 
 
 def _streams(path):

@@ -52,7 +52,8 @@ def test_fit_tempo_puts_hits_on_bar_lines(hits, duration):
         assert 0.4 in missed and (5.6 in missed or 5.0 in missed)
 
 
-def _onsets_s(mid):
+def midi_onsets_s(mid):
+    """Note-on times (s) of a MIDI file through its own tempo map, and that map."""
     tm, ons = [], []
     for i, track in enumerate(mid.tracks):
         tick = 0
@@ -74,7 +75,7 @@ def test_a_hand_written_timeline_is_followed(tmp_path):
     assert music.shape == (2, 12 * sr) and np.abs(music).max() > 0.01
     composer.export_midi(tmp_path / "m.mid")
     mid = mido.MidiFile(tmp_path / "m.mid")
-    onsets, tm = _onsets_s(mid)
+    onsets, tm = midi_onsets_s(mid)
     assert tm[:, 1].tolist() == [625000, 500000]
     # the section change is on bar 3 (5.0 s at 96 BPM is exactly 2 bars)
     secs = composer.last_arrangement.sections
