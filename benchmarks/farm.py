@@ -7,15 +7,17 @@ fresh process (so imports, worker start-up and memory are part of what is measur
 run (``--repeats R``: R rounds of the three, interleaved, each mode's fastest reported, so a
 neighbour's burst on a shared machine does not decide the ratios):
 
-1. ``sequential``: ``render_session(..., jobs=1)`` for one session after another: one track
-   thread per session (``blendfx render --jobs 1``), the unit of work a farm hands out. The
-   time includes importing the renderer.
+1. ``sequential``: ``render_session(..., jobs=1)`` for one session after another: one core
+   per session (``blendfx render --jobs 1``: one track at a time and none of the render's
+   helper threads, see :func:`blendfx.threads.core_limit`), the unit of work a farm hands
+   out. The time includes importing the renderer; ``sequential_cores`` (its CPU seconds over
+   its wall seconds) says how close to one core it stays.
 
    Every mode runs with ``OMP_NUM_THREADS=1`` (what Ray sets for a task of ``num_cpus=1``, and
    the local pool for its workers), so torch's own thread pool does not make the baseline a
    two-thread render: each session is one thread of work in all three.
 2. ``local``: ``render_many(backend="local")``: a process pool of as many workers as CPUs,
-   each session on one track thread. The time is the call's: worker start-up and their
+   each session on one core (``threads=1``). The time is the call's: worker start-up and their
    imports included.
 3. ``ray``: ``render_many(backend="ray")`` on a local Ray cluster (``ray.init(num_cpus=CPUs)``),
    one task per session with ``num_cpus=1``. The cluster's start is timed apart
@@ -87,7 +89,8 @@ def case_sequential(out: Path, paths: list[str]) -> dict:
                                 progress=False)
         tasks.append({"wall_s": time.perf_counter() - r0, "cpu_s": time.process_time() - c0,
                       "tracks_s": result.report["timings"]["tracks_s"]})
-    return {"wall_s": time.perf_counter() - t0, "tasks": tasks}
+    return {"wall_s": time.perf_counter() - t0, "tasks": tasks,
+            "cpu_s": time.process_time()}
 
 
 def result_name(path: str) -> str:
@@ -269,6 +272,7 @@ def main() -> None:
         "sequential_s": round(seq, 3), "local_pool_s": round(local, 3), "ray_s": round(ray, 3),
         "ray_init_s": round(res["ray"]["ray_init_s"], 3),
         "speedup_ray_vs_sequential": round(seq / ray, 3),
+        "sequential_cores": round(res["sequential"]["cpu_s"] / seq, 3),
         "speedup_local_vs_sequential": round(seq / local, 3),
         "ray_vs_local_pool": round(local / ray, 3),
         "speedup_ray_with_init_vs_sequential": round(seq / (ray + res["ray"]["ray_init_s"]), 3),

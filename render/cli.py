@@ -119,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render every track again, even if unchanged")
     render.add_argument("--block-seconds", type=float, default=10.0,
                         help="block length for streaming tracks and the mix (default 10 s)")
-    render.add_argument("--jobs", type=int, help="tracks rendered at once (default: CPUs, max 4)")
+    render.add_argument("--jobs", type=int,
+                        help="cores the render may use: tracks at once and its helper threads "
+                             "(default: CPUs, max 4)")
     render.add_argument("--batch-size", type=int, metavar="N",
                         help="windows per model call when diffusion generators of several tracks "
                              "are batched together (default: [render] batch_size, else the "
@@ -151,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="sessions at once (default: local, the CPUs; ray, what the cluster's "
                            "CPUs allow)")
     many.add_argument("--threads", type=int, default=1, metavar="N",
-                      help="track threads per session; a Ray task asks for N CPUs (default 1)")
+                      help="cores per session (its track and helper threads); a Ray task asks "
+                           "for N CPUs (default 1)")
     many.add_argument("--device", help="torch device for the effects: auto, cpu, cuda")
     many.add_argument("--seed", type=int, help="seed every effect of every chain")
     many.add_argument("--no-cache", action="store_true",

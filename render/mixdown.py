@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import queue
 import re
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import numpy as np
 from blendfx.audio_io import audio_writer
 from blendfx.dsp.loudness import LoudnessMeter
 from blendfx.progress import progress_bar
+from blendfx.threads import cores, thread_pool
 
 from .mastering import db, limit, limiter_context, true_peak_max
 from .report import FIGURE_SECONDS
@@ -79,12 +78,16 @@ def _write_stems(writers: list[Any], stems: list[np.ndarray]) -> None:
 
 class _Background:
     """Run ``fn(*args, item)`` for each submitted item, in order, on one thread (at most two
-    items queued); leaving the ``with`` waits for the queue and re-raises the first error."""
+    items queued); leaving the ``with`` waits for the queue and re-raises the first error.
+    Held to one core (:func:`~blendfx.threads.cores`), each item runs when submitted."""
 
     def __init__(self, fn: Any, *args: Any) -> None:
         self.fn, self.args = fn, args
 
     def __enter__(self) -> Any:
+        if cores() < 2:
+            self._thread = None
+            return lambda item: self.fn(*self.args, item)
         self._queue: Any = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
 
@@ -106,6 +109,8 @@ class _Background:
         self._queue.put(item)
 
     def __exit__(self, *exc: Any) -> None:
+        if self._thread is None:
+            return
         self._queue.put(None)
         self._thread.join()
         if self._error is not None and exc[0] is None:
@@ -225,9 +230,8 @@ class MixStage:
 
             # K-weighting (which releases the GIL) runs on a thread beside the true peak of
             # two blocks at a time; the meter gets the blocks in order
-            with _Background(lambda block: pre.add(block)) as measure, ThreadPoolExecutor(
-                    max_workers=2 if (os.cpu_count() or 1) > 1 else 1,
-                    thread_name_prefix="blendfx-measure") as workers:
+            with _Background(lambda block: pre.add(block)) as measure, thread_pool(
+                    2, "blendfx-measure") as workers:
                 todo = blocks_to_measure
                 futures = [workers.submit(measure_block, start, n) for start, n in todo[:2]]
                 for i, (_, n) in enumerate(progress_bar(todo, desc="measure mix", leave=False,
@@ -305,9 +309,7 @@ class MixStage:
 
                 # blocks are mastered two at a time (numpy, scipy and the reads release the
                 # GIL) and handed to the writers in order
-                workers = stack.enter_context(ThreadPoolExecutor(
-                    max_workers=2 if (os.cpu_count() or 1) > 1 else 1,
-                    thread_name_prefix="blendfx-master"))
+                workers = stack.enter_context(thread_pool(2, "blendfx-master"))
                 queue: list[tuple[int, int, Any]] = []
                 todo = iter(blocks)
                 for start, n in progress_bar(blocks, desc="write mix", disable=not self.progress,

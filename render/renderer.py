@@ -60,7 +60,6 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,7 @@ from blendfx.audio_io import audio_info
 from blendfx.effects.video import VideoError, VideoFeatures, analyze_video
 from blendfx.errors import AudioFileError, BlendfxError, SessionError
 from blendfx.files import writable_folder
-from blendfx.threads import one_blas_thread
+from blendfx.threads import core_limit, one_blas_thread, thread_pool
 
 from . import report as report_mod
 from .cache import RenderCache, memory_budget
@@ -223,14 +222,15 @@ class _Render(TrackStage, MixStage):
     # -- 4. report and hand-over ------------------------------------------------------------
     def start_figure(self, staging: Path, names: dict[str, str], mix: np.ndarray | None,
                       master_db: np.ndarray | None) -> None:
-        """Draw report.png in a thread (it overlaps the rest of the mix's writing)."""
+        """Draw report.png in a thread (it overlaps the rest of the mix's writing; drawn now when
+        the render is held to one core)."""
         def draw() -> None:
             t0 = time.perf_counter()
             report_mod.write_report_png(staging / "report.png", self, staging, names, mix=mix,
                                         master_db=master_db)
             self._figure_s = round(time.perf_counter() - t0, 4)
 
-        pool = ThreadPoolExecutor(1, thread_name_prefix="blendfx-figure")
+        pool = thread_pool(1, "blendfx-figure")
         self._figure = pool.submit(draw)
         pool.shutdown(wait=False)
 
@@ -397,7 +397,10 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     figure : bool
         Write report.png.
     jobs : int, optional
-        Tracks rendered at the same time (threads); default: the CPU count, at most 4.
+        Cores the render may use: tracks rendered at the same time (threads), and the bound of
+        its helper threads (decoding ahead, measuring, mastering, the report figure; see
+        :func:`blendfx.threads.core_limit`); ``1`` renders on one core, the unit of work of a
+        farm. Default: the CPU count, at most 4.
     batch_size : int, optional
         Windows per model call when the diffusion generators of several tracks are batched
         together (overrides ``[render] batch_size``; default: the generators' own).
@@ -436,6 +439,7 @@ def render_session(session: Session | str | os.PathLike[str], out_dir: str | os.
     ok = False
     with contextlib.ExitStack() as stack:
         stack.enter_context(r.cache)
+        stack.enter_context(core_limit(r.jobs))
         # tracks, strips and mix blocks run on the renderer's threads: BLAS's own pool would
         # oversubscribe the cores (and spin): 16.8 -> 14.4 CPU-s on the benchmark session
         stack.enter_context(one_blas_thread())
@@ -533,6 +537,6 @@ def render_tracks(session: Session | str | os.PathLike[str], out_dir: str | os.P
                            f"track (audible: {', '.join(audible)})")
     r.order = r.session.render_order([audible[n] for n in names])
     r.out_dir.mkdir(parents=True, exist_ok=True)
-    with r.cache, one_blas_thread():
+    with r.cache, core_limit(r.jobs), one_blas_thread():
         r.render_tracks()
     return r.results

@@ -23,6 +23,7 @@ from blendfx.audio_io import audio_info, iter_audio_blocks, open_audio
 from blendfx.effects.composer.midi import read_midi
 from blendfx.effects.video import VideoFeatures
 from blendfx.errors import AudioFileError
+from blendfx.threads import cores
 from pedalboard import time_stretch
 from pedalboard.io import AudioFile
 from scipy.signal import resample_poly
@@ -343,7 +344,7 @@ def _file_blocks(path: Path, block_seconds: float, sample_rate: float) -> Iterat
     state from block to block)."""
     info = audio_info(path)
     if (Path(path).suffix.lower() not in (".wav", ".flac") or info.sample_rate != sample_rate
-            or (os.cpu_count() or 1) < 2):
+            or cores() < 2):
         yield from iter_audio_blocks(path, block_seconds, sample_rate)
         return
     block = max(1, int(block_seconds * info.sample_rate))

@@ -33,6 +33,7 @@ from blendfx.effect import Effect, is_native_plugin
 from blendfx.errors import BlendfxError
 from blendfx.presets import processor_to_dict
 from blendfx.progress import progress_bar
+from blendfx.threads import cores
 
 from .cache import RenderCache, file_digest
 from .instruments import find_plugin
@@ -116,7 +117,14 @@ def _split_tail(chain: Any, sample_rate: float) -> tuple[Any, list[Any]] | None:
 def _pipeline(stages: list[Any], blocks: list[np.ndarray]) -> Iterator[np.ndarray]:
     """``stages[-1](...stages[0](block))`` for each block, in order, each stage on its own
     thread (stage ``i`` works on block ``k`` while stage ``i + 1`` works on block ``k - 1``);
-    ``reset`` is true for the first block only. An error in a stage is raised here."""
+    ``reset`` is true for the first block only. An error in a stage is raised here. Held to
+    one core (:func:`~blendfx.threads.cores`), the stages run one after another per block."""
+    if cores() < 2:
+        for k, b in enumerate(blocks):
+            for stage in stages:
+                b = stage(b, k == 0)
+            yield b
+        return
     links: list[Any] = [queue.Queue(maxsize=2) for _ in range(len(stages) + 1)]
     failed: list[BaseException] = []
     done = object()

@@ -20,7 +20,6 @@ All frame-based quantities run at the mask's 100 frames per second.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from blendfx.dsp.melscale import mel_filters, onset_strength, power_to_db
 from blendfx.effects.mask_extractor import MaskExtractor
 from blendfx.spectral.analysis import fast_mel_filterbank, fast_spectrum, mel_center_frequencies, resample
 from blendfx.spectral.params import SpectrogramParams
+from blendfx.threads import cores, thread_pool
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d, median_filter, uniform_filter1d
 from scipy.signal import find_peaks, get_window
@@ -657,14 +657,14 @@ def listen(noise: np.ndarray, sample_rate: float, *, tempo_range: tuple[float, f
 
     def find_core():
         mel_magnitude, mel_energy = noise_mels(mono, sample_rate,
-                                               workers=2 if (os.cpu_count() or 1) > 1 else 1)
+                                               workers=min(2, cores()))
         mask = MaskExtractor(fraction=core_fraction, analysis="fast").extract(mono, sample_rate,
                                                                             mel=mel_magnitude)
         return mel_energy, mask
 
     # the core's analysis (torch) runs beside the pulse and tonality (numpy, scipy), which
     # release the GIL too: two cores listen at once where there are two
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with thread_pool(1, "blendfx-listen") as pool:
         core_job = pool.submit(find_core)
         mel_power, band_power = noise_spectra(mono, sample_rate, edges)
         env = onset_envelope(mel_power, sample_rate)

@@ -20,7 +20,6 @@ yardstick is :func:`blendfx.effects.blend.metrics.cost_to_mask_lu`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyloudnorm as pyln
 import scipy.fft
-from blendfx.threads import one_blas_thread
+from blendfx.threads import cores, one_blas_thread
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import freqz, get_window, oaconvolve
 
@@ -374,7 +373,7 @@ def _descend(cost: Callable[[np.ndarray], float], gains: np.ndarray, grid: np.nd
     track at a time, each of its grid values tried with the others fixed, a value kept when it
     beats the best so far. The values of one track are scored two at a time where there are two
     cores (they do not depend on each other), then kept or not in grid order, as one by one."""
-    workers = 2 if (os.cpu_count() or 1) > 1 else 1
+    workers = min(2, cores())
     best = cost(gains)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in range(sweeps):
@@ -504,7 +503,7 @@ def balance(specs: list[TrackSpec], tempo_map: np.ndarray, controls: dict[int, n
         return band_frames(dry[i], sample_rate, edges, hop, frames=idx, gain=gain)
 
     # the tracks' analyses are independent (FFTs release the GIL): two at a time on two cores
-    if len(dry) > 1 and (os.cpu_count() or 1) > 1:
+    if len(dry) > 1 and cores() > 1:
         with ThreadPoolExecutor(max_workers=2) as pool:
             tracks = list(pool.map(heard_track, range(len(dry))))
     else:

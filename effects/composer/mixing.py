@@ -13,12 +13,12 @@ How the composer chooses those settings for a noise is :mod:`.mix_design`'s job.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pedalboard as pb
 from blendfx.dsp.loudness import LoudnessMeter
+from blendfx.threads import cores
 from scipy.signal import firwin2, oaconvolve
 
 from .midi import Part, Score
@@ -104,7 +104,7 @@ def synthesize(score: Score, sample_rate: float, length: int | None = None,
     parts and reuse them.
     """
     n = score_length(score, sample_rate) if length is None else int(length)
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, cores())
     if workers <= 1 or len(score.parts) <= 1:
         return [_synth_one(p, sample_rate, n) for p in score.parts]
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -292,7 +292,7 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
         return level, (np.float32(np.cos(theta) * np.sqrt(2.0)), np.float32(np.sin(theta) * np.sqrt(2.0)))
 
     # channel strips in parallel (pedalboard releases the GIL)
-    workers = min(4, os.cpu_count() or 1)
+    workers = min(4, cores())
     order = range(len(score.parts))
     if workers > 1 and len(score.parts) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -354,7 +354,7 @@ def mix_bus(score: Score, dry: list[np.ndarray | None], sample_rate: float, leng
 def _per_channel(process, audio: np.ndarray) -> np.ndarray:
     """``process`` (one channel in, one out) on each row of ``(channels, n)`` audio, two channels
     at a time where there are two cores (the same result either way)."""
-    if audio.shape[0] > 1 and audio.shape[1] >= _SUM_BLOCK and (os.cpu_count() or 1) > 1:
+    if audio.shape[0] > 1 and audio.shape[1] >= _SUM_BLOCK and cores() > 1:
         with ThreadPoolExecutor(max_workers=2) as pool:
             return np.stack(list(pool.map(process, audio)))
     return np.stack([process(x) for x in audio])
@@ -384,8 +384,11 @@ def _add_lti(out: np.ndarray, make_chain, audio: np.ndarray, sample_rate: float)
     first[:, :mid] = audio[:, :mid]
     second = np.zeros((audio.shape[0], pre + n - mid), dtype=np.float32)
     second[:, pre:] = audio[:, mid:]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        a, b = pool.map(lambda x: make_chain()(x, sample_rate), (first, second))
+    if cores() > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            a, b = pool.map(lambda x: make_chain()(x, sample_rate), (first, second))
+    else:  # the same split on one core: the same numbers
+        a, b = (make_chain()(x, sample_rate) for x in (first, second))
     out[:, :mid + tail] += a[:, :min(mid + tail, n)]
     out[:, mid:] += b[:, pre:]
 

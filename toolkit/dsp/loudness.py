@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 import pyloudnorm
 from blendfx.buffers import to_channels_first
 from blendfx.errors import ParameterError
+from blendfx.threads import cores
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import firwin, sosfilt
 
@@ -382,7 +382,7 @@ class LoudnessMeter:
         stereo blocks one thread per channel (the filter treats them independently: the same
         numbers, in half the time where a core is free)."""
         n = block.shape[1]
-        if self.channels == 1 or n < _PARALLEL_SAMPLES or (os.cpu_count() or 1) < 2:
+        if self.channels == 1 or n < _PARALLEL_SAMPLES or cores() < 2:
             y, self._zi = sosfilt(self._sos, block.astype(np.float64), axis=-1, zi=self._zi)
             return y
         y = np.empty((self.channels, n))
