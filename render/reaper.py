@@ -46,6 +46,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import posixpath
@@ -60,9 +61,9 @@ from blendfx.audio_io import audio_info
 from blendfx.errors import BlendfxError, SessionError
 from blendfx.files import atomic_path
 
-from .instruments import choose_voice, find_plugin, plugin_display_name
+from .instruments import choose_voice, find_plugin, plugin_display_name, reaper_vst3_state
 from .rpp_midi import MidiSource, PlacedMidi, midi_file, parse_embedded, place_item, read_mid_source
-from .session import TempoMap, save_session
+from .session import FADE_SHAPES, TempoMap, save_session
 
 __all__ = ["RppElement", "parse_rpp", "tokenize_line", "import_reaper", "ReaperImport"]
 
@@ -410,15 +411,15 @@ def _tempo_map(root: RppElement) -> tuple[TempoMap, str]:
     return tm, f"{num}/{den}"
 
 
-def _fx_chain(track: RppElement) -> tuple[dict[str, Any] | None, list[str]]:
+def _fx_chain(track: RppElement) -> tuple[dict[str, Any] | None, list[RppElement]]:
     """A track's instrument (the first plug-in REAPER names as one: ``VSTi:``, ``VST3i:``,
-    ``AUi:``...; its name, format, preset and, for VST3, its saved state) and the names of its
-    other (active) plug-ins."""
+    ``AUi:``...; its name, format, preset and, for VST3, its saved state) and its other
+    (active) plug-in blocks, in order."""
     chain = track.find("FXCHAIN")
     if chain is None:
         return None, []
     instrument: dict[str, Any] | None = None
-    others: list[str] = []
+    others: list[RppElement] = []
     bypass = False
     last: dict[str, Any] | None = None
     for child in chain.children:
@@ -438,14 +439,63 @@ def _fx_chain(track: RppElement) -> tuple[dict[str, Any] | None, list[str]]:
                                                                                     "DXI")):
             fmt = name.split(":", 1)[0].strip().rstrip("i").upper() if ":" in name else child.tag
             instrument = {"plugin": name, "format": fmt}
-            state = "".join(line for line in child.raw if not line.startswith("|"))
-            if fmt == "VST3" and 0 < len(state) <= 1 << 20:
-                instrument["state"] = state
+            if fmt == "VST3":
+                instrument.update(_vst3_state(child))
             last = instrument
         else:
-            others.append(instrument_display(name))
+            others.append(child)
             last = None
     return instrument, others
+
+
+def _vst3_state(block: RppElement) -> dict[str, str]:
+    """``{"state": ..., "controller": ...}`` (base64) of a VST3 block's saved state, or
+    ``{"state_error": why}``."""
+    if sum(len(line) for line in block.raw) > 8 << 20:
+        return {"state_error": "over 6 MB"}
+    try:
+        component, controller = reaper_vst3_state(block.raw)
+    except ValueError as exc:
+        return {"state_error": str(exc)}
+    out = {"state": base64.b64encode(component).decode("ascii")}
+    if controller:
+        out["controller"] = base64.b64encode(controller).decode("ascii")
+    return out
+
+
+#: REAPER plug-in formats pedalboard may load (as a VST3 or Audio Unit of the same name).
+_LOADABLE = ("VST3", "VST", "AU")
+
+
+def _effect_specs(fx: list[RppElement], label: str, result: ReaperImport) -> list[dict[str, str]]:
+    """A track's plug-in effects as manifest ``plugins`` (VST3, VST and AU, found in the
+    plug-in folders or not: the render looks again), each with its state where the project
+    keeps it in a form pedalboard takes (VST3); the others (JS, DX...) are reported."""
+    out: list[dict[str, str]] = []
+    for block in fx:
+        name = block.attrib[0] if block.attrib else block.tag
+        fmt = name.split(":", 1)[0].strip().upper() if ":" in name else block.tag
+        shown = f"{instrument_display(name)} on {label!r}"
+        if fmt not in _LOADABLE:
+            result.note("plug-in FX that pedalboard cannot load (JS, DX...: not applied; give "
+                        "the track a blendfx chain)", shown)
+            continue
+        spec = {"plugin": name, "format": fmt}
+        if fmt == "VST3":
+            state = _vst3_state(block)
+            if "state_error" in state:
+                result.note("plug-in states not read (the plug-ins play with their defaults)",
+                            f"{shown} ({state['state_error']})")
+            else:
+                spec.update(state)
+        elif any(line.strip() for line in block.raw):
+            result.note("plug-in states not read (the plug-ins play with their defaults)",
+                        f"{shown} ({fmt} state)")
+        if find_plugin(name) is None:
+            result.note("plug-in FX not found in the plug-in folders (not applied unless "
+                        "installed where the session renders)", shown)
+        out.append(spec)
+    return out
 
 
 def instrument_display(name: str) -> str:
@@ -566,9 +616,11 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
         folder_state, depth = int(_float(isbus, 0, 0)), int(_float(isbus, 1, 0))
         parent = folders[-1] if folders else None
         instrument, fx = _fx_chain(track)
-        for plug in fx:
-            result.note("plug-in FX not applied (REAPER plug-ins are not loaded as effects; "
-                        "give the track a blendfx chain)", f"{plug} on {label!r}")
+        if instrument is not None and "state_error" in instrument:
+            result.note("plug-in states not read (the plug-ins play with their defaults)",
+                        f"{instrument_display(instrument['plugin'])} on {label!r} "
+                        f"({instrument.pop('state_error')})")
+        effects = _effect_specs(fx, label, result)
         _envelopes(track, label, result.not_rendered)
         for recv in track.iter_all("AUXRECV"):
             src_i = int(_float(recv, 0, -1))
@@ -585,6 +637,8 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             bus_name = unique(label)
             bus: dict[str, Any] = {"name": bus_name}
             _fader(bus, _db(t_vol), t_pan, t_mute, t_solo, parent)
+            if effects:  # the folder's FX process the sum of what it holds
+                bus["plugins"], effects = effects, []
             buses.append(bus)
             row["kind"], row["session"] = "folder (bus)", [bus_name]
             item_gain, item_pan, item_bus = 1.0, 0.0, bus_name
@@ -638,11 +692,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             entry["offset"] = max(0.0, _float(item.get("POSITION"), 0, 0.0))
             entry["source_offset"] = max(0.0, _float(item.get("SOFFS"), 0, 0.0))
             entry["duration"] = max(0.0, _float(item.get("LENGTH"), 0, 0.0))
-            fade_in, fade_out = _fade(item.get("FADEIN")), _fade(item.get("FADEOUT"))
-            if fade_in > 0:
-                entry["fade_in"] = fade_in
-            if fade_out > 0:
-                entry["fade_out"] = fade_out
+            entry.update(_item_fades(item, f"{entry_name!r}", result))
             if t_mute_items or _float(item.get("MUTE"), 0, 0) != 0 or gain is None:
                 entry["mute"] = True
             if t_solo_items:
@@ -663,19 +713,24 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                     entry.pop(k, None)
                 result.note("playback rates and pitch of video items (not applied)",
                             f"{entry_name!r}")
-            if _float(item.get("LOOP"), 0, 0) != 0 and not missing and kind != "VIDEO":
-                length = _source_seconds(path) / (rate if rate > 0 else 1.0)
-                if length and entry["duration"] > length - entry["source_offset"] + 1e-3:
-                    result.note("looped audio items (played once, not repeated)",
-                                f"{entry_name!r}")
+            if _float(item.get("LOOP"), 0, 0) != 0 and kind != "VIDEO":
+                # the source repeats across the item, the take offset shifting it
+                seconds = _source_seconds(path) if not missing else 0.0
+                if seconds > 0:
+                    entry["source_offset"] = round(entry["source_offset"] % seconds, 9)
+                if entry["duration"] > 0:
+                    entry["loop"] = True
             if item_bus is not None:
                 entry["bus"] = item_bus
+            if effects:
+                entry["plugins"] = effects
             _envelopes(item, f"{entry_name!r}", result.not_rendered)
             project_end = max(project_end, entry["offset"] + entry["duration"])
             tracks.append(entry)
             row["session"].append(entry_name)
         if midi_items:
             placed = PlacedMidi()
+            spans: list[dict[str, Any]] = []
             muted = placed_items = 0
             midi_end = 0.0
             for item, source in midi_items:
@@ -692,15 +747,17 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                                  offset=max(0.0, _float(item.get("SOFFS"), 0, 0.0)),
                                  loop=_float(item.get("LOOP"), 0, 0) != 0,
                                  rate=_float(playrate, 0, 1.0))
-                i_vol = _float(item.get("VOLPAN"), 0, 1.0)
-                if i_vol != 1.0:  # the stand-ins' level goes with velocity squared
-                    scale = math.sqrt(max(i_vol, 0.0))
-                    one.notes = [(a, b, c, k, int(round(max(1, min(127, v * scale)))))
-                                 for a, b, c, k, v in one.notes]
-                if _fade(item.get("FADEIN")) > 0 or _fade(item.get("FADEOUT")) > 0:
-                    result.note("fades on MIDI items (not applied)", label)
-                if _float(item.get("VOLPAN"), 1, 0.0):
-                    result.note("item pan on MIDI items (not applied)", label)
+                # the item's volume, pan and fades shape the instrument's output over it
+                i_volpan = item.get("VOLPAN")
+                span = {"start": max(0.0, _float(item.get("POSITION"), 0, 0.0)),
+                        "length": max(0.0, _float(item.get("LENGTH"), 0, 0.0))}
+                i_db = _db(_float(i_volpan, 0, 1.0))
+                if i_db != 0.0:
+                    span["gain_db"] = round(max(i_db, -150.0), 4) if i_db is not None else -150.0
+                if _float(i_volpan, 1, 0.0):
+                    span["pan"] = round(max(-1.0, min(1.0, _float(i_volpan, 1, 0.0))), 4)
+                span.update(_item_fades(item, label, result))
+                spans.append(span)
                 _envelopes(item, label, result.not_rendered)
                 placed.extend(one)
                 placed_items += 1
@@ -721,10 +778,15 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 programs = [d1 for _, st, d1, _ in sorted(placed.events) if st & 0xF0 == 0xC0]
                 voice, why = choose_voice(label, inst.get("plugin", ""), inst.get("preset", ""),
                                           programs, all(n[2] == 9 for n in placed.notes))
-                spec = {k: inst[k] for k in ("plugin", "format", "state") if k in inst}
+                spec = {k: inst[k] for k in ("plugin", "format", "state", "controller")
+                        if k in inst}
                 spec["voice"], spec["reason"] = voice, why
                 entry = {"name": midi_name, "midi": rel, "instrument": spec, "role": "music"}
                 _fader(entry, _db(item_gain), item_pan, t_mute_items, t_solo_items, item_bus)
+                if any(len(sp) > 2 for sp in spans):  # (items at unity need no envelope)
+                    entry["items"] = spans
+                if effects:
+                    entry["plugins"] = effects
                 tracks.append(entry)
                 row["session"].append(midi_name)
                 row["kind"] = "MIDI" if row["kind"] == "audio" else row["kind"]
@@ -745,6 +807,8 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                         f"{midi_name!r}: stand-in voice {voice!r} for "
                         + (f"{plug} (not found in the plug-in folders)" if plug else
                            "a track with no instrument") + f"; chosen by the {why}")
+        if effects and len(row["session"]) > 1:
+            result.note("plug-in FX of a track with several items (run once per item)", label)
         if not row["session"] and row["kind"] == "audio":
             row["kind"] = "empty"
         if folder_state == 2 and depth < 0:
@@ -808,6 +872,28 @@ def _fade(args: list[str] | None) -> float:
     """A fade's length in s (``FADEIN shape length auto_length ...``: an automatic
     crossfade's length wins when set)."""
     return max(_float(args, 1, 0.0), _float(args, 2, 0.0), 0.0)
+
+
+def _item_fades(item: RppElement, where: str, result: ReaperImport) -> dict[str, Any]:
+    """An item's fades for the manifest: ``fade_in``/``fade_out`` (s) and their shapes
+    (``FADEIN shape length auto_length _ _ curvature``: REAPER's shapes 0..6 by name, see
+    :data:`~blendfx.render.session.FADE_SHAPES`); a curvature other than 0 is reported."""
+    out: dict[str, Any] = {}
+    for key, line in (("fade_in", "FADEIN"), ("fade_out", "FADEOUT")):
+        args = item.get(line)
+        length = _fade(args)
+        if length <= 0:
+            continue
+        out[key] = length
+        shape = int(_float(args, 0, 1))
+        name = {0: "linear", 1: "equal_power"}.get(shape, FADE_SHAPES[shape]
+                                                   if 2 <= shape < len(FADE_SHAPES)
+                                                   else "equal_power")
+        if name != "equal_power":
+            out[f"{key}_shape"] = name
+        if _float(args, 5, 0.0):
+            result.note("fade curvature (the shape plays without it)", where)
+    return out
 
 
 def _source_seconds(path: Path) -> float:
