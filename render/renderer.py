@@ -176,6 +176,8 @@ class _Render(TrackStage, MixStage):
                 loaded, self.plugin_reports[t.name] = load_effects(t.plugins, self.sr)
                 if loaded:
                     chain = Chain([*loaded, *([chain] if chain is not None else [])])
+                    if isinstance(self.sources.get(t.name), FileSource):
+                        self.sources[t.name].upmix = True  # (stereo plug-ins take 2 channels)
             if chain is not None and self.device is not None:
                 chain.device = self.device  # "cpu" is set without importing torch
             self.chains[t.name] = chain

@@ -273,6 +273,9 @@ class FileSource:
         self.length = length
         self.end = self.start + length
         self.stretch = (track.preserve_pitch and track.rate != 1.0) or track.pitch != 0.0
+        #: a mono file plays on both channels (into a track's stereo plug-ins, as REAPER
+        #: feeds a stereo track)
+        self.upmix = False
 
     def _passes(self) -> Iterator[np.ndarray]:
         """The file's blocks at the read rate: once, or over and over for a looped track."""
@@ -299,7 +302,8 @@ class FileSource:
                 buf = buf[:, need:]
                 out[:, a - start:a - start + take.shape[1]] = take
                 self._fade(out, a - start, a - self.start, b - a)
-            yield start, out
+            yield start, (np.repeat(out, 2, axis=0) if self.upmix and out.shape[0] == 1
+                          else out)
 
     def _stream(self) -> Iterator[np.ndarray]:
         if self.stretch:
@@ -391,6 +395,7 @@ class VideoSource(FileSource):
         self.start = int(round(track.offset * sample_rate))
         self.length = length
         self.end = self.start + length
+        self.upmix = False
 
     def _stream(self) -> Iterator[np.ndarray]:
         step = max(1, int(self.block_seconds * self.sr))
