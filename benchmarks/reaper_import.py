@@ -150,7 +150,8 @@ def main() -> None:
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "cpu_count": os.cpu_count(),
         }
-    print(result.table().splitlines()[-1 - len(result.stand_ins) - len(result.not_rendered)])
+    print(result.table().splitlines()[-1 - len(result.stand_ins) - len(result.effects)
+                                      - len(result.not_rendered)])
     print(f"import of a {items}-item project: {figures['import_s']} s (median of {args.repeats})")
     print(f"render: {duration:.1f} s in {wall:.2f} s ({figures['realtime_factor']}x realtime, "
           f"{figures['cpu_realtime_factor']}x per CPU second)")

@@ -18,7 +18,9 @@ What the importer maps (REAPER -> session):
   mute and solo, and every track inside it is routed to it (``bus = ...``; folders nest);
 - each audio ``<ITEM>`` of a track -> one session track: ``POSITION`` -> ``offset``,
   ``LENGTH`` -> ``duration``, ``SOFFS`` -> ``source_offset``, item ``VOLPAN`` (volume folded into
-  ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths,
+  ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths and
+  shapes (``fade_in_shape``...: REAPER's shapes 0-6 by name), ``LOOP 1`` -> ``loop`` (the source
+  repeats across the item, the take offset wrapping into it),
   ``PLAYRATE rate preserve_pitch semitones`` -> ``rate``, ``preserve_pitch``, ``pitch``, and the
   ``<SOURCE ...> FILE`` path, relative to the project folder unless absolute (Windows separators
   accepted); a ``<SOURCE VIDEO>`` item becomes a ``role = "video"`` track (its soundtrack plays,
@@ -26,15 +28,21 @@ What the importer maps (REAPER -> session):
 - the MIDI items of a track (in-project ``<SOURCE MIDI`` data, pooled or not, and ``.mid``
   files; see :mod:`~blendfx.render.rpp_midi`) -> one MIDI track (``midi = "...mid"``) whose
   notes sit where the project's tempo map puts them (item offset, length, loop and rate
-  applied; item volume scales velocities), played by ``instrument``: the track's instrument
-  plug-in (its name, format, preset and, for VST3, its state) and the built-in voice that
-  stands in for it when it is not installed (:func:`~blendfx.render.instruments.choose_voice`).
+  applied), played by ``instrument``: the track's instrument plug-in (its name, format, preset
+  and, for VST3, its saved state) and the built-in voice that stands in for it when it is not
+  installed (:func:`~blendfx.render.instruments.choose_voice`); the items' own volume, pan and
+  fades become the track's ``items`` (applied to the instrument's output over each item);
+- a track's plug-in effects (VST3, VST and AU by name; ``<FXCHAIN``) -> ``plugins`` on its
+  session tracks (a folder's: on its bus), loaded by pedalboard from the plug-in folders where
+  the session renders, with the VST3 state the project saved
+  (:func:`~blendfx.render.instruments.reaper_vst3_state`); JS and DX plug-ins are reported.
 - a project with MIDI tracks gets ``session.length``: the end of its last item, where REAPER
   ends a render (release tails past it are cut, as there).
 
 Media that is not on disk is reported by name (``ReaperImport.missing_media`` and a warning),
-never a crash. Whatever the session does not render (plug-in FX, envelopes, MIDI on tracks
-without an instrument, non-file sources...) is listed once per group in
+never a crash. Whatever the session does not render (plug-ins that are not found or cannot
+load, envelopes, MIDI on tracks without an instrument, non-file sources...) is listed once per
+group in
 ``ReaperImport.warnings`` (and ``not_rendered``); :meth:`ReaperImport.table` prints the lot.
 
 Examples
@@ -204,6 +212,9 @@ class ReaperImport:
     stand_ins : list of str
         One line per MIDI track whose instrument is not found here: the built-in voice that
         stands in for it and why it was chosen.
+    effects : list of str
+        One line per plug-in effect found in the plug-in folders (where, and whether the
+        project's state goes with it).
     not_rendered : dict
         What is not rendered, grouped: group -> the tracks/plug-ins/items it concerns.
     rows : list of dict
@@ -222,6 +233,7 @@ class ReaperImport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     midi_files: dict[str, Any] = field(default_factory=dict)
     midi_items: int = 0
+    effects: list[str] = field(default_factory=list)
     midi_folder: str = "midi"
     bare_midi: bool = False
     tempo_map: TempoMap | None = None
@@ -258,6 +270,7 @@ class ReaperImport:
         out.append(f"{len(self.tracks)} session tracks, {len(self.buses)} buses, "
                    f"{self.midi_items} MIDI items rendered, {len(self.missing_media)} missing media")
         out += [f"stand-in: {s}" for s in self.stand_ins]
+        out += [f"plug-in: {e}" for e in self.effects]
         out += [f"not rendered: {group}: {', '.join(dict.fromkeys(names))}"
                 for group, names in self.not_rendered.items()]
         return "\n".join(out)
@@ -491,9 +504,14 @@ def _effect_specs(fx: list[RppElement], label: str, result: ReaperImport) -> lis
         elif any(line.strip() for line in block.raw):
             result.note("plug-in states not read (the plug-ins play with their defaults)",
                         f"{shown} ({fmt} state)")
-        if find_plugin(name) is None:
+        found = find_plugin(name)
+        if found is None:
             result.note("plug-in FX not found in the plug-in folders (not applied unless "
                         "installed where the session renders)", shown)
+        else:
+            result.effects.append(f"{shown}: {found}, "
+                                  + ("with the project's state" if "state" in spec else
+                                     "with its defaults"))
         out.append(spec)
     return out
 

@@ -209,6 +209,7 @@ def test_track_fx_render_through_the_real_plugin_with_the_project_state(tmp_path
     (plug,) = result.tracks[0]["plugins"]
     assert plug["format"] == "VST3" and base64.b64decode(plug["state"]) == component
     assert not any("plug-in" in w for w in result.warnings)
+    assert f"plug-in: ZamCompX2 on 'Comp': {ZAM}, with the project's state" in result.table()
     out, stems = render(proj, tmp_path)
     report = out.report["tracks"][0]["reports"][0]
     assert report["effect"] == "plug-in" and report["state"] == "applied"
