@@ -187,14 +187,19 @@ def test_reaper_vst3_chunk_round_trip():
         reaper_vst3_state([base64.b64encode(b"\0" * 40).decode(), "AA=="])
 
 
-@needs_zam
-def test_track_fx_render_through_the_real_plugin_with_the_project_state(tmp_path):
-    # the state REAPER would save: ZamCompX2 at -30 dB threshold, 8:1 (its own state bytes)
+def zam_state(threshold_db: float, ratio: float) -> bytes:
+    """The component state REAPER would save for ZamCompX2 at these settings (the plug-in's
+    own bytes, read back through pedalboard)."""
     ref = pedalboard.load_plugin(str(ZAM))
-    ref.threshold_db, ref.ratio = -30.0, 8.0
+    ref.threshold_db, ref.ratio = threshold_db, ratio
     ref.process(np.zeros((2, 512), np.float32), SR)
     xml = ref.raw_state.decode("latin-1")
-    component = _juce_decode(re.search(r"<IComponent>([^<]*)<", xml).group(1))
+    return _juce_decode(re.search(r"<IComponent>([^<]*)<", xml).group(1))
+
+
+@needs_zam
+def test_track_fx_render_through_the_real_plugin_with_the_project_state(tmp_path):
+    component = zam_state(-30.0, 8.0)
     assert b"thr\x00-30" in component
     proj = tmp_path / "p"
     (proj / "a").mkdir(parents=True)
@@ -224,3 +229,48 @@ def test_track_fx_render_through_the_real_plugin_with_the_project_state(tmp_path
     assert np.abs(stems["Comp"][:, late]).max() < 0.7 * np.abs(dry[:, late]).max()  # compressed
     defaults = pedalboard.load_plugin(str(ZAM)).process(stereo, SR, reset=True)
     assert np.abs(stems["Comp"] - defaults).max() > 0.05  # the state made the difference
+
+
+@needs_zam
+def test_folder_fx_process_the_sum_of_the_folder(tmp_path):
+    proj = tmp_path / "p"
+    (proj / "a").mkdir(parents=True)
+    t = np.arange(SR) / SR
+    x = (0.6 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    write_stem(proj / "a", "m.wav", x[None])  # mono: it plays on both sides of the plug-in
+    fx = reaper_vst3_block("VST3: ZamCompX2 (Damien Zammit)", zam_state(-24.0, 4.0))
+    body = (track("Group", isbus="1 1", fx=fx)
+            + track("Lead", audio_item("a/m.wav", 0, 1), isbus="2 -1"))
+    (proj / "p.rpp").write_text(rpp(body))
+    result = import_reaper(proj / "p.rpp", proj / "s.toml")
+    assert result.buses[0]["plugins"][0]["plugin"].startswith("VST3: ZamCompX2")
+    assert "plugins" not in result.tracks[0]
+    out, stems = render(proj, tmp_path)
+    assert out.report["tracks"][1]["reports"][0]["effect"] == "plug-in"
+    lead = np.stack([x, x]) * MONO  # the child's stem: the mono pan law at centre
+    comp = pedalboard.load_plugin(str(ZAM))
+    comp.threshold_db, comp.ratio = -24.0, 4.0
+    want = comp.process(lead, SR, reset=True)
+    assert np.abs(stems["Group"] - want).max() < 1e-4
+    assert np.abs(want - lead).max() > 0.05  # (the plug-in changes the sound)
+
+
+def test_fx_that_are_not_installed_or_not_loadable_are_said(tmp_path, monkeypatch):
+    no_plugins(monkeypatch, tmp_path)
+    proj = tmp_path / "p"
+    (proj / "a").mkdir(parents=True)
+    x = np.full((1, SR), 0.25, np.float32)
+    write_stem(proj / "a", "m.wav", x)
+    fx = (reaper_vst3_block("VST3: Pro-Q 3 (FabFilter)", b"state")
+          .replace("    >\n    >\n", '    >\n    <JS loser/3BandEQ ""\n      0 0 0\n    >\n    >\n'))
+    (proj / "p.rpp").write_text(rpp(track("Lead", audio_item("a/m.wav", 0, 1), fx=fx)))
+    result = import_reaper(proj / "p.rpp", proj / "s.toml")
+    assert [p["plugin"] for p in result.tracks[0]["plugins"]] == ["VST3: Pro-Q 3 (FabFilter)"]
+    table = result.table()
+    assert "plug-in FX not found in the plug-in folders" in table and "Pro-Q 3 on 'Lead'" in table
+    assert "pedalboard cannot load" in table and "3BandEQ" in table
+    out, stems = render(proj, tmp_path)
+    (report,) = out.report["tracks"][0]["reports"]
+    assert report == {"effect": "plug-in", "plugin": "Pro-Q 3",
+                      "not_applied": "not found in the plug-in folders"}
+    assert np.abs(stems["Lead"][0] - 0.25 * MONO).max() < 1e-5  # played without it
