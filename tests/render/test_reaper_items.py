@@ -14,10 +14,11 @@ import numpy as np
 import pedalboard
 import pytest
 from blendfx import read_audio
+from blendfx.errors import SessionError
 from blendfx.render.instruments import find_plugin, reaper_vst3_state
 from blendfx.render.reaper import import_reaper
 from blendfx.render.renderer import render_session
-from blendfx.render.session import load_session
+from blendfx.render.session import load_session, session_from_dict
 
 from ..sessionkit import write_stem
 from .test_reaper_midi import SR, audio_item, midi_item, no_plugins, rpp, track
@@ -274,3 +275,23 @@ def test_fx_that_are_not_installed_or_not_loadable_are_said(tmp_path, monkeypatc
     assert report == {"effect": "plug-in", "plugin": "Pro-Q 3",
                       "not_applied": "not found in the plug-in folders"}
     assert np.abs(stems["Lead"][0] - 0.25 * MONO).max() < 1e-5  # played without it
+
+
+def test_bad_loops_shapes_items_and_plugins_name_the_key(tmp_path):
+    def load(track: dict) -> None:
+        session_from_dict({"tracks": [track]}, tmp_path, check_files=False)
+
+    with pytest.raises(SessionError, match=r"tracks\[0\] \('a'\)\.loop: .*needs a file and a "
+                                           r"duration"):
+        load({"name": "a", "file": "a.wav", "loop": True})
+    with pytest.raises(SessionError, match=r"fade_in_shape = 'log' is not one of equal_power, "
+                                           r"linear, slow_start"):
+        load({"name": "a", "file": "a.wav", "fade_in_shape": "log"})
+    with pytest.raises(SessionError, match=r"items\[0\] needs start and length"):
+        load({"name": "a", "midi": "a.mid", "items": [{"start": 1.0}]})
+    with pytest.raises(SessionError, match=r"items\[0\]\.pan = 3 is out of range \[-1, 1\]"):
+        load({"name": "a", "midi": "a.mid", "items": [{"start": 0, "length": 1, "pan": 3}]})
+    with pytest.raises(SessionError, match="instrument and items apply to a midi track only"):
+        load({"name": "a", "file": "a.wav", "items": []})
+    with pytest.raises(SessionError, match=r"plugins\[0\] .*must be a table with a plugin name"):
+        load({"name": "a", "file": "a.wav", "plugins": [{"format": "VST3"}]})
