@@ -37,7 +37,7 @@ from blendfx.effects.composer.mixing import cc_to_gain, synthesize
 from blendfx.effects.composer.synth import VOICES, note_tail_s, voice_for_program
 from blendfx.errors import BlendfxError
 
-__all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument",
+__all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument", "load_instrument",
            "plugin_display_name", "midi_end_seconds", "reaper_vst3_state", "vst3_raw_state",
            "load_effects"]
 
@@ -158,29 +158,55 @@ def midi_end_seconds(score: Score, voice: str) -> float:
     return score.length_s + min(tail, 1.5) + (0.5 if voice == "drums" else 0.0)
 
 
+def load_instrument(instrument: dict[str, Any], sample_rate: float
+                    ) -> tuple[Any | None, dict[str, Any]]:
+    """A track's instrument plug-in ready to play: ``(plug-in, {"plugin": path, "state": ...})``,
+    or ``(None, {"why": ...})`` when it is not found, does not load or is no instrument.
+
+    Call it on the thread that renders (the main one): pedalboard loads and prepares VST3s
+    there (a plug-in loaded on another thread may have to be reloaded on the main one); it is
+    prepared at ``sample_rate`` here, so playing it later on any thread needs no reset.
+    """
+    name = instrument.get("plugin", "")
+    if not name:
+        return None, {"why": "the track names no plug-in"}
+    path = find_plugin(name)
+    if path is None:
+        return None, {"why": f"plug-in {plugin_display_name(name)!r} not found in the plug-in "
+                             f"folders"}
+    try:
+        plugin = pedalboard.load_plugin(str(path))
+        if not getattr(plugin, "is_instrument", False):
+            raise ValueError(f"{path.name} is not an instrument")
+        info: dict[str, Any] = {"plugin": str(path)}
+        if instrument.get("state"):
+            info["state"] = _set_state(plugin, instrument)
+        plugin([], duration=0.01, sample_rate=sample_rate, num_channels=2, reset=True)
+    except (BlendfxError, ImportError, RuntimeError, ValueError, OSError) as exc:
+        return None, {"why": f"{path.name} did not load: {exc}"}
+    return plugin, info
+
+
 def render_instrument(midi: Path, instrument: dict[str, Any], sample_rate: float,
-                      length: int) -> tuple[np.ndarray, dict[str, Any]]:
+                      length: int, loaded: tuple[Any | None, dict[str, Any]] | None = None
+                      ) -> tuple[np.ndarray, dict[str, Any]]:
     """A MIDI file played by a track's instrument: ``((2, length) float32, what played it)``.
 
     The plug-in when :func:`find_plugin` finds it and pedalboard loads it (its saved state set
-    when it takes it); otherwise the stand-in voice. The dict says which: ``{"plugin": path}``
-    or ``{"stand_in": voice, "for": plug-in name, "why": ...}``.
+    when it takes it; ``loaded``: what :func:`load_instrument` gave, else it is called here);
+    otherwise the stand-in voice. The dict says which: ``{"plugin": path}`` or
+    ``{"stand_in": voice, "for": plug-in name, "why": ...}``.
     """
     score = read_midi(midi)
     name = instrument.get("plugin", "")
-    if name:
-        path = find_plugin(name)
-        if path is not None:
-            try:
-                return _play_plugin(path, score, midi, instrument, sample_rate, length)
-            except (BlendfxError, ImportError, RuntimeError, ValueError, OSError) as exc:
-                why = f"{path.name} did not load or play: {exc}"
-            else:  # pragma: no cover - (returned above)
-                why = ""
-        else:
-            why = f"plug-in {plugin_display_name(name)!r} not found in the plug-in folders"
+    plugin, info = loaded if loaded is not None else load_instrument(instrument, sample_rate)
+    if plugin is not None:
+        try:
+            return _play_plugin(plugin, midi, sample_rate, length), info
+        except (BlendfxError, RuntimeError, ValueError) as exc:
+            why = f"{Path(info['plugin']).name} did not play: {exc}"
     else:
-        why = "the track names no plug-in"
+        why = info["why"]
     voice = instrument.get("voice") or choose_voice(
         programs=[p.program for p in score.parts], drum_channel=bool(score.parts) and all(
             p.is_drum for p in score.parts))[0]
@@ -212,14 +238,9 @@ def _play_voice(score: Score, voice: str, sample_rate: float, length: int) -> np
     return out
 
 
-def _play_plugin(path: Path, score: Score, midi: Path, instrument: dict[str, Any],
-                 sample_rate: float, length: int) -> tuple[np.ndarray, dict[str, Any]]:
-    plugin = pedalboard.load_plugin(str(path))
-    if not getattr(plugin, "is_instrument", False):
-        raise ValueError(f"{path.name} is not an instrument")
-    info: dict[str, Any] = {"plugin": str(path)}
-    if instrument.get("state"):
-        info["state"] = _set_state(plugin, instrument)
+def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np.ndarray:
+    """The notes of a MIDI file through a prepared instrument plug-in (no reset: see
+    :func:`load_instrument`), ``(2, length)``."""
     messages = []
     seconds = 0.0
     for msg in mido.MidiFile(str(midi)):  # (iterating a MidiFile gives delta seconds)
@@ -227,14 +248,14 @@ def _play_plugin(path: Path, score: Score, midi: Path, instrument: dict[str, Any
         if not msg.is_meta:
             messages.append((msg.bytes(), seconds))
     audio = plugin(messages, duration=length / sample_rate, sample_rate=sample_rate,
-                   num_channels=2)
+                   num_channels=2, reset=False)
     audio = np.asarray(audio, np.float32)
     if audio.ndim == 1:
         audio = np.repeat(audio[None], 2, axis=0)
     out = np.zeros((2, length), np.float32)
     n = min(length, audio.shape[1])
     out[:, :n] = audio[:2, :n]
-    return out, info
+    return out
 
 
 # -- plug-in states and effects ----------------------------------------------------------------

@@ -27,7 +27,7 @@ from pedalboard import time_stretch
 from pedalboard.io import AudioFile
 from scipy.signal import resample_poly
 
-from .instruments import midi_end_seconds, render_instrument
+from .instruments import load_instrument, midi_end_seconds, render_instrument
 from .session import Track
 
 __all__ = ["block_starts", "StemReader", "MemoryStem", "open_stem", "FileSource", "KeySource",
@@ -455,10 +455,12 @@ class NoteSource:
             self.length = min(self.length, int(round(track.duration * sample_rate)))
         self.end = self.start + self.length
         self.played: dict[str, Any] = {}
+        # (a plug-in loads here, on the thread building the render: see load_instrument)
+        self.loaded = load_instrument(track.instrument, sample_rate)
 
     def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
         audio, self.played = render_instrument(self.track.midi, self.track.instrument, self.sr,
-                                               max(self.length, 1))
+                                               max(self.length, 1), self.loaded)
         if self.track.items:
             audio = audio * item_envelope(self.track.items, self.sr, self.start, audio.shape[1])
         fade = FileSource._fade  # (the same fades as a file's)

@@ -295,3 +295,23 @@ def test_bad_loops_shapes_items_and_plugins_name_the_key(tmp_path):
         load({"name": "a", "file": "a.wav", "items": []})
     with pytest.raises(SessionError, match=r"plugins\[0\] .*must be a table with a plugin name"):
         load({"name": "a", "file": "a.wav", "plugins": [{"format": "VST3"}]})
+
+
+@needs_zam
+def test_an_instrument_slot_holding_an_effect_plays_the_stand_in(tmp_path):
+    """No free VST3 instrument is packaged for Debian 12: the real load path is followed up to
+    the instrument check (an effect found under the instrument's name), then the stand-in."""
+    proj = tmp_path / "p"
+    proj.mkdir()
+    fx = reaper_vst3_block("VST3i: ZamCompX2 (Damien Zammit)", zam_state(-30.0, 8.0))
+    (proj / "p.rpp").write_text(rpp(track("Piano", midi_item(0, 2, [
+        (0, 0x90, 60, 100), (960, 0x80, 60, 0)]), fx=fx)))
+    result = import_reaper(proj / "p.rpp", proj / "s.toml")
+    inst = result.tracks[0]["instrument"]
+    assert inst["format"] == "VST3" and b"thr\x00-30" in base64.b64decode(inst["state"])
+    assert not result.stand_ins  # (found in the plug-in folders at import)
+    out, stems = render(proj, tmp_path)
+    played = out.report["tracks"][0]["reports"][0]
+    assert played["stand_in"] == "piano"
+    assert played["why"] == "ZamCompX2.vst3 did not load: ZamCompX2.vst3 is not an instrument"
+    assert np.sqrt(np.mean(stems["Piano"] ** 2)) > 1e-3
