@@ -462,7 +462,7 @@ class NoteSource:
         audio, self.played = render_instrument(self.track.midi, self.track.instrument, self.sr,
                                                max(self.length, 1), self.loaded)
         if self.track.items:
-            audio = audio * item_envelope(self.track.items, self.sr, self.start, audio.shape[1])
+            item_envelope(self.track.items, self.sr, self.start, audio.shape[1], audio)
         fade = FileSource._fade  # (the same fades as a file's)
         for start, n in block_starts(total, block):
             out = np.zeros((2, n), np.float32)
@@ -473,13 +473,14 @@ class NoteSource:
             yield start, out
 
 
-def item_envelope(items: list[dict[str, Any]], sample_rate: float, start: int, n: int
-                  ) -> np.ndarray:
+def item_envelope(items: list[dict[str, Any]], sample_rate: float, start: int, n: int,
+                  audio: np.ndarray | None = None) -> np.ndarray:
     """The ``(2, n)`` gains of a MIDI track's items on timeline samples ``[start, start + n)``:
     each item's volume, pan (the stereo balance law) and fades (:func:`fade_gain`) from its
     start; after its end its last gain holds until the next item starts (the instrument's
-    release tail); a later item takes over where items overlap."""
-    env = np.ones((2, n), np.float32)
+    release tail); a later item takes over where items overlap. Given ``audio`` (``(2, n)``
+    float32), it is scaled in place (only where a gain is not 1) and returned instead."""
+    out = np.ones((2, n), np.float32) if audio is None else audio
     spans = sorted(items, key=lambda i: i["start"])
     for k, item in enumerate(spans):
         a = int(round(item["start"] * sample_rate))
@@ -492,18 +493,22 @@ def item_envelope(items: list[dict[str, Any]], sample_rate: float, start: int, n
             continue
         left, right = pan_gains(item.get("pan", 0.0), 2)
         g = 10.0 ** (item.get("gain_db", 0.0) / 20.0)
-        pos = np.clip(np.arange(lo, hi) - a, 0, max(length - 1, 0))  # (held past the end)
         fades = _fades(0, max(length, 1), max(length, 1),
                        item.get("fade_in", 0.0) * sample_rate,
                        item.get("fade_out", 0.0) * sample_rate,
                        item.get("fade_in_shape", "equal_power"),
                        item.get("fade_out_shape", "equal_power"))
-        gain = np.full(hi - lo, g) if fades is None else g * fades[pos]
-        if fades is not None and item.get("fade_out", 0.0) > 0:
-            gain[np.arange(lo, hi) - a >= length] = 0.0  # faded out: silent until the next
-        env[0, lo - start:hi - start] = gain * left
-        env[1, lo - start:hi - start] = gain * right
-    return env
+        part = out[:, lo - start:hi - start]
+        if fades is None:
+            if g * left != 1.0 or g * right != 1.0:
+                part *= np.array([[g * left], [g * right]], np.float32)
+            continue
+        pos = np.arange(lo, hi) - a
+        gain = g * fades[np.clip(pos, 0, max(length - 1, 0))]  # (held past the end)
+        if item.get("fade_out", 0.0) > 0:
+            gain[pos >= length] = 0.0  # faded out: silent until the next item
+        part *= np.stack([gain * left, gain * right]).astype(np.float32)
+    return out
 
 
 class BusSource:
