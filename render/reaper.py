@@ -32,9 +32,10 @@ What the importer maps (REAPER -> session):
   and, for VST3, its saved state) and the built-in voice that stands in for it when it is not
   installed (:func:`~blendfx.render.instruments.choose_voice`); the items' own volume, pan and
   fades become the track's ``items`` (applied to the instrument's output over each item);
-- a track's plug-in effects (VST3, VST and AU by name; ``<FXCHAIN``) -> ``plugins`` on its
-  session tracks (a folder's: on its bus), loaded by pedalboard from the plug-in folders where
-  the session renders, with the VST3 state the project saved
+- a track's plug-in effects (VST3, VST and AU by name; ``<FXCHAIN``) found in the plug-in
+  folders -> ``plugins`` of a bus that holds its items (a folder's: its bus) and has its
+  fader, so they process the sum of the items before the fader, as in REAPER; loaded by
+  pedalboard where the session renders, with the VST3 state the project saved
   (:func:`~blendfx.render.instruments.reaper_vst3_state`); JS and DX plug-ins are reported.
 - a project with MIDI tracks gets ``session.length``: the end of its last item, where REAPER
   ends a render (release tails past it are cut, as there).
@@ -481,9 +482,9 @@ _LOADABLE = ("VST3", "VST", "AU")
 
 
 def _effect_specs(fx: list[RppElement], label: str, result: ReaperImport) -> list[dict[str, str]]:
-    """A track's plug-in effects as manifest ``plugins`` (VST3, VST and AU, found in the
-    plug-in folders or not: the render looks again), each with its state where the project
-    keeps it in a form pedalboard takes (VST3); the others (JS, DX...) are reported."""
+    """A track's plug-in effects as manifest ``plugins``: those found in the plug-in folders
+    (VST3, VST and AU by name), each with its state where the project keeps it in a form
+    pedalboard takes (VST3); the others (not found; JS, DX...) are reported."""
     out: list[dict[str, str]] = []
     for block in fx:
         name = block.attrib[0] if block.attrib else block.tag
@@ -506,12 +507,12 @@ def _effect_specs(fx: list[RppElement], label: str, result: ReaperImport) -> lis
                         f"{shown} ({fmt} state)")
         found = find_plugin(name)
         if found is None:
-            result.note("plug-in FX not found in the plug-in folders (not applied unless "
-                        "installed where the session renders)", shown)
-        else:
-            result.effects.append(f"{shown}: {found}, "
-                                  + ("with the project's state" if "state" in spec else
-                                     "with its defaults"))
+            result.note("plug-in FX not found in the plug-in folders (not applied: import the "
+                        "project again where they are installed)", shown)
+            continue
+        result.effects.append(f"{shown}: {found}, "
+                              + ("with the project's state" if "state" in spec else
+                                 "with its defaults"))
         out.append(spec)
     return out
 
@@ -649,19 +650,24 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                                "items": 0, "instrument": ""}
         result.rows.append(row)
         # a folder track becomes a bus: its fader, pan, mute and solo apply to the sum of its
-        # children (and of its own items)
+        # children (and of its own items); so does a track with plug-in effects: they process
+        # the sum of its items, before its fader, as in REAPER
         item_gain, item_pan, item_bus = t_vol, t_pan, parent
-        if folder_state == 1 and depth > 0:
+        is_folder = folder_state == 1 and depth > 0
+        fx_bus = bool(effects) and not is_folder and any(True for _ in track.blocks("ITEM"))
+        if is_folder or fx_bus:
             bus_name = unique(label)
             bus: dict[str, Any] = {"name": bus_name}
             _fader(bus, _db(t_vol), t_pan, t_mute, t_solo, parent)
-            if effects:  # the folder's FX process the sum of what it holds
+            if effects:
                 bus["plugins"], effects = effects, []
             buses.append(bus)
-            row["kind"], row["session"] = "folder (bus)", [bus_name]
+            row["kind"] = "folder (bus)" if is_folder else "audio"
+            row["session"] = [bus_name]
             item_gain, item_pan, item_bus = 1.0, 0.0, bus_name
             t_mute_items, t_solo_items = False, False
-            folders.append(bus_name)
+            if is_folder:
+                folders.append(bus_name)
         else:
             t_mute_items, t_solo_items = t_mute, t_solo
         items = list(track.blocks("ITEM"))
@@ -684,7 +690,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
         for kind, count in skipped.items():
             result.note("items that are not audio or MIDI media (not rendered)",
                         f"{count} {kind} item(s) on {label!r}")
-        base = unique(label if folder_state != 1 or depth <= 0 else f"{label} items")
+        base = unique(f"{label} items" if is_folder or fx_bus else label)
         audio_base = unique(f"{base} audio") if midi_items and audio_items else base
         for n, (item, media, kind) in enumerate(audio_items, 1):
             entry_name = audio_base if len(audio_items) == 1 else unique(f"{audio_base} #{n}")
@@ -740,8 +746,6 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                     entry["loop"] = True
             if item_bus is not None:
                 entry["bus"] = item_bus
-            if effects:
-                entry["plugins"] = effects
             _envelopes(item, f"{entry_name!r}", result.not_rendered)
             project_end = max(project_end, entry["offset"] + entry["duration"])
             tracks.append(entry)
@@ -803,8 +807,6 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 _fader(entry, _db(item_gain), item_pan, t_mute_items, t_solo_items, item_bus)
                 if any(len(sp) > 2 for sp in spans):  # (items at unity need no envelope)
                     entry["items"] = spans
-                if effects:
-                    entry["plugins"] = effects
                 tracks.append(entry)
                 row["session"].append(midi_name)
                 row["kind"] = "MIDI" if row["kind"] == "audio" else row["kind"]
@@ -825,8 +827,6 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                         f"{midi_name!r}: stand-in voice {voice!r} for "
                         + (f"{plug} (not found in the plug-in folders)" if plug else
                            "a track with no instrument") + f"; chosen by the {why}")
-        if effects and len(row["session"]) > 1:
-            result.note("plug-in FX of a track with several items (run once per item)", label)
         if not row["session"] and row["kind"] == "audio":
             row["kind"] = "empty"
         if folder_state == 2 and depth < 0:

@@ -212,12 +212,15 @@ def test_track_fx_render_through_the_real_plugin_with_the_project_state(tmp_path
     (proj / "p.rpp").write_text(rpp(track("Comp", audio_item("a/x.wav", 0, 2), fx=fx)
                                     + track("Dry", audio_item("a/x.wav", 0, 2))))
     result = import_reaper(proj / "p.rpp", proj / "s.toml")
-    (plug,) = result.tracks[0]["plugins"]
+    # the track's FX process the sum of its items before its fader: a bus holds them
+    (plug,) = result.buses[0]["plugins"]
+    assert result.buses[0]["name"] == "Comp" and result.tracks[0]["bus"] == "Comp"
+    assert "plugins" not in result.tracks[0]
     assert plug["format"] == "VST3" and base64.b64decode(plug["state"]) == component
     assert not any("plug-in" in w for w in result.warnings)
     assert f"plug-in: ZamCompX2 on 'Comp': {ZAM}, with the project's state" in result.table()
     out, stems = render(proj, tmp_path)
-    report = out.report["tracks"][0]["reports"][0]
+    report = next(t for t in out.report["tracks"] if t["name"] == "Comp")["reports"][0]
     assert report["effect"] == "plug-in" and report["state"] == "applied"
     assert report["path"] == str(ZAM)
     want = pedalboard.load_plugin(str(ZAM))
@@ -266,15 +269,20 @@ def test_fx_that_are_not_installed_or_not_loadable_are_said(tmp_path, monkeypatc
           .replace("    >\n    >\n", '    >\n    <JS loser/3BandEQ ""\n      0 0 0\n    >\n    >\n'))
     (proj / "p.rpp").write_text(rpp(track("Lead", audio_item("a/m.wav", 0, 1), fx=fx)))
     result = import_reaper(proj / "p.rpp", proj / "s.toml")
-    assert [p["plugin"] for p in result.tracks[0]["plugins"]] == ["VST3: Pro-Q 3 (FabFilter)"]
+    assert not result.buses and "plugins" not in result.tracks[0]  # (nothing to apply here)
     table = result.table()
     assert "plug-in FX not found in the plug-in folders" in table and "Pro-Q 3 on 'Lead'" in table
     assert "pedalboard cannot load" in table and "3BandEQ" in table
-    out, stems = render(proj, tmp_path)
+    # a plug-in named in a session but missing where it renders is said in the render report
+    s = load_session(proj / "s.toml")
+    s.tracks[0].plugins = [{"plugin": "VST3: Pro-Q 3 (FabFilter)", "format": "VST3"}]
+    s.master.target_lufs = None
+    out = render_session(s, tmp_path / "out", progress=False, figure=False)
     (report,) = out.report["tracks"][0]["reports"]
     assert report == {"effect": "plug-in", "plugin": "Pro-Q 3",
                       "not_applied": "not found in the plug-in folders"}
-    assert np.abs(stems["Lead"][0] - 0.25 * MONO).max() < 1e-5  # played without it
+    stem, _ = read_audio(out.stems["Lead"])
+    assert np.abs(stem[0] - 0.25 * MONO).max() < 1e-5  # played without it
 
 
 def test_bad_loops_shapes_items_and_plugins_name_the_key(tmp_path):
