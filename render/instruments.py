@@ -354,7 +354,18 @@ def load_effects(specs: list[dict[str, Any]], sample_rate: float, channels: int 
     """Load a track's plug-in effects: ``(plug-ins found and loaded, in order, one report per
     spec)``. A report says ``{"effect": "plug-in", "plugin": name, "path": ...,
     "state": "applied" | "not applied, defaults (why)" | "none in the project"}``, or
-    ``"not_applied": why`` for one that is not found, does not load or is an instrument."""
+    ``"not_applied": why`` for one that is not found, does not load or is an instrument.
+
+    Parameters
+    ----------
+    specs : list of dict
+        ``{"plugin": name, "format": ..., "state": base64, "controller": base64}`` each.
+    sample_rate : float
+        Hz; each plug-in is prepared at it (on the calling thread: see
+        :func:`load_instrument`).
+    channels : int
+        Channels the plug-ins will process (a plug-in that does not take them is not applied).
+    """
     loaded: list[Any] = []
     reports: list[dict[str, Any]] = []
     for spec in specs:

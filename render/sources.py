@@ -479,7 +479,18 @@ def item_envelope(items: list[dict[str, Any]], sample_rate: float, start: int, n
     each item's volume, pan (the stereo balance law) and fades (:func:`fade_gain`) from its
     start; after its end its last gain holds until the next item starts (the instrument's
     release tail); a later item takes over where items overlap. Given ``audio`` (``(2, n)``
-    float32), it is scaled in place (only where a gain is not 1) and returned instead."""
+    float32), it is scaled in place (only where a gain is not 1) and returned instead.
+
+    Parameters
+    ----------
+    items : list of dict
+        ``start``, ``length`` (s on the timeline), ``gain_db`` (dB), ``pan`` (-1..1),
+        ``fade_in``/``fade_out`` (s) and their shapes.
+    sample_rate : float
+        Hz.
+    start, n : int
+        The first timeline sample and how many.
+    """
     out = np.ones((2, n), np.float32) if audio is None else audio
     spans = sorted(items, key=lambda i: i["start"])
     for k, item in enumerate(spans):
