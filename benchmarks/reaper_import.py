@@ -3,8 +3,9 @@
 The project (written by this script): 200 items on 12 tracks in folders three deep, 120 s long,
 on a tempo map with linear ramps and a meter change: 8 instrument tracks (plug-ins that are not
 installed here: Kontakt, Absynth, Reaktor... so stand-in voices play) with 22 MIDI items each
-(in-project ``<SOURCE MIDI`` data, a few looped), and 24 audio items (WAVs written beside it)
-with fades, playback rates (with and without preserved pitch) and take offsets.
+(in-project ``<SOURCE MIDI`` data, a few looped, every fourth with its own volume, pan and
+fades), and 24 audio items (WAVs written beside it) with fades, playback rates (with and
+without preserved pitch), take offsets and loops (every third).
 
 Figures:
 
@@ -85,9 +86,12 @@ def write_project(folder: Path, seconds: float) -> Path:
         items = []
         for k in range(22):
             loop = k % 5 == 0
+            # every fourth item with its own volume, pan and fades
+            shaped = ("      VOLPAN 0.7 0.3 1 -1\n      FADEIN 0 0.3 0 1 0 0\n"
+                      "      FADEOUT 2 1 0 1 0 0\n" if k % 4 == 1 else "      VOLPAN 1 0 1 -1\n")
             items.append(
                 f"    <ITEM\n      POSITION {k * step:.6f}\n      LENGTH {step * 0.9:.6f}\n"
-                f"      LOOP {int(loop)}\n      VOLPAN 1 0 1 -1\n      <SOURCE MIDI\n"
+                f"      LOOP {int(loop)}\n{shaped}      <SOURCE MIDI\n"
                 f"        HASDATA 1 960 QN\n{midi_events(rng, name == 'Drums', loop)}      >\n"
                 f"    >\n")
         fx = f'    <FXCHAIN\n    <VST "{plug}" x.dll 0 "" 0<00> ""\n      AAAA\n    >\n    >\n'
@@ -98,8 +102,11 @@ def write_project(folder: Path, seconds: float) -> Path:
         for k in range(6):
             rate = ("PLAYRATE 1.5 0 0 -1 0 0.0025" if k % 3 == 1 else
                     "PLAYRATE 0.8 1 0 -1 0 0.0025" if k % 3 == 2 else "PLAYRATE 1 1 0 -1 0 0.0025")
+            # every third item loops its 8 s file over 12 s, from a take offset
+            length, loop = (12, 1) if k % 3 == 0 else (4, 0)
             items.append(
-                f"    <ITEM\n      POSITION {k * seconds / 6:.6f}\n      LENGTH 4\n"
+                f"    <ITEM\n      POSITION {k * seconds / 6:.6f}\n      LENGTH {length}\n"
+                f"      LOOP {loop}\n"
                 f"      FADEIN 1 0.2 0 1 0 0\n      FADEOUT 1 0.5 0 1 0 0\n      SOFFS 0.5\n"
                 f"      {rate}\n      <SOURCE WAVE\n        FILE \"audio/a{j}.wav\"\n      >\n"
                 f"    >\n")
@@ -143,7 +150,8 @@ def main() -> None:
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "cpu_count": os.cpu_count(),
         }
-    print(result.table().splitlines()[-1 - len(result.stand_ins) - len(result.not_rendered)])
+    print(result.table().splitlines()[-1 - len(result.stand_ins) - len(result.effects)
+                                      - len(result.not_rendered)])
     print(f"import of a {items}-item project: {figures['import_s']} s (median of {args.repeats})")
     print(f"render: {duration:.1f} s in {wall:.2f} s ({figures['realtime_factor']}x realtime, "
           f"{figures['cpu_realtime_factor']}x per CPU second)")

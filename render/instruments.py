@@ -9,6 +9,13 @@ plus the folders in ``BLENDFX_PLUGIN_PATH``, separated by ``os.pathsep``) and
 (the Composer's synth, :mod:`blendfx.effects.composer.synth`), chosen by :func:`choose_voice`
 from the track name, the plug-in name, its preset and the MIDI program, with channel 10 on the
 drum kit.
+
+Plug-in effects (a track's or bus's ``plugins``: REAPER's track FX) load the same way
+(:func:`load_effects`), before the track's chain. Their state comes from the project where the
+format allows: REAPER keeps a VST3's state as base64 lines (a header of routing pins, then the
+plug-in's component and controller states, then the preset name; :func:`reaper_vst3_state`),
+which become pedalboard's ``raw_state`` (:func:`vst3_raw_state`, the layout JUCE's VST3 host
+reads).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import base64
 import binascii
 import os
 import re
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,8 +37,9 @@ from blendfx.effects.composer.mixing import cc_to_gain, synthesize
 from blendfx.effects.composer.synth import VOICES, note_tail_s, voice_for_program
 from blendfx.errors import BlendfxError
 
-__all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument",
-           "plugin_display_name", "midi_end_seconds"]
+__all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument", "load_instrument",
+           "plugin_display_name", "midi_end_seconds", "reaper_vst3_state", "vst3_raw_state",
+           "load_effects"]
 
 #: Words in a track, plug-in or preset name -> the stand-in voice (first match wins; checked on
 #: the track name first, then the preset, then the plug-in).
@@ -149,29 +158,55 @@ def midi_end_seconds(score: Score, voice: str) -> float:
     return score.length_s + min(tail, 1.5) + (0.5 if voice == "drums" else 0.0)
 
 
+def load_instrument(instrument: dict[str, Any], sample_rate: float
+                    ) -> tuple[Any | None, dict[str, Any]]:
+    """A track's instrument plug-in ready to play: ``(plug-in, {"plugin": path, "state": ...})``,
+    or ``(None, {"why": ...})`` when it is not found, does not load or is no instrument.
+
+    Call it on the thread that renders (the main one): pedalboard loads and prepares VST3s
+    there (a plug-in loaded on another thread may have to be reloaded on the main one); it is
+    prepared at ``sample_rate`` here, so playing it later on any thread needs no reset.
+    """
+    name = instrument.get("plugin", "")
+    if not name:
+        return None, {"why": "the track names no plug-in"}
+    path = find_plugin(name)
+    if path is None:
+        return None, {"why": f"plug-in {plugin_display_name(name)!r} not found in the plug-in "
+                             f"folders"}
+    try:
+        plugin = pedalboard.load_plugin(str(path))
+        if not getattr(plugin, "is_instrument", False):
+            raise ValueError(f"{path.name} is not an instrument")
+        info: dict[str, Any] = {"plugin": str(path)}
+        if instrument.get("state"):
+            info["state"] = _set_state(plugin, instrument)
+        plugin([], duration=0.01, sample_rate=sample_rate, num_channels=2, reset=True)
+    except (BlendfxError, ImportError, RuntimeError, ValueError, OSError) as exc:
+        return None, {"why": f"{path.name} did not load: {exc}"}
+    return plugin, info
+
+
 def render_instrument(midi: Path, instrument: dict[str, Any], sample_rate: float,
-                      length: int) -> tuple[np.ndarray, dict[str, Any]]:
+                      length: int, loaded: tuple[Any | None, dict[str, Any]] | None = None
+                      ) -> tuple[np.ndarray, dict[str, Any]]:
     """A MIDI file played by a track's instrument: ``((2, length) float32, what played it)``.
 
     The plug-in when :func:`find_plugin` finds it and pedalboard loads it (its saved state set
-    when it takes it); otherwise the stand-in voice. The dict says which: ``{"plugin": path}``
-    or ``{"stand_in": voice, "for": plug-in name, "why": ...}``.
+    when it takes it; ``loaded``: what :func:`load_instrument` gave, else it is called here);
+    otherwise the stand-in voice. The dict says which: ``{"plugin": path}`` or
+    ``{"stand_in": voice, "for": plug-in name, "why": ...}``.
     """
     score = read_midi(midi)
     name = instrument.get("plugin", "")
-    if name:
-        path = find_plugin(name)
-        if path is not None:
-            try:
-                return _play_plugin(path, score, midi, instrument, sample_rate, length)
-            except (BlendfxError, ImportError, RuntimeError, ValueError, OSError) as exc:
-                why = f"{path.name} did not load or play: {exc}"
-            else:  # pragma: no cover - (returned above)
-                why = ""
-        else:
-            why = f"plug-in {plugin_display_name(name)!r} not found in the plug-in folders"
+    plugin, info = loaded if loaded is not None else load_instrument(instrument, sample_rate)
+    if plugin is not None:
+        try:
+            return _play_plugin(plugin, midi, sample_rate, length), info
+        except (BlendfxError, RuntimeError, ValueError) as exc:
+            why = f"{Path(info['plugin']).name} did not play: {exc}"
     else:
-        why = "the track names no plug-in"
+        why = info["why"]
     voice = instrument.get("voice") or choose_voice(
         programs=[p.program for p in score.parts], drum_channel=bool(score.parts) and all(
             p.is_drum for p in score.parts))[0]
@@ -203,19 +238,9 @@ def _play_voice(score: Score, voice: str, sample_rate: float, length: int) -> np
     return out
 
 
-def _play_plugin(path: Path, score: Score, midi: Path, instrument: dict[str, Any],
-                 sample_rate: float, length: int) -> tuple[np.ndarray, dict[str, Any]]:
-    plugin = pedalboard.load_plugin(str(path))
-    if not getattr(plugin, "is_instrument", False):
-        raise ValueError(f"{path.name} is not an instrument")
-    info: dict[str, Any] = {"plugin": str(path)}
-    state = instrument.get("state")
-    if state:
-        try:
-            plugin.raw_state = base64.b64decode(state)
-            info["state"] = "applied"
-        except (binascii.Error, ValueError, RuntimeError, AttributeError) as exc:
-            info["state"] = f"not applied ({exc})"
+def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np.ndarray:
+    """The notes of a MIDI file through a prepared instrument plug-in (no reset: see
+    :func:`load_instrument`), ``(2, length)``."""
     messages = []
     seconds = 0.0
     for msg in mido.MidiFile(str(midi)):  # (iterating a MidiFile gives delta seconds)
@@ -223,11 +248,149 @@ def _play_plugin(path: Path, score: Score, midi: Path, instrument: dict[str, Any
         if not msg.is_meta:
             messages.append((msg.bytes(), seconds))
     audio = plugin(messages, duration=length / sample_rate, sample_rate=sample_rate,
-                   num_channels=2)
+                   num_channels=2, reset=False)
     audio = np.asarray(audio, np.float32)
     if audio.ndim == 1:
         audio = np.repeat(audio[None], 2, axis=0)
     out = np.zeros((2, length), np.float32)
     n = min(length, audio.shape[1])
     out[:, :n] = audio[:2, :n]
-    return out, info
+    return out
+
+
+# -- plug-in states and effects ----------------------------------------------------------------
+_REAPER_CHUNK = (0xFEED5EEE, 0xFEED5EEF)  # REAPER's plug-in chunk header magic (opaque/regular)
+_REAPER_MAGIC = (0xDEADBEEF, 0xDEADF00D)  # (before the data of "regular" chunks)
+_JUCE_B64 = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
+
+
+def reaper_vst3_state(lines: list[str]) -> tuple[bytes, bytes]:
+    """A VST3's ``(component state, controller state)`` from the base64 lines of its REAPER
+    ``<VST`` block.
+
+    REAPER writes each line as its own base64 string: a header (the plug-in id, the chunk
+    magic ``0xFEED5EEE``/``0xFEED5EEF``, the input and output pin masks, 8 bytes per pin, the
+    data size and two flags; a "regular" chunk's data starts with ``0xDEADBEEF 0xDEADF00D``),
+    the data, and a last line with the program and preset names. A VST3's data is its
+    component state then its controller state, each as ``int32 size, int32 flags, bytes``.
+
+    Raises
+    ------
+    ValueError
+        The lines are not such a chunk.
+    """
+    text = [line.strip() for line in lines if line.strip() and not line.startswith("|")]
+    if len(text) < 2:
+        raise ValueError("no plug-in chunk")
+    try:
+        raw = b"".join(base64.b64decode(line, validate=True) for line in text[:-1])
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64 ({exc})") from None
+    try:
+        _, magic, n_in = struct.unpack_from("<IIi", raw, 0)
+        if magic not in _REAPER_CHUNK or not 0 <= n_in <= 1024:
+            raise ValueError(f"not a REAPER plug-in chunk (magic {magic:#x})")
+        at = 12 + 8 * n_in
+        (n_out,) = struct.unpack_from("<i", raw, at)
+        if not 0 <= n_out <= 1024:
+            raise ValueError(f"{n_out} output pins")
+        at += 4 + 8 * n_out
+        size, _, _ = struct.unpack_from("<iII", raw, at)
+        at += 12
+        if raw[at:at + 8] == struct.pack("<II", *_REAPER_MAGIC):
+            at, size = at + 8, size - 8
+        data = raw[at:at + size]
+        if size < 0 or len(data) != size:
+            raise ValueError(f"the chunk holds {len(raw) - at} bytes of data, its header says "
+                             f"{size}")
+        states: list[bytes] = []
+        pos = 0
+        while pos + 8 <= len(data) and len(states) < 2:
+            (n,) = struct.unpack_from("<i", data, pos)
+            if n < 0 or pos + 8 + n > len(data):
+                raise ValueError("a VST3 state runs past the chunk")
+            states.append(data[pos + 8:pos + 8 + n])
+            pos += 8 + n
+    except struct.error:
+        raise ValueError("the chunk is too short") from None
+    if not states:
+        raise ValueError("no VST3 component state in the chunk")
+    return states[0], states[1] if len(states) > 1 else b""
+
+
+def _juce_base64(data: bytes) -> str:
+    """JUCE's ``MemoryBlock::toBase64Encoding``: the size, a dot, then 6-bit groups taken from
+    the little-end of the bytes, each as a character of JUCE's own table."""
+    value = int.from_bytes(data, "little")
+    chars = (len(data) * 8 + 5) // 6
+    return f"{len(data)}." + "".join(_JUCE_B64[(value >> (6 * i)) & 63] for i in range(chars))
+
+
+def vst3_raw_state(component: bytes, controller: bytes = b"") -> bytes:
+    """pedalboard's ``raw_state`` of a VST3 (JUCE's host layout): ``VC2!``, the size, then
+    ``<VST3PluginState>`` XML holding the component and controller states."""
+    xml = '<?xml version="1.0" encoding="UTF-8"?>\n\n<VST3PluginState>'
+    xml += f"<IComponent>{_juce_base64(component)}</IComponent>"
+    if controller:
+        xml += f"<IEditController>{_juce_base64(controller)}</IEditController>"
+    body = (xml + "</VST3PluginState>").encode("utf-8") + b"\0"
+    return b"VC2!" + struct.pack("<I", len(body)) + body
+
+
+def _set_state(plugin: Any, spec: dict[str, Any]) -> str:
+    """Give a loaded plug-in the state a spec carries (``state``/``controller``: base64 VST3
+    component and controller states); says whether it took it."""
+    try:
+        component = base64.b64decode(spec["state"], validate=True)
+        controller = base64.b64decode(spec.get("controller", ""), validate=True)
+        plugin.raw_state = vst3_raw_state(component, controller)
+    except (binascii.Error, ValueError, RuntimeError, AttributeError, TypeError) as exc:
+        return f"not applied, defaults ({exc})"
+    return "applied"
+
+
+def load_effects(specs: list[dict[str, Any]], sample_rate: float, channels: int = 2
+                 ) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Load a track's plug-in effects: ``(plug-ins found and loaded, in order, one report per
+    spec)``. A report says ``{"effect": "plug-in", "plugin": name, "path": ...,
+    "state": "applied" | "not applied, defaults (why)" | "none in the project"}``, or
+    ``"not_applied": why`` for one that is not found, does not load or is an instrument.
+
+    Parameters
+    ----------
+    specs : list of dict
+        ``{"plugin": name, "format": ..., "state": base64, "controller": base64}`` each.
+    sample_rate : float
+        Hz; each plug-in is prepared at it (on the calling thread: see
+        :func:`load_instrument`).
+    channels : int
+        Channels the plug-ins will process (a plug-in that does not take them is not applied).
+    """
+    loaded: list[Any] = []
+    reports: list[dict[str, Any]] = []
+    for spec in specs:
+        name = spec.get("plugin", "")
+        report: dict[str, Any] = {"effect": "plug-in", "plugin": plugin_display_name(name)}
+        reports.append(report)
+        path = find_plugin(name)
+        if path is None:
+            report["not_applied"] = "not found in the plug-in folders"
+            continue
+        report["path"] = str(path)
+        try:
+            plugin = pedalboard.load_plugin(str(path))
+        except (ImportError, RuntimeError, ValueError, OSError) as exc:
+            report["not_applied"] = f"did not load ({exc})"
+            continue
+        if not getattr(plugin, "is_effect", True):
+            report["not_applied"] = "an instrument, not an effect"
+            continue
+        report["state"] = _set_state(plugin, spec) if spec.get("state") else (
+            "none in the project (defaults)")
+        try:  # (REAPER would run a mono plug-in on the first channel only)
+            plugin.process(np.zeros((channels, 256), np.float32), sample_rate, reset=True)
+        except ValueError as exc:
+            report["not_applied"] = f"does not take {channels} channels ({exc})"
+            continue
+        loaded.append(plugin)
+    return loaded, reports

@@ -18,7 +18,9 @@ What the importer maps (REAPER -> session):
   mute and solo, and every track inside it is routed to it (``bus = ...``; folders nest);
 - each audio ``<ITEM>`` of a track -> one session track: ``POSITION`` -> ``offset``,
   ``LENGTH`` -> ``duration``, ``SOFFS`` -> ``source_offset``, item ``VOLPAN`` (volume folded into
-  ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths,
+  ``gain_db``, item pan added to the track's), ``MUTE``, ``FADEIN``/``FADEOUT`` lengths and
+  shapes (``fade_in_shape``...: REAPER's shapes 0-6 by name), ``LOOP 1`` -> ``loop`` (the source
+  repeats across the item, the take offset wrapping into it),
   ``PLAYRATE rate preserve_pitch semitones`` -> ``rate``, ``preserve_pitch``, ``pitch``, and the
   ``<SOURCE ...> FILE`` path, relative to the project folder unless absolute (Windows separators
   accepted); a ``<SOURCE VIDEO>`` item becomes a ``role = "video"`` track (its soundtrack plays,
@@ -26,15 +28,22 @@ What the importer maps (REAPER -> session):
 - the MIDI items of a track (in-project ``<SOURCE MIDI`` data, pooled or not, and ``.mid``
   files; see :mod:`~blendfx.render.rpp_midi`) -> one MIDI track (``midi = "...mid"``) whose
   notes sit where the project's tempo map puts them (item offset, length, loop and rate
-  applied; item volume scales velocities), played by ``instrument``: the track's instrument
-  plug-in (its name, format, preset and, for VST3, its state) and the built-in voice that
-  stands in for it when it is not installed (:func:`~blendfx.render.instruments.choose_voice`).
+  applied), played by ``instrument``: the track's instrument plug-in (its name, format, preset
+  and, for VST3, its saved state) and the built-in voice that stands in for it when it is not
+  installed (:func:`~blendfx.render.instruments.choose_voice`); the items' own volume, pan and
+  fades become the track's ``items`` (applied to the instrument's output over each item);
+- a track's plug-in effects (VST3, VST and AU by name; ``<FXCHAIN``) found in the plug-in
+  folders -> ``plugins`` of a bus that holds its items (a folder's: its bus) and has its
+  fader, so they process the sum of the items before the fader, as in REAPER; loaded by
+  pedalboard where the session renders, with the VST3 state the project saved
+  (:func:`~blendfx.render.instruments.reaper_vst3_state`); JS and DX plug-ins are reported.
 - a project with MIDI tracks gets ``session.length``: the end of its last item, where REAPER
   ends a render (release tails past it are cut, as there).
 
 Media that is not on disk is reported by name (``ReaperImport.missing_media`` and a warning),
-never a crash. Whatever the session does not render (plug-in FX, envelopes, MIDI on tracks
-without an instrument, non-file sources...) is listed once per group in
+never a crash. Whatever the session does not render (plug-ins that are not found or cannot
+load, envelopes, MIDI on tracks without an instrument, non-file sources...) is listed once per
+group in
 ``ReaperImport.warnings`` (and ``not_rendered``); :meth:`ReaperImport.table` prints the lot.
 
 Examples
@@ -46,6 +55,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import posixpath
@@ -60,9 +70,9 @@ from blendfx.audio_io import audio_info
 from blendfx.errors import BlendfxError, SessionError
 from blendfx.files import atomic_path
 
-from .instruments import choose_voice, find_plugin, plugin_display_name
+from .instruments import choose_voice, find_plugin, plugin_display_name, reaper_vst3_state
 from .rpp_midi import MidiSource, PlacedMidi, midi_file, parse_embedded, place_item, read_mid_source
-from .session import TempoMap, save_session
+from .session import FADE_SHAPES, TempoMap, save_session
 
 __all__ = ["RppElement", "parse_rpp", "tokenize_line", "import_reaper", "ReaperImport"]
 
@@ -203,6 +213,9 @@ class ReaperImport:
     stand_ins : list of str
         One line per MIDI track whose instrument is not found here: the built-in voice that
         stands in for it and why it was chosen.
+    effects : list of str
+        One line per plug-in effect found in the plug-in folders (where, and whether the
+        project's state goes with it).
     not_rendered : dict
         What is not rendered, grouped: group -> the tracks/plug-ins/items it concerns.
     rows : list of dict
@@ -221,6 +234,7 @@ class ReaperImport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     midi_files: dict[str, Any] = field(default_factory=dict)
     midi_items: int = 0
+    effects: list[str] = field(default_factory=list)
     midi_folder: str = "midi"
     bare_midi: bool = False
     tempo_map: TempoMap | None = None
@@ -257,6 +271,7 @@ class ReaperImport:
         out.append(f"{len(self.tracks)} session tracks, {len(self.buses)} buses, "
                    f"{self.midi_items} MIDI items rendered, {len(self.missing_media)} missing media")
         out += [f"stand-in: {s}" for s in self.stand_ins]
+        out += [f"plug-in: {e}" for e in self.effects]
         out += [f"not rendered: {group}: {', '.join(dict.fromkeys(names))}"
                 for group, names in self.not_rendered.items()]
         return "\n".join(out)
@@ -410,15 +425,15 @@ def _tempo_map(root: RppElement) -> tuple[TempoMap, str]:
     return tm, f"{num}/{den}"
 
 
-def _fx_chain(track: RppElement) -> tuple[dict[str, Any] | None, list[str]]:
+def _fx_chain(track: RppElement) -> tuple[dict[str, Any] | None, list[RppElement]]:
     """A track's instrument (the first plug-in REAPER names as one: ``VSTi:``, ``VST3i:``,
-    ``AUi:``...; its name, format, preset and, for VST3, its saved state) and the names of its
-    other (active) plug-ins."""
+    ``AUi:``...; its name, format, preset and, for VST3, its saved state) and its other
+    (active) plug-in blocks, in order."""
     chain = track.find("FXCHAIN")
     if chain is None:
         return None, []
     instrument: dict[str, Any] | None = None
-    others: list[str] = []
+    others: list[RppElement] = []
     bypass = False
     last: dict[str, Any] | None = None
     for child in chain.children:
@@ -438,14 +453,68 @@ def _fx_chain(track: RppElement) -> tuple[dict[str, Any] | None, list[str]]:
                                                                                     "DXI")):
             fmt = name.split(":", 1)[0].strip().rstrip("i").upper() if ":" in name else child.tag
             instrument = {"plugin": name, "format": fmt}
-            state = "".join(line for line in child.raw if not line.startswith("|"))
-            if fmt == "VST3" and 0 < len(state) <= 1 << 20:
-                instrument["state"] = state
+            if fmt == "VST3":
+                instrument.update(_vst3_state(child))
             last = instrument
         else:
-            others.append(instrument_display(name))
+            others.append(child)
             last = None
     return instrument, others
+
+
+def _vst3_state(block: RppElement) -> dict[str, str]:
+    """``{"state": ..., "controller": ...}`` (base64) of a VST3 block's saved state, or
+    ``{"state_error": why}``."""
+    if sum(len(line) for line in block.raw) > 8 << 20:
+        return {"state_error": "over 6 MB"}
+    try:
+        component, controller = reaper_vst3_state(block.raw)
+    except ValueError as exc:
+        return {"state_error": str(exc)}
+    out = {"state": base64.b64encode(component).decode("ascii")}
+    if controller:
+        out["controller"] = base64.b64encode(controller).decode("ascii")
+    return out
+
+
+#: REAPER plug-in formats pedalboard may load (as a VST3 or Audio Unit of the same name).
+_LOADABLE = ("VST3", "VST", "AU")
+
+
+def _effect_specs(fx: list[RppElement], label: str, result: ReaperImport) -> list[dict[str, str]]:
+    """A track's plug-in effects as manifest ``plugins``: those found in the plug-in folders
+    (VST3, VST and AU by name), each with its state where the project keeps it in a form
+    pedalboard takes (VST3); the others (not found; JS, DX...) are reported."""
+    out: list[dict[str, str]] = []
+    for block in fx:
+        name = block.attrib[0] if block.attrib else block.tag
+        fmt = name.split(":", 1)[0].strip().upper() if ":" in name else block.tag
+        shown = f"{instrument_display(name)} on {label!r}"
+        if fmt not in _LOADABLE:
+            result.note("plug-in FX that pedalboard cannot load (JS, DX...: not applied; give "
+                        "the track a blendfx chain)", shown)
+            continue
+        spec = {"plugin": name, "format": fmt}
+        if fmt == "VST3":
+            state = _vst3_state(block)
+            if "state_error" in state:
+                result.note("plug-in states not read (the plug-ins play with their defaults)",
+                            f"{shown} ({state['state_error']})")
+            else:
+                spec.update(state)
+        elif any(line.strip() for line in block.raw):
+            result.note("plug-in states not read (the plug-ins play with their defaults)",
+                        f"{shown} ({fmt} state)")
+        found = find_plugin(name)
+        if found is None:
+            result.note("plug-in FX not found in the plug-in folders (not applied: import the "
+                        "project again where they are installed)", shown)
+            continue
+        result.effects.append(f"{shown}: {found}, "
+                              + ("with the project's state" if "state" in spec else
+                                 "with its defaults"))
+        out.append(spec)
+    return out
 
 
 def instrument_display(name: str) -> str:
@@ -566,9 +635,11 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
         folder_state, depth = int(_float(isbus, 0, 0)), int(_float(isbus, 1, 0))
         parent = folders[-1] if folders else None
         instrument, fx = _fx_chain(track)
-        for plug in fx:
-            result.note("plug-in FX not applied (REAPER plug-ins are not loaded as effects; "
-                        "give the track a blendfx chain)", f"{plug} on {label!r}")
+        if instrument is not None and "state_error" in instrument:
+            result.note("plug-in states not read (the plug-ins play with their defaults)",
+                        f"{instrument_display(instrument['plugin'])} on {label!r} "
+                        f"({instrument.pop('state_error')})")
+        effects = _effect_specs(fx, label, result)
         _envelopes(track, label, result.not_rendered)
         for recv in track.iter_all("AUXRECV"):
             src_i = int(_float(recv, 0, -1))
@@ -579,17 +650,24 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                                "items": 0, "instrument": ""}
         result.rows.append(row)
         # a folder track becomes a bus: its fader, pan, mute and solo apply to the sum of its
-        # children (and of its own items)
+        # children (and of its own items); so does a track with plug-in effects: they process
+        # the sum of its items, before its fader, as in REAPER
         item_gain, item_pan, item_bus = t_vol, t_pan, parent
-        if folder_state == 1 and depth > 0:
+        is_folder = folder_state == 1 and depth > 0
+        fx_bus = bool(effects) and not is_folder and any(True for _ in track.blocks("ITEM"))
+        if is_folder or fx_bus:
             bus_name = unique(label)
             bus: dict[str, Any] = {"name": bus_name}
             _fader(bus, _db(t_vol), t_pan, t_mute, t_solo, parent)
+            if effects:
+                bus["plugins"], effects = effects, []
             buses.append(bus)
-            row["kind"], row["session"] = "folder (bus)", [bus_name]
+            row["kind"] = "folder (bus)" if is_folder else "audio"
+            row["session"] = [bus_name]
             item_gain, item_pan, item_bus = 1.0, 0.0, bus_name
             t_mute_items, t_solo_items = False, False
-            folders.append(bus_name)
+            if is_folder:
+                folders.append(bus_name)
         else:
             t_mute_items, t_solo_items = t_mute, t_solo
         items = list(track.blocks("ITEM"))
@@ -612,7 +690,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
         for kind, count in skipped.items():
             result.note("items that are not audio or MIDI media (not rendered)",
                         f"{count} {kind} item(s) on {label!r}")
-        base = unique(label if folder_state != 1 or depth <= 0 else f"{label} items")
+        base = unique(f"{label} items" if is_folder or fx_bus else label)
         audio_base = unique(f"{base} audio") if midi_items and audio_items else base
         for n, (item, media, kind) in enumerate(audio_items, 1):
             entry_name = audio_base if len(audio_items) == 1 else unique(f"{audio_base} #{n}")
@@ -638,11 +716,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             entry["offset"] = max(0.0, _float(item.get("POSITION"), 0, 0.0))
             entry["source_offset"] = max(0.0, _float(item.get("SOFFS"), 0, 0.0))
             entry["duration"] = max(0.0, _float(item.get("LENGTH"), 0, 0.0))
-            fade_in, fade_out = _fade(item.get("FADEIN")), _fade(item.get("FADEOUT"))
-            if fade_in > 0:
-                entry["fade_in"] = fade_in
-            if fade_out > 0:
-                entry["fade_out"] = fade_out
+            entry.update(_item_fades(item, f"{entry_name!r}", result))
             if t_mute_items or _float(item.get("MUTE"), 0, 0) != 0 or gain is None:
                 entry["mute"] = True
             if t_solo_items:
@@ -663,11 +737,13 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                     entry.pop(k, None)
                 result.note("playback rates and pitch of video items (not applied)",
                             f"{entry_name!r}")
-            if _float(item.get("LOOP"), 0, 0) != 0 and not missing and kind != "VIDEO":
-                length = _source_seconds(path) / (rate if rate > 0 else 1.0)
-                if length and entry["duration"] > length - entry["source_offset"] + 1e-3:
-                    result.note("looped audio items (played once, not repeated)",
-                                f"{entry_name!r}")
+            if _float(item.get("LOOP"), 0, 0) != 0 and kind != "VIDEO":
+                # the source repeats across the item, the take offset shifting it
+                seconds = _source_seconds(path) if not missing else 0.0
+                if seconds > 0:
+                    entry["source_offset"] = round(entry["source_offset"] % seconds, 9)
+                if entry["duration"] > 0:
+                    entry["loop"] = True
             if item_bus is not None:
                 entry["bus"] = item_bus
             _envelopes(item, f"{entry_name!r}", result.not_rendered)
@@ -676,6 +752,7 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
             row["session"].append(entry_name)
         if midi_items:
             placed = PlacedMidi()
+            spans: list[dict[str, Any]] = []
             muted = placed_items = 0
             midi_end = 0.0
             for item, source in midi_items:
@@ -692,15 +769,17 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                                  offset=max(0.0, _float(item.get("SOFFS"), 0, 0.0)),
                                  loop=_float(item.get("LOOP"), 0, 0) != 0,
                                  rate=_float(playrate, 0, 1.0))
-                i_vol = _float(item.get("VOLPAN"), 0, 1.0)
-                if i_vol != 1.0:  # the stand-ins' level goes with velocity squared
-                    scale = math.sqrt(max(i_vol, 0.0))
-                    one.notes = [(a, b, c, k, int(round(max(1, min(127, v * scale)))))
-                                 for a, b, c, k, v in one.notes]
-                if _fade(item.get("FADEIN")) > 0 or _fade(item.get("FADEOUT")) > 0:
-                    result.note("fades on MIDI items (not applied)", label)
-                if _float(item.get("VOLPAN"), 1, 0.0):
-                    result.note("item pan on MIDI items (not applied)", label)
+                # the item's volume, pan and fades shape the instrument's output over it
+                i_volpan = item.get("VOLPAN")
+                span = {"start": max(0.0, _float(item.get("POSITION"), 0, 0.0)),
+                        "length": max(0.0, _float(item.get("LENGTH"), 0, 0.0))}
+                i_db = _db(_float(i_volpan, 0, 1.0))
+                if i_db != 0.0:
+                    span["gain_db"] = round(max(i_db, -150.0), 4) if i_db is not None else -150.0
+                if _float(i_volpan, 1, 0.0):
+                    span["pan"] = round(max(-1.0, min(1.0, _float(i_volpan, 1, 0.0))), 4)
+                span.update(_item_fades(item, label, result))
+                spans.append(span)
                 _envelopes(item, label, result.not_rendered)
                 placed.extend(one)
                 placed_items += 1
@@ -721,10 +800,13 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 programs = [d1 for _, st, d1, _ in sorted(placed.events) if st & 0xF0 == 0xC0]
                 voice, why = choose_voice(label, inst.get("plugin", ""), inst.get("preset", ""),
                                           programs, all(n[2] == 9 for n in placed.notes))
-                spec = {k: inst[k] for k in ("plugin", "format", "state") if k in inst}
+                spec = {k: inst[k] for k in ("plugin", "format", "state", "controller")
+                        if k in inst}
                 spec["voice"], spec["reason"] = voice, why
                 entry = {"name": midi_name, "midi": rel, "instrument": spec, "role": "music"}
                 _fader(entry, _db(item_gain), item_pan, t_mute_items, t_solo_items, item_bus)
+                if any(len(sp) > 2 for sp in spans):  # (items at unity need no envelope)
+                    entry["items"] = spans
                 tracks.append(entry)
                 row["session"].append(midi_name)
                 row["kind"] = "MIDI" if row["kind"] == "audio" else row["kind"]
@@ -808,6 +890,28 @@ def _fade(args: list[str] | None) -> float:
     """A fade's length in s (``FADEIN shape length auto_length ...``: an automatic
     crossfade's length wins when set)."""
     return max(_float(args, 1, 0.0), _float(args, 2, 0.0), 0.0)
+
+
+def _item_fades(item: RppElement, where: str, result: ReaperImport) -> dict[str, Any]:
+    """An item's fades for the manifest: ``fade_in``/``fade_out`` (s) and their shapes
+    (``FADEIN shape length auto_length _ _ curvature``: REAPER's shapes 0..6 by name, see
+    :data:`~blendfx.render.session.FADE_SHAPES`); a curvature other than 0 is reported."""
+    out: dict[str, Any] = {}
+    for key, line in (("fade_in", "FADEIN"), ("fade_out", "FADEOUT")):
+        args = item.get(line)
+        length = _fade(args)
+        if length <= 0:
+            continue
+        out[key] = length
+        shape = int(_float(args, 0, 1))
+        name = {0: "linear", 1: "equal_power"}.get(shape, FADE_SHAPES[shape]
+                                                   if 2 <= shape < len(FADE_SHAPES)
+                                                   else "equal_power")
+        if name != "equal_power":
+            out[f"{key}_shape"] = name
+        if _float(args, 5, 0.0):
+            result.note("fade curvature (the shape plays without it)", where)
+    return out
 
 
 def _source_seconds(path: Path) -> float:

@@ -66,6 +66,7 @@ from typing import Any
 import blendfx
 import numpy as np
 from blendfx.audio_io import audio_info
+from blendfx.chain import Chain
 from blendfx.effects.video import VideoError, VideoFeatures, analyze_video
 from blendfx.errors import AudioFileError, BlendfxError, SessionError
 from blendfx.files import writable_folder
@@ -73,6 +74,7 @@ from blendfx.threads import core_limit, one_blas_thread, thread_pool
 
 from . import report as report_mod
 from .cache import RenderCache, memory_budget
+from .instruments import load_effects
 from .mixdown import MixStage, stem_filename
 from .results import RenderResult, TrackResult, jsonable
 from .score import apply_timeline, composer_tempo_range, timeline_from_video, timeline_spec
@@ -129,6 +131,7 @@ class _Render(TrackStage, MixStage):
         self.order = s.render_order(heard)
         self.sources: dict[str, Any] = {}
         self.chains: dict[str, Any] = {}
+        self.plugin_reports: dict[str, list[dict[str, Any]]] = {}
         self.videos: dict[str, VideoFeatures] = {}
         self.timelines: dict[str, dict[str, Any]] = {}
         ends = []
@@ -154,7 +157,7 @@ class _Render(TrackStage, MixStage):
                         f"{t.where}.file {t.file.name} is at {info.sample_rate:g} Hz but the "
                         f"session is at {self.sr:g} Hz (resample = false in [session]; set it "
                         f"to true to resample stems)")
-                if t.source_offset >= info.duration:
+                if t.source_offset >= info.duration and not t.loop:
                     raise SessionError(f"{t.where}.source_offset = {t.source_offset:g} s is past "
                                        f"the end of {t.file.name} ({info.duration:.3f} s)")
                 src = FileSource(t, self.sr, self.block_seconds)
@@ -168,6 +171,12 @@ class _Render(TrackStage, MixStage):
                 self.sources[t.name] = note_src
                 ends.append(note_src.end)
             chain = t.build_chain()
+            if t.plugins:  # the track's plug-in effects (REAPER's track FX) run first
+                loaded, self.plugin_reports[t.name] = load_effects(t.plugins, self.sr)
+                if loaded:
+                    chain = Chain([*loaded, *([chain] if chain is not None else [])])
+                    if isinstance(self.sources.get(t.name), FileSource):
+                        self.sources[t.name].upmix = True  # (stereo plug-ins take 2 channels)
             if chain is not None and self.device is not None:
                 chain.device = self.device  # "cpu" is set without importing torch
             self.chains[t.name] = chain

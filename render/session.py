@@ -46,7 +46,12 @@ Manifest format (every key is optional unless marked *required*)::
     pan = 0.0                    # -1 (left) .. +1 (right), -3 dB constant-power law
     offset = 0.0                 # s on the timeline; or offset_bars = 2 (bars of the tempo map)
     source_offset = 0.0          # s into the file; duration = 8.0 (s) to use only a part
-    fade_in = 0.0                # s (equal-power); fade_out likewise
+    fade_in = 0.0                # s; fade_out likewise
+    fade_in_shape = "equal_power"  # or linear, slow_start, fast_start_steep, slow_start_steep,
+                                 # s_curve, s_curve_steep (REAPER's fade shapes 1, 0, 2..6);
+                                 # fade_out_shape likewise
+    loop = false                 # true: the file repeats (from source_offset, wrapping to its
+                                 # start) until duration (required) ends; REAPER's looped items
     rate = 1.0                   # playback speed (the file is resampled: its pitch moves too)
     preserve_pitch = false       # true: time-stretched instead (pedalboard's time_stretch)
     pitch = 0.0                  # semitones of pitch shift (file tracks only)
@@ -62,6 +67,18 @@ Manifest format (every key is optional unless marked *required*)::
                                  # folders (blendfx.render.instruments); otherwise the built-in
                                  # voice plays (a Composer synth voice, or "drums": GM kit);
                                  # reason = why that voice (written by the REAPER import)
+    items = [{ start = 0.0, length = 4.0, gain_db = -6.0, pan = 0.5, fade_in = 0.1,
+               fade_out = 1.0, fade_out_shape = "linear" }]
+                                 # optional: the spans of the part's items (s on the timeline)
+                                 # with their own volume, pan and fades (REAPER's MIDI items),
+                                 # applied to the instrument's output; after an item ends its
+                                 # gain holds until the next one starts (the release tail)
+
+    [[tracks.plugins]]           # optional, tracks and buses: plug-in effects loaded with
+    plugin = "VST3: ZamCompX2 (Damien Zammit)"  # pedalboard from the plug-in folders, before
+    format = "VST3"              # the track's chain (REAPER's track FX); state / controller:
+    state = "<base64>"           # the VST3 component and controller state; one not found plays
+                                 # without it (said in the report)
 
     [[tracks]]
     name = "music"
@@ -129,6 +146,7 @@ __all__ = [
     "session_from_dict",
     "save_session",
     "ROLES",
+    "FADE_SHAPES",
 ]
 
 #: The roles a track may have (the report finds the noise and the music by role).
@@ -141,9 +159,17 @@ _RENDER_KEYS = {"batch_size", "batch_tracks"}
 _TRACK_KEYS = {"name", "file", "role", "gain_db", "pan", "offset", "offset_bars", "source_offset",
                "duration", "fade_in", "fade_out", "mute", "solo", "key", "generator", "prompt",
                "preset", "chain", "sidechain", "midi", "instrument", "bus", "rate",
-               "preserve_pitch", "pitch"}
-_BUS_KEYS = {"name", "role", "gain_db", "pan", "mute", "solo", "preset", "chain", "bus"}
-_INSTRUMENT_KEYS = {"plugin", "format", "state", "voice", "program", "reason"}
+               "preserve_pitch", "pitch", "fade_in_shape", "fade_out_shape", "loop", "items",
+               "plugins"}
+_BUS_KEYS = {"name", "role", "gain_db", "pan", "mute", "solo", "preset", "chain", "bus",
+             "plugins"}
+_ITEM_KEYS = {"start", "length", "gain_db", "pan", "fade_in", "fade_out", "fade_in_shape",
+              "fade_out_shape"}
+_PLUGIN_KEYS = {"plugin", "format", "state", "controller"}
+#: Fade shapes (REAPER's item fade shapes 1, 0, 2, 3, 4, 5, 6 in this order).
+FADE_SHAPES = ("equal_power", "linear", "slow_start", "fast_start_steep", "slow_start_steep",
+               "s_curve", "s_curve_steep")
+_INSTRUMENT_KEYS = {"plugin", "format", "state", "controller", "voice", "program", "reason"}
 _FORMATS = {"wav": (16, 24, 32), "flac": (16, 24)}
 
 
@@ -330,6 +356,11 @@ class Track:
     rate: float = 1.0
     preserve_pitch: bool = False
     pitch: float = 0.0
+    fade_in_shape: str = "equal_power"
+    fade_out_shape: str = "equal_power"
+    loop: bool = False
+    items: list[dict[str, Any]] = field(default_factory=list)
+    plugins: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def where(self) -> str:
@@ -396,10 +427,16 @@ class Track:
         for key, default in (("gain_db", 0.0), ("pan", 0.0), ("offset", 0.0),
                              ("source_offset", 0.0), ("duration", None), ("fade_in", 0.0),
                              ("fade_out", 0.0), ("mute", False), ("solo", False), ("key", None),
-                             ("rate", 1.0), ("preserve_pitch", False), ("pitch", 0.0)):
+                             ("rate", 1.0), ("preserve_pitch", False), ("pitch", 0.0),
+                             ("fade_in_shape", "equal_power"), ("fade_out_shape", "equal_power"),
+                             ("loop", False)):
             value = getattr(self, key)
             if value != default:
                 d[key] = value
+        if self.items:
+            d["items"] = [dict(i) for i in self.items]
+        if self.plugins:
+            d["plugins"] = [dict(p) for p in self.plugins]
         if self.generator is not None:
             d["generator"] = dict(self.generator)
         if self.chain_source.startswith("preset:"):
@@ -864,6 +901,13 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
         t.duration = v.number(raw, "duration", where, None, 0.0, 1e6, "s")
     t.fade_in = v.number(raw, "fade_in", where, 0.0, 0.0, 1e4, "s")
     t.fade_out = v.number(raw, "fade_out", where, 0.0, 0.0, 1e4, "s")
+    t.fade_in_shape = _fade_shape(raw, "fade_in_shape", where, v)
+    t.fade_out_shape = _fade_shape(raw, "fade_out_shape", where, v)
+    t.loop = v.boolean(raw, "loop", where, False)
+    if t.loop and ("file" not in raw or t.duration is None):
+        raise SessionError(f"{v.label}: {where}.loop: a looped track needs a file and a "
+                           f"duration (s: how long it plays)")
+    t.plugins = _plugins(raw.get("plugins", []), f"{where}.plugins", v)
     t.mute = v.boolean(raw, "mute", where, False)
     t.solo = v.boolean(raw, "solo", where, False)
     t.rate = v.number(raw, "rate", where, 1.0, 0.01, 100.0, "(playback speed, 1 = as recorded)")
@@ -886,8 +930,10 @@ def _track(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _
         if check_files and not t.midi.is_file():
             raise SessionError(f"{v.label}: {where}.midi: MIDI file not found: {t.midi}")
         t.instrument = _instrument(raw.get("instrument", {}), f"{where}.instrument", v)
-    elif "instrument" in raw:
-        raise SessionError(f"{v.label}: {where}.instrument is given but the track has no midi")
+        t.items = _items(raw.get("items", []), f"{where}.items", v)
+    elif "instrument" in raw or "items" in raw:
+        raise SessionError(f"{v.label}: {where}: instrument and items apply to a midi track "
+                           f"only")
     if "bus" in raw:
         t.bus = v.string(raw, "bus", where, "")
     if t.file is None and t.key is None and t.midi is None:
@@ -960,8 +1006,57 @@ def _bus(raw: Mapping[str, Any], i: int, session: Session, paths: _Paths, v: _Va
         t.bus = v.string(raw, "bus", where, "")
         if t.bus == name:
             raise SessionError(f"{v.label}: {where}.bus: a bus cannot be routed to itself")
+    t.plugins = _plugins(raw.get("plugins", []), f"{where}.plugins", v)
     _set_chain(t, raw, where, session, paths, v)
     return t
+
+
+def _fade_shape(raw: Mapping[str, Any], key: str, where: str, v: _Validator) -> str:
+    shape = raw.get(key, "equal_power")
+    if shape not in FADE_SHAPES:
+        raise v.error(f"{where}.{key}", shape, f"is not one of {', '.join(FADE_SHAPES)}")
+    return str(shape)
+
+
+def _items(raw: Any, where: str, v: _Validator) -> list[dict[str, Any]]:
+    """A MIDI track's item spans: start and length (s), gain_db, pan, fades and their shapes."""
+    if not isinstance(raw, list):
+        raise v.error(where, raw, "must be an array of tables { start = s, length = s, ... }")
+    out = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise v.error(at, item, "must be a table { start = s, length = s, ... }")
+        v.unknown(item, _ITEM_KEYS, at)
+        if "start" not in item or "length" not in item:
+            raise SessionError(f"{v.label}: {at} needs start and length (s)")
+        out.append({
+            "start": v.number(item, "start", at, 0.0, 0.0, 1e6, "s"),
+            "length": v.number(item, "length", at, 0.0, 0.0, 1e6, "s"),
+            "gain_db": v.number(item, "gain_db", at, 0.0, -150.0, 48.0, "dB"),
+            "pan": v.number(item, "pan", at, 0.0, -1.0, 1.0, "(-1 left .. +1 right)"),
+            "fade_in": v.number(item, "fade_in", at, 0.0, 0.0, 1e4, "s"),
+            "fade_out": v.number(item, "fade_out", at, 0.0, 0.0, 1e4, "s"),
+            "fade_in_shape": _fade_shape(item, "fade_in_shape", at, v),
+            "fade_out_shape": _fade_shape(item, "fade_out_shape", at, v)})
+    return out
+
+
+def _plugins(raw: Any, where: str, v: _Validator) -> list[dict[str, str]]:
+    """A track's or bus's plug-in effects: { plugin = name, format, state, controller }."""
+    if not isinstance(raw, list):
+        raise v.error(where, raw, "must be an array of tables { plugin = \"name\", ... }")
+    out = []
+    for i, plug in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(plug, dict) or not isinstance(plug.get("plugin"), str):
+            raise v.error(at, plug, "must be a table with a plugin name")
+        v.unknown(plug, _PLUGIN_KEYS, at)
+        for key, value in plug.items():
+            if not isinstance(value, str):
+                raise v.error(f"{at}.{key}", value, "must be a string")
+        out.append(dict(plug))
+    return out
 
 
 def _instrument(raw: Any, where: str, v: _Validator) -> dict[str, Any]:
@@ -969,7 +1064,7 @@ def _instrument(raw: Any, where: str, v: _Validator) -> dict[str, Any]:
         raise v.error(where, raw, "must be a table { plugin = \"...\", voice = \"...\" }")
     v.unknown(raw, _INSTRUMENT_KEYS, where)
     out: dict[str, Any] = {}
-    for key in ("plugin", "format", "state", "reason"):
+    for key in ("plugin", "format", "state", "controller", "reason"):
         if key in raw:
             if not isinstance(raw[key], str):
                 raise v.error(f"{where}.{key}", raw[key], "must be a string")

@@ -28,11 +28,48 @@ from pedalboard import time_stretch
 from pedalboard.io import AudioFile
 from scipy.signal import resample_poly
 
-from .instruments import midi_end_seconds, render_instrument
+from .instruments import load_instrument, midi_end_seconds, render_instrument
 from .session import Track
 
 __all__ = ["block_starts", "StemReader", "MemoryStem", "open_stem", "FileSource", "KeySource",
-           "VideoSource", "NoteSource", "BusSource"]
+           "VideoSource", "NoteSource", "BusSource", "pan_gains", "fade_gain"]
+
+
+def pan_gains(pan: float, channels: int) -> tuple[float, float]:
+    """Left/right gains of the session pan law.
+
+    Mono: constant power, -3 dB per side at centre (``cos``/``sin`` of ``(pan + 1) pi / 4``).
+    Stereo: a balance control: centre leaves both sides at unity; panning turns the far side
+    down along the same constant-power curve (scaled so the centre is 0 dB) and never boosts.
+    """
+    theta = (pan + 1.0) * math.pi / 4.0
+    left, right = math.cos(theta), math.sin(theta)
+    if channels == 1:
+        return left, right
+    return min(1.0, math.sqrt(2.0) * left), min(1.0, math.sqrt(2.0) * right)
+
+
+def fade_gain(shape: str, x: np.ndarray) -> np.ndarray:
+    """A fade's gain (linear amplitude, 0..1) at ``x``, the fraction of a fade-in done (for a
+    fade-out: the fraction of it left), by shape (REAPER's item fade shapes by their kind;
+    its exact curves are not published): ``equal_power`` (REAPER's default, 1: a quarter
+    sine), ``linear`` (0), ``slow_start`` (2: x^2), ``fast_start_steep`` (3: 1 - (1 - x)^4),
+    ``slow_start_steep`` (4: x^4), ``s_curve`` (5: a half cosine) and ``s_curve_steep`` (6: the
+    half cosine of the half cosine)."""
+    x = np.clip(np.asarray(x, np.float64), 0.0, 1.0)
+    if shape == "linear":
+        return x
+    if shape == "slow_start":
+        return x * x
+    if shape == "fast_start_steep":
+        return 1.0 - (1.0 - x) ** 4
+    if shape == "slow_start_steep":
+        return x ** 4
+    if shape == "s_curve":
+        return 0.5 - 0.5 * np.cos(np.pi * x)
+    if shape == "s_curve_steep":
+        return 0.5 - 0.5 * np.cos(np.pi * (0.5 - 0.5 * np.cos(np.pi * x)))
+    return np.sin(0.5 * np.pi * x)
 
 
 def block_starts(total: int, block: int) -> Iterator[tuple[int, int]]:
@@ -208,7 +245,10 @@ class FileSource:
     playback rate (``rate``: the file is resampled so it plays that much faster, its pitch
     moving with it, unless ``preserve_pitch``: then it is time-stretched) and ``pitch``
     (semitones, shifted with pedalboard's ``time_stretch``). ``source_offset`` counts seconds
-    of the file, ``duration`` seconds of the timeline."""
+    of the file, ``duration`` seconds of the timeline. A looped track (``loop``) plays the file
+    over and over for its whole duration: timeline sample ``k`` of the item plays file sample
+    ``(skip + k) mod period`` (REAPER's looped items: the take offset shifts the loop, which
+    wraps to the file's start)."""
 
     def __init__(self, track: Track, sample_rate: float, block_seconds: float) -> None:
         info = audio_info(track.file)
@@ -218,16 +258,32 @@ class FileSource:
         # the rate the file is read at: its samples then play at the session rate
         self.read_rate = sample_rate if track.preserve_pitch else sample_rate / track.rate
         frames = int(math.ceil(info.frames * self.read_rate / info.sample_rate))
+        self.period = frames  # one pass of the file, in samples at the read rate
         self.skip = int(round(track.source_offset * self.read_rate))
-        length = max(frames - self.skip, 0)
-        if track.preserve_pitch:
-            length = int(math.floor(length / track.rate))
-        if track.duration is not None:
-            length = min(length, int(round(track.duration * sample_rate)))
+        self.loop = bool(track.loop) and frames > 0
+        if self.loop:
+            self.skip %= frames
+            length = int(round(track.duration * sample_rate))
+        else:
+            length = max(frames - self.skip, 0)
+            if track.preserve_pitch:
+                length = int(math.floor(length / track.rate))
+            if track.duration is not None:
+                length = min(length, int(round(track.duration * sample_rate)))
         self.start = int(round(track.offset * sample_rate))
         self.length = length
         self.end = self.start + length
         self.stretch = (track.preserve_pitch and track.rate != 1.0) or track.pitch != 0.0
+        #: a mono file plays on both channels (into a track's stereo plug-ins, as REAPER
+        #: feeds a stereo track)
+        self.upmix = False
+
+    def _passes(self) -> Iterator[np.ndarray]:
+        """The file's blocks at the read rate: once, or over and over for a looped track."""
+        while True:
+            yield from _file_blocks(self.track.file, self.block_seconds, self.read_rate)
+            if not self.loop:
+                return
 
     def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, (channels, n))`` timeline blocks covering ``[0, total)``."""
@@ -247,14 +303,15 @@ class FileSource:
                 buf = buf[:, need:]
                 out[:, a - start:a - start + take.shape[1]] = take
                 self._fade(out, a - start, a - self.start, b - a)
-            yield start, out
+            yield start, (np.repeat(out, 2, axis=0) if self.upmix and out.shape[0] == 1
+                          else out)
 
     def _stream(self) -> Iterator[np.ndarray]:
         if self.stretch:
             yield from self._stretched()
             return
         skip, left = self.skip, self.length
-        for chunk in _file_blocks(self.track.file, self.block_seconds, self.read_rate):
+        for chunk in self._passes():
             if skip:
                 drop = min(skip, chunk.shape[1])
                 chunk, skip = chunk[:, drop:], skip - drop
@@ -271,7 +328,7 @@ class FileSource:
         t = self.track
         need = int(math.ceil(self.length * (t.rate if t.preserve_pitch else 1.0))) + 1
         parts, skip = [], self.skip
-        for chunk in _file_blocks(t.file, self.block_seconds, self.read_rate):
+        for chunk in self._passes():
             if skip:
                 drop = min(skip, chunk.shape[1])
                 chunk, skip = chunk[:, drop:], skip - drop
@@ -289,20 +346,30 @@ class FileSource:
         yield np.asarray(x[:, :self.length], np.float32)
 
     def _fade(self, out: np.ndarray, at: int, pos: int, n: int) -> None:
-        """Equal-power fades over item positions ``[pos, pos + n)``, written at ``out[:, at:]``."""
-        f_in = int(round(self.track.fade_in * self.sr))
-        f_out = int(round(self.track.fade_out * self.sr))
-        if pos >= f_in and self.length - (pos + n) >= f_out:
-            return  # no fade reaches these positions
-        p = np.arange(pos, pos + n, dtype=np.float64)
-        gain = np.ones(n)
-        if f_in > 0:
-            gain *= np.where(p < f_in, np.sin(0.5 * np.pi * np.minimum((p + 0.5) / f_in, 1.0)), 1)
-        if f_out > 0:
-            rest = self.length - p - 0.5
-            gain *= np.where(rest < f_out, np.sin(0.5 * np.pi * np.clip(rest / f_out, 0, 1)), 1)
-        if f_in > 0 or f_out > 0:
+        """The track's fades (their shapes: :func:`fade_gain`) over item positions
+        ``[pos, pos + n)``, written at ``out[:, at:]``."""
+        t = self.track
+        gain = _fades(pos, n, self.length, t.fade_in * self.sr, t.fade_out * self.sr,
+                      t.fade_in_shape, t.fade_out_shape)
+        if gain is not None:
             out[:, at:at + n] *= gain.astype(np.float32)
+
+
+def _fades(pos: int, n: int, length: int, fade_in: float, fade_out: float, in_shape: str,
+           out_shape: str) -> np.ndarray | None:
+    """The gain of an item's fades (lengths in samples) at its positions ``[pos, pos + n)``;
+    None where no fade reaches them."""
+    f_in, f_out = int(round(fade_in)), int(round(fade_out))
+    if pos >= f_in and length - (pos + n) >= f_out:
+        return None
+    p = np.arange(pos, pos + n, dtype=np.float64)
+    gain = np.ones(n)
+    if f_in > 0:
+        gain *= np.where(p < f_in, fade_gain(in_shape, (p + 0.5) / f_in), 1.0)
+    if f_out > 0:
+        rest = length - p - 0.5
+        gain *= np.where(rest < f_out, fade_gain(out_shape, rest / f_out), 1.0)
+    return gain if f_in > 0 or f_out > 0 else None
 
 
 class VideoSource(FileSource):
@@ -329,6 +396,7 @@ class VideoSource(FileSource):
         self.start = int(round(track.offset * sample_rate))
         self.length = length
         self.end = self.start + length
+        self.upmix = False
 
     def _stream(self) -> Iterator[np.ndarray]:
         step = max(1, int(self.block_seconds * self.sr))
@@ -388,11 +456,15 @@ class NoteSource:
             self.length = min(self.length, int(round(track.duration * sample_rate)))
         self.end = self.start + self.length
         self.played: dict[str, Any] = {}
+        # (a plug-in loads here, on the thread building the render: see load_instrument)
+        self.loaded = load_instrument(track.instrument, sample_rate)
 
     def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
         audio, self.played = render_instrument(self.track.midi, self.track.instrument, self.sr,
-                                               max(self.length, 1))
-        fade = FileSource._fade  # (the same equal-power fades as a file's)
+                                               max(self.length, 1), self.loaded)
+        if self.track.items:
+            item_envelope(self.track.items, self.sr, self.start, audio.shape[1], audio)
+        fade = FileSource._fade  # (the same fades as a file's)
         for start, n in block_starts(total, block):
             out = np.zeros((2, n), np.float32)
             a, b = max(start, self.start), min(start + n, self.end)
@@ -400,6 +472,55 @@ class NoteSource:
                 out[:, a - start:b - start] = audio[:, a - self.start:b - self.start]
                 fade(self, out, a - start, a - self.start, b - a)  # type: ignore[arg-type]
             yield start, out
+
+
+def item_envelope(items: list[dict[str, Any]], sample_rate: float, start: int, n: int,
+                  audio: np.ndarray | None = None) -> np.ndarray:
+    """The ``(2, n)`` gains of a MIDI track's items on timeline samples ``[start, start + n)``:
+    each item's volume, pan (the stereo balance law) and fades (:func:`fade_gain`) from its
+    start; after its end its last gain holds until the next item starts (the instrument's
+    release tail); a later item takes over where items overlap. Given ``audio`` (``(2, n)``
+    float32), it is scaled in place (only where a gain is not 1) and returned instead.
+
+    Parameters
+    ----------
+    items : list of dict
+        ``start``, ``length`` (s on the timeline), ``gain_db`` (dB), ``pan`` (-1..1),
+        ``fade_in``/``fade_out`` (s) and their shapes.
+    sample_rate : float
+        Hz.
+    start, n : int
+        The first timeline sample and how many.
+    """
+    out = np.ones((2, n), np.float32) if audio is None else audio
+    spans = sorted(items, key=lambda i: i["start"])
+    for k, item in enumerate(spans):
+        a = int(round(item["start"] * sample_rate))
+        length = int(round(item["length"] * sample_rate))
+        stop = (int(round(spans[k + 1]["start"] * sample_rate)) if k + 1 < len(spans)
+                else start + n)
+        # (before the first item: its gain)
+        lo, hi = max(start if k == 0 else a, start), min(stop, start + n)
+        if lo >= hi:
+            continue
+        left, right = pan_gains(item.get("pan", 0.0), 2)
+        g = 10.0 ** (item.get("gain_db", 0.0) / 20.0)
+        fades = _fades(0, max(length, 1), max(length, 1),
+                       item.get("fade_in", 0.0) * sample_rate,
+                       item.get("fade_out", 0.0) * sample_rate,
+                       item.get("fade_in_shape", "equal_power"),
+                       item.get("fade_out_shape", "equal_power"))
+        part = out[:, lo - start:hi - start]
+        if fades is None:
+            if g * left != 1.0 or g * right != 1.0:
+                part *= np.array([[g * left], [g * right]], np.float32)
+            continue
+        pos = np.arange(lo, hi) - a
+        gain = g * fades[np.clip(pos, 0, max(length - 1, 0))]  # (held past the end)
+        if item.get("fade_out", 0.0) > 0:
+            gain[pos >= length] = 0.0  # faded out: silent until the next item
+        part *= np.stack([gain * left, gain * right]).astype(np.float32)
+    return out
 
 
 class BusSource:

@@ -42,23 +42,9 @@ from .mixdown import PreMeasure
 from .report import save_blend_figure_data
 from .results import TrackResult, jsonable, level_db
 from .session import Session, Track
-from .sources import BusSource, KeySource, block_starts, open_stem
+from .sources import BusSource, KeySource, block_starts, open_stem, pan_gains
 
 __all__ = ["TrackStage", "pan_gains"]
-
-
-def pan_gains(pan: float, channels: int) -> tuple[float, float]:
-    """Left/right gains of the session pan law.
-
-    Mono: constant power, -3 dB per side at centre (``cos``/``sin`` of ``(pan + 1) pi / 4``).
-    Stereo: a balance control: centre leaves both sides at unity; panning turns the far side
-    down along the same constant-power curve (scaled so the centre is 0 dB) and never boosts.
-    """
-    theta = (pan + 1.0) * math.pi / 4.0
-    left, right = math.cos(theta), math.sin(theta)
-    if channels == 1:
-        return left, right
-    return min(1.0, math.sqrt(2.0) * left), min(1.0, math.sqrt(2.0) * right)
 
 
 def _fader(audio: np.ndarray, gain_db: float, pan: float) -> np.ndarray:
@@ -227,13 +213,20 @@ class TrackStage:
     entries: dict[str, Path]
     results: list[TrackResult]
     premeasured: tuple[list[str], Any, float] | None
+    plugin_reports: dict[str, list[dict[str, Any]]]
 
     def track_spec(self, t: Track) -> dict[str, Any]:
         chain = self.chains[t.name]
-        try:
-            chain_desc: Any = processor_to_dict(chain) if chain is not None else None
-        except BlendfxError:
-            chain_desc = {"generator": t.generator, "chain": t.chain}
+        chain_desc: Any
+        if t.plugins:  # loaded plug-ins: their specs and where they were found
+            chain_desc = {"generator": t.generator, "chain": t.chain, "plugins": [
+                {**p, "path": r.get("path"), "loaded": "not_applied" not in r}
+                for p, r in zip(t.plugins, self.plugin_reports[t.name], strict=True)]}
+        else:
+            try:
+                chain_desc = processor_to_dict(chain) if chain is not None else None
+            except BlendfxError:
+                chain_desc = {"generator": t.generator, "chain": t.chain}
         spec: dict[str, Any] = {
             "sr": self.sr, "total": self.total, "gain_db": t.gain_db, "pan": t.pan,
             "chain": chain_desc,
@@ -246,6 +239,8 @@ class TrackStage:
         if t.file is not None:
             spec["file"] = file_digest(t.file, self.cache.hashes)
             spec["place"] = [t.offset, t.source_offset, t.duration, t.fade_in, t.fade_out]
+            if t.loop or t.fade_in_shape != "equal_power" or t.fade_out_shape != "equal_power":
+                spec["shape"] = [t.loop, t.fade_in_shape, t.fade_out_shape]
             if t.rate != 1.0 or t.pitch or t.preserve_pitch:
                 spec["rate"] = [t.rate, t.preserve_pitch, t.pitch]
         if t.midi is not None:
@@ -255,6 +250,8 @@ class TrackStage:
             plugin = find_plugin(t.instrument["plugin"]) if t.instrument.get("plugin") else None
             spec["plugin_path"] = str(plugin) if plugin is not None else None
             spec["place"] = [t.offset, t.duration, t.fade_in, t.fade_out]
+            if t.items or t.fade_in_shape != "equal_power" or t.fade_out_shape != "equal_power":
+                spec["items"] = [t.items, t.fade_in_shape, t.fade_out_shape]
         if t.is_bus:
             spec["bus"] = [self.keys[name] for name in self.bus_inputs(t)]
         return spec
@@ -503,6 +500,7 @@ class TrackStage:
         finally:
             for r in readers:
                 r.close()
+        reports = [*self.plugin_reports.get(t.name, []), *reports]
         played = getattr(self.sources.get(t.name), "played", None)
         if played:  # what played a MIDI track: its plug-in, or a stand-in voice and why
             reports = [{"effect": "instrument", **played}, *reports]

@@ -12,6 +12,7 @@ import mido
 import numpy as np
 import pytest
 from blendfx import read_audio
+from blendfx.effects.composer.synth import render_drums
 from blendfx.render.cli import main
 from blendfx.render.instruments import choose_voice, find_plugin, plugin_display_name
 from blendfx.render.reaper import import_reaper, parse_rpp
@@ -422,7 +423,7 @@ def test_shared_project_drum_midi_lands_on_the_tempo_map(tmp_path, monkeypatch):
     # every note-on of the track's items, by hand: 205 BPM, 960 ticks per quarter, looped
     root = parse_rpp(path.read_text(errors="replace"))
     tr = next(t for t in root.blocks("TRACK") if t.get("NAME") == ["MT-PowerDrumKit"])
-    want = []
+    hits = []
     for item in tr.blocks("ITEM"):
         pos, length = float(item.get("POSITION")[0]), float(item.get("LENGTH")[0])
         src = item.find("SOURCE")
@@ -431,13 +432,14 @@ def test_shared_project_drum_midi_lands_on_the_tempo_map(tmp_path, monkeypatch):
             if isinstance(line, list) and line and line[0] in ("E", "e"):
                 tick += int(line[1])
                 if int(line[2], 16) & 0xF0 == 0x90 and int(line[4], 16) > 0:
-                    ons.append(tick)
+                    ons.append((tick, int(line[3], 16), int(line[4], 16)))
         span = tick / 960 * 60 / 205
         k = 0
         while k == 0 or (item.get("LOOP")[0] == "1" and k * span < length - 1e-9):
-            want += [pos + k * span + o / 960 * 60 / 205 for o in ons
+            hits += [(pos + k * span + o / 960 * 60 / 205, key, vel) for o, key, vel in ons
                      if k * span + o / 960 * 60 / 205 < length - 1e-9]
             k += 1
+    want = [h[0] for h in hits]
     got = [t for t, _ in _notes(tmp_path / drums["midi"])]
     assert len(got) == len(want) > 100
     assert np.abs(np.sort(got) - np.sort(want)).max() < 1e-3
@@ -452,6 +454,15 @@ def test_shared_project_drum_midi_lands_on_the_tempo_map(tmp_path, monkeypatch):
     assert np.abs(audio[:, :int((first - 0.01) * sr)]).max() == 0
     assert np.sqrt(np.mean(audio[:, int(first * sr):] ** 2)) > 0.01
     assert abs(onsets(audio, gap=200)[0] / sr - first) < 1e-3
+    # every hit where the tempo map puts it: the kit played at the times computed by hand (on
+    # the written files' 0.25 ms grid) is the rendered stem, up to the faders' gains
+    grid = np.array([[round(t * 4000) / 4000, t + 0.05, key, vel] for t, key, vel in hits
+                     if t < 12.0])
+    ref = render_drums(grid, sr, audio.shape[1])
+    for ch in range(2):
+        gain = float(audio[ch] @ ref[ch] / (ref[ch] @ ref[ch]))
+        assert gain > 0.1
+        assert np.abs(audio[ch] - gain * ref[ch]).max() < 1e-3 * np.abs(audio[ch]).max()
 
 
 def test_active_take_sends_and_unplayed_midi_are_reported(tmp_path, monkeypatch):
