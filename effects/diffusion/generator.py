@@ -35,10 +35,29 @@ from .latents import tensor_to_pixels, window_seeds
 from .models import SCHEDULERS, DiffusionModel, load_model
 from .tiling import Window, WindowPlan, assemble, invert_long, pad_columns, plan_windows
 
-__all__ = ["DiffusionGenerator", "ClipJob", "generate_batched"]
+__all__ = ["DiffusionGenerator", "ClipJob", "generate_batched", "check_prompt_spans"]
 
 #: Output peaks are kept at or below this (the inverse can overshoot a loud noise's level).
 _PEAK_CEILING = 0.999
+
+
+def check_prompt_spans(value: Any, name: str = "prompts") -> tuple[tuple[float, float, str], ...] | None:
+    """A prompt schedule as a tuple of ``(start_s, end_s, text)`` (None stays None).
+
+    Raises
+    ------
+    ParameterError
+        Not a list of 3-tuples, or a span with ``start_s >= end_s``.
+    """
+    if value is None:
+        return None
+    try:
+        spans = tuple((float(a), float(b), str(t)) for a, b, t in value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be (start_s, end_s, text) spans, not {value!r}") from None
+    if any(not a < b for a, b, _ in spans):
+        raise ParameterError(f"{name}: every span needs start_s < end_s")
+    return spans
 
 
 @dataclass
@@ -147,16 +166,7 @@ class DiffusionGenerator(Effect):
 
     @prompts.setter
     def prompts(self, value: list[tuple[float, float, str]] | None) -> None:
-        spans = None
-        if value is not None:
-            try:
-                spans = tuple((float(a), float(b), str(t)) for a, b, t in value)
-            except (TypeError, ValueError):
-                raise ParameterError(f"{type(self).__name__}.prompts must be (start_s, end_s, text) "
-                                     f"spans, not {value!r}") from None
-            if any(not a < b for a, b, _ in spans):
-                raise ParameterError(f"{type(self).__name__}.prompts: every span needs start_s < end_s")
-        object.__setattr__(self, "_prompts", spans)
+        object.__setattr__(self, "_prompts", check_prompt_spans(value, f"{type(self).__name__}.prompts"))
 
     def prompt_at(self, seconds: float) -> str:
         """The prompt at a time (s) of the clip."""
@@ -181,8 +191,13 @@ class DiffusionGenerator(Effect):
         """The shared model handle this effect runs on (loaded on first use)."""
         if self._handle is not None:
             return self._handle
-        return load_model(self.model, device=self.device,
-                          allow_download=True if self.allow_download else None)
+        handle = load_model(self.model, device=self.device,
+                            allow_download=True if self.allow_download else None)
+        if not isinstance(handle, DiffusionModel):
+            raise ParameterError(f"{type(self).__name__}.model = {handle.name!r} is a text-to-music model "
+                                 f"(AudioLDM2Pipeline): it runs in TextToMusic; {type(self).__name__} "
+                                 f"needs a Riffusion (Stable Diffusion) model")
+        return handle
 
     @property
     def last_images(self) -> dict[str, SpectrogramImage]:
