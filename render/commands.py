@@ -172,7 +172,7 @@ def blend(args: argparse.Namespace) -> int:
 def score(args: argparse.Namespace) -> int:
     report = score_video(args.video, args.output, prompt=args.prompt, seed=args.seed, bpm=args.bpm,
                          container=args.container, progress=not args.quiet, model=args.model,
-                         device=args.device)
+                         device=args.device, generator=args.generator)
     music = report["music"]
     out = Path(args.output)
     _say(args, f"{out / report['files']['video']}  ({report['video']['duration_s']:.1f} s, "

@@ -43,13 +43,14 @@ from blendfx.effects.composer.midi import ticks_to_seconds
 from blendfx.effects.composer.styles import style_from_prompt
 from blendfx.effects.video import Shot, VideoFeatures, analyze_video, mux_soundtrack
 from blendfx.effects.video.mux import AUDIO_CODECS
+from blendfx.errors import ParameterError
 from blendfx.files import atomic_path
 from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import resample_poly
 
 __all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_times", "shot_prompts",
            "apply_timeline", "timeline_spec", "composer_tempo_range",
-           "MOTION_SCALE", "MIX_LUFS"]
+           "MOTION_SCALE", "MIX_LUFS", "GENERATORS", "generator_of"]
 
 #: Motion (mean absolute luma change per frame, 0..1) at which the intensity reaches 1 - 1/e.
 MOTION_SCALE = 0.015
@@ -61,6 +62,36 @@ MUSIC_LUFS = -18.0
 SAMPLE_RATE = 44100
 #: A soundtrack quieter than this peak (dBFS) counts as silent.
 SILENT_DBFS = -80.0
+#: What makes the music: the Composer alone, the Composer restyled by a Riffusion model
+#: (MaskedImg2Img), or text-to-music by an AudioLDM 2 model (TextToMusic).
+GENERATORS = ("composer", "riffusion", "audioldm2")
+
+
+def generator_of(generator: str | None, model: str | None) -> str:
+    """The generator a score uses: ``generator`` when given (one of :data:`GENERATORS`); else
+    "composer" without a model, "audioldm2" for a folder whose ``model_index.json`` names an
+    ``AudioLDM2Pipeline``, and "riffusion" for any other model.
+
+    Raises
+    ------
+    ParameterError
+        An unknown generator, or a model with ``generator="composer"``.
+    """
+    if generator is not None:
+        if generator not in GENERATORS:
+            raise ParameterError(f"generator = {generator!r} is not one of {', '.join(GENERATORS)}")
+        if generator == "composer" and model:
+            raise ParameterError(f"model = {model!r} needs generator 'riffusion' or 'audioldm2', "
+                                 f"not 'composer'")
+        return generator
+    if not model:
+        return "composer"
+    index = Path(model).expanduser() / "model_index.json"
+    try:
+        name = json.loads(index.read_text()).get("_class_name") if index.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return "audioldm2" if name == "AudioLDM2Pipeline" else "riffusion"
 
 
 def intensity_curve(features: VideoFeatures, fps: float = 10.0,
@@ -242,6 +273,11 @@ def midi_bar_times(path_or_midi: Any, until_s: float) -> np.ndarray:
     return np.asarray(bars)
 
 
+def _local_bpm(timeline: Timeline, t: float) -> float:
+    """The tempo (BPM) in force at ``t`` seconds."""
+    return next(bpm for start, bpm in reversed(timeline.tempo) if start <= t + 1e-9)
+
+
 def _soundtrack(features: VideoFeatures) -> np.ndarray | None:
     """The soundtrack at :data:`SAMPLE_RATE`, stereo, or None when absent or silent."""
     if features.audio is None or not features.audio.size:
@@ -262,7 +298,8 @@ def _soundtrack(features: VideoFeatures) -> np.ndarray | None:
 def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                 prompt: str = "cinematic ambient", seed: int = 0, bpm: float | None = None,
                 container: str | None = None, progress: bool = False, model: str | None = None,
-                device: str | None = None, diffusion: dict[str, Any] | None = None) -> dict[str, Any]:
+                device: str | None = None, diffusion: dict[str, Any] | None = None,
+                generator: str | None = None) -> dict[str, Any]:
     """Score a video (see the module docstring) into ``out_dir``.
 
     Parameters
@@ -284,14 +321,19 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     progress : bool
         The Composer's progress bar.
     model : str, optional
-        A Riffusion model (local diffusers folder or cached hub id): the Composer's music is
-        then restyled by :class:`~blendfx.effects.MaskedImg2Img` with a prompt per shot
-        (:func:`shot_prompts`), keeping its strongest parts (its beats and chords, so the cuts
-        stay on its bar lines); ``music.mid`` is the Composer's score under it.
+        The diffusion model (local diffusers folder or cached hub id) of ``generator``.
     device : str, optional
         Torch device of the diffusion model ('cpu', 'cuda', ...).
     diffusion : dict, optional
-        More :class:`~blendfx.effects.MaskedImg2Img` settings (steps, guidance, strength, ...).
+        More settings of the diffusion effect (steps, guidance, strength, ...).
+    generator : {"composer", "riffusion", "audioldm2"}, optional
+        What makes the music (default: :func:`generator_of`). "riffusion": the Composer's
+        music restyled by :class:`~blendfx.effects.MaskedImg2Img` with a prompt per shot
+        (:func:`shot_prompts`), its windows joined at the cuts, keeping the music's strongest
+        parts (its beats and chords, so the cuts stay on its bar lines). "audioldm2":
+        :class:`~blendfx.effects.TextToMusic` on a prompt per shot (with the shot's tempo in
+        BPM), one part per shot joined at the cuts. ``music.mid`` is the Composer's score
+        either way.
 
     Returns
     -------
@@ -305,6 +347,7 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    kind = generator_of(generator, model)
     video = os.fspath(video)
     out = Path(out_dir)
     features = analyze_video(video)
@@ -328,16 +371,24 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     composer = Composer(prompt=prompt, seed=seed, progress=progress, timeline=timeline)
     music = composer.process(noise, SAMPLE_RATE)
     timings["compose_s"] = time.perf_counter() - t0
-    generator = "Composer"
-    if model:
+    label = "Composer"
+    if kind != "composer":
         t0 = time.perf_counter()
-        params = {"model": model, "prompt": prompt, "seed": seed, "progress": progress,
+        params = {"model": model or "", "prompt": prompt, "seed": seed, "progress": progress,
                   **({"device": device} if device else {}), **(diffusion or {})}
-        restyle = EFFECT_REGISTRY["MaskedImg2Img"](prompts=shot_prompts(features, prompt), **params)
-        music = LoudnessNormalize(target_lufs=MUSIC_LUFS, ceiling_dbtp=-1.0)(
-            restyle(music, SAMPLE_RATE), SAMPLE_RATE)
-        generator = f"MaskedImg2Img({model}) over the Composer"
-        timings["restyle_s"] = time.perf_counter() - t0
+        if kind == "riffusion":
+            restyle = EFFECT_REGISTRY["MaskedImg2Img"](prompts=shot_prompts(features, prompt), cuts=kept,
+                                                       **params)
+            music = restyle(music, SAMPLE_RATE)
+            label = f"MaskedImg2Img({model or 'default'}) over the Composer"
+        else:
+            spans = [(a, b, f"{text}, {_local_bpm(timeline, 0.5 * (a + b)):.0f} bpm")
+                     for a, b, text in shot_prompts(features, prompt)]
+            text_to_music = EFFECT_REGISTRY["TextToMusic"](prompts=spans, cuts=kept, **params)
+            music = text_to_music(noise, SAMPLE_RATE)
+            label = f"TextToMusic({model or 'default'})"
+        music = LoudnessNormalize(target_lufs=MUSIC_LUFS, ceiling_dbtp=-1.0)(music, SAMPLE_RATE)
+        timings["diffusion_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if track is not None:
         blend = Blend(generator=MusicTrack.from_array(music, SAMPLE_RATE, align="start"),
@@ -361,7 +412,7 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         timings["total_s"] = time.perf_counter() - started
         report = _report(video, features, timeline, kept, missed, composer, bars, duration,
                          prompt, seed, f"scored{ext}", timings)
-        report["music"]["generator"] = generator
+        report["music"]["generator"] = label
         with atomic_path(staging / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=1))
         write_report_png(staging / "report.png", features, timeline, composer, bars, duration)

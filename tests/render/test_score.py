@@ -189,3 +189,48 @@ def test_score_with_a_diffusion_model_and_a_prompt_per_shot(tmp_path, monkeypatc
     kinds, dur = _streams(tmp_path / "out" / "scored.mp4")
     assert kinds == ["video", "audio"]
     assert dur == pytest.approx(sum(s.frames for s in shots) / FPS, abs=1 / FPS)
+
+
+def test_score_with_text_to_music_through_the_cli(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from blendfx.effects.diffusion.audio_model import TextToMusicModel
+    from blendfx.render.score import generator_of
+
+    from tests.effects.diffusion.tiny_audioldm2 import tiny_audioldm2_folder
+    from tests.effects.diffusion.tiny_diffusion import tiny_model_folder
+
+    tiny = tiny_audioldm2_folder()
+    assert generator_of(None, tiny) == "audioldm2" and generator_of(None, tiny_model_folder()) == "riffusion"
+    assert generator_of(None, None) == "composer"
+    seen = []
+    generate = TextToMusicModel.generate
+
+    def spy(self, prompts, seconds, **kw):
+        kw["steps"] = 2  # the tiny model only has to be plumbed
+        seen.extend(prompts)
+        return generate(self, prompts, seconds, **kw)
+
+    monkeypatch.setattr(TextToMusicModel, "generate", spy)
+    video = tmp_path / "v.mp4"
+    shots = [ShotSpec(60, "still", 1), ShotSpec(60, "fast", 2)]
+    cuts = write_video(video, shots, fps=FPS, audio=None)
+    out = tmp_path / "out"
+    assert main(["score", str(video), "-o", str(out), "--prompt", "lofi", "--generator", "audioldm2",
+                 "--model", tiny, "--device", "cpu", "-q"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["music"]["generator"] == f"TextToMusic({tiny})"
+    # one part per shot, on the shot's prompt and the tempo of its stretch
+    tempo = dict(map(tuple, report["music"]["tempo"]))
+    assert len(seen) == 2 and all(p.startswith("lofi, ") for p in seen)
+    texts = [s["prompt"] for s in report["shot_prompts"]]
+    for p in seen:
+        head, bpm = p.rsplit(", ", 1)
+        assert head in texts and bpm.endswith(" bpm") and int(bpm[:-4]) in {round(b) for b in tempo.values()}
+    assert {p.rsplit(", ", 1)[0] for p in seen} == set(texts)
+    bars = midi_bar_times(out / "music.mid", report["music"]["duration_s"])
+    assert np.min(np.abs(bars - cuts[0])) <= 0.060
+    kinds, dur = _streams(out / "scored.mp4")
+    assert kinds == ["video", "audio"] and dur == pytest.approx(120 / FPS, abs=1 / FPS)
+    assert main(["score", str(video), "-o", str(tmp_path / "bad"), "--generator", "composer",
+                 "--model", tiny, "-q"]) == 2
+    assert not (tmp_path / "bad").exists()
