@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="style of the music (default 'cinematic ambient')")
     score.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     score.add_argument("--bpm", type=float, help="keep the overall tempo near this")
+    score.add_argument("--meter", choices=["auto", "2/4", "3/4", "4/4", "6/8"],
+                       help="the music's meter (default: the one the prompt names, e.g. 'waltz' or "
+                            "'in 6/8', else 4/4; auto: the picture chooses 4/4 or 3/4)")
     score.add_argument("--container", choices=[".mp4", ".mkv", ".webm", ".mov"],
                        help="container of DIR/scored.<ext> (default: the source's, else .mkv)")
     score.add_argument("--generator", choices=list(SCORE_GENERATORS),

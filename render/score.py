@@ -41,6 +41,7 @@ from blendfx.effects.blend import Blend, MusicTrack
 from blendfx.effects.composer import Composer, Timeline, fit_tempo
 from blendfx.effects.composer.midi import ticks_to_seconds
 from blendfx.effects.composer.styles import style_from_prompt
+from blendfx.effects.composer.timeline import METERS, meter_from_prompt
 from blendfx.effects.video import Shot, VideoFeatures, analyze_video, mux_soundtrack
 from blendfx.effects.video.mux import AUDIO_CODECS
 from blendfx.errors import ParameterError
@@ -113,7 +114,8 @@ def intensity_curve(features: VideoFeatures, fps: float = 10.0,
 
 def timeline_from_video(features: VideoFeatures, duration_s: float | None = None, *,
                         tempo_range: tuple[float, float] = (70.0, 140.0), bpm: float | None = None,
-                        offset_s: float = 0.0) -> tuple[Timeline, list[float], list[float]]:
+                        offset_s: float = 0.0,
+                        meter: str = "4/4") -> tuple[Timeline, list[float], list[float]]:
     """A Composer timeline for a picture (see the module docstring, step 2).
 
     Parameters
@@ -129,6 +131,10 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     offset_s : float
         Where the picture's 0 s falls on the music's time line (a session track's offset minus
         its source offset); cuts outside the music are left out.
+    meter : str
+        '4/4', '3/4', '6/8', '2/4', or 'auto': the picture chooses between 4/4 and 3/4, the
+        one on whose bars more cuts land (fewer missed), on a tie the one whose stretches keep
+        nearer one tempo (3/4 only when its spread of tempi is under 0.7 of 4/4's).
 
     Returns
     -------
@@ -146,7 +152,17 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     hits = [tr.time_s + offset_s for tr in features.transitions]
     lo, hi = tempo_range
     prefer = lo + (hi - lo) * float(np.clip(inten.mean(), 0.0, 1.0)) if inten.size else None
-    tempo, kept, missed = fit_tempo(duration, hits, bpm=bpm, tempo_range=tempo_range, prefer=prefer)
+    if meter != "auto" and meter not in METERS:
+        raise ParameterError(f"meter = {meter!r} is not 'auto' or one of {', '.join(METERS)}")
+    fits = {m: fit_tempo(duration, hits, bpm=bpm, tempo_range=tempo_range, prefer=prefer,
+                         beats_per_bar=METERS[m])
+            for m in (("4/4", "3/4") if meter == "auto" else (meter,))}
+    if meter == "auto":
+        four, three = fits["4/4"], fits["3/4"]
+        better = len(three[2]) < len(four[2]) or (
+            len(three[2]) == len(four[2]) and _spread(three[0], duration) < 0.7 * _spread(four[0], duration))
+        meter = "3/4" if better else "4/4"
+    tempo, kept, missed = fits[meter]
     cut_times = [tr.time_s + offset_s for tr in features.transitions
                  if tr.kind == "cut" and tr.time_s + offset_s in kept]
     brightness = float(np.mean(features.brightness))
@@ -155,7 +171,19 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     step = max(1, t.size // 600)
     points = [(float(a), float(v)) for a, v in zip(t[::step], inten[::step], strict=True)]
     return (Timeline(duration_s=duration, tempo=tempo, sections=list(kept), intensity=points,
-                     hits=cut_times, mode=mode, register=register), kept, missed)
+                     hits=cut_times, mode=mode, register=register, meter=meter), kept, missed)
+
+
+def _spread(tempo: list[tuple[float, float]], duration: float) -> float:
+    """How far a tempo map's stretches stray from one tempo: the length-weighted standard
+    deviation of log tempo."""
+    starts = np.array([a for a, _ in tempo] + [duration])
+    lengths = np.maximum(np.diff(starts), 0.0)
+    logs = np.log([b for _, b in tempo])
+    if lengths.sum() <= 0:
+        return 0.0
+    mean = float(np.sum(lengths * logs) / lengths.sum())
+    return float(np.sqrt(np.sum(lengths * (logs - mean) ** 2) / lengths.sum()))
 
 
 def shot_words(shot: Shot) -> list[str]:
@@ -299,7 +327,7 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
                 prompt: str = "cinematic ambient", seed: int = 0, bpm: float | None = None,
                 container: str | None = None, progress: bool = False, model: str | None = None,
                 device: str | None = None, diffusion: dict[str, Any] | None = None,
-                generator: str | None = None) -> dict[str, Any]:
+                generator: str | None = None, meter: str | None = None) -> dict[str, Any]:
     """Score a video (see the module docstring) into ``out_dir``.
 
     Parameters
@@ -326,6 +354,10 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         Torch device of the diffusion model ('cpu', 'cuda', ...).
     diffusion : dict, optional
         More settings of the diffusion effect (steps, guidance, strength, ...).
+    meter : str, optional
+        '4/4', '3/4', '6/8', '2/4' or 'auto' (the picture chooses, see
+        :func:`timeline_from_video`); default: the one the prompt names ('waltz', 'in 6/8':
+        :func:`~blendfx.effects.composer.timeline.meter_from_prompt`), else 4/4.
     generator : {"composer", "riffusion", "audioldm2"}, optional
         What makes the music (default: :func:`generator_of`). "riffusion": the Composer's
         music restyled by :class:`~blendfx.effects.MaskedImg2Img` with a prompt per shot
@@ -348,6 +380,9 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     started = time.perf_counter()
     timings: dict[str, float] = {}
     kind = generator_of(generator, model)
+    meter = meter or meter_from_prompt(prompt) or "4/4"
+    if meter != "auto" and meter not in METERS:
+        raise ParameterError(f"meter = {meter!r} is not 'auto' or one of {', '.join(METERS)}")
     video = os.fspath(video)
     out = Path(out_dir)
     features = analyze_video(video)
@@ -363,7 +398,7 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     n = int(round(duration * SAMPLE_RATE))
     understood = style_from_prompt(prompt)
     timeline, kept, missed = timeline_from_video(features, duration, tempo_range=understood.style.tempo,
-                                                 bpm=bpm or understood.bpm)
+                                                 bpm=bpm or understood.bpm, meter=meter)
     noise = np.zeros((2, n), dtype=np.float32)
     if track is not None:
         noise[:, : min(n, track.shape[1])] = track[:, :n]
@@ -448,6 +483,7 @@ def _report(video, f: VideoFeatures, timeline: Timeline, kept, missed, composer:
                          for a, b, text in shot_prompts(f, prompt)],
         "music": {"prompt": prompt, "seed": seed, "style": arrangement.style.name,
                   "key": arrangement.key.name, "duration_s": round(duration, 4),
+                  "meter": timeline.meter,
                   "tempo": [[round(a, 4), round(b, 3)] for a, b in timeline.tempo],
                   "bars": len(grid_bar_s) - 1,
                   "sections": [{"name": s.name, "bar": s.start_bar, "bars": s.bars,
@@ -484,7 +520,7 @@ def write_report_png(path: Path, f: VideoFeatures, timeline: Timeline, composer:
         return x0 + t / seconds * (x1 - x0)
 
     name = os.path.basename(f.path)
-    draw.text((_W / 2, 6), f"{name}: {len(f.cuts)} cuts, {len(timeline.tempo)} tempi, "
+    draw.text((_W / 2, 6), f"{name}: {len(f.cuts)} cuts, {len(timeline.tempo)} tempi in {timeline.meter}, "
               f"{composer.last_arrangement.key.name}", fill="black", font=ImageFont.load_default(size=13),
               anchor="mt")
     # the strip: each key frame fills its second, scaled to the strip's height

@@ -234,3 +234,33 @@ def test_score_with_text_to_music_through_the_cli(tmp_path, monkeypatch):
     assert main(["score", str(video), "-o", str(tmp_path / "bad"), "--generator", "composer",
                  "--model", tiny, "-q"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_score_in_three_four_chosen_by_the_prompt_or_the_picture(tmp_path):
+    from blendfx.render.score import timeline_from_video
+
+    video = tmp_path / "v.mp4"
+    # a 1.5 s shot between two 4 s ones: too short for a 4/4 bar at an ambient tempo
+    cuts = write_video(video, [ShotSpec(96, "still", 1), ShotSpec(36, "fast", 2), ShotSpec(96, "still", 3)],
+                       fps=FPS, audio=None)
+    features = analyze_video(video)
+    _, _, missed44 = timeline_from_video(features, tempo_range=(60.0, 84.0), meter="4/4")
+    assert missed44  # 4/4 cannot hold the short shot
+    runs = ((["--prompt", "ambient waltz"], "3/4"), (["--prompt", "ambient", "--meter", "auto"], "3/4"))
+    for args, meter in runs:
+        out = tmp_path / meter.replace("/", "-") / args[-1]
+        assert main(["score", str(video), "-o", str(out), "-q", *args]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["music"]["meter"] == meter and report["music"]["hit_points_missed_s"] == []
+        mid = mido.MidiFile(out / "music.mid")
+        sigs = [(m.numerator, m.denominator) for t in mid.tracks for m in t if m.type == "time_signature"]
+        assert sigs == [(3, 4)]
+        bars = midi_bar_times(out / "music.mid", report["music"]["duration_s"])
+        for c in cuts:  # every cut within 60 ms of a bar line of OUT/music.mid
+            assert np.min(np.abs(bars - c)) <= 0.060, (c, bars)
+        # three beats a bar: each bar as long as 3 beats of its stretch's tempo
+        tempo = report["music"]["tempo"]
+        for a, b in zip(bars[:-1], bars[1:], strict=True):
+            bpm = next(t for s, t in reversed(tempo) if s <= a + 1e-6)
+            assert b - a == pytest.approx(180.0 / bpm, abs=2e-3)
+    assert main(["score", str(video), "-o", str(tmp_path / "x"), "--meter", "5/4", "-q"]) == 2
