@@ -50,7 +50,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import resample_poly
 
 __all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_times", "shot_prompts",
-           "apply_timeline", "timeline_spec", "composer_tempo_range",
+           "apply_timeline", "timeline_spec", "composer_tempo_range", "composer_meter",
            "MOTION_SCALE", "MIX_LUFS", "GENERATORS", "generator_of"]
 
 #: Motion (mean absolute luma change per frame, 0..1) at which the intensity reaches 1 - 1/e.
@@ -245,7 +245,7 @@ def timeline_spec(timeline: Timeline) -> dict[str, Any]:
     return {"duration_s": timeline.duration_s, "tempo": [list(x) for x in timeline.tempo],
             "sections": list(timeline.sections), "hits": list(timeline.hits),
             "intensity": [list(x) for x in timeline.intensity], "mode": timeline.mode,
-            "register": timeline.register}
+            "register": timeline.register, "meter": timeline.meter}
 
 
 def composer_tempo_range(chain: Any) -> tuple[tuple[float, float], float | None]:
@@ -257,6 +257,15 @@ def composer_tempo_range(chain: Any) -> tuple[tuple[float, float], float | None]
             return understood.style.tempo, understood.bpm
     understood = style_from_prompt("")
     return understood.style.tempo, understood.bpm
+
+
+def composer_meter(chain: Any) -> str:
+    """The meter the first Composer (or Blend) prompt in a chain names
+    (:func:`~blendfx.effects.composer.timeline.meter_from_prompt`), else 4/4."""
+    for proc in _walk(chain):
+        if isinstance(proc, Composer | Blend):
+            return meter_from_prompt(proc.prompt) or "4/4"
+    return "4/4"
 
 
 def _walk(proc: Any):

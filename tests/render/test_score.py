@@ -133,6 +133,8 @@ def test_a_session_video_track_scores_its_keyed_tracks(tmp_path):
                             "generator": {"type": "Composer", "prompt": "pop"}},
                            {"name": "blended", "role": "music", "key": "film",
                             "chain": {"type": "Blend", "prompt": "lofi", "output": "music"}},
+                           {"name": "waltz", "role": "music", "key": "film",
+                            "generator": {"type": "Composer", "prompt": "pop waltz"}},
                            {"name": "plain", "role": "music", "key": "film",
                             "chain": {"type": "Utility", "gain_db": -6.0}}]}
     session = session_from_dict(manifest, tmp_path)
@@ -143,13 +145,15 @@ def test_a_session_video_track_scores_its_keyed_tracks(tmp_path):
     film, sr = blendfx_read(tmp_path / "out" / tracks["film"]["stem"])
     assert np.abs(film[:, : int(0.9 * sr)]).max() == 0 and np.abs(film[:, int(1.1 * sr):]).max() > 0.05
     # both Composers (a generator and a Blend's default one) follow the picture, on the session's clock
-    for name in ("score", "blended"):
+    for name in ("score", "blended", "waltz"):
         tl = tracks[name]["timeline"]
         assert tl["hits"] == pytest.approx(list(cuts + 1.0), abs=1e-6)
+        assert tl["meter"] == ("3/4" if name == "waltz" else "4/4")
+        beats = 3 if name == "waltz" else 4
         bars = [0.0]
         for (t0, bpm), nxt in zip(tl["tempo"], [x[0] for x in tl["tempo"][1:]] + [tl["duration_s"]],
                                   strict=True):
-            bars += list(np.arange(t0, nxt - 1e-6, 240.0 / bpm))
+            bars += list(np.arange(t0, nxt - 1e-6, 60.0 * beats / bpm))
         for c in cuts + 1.0:
             assert np.min(np.abs(np.array(bars) - c)) < 1e-6
     assert "timeline" not in tracks["plain"] and "timeline" not in tracks["film"]
