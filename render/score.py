@@ -7,10 +7,12 @@
    is written);
 2. :func:`timeline_from_video`: a :class:`~blendfx.effects.composer.Timeline` whose tempo map
    puts every cut (and the middle of every dissolve) on a bar line (the tempo of each stretch
-   between cuts is adjusted, the picture is not), sections at those bar lines, an intensity
-   curve from the motion, a mode from the brightness when the prompt has no mood, and a
-   register offset from the brightness;
-3. the :class:`~blendfx.effects.Composer` writes and renders the music on that timeline;
+   between cuts is adjusted, the picture is not), in 4/4, the prompt's meter or one the
+   picture chooses, sections at those bar lines, an intensity curve from the motion, a mode
+   from the brightness when the prompt has no mood, and a register offset from the brightness;
+3. the :class:`~blendfx.effects.Composer` writes and renders the music on that timeline; a
+   diffusion generator (``generator="riffusion"`` or ``"audioldm2"``) then restyles it or
+   writes the music from a prompt per shot, joined at the cuts;
 4. :class:`~blendfx.effects.Blend` blends the music into the video's own soundtrack (the music
    alone when the video is silent), loudness-normalised to -16 LUFS under -1 dBTP;
 5. :func:`blendfx.effects.video.mux_soundtrack` writes the video with the mix as its
