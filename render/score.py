@@ -396,6 +396,12 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         raise ParameterError(f"meter = {meter!r} is not 'auto' or one of {', '.join(METERS)}")
     video = os.fspath(video)
     out = Path(out_dir)
+    effect = None
+    if kind != "composer":  # the model first: a missing one fails before any work
+        params = {"model": model or "", "prompt": prompt, "seed": seed, "progress": progress,
+                  **({"device": device} if device else {}), **(diffusion or {})}
+        effect = EFFECT_REGISTRY["MaskedImg2Img" if kind == "riffusion" else "TextToMusic"](**params)
+        effect.load()
     features = analyze_video(video)
     timings["analysis_s"] = time.perf_counter() - started
     ext = (container or os.path.splitext(video)[1]).lower()
@@ -418,20 +424,17 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     music = composer.process(noise, SAMPLE_RATE)
     timings["compose_s"] = time.perf_counter() - t0
     label = "Composer"
-    if kind != "composer":
+    if effect is not None:
         t0 = time.perf_counter()
-        params = {"model": model or "", "prompt": prompt, "seed": seed, "progress": progress,
-                  **({"device": device} if device else {}), **(diffusion or {})}
+        effect.cuts = kept
         if kind == "riffusion":
-            restyle = EFFECT_REGISTRY["MaskedImg2Img"](prompts=shot_prompts(features, prompt), cuts=kept,
-                                                       **params)
-            music = restyle(music, SAMPLE_RATE)
+            effect.prompts = shot_prompts(features, prompt)
+            music = effect(music, SAMPLE_RATE)
             label = f"MaskedImg2Img({model or 'default'}) over the Composer"
         else:
-            spans = [(a, b, f"{text}, {_local_bpm(timeline, 0.5 * (a + b)):.0f} bpm")
-                     for a, b, text in shot_prompts(features, prompt)]
-            text_to_music = EFFECT_REGISTRY["TextToMusic"](prompts=spans, cuts=kept, **params)
-            music = text_to_music(noise, SAMPLE_RATE)
+            effect.prompts = [(a, b, f"{text}, {_local_bpm(timeline, 0.5 * (a + b)):.0f} bpm")
+                              for a, b, text in shot_prompts(features, prompt)]
+            music = effect(noise, SAMPLE_RATE)
             label = f"TextToMusic({model or 'default'})"
         music = LoudnessNormalize(target_lufs=MUSIC_LUFS, ceiling_dbtp=-1.0)(music, SAMPLE_RATE)
         timings["diffusion_s"] = time.perf_counter() - t0

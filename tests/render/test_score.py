@@ -237,6 +237,8 @@ def test_score_with_text_to_music_through_the_cli(tmp_path, monkeypatch):
     assert kinds == ["video", "audio"] and dur == pytest.approx(120 / FPS, abs=1 / FPS)
     assert main(["score", str(video), "-o", str(tmp_path / "bad"), "--generator", "composer",
                  "--model", tiny, "-q"]) == 2
+    assert main(["score", str(video), "-o", str(tmp_path / "bad"), "--generator", "audioldm2",
+                 "--model", str(tmp_path / "no-weights"), "-q"]) == 2  # fails before any work
     assert not (tmp_path / "bad").exists()
 
 
