@@ -16,7 +16,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "amplifier": ["AdaptiveAmplifier", "LoudnessNormalize"],
         "blend": ["Blend", "MusicTrack"],
         "composer": ["Composer"],
-        "diffusion": ["MaskedImg2Img", "OutpaintInpaint"],
+        "diffusion": ["MaskedImg2Img", "OutpaintInpaint", "TextToMusic"],
         "ducker": ["Ducker"],
         "mask_extractor": ["MaskExtractor"],
         "segmenter": ["MusicNoiseSegmenter"],

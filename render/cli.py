@@ -14,8 +14,8 @@ Commands::
     blendfx session import PROJECT.rpp -o session.toml [--overwrite]
     blendfx presets list | presets show NAME
     blendfx inspect AUDIO -o plot.png [--mask] [--overwrite]
-    blendfx score VIDEO -o DIR [--prompt TEXT] [--seed N] [--bpm BPM] [--container EXT]
-                  [--model MODEL] [--device cuda]
+    blendfx score VIDEO -o DIR [--prompt TEXT] [--seed N] [--bpm BPM] [--meter M] [--container EXT]
+                  [--generator composer|riffusion|audioldm2] [--model MODEL] [--device cuda]
 
 Output files (``blend -o``, ``inspect -o``, ``session import -o``): a folder or a suffix the
 command does not write is refused, and so is an existing file unless ``--overwrite`` is given;
@@ -42,6 +42,9 @@ from typing import NoReturn
 
 import blendfx
 from blendfx.errors import BlendfxError
+
+#: What ``blendfx score --generator`` accepts (blendfx.render.score.GENERATORS).
+SCORE_GENERATORS = ("composer", "riffusion", "audioldm2")
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_IO"]
 
@@ -209,10 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="style of the music (default 'cinematic ambient')")
     score.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     score.add_argument("--bpm", type=float, help="keep the overall tempo near this")
+    score.add_argument("--meter", choices=["auto", "2/4", "3/4", "4/4", "6/8"],
+                       help="the music's meter (default: the one the prompt names, e.g. 'waltz' or "
+                            "'in 6/8', else 4/4; auto: the picture chooses 4/4 or 3/4)")
     score.add_argument("--container", choices=[".mp4", ".mkv", ".webm", ".mov"],
                        help="container of DIR/scored.<ext> (default: the source's, else .mkv)")
-    score.add_argument("--model", help="restyle the music with a Riffusion model (a local folder "
-                       "or a cached hub id), one prompt per shot")
+    score.add_argument("--generator", choices=list(SCORE_GENERATORS),
+                       help="what makes the music: composer (default without --model), riffusion "
+                            "(the Composer's music restyled by a Riffusion model, a prompt per shot), "
+                            "audioldm2 (text-to-music, a prompt per shot, joined at the cuts); "
+                            "default with --model: what the model folder holds")
+    score.add_argument("--model", help="the diffusion model of --generator (a local folder or a cached "
+                       "hub id; default: riffusion/riffusion-model-v1 or cvssp/audioldm2-music)")
     score.add_argument("--device", help="torch device for --model: auto, cpu, cuda, cuda:1")
     _quiet(score)
     return parser

@@ -172,12 +172,12 @@ def blend(args: argparse.Namespace) -> int:
 def score(args: argparse.Namespace) -> int:
     report = score_video(args.video, args.output, prompt=args.prompt, seed=args.seed, bpm=args.bpm,
                          container=args.container, progress=not args.quiet, model=args.model,
-                         device=args.device)
+                         device=args.device, generator=args.generator, meter=args.meter)
     music = report["music"]
     out = Path(args.output)
     _say(args, f"{out / report['files']['video']}  ({report['video']['duration_s']:.1f} s, "
                f"{len(music['hit_points_on_bar_lines_s'])} cuts on bar lines, "
-               f"{len(music['tempo'])} tempi, {music['key']})")
+               f"{len(music['tempo'])} tempi, {music['meter']}, {music['key']})")
     if music["hit_points_missed_s"]:
         _say(args, "cuts too close together for a bar line: "
                    + ", ".join(f"{t:.2f} s" for t in music["hit_points_missed_s"]))

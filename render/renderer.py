@@ -77,7 +77,7 @@ from .cache import RenderCache, memory_budget
 from .instruments import load_effects
 from .mixdown import MixStage, stem_filename
 from .results import RenderResult, TrackResult, jsonable
-from .score import apply_timeline, composer_tempo_range, timeline_from_video, timeline_spec
+from .score import apply_timeline, composer_meter, composer_tempo_range, timeline_from_video, timeline_spec
 from .session import Session, load_session
 from .sources import FileSource, NoteSource, VideoSource
 from .tracks import TrackStage, pan_gains
@@ -189,7 +189,8 @@ class _Render(TrackStage, MixStage):
 
     def _score_to_picture(self) -> None:
         """Generated tracks keyed by a video track follow its picture: their Composers get a
-        timeline with the video's cuts on bar lines (see :mod:`.score`)."""
+        timeline with the video's cuts on bar lines, in the meter their prompt names (4/4
+        unless it says 'waltz', 'in 6/8', ...; see :mod:`.score`)."""
         by_name = {t.name: t for t in self.session.tracks}
         for t in self.order:
             chain = self.chains.get(t.name)
@@ -199,7 +200,8 @@ class _Render(TrackStage, MixStage):
             tempo_range, bpm = composer_tempo_range(chain)
             timeline, _, _ = timeline_from_video(self.videos[t.key], self.total / self.sr,
                                                  tempo_range=tempo_range, bpm=bpm,
-                                                 offset_s=video.offset - video.source_offset)
+                                                 offset_s=video.offset - video.source_offset,
+                                                 meter=composer_meter(chain))
             if apply_timeline(chain, timeline):
                 self.timelines[t.name] = timeline_spec(timeline)
 

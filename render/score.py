@@ -7,10 +7,12 @@
    is written);
 2. :func:`timeline_from_video`: a :class:`~blendfx.effects.composer.Timeline` whose tempo map
    puts every cut (and the middle of every dissolve) on a bar line (the tempo of each stretch
-   between cuts is adjusted, the picture is not), sections at those bar lines, an intensity
-   curve from the motion, a mode from the brightness when the prompt has no mood, and a
-   register offset from the brightness;
-3. the :class:`~blendfx.effects.Composer` writes and renders the music on that timeline;
+   between cuts is adjusted, the picture is not), in 4/4, the prompt's meter or one the
+   picture chooses, sections at those bar lines, an intensity curve from the motion, a mode
+   from the brightness when the prompt has no mood, and a register offset from the brightness;
+3. the :class:`~blendfx.effects.Composer` writes and renders the music on that timeline; a
+   diffusion generator (``generator="riffusion"`` or ``"audioldm2"``) then restyles it or
+   writes the music from a prompt per shot, joined at the cuts;
 4. :class:`~blendfx.effects.Blend` blends the music into the video's own soundtrack (the music
    alone when the video is silent), loudness-normalised to -16 LUFS under -1 dBTP;
 5. :func:`blendfx.effects.video.mux_soundtrack` writes the video with the mix as its
@@ -41,15 +43,17 @@ from blendfx.effects.blend import Blend, MusicTrack
 from blendfx.effects.composer import Composer, Timeline, fit_tempo
 from blendfx.effects.composer.midi import ticks_to_seconds
 from blendfx.effects.composer.styles import style_from_prompt
+from blendfx.effects.composer.timeline import METERS, meter_from_prompt
 from blendfx.effects.video import Shot, VideoFeatures, analyze_video, mux_soundtrack
 from blendfx.effects.video.mux import AUDIO_CODECS
+from blendfx.errors import ParameterError
 from blendfx.files import atomic_path
 from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import resample_poly
 
 __all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_times", "shot_prompts",
-           "apply_timeline", "timeline_spec", "composer_tempo_range",
-           "MOTION_SCALE", "MIX_LUFS"]
+           "apply_timeline", "timeline_spec", "composer_tempo_range", "composer_meter",
+           "MOTION_SCALE", "MIX_LUFS", "GENERATORS", "generator_of"]
 
 #: Motion (mean absolute luma change per frame, 0..1) at which the intensity reaches 1 - 1/e.
 MOTION_SCALE = 0.015
@@ -61,6 +65,36 @@ MUSIC_LUFS = -18.0
 SAMPLE_RATE = 44100
 #: A soundtrack quieter than this peak (dBFS) counts as silent.
 SILENT_DBFS = -80.0
+#: What makes the music: the Composer alone, the Composer restyled by a Riffusion model
+#: (MaskedImg2Img), or text-to-music by an AudioLDM 2 model (TextToMusic).
+GENERATORS = ("composer", "riffusion", "audioldm2")
+
+
+def generator_of(generator: str | None, model: str | None) -> str:
+    """The generator a score uses: ``generator`` when given (one of :data:`GENERATORS`); else
+    "composer" without a model, "audioldm2" for a folder whose ``model_index.json`` names an
+    ``AudioLDM2Pipeline``, and "riffusion" for any other model.
+
+    Raises
+    ------
+    ParameterError
+        An unknown generator, or a model with ``generator="composer"``.
+    """
+    if generator is not None:
+        if generator not in GENERATORS:
+            raise ParameterError(f"generator = {generator!r} is not one of {', '.join(GENERATORS)}")
+        if generator == "composer" and model:
+            raise ParameterError(f"model = {model!r} needs generator 'riffusion' or 'audioldm2', "
+                                 f"not 'composer'")
+        return generator
+    if not model:
+        return "composer"
+    index = Path(model).expanduser() / "model_index.json"
+    try:
+        name = json.loads(index.read_text()).get("_class_name") if index.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return "audioldm2" if name == "AudioLDM2Pipeline" else "riffusion"
 
 
 def intensity_curve(features: VideoFeatures, fps: float = 10.0,
@@ -82,7 +116,8 @@ def intensity_curve(features: VideoFeatures, fps: float = 10.0,
 
 def timeline_from_video(features: VideoFeatures, duration_s: float | None = None, *,
                         tempo_range: tuple[float, float] = (70.0, 140.0), bpm: float | None = None,
-                        offset_s: float = 0.0) -> tuple[Timeline, list[float], list[float]]:
+                        offset_s: float = 0.0,
+                        meter: str = "4/4") -> tuple[Timeline, list[float], list[float]]:
     """A Composer timeline for a picture (see the module docstring, step 2).
 
     Parameters
@@ -98,6 +133,10 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     offset_s : float
         Where the picture's 0 s falls on the music's time line (a session track's offset minus
         its source offset); cuts outside the music are left out.
+    meter : str
+        '4/4', '3/4', '6/8', '2/4', or 'auto': the picture chooses between 4/4 and 3/4, the
+        one on whose bars more cuts land (fewer missed), on a tie the one whose stretches keep
+        nearer one tempo (3/4 only when its spread of tempi is under 0.7 of 4/4's).
 
     Returns
     -------
@@ -115,7 +154,17 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     hits = [tr.time_s + offset_s for tr in features.transitions]
     lo, hi = tempo_range
     prefer = lo + (hi - lo) * float(np.clip(inten.mean(), 0.0, 1.0)) if inten.size else None
-    tempo, kept, missed = fit_tempo(duration, hits, bpm=bpm, tempo_range=tempo_range, prefer=prefer)
+    if meter != "auto" and meter not in METERS:
+        raise ParameterError(f"meter = {meter!r} is not 'auto' or one of {', '.join(METERS)}")
+    fits = {m: fit_tempo(duration, hits, bpm=bpm, tempo_range=tempo_range, prefer=prefer,
+                         beats_per_bar=METERS[m])
+            for m in (("4/4", "3/4") if meter == "auto" else (meter,))}
+    if meter == "auto":
+        four, three = fits["4/4"], fits["3/4"]
+        better = len(three[2]) < len(four[2]) or (
+            len(three[2]) == len(four[2]) and _spread(three[0], duration) < 0.7 * _spread(four[0], duration))
+        meter = "3/4" if better else "4/4"
+    tempo, kept, missed = fits[meter]
     cut_times = [tr.time_s + offset_s for tr in features.transitions
                  if tr.kind == "cut" and tr.time_s + offset_s in kept]
     brightness = float(np.mean(features.brightness))
@@ -124,7 +173,19 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     step = max(1, t.size // 600)
     points = [(float(a), float(v)) for a, v in zip(t[::step], inten[::step], strict=True)]
     return (Timeline(duration_s=duration, tempo=tempo, sections=list(kept), intensity=points,
-                     hits=cut_times, mode=mode, register=register), kept, missed)
+                     hits=cut_times, mode=mode, register=register, meter=meter), kept, missed)
+
+
+def _spread(tempo: list[tuple[float, float]], duration: float) -> float:
+    """How far a tempo map's stretches stray from one tempo: the length-weighted standard
+    deviation of log tempo."""
+    starts = np.array([a for a, _ in tempo] + [duration])
+    lengths = np.maximum(np.diff(starts), 0.0)
+    logs = np.log([b for _, b in tempo])
+    if lengths.sum() <= 0:
+        return 0.0
+    mean = float(np.sum(lengths * logs) / lengths.sum())
+    return float(np.sqrt(np.sum(lengths * (logs - mean) ** 2) / lengths.sum()))
 
 
 def shot_words(shot: Shot) -> list[str]:
@@ -186,7 +247,7 @@ def timeline_spec(timeline: Timeline) -> dict[str, Any]:
     return {"duration_s": timeline.duration_s, "tempo": [list(x) for x in timeline.tempo],
             "sections": list(timeline.sections), "hits": list(timeline.hits),
             "intensity": [list(x) for x in timeline.intensity], "mode": timeline.mode,
-            "register": timeline.register}
+            "register": timeline.register, "meter": timeline.meter}
 
 
 def composer_tempo_range(chain: Any) -> tuple[tuple[float, float], float | None]:
@@ -198,6 +259,15 @@ def composer_tempo_range(chain: Any) -> tuple[tuple[float, float], float | None]
             return understood.style.tempo, understood.bpm
     understood = style_from_prompt("")
     return understood.style.tempo, understood.bpm
+
+
+def composer_meter(chain: Any) -> str:
+    """The meter the first Composer (or Blend) prompt in a chain names
+    (:func:`~blendfx.effects.composer.timeline.meter_from_prompt`), else 4/4."""
+    for proc in _walk(chain):
+        if isinstance(proc, Composer | Blend):
+            return meter_from_prompt(proc.prompt) or "4/4"
+    return "4/4"
 
 
 def _walk(proc: Any):
@@ -242,6 +312,11 @@ def midi_bar_times(path_or_midi: Any, until_s: float) -> np.ndarray:
     return np.asarray(bars)
 
 
+def _local_bpm(timeline: Timeline, t: float) -> float:
+    """The tempo (BPM) in force at ``t`` seconds."""
+    return next(bpm for start, bpm in reversed(timeline.tempo) if start <= t + 1e-9)
+
+
 def _soundtrack(features: VideoFeatures) -> np.ndarray | None:
     """The soundtrack at :data:`SAMPLE_RATE`, stereo, or None when absent or silent."""
     if features.audio is None or not features.audio.size:
@@ -262,7 +337,8 @@ def _soundtrack(features: VideoFeatures) -> np.ndarray | None:
 def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                 prompt: str = "cinematic ambient", seed: int = 0, bpm: float | None = None,
                 container: str | None = None, progress: bool = False, model: str | None = None,
-                device: str | None = None, diffusion: dict[str, Any] | None = None) -> dict[str, Any]:
+                device: str | None = None, diffusion: dict[str, Any] | None = None,
+                generator: str | None = None, meter: str | None = None) -> dict[str, Any]:
     """Score a video (see the module docstring) into ``out_dir``.
 
     Parameters
@@ -284,14 +360,23 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     progress : bool
         The Composer's progress bar.
     model : str, optional
-        A Riffusion model (local diffusers folder or cached hub id): the Composer's music is
-        then restyled by :class:`~blendfx.effects.MaskedImg2Img` with a prompt per shot
-        (:func:`shot_prompts`), keeping its strongest parts (its beats and chords, so the cuts
-        stay on its bar lines); ``music.mid`` is the Composer's score under it.
+        The diffusion model (local diffusers folder or cached hub id) of ``generator``.
     device : str, optional
         Torch device of the diffusion model ('cpu', 'cuda', ...).
     diffusion : dict, optional
-        More :class:`~blendfx.effects.MaskedImg2Img` settings (steps, guidance, strength, ...).
+        More settings of the diffusion effect (steps, guidance, strength, ...).
+    meter : str, optional
+        '4/4', '3/4', '6/8', '2/4' or 'auto' (the picture chooses, see
+        :func:`timeline_from_video`); default: the one the prompt names ('waltz', 'in 6/8':
+        :func:`~blendfx.effects.composer.timeline.meter_from_prompt`), else 4/4.
+    generator : {"composer", "riffusion", "audioldm2"}, optional
+        What makes the music (default: :func:`generator_of`). "riffusion": the Composer's
+        music restyled by :class:`~blendfx.effects.MaskedImg2Img` with a prompt per shot
+        (:func:`shot_prompts`), its windows joined at the cuts, keeping the music's strongest
+        parts (its beats and chords, so the cuts stay on its bar lines). "audioldm2":
+        :class:`~blendfx.effects.TextToMusic` on a prompt per shot (with the shot's tempo in
+        BPM), one part per shot joined at the cuts. ``music.mid`` is the Composer's score
+        either way.
 
     Returns
     -------
@@ -305,8 +390,18 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    kind = generator_of(generator, model)
+    meter = meter or meter_from_prompt(prompt) or "4/4"
+    if meter != "auto" and meter not in METERS:
+        raise ParameterError(f"meter = {meter!r} is not 'auto' or one of {', '.join(METERS)}")
     video = os.fspath(video)
     out = Path(out_dir)
+    effect = None
+    if kind != "composer":  # the model first: a missing one fails before any work
+        params = {"model": model or "", "prompt": prompt, "seed": seed, "progress": progress,
+                  **({"device": device} if device else {}), **(diffusion or {})}
+        effect = EFFECT_REGISTRY["MaskedImg2Img" if kind == "riffusion" else "TextToMusic"](**params)
+        effect.load()
     features = analyze_video(video)
     timings["analysis_s"] = time.perf_counter() - started
     ext = (container or os.path.splitext(video)[1]).lower()
@@ -320,7 +415,7 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     n = int(round(duration * SAMPLE_RATE))
     understood = style_from_prompt(prompt)
     timeline, kept, missed = timeline_from_video(features, duration, tempo_range=understood.style.tempo,
-                                                 bpm=bpm or understood.bpm)
+                                                 bpm=bpm or understood.bpm, meter=meter)
     noise = np.zeros((2, n), dtype=np.float32)
     if track is not None:
         noise[:, : min(n, track.shape[1])] = track[:, :n]
@@ -328,16 +423,21 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     composer = Composer(prompt=prompt, seed=seed, progress=progress, timeline=timeline)
     music = composer.process(noise, SAMPLE_RATE)
     timings["compose_s"] = time.perf_counter() - t0
-    generator = "Composer"
-    if model:
+    label = "Composer"
+    if effect is not None:
         t0 = time.perf_counter()
-        params = {"model": model, "prompt": prompt, "seed": seed, "progress": progress,
-                  **({"device": device} if device else {}), **(diffusion or {})}
-        restyle = EFFECT_REGISTRY["MaskedImg2Img"](prompts=shot_prompts(features, prompt), **params)
-        music = LoudnessNormalize(target_lufs=MUSIC_LUFS, ceiling_dbtp=-1.0)(
-            restyle(music, SAMPLE_RATE), SAMPLE_RATE)
-        generator = f"MaskedImg2Img({model}) over the Composer"
-        timings["restyle_s"] = time.perf_counter() - t0
+        effect.cuts = kept
+        if kind == "riffusion":
+            effect.prompts = shot_prompts(features, prompt)
+            music = effect(music, SAMPLE_RATE)
+            label = f"MaskedImg2Img({model or 'default'}) over the Composer"
+        else:
+            effect.prompts = [(a, b, f"{text}, {_local_bpm(timeline, 0.5 * (a + b)):.0f} bpm")
+                              for a, b, text in shot_prompts(features, prompt)]
+            music = effect(noise, SAMPLE_RATE)
+            label = f"TextToMusic({model or 'default'})"
+        music = LoudnessNormalize(target_lufs=MUSIC_LUFS, ceiling_dbtp=-1.0)(music, SAMPLE_RATE)
+        timings["diffusion_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if track is not None:
         blend = Blend(generator=MusicTrack.from_array(music, SAMPLE_RATE, align="start"),
@@ -361,7 +461,7 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         timings["total_s"] = time.perf_counter() - started
         report = _report(video, features, timeline, kept, missed, composer, bars, duration,
                          prompt, seed, f"scored{ext}", timings)
-        report["music"]["generator"] = generator
+        report["music"]["generator"] = label
         with atomic_path(staging / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=1))
         write_report_png(staging / "report.png", features, timeline, composer, bars, duration)
@@ -397,6 +497,7 @@ def _report(video, f: VideoFeatures, timeline: Timeline, kept, missed, composer:
                          for a, b, text in shot_prompts(f, prompt)],
         "music": {"prompt": prompt, "seed": seed, "style": arrangement.style.name,
                   "key": arrangement.key.name, "duration_s": round(duration, 4),
+                  "meter": timeline.meter,
                   "tempo": [[round(a, 4), round(b, 3)] for a, b in timeline.tempo],
                   "bars": len(grid_bar_s) - 1,
                   "sections": [{"name": s.name, "bar": s.start_bar, "bars": s.bars,
@@ -433,7 +534,7 @@ def write_report_png(path: Path, f: VideoFeatures, timeline: Timeline, composer:
         return x0 + t / seconds * (x1 - x0)
 
     name = os.path.basename(f.path)
-    draw.text((_W / 2, 6), f"{name}: {len(f.cuts)} cuts, {len(timeline.tempo)} tempi, "
+    draw.text((_W / 2, 6), f"{name}: {len(f.cuts)} cuts, {len(timeline.tempo)} tempi in {timeline.meter}, "
               f"{composer.last_arrangement.key.name}", fill="black", font=ImageFont.load_default(size=13),
               anchor="mt")
     # the strip: each key frame fills its second, scaled to the strip's height

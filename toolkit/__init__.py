@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 _EFFECTS = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormalize", "MaskExtractor",
             "MaskedImg2Img", "MusicNoiseSegmenter", "MusicTrack", "OutpaintInpaint", "Stylizer",
-            "Utility"]
+            "TextToMusic", "Utility"]
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,

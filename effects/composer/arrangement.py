@@ -25,7 +25,7 @@ from .midi import seconds_to_ticks, ticks_to_seconds
 from .styles import DRUM_NOTES, Style
 from .synth import VOICES
 from .theory import Key, diatonic_chord, hz_to_midi
-from .timeline import BEATS_PER_BAR, Timeline
+from .timeline import Timeline
 
 __all__ = ["Arrangement", "TrackPlan", "Section", "Grid", "arrange", "grid_from_timeline", "ROLE_CHANNELS"]
 
@@ -99,6 +99,10 @@ class Grid:
     end_tick : int
         Tick of the end of the noise.
     time_signatures : list of (tick, numerator, denominator)
+    bar_ticks : int
+        Ticks per bar after the pickup (4 beats in 4/4, 3 in 3/4 and 6/8, 2 in 2/4).
+    meter : str
+        The meter after the pickup ('4/4', '3/4', '6/8', '2/4').
     """
 
     pickup_ticks: int
@@ -106,9 +110,16 @@ class Grid:
     bars: int
     end_tick: int
     time_signatures: list[tuple[int, int, int]]
+    bar_ticks: int = 4 * TPB
+    meter: str = "4/4"
+
+    @property
+    def steps_per_bar(self) -> int:
+        """Sixteenths per bar."""
+        return self.bar_ticks // STEP
 
     def bar_tick(self, bar: int) -> int:
-        return self.pickup_ticks + bar * 4 * TPB
+        return self.pickup_ticks + bar * self.bar_ticks
 
 
 @dataclass
@@ -172,8 +183,8 @@ def _make_grid(listening: Listening) -> Grid:
 
 
 def grid_from_timeline(timeline: Timeline, duration_s: float) -> Grid:
-    """The grid of an explicit :class:`Timeline`: 4/4 from 0 s (no pickup), one tempo event
-    per tempo change (at the tick of its beat position), bars to the end of the piece."""
+    """The grid of an explicit :class:`Timeline`: its meter from 0 s (no pickup), one tempo
+    event per tempo change (at the tick of its beat position), bars to the end of the piece."""
     tempo: list[tuple[int, int]] = []
     for t, bpm in timeline.tempo:
         if t >= duration_s and tempo:
@@ -186,8 +197,10 @@ def grid_from_timeline(timeline: Timeline, duration_s: float) -> Grid:
             tempo.append((tick, us))
     tm = np.array(tempo, dtype=np.int64)
     end_tick = int(np.ceil(seconds_to_ticks(np.array([duration_s]), tm, TPB)[0] - 1e-6))
-    bars = max(1, int(np.ceil(end_tick / (BEATS_PER_BAR * TPB) - 1e-9)))
-    return Grid(0, tm, bars, end_tick, [(0, 4, 4)])
+    bar_ticks = timeline.beats_per_bar * TPB
+    bars = max(1, int(np.ceil(end_tick / bar_ticks - 1e-9)))
+    num, den = (int(x) for x in timeline.meter.split("/"))
+    return Grid(0, tm, bars, end_tick, [(0, num, den)], bar_ticks, timeline.meter)
 
 
 # -- form ----------------------------------------------------------------------------------------
@@ -243,7 +256,7 @@ def _timeline_form(grid: Grid, timeline: Timeline) -> list[tuple[str, int, int, 
             spans.append((a, b))
     out = []
     for i, (a, b) in enumerate(spans):
-        t0, t1 = (float(x) for x in timeline.beat_to_time(np.array([a, b]) * BEATS_PER_BAR))
+        t0, t1 = (float(x) for x in timeline.beat_to_time(np.array([a, b]) * timeline.beats_per_bar))
         t1 = min(t1, timeline.duration_s)
         ts = np.linspace(t0, max(t1, t0 + 1e-3), 32)
         energy = float(np.clip(0.3 + 0.7 * timeline.intensity_at(ts).mean(), 0.0, 1.0))
@@ -390,7 +403,7 @@ def _chord_timeline(sections: list[Section], style: Style, key: Key, grid: Grid)
     """(start tick, end tick, pitch classes) for every chord, pickup included."""
     size = max(style.chord_size, 2)
     out = []
-    bar_ticks = 4 * TPB
+    bar_ticks = grid.bar_ticks
     for s in sections:
         per = max(1, int(round(style.bars_per_chord * bar_ticks)))
         start = grid.bar_tick(s.start_bar)
@@ -444,25 +457,26 @@ def arrange(listening: Listening, style: Style, key: Key, rng: np.random.Generat
         reg = {k: v if k == "pad_span" else v + timeline.register for k, v in reg.items()}
     motif_cache: dict[str, list[tuple[int, int, int]]] = {}
     previous: dict[str, list[int] | None] = {"chords": None}
-    first_bar = -int(np.ceil(grid.pickup_ticks / (4 * TPB)))
+    first_bar = -int(np.ceil(grid.pickup_ticks / grid.bar_ticks))
     for b in range(first_bar, grid.bars):
         sec = next((s for s in sections if s.start_bar <= b < s.start_bar + s.bars), sections[0])
         bar_start = grid.bar_tick(b)
         last_of_section = b == sec.start_bar + sec.bars - 1
         gain = 0.78 + 0.22 * sec.energy
+        bar_end = bar_start + grid.bar_ticks
         if "drums" in sec.roles and style.has_drums:
-            _drums(w, style, sec, b, bar_start, last_of_section, gain, rng)
-        bar_chords = [c for c in chords if c[1] > bar_start and c[0] < bar_start + 4 * TPB] or \
+            _drums(w, style, sec, b, bar_start, last_of_section, gain, rng, grid)
+        bar_chords = [c for c in chords if c[1] > bar_start and c[0] < bar_end] or \
             [_chord_at(chords, max(bar_start, 0))]
         for c0, c1, pcs in bar_chords:
-            s0, s1 = max(c0, bar_start), min(c1, bar_start + 4 * TPB)
+            s0, s1 = max(c0, bar_start), min(c1, bar_end)
             if "bass" in sec.roles:
                 nxt = _chord_at(chords, s1)[2][0]
-                _bass(w, style, key, pcs, nxt, s0, s1, bar_start, sec, gain, rng)
+                _bass(w, style, key, pcs, nxt, s0, s1, bar_start, sec, gain, rng, grid)
             if "chords" in sec.roles:
                 voicing = _voice_chord(pcs, reg["chords"], style.voicing, previous["chords"])
                 previous["chords"] = voicing
-                _comp(w, style, voicing, s0, s1, bar_start, gain, rng)
+                _comp(w, style, voicing, s0, s1, bar_start, gain, rng, grid)
             pad_doubles = style.comp == "held" and style.voices.get("pad") == style.voices.get("chords")
             if "pad" in sec.roles and not pad_doubles:
                 _pad(w, pcs, reg, s0, s1, gain)
@@ -471,7 +485,7 @@ def arrange(listening: Listening, style: Style, key: Key, rng: np.random.Generat
             if "arp" in sec.roles:
                 _arp(w, pcs, reg, s0, s1, gain, style)
         if "lead" in sec.roles:
-            _lead(w, style, key, chords, sec, b, bar_start, reg, gain, rng, motif_cache)
+            _lead(w, style, key, chords, sec, b, bar_start, reg, gain, rng, motif_cache, grid.steps_per_bar)
     _hits(w, listening, style, key, chords, grid, reg, sections)
     if timeline is not None and timeline.hits:
         _cue_hits(w, timeline, style, chords, grid, reg)
@@ -481,24 +495,46 @@ def arrange(listening: Listening, style: Style, key: Key, rng: np.random.Generat
 
 
 # -- figures ---------------------------------------------------------------------------------------
-def _drums(w, style, sec, b, bar_start, last_of_section, gain, rng):
-    fill = last_of_section and sec.bars >= 4 and style.fills
-    pattern = style.fills[b % len(style.fills)] if fill else style.grooves[sec.groove % len(style.grooves)]
+#: Grooves of the other meters, one bar each (any style with drums plays them; a 4/4 style's own
+#: grooves and fills do not fit the bar): 3/4 in eighths (a waltz's "oom-pah-pah"), 6/8 in
+#: eighths (two dotted-quarter pulses), 2/4 in sixteenths.
+METER_GROOVES = {
+    "3/4": [{"kick": "x.....", "snare": "..x.x.", "hat": "x.x.x."},
+            {"kick": "x...x.", "snare": "..x.x.", "hat": "xxxxxx"}],
+    "6/8": [{"kick": "x.....", "snare": "...x..", "hat": "x.xx.x"},
+            {"kick": "x..x..", "snare": "...x..", "hat": "xxxxxx"}],
+    "2/4": [{"kick": "x.......", "snare": "....x...", "hat": "x.x.x.x."},
+            {"kick": "x.....x.", "snare": "....x...", "hat": "xxxxxxxx"}],
+}
+
+
+def _groove(style, sec, grid):
+    """The section's groove: the style's own in 4/4, the meter's otherwise."""
+    if grid.meter != "4/4":
+        grooves = METER_GROOVES[grid.meter]
+        return grooves[sec.groove % len(grooves)]
+    return style.grooves[sec.groove % len(style.grooves)] if style.grooves else None
+
+
+def _drums(w, style, sec, b, bar_start, last_of_section, gain, rng, grid):
+    fill = last_of_section and sec.bars >= 4 and style.fills and grid.meter == "4/4"
+    pattern = style.fills[b % len(style.fills)] if fill else _groove(style, sec, grid)
     for piece, steps in pattern.items():
         n_steps = len(steps)
-        step_ticks = 4 * TPB // n_steps
+        step_ticks = grid.bar_ticks // n_steps
         for i, ch in enumerate(steps):
             v = _vel(ch)
             if v <= 0:
                 continue
-            tick = bar_start + i * step_ticks + _swing_ticks(i, n_steps, style.swing)
+            swing = _swing_ticks(i, n_steps, style.swing) if grid.meter == "4/4" else 0
+            tick = bar_start + i * step_ticks + swing
             jitter = float(rng.integers(-6, 7))
             w.add("drums", tick, tick + step_ticks, DRUM_NOTES[piece], (v + jitter) * gain)
     if b == sec.start_bar and sec.start_bar > 0 and sec.energy >= 0.6:
         w.add("drums", bar_start, bar_start + TPB, DRUM_NOTES["crash"], 100 * gain)
 
 
-def _bass(w, style, key, pcs, next_root, s0, s1, bar_start, sec, gain, rng):
+def _bass(w, style, key, pcs, next_root, s0, s1, bar_start, sec, gain, rng, grid):
     root = _nearest(pcs[0], 36.0)
     fifth = root + 7
     span = s1 - s0
@@ -531,10 +567,10 @@ def _bass(w, style, key, pcs, next_root, s0, s1, bar_start, sec, gain, rng):
                 pitch = int(choices[int(rng.integers(len(choices)))])
             w.add("bass", t, t + int(0.9 * TPB), pitch, v * (0.95 if i % 2 == 0 else 0.85))
     elif kind == "kick":
-        groove = style.grooves[sec.groove % len(style.grooves)] if style.grooves else {"kick": "x" + "." * 15}
+        groove = _groove(style, sec, grid) or {"kick": "x" + "." * 15}
         steps = groove.get("kick", "x" + "." * 15)
         n = len(steps)
-        step_ticks = 4 * TPB // n
+        step_ticks = grid.bar_ticks // n
         hits = [bar_start + i * step_ticks for i, c in enumerate(steps) if c != "."]
         hits = [t for t in hits if s0 <= t < s1] or [s0]
         for i, t in enumerate(hits):
@@ -559,7 +595,7 @@ _COMP_RHYTHMS = {
 }
 
 
-def _comp(w, style, voicing, s0, s1, bar_start, gain, rng):
+def _comp(w, style, voicing, s0, s1, bar_start, gain, rng, grid):
     kind = style.comp
     if kind == "held" or kind not in _COMP_RHYTHMS and kind != "alberti":
         for p in voicing:
@@ -571,13 +607,13 @@ def _comp(w, style, voicing, s0, s1, bar_start, gain, rng):
             w.add("chords", t, t + 2 * STEP, order[i % 4], (80 if i % 4 == 0 else 66) * gain)
         return
     rhythms = _COMP_RHYTHMS[kind]
-    steps = rhythms[int(rng.integers(len(rhythms)))]
+    steps = rhythms[int(rng.integers(len(rhythms)))][:grid.steps_per_bar]
     hits = [i for i, c in enumerate(steps) if c != "."]
     for j, i in enumerate(hits):
         t = bar_start + i * STEP + _swing_ticks(i, 16, style.swing)
         if not s0 <= t < s1:
             continue
-        nxt = hits[j + 1] if j + 1 < len(hits) else 16
+        nxt = hits[j + 1] if j + 1 < len(hits) else len(steps)
         dur = {"stabs": STEP, "strum8": int(1.7 * STEP)}.get(kind, (nxt - i) * STEP - STEP // 4)
         accent = 1.0 if i % 4 == 0 else 0.88
         for p in voicing:
@@ -612,15 +648,16 @@ def _arp(w, pcs, reg, s0, s1, gain, style):
         w.add("arp", t, t + step, seq[i % len(seq)], (72 if i % 4 == 0 else 60) * gain)
 
 
-def _lead(w, style, key, chords, sec, b, bar_start, reg, gain, rng, cache):
-    """A two-bar motif per section type, repeated with its ending varied on every other
-    statement; strong beats land on chord tones, the rest move by step in the scale."""
+def _lead(w, style, key, chords, sec, b, bar_start, reg, gain, rng, cache, spb=16):
+    """A two-bar motif per section type (``spb`` sixteenths a bar), repeated with its ending
+    varied on every other statement; strong beats land on chord tones, the rest move by step
+    in the scale."""
     name = sec.name if sec.name in ("chorus", "bridge", "main") else "verse"
     centre = reg["lead"] + (3 if name == "chorus" else 0)
     if name not in cache:
         density = style.lead_density * (1.2 if name == "chorus" else 1.0)
-        onsets = [0] + [i for i in range(2, 32, 2) if rng.random() < density / 2.0]
-        if len(onsets) > 1 and onsets[-1] > 28:
+        onsets = [0] + [i for i in range(2, 2 * spb, 2) if rng.random() < density / 2.0]
+        if len(onsets) > 1 and onsets[-1] > 2 * spb - 4:
             onsets = onsets[:-1]
         moves = rng.choice([-2, -1, -1, 1, 1, 2, 3, -3], size=len(onsets))
         cache[name] = [(o, int(mv), 0) for o, mv in zip(onsets, moves, strict=True)]
@@ -634,10 +671,10 @@ def _lead(w, style, key, chords, sec, b, bar_start, reg, gain, rng, cache):
     events = [(o, mv) for o, mv, _ in motif]
     for j, (o, mv) in enumerate(events):
         pos = int(np.clip(pos + mv, 0, len(scale) - 1))
-        if o // 16 != phrase_bar:
+        if o // spb != phrase_bar:
             continue
-        t = bar_start + (o % 16) * STEP + _swing_ticks(o % 16, 16, style.swing)
-        nxt = events[j + 1][0] if j + 1 < len(events) else 32
+        t = bar_start + (o % spb) * STEP + _swing_ticks(o % spb, 16, style.swing)
+        nxt = events[j + 1][0] if j + 1 < len(events) else 2 * spb
         dur = (nxt - o) * STEP
         pitch = scale[pos]
         chord = _chord_at(chords, t)[2]

@@ -9,20 +9,40 @@ A :class:`Timeline` is plain data a caller can write by hand::
 :func:`fit_tempo` builds the tempo map for picture: it chooses one tempo per stretch between hit
 points (cuts) so that every hit point falls on a bar line, keeping each stretch's tempo as near
 one overall tempo as whole bars allow (film scorers adjust the tempo map, not the picture).
+
+Meters: 4/4 by default; ``meter="3/4"`` (three quarter-note beats a bar), ``"6/8"`` (six eighths:
+the bar of 3/4, felt in two) or ``"2/4"``. Tempos are quarter notes per minute in every meter,
+as in MIDI. :func:`meter_from_prompt` reads one from a prompt ('waltz', 'in 6/8', 'jig').
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 from blendfx.errors import ParameterError
 
-__all__ = ["Timeline", "fit_tempo", "TimelineError"]
+__all__ = ["Timeline", "fit_tempo", "TimelineError", "METERS", "meter_from_prompt"]
 
-#: Beats per bar (the Composer writes 4/4).
+#: Beats per bar of the default meter, 4/4.
 BEATS_PER_BAR = 4
+#: The meters the Composer writes, and their bar length in quarter-note beats.
+METERS = {"2/4": 2, "3/4": 3, "4/4": 4, "6/8": 3}
+#: Words that name a meter in a prompt.
+_METER_WORDS = {"3/4": ("waltz", "waltzes", "minuet", "mazurka", "triple time", "three four"),
+                "6/8": ("jig", "barcarolle", "siciliana", "tarantella", "compound time", "six eight"),
+                "2/4": ("march", "polka", "two step", "two four")}
+
+
+def meter_from_prompt(prompt: str) -> str | None:
+    """The meter a prompt names ('3/4', 'in 6/8', 'a waltz', 'jig', 'march'), or None."""
+    text = " " + re.sub(r"[^a-z0-9/ ]+", " ", str(prompt).lower()) + " "
+    found = re.search(r"(?<![0-9/])(2/4|3/4|4/4|6/8)(?![0-9/])", text)
+    if found:
+        return found.group(1)
+    return next((m for m, words in _METER_WORDS.items() if any(f" {w} " in text for w in words)), None)
 
 
 class TimelineError(ParameterError):
@@ -38,8 +58,8 @@ class Timeline:
     duration_s : float
         Length of the piece (s).
     tempo : list of (time_s, bpm)
-        Tempo changes; the first at 0 s. A tempo holds until the next change; beats run on
-        continuously across a change, and bar 1 starts at 0 s (4/4).
+        Tempo changes (quarter notes per minute); the first at 0 s. A tempo holds until the
+        next change; beats run on continuously across a change, and bar 1 starts at 0 s.
     sections : list of float
         Times (s) where a new section starts (new harmony, new density); each is moved to the
         nearest bar line. 0 s always starts one.
@@ -53,6 +73,8 @@ class Timeline:
         prompt and the style choose.
     register : float
         Semitones added to the register of the melodic voices (-12..12).
+    meter : str
+        '4/4', '3/4', '6/8' or '2/4' (:data:`METERS`).
     """
 
     duration_s: float
@@ -62,6 +84,14 @@ class Timeline:
     hits: list[float] = field(default_factory=list)
     mode: str | None = None
     register: float = 0.0
+    meter: str = "4/4"
+
+    @property
+    def beats_per_bar(self) -> int:
+        """Quarter-note beats per bar of :attr:`meter`."""
+        if self.meter not in METERS:
+            raise TimelineError(f"Timeline.meter = {self.meter!r} is not one of {', '.join(METERS)}")
+        return METERS[self.meter]
 
     def validate(self) -> Timeline:
         """Check the fields (raises :class:`TimelineError`); returns self."""
@@ -80,6 +110,7 @@ class Timeline:
         for t, v in self.intensity:
             if not (math.isfinite(t) and math.isfinite(v) and 0.0 <= v <= 1.0):
                 raise TimelineError(f"Timeline.intensity ({t}, {v}): values must be in 0..1")
+        _ = self.beats_per_bar
         if not -12.0 <= self.register <= 12.0:
             raise TimelineError(f"Timeline.register = {self.register}: must be in -12..12 semitones")
         return self
@@ -99,8 +130,9 @@ class Timeline:
         beats of the bar that holds it."""
         end = self.duration_s if until_s is None else until_s
         total = float(self.beats_at(np.array([end]))[0])
-        n = int(math.ceil((total - 1e-9) / BEATS_PER_BAR)) * BEATS_PER_BAR + 1
-        return self.beat_to_time(np.arange(max(n, BEATS_PER_BAR + 1), dtype=np.float64))
+        per = self.beats_per_bar
+        n = int(math.ceil((total - 1e-9) / per)) * per + 1
+        return self.beat_to_time(np.arange(max(n, per + 1), dtype=np.float64))
 
     def beat_to_time(self, beats: np.ndarray) -> np.ndarray:
         """Time (s) of each beat position."""
@@ -113,16 +145,17 @@ class Timeline:
 
     def bar_times(self) -> np.ndarray:
         """Times (s) of the bar lines from 0 s to the end of the piece's last bar."""
-        return self.beat_times()[::BEATS_PER_BAR]
+        return self.beat_times()[::self.beats_per_bar]
 
     def section_bars(self) -> list[int]:
         """The bar (0-based) each section starts at (sections moved to the nearest bar line,
         duplicates dropped), always starting with 0."""
         bars = {0}
+        per = self.beats_per_bar
         for t in self.sections:
             if 0.0 < t < self.duration_s:
-                bars.add(int(round(float(self.beats_at(np.array([t]))[0]) / BEATS_PER_BAR)))
-        last = int(math.ceil(float(self.beats_at(np.array([self.duration_s]))[0]) / BEATS_PER_BAR - 1e-9))
+                bars.add(int(round(float(self.beats_at(np.array([t]))[0]) / per)))
+        last = int(math.ceil(float(self.beats_at(np.array([self.duration_s]))[0]) / per - 1e-9))
         return sorted(b for b in bars if b < max(last, 1))
 
     def intensity_at(self, times: np.ndarray) -> np.ndarray:
@@ -135,8 +168,9 @@ class Timeline:
 
 def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: float | None = None,
               tempo_range: tuple[float, float] = (70.0, 140.0), prefer: float | None = None,
-              max_stretch: float = 1.35) -> tuple[list[tuple[float, float]], list[float], list[float]]:
-    """A tempo map on which every hit point falls on a bar line (4/4, bar 1 at 0 s).
+              max_stretch: float = 1.35, beats_per_bar: int = BEATS_PER_BAR,
+              ) -> tuple[list[tuple[float, float]], list[float], list[float]]:
+    """A tempo map on which every hit point falls on a bar line (bar 1 at 0 s).
 
     Each stretch between consecutive hit points (and the piece's end, where the music ends on
     a bar line too unless the last stretch is too short for one) gets a whole number of bars
@@ -162,6 +196,8 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
     max_stretch : float
         How far (ratio) a stretch's tempo may stray from the overall tempo before its hit
         point is dropped.
+    beats_per_bar : int
+        Quarter-note beats per bar (4 for 4/4, 3 for 3/4 and 6/8: :data:`METERS`).
 
     Returns
     -------
@@ -170,6 +206,8 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
     kept, missed : list of float
         Hit points on bar lines, and hit points dropped.
     """
+    if int(beats_per_bar) != beats_per_bar or not 1 <= beats_per_bar <= 12:
+        raise TimelineError(f"fit_tempo: beats_per_bar = {beats_per_bar!r} must be a whole number in 1..12")
     hits = sorted(float(t) for t in np.asarray(hit_points, dtype=np.float64).ravel()
                   if 0.0 < t < duration_s)
     lo, hi = (bpm / 1.1, bpm * 1.1) if bpm else tempo_range
@@ -181,11 +219,11 @@ def fit_tempo(duration_s: float, hit_points: np.ndarray | list[float], *, bpm: f
         lengths = np.diff(bounds)
         best = None
         for t in candidates:
-            x = lengths * t / (60.0 * BEATS_PER_BAR)  # bars each stretch holds at this tempo
+            x = lengths * t / (60.0 * beats_per_bar)  # bars each stretch holds at this tempo
             below = np.maximum(1.0, np.floor(x))
             above = below + 1.0
             bars = np.where(np.abs(np.log(below / x)) <= np.abs(np.log(above / x)), below, above)
-            tempos = bars * 60.0 * BEATS_PER_BAR / lengths
+            tempos = bars * 60.0 * beats_per_bar / lengths
             ratio = np.maximum(tempos / t, t / tempos)
             if ratio[-1] > max_stretch:  # the end may fall mid-bar: its stretch keeps the tempo
                 ratio[-1] = 1.0

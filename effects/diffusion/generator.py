@@ -35,10 +35,31 @@ from .latents import tensor_to_pixels, window_seeds
 from .models import SCHEDULERS, DiffusionModel, load_model
 from .tiling import Window, WindowPlan, assemble, invert_long, pad_columns, plan_windows
 
-__all__ = ["DiffusionGenerator", "ClipJob", "generate_batched"]
+__all__ = ["DiffusionGenerator", "ClipJob", "generate_batched", "check_prompt_spans"]
 
 #: Output peaks are kept at or below this (the inverse can overshoot a loud noise's level).
 _PEAK_CEILING = 0.999
+#: Columns (10 ms each) over which the music crossfades into a new stretch after a cut.
+JOIN_FADE_COLUMNS = 8
+
+
+def check_prompt_spans(value: Any, name: str = "prompts") -> tuple[tuple[float, float, str], ...] | None:
+    """A prompt schedule as a tuple of ``(start_s, end_s, text)`` (None stays None).
+
+    Raises
+    ------
+    ParameterError
+        Not a list of 3-tuples, or a span with ``start_s >= end_s``.
+    """
+    if value is None:
+        return None
+    try:
+        spans = tuple((float(a), float(b), str(t)) for a, b, t in value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be (start_s, end_s, text) spans, not {value!r}") from None
+    if any(not a < b for a, b, _ in spans):
+        raise ParameterError(f"{name}: every span needs start_s < end_s")
+    return spans
 
 
 @dataclass
@@ -131,10 +152,32 @@ class DiffusionGenerator(Effect):
     _handle: DiffusionModel | None = None
     _primed: tuple[np.ndarray, float, np.ndarray] | None = None
     _prompts: tuple[tuple[float, float, str], ...] | None = None
+    _cuts: tuple[float, ...] = ()
 
-    def __init__(self, *, prompts: list[tuple[float, float, str]] | None = None, **params: Any) -> None:
+    def __init__(self, *, prompts: list[tuple[float, float, str]] | None = None,
+                 cuts: list[float] | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.prompts = prompts
+        self.cuts = cuts or []
+
+    @property
+    def cuts(self) -> list[float]:
+        """Times (s) where the windows join (a video's cuts): each stretch between cuts gets its
+        own windows, starting at its cut, and the stretches are crossfaded over
+        :data:`JOIN_FADE_COLUMNS` columns after each cut (:func:`.tiling.plan_windows`); a
+        window's prompt is the schedule's at the middle of its stretch's part under it. Not a
+        preset parameter."""
+        return list(self._cuts)
+
+    @cuts.setter
+    def cuts(self, value: list[float]) -> None:
+        try:
+            cuts = tuple(sorted(float(t) for t in value))
+        except (TypeError, ValueError):
+            raise ParameterError(f"{type(self).__name__}.cuts must be times in s, not {value!r}") from None
+        if any(not np.isfinite(t) or t < 0 for t in cuts):
+            raise ParameterError(f"{type(self).__name__}.cuts must be finite times >= 0 s, got {value!r}")
+        object.__setattr__(self, "_cuts", cuts)
 
     # -- prompts over time --------------------------------------------------------------------
     @property
@@ -147,16 +190,7 @@ class DiffusionGenerator(Effect):
 
     @prompts.setter
     def prompts(self, value: list[tuple[float, float, str]] | None) -> None:
-        spans = None
-        if value is not None:
-            try:
-                spans = tuple((float(a), float(b), str(t)) for a, b, t in value)
-            except (TypeError, ValueError):
-                raise ParameterError(f"{type(self).__name__}.prompts must be (start_s, end_s, text) "
-                                     f"spans, not {value!r}") from None
-            if any(not a < b for a, b, _ in spans):
-                raise ParameterError(f"{type(self).__name__}.prompts: every span needs start_s < end_s")
-        object.__setattr__(self, "_prompts", spans)
+        object.__setattr__(self, "_prompts", check_prompt_spans(value, f"{type(self).__name__}.prompts"))
 
     def prompt_at(self, seconds: float) -> str:
         """The prompt at a time (s) of the clip."""
@@ -170,7 +204,12 @@ class DiffusionGenerator(Effect):
         if not self._prompts:
             return self.prompt
         fps = SpectrogramParams().frames_per_second
-        return [self.prompt_at((win.start + win.width / 2.0) / fps) for _, win in chunk]
+        out = []
+        for job, win in chunk:
+            a, b, _ = job.plan.segment_of(win)
+            lo, hi = max(win.start, a), min(win.stop, b)
+            out.append(self.prompt_at((0.5 * (lo + hi) if hi > lo else a) / fps))
+        return out
 
     # -- the model ----------------------------------------------------------------------------
     def use_model(self, handle: DiffusionModel | None) -> None:
@@ -181,8 +220,13 @@ class DiffusionGenerator(Effect):
         """The shared model handle this effect runs on (loaded on first use)."""
         if self._handle is not None:
             return self._handle
-        return load_model(self.model, device=self.device,
-                          allow_download=True if self.allow_download else None)
+        handle = load_model(self.model, device=self.device,
+                            allow_download=True if self.allow_download else None)
+        if not isinstance(handle, DiffusionModel):
+            raise ParameterError(f"{type(self).__name__}.model = {handle.name!r} is a text-to-music model "
+                                 f"(AudioLDM2Pipeline): it runs in TextToMusic; {type(self).__name__} "
+                                 f"needs a Riffusion (Stable Diffusion) model")
+        return handle
 
     @property
     def last_images(self) -> dict[str, SpectrogramImage]:
@@ -215,8 +259,8 @@ class DiffusionGenerator(Effect):
         per_clip = {"seed", "progress", "batch_size", "inverse_iters", "inverse_mel_iters",
                     "guide", "fraction", "enlarge"}
         values = self.param_values()
-        return (type(self), repr(self._prompts)) + tuple((k, repr(v)) for k, v in sorted(values.items())
-                                                         if k not in per_clip)
+        return (type(self), repr(self._prompts), repr(self._cuts)) + tuple(
+            (k, repr(v)) for k, v in sorted(values.items()) if k not in per_clip)
 
     def process_many(self, clips: list[np.ndarray], sample_rate: float) -> list[np.ndarray]:
         """Generate music for several noises at once, batching windows across clips.
@@ -264,7 +308,9 @@ class DiffusionGenerator(Effect):
         if frames == 0 or not (noise.pixels < 255).any():
             # shorter than one 10 ms column, or silent: nothing to blend with, silence out
             return ClipJob(audio.shape[1], audio.shape[0], plan_windows(1), 0.0)
-        plan = plan_windows(frames, multiple=model.width_multiple)
+        fps = SpectrogramParams().frames_per_second
+        plan = plan_windows(frames, multiple=model.width_multiple,
+                            joins=[t * fps for t in self._cuts], join_fade=JOIN_FADE_COLUMNS)
         job = ClipJob(audio.shape[1], audio.shape[0], plan, noise.max_value, seed=self.seed)
         job.arrays["noise"] = pad_columns(noise.pixels.astype(np.float32), plan.padded)
         if self.start == "guide":

@@ -1,4 +1,4 @@
-"""The diffusion model handle: one Riffusion-style Stable Diffusion model, loaded once, shared.
+"""The diffusion model handle: one model (Riffusion or a text-to-music AudioLDM 2), loaded once, shared.
 
 Riffusion (``riffusion/riffusion-model-v1``) is a Stable Diffusion 1.5 fine-tune with a 4-channel
 UNet (DESIGN.md section 6). :func:`load_model` loads it (a hub id from the user's own cache, or a
@@ -6,6 +6,12 @@ local folder written by ``save_pretrained``) and returns a :class:`DiffusionMode
 that asks for the same model, device and dtype gets the same handle, so the weights are in memory
 once. The handle builds text-to-image, img2img and inpaint pipelines from its one set of
 components (``StableDiffusionInpaintPipeline(**components)``), never reloading anything.
+
+The same handle serves text-to-music: a folder (or cached hub id) whose ``model_index.json``
+names an ``AudioLDM2Pipeline`` (e.g. ``cvssp/audioldm2-music``) loads as a
+:class:`~.audio_model.TextToMusicModel` (used by :class:`~.text_to_music.TextToMusic`), through
+the same cache, the same offline rule and the same errors; ``kind="text2music"`` only changes
+the default model and the advice in the error message.
 
 Offline by default: the hub is contacted only when the user explicitly allows downloads
 (``allow_download=True`` or ``BLENDFX_ALLOW_DOWNLOAD=1``) and ``HF_HUB_OFFLINE`` is not set. A
@@ -20,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -32,13 +39,18 @@ import diffusers
 import torch
 from blendfx.device import resolve_device
 from blendfx.errors import ModelNotFoundError, ParameterError
-from diffusers import StableDiffusionPipeline
+from diffusers import AudioLDM2Pipeline, DiffusionPipeline, StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.utils import deprecation_utils
+
+from .audio_model import TextToMusicModel
 
 __all__ = [
     "DEFAULT_MODEL_ID",
     "MODEL_ENV",
+    "DEFAULT_TEXT_TO_MUSIC_ID",
+    "TEXT_TO_MUSIC_ENV",
+    "MODEL_KINDS",
     "ALLOW_DOWNLOAD_ENV",
     "SCHEDULERS",
     "GpuOptions",
@@ -53,6 +65,17 @@ __all__ = [
 DEFAULT_MODEL_ID = "riffusion/riffusion-model-v1"
 #: Environment variable naming the default model (a folder or a hub id) when ``model`` is "".
 MODEL_ENV = "BLENDFX_RIFFUSION_MODEL"
+#: The hub id of the default text-to-music model (AudioLDM 2 trained on music).
+DEFAULT_TEXT_TO_MUSIC_ID = "cvssp/audioldm2-music"
+#: Environment variable naming the default text-to-music model when ``model`` is "".
+TEXT_TO_MUSIC_ENV = "BLENDFX_TEXT_TO_MUSIC_MODEL"
+#: What ``kind`` means to the loader: (default hub id, environment variable, diffusers pipeline
+#: class, folder name in the advice).
+MODEL_KINDS: dict[str, tuple[str, str, str, str]] = {
+    "riffusion": (DEFAULT_MODEL_ID, MODEL_ENV, "StableDiffusionPipeline", "riffusion"),
+    "text2music": (DEFAULT_TEXT_TO_MUSIC_ID, TEXT_TO_MUSIC_ENV, "AudioLDM2Pipeline", "audioldm2-music"),
+}
+
 #: Environment variable that allows downloads from the hub when set to 1/true/yes.
 ALLOW_DOWNLOAD_ENV = "BLENDFX_ALLOW_DOWNLOAD"
 
@@ -124,32 +147,41 @@ def downloads_allowed(allow_download: bool | None = None) -> bool:
     return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in _TRUE
 
 
-def resolve_model_spec(model: str | os.PathLike | None = "") -> tuple[str, bool]:
+def _kind(kind: str) -> tuple[str, str, str, str]:
+    if kind not in MODEL_KINDS:
+        raise ParameterError(f"kind = {kind!r} is not one of {', '.join(MODEL_KINDS)}")
+    return MODEL_KINDS[kind]
+
+
+def resolve_model_spec(model: str | os.PathLike | None = "", kind: str = "riffusion") -> tuple[str, bool]:
     """Turn a model argument into ``(spec, is_folder)``.
 
-    "" or None means ``$BLENDFX_RIFFUSION_MODEL`` if set, else :data:`DEFAULT_MODEL_ID`. An
-    existing directory is a local folder (returned absolute); a string that looks like a path
-    (absolute, ``./``, ``../``, ``~``) but does not exist raises :class:`ModelNotFoundError`;
-    anything else is a hub id.
+    "" or None means ``$BLENDFX_RIFFUSION_MODEL`` if set, else :data:`DEFAULT_MODEL_ID` (for
+    ``kind="text2music"``: ``$BLENDFX_TEXT_TO_MUSIC_MODEL``, else
+    :data:`DEFAULT_TEXT_TO_MUSIC_ID`). An existing directory is a local folder (returned
+    absolute); a string that looks like a path (absolute, ``./``, ``../``, ``~``) but does not
+    exist raises :class:`ModelNotFoundError`; anything else is a hub id.
     """
-    spec = str(model) if model not in (None, "") else (os.environ.get(MODEL_ENV) or DEFAULT_MODEL_ID)
+    default_id, env, _, _ = _kind(kind)
+    spec = str(model) if model not in (None, "") else (os.environ.get(env) or default_id)
     path = Path(spec).expanduser()
     if path.is_dir():
         return str(path.resolve()), True
     if spec.startswith(("/", "./", "../", "~", "\\")) or path.is_absolute() or path.exists():
         raise ModelNotFoundError(
             f"diffusion model folder {spec!r} does not exist (or is not a folder). "
-            + _how_to_provide(DEFAULT_MODEL_ID))
+            + _how_to_provide(default_id, kind))
     return spec, False
 
 
-def _how_to_provide(model_id: str) -> str:
+def _how_to_provide(model_id: str, kind: str = "riffusion") -> str:
+    _, env, pipeline, folder = _kind(kind)
     return (
         f"To provide it: on a machine with internet access run\n"
-        f"  python -c \"from diffusers import StableDiffusionPipeline; "
-        f"StableDiffusionPipeline.from_pretrained('{model_id}').save_pretrained('riffusion')\"\n"
-        f"copy the 'riffusion' folder here, then pass model='/path/to/riffusion' (or set "
-        f"{MODEL_ENV}=/path/to/riffusion). Downloading from the hub at run time is off unless "
+        f"  python -c \"from diffusers import {pipeline}; "
+        f"{pipeline}.from_pretrained('{model_id}').save_pretrained('{folder}')\"\n"
+        f"copy the '{folder}' folder here, then pass model='/path/to/{folder}' (or set "
+        f"{env}=/path/to/{folder}). Downloading from the hub at run time is off unless "
         f"you pass allow_download=True or set {ALLOW_DOWNLOAD_ENV}=1 (and HF_HUB_OFFLINE is unset).")
 
 
@@ -373,8 +405,12 @@ _CACHE_LOCK = threading.Lock()
 
 def load_model(model: str | os.PathLike = "", *, device: str = "auto", dtype: Any = "auto",
                allow_download: bool | None = None, options: GpuOptions | None = None,
-               cache: bool = True) -> DiffusionModel:
-    """Load a Riffusion-style Stable Diffusion model once and return the shared handle.
+               cache: bool = True, kind: str = "riffusion") -> DiffusionModel | TextToMusicModel:
+    """Load a diffusion model once and return the shared handle.
+
+    A Riffusion-style Stable Diffusion pipeline becomes a :class:`DiffusionModel`; an
+    ``AudioLDM2Pipeline`` (the folder's ``model_index.json`` says which) a
+    :class:`~.audio_model.TextToMusicModel`.
 
     Parameters
     ----------
@@ -392,6 +428,8 @@ def load_model(model: str | os.PathLike = "", *, device: str = "auto", dtype: An
         Speed/memory options for CUDA.
     cache : bool
         Return (and keep) the shared handle for the same model, device, dtype and options.
+    kind : {"riffusion", "text2music"}
+        Which default ``model=""`` means, and which model the error message says how to get.
 
     Raises
     ------
@@ -403,13 +441,18 @@ def load_model(model: str | os.PathLike = "", *, device: str = "auto", dtype: An
     dev = resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, dev)
     options = options or GpuOptions()
-    spec, is_folder = resolve_model_spec(model)
+    spec, is_folder = resolve_model_spec(model, kind)
     key = (spec, str(dev), str(torch_dtype), options)
     with _CACHE_LOCK:
         if cache and key in _CACHE:
             return _CACHE[key]
-        components = _load_components(spec, is_folder, torch_dtype, downloads_allowed(allow_download))
-        handle = DiffusionModel(components, name=spec, device=dev, dtype=torch_dtype, options=options)
+        may_download = downloads_allowed(allow_download)
+        if _pipeline_class(spec, is_folder, may_download, kind) == "AudioLDM2Pipeline":
+            pipe = _load_pipeline(AudioLDM2Pipeline, spec, is_folder, torch_dtype, may_download, kind)
+            handle = TextToMusicModel(pipe, name=spec, device=dev, dtype=torch_dtype)
+        else:
+            components = _load_components(spec, is_folder, torch_dtype, may_download, kind)
+            handle = DiffusionModel(components, name=spec, device=dev, dtype=torch_dtype, options=options)
         if cache:
             _CACHE[key] = handle
         return handle
@@ -421,16 +464,33 @@ def clear_model_cache() -> None:
         _CACHE.clear()
 
 
-def _load_components(spec: str, is_folder: bool, torch_dtype, may_download: bool) -> dict[str, Any]:
-    if is_folder and not (Path(spec) / "model_index.json").is_file():
-        raise ModelNotFoundError(
-            f"diffusion model folder {spec!r} has no model_index.json: it is not a diffusers "
-            f"pipeline folder (write one with DiffusionModel.save_pretrained or diffusers' "
-            f"save_pretrained). " + _how_to_provide(DEFAULT_MODEL_ID))
+def _pipeline_class(spec: str, is_folder: bool, may_download: bool, kind: str) -> str | None:
+    """The diffusers pipeline class a folder or cached hub model holds (None: unknown)."""
+    default_id = _kind(kind)[0]
+    if is_folder:
+        index = Path(spec) / "model_index.json"
+        if not index.is_file():
+            raise ModelNotFoundError(
+                f"diffusion model folder {spec!r} has no model_index.json: it is not a diffusers "
+                f"pipeline folder (write one with DiffusionModel.save_pretrained or diffusers' "
+                f"save_pretrained). " + _how_to_provide(default_id, kind))
+        try:
+            return str(json.loads(index.read_text()).get("_class_name") or "") or None
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ModelNotFoundError(f"diffusion model folder {spec!r}: its model_index.json cannot "
+                                     f"be read ({exc})") from exc
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(
-            spec, **{_dtype_keyword(): torch_dtype}, local_files_only=is_folder or not may_download,
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        return str(DiffusionPipeline.load_config(spec, local_files_only=not may_download)
+                   .get("_class_name") or "") or None
+    except (OSError, ValueError):
+        return None
+
+
+def _load_pipeline(cls, spec: str, is_folder: bool, torch_dtype, may_download: bool, kind: str,
+                   **kwargs: Any):
+    try:
+        return cls.from_pretrained(spec, **{_dtype_keyword(): torch_dtype},
+                                   local_files_only=is_folder or not may_download, **kwargs)
     except (OSError, ValueError) as exc:
         where = "folder" if is_folder else "hub model"
         if not is_folder and not may_download:
@@ -439,7 +499,13 @@ def _load_components(spec: str, is_folder: bool, torch_dtype, may_download: bool
             why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         raise ModelNotFoundError(
             f"diffusion {where} {spec!r} could not be loaded ({why}). "
-            + _how_to_provide(DEFAULT_MODEL_ID if is_folder else spec)) from exc
+            + _how_to_provide(_kind(kind)[0] if is_folder else spec, kind)) from exc
+
+
+def _load_components(spec: str, is_folder: bool, torch_dtype, may_download: bool,
+                     kind: str = "riffusion") -> dict[str, Any]:
+    pipe = _load_pipeline(StableDiffusionPipeline, spec, is_folder, torch_dtype, may_download, kind,
+                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     return pipe.components
 
 

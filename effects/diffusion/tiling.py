@@ -19,6 +19,16 @@ linearly from the anchor to the bridge (away from each window's border, where a 
 zero padding), and :func:`invert_long` turns the whole image back to audio in segments of up to
 ``segment`` columns with a short crossfade, so the inverse of a long file fits in memory and
 there is no seam at window boundaries at all.
+
+**Joins** (a video's cuts): with ``joins``, :func:`plan_windows` covers each stretch between
+joins with its own anchors and bridges, starting at the join, so no window straddles a cut and
+each stretch can have its own prompt; the stretch before a join runs ``join_fade`` columns past
+it, and :func:`assemble` crossfades from it into the next stretch over those columns, starting
+at the join::
+
+    | anchor | bridge | anchor |fade|            <- stretch 0 (ends at the join + fade)
+                               | anchor | bridge | anchor |   <- stretch 1 (starts at the join)
+                               ^ join
 """
 
 from __future__ import annotations
@@ -57,6 +67,8 @@ class Window:
         gets the same random numbers whatever batch it runs in.
     context : int
         Columns at each side pinned to the neighbouring anchors (bridges; 0 for anchors).
+    segment : int
+        The stretch between joins it belongs to (0 without joins).
     """
 
     start: int
@@ -64,6 +76,7 @@ class Window:
     kind: str
     index: int
     context: int = 0
+    segment: int = 0
 
     @property
     def stop(self) -> int:
@@ -82,11 +95,19 @@ class WindowPlan:
         Columns the windows cover (>= ``frames``; the image is padded, the result cropped).
     windows : tuple of Window
         In time order.
+    segments : tuple of (start, stop, fade)
+        The stretches between joins: columns ``[start, stop)`` plus ``fade`` columns of
+        crossfade into the next one (one stretch ``(0, frames, 0)`` without joins).
     """
 
     frames: int
     padded: int
     windows: tuple[Window, ...]
+    segments: tuple[tuple[int, int, int], ...] = ()
+
+    def segment_of(self, win: Window) -> tuple[int, int, int]:
+        """``(start, stop, fade)`` of the stretch ``win`` belongs to."""
+        return self.segments[win.segment] if self.segments else (0, self.frames, 0)
 
     @property
     def anchors(self) -> list[Window]:
@@ -107,7 +128,9 @@ def _round_up(x: float, multiple: int) -> int:
 
 
 def plan_windows(frames: int, *, multiple: int = 64, window: int = WINDOW_COLUMNS,
-                 context: int = CONTEXT_COLUMNS, min_gap: int | None = None) -> WindowPlan:
+                 context: int = CONTEXT_COLUMNS, min_gap: int | None = None,
+                 joins: list[int] | tuple[int, ...] = (), join_fade: int = 8,
+                 min_segment: int = 25) -> WindowPlan:
     """Cover ``frames`` columns with anchors and bridges at the least generated columns.
 
     Parameters
@@ -122,16 +145,44 @@ def plan_windows(frames: int, *, multiple: int = 64, window: int = WINDOW_COLUMN
         Columns each bridge shares with each anchor (128); a multiple of ``multiple // 8``.
     min_gap : int, optional
         Narrowest gap a bridge generates (default ``multiple``).
+    joins : sequence of int
+        Columns where a new stretch starts (see the module docstring); joins closer than
+        ``min_segment`` columns to another join or to either end are dropped.
+    join_fade : int
+        Columns of crossfade after each join.
+    min_segment : int
+        Shortest stretch (columns).
 
     Returns
     -------
     WindowPlan
         One anchor of ``roundup(frames, multiple)`` columns when the image fits one window;
-        else anchors of equal width ``A`` and bridges of equal width ``g + 2 * context``.
+        else anchors of equal width ``A`` and bridges of equal width ``g + 2 * context``; with
+        joins, such a cover per stretch.
     """
     frames = int(frames)
     if frames < 1:
         raise ParameterError(f"cannot plan windows over {frames} columns")
+    cols = [0]
+    for j in sorted(int(round(j)) for j in joins):
+        if j - cols[-1] >= min_segment and frames - j >= min_segment:
+            cols.append(j)
+    if len(cols) > 1:
+        cols.append(frames)
+        windows: list[Window] = []
+        segments = []
+        padded = frames
+        base = 0
+        for k, (a, b) in enumerate(zip(cols[:-1], cols[1:], strict=True)):
+            fade = int(join_fade) if b < frames else 0
+            sub = plan_windows(b - a + fade, multiple=multiple, window=window, context=context,
+                               min_gap=min_gap)
+            windows += [Window(a + w.start, w.width, w.kind, base + w.index, w.context, k)
+                        for w in sub.windows]
+            base += len(sub.windows) + 1  # anchors keep even indices
+            segments.append((a, b, fade))
+            padded = max(padded, a + sub.padded)
+        return WindowPlan(frames, padded, tuple(windows), tuple(segments))
     if window % multiple or window < multiple:
         raise ParameterError(f"window {window} must be a multiple of {multiple}")
     if frames <= window:
@@ -182,18 +233,40 @@ def pad_columns(array: np.ndarray, columns: int, mode: str = "symmetric") -> np.
 def assemble(plan: WindowPlan, images: list[np.ndarray]) -> np.ndarray:
     """Paste decoded windows ``(rows, width)`` (in ``plan.windows`` order) into one
     ``(rows, plan.frames)`` float32 image, crossfading every context region linearly from the
-    anchor to the bridge and back."""
+    anchor to the bridge and back, and (with joins) each stretch into the next over its fade
+    columns, from the join on."""
     if len(images) != len(plan.windows):
         raise ParameterError(f"{len(images)} images for {len(plan.windows)} windows")
+    if len(plan.segments) <= 1:
+        return _assemble_one(plan.windows, images, plan.padded)[:, :plan.frames]
     rows = images[0].shape[0]
     out = np.zeros((rows, plan.padded), np.float32)
-    for win, img in zip(plan.windows, images, strict=True):
+    fade_in = 0
+    for k, (a, b, fade) in enumerate(plan.segments):
+        pairs = [(w, img) for w, img in zip(plan.windows, images, strict=True) if w.segment == k]
+        wins = [Window(w.start - a, w.width, w.kind, w.index, w.context) for w, _ in pairs]
+        img = _assemble_one(tuple(wins), [i for _, i in pairs], max(w.stop for w in wins))
+        img = img[:, :min(b - a + fade, out.shape[1] - a)]
+        if fade_in:
+            ramp = ((np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in)[None, :]
+            img = img.copy()
+            img[:, :fade_in] = out[:, a:a + fade_in] * (1 - ramp) + img[:, :fade_in] * ramp
+        out[:, a:a + img.shape[1]] = img
+        fade_in = fade
+    return out[:, :plan.frames]
+
+
+def _assemble_one(windows: tuple[Window, ...], images: list[np.ndarray], padded: int) -> np.ndarray:
+    """One stretch's windows (starts relative to it) pasted into ``(rows, padded)``."""
+    rows = images[0].shape[0]
+    out = np.zeros((rows, padded), np.float32)
+    for win, img in zip(windows, images, strict=True):
         if img.shape != (rows, win.width):
             raise ParameterError(f"window {win.index} image has shape {img.shape}, "
                                  f"expected {(rows, win.width)}")
         if win.kind == "anchor":
             out[:, win.start:win.stop] = img
-    for win, img in zip(plan.windows, images, strict=True):
+    for win, img in zip(windows, images, strict=True):
         if win.kind != "bridge":
             continue
         c = win.context
@@ -203,7 +276,7 @@ def assemble(plan: WindowPlan, images: list[np.ndarray]) -> np.ndarray:
         out[:, left] = out[:, left] * (1 - ramp) + img[:, :c] * ramp
         out[:, win.start + c:win.stop - c] = img[:, c:win.width - c]
         out[:, right] = img[:, win.width - c:] * (1 - ramp) + out[:, right] * ramp
-    return out[:, :plan.frames]
+    return out
 
 
 def invert_long(pixels: np.ndarray, max_value: float, converter: SpectrogramConverter, *,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import librosa
 import numpy as np
+from blendfx.errors import ParameterError
 
 __all__ = ["low_level_features", "low_level_errors"]
 
@@ -50,12 +51,19 @@ def low_level_errors(audio: np.ndarray, reference: np.ndarray, sample_rate: floa
 
     Raises
     ------
-    ValueError
-        Empty input.
+    ParameterError
+        Empty ``audio`` or ``reference``, a sample rate that is not a positive number (Hz), or
+        a value that is not finite (a ``ValueError``).
     """
     a, r = _mono(audio), _mono(reference)
-    if a.size == 0 or r.size == 0:
-        raise ValueError("low_level_errors: empty audio")
+    for name, x in (("audio", a), ("reference", r)):
+        if x.size == 0:
+            raise ParameterError(f"low_level_errors: {name} is empty")
+        if not np.isfinite(x).all():
+            raise ParameterError(f"low_level_errors: {name} holds NaN or infinite samples")
+    if not (np.isfinite(sample_rate) and sample_rate > 0):
+        raise ParameterError(f"low_level_errors: sample_rate = {sample_rate!r} must be a positive "
+                             f"number of Hz")
     n = min(a.size, r.size)
     fa = low_level_features(a[:n], sample_rate)
     fr = low_level_features(r[:n], sample_rate)

@@ -91,3 +91,26 @@ def _tiny_generator(cls_name: str) -> Callable[[], Any]:
 
 FACTORIES["OutpaintInpaint"] = _tiny_generator("OutpaintInpaint")
 FACTORIES["MaskedImg2Img"] = _tiny_generator("MaskedImg2Img")
+
+
+def _tiny_text_to_music() -> Any:
+    """TextToMusic on the tiny AudioLDM 2 pipeline (tests/effects/diffusion/tiny_audioldm2.py),
+    2 steps, one torch thread per call (as the generators above)."""
+    import blendfx
+    import torch
+
+    from .diffusion.tiny_audioldm2 import tiny_audioldm2_folder
+
+    class _OneThreadTextToMusic(blendfx.EFFECT_REGISTRY["TextToMusic"]):  # not registered
+        def _process(self, audio, sample_rate, sidechain):
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return super()._process(audio, sample_rate, sidechain)
+            finally:
+                torch.set_num_threads(before)
+
+    return _OneThreadTextToMusic(model=tiny_audioldm2_folder(), device="cpu", steps=2, progress=False)
+
+
+FACTORIES["TextToMusic"] = _tiny_text_to_music

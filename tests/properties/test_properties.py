@@ -28,7 +28,7 @@ from ..effects.conformance_factories import FACTORIES
 
 #: Effects that take a second or more per call: a few examples each.
 SLOW = {"Blend", "Composer", "MaskedImg2Img", "OutpaintInpaint", "Stylizer",
-        "MusicNoiseSegmenter"}
+        "MusicNoiseSegmenter", "TextToMusic"}
 
 RATES = st.sampled_from([44100.0, 48000.0, 22050.0, 8000.0, 384000.0, 11025.5,
                          7999.0, 384001.0, 0.0, -44100.0, 1.0, 1e9, math.nan, math.inf])

@@ -133,6 +133,8 @@ def test_a_session_video_track_scores_its_keyed_tracks(tmp_path):
                             "generator": {"type": "Composer", "prompt": "pop"}},
                            {"name": "blended", "role": "music", "key": "film",
                             "chain": {"type": "Blend", "prompt": "lofi", "output": "music"}},
+                           {"name": "waltz", "role": "music", "key": "film",
+                            "generator": {"type": "Composer", "prompt": "pop waltz"}},
                            {"name": "plain", "role": "music", "key": "film",
                             "chain": {"type": "Utility", "gain_db": -6.0}}]}
     session = session_from_dict(manifest, tmp_path)
@@ -143,13 +145,15 @@ def test_a_session_video_track_scores_its_keyed_tracks(tmp_path):
     film, sr = blendfx_read(tmp_path / "out" / tracks["film"]["stem"])
     assert np.abs(film[:, : int(0.9 * sr)]).max() == 0 and np.abs(film[:, int(1.1 * sr):]).max() > 0.05
     # both Composers (a generator and a Blend's default one) follow the picture, on the session's clock
-    for name in ("score", "blended"):
+    for name in ("score", "blended", "waltz"):
         tl = tracks[name]["timeline"]
         assert tl["hits"] == pytest.approx(list(cuts + 1.0), abs=1e-6)
+        assert tl["meter"] == ("3/4" if name == "waltz" else "4/4")
+        beats = 3 if name == "waltz" else 4
         bars = [0.0]
         for (t0, bpm), nxt in zip(tl["tempo"], [x[0] for x in tl["tempo"][1:]] + [tl["duration_s"]],
                                   strict=True):
-            bars += list(np.arange(t0, nxt - 1e-6, 240.0 / bpm))
+            bars += list(np.arange(t0, nxt - 1e-6, 60.0 * beats / bpm))
         for c in cuts + 1.0:
             assert np.min(np.abs(np.array(bars) - c)) < 1e-6
     assert "timeline" not in tracks["plain"] and "timeline" not in tracks["film"]
@@ -189,3 +193,80 @@ def test_score_with_a_diffusion_model_and_a_prompt_per_shot(tmp_path, monkeypatc
     kinds, dur = _streams(tmp_path / "out" / "scored.mp4")
     assert kinds == ["video", "audio"]
     assert dur == pytest.approx(sum(s.frames for s in shots) / FPS, abs=1 / FPS)
+
+
+def test_score_with_text_to_music_through_the_cli(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from blendfx.effects.diffusion.audio_model import TextToMusicModel
+    from blendfx.render.score import generator_of
+
+    from tests.effects.diffusion.tiny_audioldm2 import tiny_audioldm2_folder
+    from tests.effects.diffusion.tiny_diffusion import tiny_model_folder
+
+    tiny = tiny_audioldm2_folder()
+    assert generator_of(None, tiny) == "audioldm2" and generator_of(None, tiny_model_folder()) == "riffusion"
+    assert generator_of(None, None) == "composer"
+    seen = []
+    generate = TextToMusicModel.generate
+
+    def spy(self, prompts, seconds, **kw):
+        kw["steps"] = 2  # the tiny model only has to be plumbed
+        seen.extend(prompts)
+        return generate(self, prompts, seconds, **kw)
+
+    monkeypatch.setattr(TextToMusicModel, "generate", spy)
+    video = tmp_path / "v.mp4"
+    shots = [ShotSpec(60, "still", 1), ShotSpec(60, "fast", 2)]
+    cuts = write_video(video, shots, fps=FPS, audio=None)
+    out = tmp_path / "out"
+    assert main(["score", str(video), "-o", str(out), "--prompt", "lofi", "--generator", "audioldm2",
+                 "--model", tiny, "--device", "cpu", "-q"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["music"]["generator"] == f"TextToMusic({tiny})"
+    # one part per shot, on the shot's prompt and the tempo of its stretch
+    tempo = dict(map(tuple, report["music"]["tempo"]))
+    assert len(seen) == 2 and all(p.startswith("lofi, ") for p in seen)
+    texts = [s["prompt"] for s in report["shot_prompts"]]
+    for p in seen:
+        head, bpm = p.rsplit(", ", 1)
+        assert head in texts and bpm.endswith(" bpm") and int(bpm[:-4]) in {round(b) for b in tempo.values()}
+    assert {p.rsplit(", ", 1)[0] for p in seen} == set(texts)
+    bars = midi_bar_times(out / "music.mid", report["music"]["duration_s"])
+    assert np.min(np.abs(bars - cuts[0])) <= 0.060
+    kinds, dur = _streams(out / "scored.mp4")
+    assert kinds == ["video", "audio"] and dur == pytest.approx(120 / FPS, abs=1 / FPS)
+    assert main(["score", str(video), "-o", str(tmp_path / "bad"), "--generator", "composer",
+                 "--model", tiny, "-q"]) == 2
+    assert main(["score", str(video), "-o", str(tmp_path / "bad"), "--generator", "audioldm2",
+                 "--model", str(tmp_path / "no-weights"), "-q"]) == 2  # fails before any work
+    assert not (tmp_path / "bad").exists()
+
+
+def test_score_in_three_four_chosen_by_the_prompt_or_the_picture(tmp_path):
+    from blendfx.render.score import timeline_from_video
+
+    video = tmp_path / "v.mp4"
+    # a 1.5 s shot between two 4 s ones: too short for a 4/4 bar at an ambient tempo
+    cuts = write_video(video, [ShotSpec(96, "still", 1), ShotSpec(36, "fast", 2), ShotSpec(96, "still", 3)],
+                       fps=FPS, audio=None)
+    features = analyze_video(video)
+    _, _, missed44 = timeline_from_video(features, tempo_range=(60.0, 84.0), meter="4/4")
+    assert missed44  # 4/4 cannot hold the short shot
+    runs = ((["--prompt", "ambient waltz"], "3/4"), (["--prompt", "ambient", "--meter", "auto"], "3/4"))
+    for args, meter in runs:
+        out = tmp_path / meter.replace("/", "-") / args[-1]
+        assert main(["score", str(video), "-o", str(out), "-q", *args]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["music"]["meter"] == meter and report["music"]["hit_points_missed_s"] == []
+        mid = mido.MidiFile(out / "music.mid")
+        sigs = [(m.numerator, m.denominator) for t in mid.tracks for m in t if m.type == "time_signature"]
+        assert sigs == [(3, 4)]
+        bars = midi_bar_times(out / "music.mid", report["music"]["duration_s"])
+        for c in cuts:  # every cut within 60 ms of a bar line of OUT/music.mid
+            assert np.min(np.abs(bars - c)) <= 0.060, (c, bars)
+        # three beats a bar: each bar as long as 3 beats of its stretch's tempo
+        tempo = report["music"]["tempo"]
+        for a, b in zip(bars[:-1], bars[1:], strict=True):
+            bpm = next(t for s, t in reversed(tempo) if s <= a + 1e-6)
+            assert b - a == pytest.approx(180.0 / bpm, abs=2e-3)
+    assert main(["score", str(video), "-o", str(tmp_path / "x"), "--meter", "5/4", "-q"]) == 2

@@ -101,3 +101,54 @@ def test_fit_tempo_short_pieces_and_a_cut_near_the_end():
     tl = Timeline(10.0, tempo)
     assert np.min(np.abs(tl.bar_times() - 9.7)) < 1e-9
     assert tempo[-1][1] == pytest.approx(tempo[0][1], rel=0.01)
+
+
+def test_meters_from_prompts_and_their_bars():
+    from blendfx.effects.composer.timeline import meter_from_prompt
+
+    assert meter_from_prompt("a slow waltz") == "3/4" and meter_from_prompt("folk jig") == "6/8"
+    assert meter_from_prompt("piano in 6/8, 70 bpm") == "6/8" and meter_from_prompt("military march") == "2/4"
+    assert meter_from_prompt("lofi beats, 16/8 nonsense") is None and meter_from_prompt("ambient") is None
+    tl = Timeline(12.0, [(0.0, 90.0)], meter="3/4")
+    assert tl.beats_per_bar == 3 and np.allclose(np.diff(tl.bar_times()), 2.0)  # 3 beats at 90 BPM
+    assert Timeline(12.0, [(0.0, 90.0)], meter="6/8").bar_times().tolist() == tl.bar_times().tolist()
+    with pytest.raises(TimelineError, match="meter"):
+        Timeline(12.0, [(0.0, 90.0)], meter="5/4").validate()
+    with pytest.raises(TimelineError, match="beats_per_bar"):
+        fit_tempo(10.0, [4.0], beats_per_bar=0)
+    hits = [3.1, 7.7, 12.0, 19.3]
+    tempo, kept, missed = fit_tempo(24.0, hits, tempo_range=(80.0, 130.0), beats_per_bar=3)
+    assert kept == hits and not missed
+    bars = Timeline(24.0, tempo, meter="3/4").bar_times()
+    assert all(np.min(np.abs(bars - h)) < 1e-9 for h in hits)
+
+
+@pytest.mark.parametrize("meter,signature", [("3/4", (3, 4)), ("6/8", (6, 8))])
+def test_a_piece_in_another_meter(tmp_path, meter, signature):
+    from blendfx.render.score import midi_bar_times
+
+    sr = 22050
+    tempo, kept, _ = fit_tempo(14.0, [4.3, 9.1], tempo_range=(90.0, 120.0), beats_per_bar=3)
+    tl = Timeline(14.0, tempo, sections=kept, hits=kept, intensity=[(0.0, 0.9)], meter=meter)
+    composer = Composer(prompt="pop", seed=2, progress=False, timeline=tl)
+    composer.process(np.zeros((2, 14 * sr), np.float32), sr)
+    composer.export_midi(tmp_path / "m.mid")
+    mid = mido.MidiFile(tmp_path / "m.mid")
+    sigs = [(m.numerator, m.denominator) for t in mid.tracks for m in t if m.type == "time_signature"]
+    assert sigs == [signature]
+    bars = midi_bar_times(tmp_path / "m.mid", 14.0)
+    assert np.allclose(bars[:-1], tl.bar_times()[:bars.size - 1], atol=1e-3)
+    assert all(np.min(np.abs(bars - h)) < 1e-3 for h in kept)  # the cuts on the MIDI's bar lines
+    # the drums follow the meter's bars: a kick on every downbeat of a bar with drums, snares
+    # never on it
+    grid = composer.last_arrangement.grid
+    assert grid.bar_ticks == 3 * 480 and grid.meter == meter
+    drums = next(t for t in composer.last_arrangement.tracks if t.role == "drums").notes
+    kicks, snares = drums[drums[:, 2] == 36][:, 0], drums[drums[:, 2] == 38][:, 0]
+    bars_with_drums = np.unique(drums[:, 0] // grid.bar_ticks)
+    assert bars_with_drums.size >= 5
+    assert set((bars_with_drums * grid.bar_ticks).tolist()) <= set(kicks.tolist())
+    assert snares.size and np.all(snares % grid.bar_ticks != 0)
+    sections = composer.last_arrangement.sections
+    assert [s.start_bar for s in sections][:3] == [0] + [int(round(tl.beats_at(np.array([h]))[0] / 3))
+                                                        for h in kept]

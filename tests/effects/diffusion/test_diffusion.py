@@ -29,7 +29,7 @@ from blendfx.effects.diffusion.models import (
     load_model,
     resolve_model_spec,
 )
-from blendfx.effects.diffusion.tiling import pad_columns, plan_windows
+from blendfx.effects.diffusion.tiling import assemble, pad_columns, plan_windows
 from blendfx.presets import load_preset, save_preset
 from blendfx.spectral.spectrogram import riffusion_image
 
@@ -362,3 +362,54 @@ def test_a_prompt_per_shot(tiny, monkeypatch):
         OutpaintInpaint(prompts=[(2.0, 1.0, "x")])
     with pytest.raises(ParameterError, match="spans"):
         MaskedImg2Img(prompts=["dark"])
+
+
+def test_windows_join_at_cuts():
+    plan = plan_windows(1200, multiple=64, joins=[310, 900, 905, 1190], join_fade=8)
+    # 905 is too close to 900 and 1190 to the end: dropped
+    assert plan.segments == ((0, 310, 8), (310, 900, 8), (900, 1200, 0))
+    for k, (a, b, fade) in enumerate(plan.segments):
+        wins = [w for w in plan.windows if w.segment == k]
+        assert wins[0].start == a and wins[0].kind == "anchor" and wins[-1].kind == "anchor"
+        assert all(w.start >= a for w in wins) and max(w.stop for w in wins) >= b + fade
+    indices = [w.index for w in plan.windows]
+    assert len(set(indices)) == len(indices)
+    assert all(w.index % 2 == (w.kind == "bridge") for w in plan.windows)
+    assert plan.padded >= max(w.stop for w in plan.windows)
+    # each stretch's image up to its join, then an 8-column crossfade into the next
+    images = [np.full((4, w.width), 100.0 * w.segment, np.float32) for w in plan.windows]
+    out = assemble(plan, images)
+    assert out.shape == (4, 1200)
+    assert (out[:, :310] == 0).all() and (out[:, 318:900] == 100).all() and (out[:, 908:] == 200).all()
+    assert np.all(np.diff(out[0, 310:318]) > 0) and 100 < out[0, 904] < 200
+    assert plan_windows(1200, multiple=64).segments == () and plan_windows(1200, joins=[5]).segments == ()
+
+
+def test_riffusion_windows_follow_the_cuts(tiny, monkeypatch):
+    from blendfx.effects.diffusion.generator import DiffusionGenerator
+
+    seen = []
+    original = DiffusionGenerator._window_prompts
+
+    def spy(self, chunk):
+        prompts = original(self, chunk)
+        seen.extend((job.plan.segment_of(win), win.start, p)
+                    for (job, win), p in zip(chunk, prompts, strict=True))
+        return prompts
+
+    monkeypatch.setattr(DiffusionGenerator, "_window_prompts", spy)
+    x = rhythmic_noise(7.0)
+    shots = [(0.0, 3.3, "dark calm"), (3.3, 7.0, "bright energetic")]
+    cut = MaskedImg2Img(model=tiny, prompts=shots, cuts=[3.3], **FAST)
+    y = cut(x, SR)
+    assert y.shape == x.shape and np.isfinite(y).all()
+    segments = sorted({s for s, _, _ in seen})
+    assert [s[:2] for s in segments] == [(0, 330), (330, 700)]
+    for (a, _, _), start, prompt in seen:  # every window inside one shot, on that shot's prompt
+        assert prompt == ("dark calm" if a == 0 else "bright energetic")
+        assert start >= a
+    assert min(start for (a, _, _), start, _ in seen if a == 330) == 330  # a window starts at the cut
+    plain = MaskedImg2Img(model=tiny, prompts=shots, **FAST)
+    assert not np.allclose(plain(x, SR), y) and plain.batch_key() != cut.batch_key()
+    with pytest.raises(ParameterError, match="cuts"):
+        MaskedImg2Img(cuts=["soon"])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from blendfx.effects.video import ShotSpec, VideoError, analyze_video, mux_soundtrack, write_video
 from blendfx.effects.video.metrics import low_level_errors, low_level_features
+from blendfx.errors import ParameterError
 
 SHOTS = [ShotSpec(30, "still", 1), ShotSpec(30, "fast", 2)]
 
@@ -62,5 +63,9 @@ def test_low_level_metrics():
     near = low_level_errors(a, a + 0.01 * b, sr)
     assert far["centroid_rmse"] > 10 * near["centroid_rmse"] > 0
     assert far["chroma_rmse"] < 0.1  # an octave apart: the same pitch class
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="audio is empty"):
         low_level_errors(a[:0], a, sr)
+    with pytest.raises(ParameterError, match="reference holds NaN"):
+        low_level_errors(a, np.full_like(a, np.nan), sr)
+    with pytest.raises(ParameterError, match="sample_rate"):
+        low_level_errors(a, a, 0)
