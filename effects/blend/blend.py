@@ -31,6 +31,7 @@ from .metrics import blend_report, gain_to_mask, noise_core
 __all__ = ["Blend", "MusicTrack", "best_offset", "track_masking"]
 
 _FPS = 100.0  # mel frames per second (Riffusion's 10 ms hop)
+_GOAL_MARGIN_DB = 0.02  # over the gain that masks exactly the goal's share (float rounding)
 
 
 def _same(param: Param, doc: str | None = None, optional: bool | None = None) -> Param:
@@ -447,7 +448,10 @@ class Blend(Effect):
             core = noise_core(noise, sample_rate, mask=mask)
             need = gain_to_mask(noise, heard, sample_rate, share=float(self.mask_goal), core=core)
             if np.isfinite(need):
-                scale = float(need)  # the least gain that masks the goal's share
+                # the least gain that masks the goal's share, and _GOAL_MARGIN_DB more: at that
+                # gain the last pixel it needs sits exactly on the music's threshold, and the
+                # float32 music's spectrum, computed again, may put it a hair above
+                scale = float(need) * float(db_to_gain(_GOAL_MARGIN_DB))
         if self.loudness_budget_lu is not None and scale > 0 and self.wet > 0:
             noise_lufs = integrated_lufs(noise, sample_rate)
             if np.isfinite(noise_lufs):
