@@ -267,7 +267,8 @@ class Blend(Effect):
         fits under the ceiling: applied by the Blend with ``output="mix"``, to be applied by the
         mixer for a ``ceiling_on="mix"`` stem, 0 otherwise) and ``limited_by`` (what held the
         music under the level the goal or BNMusic's optimum asked for: ``"loudness_budget"``,
-        ``"ceiling"`` (a stem's own ceiling) or None).
+        ``"ceiling"`` (a stem's own ceiling), ``"unmaskable"`` (no gain of this music masks
+        the goal's share: it has no energy where the core needs it) or None).
     progress : bool
         Show the default Composer's progress bar on noises of 20 s or more.
 
@@ -438,7 +439,8 @@ class Blend(Effect):
                     mask: Mask) -> tuple[np.ndarray, float, str | None]:
         """``music`` rescaled for ``mask_goal`` and ``loudness_budget_lu`` (and a stem back under
         its own true-peak ceiling), the gain that changed in dB (0.0 when both are off), and
-        what held the music under the goal's level: "loudness_budget", "ceiling" or None."""
+        what held the music under the goal's level: "loudness_budget", "ceiling",
+        "unmaskable" or None."""
         if self.mask_goal is None and self.loudness_budget_lu is None:
             return music, 0.0, None
         heard = fit_channels(music, noise.shape[0]) * np.float32(self.wet)  # as it will play
@@ -452,6 +454,8 @@ class Blend(Effect):
                 # gain the last pixel it needs sits exactly on the music's threshold, and the
                 # float32 music's spectrum, computed again, may put it a hair above
                 scale = float(need) * float(db_to_gain(_GOAL_MARGIN_DB))
+            else:
+                bound = "unmaskable"  # no gain of this music masks that share of the core
         if self.loudness_budget_lu is not None and scale > 0 and self.wet > 0:
             noise_lufs = integrated_lufs(noise, sample_rate)
             if np.isfinite(noise_lufs):
