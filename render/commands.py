@@ -181,8 +181,10 @@ def blend(args: argparse.Namespace) -> int:
     if isinstance(summary.get("loudness_increase_lu"), float):
         extra += f", {summary['loudness_increase_lu']:+.1f} LU over the noise"
     if summary["output_gain_db"] < -0.005:
-        extra += f", noise and music lowered {-summary['output_gain_db']:.1f} dB together " \
-                 f"to stay under {summary['true_peak_ceiling_dbtp']:g} dBTP"
+        cut, ceiling = -summary["output_gain_db"], summary["true_peak_ceiling_dbtp"]
+        extra += (f", the music lowered {cut:.1f} dB to stay under {ceiling:g} dBTP (lower the "
+                  f"noise as much to keep this masking)" if args.music_only else
+                  f", noise and music lowered {cut:.1f} dB together to stay under {ceiling:g} dBTP")
     _say(args, f"{out}  ({result.report['duration_s']:.1f} s{extra})")
     if summary.get("goal_met") is False:
         why = f" (held back by the {summary['limited_by'].replace('_', ' ')})" \
@@ -201,7 +203,7 @@ def blend_summary(report: dict[str, Any]) -> dict[str, Any]:
     music = report["tracks"][-1]
     blend = next((b for b in music["reports"] if "masked_share" in b), {})
     keys = ("masked_share", "loudness_increase_lu", "nmr_bark_db", "mask_goal", "goal_met",
-            "loudness_budget_lu", "within_budget", "limited_by", "noise_lufs", "mix_lufs")
+            "loudness_budget_lu", "within_budget", "limited_by")
     master = report["master"]
     return {**{k: blend.get(k) for k in keys},
             "output_gain_db": float(master["master_gain_db"]),
