@@ -25,21 +25,17 @@ falls under the masker's masking threshold, over the noise alone. Lower is bette
 The held-out figures are the headline (goal: median <= 14.5 LU, no class median above 18 LU;
 over all classes: median <= 14 LU). Nothing in blendfx may be tuned on a held-out class.
 
-With ``--blend``, the default ``blendfx blend`` chain (the factory preset ``default``: Blend
-with the Composer, then compressor and reverb) runs on every clip: the masked share of the core
-and the loudness increase of what plays (noise + the chain's music); ``half_needs_lu``, the
-loudness increase that music needs to mask half the core (its gain set for it, no ceiling:
-``cost_to_mask_lu``); and what the same chain with ``Blend(mask_goal=0.5)`` gives under the
-true-peak ceiling (-1 dBTP on the music stem), its loudness increase and masked share.
+The default ``blendfx blend`` on the same clips, through the command line itself (masked share,
+loudness increase, and what a masking goal of one half needs): ``benchmarks/blend_cli.py``.
 
 Prints a table, then (last line) one JSON object with ``split``, ``cost_lu`` (median per
 candidate over all clips), ``cost_lu_held_out``, ``cost_lu_tuned``, ``cost_lu_by_class``,
 ``worst_class`` (composer, per split), ``cost_lu_by_track`` (b and c per music track),
-``cost_lu_by_prompt`` (composer), ``blend_default`` (with ``--blend``), ``clips``, ``seconds``.
+``cost_lu_by_prompt`` (composer), ``clips``, ``seconds``, ``load_average``.
 A masker that cannot mask half the core at any gain counts as missing (``unmaskable``).
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/blend_baselines.py [--per-class 10]
-[--prompts lofi,jazz,ambient] [--classes chainsaw,nps_wolves] [--blend]``
+[--prompts lofi,jazz,ambient] [--classes chainsaw,nps_wolves] [--no-baselines]``
 """
 
 from __future__ import annotations
@@ -111,15 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", default="lofi,jazz,ambient",
                         help="comma-separated Composer prompts for candidate (e)")
     parser.add_argument("--classes", default="", help="comma-separated subset of the classes")
-    parser.add_argument("--blend", action="store_true", help="also the default `blendfx blend` table")
-    parser.add_argument("--no-baselines", action="store_true", help="the composer (and --blend) only")
+    parser.add_argument("--no-baselines", action="store_true", help="the composer only")
     args = parser.parse_args(argv)
 
     import blendfx
     from blendfx.buffers import fit_length
     from blendfx.effects.blend.blend import best_offset, track_masking
-    from blendfx.effects.blend.metrics import blend_report, cost_to_mask_lu, noise_core
-    from blendfx.presets import load_preset
+    from blendfx.effects.blend.metrics import cost_to_mask_lu, noise_core
 
     if not DATA.exists():
         print(f"shared data not found at {DATA}", file=sys.stderr)
@@ -143,13 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     by_class: dict[str, dict[str, list]] = {c: {k: [] for k in candidates} for c in classes}
     by_prompt: dict[str, list] = {p: [] for p in prompts}
     by_track: dict[str, dict[str, list]] = {t: {"music_random": [], "music_best": []} for t in TRACKS}
-    blend_rows: dict[str, dict[str, list]] = {c: {"masked_share": [], "loudness_increase_lu": [],
-                                                  "half_needs_lu": [], "goal_half_increase_lu": [],
-                                                  "goal_half_masked": []}
-                                              for c in classes}
     clip_index = 0
-    print(f"{'clip':34s} " + " ".join(f"{c:>13s}" for c in candidates)
-          + ("  blend: masked  +LU  half needs +LU | goal=.5: +LU (masked)" if args.blend else ""))
+    print(f"{'clip':34s} " + " ".join(f"{c:>13s}" for c in candidates))
     for cls in classes:
         for label, noise in clips_of(cls, args.per_class):
             sr = SR
@@ -185,29 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                 value = row[c] if row[c] is not None and np.isfinite(row[c]) else None
                 costs[c].append(value)
                 by_class[cls][c].append(value)
-            extra = ""
-            if args.blend:
-                for goal in (None, 0.5):
-                    chain = load_preset("default")
-                    blend = next(p for p in chain.plugins if type(p).__name__ == "Blend")
-                    blend.progress = False
-                    blend.mask_goal = goal
-                    played = np.atleast_2d(np.asarray(chain(noise, sr), np.float32))
-                    report = blend_report(noise, played, sr)
-                    if goal is None:
-                        blend_rows[cls]["masked_share"].append(report["masked_share"])
-                        blend_rows[cls]["loudness_increase_lu"].append(report["loudness_increase_lu"])
-                        need = report["cost_to_mask_lu"]  # this music's gain set to mask half
-                        blend_rows[cls]["half_needs_lu"].append(need if np.isfinite(need) else None)
-                        extra = (f"  {report['masked_share']:6.3f} {report['loudness_increase_lu']:5.1f}"
-                                 f" {need:6.1f}")
-                    else:
-                        blend_rows[cls]["goal_half_increase_lu"].append(report["loudness_increase_lu"])
-                        blend_rows[cls]["goal_half_masked"].append(report["masked_share"])
-                        extra += f"  {report['loudness_increase_lu']:5.1f} ({report['masked_share']:.2f})"
             clip_index += 1
             print(f"{label:34s} " + " ".join(f"{row[c]:13.2f}" if row.get(c) is not None else f"{'n/a':>13s}"
-                                             for c in candidates) + extra, flush=True)
+                                             for c in candidates), flush=True)
 
     def split_of(names: list[str]) -> dict[str, float | None]:
         return {c: _median([v for cls in names for v in by_class[cls][c]]) for c in candidates}
@@ -234,19 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         "cost_lu_by_track": {t: {c: _median(v) for c, v in d.items()} for t, d in by_track.items()},
         "unmaskable": {c: sum(v is None for v in costs[c]) for c in candidates},
         "seconds": round(time.time() - start_time, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "share_masked": 0.5,
         "core_fraction": 0.15,
     }
     if prompts:
         result["cost_lu_by_prompt"] = {p: _median(v) for p, v in by_prompt.items()}
         result["prompts"] = prompts
-    if args.blend:
-        result["blend_default"] = {
-            cls: {k: _median(v) for k, v in d.items()} for cls, d in blend_rows.items()}
-        every = {k: [v for d in blend_rows.values() for v in d[k]] for k in
-                 ("masked_share", "loudness_increase_lu", "half_needs_lu", "goal_half_increase_lu",
-                  "goal_half_masked")}
-        result["blend_default_all"] = {k: _median(v) for k, v in every.items()}
     print(json.dumps(result))
     return 0
 

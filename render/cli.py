@@ -4,7 +4,8 @@ Commands::
 
     blendfx demo -o out/                      # the main job: a synthesized train, blended into music
     blendfx blend NOISE.wav -o OUT.wav [--prompt TEXT] [--preset NAME] [--model composer|MODEL]
-                  [--mask-goal SHARE] [--loudness-budget LU] [--overwrite] [--allow-large]
+                  [--mask-goal SHARE] [--loudness-budget LU] [--report FILE.json]
+                  [--overwrite] [--allow-large]
     blendfx render SESSION.toml -o DIR [--device cuda] [--seed N] [--no-cache] [--jobs N]
                    [--batch-size N] [--no-batch-tracks] [--no-stems] [--no-report]
                    [--drop-cache] [--allow-large]
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mask at least this share (0-1] of the noise's core, as quietly as possible")
     blend.add_argument("--loudness-budget", type=float, metavar="LU",
                        help="the mix at most this many LU louder than the noise alone")
+    blend.add_argument("--report", metavar="FILE.json",
+                       help="also write the render's report (masked share, loudness increase, "
+                            "goal met, the gain that kept the mix under the ceiling) as JSON")
     blend.add_argument("--seed", type=int, help="random seed")
     blend.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1")
     _allow_large(blend)

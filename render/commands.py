@@ -6,6 +6,8 @@ Imported only when a command runs: ``blendfx --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import sys
 import warnings
@@ -29,11 +31,12 @@ from .mastering import db, true_peak_max
 from .reaper import import_reaper
 from .renderer import render_session
 from .report import FIGURE_SECONDS, write_inspect_png
+from .results import jsonable
 from .score import score_video
 from .session import session_from_dict
 
-__all__ = ["demo", "blend", "render", "render_many", "session", "presets", "inspect", "score",
-           "output_file"]
+__all__ = ["demo", "blend", "blend_summary", "render", "render_many", "session", "presets",
+           "inspect", "score", "output_file"]
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -135,13 +138,22 @@ def blend(args: argparse.Namespace) -> int:
         chain = with_prompt(chain, args.prompt)
     if args.model and args.model != "composer":
         chain = _with_model(chain, args.model)
+    report_path = None
+    if getattr(args, "report", None):
+        report_path = output_file(args.report, (".json",), args.overwrite, "report.json")
     knobs = {"mask_goal": getattr(args, "mask_goal", None),
              "loudness_budget_lu": getattr(args, "loudness_budget", None)}
-    chain = _with_settings(chain, {k: v for k, v in knobs.items() if v is not None})
+    # the Blend solves its level on what plays (the preset's music FX inside it) and for the
+    # mix (no ceiling of its own on the music stem); the master then lowers noise and music
+    # together, by one gain, when their sum would pass the ceiling (never a limiter, which
+    # would reshape the peaks the masking was solved for, and never clipping)
+    chain = _with_settings(_fx_into_blend(chain), {"ceiling_on": "mix", **{
+        k: v for k, v in knobs.items() if v is not None}})
     manifest = {
         "session": {"name": noise.stem, "sample_rate": info.sample_rate},
-        # the noise keeps its level: only the true-peak ceiling is applied to the sum
-        "master": {"target_lufs": False, "true_peak_dbtp": -1.0,
+        # the noise keeps its level unless noise + music would pass the true-peak ceiling:
+        # then one gain lowers both (their balance, so the masking, stays as solved)
+        "master": {"target_lufs": False, "true_peak_dbtp": -1.0, "limiter": False,
                    "format": out.suffix.lower().lstrip("."), "bit_depth": 24},
         "tracks": [{"name": "noise", "file": str(noise), "role": "noise",
                     "mute": bool(args.music_only)},
@@ -159,14 +171,52 @@ def blend(args: argparse.Namespace) -> int:
         shutil.move(str(result.mix), out)  # same folder: an atomic rename
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    music = result.report["tracks"][-1]
+    summary = blend_summary(result.report)
+    if report_path is not None:
+        report = {**result.report, "blend": summary, "outputs": {"mix": out.name}}
+        write_json(report_path, report)
     extra = ""
-    if isinstance(music.get("masked_share"), float):
-        extra = f", masks {100 * music['masked_share']:.0f}% of the noise's core"
-    if isinstance(music.get("loudness_increase_lu"), float):
-        extra += f", {music['loudness_increase_lu']:+.1f} LU over the noise"
+    if isinstance(summary.get("masked_share"), float):
+        extra = f", masks {100 * summary['masked_share']:.0f}% of the noise's core"
+    if isinstance(summary.get("loudness_increase_lu"), float):
+        extra += f", {summary['loudness_increase_lu']:+.1f} LU over the noise"
+    if summary["output_gain_db"] < -0.005:
+        cut, ceiling = -summary["output_gain_db"], summary["true_peak_ceiling_dbtp"]
+        extra += (f", the music lowered {cut:.1f} dB to stay under {ceiling:g} dBTP (lower the "
+                  f"noise as much to keep this masking)" if args.music_only else
+                  f", noise and music lowered {cut:.1f} dB together to stay under {ceiling:g} dBTP")
     _say(args, f"{out}  ({result.report['duration_s']:.1f} s{extra})")
+    if summary.get("goal_met") is False:
+        why = f" (held back by the {summary['limited_by'].replace('_', ' ')})" \
+            if summary.get("limited_by") else ""
+        _say(args, f"masking goal {summary['mask_goal']:g} missed{why}")
+    if report_path is not None:
+        _say(args, f"report: {report_path}")
     return EXIT_OK
+
+
+def blend_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What ``blendfx blend`` did, from its render report: the music track's Blend figures
+    (``masked_share``, ``loudness_increase_lu``, ``nmr_bark_db``, ``mask_goal``, ``goal_met``,
+    ``loudness_budget_lu``, ``within_budget``, ``limited_by``) and ``output_gain_db``, the one
+    gain (<= 0 dB) the master put on noise and music together to stay under the ceiling."""
+    music = report["tracks"][-1]
+    blend = next((b for b in music["reports"] if "masked_share" in b), {})
+    keys = ("masked_share", "loudness_increase_lu", "nmr_bark_db", "mask_goal", "goal_met",
+            "loudness_budget_lu", "within_budget", "limited_by")
+    master = report["master"]
+    return {**{k: blend.get(k) for k in keys},
+            "output_gain_db": float(master["master_gain_db"]),
+            "true_peak_ceiling_dbtp": master["true_peak_ceiling_dbtp"],
+            "output_true_peak_dbtp": master["output_true_peak_dbtp"],
+            "output_lufs": master["output_lufs"]}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically (a temporary file beside it, renamed)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def score(args: argparse.Namespace) -> int:
@@ -195,6 +245,21 @@ def _with_settings(chain: dict[str, Any], settings: dict[str, Any]) -> dict[str,
     if isinstance(out.get("plugins"), list):
         out["plugins"] = [_with_settings(p, settings) for p in out["plugins"]]
     return out
+
+
+def _fx_into_blend(chain: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a preset chain whose first effect is a Blend making a music stem, with the
+    effects after it moved into the Blend's ``fx``: the Blend then solves its level (masking
+    goal, loudness budget) and reports on the music as it plays, after them. Other chains are
+    returned as they are."""
+    plugins = chain.get("plugins")
+    if chain.get("type") != "Chain" or not isinstance(plugins, list) or len(plugins) < 2:
+        return chain
+    first = plugins[0]
+    if not (isinstance(first, dict) and first.get("type") == "Blend"
+            and first.get("output", "mix") == "music" and "fx" not in first):
+        return chain
+    return {**chain, "plugins": [{**first, "fx": {"type": "Chain", "plugins": plugins[1:]}}]}
 
 
 def _with_model(chain: dict[str, Any], model: str) -> dict[str, Any]:

@@ -249,7 +249,12 @@ class MixStage:
             g = 10.0 ** (gain_db / 20.0)
             ceiling = 10.0 ** (m.true_peak_dbtp / 20.0)
             aim = 10.0 ** ((m.true_peak_dbtp - _SAFETY_DB) / 20.0)
-            limiting = tp_pre * g > aim
+            trim_db = 0.0
+            if not m.limiter and tp_pre * g > aim:  # one gain for everything: nothing reshaped
+                trim_db = db(aim / (tp_pre * g))
+                gain_db += trim_db
+                g = 10.0 ** (gain_db / 20.0)
+            limiting = m.limiter and tp_pre * g > aim
             self.figure_numbers = {"target_lufs": m.target_lufs, "pre_master_lufs": lufs_pre,
                                    "true_peak_dbtp": m.true_peak_dbtp, "master_gain_db": gain_db,
                                    "limiter": limiting}
@@ -336,7 +341,8 @@ class MixStage:
             "target_lufs": m.target_lufs, "true_peak_ceiling_dbtp": m.true_peak_dbtp,
             "format": m.format, "bit_depth": m.bit_depth,
             "pre_master_lufs": lufs_pre, "pre_master_true_peak_dbtp": db(tp_pre),
-            "master_gain_db": gain_db, "limiter_engaged": limiting,
+            "master_gain_db": gain_db, "limiter": m.limiter, "limiter_engaged": limiting,
+            "ceiling_trim_db": trim_db,
             "limiter_max_reduction_db": reduction,
             "output_lufs": post.integrated() if post else pre.integrated(gain_db),
             "output_true_peak_dbtp": db(tp_out),

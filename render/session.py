@@ -27,6 +27,8 @@ Manifest format (every key is optional unless marked *required*)::
     [master]
     target_lufs = -16.0          # integrated loudness of the mix (BS.1770); false: keep the level
     true_peak_dbtp = -1.0        # true-peak ceiling of the mix, dBTP
+    limiter = true               # false: one gain lowers the whole mix (and the stems) under
+                                 # the ceiling instead of a peak limiter (nothing is reshaped)
     format = "wav"               # "wav" or "flac"
     bit_depth = 24               # 16 or 24 (32 = float, WAV only)
 
@@ -154,7 +156,7 @@ ROLES = ("noise", "music", "voice", "ambience", "fx", "reference", "video", "oth
 
 _SESSION_KEYS = {"name", "sample_rate", "tempo", "time_signature", "meters", "length", "seed",
                  "resample", "allow_outside_paths", "media_roots"}
-_MASTER_KEYS = {"target_lufs", "true_peak_dbtp", "format", "bit_depth"}
+_MASTER_KEYS = {"target_lufs", "true_peak_dbtp", "format", "bit_depth", "limiter"}
 _RENDER_KEYS = {"batch_size", "batch_tracks"}
 _TRACK_KEYS = {"name", "file", "role", "gain_db", "pan", "offset", "offset_bars", "source_offset",
                "duration", "fade_in", "fade_out", "mute", "solo", "key", "generator", "prompt",
@@ -314,12 +316,18 @@ class Master:
     format : {"wav", "flac"}
     bit_depth : int
         16 or 24 (32-bit float for WAV).
+    limiter : bool
+        True: a look-ahead true-peak limiter holds the mix under the ceiling. False: one
+        static gain (<= 0 dB) on the whole mix and the stems does, so the tracks keep their
+        levels relative to one another (``blendfx blend``: the noise and the music masking
+        it are lowered together).
     """
 
     target_lufs: float | None = -16.0
     true_peak_dbtp: float = -1.0
     format: str = "wav"
     bit_depth: int = 24
+    limiter: bool = True
 
     @property
     def suffix(self) -> str:
@@ -587,6 +595,8 @@ class Session:
         m = self.master
         master = {"target_lufs": m.target_lufs if m.target_lufs is not None else False,
                   "true_peak_dbtp": m.true_peak_dbtp, "format": m.format, "bit_depth": m.bit_depth}
+        if not m.limiter:
+            master["limiter"] = False
         out: dict[str, Any] = {"session": sess, "master": master}
         render: dict[str, Any] = {}
         if self.batch_size is not None:
@@ -682,7 +692,8 @@ def session_from_dict(data: Mapping[str, Any], folder: str | os.PathLike[str], *
         raise v.error("master.bit_depth", bit_depth,
                       f"is not available for {fmt} (allowed: {', '.join(map(str, _FORMATS[fmt]))})")
     session.master = Master(target_lufs, v.number(master, "true_peak_dbtp", "master", -1.0, -20.0,
-                                                  0.0, "dBTP"), fmt, int(bit_depth))
+                                                  0.0, "dBTP"), fmt, int(bit_depth),
+                            v.boolean(master, "limiter", "master", True))
 
     render = v.table(data, "render")
     v.unknown(render, _RENDER_KEYS, "render")

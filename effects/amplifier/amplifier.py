@@ -109,8 +109,10 @@ class AdaptiveAmplifier(Effect):
         Highest gain applied, in dB.
     min_gain_db : float or None
         Lowest gain applied, in dB (None: no floor; a gain of 0 mutes).
-    ceiling_dbtp : float
-        True-peak ceiling of the output in dBTP (4x oversampled, BS.1770-4).
+    ceiling_dbtp : float or None
+        True-peak ceiling of the output in dBTP (4x oversampled, BS.1770-4). None: no ceiling
+        here, for a caller that trims the mix of noise and music as a whole afterwards (the
+        output can then exceed 0 dBFS; ``Blend(ceiling_on="mix")``).
     bands : int
         "band" mode: number of bands, equal widths in Bark over the mel grid (8: ~2.8 Bark each).
     band_range_db : float
@@ -168,7 +170,8 @@ class AdaptiveAmplifier(Effect):
     max_gain_db = FloatParam(30.0, min=-60.0, max=60.0, unit="dB", doc="Highest gain applied.")
     min_gain_db = FloatParam(None, min=-100.0, max=60.0, unit="dB",
                              doc="Lowest gain applied (None: no floor).")
-    ceiling_dbtp = FloatParam(-1.0, min=-30.0, max=0.0, unit="dBTP", doc="True-peak ceiling.")
+    ceiling_dbtp = FloatParam(-1.0, min=-30.0, max=0.0, unit="dBTP", optional=True,
+                              doc="True-peak ceiling (None: none; the caller trims the mix).")
     bands = IntParam(8, min=2, max=24, doc="Band mode: number of Bark bands over 0-10 kHz.")
     band_range_db = FloatParam(12.0, min=0.0, max=60.0, unit="dB",
                                doc="Band mode: lowest band gain under the highest one.")
@@ -292,7 +295,7 @@ class AdaptiveAmplifier(Effect):
             gains = smooth_gains(wanted, _FPS, self.attack_ms, self.release_ms)
             gains = self._limit_frames(audio, sample_rate, self._clamp(gains))
         out = self._apply(audio, sample_rate, gains)
-        if self.mode == "frame":
+        if self.mode == "frame" and self.ceiling_dbtp is not None:
             # the per-frame limits hold at the frame centres; between them the gain ramps and
             # the ramp itself can add a little: trim any residue (global gains are exact)
             out, trim_db = true_peak_ceiling(out, self.ceiling_dbtp)
@@ -323,8 +326,9 @@ class AdaptiveAmplifier(Effect):
         if band.size and band.min() > 0:
             band_db = np.asarray(gain_to_db(band), dtype=np.float64)
             out = apply_band_eq(audio, sample_rate, band_db, edges, self.band_crossfade_bark)
-            out, trim_db = true_peak_ceiling(out, self.ceiling_dbtp)  # static filter: exact
-            band_db = band_db + trim_db
+            if self.ceiling_dbtp is not None:  # static filter: the trim is exact
+                out, trim_db = true_peak_ceiling(out, self.ceiling_dbtp)
+                band_db = band_db + trim_db
             rows = 10.0 ** (band_curve_db(band_db, edges, mel_row_bark(), self.band_crossfade_bark) / 20)
         else:  # nothing to mask anywhere (and no floor): muted, as in the other modes
             band_db = np.full(band.size, -np.inf)
@@ -348,6 +352,8 @@ class AdaptiveAmplifier(Effect):
     def _limit_global(self, music: np.ndarray, gain: float) -> float:
         """The global gain under the max-gain and true-peak ceilings."""
         gain = float(self._clamp(gain))
+        if self.ceiling_dbtp is None:
+            return gain
         ceiling = float(db_to_gain(self.ceiling_dbtp))
         whole = music.shape[1]
         upper = frame_true_peaks(music, whole, blocks=np.zeros(1, bool)).max()
@@ -363,7 +369,7 @@ class AdaptiveAmplifier(Effect):
         over the true peak of blocks ``k-1`` and ``k``. True peaks are computed exactly only for
         blocks whose cheap upper bound could reach the ceiling.
         """
-        if gains.size == 0:
+        if gains.size == 0 or self.ceiling_dbtp is None:
             return gains
         ceiling = float(db_to_gain(self.ceiling_dbtp))
         hop = max(1, int(round(sample_rate / _FPS)))

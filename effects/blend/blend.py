@@ -31,13 +31,17 @@ from .metrics import blend_report, gain_to_mask, noise_core
 __all__ = ["Blend", "MusicTrack", "best_offset", "track_masking"]
 
 _FPS = 100.0  # mel frames per second (Riffusion's 10 ms hop)
+_GOAL_MARGIN_DB = 0.02  # over the gain that masks exactly the goal's share (float rounding)
 
 
-def _same(param: Param, doc: str | None = None) -> Param:
-    """A copy of another effect's parameter declaration (same type, range, unit, default)."""
+def _same(param: Param, doc: str | None = None, optional: bool | None = None) -> Param:
+    """A copy of another effect's parameter declaration (same type, range, unit, default;
+    ``optional`` overrides whether None is allowed)."""
     twin = copy.copy(param)
     if doc is not None:
         twin.doc = doc
+    if optional is not None:
+        twin.optional = optional
     return twin
 
 
@@ -218,7 +222,17 @@ class Blend(Effect):
         little of its energy in the noise's core to be worth its loudness (common with
         unrelated music); a floor such as -12 keeps it audible.
     ceiling_dbtp : float
-        True-peak ceiling of the music and of the output, dBTP.
+        True-peak ceiling, dBTP: of the music and of the output (``ceiling_on="output"``) or of
+        the mix of noise and music (``ceiling_on="mix"``).
+    ceiling_on : {"output", "mix"}
+        What the ceiling holds. "output" (default): the Blend's output; a ``"music"`` stem then
+        stays under the ceiling on its own, which holds the music back against a loud noise
+        (its masking goal may be missed). "mix": noise + music as they will play; the music is
+        made at the level masking needs (no ceiling of its own, so a ``"music"`` stem may exceed
+        0 dBFS in float) and the mix is lowered as a whole to fit: by the Blend itself with
+        ``output="mix"``, by whoever mixes the stem otherwise (``blendfx blend``'s master
+        trims the mix with one gain, noise and music together). ``last_report["mix_trim_db"]``
+        says by how much.
     fx : Effect or pedalboard plugin, optional
         Post FX on the music (a ``blendfx.Chain``, ``pedalboard.Reverb()``, ...).
     wet : float
@@ -240,14 +254,21 @@ class Blend(Effect):
         report says the goal was missed. None (default): no budget.
     noise_lufs : float or None
         BNMusic's level convention: normalize the noise to this integrated loudness (LUFS, the
-        paper uses -18) before blending; the output mix carries the normalized noise. None
-        (default): the noise keeps its level.
+        paper uses -18) before blending; the output mix carries the normalized noise, and a
+        ``"music"`` stem is scaled back by the same gain (it plays beside the noise track as
+        it is, which is not the Blend's to change). None (default): the noise keeps its level.
     report : bool
         Compute :attr:`last_report` after each call (about 0.1 s per 5 s); it holds
         ``masked_share`` (0..1) and ``loudness_increase_lu`` beside the SMR and Bark-band NMR
         measures (:func:`.metrics.blend_report`), and ``mask_goal``, ``loudness_budget_lu``,
-        ``goal_met``, ``within_budget``, ``goal_gain_db`` (what the two knobs changed, dB) and
-        ``noise_gain_db`` (the ``noise_lufs`` normalization, dB).
+        ``goal_met``, ``within_budget``, ``goal_gain_db`` (what the two knobs changed, dB),
+        ``noise_gain_db`` (the ``noise_lufs`` normalization, dB), ``ceiling_on``,
+        ``mix_trim_db`` (<= 0: how much noise and music are lowered together so that the mix
+        fits under the ceiling: applied by the Blend with ``output="mix"``, to be applied by the
+        mixer for a ``ceiling_on="mix"`` stem, 0 otherwise) and ``limited_by`` (what held the
+        music under the level the goal or BNMusic's optimum asked for: ``"loudness_budget"``,
+        ``"ceiling"`` (a stem's own ceiling), ``"unmaskable"`` (no gain of this music masks
+        the goal's share: it has no energy where the core needs it) or None).
     progress : bool
         Show the default Composer's progress bar on noises of 20 s or more.
 
@@ -288,7 +309,9 @@ class Blend(Effect):
     max_gain_db = _same(AdaptiveAmplifier.max_gain_db)
     min_gain_db = _same(AdaptiveAmplifier.min_gain_db,
                         doc="Lowest music gain (None: BNMusic's optimum, which can mute).")
-    ceiling_dbtp = _same(AdaptiveAmplifier.ceiling_dbtp)
+    ceiling_dbtp = _same(AdaptiveAmplifier.ceiling_dbtp, optional=False)
+    ceiling_on = ChoiceParam("output", ["output", "mix"],
+                             doc="What the ceiling holds: the Blend's output, or noise + music.")
     fx = EffectParam(None, doc="Post FX on the music (a Chain or pedalboard plugin).")
     wet = FloatParam(1.0, min=0.0, max=1.0, doc="Music level in the output.")
     output = ChoiceParam("mix", ["mix", "music"], doc="Noise + music, or music alone.")
@@ -359,28 +382,41 @@ class Blend(Effect):
             if np.isfinite(loud):
                 noise_gain_db = float(self.noise_lufs - loud)
                 audio = audio * np.float32(db_to_gain(noise_gain_db))
+        # "output": the music (a stem) or the mix stays under the ceiling on its own; "mix": the
+        # music is made at the level masking needs and noise + music are trimmed together
+        own_ceiling = self.ceiling_dbtp if self.ceiling_on == "output" else None
         extractor = MaskExtractor(mode=self.mask_mode, fraction=self.fraction, analysis="fast")
         mask = extractor.extract(audio, sample_rate)
         music = self._generate(audio, sample_rate)
         amp = AdaptiveAmplifier(mode=self.amp_mode, smr_db=self.smr_db, alpha=self.alpha,
                                 fraction=self.fraction, attack_ms=self.attack_ms,
                                 release_ms=self.release_ms, max_gain_db=self.max_gain_db,
-                                min_gain_db=self.min_gain_db, ceiling_dbtp=self.ceiling_dbtp)
+                                min_gain_db=self.min_gain_db, ceiling_dbtp=own_ceiling)
         raw = music
         music = amp.amplify(music, audio, sample_rate, mask=mask)
+        limited = self.amp_mode == "global" and own_ceiling is not None and np.isfinite(
+            amp.optimal_gain_db) and amp.gain_db < min(amp.optimal_gain_db, self.max_gain_db) - 0.01
         if self.mask_goal is not None and not np.any(music):
             music = raw  # BNMusic's optimum muted it: the goal scales the generator's music instead
         if self.fx is not None:
             music = np.asarray(self.fx(music, sample_rate), dtype=np.float32)
             music = fit_length(music, n)
-            music, _ = true_peak_ceiling(music, self.ceiling_dbtp)
-        music, goal_db = self._meet_goals(audio, music, sample_rate, mask)
+            if own_ceiling is not None:
+                music, _ = true_peak_ceiling(music, own_ceiling)
+        music, goal_db, bound = self._meet_goals(audio, music, sample_rate, mask)
+        if self.mask_goal is not None or self.loudness_budget_lu is not None:
+            limited = False  # the knobs chose the level: only what held them back counts
         wet_music = fit_channels(music, audio.shape[0]) * np.float32(self.wet)
         out = audio + wet_music if self.output == "mix" else wet_music
         trim = np.float32(1.0)
-        if self.wet > 0:  # the mix may exceed what either part does: trim it as a whole
-            out, trim_db = true_peak_ceiling(out, self.ceiling_dbtp)
-            trim = np.float32(10.0 ** (trim_db / 20.0))
+        trim_db = 0.0
+        if self.wet > 0 and (self.output == "mix" or self.ceiling_on == "mix"):
+            # the mix may exceed what either part does: noise and music are trimmed together
+            # (here for a mix; for a stem, the trim its mixer must apply is reported)
+            _, trim_db = true_peak_ceiling(audio + wet_music, self.ceiling_dbtp)
+            if self.output == "mix":
+                trim = np.float32(10.0 ** (trim_db / 20.0))
+                out = out * trim
         self._last_music = music
         self._last_mask = mask
         self._last_gains_db = amp.gains_db
@@ -389,24 +425,37 @@ class Blend(Effect):
             report = blend_report(noise_heard, wet_music * trim, sample_rate, mask=mask,
                                   fraction=self.fraction)
             report.update(self._goal_report(report, goal_db, noise_gain_db))
+            report.update({"ceiling_on": self.ceiling_on, "mix_trim_db": float(trim_db),
+                           "limited_by": bound or ("ceiling" if limited else None)})
             self._last_report = report
         else:
             self._last_report = {}
+        if self.output == "music" and noise_gain_db != 0.0:
+            # the stem plays beside the noise track as it is: undo the normalization's gain
+            out = out * np.float32(db_to_gain(-noise_gain_db))
         return out
 
     def _meet_goals(self, noise: np.ndarray, music: np.ndarray, sample_rate: float,
-                    mask: Mask) -> tuple[np.ndarray, float]:
-        """``music`` rescaled for ``mask_goal`` and ``loudness_budget_lu`` (and back under the
-        true-peak ceiling), and the gain that changed in dB (0.0 when both are off)."""
+                    mask: Mask) -> tuple[np.ndarray, float, str | None]:
+        """``music`` rescaled for ``mask_goal`` and ``loudness_budget_lu`` (and a stem back under
+        its own true-peak ceiling), the gain that changed in dB (0.0 when both are off), and
+        what held the music under the goal's level: "loudness_budget", "ceiling",
+        "unmaskable" or None."""
         if self.mask_goal is None and self.loudness_budget_lu is None:
-            return music, 0.0
+            return music, 0.0, None
         heard = fit_channels(music, noise.shape[0]) * np.float32(self.wet)  # as it will play
         scale = 1.0
+        bound = None
         if self.mask_goal is not None and self.wet > 0:
             core = noise_core(noise, sample_rate, mask=mask)
             need = gain_to_mask(noise, heard, sample_rate, share=float(self.mask_goal), core=core)
             if np.isfinite(need):
-                scale = float(need)  # the least gain that masks the goal's share
+                # the least gain that masks the goal's share, and _GOAL_MARGIN_DB more: at that
+                # gain the last pixel it needs sits exactly on the music's threshold, and the
+                # float32 music's spectrum, computed again, may put it a hair above
+                scale = float(need) * float(db_to_gain(_GOAL_MARGIN_DB))
+            else:
+                bound = "unmaskable"  # no gain of this music masks that share of the core
         if self.loudness_budget_lu is not None and scale > 0 and self.wet > 0:
             noise_lufs = integrated_lufs(noise, sample_rate)
             if np.isfinite(noise_lufs):
@@ -422,13 +471,16 @@ class Blend(Effect):
                         mid = 0.5 * (lo + hi)
                         lo, hi = (lo, mid) if louder(mid) else (mid, hi)
                     scale *= float(db_to_gain(lo))
+                    bound = "loudness_budget"
         music = music * np.float32(scale)
         trim_db = 0.0
-        if self.output != "mix" or self.wet <= 0:
-            # a stem stays under the ceiling (the goal may then be missed); a mix is trimmed
-            # as a whole afterwards, which keeps the music's level against the noise
+        if self.ceiling_on == "output" and (self.output != "mix" or self.wet <= 0):
+            # a stem stays under its own ceiling (the goal may then be missed); a mix, or a
+            # stem whose mixer trims the mix, keeps the music's level against the noise
             music, trim_db = true_peak_ceiling(music, self.ceiling_dbtp)
-        return music, float(gain_to_db(scale)) + float(trim_db)
+            if trim_db < -0.01:
+                bound = bound or "ceiling"
+        return music, float(gain_to_db(scale)) + float(trim_db), bound
 
     def _goal_report(self, report: dict, goal_db: float, noise_gain_db: float) -> dict:
         """The knobs' part of :attr:`last_report`."""

@@ -78,6 +78,37 @@ def test_limiter_holds_the_true_peak_ceiling(tmp_path):
     assert np.abs(stem).max() <= 10 ** (-1.5 / 20) + 1e-4
 
 
+
+def test_master_without_limiter_lowers_the_whole_mix_by_one_gain(tmp_path):
+    # [master] limiter = false: two tracks whose sum passes the ceiling keep their balance
+    folder = tmp_path / "s"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    x = 0.05 * rng.standard_normal((2, 2 * 44100))
+    x[:, ::4410] = 0.9
+    write_stem(folder, "a.wav", x.astype(np.float32))
+    write_stem(folder, "b.wav", tone(330, 2.0, channels=2, amp=0.8))
+    path = write_session(folder, {"master": {"target_lufs": False, "true_peak_dbtp": -1.0,
+                                             "limiter": False},
+                                  "tracks": [{"name": "a", "file": "a.wav"},
+                                             {"name": "b", "file": "b.wav"}]})
+    assert load_session(path).master.limiter is False
+    r = render_session(path, tmp_path / "out", progress=False, figure=False, block_seconds=0.7)
+    m = r.report["master"]
+    assert m["limiter"] is False and m["limiter_engaged"] is False
+    assert m["ceiling_trim_db"] < -0.5 and m["master_gain_db"] == pytest.approx(m["ceiling_trim_db"])
+    mix, sr = read_audio(r.mix)
+    assert true_peak_db(mix) <= -1.0 + 0.05
+    # one gain: the mix is the tracks' sum times it (the stems carry it too)
+    pre = sum(read_audio(folder / f)[0] for f in ("a.wav", "b.wav"))
+    np.testing.assert_allclose(mix, pre * np.float32(10 ** (m["master_gain_db"] / 20)), atol=3e-6)
+    stems = sum(read_audio(r.stems[n])[0] for n in ("a", "b"))
+    np.testing.assert_allclose(stems, mix, atol=3e-6)
+    with pytest.raises(SessionError, match="master.limiter"):
+        write_session(folder, {"master": {"limiter": "no"}, "tracks": [{"name": "a", "file": "a.wav"}]},
+                      name="bad.toml")
+        load_session(folder / "bad.toml")
+
 def test_pan_law():
     left, right = pan_gains(0.0, 1)
     assert left == pytest.approx(10 ** (-3.0103 / 20), abs=1e-4) == right  # -3 dB centre

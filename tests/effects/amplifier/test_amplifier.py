@@ -7,6 +7,7 @@ import warnings
 import blendfx
 import numpy as np
 import pytest
+from blendfx import ParameterError
 from blendfx.buffers import fit_length
 from blendfx.dsp.loudness import integrated_lufs
 from blendfx.effects import AdaptiveAmplifier, LoudnessNormalize
@@ -92,6 +93,18 @@ def test_nothing_clips(mode, music_clip, chainsaw):
     out = amp(hot, sr, sidechain=noise * np.float32(4.0))  # a loud noise wants a big gain
     assert _true_peak_db(out) <= -1.0 + 0.02
     assert amp.gain_db < amp.optimal_gain_db  # the ceiling held it back
+
+
+def test_no_ceiling_keeps_the_optimum_for_a_caller_that_trims_the_mix(music_clip, chainsaw):
+    music, sr = music_clip
+    noise, _ = chainsaw
+    hot = music * np.float32(0.98 / np.abs(music).max())
+    amp = AdaptiveAmplifier(ceiling_dbtp=None, max_gain_db=40.0)
+    out = amp(hot, sr, sidechain=noise * np.float32(4.0))
+    assert amp.gain_db == pytest.approx(min(amp.optimal_gain_db, 40.0), abs=1e-6)
+    assert _true_peak_db(out) > 0.0  # past full scale, in float: the mix is trimmed later
+    with pytest.raises(ParameterError, match="ceiling_dbtp"):
+        AdaptiveAmplifier(ceiling_dbtp=3.0)
 
 
 def test_max_gain_and_floor(music_clip, chainsaw):

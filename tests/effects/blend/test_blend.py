@@ -255,3 +255,36 @@ def test_masking_goal_on_a_loud_noise_trims_the_mix_not_the_goal(track):
     stem(noise, sr)
     assert true_peak_dbtp(stem.last_music) <= -1.0 + 0.01
     assert stem.last_report["goal_met"] is False  # the stem kept its ceiling and says so
+    assert stem.last_report["limited_by"] == "ceiling" and stem.last_report["mix_trim_db"] == 0.0
+
+
+def test_ceiling_on_mix_keeps_the_goal_in_a_stem_and_reports_the_trim(track):
+    # the stem a session mixes: made at the level the goal needs; the trim is the mixer's
+    noise, sr = blendfx.read_audio(shared("noise", "esc10", "rain", "1-17367-A.ogg"))
+    stem = Blend(generator=track(), mask_goal=0.5, min_gain_db=-30.0, output="music",
+                 ceiling_on="mix")
+    music = stem(noise, sr)
+    report = stem.last_report
+    assert report["goal_met"] is True and report["limited_by"] is None
+    assert report["masked_share"] == pytest.approx(0.5, abs=0.03)
+    assert true_peak_dbtp(music) > -1.0  # no ceiling of its own: the mixer trims noise + music
+    trim = np.float32(10.0 ** (report["mix_trim_db"] / 20.0))
+    assert report["mix_trim_db"] < -1.0
+    mixed = (noise + music) * trim
+    assert true_peak_dbtp(mixed) <= -1.0 + 0.01
+    # lowering both together keeps what the report measured
+    again = blend_report(noise * trim, music * trim, sr, mask=stem.last_mask)
+    assert again["masked_share"] == pytest.approx(report["masked_share"], abs=1e-3)
+    assert again["loudness_increase_lu"] == pytest.approx(report["loudness_increase_lu"], abs=0.01)
+
+
+def test_noise_lufs_with_a_music_stem_fits_the_noise_as_it_is(tick, track):
+    noise, sr = tick
+    quiet = noise * np.float32(0.1)
+    plain = Blend(generator=track(), mask_goal=0.5, output="music", ceiling_on="mix")
+    normed = Blend(generator=track(), mask_goal=0.5, output="music", ceiling_on="mix",
+                   noise_lufs=-18.0)
+    a, b = plain(quiet, sr), normed(quiet, sr)
+    assert normed.last_report["noise_gain_db"] > 10.0
+    # the stem plays beside the un-normalized noise track: same level against it either way
+    assert integrated_lufs(b, sr) == pytest.approx(integrated_lufs(a, sr), abs=0.5)
