@@ -419,3 +419,66 @@ def test_follow_picture_keys_every_music_maker_to_the_shown_picture(tmp_path):
                for _, _, text in t2m.prompts)
     assert [g["effect"] for g in keyed["generators"]] == ["MaskedImg2Img", "TextToMusic"]
     assert riff.prompt_at(0.5) == "jazz waltz" and riff.prompt_at(3.0) == "jazz waltz"  # no picture there
+
+
+def test_a_reaper_video_item_keys_a_text_to_music_track(tmp_path, monkeypatch):
+    """A REAPER video item (moved and trimmed) imports as the video track a TextToMusic track
+    is keyed by: one part per shot the item shows, joined at the cut it shows."""
+    from blendfx.effects import TextToMusic
+    from blendfx.render.reaper import import_reaper
+    from blendfx.render.renderer import render_session
+    from blendfx.render.session import load_session
+
+    class Tones:  # a stand-in model: each prompt a tone of its own (the pipeline is tested above)
+        sample_rate = 16000
+        tone_of: dict[str, float] = {}
+
+        def generate(self, prompts, seconds, **kw):
+            t = np.arange(int(round(seconds * self.sample_rate))) / self.sample_rate
+            for p in prompts:
+                self.tone_of.setdefault(p, 300.0 * (1 + len(self.tone_of)))
+            return np.stack([0.3 * np.sin(2 * np.pi * self.tone_of[p] * t)
+                             for p in prompts]).astype(np.float32)
+
+    model = Tones()
+    monkeypatch.setattr(TextToMusic, "load", lambda self: model)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    cuts = write_video(proj / "film.mp4", [ShotSpec(48, "still", 1), ShotSpec(48, "fast", 2),
+                                           ShotSpec(48, "still", 3)], fps=FPS, audio="tone")
+    # the item at 0.5 s, its first 0.25 s trimmed, 3 s long: it shows the first cut only
+    (proj / "film.rpp").write_text("""<REAPER_PROJECT 0.1 "7.0/linux" 0
+  SAMPLERATE 44100 0 0
+  <TRACK {B}
+    NAME "Picture"
+    <ITEM
+      POSITION 0.5
+      LENGTH 3
+      SOFFS 0.25
+      <SOURCE VIDEO
+        FILE "film.mp4"
+      >
+    >
+  >
+>
+""")
+    import_reaper(proj / "film.rpp", proj / "session.toml")
+    with open(proj / "session.toml", "a") as f:
+        f.write('\n[[tracks]]\nname = "score"\nkey = "Picture"\nrole = "music"\n'
+                '[tracks.generator]\ntype = "TextToMusic"\nprompt = "calm piano"\nprogress = false\n')
+    session = load_session(proj / "session.toml")
+    session.length = 5.0  # (the music runs on after the item)
+    result = render_session(session, tmp_path / "out", progress=False, figure=False)
+    tracks = {t["name"]: t for t in result.report["tracks"]}
+    assert tracks["Picture"]["role"] == "video"
+    cut = float(cuts[0]) + 0.5 - 0.25
+    (picture,) = tracks["score"]["picture"]
+    assert picture["cuts"] == pytest.approx([cut], abs=1e-6)  # (the second cut, at 4.25 s, is not shown)
+    spans = picture["prompts"]
+    assert [x for s in spans for x in s[:2]] == pytest.approx([0.5, cut, cut, 3.5], abs=1e-3)
+    assert sorted(model.tone_of) == sorted(["calm piano"] + [s[2] for s in spans])
+    stem, sr = blendfx_read(tmp_path / "out" / tracks["score"]["stem"])
+    mono = stem.mean(axis=0)
+    f1, f2 = model.tone_of[spans[0][2]], model.tone_of[spans[1][2]]
+    before, after = ([_tone_level(mono, sr, f, [t])[0] for f in (f1, f2)] for t in (cut - 0.2, cut + 0.2))
+    assert before[0] > 10 * before[1] and after[1] > 10 * after[0], (before, after)
