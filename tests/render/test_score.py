@@ -482,3 +482,11 @@ def test_a_reaper_video_item_keys_a_text_to_music_track(tmp_path, monkeypatch):
     f1, f2 = model.tone_of[spans[0][2]], model.tone_of[spans[1][2]]
     before, after = ([_tone_level(mono, sr, f, [t])[0] for f in (f1, f2)] for t in (cut - 0.2, cut + 0.2))
     assert before[0] > 10 * before[1] and after[1] > 10 * after[0], (before, after)
+    # the prompts and cuts are part of the cache key: the same render is cached, a longer item not
+    again = render_session(session, tmp_path / "out", progress=False, figure=False)
+    assert all(t["cached"] for t in again.report["tracks"])
+    session.track("Picture").duration = 4.25
+    longer = {t["name"]: t for t in render_session(session, tmp_path / "out", progress=False,
+                                                    figure=False).report["tracks"]}
+    assert not longer["score"]["cached"]
+    assert longer["score"]["picture"][0]["cuts"] == pytest.approx([cut, cuts[1] + 0.25], abs=1e-6)
