@@ -12,7 +12,8 @@
    from the brightness when the prompt has no mood, and a register offset from the brightness;
 3. the :class:`~blendfx.effects.Composer` writes and renders the music on that timeline; a
    diffusion generator (``generator="riffusion"`` or ``"audioldm2"``) then restyles it or
-   writes the music from a prompt per shot, joined at the cuts;
+   writes the music from a prompt per shot, joined at the cuts (:func:`follow_picture`, which
+   keys a session's tracks to a video track the same way);
 4. :class:`~blendfx.effects.Blend` blends the music into the video's own soundtrack (the music
    alone when the video is silent), loudness-normalised to -16 LUFS under -1 dBTP;
 5. :func:`blendfx.effects.video.mux_soundtrack` writes the video with the mix as its
