@@ -77,7 +77,7 @@ from .cache import RenderCache, memory_budget
 from .instruments import load_effects
 from .mixdown import MixStage, stem_filename
 from .results import RenderResult, TrackResult, jsonable
-from .score import apply_timeline, composer_meter, composer_tempo_range, timeline_from_video, timeline_spec
+from .score import composer_meter, composer_tempo_range, follow_picture, timeline_from_video, timeline_spec
 from .session import Session, load_session
 from .sources import FileSource, NoteSource, VideoSource
 from .tracks import TrackStage, pan_gains
@@ -134,6 +134,7 @@ class _Render(TrackStage, MixStage):
         self.plugin_reports: dict[str, list[dict[str, Any]]] = {}
         self.videos: dict[str, VideoFeatures] = {}
         self.timelines: dict[str, dict[str, Any]] = {}
+        self.pictures: dict[str, list[dict[str, Any]]] = {}
         ends = []
         for t in self.order:
             if t.file is not None and t.role == "video":
@@ -188,23 +189,31 @@ class _Render(TrackStage, MixStage):
         self.check_size()
 
     def _score_to_picture(self) -> None:
-        """Generated tracks keyed by a video track follow its picture: their Composers get a
-        timeline with the video's cuts on bar lines, in the meter their prompt names (4/4
-        unless it says 'waltz', 'in 6/8', ...; see :mod:`.score`)."""
+        """Generated tracks keyed by a video track follow its picture, as ``blendfx score``
+        does (:func:`~.score.follow_picture`): their Composers get a timeline with the video's
+        cuts on bar lines, in the meter their prompt names (4/4 unless it says 'waltz',
+        'in 6/8', ...; see :mod:`.score`); their Riffusion generators and TextToMusic a prompt
+        per shot and their windows or parts joined at those cuts; all on the session's clock
+        (the video track's offset moves the picture, and only what its item shows counts)."""
         by_name = {t.name: t for t in self.session.tracks}
         for t in self.order:
             chain = self.chains.get(t.name)
             if t.key not in self.videos or chain is None:
                 continue
-            video = by_name[t.key]
+            video, features = by_name[t.key], self.videos[t.key]
+            offset = video.offset - video.source_offset
+            end = offset + features.duration_s  # where the picture shows: the item, trimmed
+            shown = (video.offset, end if video.duration is None else min(end, video.offset + video.duration))
             tempo_range, bpm = composer_tempo_range(chain)
-            timeline, _, _ = timeline_from_video(self.videos[t.key], self.total / self.sr,
-                                                 tempo_range=tempo_range, bpm=bpm,
-                                                 offset_s=video.offset - video.source_offset,
-                                                 meter=composer_meter(chain))
-            if apply_timeline(chain, timeline):
+            timeline, kept, _ = timeline_from_video(features, self.total / self.sr,
+                                                    tempo_range=tempo_range, bpm=bpm, offset_s=offset,
+                                                    meter=composer_meter(chain), picture_s=shown)
+            keyed = follow_picture(chain, features, timeline, kept, offset_s=offset,
+                                   picture_s=shown)
+            if keyed["composers"] or keyed["generators"]:
                 self.timelines[t.name] = timeline_spec(timeline)
-
+            if keyed["generators"]:
+                self.pictures[t.name] = keyed["generators"]
 
     def check_size(self) -> None:
         """Refuse a render the disk cannot hold, or one longer than :data:`MAX_RENDER_HOURS`
@@ -282,6 +291,7 @@ class _Render(TrackStage, MixStage):
                    for k in ("unmasked_fraction", "masked_share", "loudness_increase_lu",
                              "nmr_bark_db")},
                 **({"timeline": self.timelines[r.name]} if r.name in self.timelines else {}),
+                **({"picture": self.pictures[r.name]} if r.name in self.pictures else {}),
             } for r in self.results],
             "timings": {**self.timings,
                         "realtime_factor": duration / max(self.timings["total_s"], 1e-9)},

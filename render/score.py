@@ -12,7 +12,8 @@
    from the brightness when the prompt has no mood, and a register offset from the brightness;
 3. the :class:`~blendfx.effects.Composer` writes and renders the music on that timeline; a
    diffusion generator (``generator="riffusion"`` or ``"audioldm2"``) then restyles it or
-   writes the music from a prompt per shot, joined at the cuts;
+   writes the music from a prompt per shot, joined at the cuts (:func:`follow_picture`, which
+   keys a session's tracks to a video track the same way);
 4. :class:`~blendfx.effects.Blend` blends the music into the video's own soundtrack (the music
    alone when the video is silent), loudness-normalised to -16 LUFS under -1 dBTP;
 5. :func:`blendfx.effects.video.mux_soundtrack` writes the video with the mix as its
@@ -52,7 +53,8 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import resample_poly
 
 __all__ = ["score_video", "timeline_from_video", "intensity_curve", "midi_bar_times", "shot_prompts",
-           "apply_timeline", "timeline_spec", "composer_tempo_range", "composer_meter",
+           "apply_timeline", "follow_picture", "picture_prompts", "timeline_spec", "composer_tempo_range",
+           "composer_meter",
            "MOTION_SCALE", "MIX_LUFS", "GENERATORS", "generator_of"]
 
 #: Motion (mean absolute luma change per frame, 0..1) at which the intensity reaches 1 - 1/e.
@@ -116,8 +118,9 @@ def intensity_curve(features: VideoFeatures, fps: float = 10.0,
 
 def timeline_from_video(features: VideoFeatures, duration_s: float | None = None, *,
                         tempo_range: tuple[float, float] = (70.0, 140.0), bpm: float | None = None,
-                        offset_s: float = 0.0,
-                        meter: str = "4/4") -> tuple[Timeline, list[float], list[float]]:
+                        offset_s: float = 0.0, meter: str = "4/4",
+                        picture_s: tuple[float, float] | None = None,
+                        ) -> tuple[Timeline, list[float], list[float]]:
     """A Composer timeline for a picture (see the module docstring, step 2).
 
     Parameters
@@ -137,6 +140,9 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
         '4/4', '3/4', '6/8', '2/4', or 'auto': the picture chooses between 4/4 and 3/4, the
         one on whose bars more cuts land (fewer missed), on a tie the one whose stretches keep
         nearer one tempo (3/4 only when its spread of tempi is under 0.7 of 4/4's).
+    picture_s : (start_s, end_s), optional
+        Where the picture shows on the music's time line (a session's video item, trimmed):
+        transitions outside it are left out. Default: everywhere.
 
     Returns
     -------
@@ -151,7 +157,9 @@ def timeline_from_video(features: VideoFeatures, duration_s: float | None = None
     inside = (t >= 0.0) & (t < duration)
     if inside.any():
         t, inten = np.concatenate([[0.0], t[inside]]), np.concatenate([[inten[inside][0]], inten[inside]])
-    hits = [tr.time_s + offset_s for tr in features.transitions]
+    shown = picture_s or (-math.inf, math.inf)
+    hits = [tr.time_s + offset_s for tr in features.transitions
+            if shown[0] < tr.time_s + offset_s < shown[1]]
     lo, hi = tempo_range
     prefer = lo + (hi - lo) * float(np.clip(inten.mean(), 0.0, 1.0)) if inten.size else None
     if meter != "auto" and meter not in METERS:
@@ -228,8 +236,9 @@ def shot_prompts(features: VideoFeatures, prompt: str = "") -> list[tuple[float,
 
 def apply_timeline(chain: Any, timeline: Timeline) -> int:
     """Give ``timeline`` to every Composer in a chain: Composers anywhere in it (generators of
-    effects included), and a Blend without a generator gets a Composer with its prompt and
-    seed. Returns how many Composers follow it now."""
+    effects included), a Blend without a generator gets a Composer with its prompt and seed,
+    and so does a Riffusion generator in Composer-guided mode (``start="guide"``) without a
+    ``guide``. Returns how many Composers follow it now."""
     count = 0
     for proc in _walk(chain):
         if isinstance(proc, Composer) and proc.timeline is not timeline:
@@ -239,7 +248,92 @@ def apply_timeline(chain: Any, timeline: Timeline) -> int:
             proc.generator = Composer(prompt=proc.prompt, seed=proc.seed, progress=proc.progress,
                                       timeline=timeline)
             count += 1
+        elif _takes_shots(proc) and getattr(proc, "start", None) == "guide" \
+                and "guide" in proc.params() and proc.guide is None:
+            proc.guide = Composer(prompt=proc.prompt, seed=proc.seed, progress=proc.progress,
+                                  timeline=timeline)
+            count += 1
     return count
+
+
+def _takes_shots(proc: Any) -> bool:
+    """Whether ``proc`` is a generator that takes a prompt per shot and joins at cuts: an
+    effect with a ``prompt`` parameter and ``prompts`` and ``cuts`` properties (the Riffusion
+    generators, :class:`~blendfx.effects.TextToMusic`)."""
+    cls = type(proc)
+    return isinstance(proc, Effect) and "prompt" in proc.params() \
+        and isinstance(getattr(cls, "prompts", None), property) \
+        and isinstance(getattr(cls, "cuts", None), property)
+
+
+def picture_prompts(features: VideoFeatures, prompt: str, timeline: Timeline, *, offset_s: float = 0.0,
+                    tempo: bool = False, picture_s: tuple[float, float] | None = None,
+                    ) -> list[tuple[float, float, str]]:
+    """:func:`shot_prompts` on the music's clock: each shot moved by ``offset_s`` (where the
+    picture's 0 s falls in the music), cut to ``[0, timeline.duration_s)`` and to
+    ``picture_s`` (where the picture shows, default everywhere; shots outside are left out);
+    with ``tempo``, each text ends with the tempo (BPM) of the timeline at the shot's middle
+    (``'lofi, dark, calm, 96 bpm'``), for generators that take the tempo from the text alone.
+
+    Returns
+    -------
+    list of (start_s, end_s, text)
+    """
+    lo, hi = picture_s or (0.0, timeline.duration_s)
+    lo, hi = max(0.0, lo), min(timeline.duration_s, hi)
+    out = []
+    for a, b, text in shot_prompts(features, prompt):
+        a, b = max(lo, a + offset_s), min(hi, b + offset_s)
+        if b - a <= 1e-9:
+            continue
+        out.append((a, b, f"{text}, {_local_bpm(timeline, 0.5 * (a + b)):.0f} bpm" if tempo else text))
+    return out
+
+
+def follow_picture(chain: Any, features: VideoFeatures, timeline: Timeline, cuts: list[float], *,
+                   offset_s: float = 0.0, picture_s: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Key every music maker in a chain to a picture; ``blendfx score`` and a session's tracks
+    keyed by a video track both go through here.
+
+    Composers follow ``timeline`` (:func:`apply_timeline`). Generators that take a prompt per
+    shot (the Riffusion generators, ``TextToMusic``: :func:`_takes_shots`) get one from their
+    own ``prompt`` and each shot's look (:func:`picture_prompts`; ``TextToMusic``, whose
+    music keeps no tempo map, with the tempo of the shot's stretch, its class's
+    ``prompt_tempo``) and join their windows or parts at ``cuts``.
+
+    Parameters
+    ----------
+    chain : Effect or Chain
+        Changed in place.
+    features : VideoFeatures
+        The picture.
+    timeline : Timeline
+        The music's timeline (:func:`timeline_from_video` with the same ``offset_s``).
+    cuts : list of float
+        Where the generators join (s, on the music's clock): the hit points on bar lines.
+    offset_s : float
+        Where the picture's 0 s falls on the music's clock.
+    picture_s : (start_s, end_s), optional
+        Where the picture shows on the music's clock (default: everywhere).
+
+    Returns
+    -------
+    dict
+        ``{"composers": n, "generators": [{"effect", "cuts", "prompts"}, ...]}`` (plain data,
+        for reports and cache keys).
+    """
+    composers = apply_timeline(chain, timeline)
+    generators = []
+    for proc in _walk(chain):
+        if not _takes_shots(proc):
+            continue
+        spans = picture_prompts(features, proc.prompt, timeline, offset_s=offset_s, picture_s=picture_s,
+                                tempo=bool(getattr(proc, "prompt_tempo", False)))
+        proc.prompts = spans or None
+        proc.cuts = [c for c in cuts if 0.0 <= c <= timeline.duration_s]
+        generators.append({"effect": type(proc).__name__, "cuts": [round(c, 6) for c in proc.cuts],
+                           "prompts": [[round(a, 6), round(b, 6), text] for a, b, text in spans]})
+    return {"composers": composers, "generators": generators}
 
 
 def timeline_spec(timeline: Timeline) -> dict[str, Any]:
@@ -250,24 +344,27 @@ def timeline_spec(timeline: Timeline) -> dict[str, Any]:
             "register": timeline.register, "meter": timeline.meter}
 
 
-def composer_tempo_range(chain: Any) -> tuple[tuple[float, float], float | None]:
-    """The style tempo range and prompt tempo of the first Composer (or Blend prompt) in a
-    chain; pop's when there is none."""
+def _music_prompt(chain: Any) -> str | None:
+    """The prompt of the first music maker in a chain: a Composer, a Blend, or a generator
+    that takes a prompt per shot (None when there is none)."""
     for proc in _walk(chain):
-        if isinstance(proc, Composer | Blend):
-            understood = style_from_prompt(proc.prompt)
-            return understood.style.tempo, understood.bpm
-    understood = style_from_prompt("")
+        if isinstance(proc, Composer | Blend) or _takes_shots(proc):
+            return proc.prompt
+    return None
+
+
+def composer_tempo_range(chain: Any) -> tuple[tuple[float, float], float | None]:
+    """The style tempo range (BPM) and prompt tempo of the first music maker's prompt in a
+    chain (a Composer, a Blend, a Riffusion generator or TextToMusic: :func:`_music_prompt`),
+    as ``blendfx score`` takes them from ``--prompt``; pop's when there is none."""
+    understood = style_from_prompt(_music_prompt(chain) or "")
     return understood.style.tempo, understood.bpm
 
 
 def composer_meter(chain: Any) -> str:
-    """The meter the first Composer (or Blend) prompt in a chain names
-    (:func:`~blendfx.effects.composer.timeline.meter_from_prompt`), else 4/4."""
-    for proc in _walk(chain):
-        if isinstance(proc, Composer | Blend):
-            return meter_from_prompt(proc.prompt) or "4/4"
-    return "4/4"
+    """The meter the first music maker's prompt in a chain names (:func:`_music_prompt`,
+    :func:`~blendfx.effects.composer.timeline.meter_from_prompt`), else 4/4."""
+    return meter_from_prompt(_music_prompt(chain) or "") or "4/4"
 
 
 def _walk(proc: Any):
@@ -426,14 +523,11 @@ def score_video(video: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     label = "Composer"
     if effect is not None:
         t0 = time.perf_counter()
-        effect.cuts = kept
+        follow_picture(effect, features, timeline, kept)  # as a session's keyed tracks
         if kind == "riffusion":
-            effect.prompts = shot_prompts(features, prompt)
             music = effect(music, SAMPLE_RATE)
             label = f"MaskedImg2Img({model or 'default'}) over the Composer"
         else:
-            effect.prompts = [(a, b, f"{text}, {_local_bpm(timeline, 0.5 * (a + b)):.0f} bpm")
-                              for a, b, text in shot_prompts(features, prompt)]
             music = effect(noise, SAMPLE_RATE)
             label = f"TextToMusic({model or 'default'})"
         music = LoudnessNormalize(target_lufs=MUSIC_LUFS, ceiling_dbtp=-1.0)(music, SAMPLE_RATE)

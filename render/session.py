@@ -42,8 +42,10 @@ Manifest format (every key is optional unless marked *required*)::
     file = "audio/train.flac"    # relative to the session folder
     role = "noise"               # noise, music, voice, ambience, fx, reference, video, other
                                  # ("video": file is a video; its soundtrack is the track's
-                                 # audio, and a generated track keyed by it is scored to its
-                                 # picture: its Composer follows the cuts, see render.score)
+                                 # audio, and a generated track keyed by it is scored to the
+                                 # picture the item shows: its Composers follow the cuts, its
+                                 # Riffusion/TextToMusic take a prompt per shot and join at
+                                 # the cuts; see render.score.follow_picture)
     gain_db = 0.0                # fader, dB
     pan = 0.0                    # -1 (left) .. +1 (right), -3 dB constant-power law
     offset = 0.0                 # s on the timeline; or offset_bars = 2 (bars of the tempo map)

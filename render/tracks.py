@@ -209,6 +209,7 @@ class TrackStage:
     sources: dict[str, Any]
     chains: dict[str, Any]
     timelines: dict[str, dict[str, Any]]
+    pictures: dict[str, list[dict[str, Any]]]
     keys: dict[str, str]
     entries: dict[str, Path]
     results: list[TrackResult]
@@ -236,6 +237,8 @@ class TrackStage:
         }
         if t.name in self.timelines:  # scored to a video's picture
             spec["timeline"] = self.timelines[t.name]
+        if t.name in self.pictures:  # its generators' prompts per shot and joins
+            spec["picture"] = self.pictures[t.name]
         if t.file is not None:
             spec["file"] = file_digest(t.file, self.cache.hashes)
             spec["place"] = [t.offset, t.source_offset, t.duration, t.fade_in, t.fade_out]

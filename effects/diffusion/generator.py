@@ -130,6 +130,9 @@ class DiffusionGenerator(Effect):
 
     registered = False
     supports_streaming = False
+    #: False: the music keeps its input's beat, so prompts per shot do not name a tempo
+    #: (:func:`blendfx.render.score.follow_picture`).
+    prompt_tempo = False
 
     prompt = StrParam("lofi", doc="What the music should be (text prompt).")
     negative_prompt = StrParam("", doc="What to avoid (negative prompt).")

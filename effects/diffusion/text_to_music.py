@@ -127,6 +127,9 @@ class TextToMusic(Effect):
     """
 
     supports_streaming = False
+    #: Its music keeps no tempo map, so a prompt per shot names the shot's tempo (BPM) when
+    #: the music is keyed to a picture (:func:`blendfx.render.score.follow_picture`).
+    prompt_tempo = True
 
     prompt = StrParam("cinematic ambient music", doc="What the music should be (text prompt).")
     negative_prompt = StrParam("low quality, noise", doc="What to avoid (negative prompt).")

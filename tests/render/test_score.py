@@ -270,3 +270,223 @@ def test_score_in_three_four_chosen_by_the_prompt_or_the_picture(tmp_path):
             bpm = next(t for s, t in reversed(tempo) if s <= a + 1e-6)
             assert b - a == pytest.approx(180.0 / bpm, abs=2e-3)
     assert main(["score", str(video), "-o", str(tmp_path / "x"), "--meter", "5/4", "-q"]) == 2
+
+
+def _tone_level(x, sr, freq, at_s, width_s=0.02):
+    """Amplitude of a ``freq`` Hz tone in ``x`` (mono) over ``width_s`` around each time of ``at_s``."""
+    n = int(round(width_s * sr))
+    out = []
+    for t in at_s:
+        a = int(round(t * sr)) - n // 2
+        seg = x[max(0, a): a + n]
+        ph = np.exp(-2j * np.pi * freq * (np.arange(a, a + seg.size) / sr))
+        out.append(2.0 * abs(np.mean(seg * ph)))
+    return np.array(out)
+
+
+def test_session_diffusion_tracks_follow_the_picture(tmp_path, monkeypatch):
+    """A session's Riffusion (after a Composer, as `blendfx score --generator riffusion`) and
+    TextToMusic tracks keyed by a video track get a prompt per shot and join at the cuts, on
+    the session's clock; the TextToMusic stem switches at the cut."""
+    pytest.importorskip("transformers")
+    from blendfx.effects.diffusion.audio_model import TextToMusicModel
+    from blendfx.effects.diffusion.generator import DiffusionGenerator
+    from blendfx.render.renderer import render_session
+    from blendfx.render.session import session_from_dict
+
+    from tests.effects.diffusion.tiny_audioldm2 import tiny_audioldm2_folder
+    from tests.effects.diffusion.tiny_diffusion import tiny_model_folder
+
+    plans, window_prompts, parts = [], [], []
+    make_job, window_prompts_of = DiffusionGenerator._make_job, DiffusionGenerator._window_prompts
+
+    def spy_job(self, audio, sr, model):
+        job = make_job(self, audio, sr, model)
+        plans.append(job.plan)
+        return job
+
+    def spy_prompts(self, chunk):
+        texts = window_prompts_of(self, chunk)
+        texts = [texts] * len(chunk) if isinstance(texts, str) else texts
+        window_prompts.extend((job.plan.segment_of(win)[:2], text)
+                              for (job, win), text in zip(chunk, texts, strict=True))
+        return texts
+
+    freqs = iter([300.0, 700.0, 1500.0, 2500.0])
+    tone_of: dict[str, float] = {}
+    generate = TextToMusicModel.generate
+
+    def spy_generate(self, prompts, seconds, **kw):
+        out = generate(self, prompts, seconds, **kw)  # the tiny pipeline runs ...
+        t = np.arange(out.shape[1]) / self.sample_rate  # ... then each part is a tone of its own
+        for p in prompts:
+            tone_of.setdefault(p, next(freqs))
+            parts.append((p, seconds))
+        return np.stack([0.3 * np.sin(2 * np.pi * tone_of[p] * t) for p in prompts]).astype(np.float32)
+
+    monkeypatch.setattr(DiffusionGenerator, "_make_job", spy_job)
+    monkeypatch.setattr(DiffusionGenerator, "_window_prompts", spy_prompts)
+    monkeypatch.setattr(TextToMusicModel, "generate", spy_generate)
+    shots = [ShotSpec(48, "still", 1), ShotSpec(48, "fast", 2)]
+    cuts = write_video(tmp_path / "film.mp4", shots, fps=FPS, audio="noise")
+    offset = 0.5
+    cut = float(cuts[0]) + offset  # on the session's clock
+    riff = {"type": "MaskedImg2Img", "prompt": "lofi", "model": tiny_model_folder(), "steps": 2,
+            "guidance": 1.0, "inverse_iters": 2, "inverse_mel_iters": 2, "progress": False}
+    t2m = {"type": "TextToMusic", "prompt": "ambient piano", "model": tiny_audioldm2_folder(),
+           "steps": 2, "progress": False}
+    manifest = {"session": {"name": "film", "sample_rate": 44100},
+                "tracks": [{"name": "film", "file": "film.mp4", "role": "video", "offset": offset},
+                           {"name": "riff", "role": "music", "key": "film",
+                            "generator": {"type": "Composer", "prompt": "lofi"}, "chain": riff},
+                           {"name": "t2m", "role": "music", "key": "film", "generator": t2m}]}
+    result = render_session(session_from_dict(manifest, tmp_path), tmp_path / "out", progress=False,
+                            figure=False, device="cpu")
+    tracks = {t["name"]: t for t in result.report["tracks"]}
+    for name, prompt in (("riff", "lofi"), ("t2m", "ambient piano")):
+        (picture,) = tracks[name]["picture"]
+        assert picture["cuts"] == pytest.approx([cut], abs=1e-6)
+        spans = picture["prompts"]  # one per shot, moved by the offset
+        end = offset + sum(s.frames for s in shots) / FPS
+        assert [x for s in spans for x in s[:2]] == pytest.approx([offset, cut, cut, end], abs=1e-3)
+        assert all(s[2].startswith(prompt + ", ") for s in spans) and spans[0][2] != spans[1][2]
+        assert all(s[2].endswith(" bpm") == (name == "t2m") for s in spans)
+        assert tracks[name]["timeline"]["hits"] == pytest.approx([cut], abs=1e-6)
+    # Riffusion: its windows start again at the cut (column 100 per s), each stretch on its shot's prompt
+    (plan,) = plans
+    assert [a for a, _, _ in plan.segments] == [0, round(cut * 100)]
+    assert all((w.start >= round(cut * 100)) == (w.segment == 1) for w in plan.windows)
+    assert min(w.start for w in plan.windows if w.segment == 1) == round(cut * 100)
+    riff_spans = tracks["riff"]["picture"][0]["prompts"]
+    assert {text for _, text in window_prompts} == {s[2] for s in riff_spans}
+    for (a, b), text in window_prompts:  # the shot holding the middle of its stretch
+        mid = 0.5 * (a + b) / 100
+        assert text == next(s[2] for s in riff_spans if s[0] <= mid < s[1])
+    # TextToMusic: a part before the picture (its own prompt), one per shot with the shot's tempo
+    t2m_spans = tracks["t2m"]["picture"][0]["prompts"]
+    assert sorted(p for p, _ in parts) == sorted(["ambient piano"] + [s[2] for s in t2m_spans])
+    tempo = tracks["t2m"]["timeline"]["tempo"]
+    for a, b, text in t2m_spans:  # each shot's tempo is its stretch's
+        bpm = next(x for t0, x in reversed(tempo) if t0 <= 0.5 * (a + b))
+        assert text.endswith(f", {bpm:.0f} bpm")
+    # ... and the stem's music switches from the first shot's tone to the second's at the cut
+    stem, sr = blendfx_read(tmp_path / "out" / tracks["t2m"]["stem"])
+    mono = stem.mean(axis=0)
+    f1, f2 = tone_of[t2m_spans[0][2]], tone_of[t2m_spans[1][2]]
+    times = np.arange(cut - 0.3, cut + 0.3, 0.005)
+    a1, a2 = _tone_level(mono, sr, f1, times), _tone_level(mono, sr, f2, times)
+    full1, full2 = np.median(a1[times < cut - 0.05]), np.median(a2[times > cut + 0.15])
+    assert full1 > 0.05 and full2 > 0.05
+    assert np.all(a2[times < cut - 0.02] < 0.1 * full2) and np.all(a1[times > cut + 0.12] < 0.1 * full1)
+    half_in = times[np.argmax(a2 > 0.5 * full2)]
+    half_out = times[np.argmax(a1 < 0.5 * full1)]
+    print(f"cut {cut:.3f} s: second shot's tone at half level {half_in:.3f} s, first's {half_out:.3f} s")
+    assert cut <= half_in <= cut + 0.1 and cut <= half_out <= cut + 0.1, (half_in, half_out)
+
+
+def test_follow_picture_keys_every_music_maker_to_the_shown_picture(tmp_path):
+    """One code path for `blendfx score` and sessions: Composers (a Composer-guided Riffusion
+    generator's default guide too) get the timeline, the diffusion generators a prompt per shot
+    of what the (trimmed, moved) item shows and its cuts; the first prompt picks the meter."""
+    from blendfx.chain import Chain
+    from blendfx.effects import MaskedImg2Img, TextToMusic
+    from blendfx.effects.composer import Composer
+    from blendfx.render.score import composer_meter, composer_tempo_range, follow_picture, timeline_from_video
+
+    video = tmp_path / "v.mp4"
+    cuts = write_video(video, [ShotSpec(24, "still", 1), ShotSpec(24, "fast", 2), ShotSpec(24, "still", 3)],
+                       fps=FPS, audio=None)
+    features = analyze_video(video)
+    assert np.allclose(cuts, [1.0, 2.0], atol=1e-3)
+    riff = MaskedImg2Img(prompt="jazz waltz", start="guide", progress=False)
+    t2m = TextToMusic(prompt="calm piano", progress=False)
+    chain = Chain([riff, t2m])
+    assert composer_meter(chain) == "3/4" and composer_tempo_range(TextToMusic(prompt="jazz"))[0] != \
+        composer_tempo_range(TextToMusic(prompt="edm"))[0]
+    # the item: at 1.0 s on the music's clock, its first 0.5 s trimmed, shown for 1.2 s
+    offset, shown = 0.5, (1.0, 2.2)
+    timeline, kept, missed = timeline_from_video(features, 4.0, offset_s=offset, picture_s=shown,
+                                                 meter=composer_meter(chain))
+    assert kept == pytest.approx([1.5]) and missed == []  # the cut at 2.5 s is not shown
+    keyed = follow_picture(chain, features, timeline, kept, offset_s=offset, picture_s=shown)
+    assert keyed["composers"] == 1 and isinstance(riff.guide, Composer) and riff.guide.timeline is timeline
+    assert riff.guide.prompt == "jazz waltz" and timeline.meter == "3/4"
+    assert riff.cuts == t2m.cuts == pytest.approx([1.5])
+    assert [x for a, b, _ in riff.prompts for x in (a, b)] == pytest.approx([1.0, 1.5, 1.5, 2.2], abs=1e-3)
+    assert all(text.startswith("jazz waltz, ") and "bpm" not in text for _, _, text in riff.prompts)
+    bpm = {round(b) for _, b in timeline.tempo}
+    assert all(text.startswith("calm piano, ") and int(text.rsplit(", ", 1)[1][:-4]) in bpm
+               for _, _, text in t2m.prompts)
+    assert [g["effect"] for g in keyed["generators"]] == ["MaskedImg2Img", "TextToMusic"]
+    assert riff.prompt_at(0.5) == "jazz waltz" and riff.prompt_at(3.0) == "jazz waltz"  # no picture there
+
+
+def test_a_reaper_video_item_keys_a_text_to_music_track(tmp_path, monkeypatch):
+    """A REAPER video item (moved and trimmed) imports as the video track a TextToMusic track
+    is keyed by: one part per shot the item shows, joined at the cut it shows."""
+    from blendfx.effects import TextToMusic
+    from blendfx.render.reaper import import_reaper
+    from blendfx.render.renderer import render_session
+    from blendfx.render.session import load_session
+
+    class Tones:  # a stand-in model: each prompt a tone of its own (the pipeline is tested above)
+        sample_rate = 16000
+        tone_of: dict[str, float] = {}
+
+        def generate(self, prompts, seconds, **kw):
+            t = np.arange(int(round(seconds * self.sample_rate))) / self.sample_rate
+            for p in prompts:
+                self.tone_of.setdefault(p, 300.0 * (1 + len(self.tone_of)))
+            return np.stack([0.3 * np.sin(2 * np.pi * self.tone_of[p] * t)
+                             for p in prompts]).astype(np.float32)
+
+    model = Tones()
+    monkeypatch.setattr(TextToMusic, "load", lambda self: model)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    cuts = write_video(proj / "film.mp4", [ShotSpec(48, "still", 1), ShotSpec(48, "fast", 2),
+                                           ShotSpec(48, "still", 3)], fps=FPS, audio="tone")
+    # the item at 0.5 s, its first 0.25 s trimmed, 3 s long: it shows the first cut only
+    (proj / "film.rpp").write_text("""<REAPER_PROJECT 0.1 "7.0/linux" 0
+  SAMPLERATE 44100 0 0
+  <TRACK {B}
+    NAME "Picture"
+    <ITEM
+      POSITION 0.5
+      LENGTH 3
+      SOFFS 0.25
+      <SOURCE VIDEO
+        FILE "film.mp4"
+      >
+    >
+  >
+>
+""")
+    import_reaper(proj / "film.rpp", proj / "session.toml")
+    with open(proj / "session.toml", "a") as f:
+        f.write('\n[[tracks]]\nname = "score"\nkey = "Picture"\nrole = "music"\n'
+                '[tracks.generator]\ntype = "TextToMusic"\nprompt = "calm piano"\nprogress = false\n')
+    session = load_session(proj / "session.toml")
+    session.length = 5.0  # (the music runs on after the item)
+    result = render_session(session, tmp_path / "out", progress=False, figure=False)
+    tracks = {t["name"]: t for t in result.report["tracks"]}
+    assert tracks["Picture"]["role"] == "video"
+    cut = float(cuts[0]) + 0.5 - 0.25
+    (picture,) = tracks["score"]["picture"]
+    assert picture["cuts"] == pytest.approx([cut], abs=1e-6)  # (the second cut, at 4.25 s, is not shown)
+    spans = picture["prompts"]
+    assert [x for s in spans for x in s[:2]] == pytest.approx([0.5, cut, cut, 3.5], abs=1e-3)
+    assert sorted(model.tone_of) == sorted(["calm piano"] + [s[2] for s in spans])
+    stem, sr = blendfx_read(tmp_path / "out" / tracks["score"]["stem"])
+    mono = stem.mean(axis=0)
+    f1, f2 = model.tone_of[spans[0][2]], model.tone_of[spans[1][2]]
+    before, after = ([_tone_level(mono, sr, f, [t])[0] for f in (f1, f2)] for t in (cut - 0.2, cut + 0.2))
+    assert before[0] > 10 * before[1] and after[1] > 10 * after[0], (before, after)
+    # the prompts and cuts are part of the cache key: the same render is cached, a longer item not
+    again = render_session(session, tmp_path / "out", progress=False, figure=False)
+    assert all(t["cached"] for t in again.report["tracks"])
+    session.track("Picture").duration = 4.25
+    longer = {t["name"]: t for t in render_session(session, tmp_path / "out", progress=False,
+                                                    figure=False).report["tracks"]}
+    assert not longer["score"]["cached"]
+    assert longer["score"]["picture"][0]["cuts"] == pytest.approx([cut, cuts[1] + 0.25], abs=1e-6)
