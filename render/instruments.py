@@ -39,7 +39,7 @@ from blendfx.errors import BlendfxError
 
 __all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument", "load_instrument",
            "plugin_display_name", "midi_end_seconds", "reaper_vst3_state", "vst3_raw_state",
-           "load_effects"]
+           "load_effects", "load_plugin"]
 
 #: Words in a track, plug-in or preset name -> the stand-in voice (first match wins; checked on
 #: the track name first, then the preset, then the plug-in).
@@ -152,6 +152,30 @@ def find_plugin(name: str, folders: list[Path] | None = None) -> Path | None:
     return None
 
 
+#: Parameters pedalboard need not wrap: the 2080 hidden "MIDI Ch. 1 CC 0"... parameters by which
+#: DISTRHO (DPF) VST3 plug-ins take MIDI controllers (the VST3 way; JUCE's own, "MIDI CC ...",
+#: pedalboard already skips). pedalboard reads every parameter's text at 1001 values when it
+#: loads a plug-in: with them, a DPF instrument took 30 s to load instead of 0.1 s.
+_HIDDEN_PARAMETERS = re.compile(r"MIDI Ch\. \d+ CC \d+$")
+
+
+def load_plugin(path: str | os.PathLike[str]) -> Any:
+    """``pedalboard.load_plugin(path)`` (a VST3 or Audio Unit bundle), without wrapping the
+    hidden MIDI-controller parameters of DPF plug-ins as Python parameters (see
+    ``_HIDDEN_PARAMETERS``: they stay the plug-in's, out of ``parameters``).
+
+    Raises
+    ------
+    ImportError
+        pedalboard cannot load it (as ``pedalboard.load_plugin``).
+    """
+    ignored = getattr(getattr(pedalboard, "_pedalboard", None),
+                      "PARAMETER_NAME_REGEXES_TO_IGNORE", None)
+    if isinstance(ignored, set):
+        ignored.add(_HIDDEN_PARAMETERS)  # (a set: adding it twice is adding it once)
+    return pedalboard.load_plugin(str(path))
+
+
 def midi_end_seconds(score: Score, voice: str) -> float:
     """When a track's sound ends: its last note-off plus the voice's release tail."""
     tail = 0.0 if voice == "drums" else note_tail_s(voice)
@@ -160,8 +184,10 @@ def midi_end_seconds(score: Score, voice: str) -> float:
 
 def load_instrument(instrument: dict[str, Any], sample_rate: float
                     ) -> tuple[Any | None, dict[str, Any]]:
-    """A track's instrument plug-in ready to play: ``(plug-in, {"plugin": path, "state": ...})``,
-    or ``(None, {"why": ...})`` when it is not found, does not load or is no instrument.
+    """A track's instrument plug-in ready to play: ``(plug-in, {"plugin": path, "name": its
+    name, "state": "applied" | "not applied, defaults (why)" | "none in the project
+    (defaults)"})``, or ``(None, {"why": ...})`` when it is not found, does not load or is no
+    instrument.
 
     Call it on the thread that renders (the main one): pedalboard loads and prepares VST3s
     there (a plug-in loaded on another thread may have to be reloaded on the main one); it is
@@ -175,12 +201,12 @@ def load_instrument(instrument: dict[str, Any], sample_rate: float
         return None, {"why": f"plug-in {plugin_display_name(name)!r} not found in the plug-in "
                              f"folders"}
     try:
-        plugin = pedalboard.load_plugin(str(path))
+        plugin = load_plugin(path)
         if not getattr(plugin, "is_instrument", False):
             raise ValueError(f"{path.name} is not an instrument")
-        info: dict[str, Any] = {"plugin": str(path)}
-        if instrument.get("state"):
-            info["state"] = _set_state(plugin, instrument)
+        info: dict[str, Any] = {"plugin": str(path), "name": getattr(plugin, "name", path.stem)}
+        info["state"] = (_set_state(plugin, instrument) if instrument.get("state") else
+                         "none in the project (defaults)")
         plugin([], duration=0.01, sample_rate=sample_rate, num_channels=2, reset=True)
     except (BlendfxError, ImportError, RuntimeError, ValueError, OSError) as exc:
         return None, {"why": f"{path.name} did not load: {exc}"}
@@ -378,7 +404,7 @@ def load_effects(specs: list[dict[str, Any]], sample_rate: float, channels: int 
             continue
         report["path"] = str(path)
         try:
-            plugin = pedalboard.load_plugin(str(path))
+            plugin = load_plugin(path)
         except (ImportError, RuntimeError, ValueError, OSError) as exc:
             report["not_applied"] = f"did not load ({exc})"
             continue
