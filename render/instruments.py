@@ -39,7 +39,7 @@ from blendfx.errors import BlendfxError
 
 __all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument", "load_instrument",
            "plugin_display_name", "midi_end_seconds", "reaper_vst3_state", "vst3_raw_state",
-           "load_effects", "load_plugin"]
+           "load_effects", "load_plugin", "plugin_stamp"]
 
 #: Words in a track, plug-in or preset name -> the stand-in voice (first match wins; checked on
 #: the track name first, then the preset, then the plug-in).
@@ -174,6 +174,23 @@ def load_plugin(path: str | os.PathLike[str]) -> Any:
     if isinstance(ignored, set):
         ignored.add(_HIDDEN_PARAMETERS)  # (a set: adding it twice is adding it once)
     return pedalboard.load_plugin(str(path))
+
+
+def plugin_stamp(path: str | os.PathLike[str]) -> int:
+    """When a plug-in bundle last changed: the newest modification time (ns) of the bundle and
+    of its binaries (``Contents/<platform>/*``), so that renders cached with another build of
+    it are not reused; 0 when it cannot be read."""
+    path = Path(path)
+    try:
+        stamps = [path.stat().st_mtime_ns]
+        contents = path / "Contents"
+        if contents.is_dir():
+            for folder in contents.iterdir():
+                if folder.is_dir() and folder.name != "Resources":
+                    stamps += [f.stat().st_mtime_ns for f in folder.iterdir()]
+    except OSError:
+        return 0
+    return max(stamps)
 
 
 def midi_end_seconds(score: Score, voice: str) -> float:
