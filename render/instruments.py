@@ -281,23 +281,46 @@ def _play_voice(score: Score, voice: str, sample_rate: float, length: int) -> np
     return out
 
 
+#: MIDI that a VST3 host passes to a plug-in as parameter changes (controllers, program changes,
+#: channel pressure, pitch bend: the plug-in's ``IMidiMapping``); pedalboard's host (JUCE's)
+#: applies them at the start of the block they fall in (of up to 8192 samples), the last one
+#: per parameter per block.
+_AS_PARAMETERS = (0xB0, 0xC0, 0xD0, 0xE0)
+
+
 def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np.ndarray:
     """The notes of a MIDI file through a prepared instrument plug-in (no reset: see
-    :func:`load_instrument`), ``(2, length)``."""
-    messages = []
+    :func:`load_instrument`), ``(2, length)``.
+
+    Each event plays on its sample (the nearest to its time): the audio is rendered in pieces
+    that start where a controller, program change, pressure or pitch bend falls (see
+    ``_AS_PARAMETERS``), so each of those reaches the plug-in on its own sample, not at the
+    start of the host's block; notes are sample-accurate within a piece.
+    """
+    events: list[tuple[int, bytes]] = []
     seconds = 0.0
     for msg in mido.MidiFile(str(midi)):  # (iterating a MidiFile gives delta seconds)
         seconds += msg.time
         if not msg.is_meta:
-            messages.append((msg.bytes(), seconds))
-    audio = plugin(messages, duration=length / sample_rate, sample_rate=sample_rate,
-                   num_channels=2, reset=False)
-    audio = np.asarray(audio, np.float32)
-    if audio.ndim == 1:
-        audio = np.repeat(audio[None], 2, axis=0)
+            at = int(round(seconds * sample_rate))
+            if at < length:
+                events.append((at, bytes(msg.bytes())))
+    cuts = sorted({at for at, data in events if data[0] & 0xF0 in _AS_PARAMETERS and at > 0})
     out = np.zeros((2, length), np.float32)
-    n = min(length, audio.shape[1])
-    out[:, :n] = audio[:2, :n]
+    k = 0
+    for start, stop in zip([0, *cuts], [*cuts, length], strict=True):
+        piece = []
+        while k < len(events) and events[k][0] < stop:
+            # (pedalboard puts an event at the sample its time * rate floors to: + half one)
+            piece.append((events[k][1], (events[k][0] - start + 0.5) / sample_rate))
+            k += 1
+        audio = np.asarray(plugin(piece, duration=(stop - start + 0.5) / sample_rate,
+                                  sample_rate=sample_rate, num_channels=2, reset=False),
+                           np.float32)
+        if audio.ndim == 1:
+            audio = audio[None]
+        n = min(stop - start, audio.shape[1])
+        out[:, start:start + n] = audio[:2, :n]
     return out
 
 

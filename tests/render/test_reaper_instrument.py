@@ -253,3 +253,30 @@ def test_the_project_s_saved_state_sets_the_instrument(tmp_path, plugin_path):
     os.utime(binary, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10 ** 9))  # (a new build of it)
     out, _ = render(proj, tmp_path)  # ...unless the plug-in changed since
     assert not any(t["cached"] for t in out.report["tracks"])
+
+
+def test_controllers_reach_the_instrument_on_their_sample(tmp_path, plugin_path):
+    """A VST3 host passes controllers as parameter changes, which pedalboard applies at the
+    start of its 8192-sample block: the instrument renders in pieces that start at each, so an
+    all-sound-off (CC 120) silences a note within 1 ms of its time, and a stream of
+    mod-wheel moves (CC 1, which the synth ignores) leaves a held note's sine unbroken."""
+    cut = 1317  # ticks: 0.6859 s at 120 BPM, 5673 samples into the host's 4th block
+    events = [(0, 0x90, 69, 127), (cut, 0xB0, 120, 0), (1920 - cut, 0x80, 69, 0),
+              (1920, 0x90, 81, 127)]  # (a second note at 2 s, held 1 s under the mod wheel)
+    events += [(0 if k == 0 else 30, 0xB0, 1, k % 128) for k in range(64)]
+    events += [(1920 - 64 * 30 + 30, 0x80, 81, 0)]
+    proj = tmp_path / "p"
+    proj.mkdir()
+    fx = reaper_vst3_block(REAPER_NAME, b"", file=f"{NAME}.vst3")
+    (proj / "p.rpp").write_text(rpp(track("Lead", midi_item(0.0, 3.5, events), fx=fx)))
+    import_reaper(proj / "p.rpp", proj / "s.toml")
+    out, stems = render(proj, tmp_path)
+    assert "stand_in" not in out.report["tracks"][0]["reports"][0]
+    y = stems["Lead"][0]
+    silent_from = np.flatnonzero(y[:SR])[-1] + 1
+    assert abs(silent_from / SR - cut / 960 * 0.5) < 1e-3
+    assert np.abs(y[silent_from:2 * SR]).max() == 0
+    start = 2 * SR  # the second note: a sine from its first sample, past its 2 ms attack
+    k = np.arange(int(0.01 * SR), SR - int(0.01 * SR))
+    want = 10 ** (DEFAULT_GAIN_DB / 20) * np.sin(2 * np.pi * hz(81) * k / SR)
+    assert np.abs(y[start + k] - want).max() < 1e-4
