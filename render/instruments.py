@@ -286,6 +286,9 @@ def _play_voice(score: Score, voice: str, sample_rate: float, length: int) -> np
 #: applies them at the start of the block they fall in (of up to 8192 samples), the last one
 #: per parameter per block.
 _AS_PARAMETERS = (0xB0, 0xC0, 0xD0, 0xE0)
+#: The shortest piece an instrument renders (samples; 0.73 ms at 44.1 kHz): bounds the calls
+#: into the plug-in (~36 us each) for dense controller streams.
+_MIN_PIECE = 32
 
 
 def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np.ndarray:
@@ -295,7 +298,8 @@ def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np
     Each event plays on its sample (the nearest to its time): the audio is rendered in pieces
     that start where a controller, program change, pressure or pitch bend falls (see
     ``_AS_PARAMETERS``), so each of those reaches the plug-in on its own sample, not at the
-    start of the host's block; notes are sample-accurate within a piece.
+    start of the host's block (in a dense stream, at most ``_MIN_PIECE`` samples early: pieces
+    are no shorter); notes are sample-accurate within a piece.
     """
     events: list[tuple[int, bytes]] = []
     seconds = 0.0
@@ -305,7 +309,10 @@ def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np
             at = int(round(seconds * sample_rate))
             if at < length:
                 events.append((at, bytes(msg.bytes())))
-    cuts = sorted({at for at, data in events if data[0] & 0xF0 in _AS_PARAMETERS and at > 0})
+    cuts: list[int] = []
+    for at in sorted({at for at, data in events if data[0] & 0xF0 in _AS_PARAMETERS}):
+        if at - (cuts[-1] if cuts else 0) >= _MIN_PIECE:
+            cuts.append(at)
     out = np.zeros((2, length), np.float32)
     k = 0
     for start, stop in zip([0, *cuts], [*cuts, length], strict=True):
