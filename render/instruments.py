@@ -233,7 +233,8 @@ def load_instrument(instrument: dict[str, Any], sample_rate: float
 def render_instrument(midi: Path, instrument: dict[str, Any], sample_rate: float,
                       length: int, loaded: tuple[Any | None, dict[str, Any]] | None = None
                       ) -> tuple[np.ndarray, dict[str, Any]]:
-    """A MIDI file played by a track's instrument: ``((2, length) float32, what played it)``.
+    """A MIDI file played by a track's instrument: ``((2, n) float32, what played it)``, ``n``
+    samples: ``length``, or fewer for a plug-in that rang out before (silence after).
 
     The plug-in when :func:`find_plugin` finds it and pedalboard loads it (its saved state set
     when it takes it; ``loaded``: what :func:`load_instrument` gave, else it is called here);
@@ -286,6 +287,10 @@ def _play_voice(score: Score, voice: str, sample_rate: float, length: int) -> np
 #: applies them at the start of the block they fall in (of up to 8192 samples), the last one
 #: per parameter per block.
 _AS_PARAMETERS = (0xB0, 0xC0, 0xD0, 0xE0)
+#: After its last event an instrument plays on in chunks of this many seconds, until one is
+#: quieter than ``_SILENT`` (-120 dBFS) throughout: its release tail, however long.
+_RING_CHUNK_S = 0.5
+_SILENT = 1e-6
 #: The shortest piece an instrument renders (samples; 0.73 ms at 44.1 kHz): bounds the calls
 #: into the plug-in (~36 us each) for dense controller streams.
 _MIN_PIECE = 32
@@ -293,13 +298,14 @@ _MIN_PIECE = 32
 
 def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np.ndarray:
     """The notes of a MIDI file through a prepared instrument plug-in (no reset: see
-    :func:`load_instrument`), ``(2, length)``.
+    :func:`load_instrument`), ``(2, n)``: up to ``length`` samples, fewer where it rang out.
 
     Each event plays on its sample (the nearest to its time): the audio is rendered in pieces
     that start where a controller, program change, pressure or pitch bend falls (see
     ``_AS_PARAMETERS``), so each of those reaches the plug-in on its own sample, not at the
     start of the host's block (in a dense stream, at most ``_MIN_PIECE`` samples early: pieces
-    are no shorter); notes are sample-accurate within a piece.
+    are no shorter); notes are sample-accurate within a piece. After the last event it plays
+    on until it is silent (``_RING_CHUNK_S``) or ``length`` ends.
     """
     events: list[tuple[int, bytes]] = []
     seconds = 0.0
@@ -313,9 +319,14 @@ def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np
     for at in sorted({at for at, data in events if data[0] & 0xF0 in _AS_PARAMETERS}):
         if at - (cuts[-1] if cuts else 0) >= _MIN_PIECE:
             cuts.append(at)
-    out = np.zeros((2, length), np.float32)
+    # past the last event the plug-in rings out in chunks, until one is silent
+    last = events[-1][0] + 1 if events else 0
+    ring = int(_RING_CHUNK_S * sample_rate)
+    bounds = sorted({0, *cuts, *range(max(last, cuts[-1] if cuts else 0), length, ring),
+                     length})
+    out: list[np.ndarray] = []
     k = 0
-    for start, stop in zip([0, *cuts], [*cuts, length], strict=True):
+    for start, stop in zip(bounds, bounds[1:], strict=False):
         piece = []
         while k < len(events) and events[k][0] < stop:
             # (pedalboard puts an event at the sample its time * rate floors to: + half one)
@@ -326,9 +337,13 @@ def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np
                            np.float32)
         if audio.ndim == 1:
             audio = audio[None]
+        got = np.zeros((2, stop - start), np.float32)
         n = min(stop - start, audio.shape[1])
-        out[:, start:start + n] = audio[:2, :n]
-    return out
+        got[:, :n] = audio[:2, :n]
+        out.append(got)
+        if start >= last and not np.abs(got).max() >= _SILENT:
+            break  # (rung out: silence from here)
+    return np.concatenate(out, axis=1) if out else np.zeros((2, 0), np.float32)
 
 
 # -- plug-in states and effects ----------------------------------------------------------------

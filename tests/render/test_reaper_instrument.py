@@ -7,8 +7,8 @@ why, where ``dpf-source``, ``make`` or a C++ compiler is missing (``.ci/run`` in
 
 The synth's output is known in closed form (see its source): each note is a sine (waveform 0)
 or a naive saw (1) at the note's pitch, amplitude ``10^(gain/20) * velocity / 127`` (gain in
-dB, -6 by default), a 2 ms linear attack from the note-on's sample and a 20 ms linear release
-from the note-off's; silence (exact zeros) otherwise.
+dB, -6 by default), a 2 ms linear attack from the note-on's sample and a linear release from
+the note-off's (``release`` s, 0.02 by default); silence (exact zeros) otherwise.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def test_the_test_synth_loads_as_an_instrument_and_plays_its_closed_form(plugin_
     # text of every parameter it wraps at 1001 values, is told to leave them be (a DPF
     # instrument took 30 s to load, not 0.1 s)
     assert len(synth._parameters) >= 2 + 16 * 130
-    assert set(synth.parameters) == {"gain_db", "waveform"}
+    assert set(synth.parameters) == {"gain_db", "waveform", "release_s"}
     sr = 48000
     notes = [mido.Message("note_on", note=69, velocity=127, time=0.25),
              mido.Message("note_off", note=69, time=0.75)]
@@ -280,3 +280,28 @@ def test_controllers_reach_the_instrument_on_their_sample(tmp_path, plugin_path)
     k = np.arange(int(0.01 * SR), SR - int(0.01 * SR))
     want = 10 ** (DEFAULT_GAIN_DB / 20) * np.sin(2 * np.pi * hz(81) * k / SR)
     assert np.abs(y[start + k] - want).max() < 1e-4
+
+
+def test_an_instrument_s_release_rings_past_its_last_note(tmp_path, plugin_path):
+    """The project's state gives the synth a 3 s release: the last note of a track rings out
+    its whole release (REAPER plays an instrument's tail past its items), to the session's
+    end at most, where the stand-in voice's guess would have cut it."""
+    sr = SR
+    pad = reaper_vst3_block(REAPER_NAME, dpf_state(gain=-6, waveform=0, release=3),
+                            file=f"{NAME}.vst3")
+    short = reaper_vst3_block(REAPER_NAME, b"", file=f"{NAME}.vst3")
+    proj = tmp_path / "p"
+    proj.mkdir()
+    note = note_events([(0.0, 1.0, 69, 127)])  # 0.5 s at 120 BPM
+    (proj / "p.rpp").write_text(rpp(track("Pad", midi_item(0.0, 1.0, note), fx=pad)
+                                    + track("Later", midi_item(7.0, 1.0, note), fx=short)))
+    import_reaper(proj / "p.rpp", proj / "s.toml")
+    out, stems = render(proj, tmp_path)
+    assert out.report["tracks"][0]["reports"][0]["state"] == "applied"
+    y = stems["Pad"][0]
+    assert y.shape[0] == 8 * sr  # (the project ends with its last item)
+    amp = 10 ** (-6 / 20)
+    for t in (1.0, 2.0, 3.0, 3.4):  # the linear release, 3 s from the note-off at 0.5 s
+        window = np.abs(y[int(t * sr):int((t + 0.01) * sr)])  # (4.4 periods)
+        assert window.max() == pytest.approx(amp * (1 - (t - 0.5) / 3), rel=0.02, abs=2e-3), t
+    assert np.abs(y[int(3.52 * sr):]).max() == 0  # rung out

@@ -1,9 +1,10 @@
 // blendfx test synth: each MIDI note plays a sine (waveform 0) or a naive saw (1) at the
 // note's equal-tempered pitch (A4 = 440 Hz), amplitude gain * velocity / 127, with a 2 ms
-// linear attack and a 20 ms linear release from the note-off; 16 voices, the same on both
-// outputs. Sample-accurate: a note starts on the frame its event carries. Its output is
+// linear attack and a linear release from the note-off (20 ms by default); 16 voices, the
+// same on both outputs; CC 120 (all sound off) silences and CC 123 (all notes off) releases
+// every voice. Sample-accurate: a note starts on the frame its event carries. Its output is
 // known in closed form, so tests can check what a host played, when, and with which
-// parameters (gain in dB, waveform) its saved state set.
+// parameters (gain in dB, waveform, release in s) its saved state set.
 #include "DistrhoPlugin.hpp"
 
 #include <cmath>
@@ -13,7 +14,7 @@ START_NAMESPACE_DISTRHO
 class BlendfxTestSynth : public Plugin
 {
 public:
-    enum { kGain, kWaveform, kParamCount };
+    enum { kGain, kWaveform, kRelease, kParamCount };
     static const int kVoices = 16;
 
     BlendfxTestSynth() : Plugin(kParamCount, 0, 0) {}
@@ -32,6 +33,9 @@ protected:
         if (index == kGain) {
             p.name = "Gain"; p.symbol = "gain"; p.unit = "dB";
             p.ranges.def = -6.0f; p.ranges.min = -60.0f; p.ranges.max = 0.0f;
+        } else if (index == kRelease) {
+            p.name = "Release"; p.symbol = "release"; p.unit = "s";
+            p.ranges.def = 0.02f; p.ranges.min = 0.001f; p.ranges.max = 10.0f;
         } else {
             p.hints |= kParameterIsInteger;
             p.name = "Waveform"; p.symbol = "waveform";
@@ -41,12 +45,14 @@ protected:
 
     float getParameterValue(uint32_t index) const override
     {
-        return index == kGain ? fGainDb : fWaveform;
+        return index == kGain ? fGainDb : index == kRelease ? fRelease : fWaveform;
     }
 
     void setParameterValue(uint32_t index, float value) override
     {
-        if (index == kGain) fGainDb = value; else fWaveform = value;
+        if (index == kGain) fGainDb = value;
+        else if (index == kRelease) fRelease = value;
+        else fWaveform = value;
     }
 
     void activate() override
@@ -59,7 +65,7 @@ protected:
     {
         const double sr = getSampleRate();
         const float gain = std::pow(10.0f, fGainDb / 20.0f);
-        const float attack = 1.0f / (0.002f * sr), release = 1.0f / (0.020f * sr);
+        const float attack = 1.0f / (0.002f * sr), release = 1.0f / (fRelease * sr);
         uint32_t next = 0;
         for (uint32_t i = 0; i < frames; ++i) {
             for (; next < eventCount && events[next].frame <= i; ++next)
@@ -102,7 +108,7 @@ private:
         }
     }
 
-    float fGainDb = -6.0f, fWaveform = 0.0f;
+    float fGainDb = -6.0f, fWaveform = 0.0f, fRelease = 0.02f;
     Voice fVoices[kVoices];
 
     DISTRHO_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR(BlendfxTestSynth)
