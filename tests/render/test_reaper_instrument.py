@@ -29,17 +29,7 @@ from blendfx.render.instruments import load_plugin
 from blendfx.render.reaper import import_reaper
 
 from .test_reaper_items import reaper_vst3_block, render
-from .test_reaper_midi import (
-    RAMPS,
-    SR,
-    TEMPO_ENV,
-    beats_reference,
-    midi_item,
-    onsets,
-    rpp,
-    seconds_reference,
-    track,
-)
+from .test_reaper_midi import RAMPS, SR, TEMPO_ENV, beats_reference, midi_item, onsets, rpp, track
 
 SOURCE = Path(__file__).parent / "plugins" / "blendfx_test_synth"
 NAME = "blendfx_test_synth"
@@ -189,11 +179,26 @@ def test_midi_items_render_through_the_real_instrument_on_the_tempo_map(tmp_path
     y = stems["Lead"]
     assert out.report["sample_rate"] == sr and y.shape[1] == round(end * sr)  # (the last item's)
     # when each note should start and stop, from an independent integration of the tempo map
+    # (the tempo map integrated as beats_reference does, once: a midpoint sum at 0.1 ms steps)
+    dt = 1e-4
+    mid = np.arange(0.0, end + 1.0, dt) + dt / 2
+    starts, bpms = np.array([p[0] for p in RAMPS]), np.array([p[1] for p in RAMPS])
+    k = np.searchsorted(starts, mid, side="right") - 1
+    nxt = np.minimum(k + 1, len(RAMPS) - 1)
+    ramp = np.array([p[2] for p in RAMPS])[k] & (nxt != k)
+    slope = np.where(ramp, (bpms[nxt] - bpms[k]) / np.maximum(starts[nxt] - starts[k], dt), 0)
+    beats = np.concatenate([[0.0], np.cumsum((bpms[k] + slope * (mid - starts[k])) * dt / 60)])
+    edges = np.arange(len(beats)) * dt
+    for t in (0.5, 7.3, 12.1, 16.0):
+        assert np.interp(t, edges, beats) == pytest.approx(beats_reference(RAMPS, t), abs=1e-6)
+
+    def seconds(q: float) -> float:
+        return float(np.interp(q, beats, edges))
+
     want = []
     for position, length, notes in ((0.5, 14.0, first), (16.0, 2.5, second), (19.0, 1.0, last)):
         q = beats_reference(RAMPS, position)
-        want += [(seconds_reference(RAMPS, q + s), min(seconds_reference(RAMPS, q + s + n),
-                                                       position + length), key, vel)
+        want += [(seconds(q + s), min(seconds(q + s + n), position + length), key, vel)
                  for s, n, key, vel in notes]
     assert want[11][1] == 18.5 and want[12][1] == end  # (cut at their items' ends)
     found = onsets(y) / sr
