@@ -47,7 +47,7 @@ def _dpf_path() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def test_synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def built_synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                ) -> Path:
     """The folder holding ``blendfx_test_synth.vst3``, built once per source (cached by the
     hash of its source and of DPF's under pytest's cache folder, so reruns take no build)."""
@@ -88,10 +88,10 @@ def test_synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture
-def plugin_path(test_synth: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def plugin_path(built_synth: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test synth's folder in ``BLENDFX_PLUGIN_PATH``; its bundle's path."""
-    monkeypatch.setenv("BLENDFX_PLUGIN_PATH", str(test_synth))
-    return test_synth / f"{NAME}.vst3"
+    monkeypatch.setenv("BLENDFX_PLUGIN_PATH", str(built_synth))
+    return built_synth / f"{NAME}.vst3"
 
 
 def dpf_state(**parameters: float) -> bytes:
