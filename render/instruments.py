@@ -39,7 +39,7 @@ from blendfx.errors import BlendfxError
 
 __all__ = ["choose_voice", "find_plugin", "plugin_folders", "render_instrument", "load_instrument",
            "plugin_display_name", "midi_end_seconds", "reaper_vst3_state", "vst3_raw_state",
-           "load_effects"]
+           "load_effects", "load_plugin", "plugin_stamp"]
 
 #: Words in a track, plug-in or preset name -> the stand-in voice (first match wins; checked on
 #: the track name first, then the preset, then the plug-in).
@@ -152,6 +152,47 @@ def find_plugin(name: str, folders: list[Path] | None = None) -> Path | None:
     return None
 
 
+#: Parameters pedalboard need not wrap: the 2080 hidden "MIDI Ch. 1 CC 0"... parameters by which
+#: DISTRHO (DPF) VST3 plug-ins take MIDI controllers (the VST3 way; JUCE's own, "MIDI CC ...",
+#: pedalboard already skips). pedalboard reads every parameter's text at 1001 values when it
+#: loads a plug-in: with them, a DPF instrument took 30 s to load instead of 0.1 s.
+_HIDDEN_PARAMETERS = re.compile(r"MIDI Ch\. \d+ CC \d+$")
+
+
+def load_plugin(path: str | os.PathLike[str]) -> Any:
+    """``pedalboard.load_plugin(path)`` (a VST3 or Audio Unit bundle), without wrapping the
+    hidden MIDI-controller parameters of DPF plug-ins as Python parameters (see
+    ``_HIDDEN_PARAMETERS``: they stay the plug-in's, out of ``parameters``).
+
+    Raises
+    ------
+    ImportError
+        pedalboard cannot load it (as ``pedalboard.load_plugin``).
+    """
+    ignored = getattr(getattr(pedalboard, "_pedalboard", None),
+                      "PARAMETER_NAME_REGEXES_TO_IGNORE", None)
+    if isinstance(ignored, set):
+        ignored.add(_HIDDEN_PARAMETERS)  # (a set: adding it twice is adding it once)
+    return pedalboard.load_plugin(str(path))
+
+
+def plugin_stamp(path: str | os.PathLike[str]) -> int:
+    """When a plug-in bundle last changed: the newest modification time (ns) of the bundle and
+    of its binaries (``Contents/<platform>/*``), so that renders cached with another build of
+    it are not reused; 0 when it cannot be read."""
+    path = Path(path)
+    try:
+        stamps = [path.stat().st_mtime_ns]
+        contents = path / "Contents"
+        if contents.is_dir():
+            for folder in contents.iterdir():
+                if folder.is_dir() and folder.name != "Resources":
+                    stamps += [f.stat().st_mtime_ns for f in folder.iterdir()]
+    except OSError:
+        return 0
+    return max(stamps)
+
+
 def midi_end_seconds(score: Score, voice: str) -> float:
     """When a track's sound ends: its last note-off plus the voice's release tail."""
     tail = 0.0 if voice == "drums" else note_tail_s(voice)
@@ -160,8 +201,10 @@ def midi_end_seconds(score: Score, voice: str) -> float:
 
 def load_instrument(instrument: dict[str, Any], sample_rate: float
                     ) -> tuple[Any | None, dict[str, Any]]:
-    """A track's instrument plug-in ready to play: ``(plug-in, {"plugin": path, "state": ...})``,
-    or ``(None, {"why": ...})`` when it is not found, does not load or is no instrument.
+    """A track's instrument plug-in ready to play: ``(plug-in, {"plugin": path, "name": its
+    name, "state": "applied" | "not applied, defaults (why)" | "none in the project
+    (defaults)"})``, or ``(None, {"why": ...})`` when it is not found, does not load or is no
+    instrument.
 
     Call it on the thread that renders (the main one): pedalboard loads and prepares VST3s
     there (a plug-in loaded on another thread may have to be reloaded on the main one); it is
@@ -175,12 +218,12 @@ def load_instrument(instrument: dict[str, Any], sample_rate: float
         return None, {"why": f"plug-in {plugin_display_name(name)!r} not found in the plug-in "
                              f"folders"}
     try:
-        plugin = pedalboard.load_plugin(str(path))
+        plugin = load_plugin(path)
         if not getattr(plugin, "is_instrument", False):
             raise ValueError(f"{path.name} is not an instrument")
-        info: dict[str, Any] = {"plugin": str(path)}
-        if instrument.get("state"):
-            info["state"] = _set_state(plugin, instrument)
+        info: dict[str, Any] = {"plugin": str(path), "name": getattr(plugin, "name", path.stem)}
+        info["state"] = (_set_state(plugin, instrument) if instrument.get("state") else
+                         "none in the project (defaults)")
         plugin([], duration=0.01, sample_rate=sample_rate, num_channels=2, reset=True)
     except (BlendfxError, ImportError, RuntimeError, ValueError, OSError) as exc:
         return None, {"why": f"{path.name} did not load: {exc}"}
@@ -190,7 +233,8 @@ def load_instrument(instrument: dict[str, Any], sample_rate: float
 def render_instrument(midi: Path, instrument: dict[str, Any], sample_rate: float,
                       length: int, loaded: tuple[Any | None, dict[str, Any]] | None = None
                       ) -> tuple[np.ndarray, dict[str, Any]]:
-    """A MIDI file played by a track's instrument: ``((2, length) float32, what played it)``.
+    """A MIDI file played by a track's instrument: ``((2, n) float32, what played it)``, ``n``
+    samples: ``length``, or fewer for a plug-in that rang out before (silence after).
 
     The plug-in when :func:`find_plugin` finds it and pedalboard loads it (its saved state set
     when it takes it; ``loaded``: what :func:`load_instrument` gave, else it is called here);
@@ -238,24 +282,68 @@ def _play_voice(score: Score, voice: str, sample_rate: float, length: int) -> np
     return out
 
 
+#: MIDI that a VST3 host passes to a plug-in as parameter changes (controllers, program changes,
+#: channel pressure, pitch bend: the plug-in's ``IMidiMapping``); pedalboard's host (JUCE's)
+#: applies them at the start of the block they fall in (of up to 8192 samples), the last one
+#: per parameter per block.
+_AS_PARAMETERS = (0xB0, 0xC0, 0xD0, 0xE0)
+#: After its last event an instrument plays on in chunks of this many seconds, until one is
+#: quieter than ``_SILENT`` (-120 dBFS) throughout: its release tail, however long.
+_RING_CHUNK_S = 0.5
+_SILENT = 1e-6
+#: The shortest piece an instrument renders (samples; 0.73 ms at 44.1 kHz): bounds the calls
+#: into the plug-in (~36 us each) for dense controller streams.
+_MIN_PIECE = 32
+
+
 def _play_plugin(plugin: Any, midi: Path, sample_rate: float, length: int) -> np.ndarray:
     """The notes of a MIDI file through a prepared instrument plug-in (no reset: see
-    :func:`load_instrument`), ``(2, length)``."""
-    messages = []
+    :func:`load_instrument`), ``(2, n)``: up to ``length`` samples, fewer where it rang out.
+
+    Each event plays on its sample (the nearest to its time): the audio is rendered in pieces
+    that start where a controller, program change, pressure or pitch bend falls (see
+    ``_AS_PARAMETERS``), so each of those reaches the plug-in on its own sample, not at the
+    start of the host's block (in a dense stream, at most ``_MIN_PIECE`` samples early: pieces
+    are no shorter); notes are sample-accurate within a piece. After the last event it plays
+    on until it is silent (``_RING_CHUNK_S``) or ``length`` ends.
+    """
+    events: list[tuple[int, bytes]] = []
     seconds = 0.0
     for msg in mido.MidiFile(str(midi)):  # (iterating a MidiFile gives delta seconds)
         seconds += msg.time
         if not msg.is_meta:
-            messages.append((msg.bytes(), seconds))
-    audio = plugin(messages, duration=length / sample_rate, sample_rate=sample_rate,
-                   num_channels=2, reset=False)
-    audio = np.asarray(audio, np.float32)
-    if audio.ndim == 1:
-        audio = np.repeat(audio[None], 2, axis=0)
-    out = np.zeros((2, length), np.float32)
-    n = min(length, audio.shape[1])
-    out[:, :n] = audio[:2, :n]
-    return out
+            at = int(round(seconds * sample_rate))
+            if at < length:
+                events.append((at, bytes(msg.bytes())))
+    cuts: list[int] = []
+    for at in sorted({at for at, data in events if data[0] & 0xF0 in _AS_PARAMETERS}):
+        if at - (cuts[-1] if cuts else 0) >= _MIN_PIECE:
+            cuts.append(at)
+    # past the last event the plug-in rings out in chunks, until one is silent
+    last = events[-1][0] + 1 if events else 0
+    ring = int(_RING_CHUNK_S * sample_rate)
+    bounds = sorted({0, *cuts, *range(max(last, cuts[-1] if cuts else 0), length, ring),
+                     length})
+    out: list[np.ndarray] = []
+    k = 0
+    for start, stop in zip(bounds, bounds[1:], strict=False):
+        piece = []
+        while k < len(events) and events[k][0] < stop:
+            # (pedalboard puts an event at the sample its time * rate floors to: + half one)
+            piece.append((events[k][1], (events[k][0] - start + 0.5) / sample_rate))
+            k += 1
+        audio = np.asarray(plugin(piece, duration=(stop - start + 0.5) / sample_rate,
+                                  sample_rate=sample_rate, num_channels=2, reset=False),
+                           np.float32)
+        if audio.ndim == 1:
+            audio = audio[None]
+        got = np.zeros((2, stop - start), np.float32)
+        n = min(stop - start, audio.shape[1])
+        got[:, :n] = audio[:2, :n]
+        out.append(got)
+        if start >= last and not np.abs(got).max() >= _SILENT:
+            break  # (rung out: silence from here)
+    return np.concatenate(out, axis=1) if out else np.zeros((2, 0), np.float32)
 
 
 # -- plug-in states and effects ----------------------------------------------------------------
@@ -378,7 +466,7 @@ def load_effects(specs: list[dict[str, Any]], sample_rate: float, channels: int 
             continue
         report["path"] = str(path)
         try:
-            plugin = pedalboard.load_plugin(str(path))
+            plugin = load_plugin(path)
         except (ImportError, RuntimeError, ValueError, OSError) as exc:
             report["not_applied"] = f"did not load ({exc})"
             continue

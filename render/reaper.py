@@ -213,6 +213,9 @@ class ReaperImport:
     stand_ins : list of str
         One line per MIDI track whose instrument is not found here: the built-in voice that
         stands in for it and why it was chosen.
+    instruments : list of str
+        One line per MIDI track whose instrument plug-in is found in the plug-in folders
+        (where, and whether the project's state goes with it).
     effects : list of str
         One line per plug-in effect found in the plug-in folders (where, and whether the
         project's state goes with it).
@@ -235,6 +238,7 @@ class ReaperImport:
     midi_files: dict[str, Any] = field(default_factory=dict)
     midi_items: int = 0
     effects: list[str] = field(default_factory=list)
+    instruments: list[str] = field(default_factory=list)
     midi_folder: str = "midi"
     bare_midi: bool = False
     tempo_map: TempoMap | None = None
@@ -271,6 +275,7 @@ class ReaperImport:
         out.append(f"{len(self.tracks)} session tracks, {len(self.buses)} buses, "
                    f"{self.midi_items} MIDI items rendered, {len(self.missing_media)} missing media")
         out += [f"stand-in: {s}" for s in self.stand_ins]
+        out += [f"instrument: {i}" for i in self.instruments]
         out += [f"plug-in: {e}" for e in self.effects]
         out += [f"not rendered: {group}: {', '.join(dict.fromkeys(names))}"
                 for group, names in self.not_rendered.items()]
@@ -814,6 +819,10 @@ def _manifest(root: RppElement, project_dir: Path, session_dir: Path, name: str,
                 plug = instrument_display(inst["plugin"]) if inst.get("plugin") else None
                 if found is not None:
                     row["instrument"] = f"{plug} ({found})"
+                    result.instruments.append(
+                        f"{plug} on {midi_name!r}: {found}, "
+                        + ("with the project's state" if spec.get("state") else
+                           "with its defaults"))
                 else:
                     row["instrument"] = f"stand-in {voice}" + (f" for {plug}" if plug else "")
                     unplayed = sorted({f"CC {d1}" for _, st, d1, _ in placed.events

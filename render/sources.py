@@ -460,8 +460,15 @@ class NoteSource:
         self.loaded = load_instrument(track.instrument, sample_rate)
 
     def blocks(self, total: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
-        audio, self.played = render_instrument(self.track.midi, self.track.instrument, self.sr,
-                                               max(self.length, 1), self.loaded)
+        length = self.length
+        t = self.track
+        if self.loaded[0] is not None and t.duration is None and not t.fade_out:
+            # a plug-in's release tail is its own (the stand-in's length is a guess): it
+            # rings on to the session's end, or until it is silent
+            length = max(length, total - self.start)
+        audio, self.played = render_instrument(t.midi, t.instrument, self.sr, max(length, 1),
+                                               self.loaded)
+        self.end = self.start + audio.shape[1]  # (a plug-in's sound ends where it rang out)
         if self.track.items:
             item_envelope(self.track.items, self.sr, self.start, audio.shape[1], audio)
         fade = FileSource._fade  # (the same fades as a file's)

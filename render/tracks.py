@@ -36,7 +36,7 @@ from blendfx.progress import progress_bar
 from blendfx.threads import cores
 
 from .cache import RenderCache, file_digest
-from .instruments import find_plugin
+from .instruments import find_plugin, plugin_stamp
 from .mastering import db
 from .mixdown import PreMeasure
 from .report import save_blend_figure_data
@@ -221,7 +221,8 @@ class TrackStage:
         chain_desc: Any
         if t.plugins:  # loaded plug-ins: their specs and where they were found
             chain_desc = {"generator": t.generator, "chain": t.chain, "plugins": [
-                {**p, "path": r.get("path"), "loaded": "not_applied" not in r}
+                {**p, "path": r.get("path"), "loaded": "not_applied" not in r,
+                 "stamp": plugin_stamp(r["path"]) if r.get("path") else None}
                 for p, r in zip(t.plugins, self.plugin_reports[t.name], strict=True)]}
         else:
             try:
@@ -251,7 +252,8 @@ class TrackStage:
             spec["instrument"] = t.instrument
             # (a plug-in installed since the last render plays instead of the stand-in)
             plugin = find_plugin(t.instrument["plugin"]) if t.instrument.get("plugin") else None
-            spec["plugin_path"] = str(plugin) if plugin is not None else None
+            spec["plugin_path"] = ([str(plugin), plugin_stamp(plugin)] if plugin is not None
+                                   else None)
             spec["place"] = [t.offset, t.duration, t.fade_in, t.fade_out]
             if t.items or t.fade_in_shape != "equal_power" or t.fade_out_shape != "equal_power":
                 spec["items"] = [t.items, t.fade_in_shape, t.fade_out_shape]

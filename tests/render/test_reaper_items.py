@@ -163,10 +163,12 @@ def _juce_decode(text: str) -> bytes:
     return value.to_bytes(len(body) * 6 // 8 + 1, "little")[:int(size)]
 
 
-def reaper_vst3_block(name: str, component: bytes, controller: bytes = b"") -> str:
-    """A ``<VST`` block as REAPER 6 writes one for a VST3: base64 lines of a header (id,
-    magic, 2 input and 2 output pin masks, data size, flags), the data (component and controller
-    states, each ``size, flags, bytes``) in 96-byte lines, and the preset-name line."""
+def reaper_vst3_block(name: str, component: bytes, controller: bytes = b"", file: str = ""
+                      ) -> str:
+    """A ``<VST`` block as REAPER 6 writes one for a VST3 (``file``: its bundle's name):
+    base64 lines of a header (id, magic, 2 input and 2 output pin masks, data size, flags), the
+    data (component and controller states, each ``size, flags, bytes``) in 96-byte lines, and
+    the preset-name line."""
     data = (struct.pack("<iI", len(component), 1) + component
             + struct.pack("<iI", len(controller), 0) + controller)
     pins = struct.pack("<QQ", 1, 2)
@@ -176,7 +178,8 @@ def reaper_vst3_block(name: str, component: bytes, controller: bytes = b"") -> s
     lines += [base64.b64encode(data[i:i + 96]).decode() for i in range(0, len(data), 96)]
     lines.append(base64.b64encode(b"\0Default\0\x10\0\0\0").decode())
     body = "".join(f"      {line}\n" for line in lines)
-    return (f'    <FXCHAIN\n    BYPASS 0 0 0\n    <VST "{name}" {ZAM.name if ZAM else "x"} 0 "" '
+    file = file or (ZAM.name if ZAM else "x.vst3")
+    return (f'    <FXCHAIN\n    BYPASS 0 0 0\n    <VST "{name}" {file} 0 "" '
             f'1234{{ABCDEF}} ""\n{body}    >\n    >\n')
 
 
