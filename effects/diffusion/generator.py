@@ -33,33 +33,15 @@ from blendfx.spectral.spectrogram_image import SpectrogramImage
 
 from .latents import tensor_to_pixels, window_seeds
 from .models import SCHEDULERS, DiffusionModel, load_model
+from .shots import ShotSchedule
 from .tiling import Window, WindowPlan, assemble, invert_long, pad_columns, plan_windows
 
-__all__ = ["DiffusionGenerator", "ClipJob", "generate_batched", "check_prompt_spans"]
+__all__ = ["DiffusionGenerator", "ClipJob", "generate_batched"]
 
 #: Output peaks are kept at or below this (the inverse can overshoot a loud noise's level).
 _PEAK_CEILING = 0.999
 #: Columns (10 ms each) over which the music crossfades into a new stretch after a cut.
 JOIN_FADE_COLUMNS = 8
-
-
-def check_prompt_spans(value: Any, name: str = "prompts") -> tuple[tuple[float, float, str], ...] | None:
-    """A prompt schedule as a tuple of ``(start_s, end_s, text)`` (None stays None).
-
-    Raises
-    ------
-    ParameterError
-        Not a list of 3-tuples, or a span with ``start_s >= end_s``.
-    """
-    if value is None:
-        return None
-    try:
-        spans = tuple((float(a), float(b), str(t)) for a, b, t in value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be (start_s, end_s, text) spans, not {value!r}") from None
-    if any(not a < b for a, b, _ in spans):
-        raise ParameterError(f"{name}: every span needs start_s < end_s")
-    return spans
 
 
 @dataclass
@@ -98,7 +80,7 @@ class ClipJob:
         return self.arrays[name][:, win.start:win.stop]
 
 
-class DiffusionGenerator(Effect):
+class DiffusionGenerator(ShotSchedule, Effect):
     """Base of the Riffusion generators: ``process(noise, sr)`` -> music of the same length.
 
     Parameters (shared)
@@ -154,53 +136,6 @@ class DiffusionGenerator(Effect):
 
     _handle: DiffusionModel | None = None
     _primed: tuple[np.ndarray, float, np.ndarray] | None = None
-    _prompts: tuple[tuple[float, float, str], ...] | None = None
-    _cuts: tuple[float, ...] = ()
-
-    def __init__(self, *, prompts: list[tuple[float, float, str]] | None = None,
-                 cuts: list[float] | None = None, **params: Any) -> None:
-        super().__init__(**params)
-        self.prompts = prompts
-        self.cuts = cuts or []
-
-    @property
-    def cuts(self) -> list[float]:
-        """Times (s) where the windows join (a video's cuts): each stretch between cuts gets its
-        own windows, starting at its cut, and the stretches are crossfaded over
-        :data:`JOIN_FADE_COLUMNS` columns after each cut (:func:`.tiling.plan_windows`); a
-        window's prompt is the schedule's at the middle of its stretch's part under it. Not a
-        preset parameter."""
-        return list(self._cuts)
-
-    @cuts.setter
-    def cuts(self, value: list[float]) -> None:
-        try:
-            cuts = tuple(sorted(float(t) for t in value))
-        except (TypeError, ValueError):
-            raise ParameterError(f"{type(self).__name__}.cuts must be times in s, not {value!r}") from None
-        if any(not np.isfinite(t) or t < 0 for t in cuts):
-            raise ParameterError(f"{type(self).__name__}.cuts must be finite times >= 0 s, got {value!r}")
-        object.__setattr__(self, "_cuts", cuts)
-
-    # -- prompts over time --------------------------------------------------------------------
-    @property
-    def prompts(self) -> list[tuple[float, float, str]] | None:
-        """A prompt schedule: ``(start_s, end_s, text)`` spans (a prompt per shot of a video,
-        :func:`blendfx.render.score.shot_prompts`); each window takes the text of the span that
-        holds its middle, ``prompt`` where none does. None: ``prompt`` everywhere. Not a preset
-        parameter."""
-        return list(self._prompts) if self._prompts is not None else None
-
-    @prompts.setter
-    def prompts(self, value: list[tuple[float, float, str]] | None) -> None:
-        object.__setattr__(self, "_prompts", check_prompt_spans(value, f"{type(self).__name__}.prompts"))
-
-    def prompt_at(self, seconds: float) -> str:
-        """The prompt at a time (s) of the clip."""
-        for a, b, text in self._prompts or ():
-            if a <= seconds < b:
-                return text
-        return self.prompt
 
     def _window_prompts(self, chunk: list[tuple[ClipJob, Window]]) -> str | list[str]:
         """The prompt (one for all) or prompts (one per window of ``chunk``) to generate with."""

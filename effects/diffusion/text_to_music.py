@@ -18,7 +18,6 @@ RMS level so one shot does not jump out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from blendfx.buffers import fit_channels, fit_length
@@ -29,9 +28,9 @@ from blendfx.progress import progress_bar
 from blendfx.spectral.analysis import resample
 
 from .audio_model import TextToMusicModel
-from .generator import check_prompt_spans
 from .latents import window_seeds
 from .models import DiffusionModel, load_model
+from .shots import ShotSchedule
 
 __all__ = ["TextToMusic", "Part", "plan_parts"]
 
@@ -87,7 +86,7 @@ def plan_parts(duration_s: float, prompt: str, spans: tuple[tuple[float, float, 
     return parts
 
 
-class TextToMusic(Effect):
+class TextToMusic(ShotSchedule, Effect):
     """Text-to-music through a diffusers ``AudioLDM2Pipeline`` (see the module docstring).
 
     Parameters
@@ -145,38 +144,6 @@ class TextToMusic(Effect):
     progress = BoolParam(True, doc="Show a progress bar.")
 
     _handle: TextToMusicModel | None = None
-    _prompts: tuple[tuple[float, float, str], ...] | None = None
-    _cuts: tuple[float, ...] = ()
-
-    def __init__(self, *, prompts: list[tuple[float, float, str]] | None = None,
-                 cuts: list[float] | None = None, **params: Any) -> None:
-        super().__init__(**params)
-        self.prompts = prompts
-        self.cuts = cuts or []
-
-    @property
-    def prompts(self) -> list[tuple[float, float, str]] | None:
-        """A prompt schedule: ``(start_s, end_s, text)`` spans; None: ``prompt`` everywhere."""
-        return list(self._prompts) if self._prompts is not None else None
-
-    @prompts.setter
-    def prompts(self, value: list[tuple[float, float, str]] | None) -> None:
-        object.__setattr__(self, "_prompts", check_prompt_spans(value, "TextToMusic.prompts"))
-
-    @property
-    def cuts(self) -> list[float]:
-        """Times (s) where parts join (besides the schedule's span boundaries)."""
-        return list(self._cuts)
-
-    @cuts.setter
-    def cuts(self, value: list[float]) -> None:
-        try:
-            cuts = tuple(sorted(float(t) for t in value))
-        except (TypeError, ValueError):
-            raise ParameterError(f"TextToMusic.cuts must be times in s, not {value!r}") from None
-        if any(not np.isfinite(t) or t < 0 for t in cuts):
-            raise ParameterError(f"TextToMusic.cuts must be finite times >= 0 s, got {value!r}")
-        object.__setattr__(self, "_cuts", cuts)
 
     # -- the model ----------------------------------------------------------------------------
     def use_model(self, handle: TextToMusicModel | None) -> None:
