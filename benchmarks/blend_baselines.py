@@ -101,6 +101,18 @@ def clips_of(cls: str, per_class: int) -> list[tuple[str, np.ndarray]]:
     return [(f"{cls}@{s / SR:.0f}s", np.ascontiguousarray(audio[:, s:s + n])) for s in starts]
 
 
+def select_classes(parser: argparse.ArgumentParser, names: str) -> list[str]:
+    """The tuned and held-out classes, or the comma-separated subset ``names`` of them."""
+    classes = list(TUNED) + list(HELD_OUT)
+    if names:
+        wanted = [c.strip() for c in names.split(",") if c.strip()]
+        unknown = set(wanted) - set(classes)
+        if unknown:
+            parser.error(f"unknown classes: {sorted(unknown)}")
+        classes = [c for c in classes if c in wanted]
+    return classes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-class", type=int, default=10, help="clips per class (ESC-10: max 10)")
@@ -121,13 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     start_time = time.time()
     composer_cls = blendfx.EFFECT_REGISTRY.get("Composer")
     prompts = [p.strip() for p in args.prompts.split(",") if p.strip()] if composer_cls else []
-    classes = list(TUNED) + list(HELD_OUT)
-    if args.classes:
-        wanted = [c.strip() for c in args.classes.split(",") if c.strip()]
-        unknown = set(wanted) - set(classes)
-        if unknown:
-            parser.error(f"unknown classes: {sorted(unknown)}")
-        classes = [c for c in classes if c in wanted]
+    classes = select_classes(parser, args.classes)
     tracks = [blendfx.read_audio(DATA / "music" / name)[0] for name in TRACKS]
     analyses: list = [None] * len(tracks)
     rng = np.random.default_rng(0)

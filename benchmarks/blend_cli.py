@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blend_baselines import HELD_OUT, SR, TUNED, clips_of  # noqa: E402  (a sibling script)
+from blend_baselines import HELD_OUT, SR, TUNED, clips_of, select_classes  # noqa: E402  (a sibling script)
 
 
 def _median(values: list) -> float | None:
@@ -82,13 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import blendfx
 
-    classes = list(TUNED) + list(HELD_OUT)
-    if args.classes:
-        wanted = [c.strip() for c in args.classes.split(",") if c.strip()]
-        unknown = set(wanted) - set(classes)
-        if unknown:
-            parser.error(f"unknown classes: {sorted(unknown)}")
-        classes = [c for c in classes if c in wanted]
+    classes = select_classes(parser, args.classes)
     start = time.time()
     rows: dict[str, list[dict]] = {c: [] for c in classes}
     diffs = {"masked_share": 0.0, "loudness_increase_lu": 0.0}

@@ -24,20 +24,12 @@ from blendfx.effects.diffusion.models import (  # noqa: E402
 from blendfx.effects.diffusion.text_to_music import plan_parts  # noqa: E402
 from blendfx.presets import load_preset, save_preset  # noqa: E402
 
+from .test_diffusion import _one_thread  # noqa: E402, F401 - the autouse fixture: one torch thread
 from .tiny_audioldm2 import tiny_audioldm2_folder  # noqa: E402
 from .tiny_diffusion import tiny_model_folder  # noqa: E402
 
 SR = 44100
 FAST = dict(steps=2, progress=False, device="cpu")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny kernels: one torch thread is faster on the shared 2-core machine (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
