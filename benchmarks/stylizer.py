@@ -234,6 +234,24 @@ ROOMS = [
     ("w_hall", "fresh", (8.0, 7.0, 5.0), _u("felt_5mm"), (2.5, 2.0, 1.7), (6.5, 5.0, 1.5)),
     ("w_gallery", "fresh", (12.0, 6.0, 4.0), _u("carpet_rubber_5mm"), (2.0, 3.0, 1.6), (9.0, 2.2, 1.6)),
     ("w_booth", "fresh", (3.0, 2.5, 2.4), _u("plywood_thin"), (0.8, 1.0, 1.3), (2.1, 1.6, 1.2)),
+    # more tuning rooms (issue 22, second pass; materials used nowhere else)
+    ("t_chapel", "tune", (15.0, 9.0, 8.0), _u("wooden_lining"), (4.0, 4.5, 1.7), (10.5, 3.0, 1.5)),
+    ("t_library", "tune", (10.0, 8.0, 3.5), _u("cocos_fibre_roll_29mm"), (2.5, 3.0, 1.5),
+     (7.0, 5.5, 1.2)),
+    ("t_lobby", "tune", (12.0, 10.0, 5.0), _u("chairs_wooden"), (3.0, 2.5, 1.6), (8.5, 7.0, 1.4)),
+    ("t_garage", "tune", (8.0, 6.0, 3.0), _u("plasterboard"), (2.0, 1.5, 1.0), (6.0, 4.2, 1.5)),
+    ("t_cafe", "tune", (9.0, 6.0, 3.0), _u("curtains_glass_mat"), (2.2, 2.0, 1.3), (6.4, 4.1, 1.2)),
+    ("t_bedroom", "tune", (3.5, 3.0, 2.5), _u("double_glazing_inside"), (0.9, 0.8, 1.2),
+     (2.6, 2.1, 1.4)),
+    # a third held-out set, made before any of the second pass's changes were tried and run
+    # once, at the end: new geometries, new materials, new reference material
+    ("x_washroom", "late", (4.0, 3.0, 2.6), _u("rough_lime_wash"), (1.0, 0.9, 1.5), (3.1, 2.2, 1.3)),
+    ("x_parlour", "late", (6.0, 5.0, 3.0), _u("wooden_door"), (1.6, 1.4, 1.2), (4.5, 3.6, 1.4)),
+    ("x_ballroom", "late", (18.0, 12.0, 7.0), _u("chairs_unoccupied_plastic"), (4.0, 6.0, 1.7),
+     (13.0, 4.5, 1.5)),
+    ("x_office", "late", (5.0, 4.0, 2.8), _u("fibre_absorber_2"), (1.2, 1.0, 1.3), (3.8, 2.9, 1.2)),
+    ("x_chamber", "late", (7.0, 4.0, 3.2), _u("double_glazing_10mm"), (1.5, 1.2, 1.6),
+     (5.4, 2.9, 1.3)),
     ("c_office", "curved", (4.2, 3.6, 2.7),
      _m("curtains_velvet", "carpet_cotton", "ceiling_fissured_tile"), (1.2, 1.3, 1.4), (3.0, 2.2, 1.2)),
     ("c_classroom", "curved", (9.0, 7.0, 3.2),
@@ -324,6 +342,10 @@ def room_references(split: str) -> dict[str, np.ndarray]:
                                                                                  release_s=None),
                 "speech_like": speech_like(12.0, SR, seed=77).astype(np.float64),
                 "percussive_clicks": clicks}
+    if split == "late":
+        return {"music_vibes": _music("vibes", 12.0, 12), "music_lead": _music("lead", 12.0, 13),
+                "speech_like": speech_like(12.0, SR, seed=55).astype(np.float64),
+                "percussive_drums": _drums(12.0, 13)}
     if split == "curved":
         return {"music_strings": _music("strings", 12.0, 1),
                 "speech_like": speech_like(12.0, SR, seed=33).astype(np.float64),

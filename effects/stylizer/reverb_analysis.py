@@ -85,6 +85,8 @@ _ROBUST_LN = 0.2        # cross-band residual (natural log) beyond which a band 
 _DRR_SMOOTH_S = 0.1     # longest envelope smoothing for the DRR model (RT60 / 6 below that), s
 _DRR_GRID_DB = np.arange(-24.0, 24.01, 0.5)
 _RT60_RANGE_S = (0.05, 12.0)
+_DRR_COMBINE = "median"
+_DRR_OFFSET_DB = 0.0
 _MID_BANDS_HZ = (500.0, 2000.0)  # the broadband RT60 is the mean over these bands (inclusive)
 
 
@@ -296,18 +298,37 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
         return ReverbEstimate(centers, nan, counts, float("nan"), tuple(notes), raw, conf, nan,
                               np.zeros(centers.size), floors, sr)
     log_rt = smooth_across_bands(np.log(raw), conf)
+    # bands without evidence of their own take their neighbours' values (interpolated in log
+    # frequency, constant beyond the outermost band with evidence), never an extrapolated trend
+    log_rt = fill_bands(centers, np.where(conf > 0, log_rt, np.nan), float(np.nanmean(log_rt)))
     rt60 = np.clip(np.exp(log_rt), *_RT60_RANGE_S)
     band_drr, drr_conf = _estimate_band_drr(powers, decays, rt60, frame_s)
     if np.isfinite(band_drr).any():
         band_drr = smooth_across_bands(band_drr, drr_conf, robust=3.0)
-        share = band_energy_fractions(centers, sr)
-        drr = float(-10.0 * np.log10(np.sum(share * 10.0 ** (-band_drr / 10.0))))
+        drr = _broadband_drr(band_drr, drr_conf, centers, sr)
     else:
         band_drr = np.full(centers.size, np.nan)
         drr = float("nan")
         notes.append("no band gave a direct-to-reverberant ratio")
     return ReverbEstimate(centers, rt60, counts, drr, tuple(notes), raw, conf, band_drr,
                           drr_conf, floors, sr)
+
+
+def _broadband_drr(band_drr: np.ndarray, conf: np.ndarray, centers: np.ndarray,
+                   sample_rate: float) -> float:
+    """Broadband DRR in dB from the per-band values."""
+    if _DRR_COMBINE == "energy":
+        share = band_energy_fractions(centers, sample_rate)
+        drr = float(-10.0 * np.log10(np.sum(share * 10.0 ** (-band_drr / 10.0))))
+    else:
+        ok = np.isfinite(band_drr) & (conf > 0)
+        if not ok.any():
+            ok = np.isfinite(band_drr)
+            w = np.ones(int(ok.sum()))
+        else:
+            w = conf[ok]
+        drr = _weighted_quantile(band_drr[ok], w, 0.5)
+    return drr + _DRR_OFFSET_DB
 
 
 def _background(smooth: np.ndarray, dof: float) -> float:

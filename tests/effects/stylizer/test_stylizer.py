@@ -94,7 +94,8 @@ def test_silence_in_gives_the_ambience_alone():
 
 def test_amount_zero_is_a_bypass_and_amount_scales():
     ref = room_reference(1.0)
-    x = speech_like(3.0, SR, seed=2)
+    # quiet enough that the peak ceiling (a whole-signal gain) stays out of it
+    x = speech_like(3.0, SR, seed=2, peak=0.1)
     np.testing.assert_array_equal(Stylizer(amount=0.0).process(x, SR, sidechain=ref), x)
     full = Stylizer(eq=False, ambience=False).process(x, SR, sidechain=ref) - x
     half = Stylizer(eq=False, ambience=False, amount=0.5).process(x, SR, sidechain=ref) - x
