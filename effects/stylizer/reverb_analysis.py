@@ -30,8 +30,10 @@ band's power frame by frame into direct sound and an exponential reverberant tai
 (the tail's energy being ``1 / DRR`` times the direct sound's, decaying at the band's RT60); the
 band's DRR is the one for which the tail the model predicts in the free decays (where there is no
 direct sound) equals what was observed there. The per-band values are smoothed across bands like
-the RT60s; the broadband DRR is that of the response they describe (a white direct impulse plus
-the band tails), not a property of the programme material.
+the RT60s; the broadband DRR is their confidence-weighted median (one band's outlier does not
+carry it). Envelopes smoothed over 20 ms or more cannot tell the direct sound from the
+reflections that follow it within that time, so this DRR's "direct sound" holds the early
+reflections too; :func:`.stylizer.early_split` turns it into a response's DRR proper.
 
 :func:`schroeder_rt60` is the non-blind measurement (ISO 3382 style T20/T30 from the Schroeder
 backward integral of an impulse response) used to check synthetic and stylized responses.
@@ -85,8 +87,6 @@ _ROBUST_LN = 0.2        # cross-band residual (natural log) beyond which a band 
 _DRR_SMOOTH_S = 0.1     # longest envelope smoothing for the DRR model (RT60 / 6 below that), s
 _DRR_GRID_DB = np.arange(-24.0, 24.01, 0.5)
 _RT60_RANGE_S = (0.05, 12.0)
-_DRR_COMBINE = "median"
-_DRR_OFFSET_DB = 0.0
 _MID_BANDS_HZ = (500.0, 2000.0)  # the broadband RT60 is the mean over these bands (inclusive)
 
 
@@ -116,8 +116,9 @@ class ReverbEstimate:
     n_decays : np.ndarray
         Number of free decays that went into each band's own estimate.
     drr_db : float
-        Broadband direct-to-reverberant energy ratio in dB of the response the band values
-        describe (NaN when no band has an RT60).
+        Broadband direct-to-reverberant energy ratio in dB, the direct sound counting what
+        arrives within about 25 ms of it (the envelopes' resolution): the confidence-weighted
+        median of ``band_drr_db`` (NaN when no band has one).
     notes : tuple of str
         Why something could not be estimated.
     raw_rt60_s : np.ndarray
@@ -305,7 +306,7 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
     band_drr, drr_conf = _estimate_band_drr(powers, decays, rt60, frame_s)
     if np.isfinite(band_drr).any():
         band_drr = smooth_across_bands(band_drr, drr_conf, robust=3.0)
-        drr = _broadband_drr(band_drr, drr_conf, centers, sr)
+        drr = _broadband_drr(band_drr, drr_conf)
     else:
         band_drr = np.full(centers.size, np.nan)
         drr = float("nan")
@@ -314,21 +315,15 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
                           drr_conf, floors, sr)
 
 
-def _broadband_drr(band_drr: np.ndarray, conf: np.ndarray, centers: np.ndarray,
-                   sample_rate: float) -> float:
-    """Broadband DRR in dB from the per-band values."""
-    if _DRR_COMBINE == "energy":
-        share = band_energy_fractions(centers, sample_rate)
-        drr = float(-10.0 * np.log10(np.sum(share * 10.0 ** (-band_drr / 10.0))))
-    else:
-        ok = np.isfinite(band_drr) & (conf > 0)
-        if not ok.any():
-            ok = np.isfinite(band_drr)
-            w = np.ones(int(ok.sum()))
-        else:
-            w = conf[ok]
-        drr = _weighted_quantile(band_drr[ok], w, 0.5)
-    return drr + _DRR_OFFSET_DB
+def _broadband_drr(band_drr: np.ndarray, conf: np.ndarray) -> float:
+    """Broadband DRR in dB: the confidence-weighted median of the per-band values (equal
+    weights when no band has confidence). The DRR of a white direct impulse over the band
+    tails would follow the band with the lowest value, outlier or not."""
+    ok = np.isfinite(band_drr) & (conf > 0)
+    if not ok.any():
+        ok = np.isfinite(band_drr)
+        return _weighted_quantile(band_drr[ok], np.ones(int(ok.sum())), 0.5)
+    return _weighted_quantile(band_drr[ok], conf[ok], 0.5)
 
 
 def _background(smooth: np.ndarray, dof: float) -> float:

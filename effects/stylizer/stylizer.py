@@ -6,7 +6,9 @@ ReferenceProfile`, then applied to the stem in three parts, each of which can be
 
 1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR
    (blind, noise-compensated, constrained across bands; see :mod:`.reverb_analysis`),
-   convolved with the stem (block FFT convolution);
+   convolved with the stem (block FFT convolution). The blind DRR's "direct sound" spans the
+   first 25 ms; the response splits it into the direct impulse and early reflections (a raised
+   first 25 ms of the tail) with a DRR proper (+-2.5 ms) 8.5 dB lower (:func:`early_split`);
 2. colouration: what the room adds, not what the reference's instruments sound like: each
    band's reverberant level re. the direct sound (from the per-band DRR), as far as the
    evidence goes (confidence-weighted, 0 dB without evidence), built into the response's tail.
