@@ -53,7 +53,8 @@ def band_weights(freqs_hz: np.ndarray, centers_hz: np.ndarray) -> np.ndarray:
 def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float, *,
                  drr_db: float = 0.0, channels: int = 1, seed: int | np.random.Generator = 0,
                  predelay_s: float = 0.0, length_s: float | None = None,
-                 band_gains_db: np.ndarray | None = None) -> np.ndarray:
+                 band_gains_db: np.ndarray | None = None, early_s: float = 0.0,
+                 early_to_late_db: float | None = None) -> np.ndarray:
     """A synthetic impulse response with the given reverberation time per band.
 
     Parameters
@@ -80,6 +81,13 @@ def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
         Level of each band's tail in dB relative to the others (the room's colouration; default
         0 dB: white noise before the decay, so each band's tail energy grows with its RT60). The
         tail as a whole still has the energy ``drr_db`` sets.
+    early_s : float
+        End of the early part of the response in s after the direct sound (early reflections).
+    early_to_late_db : float, optional
+        Energy of the tail before ``early_s`` over its energy after, in dB: the early part is
+        raised (never lowered) to it, so the response holds more early reflections than a plain
+        exponential tail (as rooms do). Default: the plain tail. The whole tail still has the
+        energy ``drr_db`` sets.
 
     Returns
     -------
@@ -119,6 +127,17 @@ def synthetic_ir(rt60_s: np.ndarray, centers_hz: np.ndarray, sample_rate: float,
     # fade the last 5 % so a response cut before -60 dB does not end in a click
     fade = max(1, m // 20)
     tail[:, -fade:] *= np.cos(0.5 * np.pi * np.arange(1, fade + 1) / fade)
+    k = int(round(early_s * sr)) - start
+    if early_to_late_db is not None and 0 < k < m:
+        early = (tail[:, :k] ** 2).sum(axis=-1, keepdims=True)
+        late = np.maximum((tail[:, k:] ** 2).sum(axis=-1, keepdims=True), 1e-30)
+        want = late * 10.0 ** (early_to_late_db / 10.0)
+        gain = np.sqrt(np.maximum(want / np.maximum(early, 1e-30), 1.0))
+        # the raised early part joins the tail over its last fifth (no step)
+        ramp = np.ones(k)
+        j = max(1, k // 5)
+        ramp[k - j:] = np.linspace(1.0, 0.0, j)
+        tail[:, :k] *= 1.0 + (gain - 1.0) * ramp
     energy = np.maximum((tail ** 2).sum(axis=-1, keepdims=True), 1e-30)
     tail *= np.sqrt(10.0 ** (-drr_db / 10.0) / energy)
     out = np.zeros((channels, n))

@@ -30,8 +30,10 @@ band's power frame by frame into direct sound and an exponential reverberant tai
 (the tail's energy being ``1 / DRR`` times the direct sound's, decaying at the band's RT60); the
 band's DRR is the one for which the tail the model predicts in the free decays (where there is no
 direct sound) equals what was observed there. The per-band values are smoothed across bands like
-the RT60s; the broadband DRR is that of the response they describe (a white direct impulse plus
-the band tails), not a property of the programme material.
+the RT60s; the broadband DRR is their confidence-weighted median (one band's outlier does not
+carry it). Envelopes smoothed over 20 ms or more cannot tell the direct sound from the
+reflections that follow it within that time, so this DRR's "direct sound" holds the early
+reflections too; :func:`.stylizer.early_split` turns it into a response's DRR proper.
 
 :func:`schroeder_rt60` is the non-blind measurement (ISO 3382 style T20/T30 from the Schroeder
 backward integral of an impulse response) used to check synthetic and stylized responses.
@@ -114,8 +116,9 @@ class ReverbEstimate:
     n_decays : np.ndarray
         Number of free decays that went into each band's own estimate.
     drr_db : float
-        Broadband direct-to-reverberant energy ratio in dB of the response the band values
-        describe (NaN when no band has an RT60).
+        Broadband direct-to-reverberant energy ratio in dB, the direct sound counting what
+        arrives within about 25 ms of it (the envelopes' resolution): the confidence-weighted
+        median of ``band_drr_db`` (NaN when no band has one).
     notes : tuple of str
         Why something could not be estimated.
     raw_rt60_s : np.ndarray
@@ -296,18 +299,31 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
         return ReverbEstimate(centers, nan, counts, float("nan"), tuple(notes), raw, conf, nan,
                               np.zeros(centers.size), floors, sr)
     log_rt = smooth_across_bands(np.log(raw), conf)
+    # bands without evidence of their own take their neighbours' values (interpolated in log
+    # frequency, constant beyond the outermost band with evidence), never an extrapolated trend
+    log_rt = fill_bands(centers, np.where(conf > 0, log_rt, np.nan), float(np.nanmean(log_rt)))
     rt60 = np.clip(np.exp(log_rt), *_RT60_RANGE_S)
     band_drr, drr_conf = _estimate_band_drr(powers, decays, rt60, frame_s)
     if np.isfinite(band_drr).any():
         band_drr = smooth_across_bands(band_drr, drr_conf, robust=3.0)
-        share = band_energy_fractions(centers, sr)
-        drr = float(-10.0 * np.log10(np.sum(share * 10.0 ** (-band_drr / 10.0))))
+        drr = _broadband_drr(band_drr, drr_conf)
     else:
         band_drr = np.full(centers.size, np.nan)
         drr = float("nan")
         notes.append("no band gave a direct-to-reverberant ratio")
     return ReverbEstimate(centers, rt60, counts, drr, tuple(notes), raw, conf, band_drr,
                           drr_conf, floors, sr)
+
+
+def _broadband_drr(band_drr: np.ndarray, conf: np.ndarray) -> float:
+    """Broadband DRR in dB: the confidence-weighted median of the per-band values (equal
+    weights when no band has confidence). The DRR of a white direct impulse over the band
+    tails would follow the band with the lowest value, outlier or not."""
+    ok = np.isfinite(band_drr) & (conf > 0)
+    if not ok.any():
+        ok = np.isfinite(band_drr)
+        return _weighted_quantile(band_drr[ok], np.ones(int(ok.sum())), 0.5)
+    return _weighted_quantile(band_drr[ok], conf[ok], 0.5)
 
 
 def _background(smooth: np.ndarray, dof: float) -> float:

@@ -6,7 +6,9 @@ ReferenceProfile`, then applied to the stem in three parts, each of which can be
 
 1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR
    (blind, noise-compensated, constrained across bands; see :mod:`.reverb_analysis`),
-   convolved with the stem (block FFT convolution);
+   convolved with the stem (block FFT convolution). The blind DRR's "direct sound" spans the
+   first 25 ms; the response splits it into the direct impulse and early reflections (a raised
+   first 25 ms of the tail) with a DRR proper (+-2.5 ms) 8.5 dB lower (:func:`early_split`);
 2. colouration: what the room adds, not what the reference's instruments sound like: each
    band's reverberant level re. the direct sound (from the per-band DRR), as far as the
    evidence goes (confidence-weighted, 0 dB without evidence), built into the response's tail.
@@ -45,6 +47,8 @@ _RT60_RANGE_S = (0.05, 10.0)
 _DEFAULT_DRR_DB = 0.0     # when the reference shows decays but no usable DRR
 _PREDELAY_S = 0.005       # the first reflection arrives after the direct sound, s
 _ROOM_EQ_MAX_DB = 3.0     # most a room's colouration departs from the diffuse-field tail, dB
+_EARLY_S = 0.025          # the blind DRR's "direct" spans this much after the direct sound, s
+_EARLY_DRR_DB = -8.5      # DRR (+-2.5 ms around the direct sound) re. the blind estimate, dB
 
 
 class Stylizer(Effect):
@@ -259,7 +263,8 @@ class Stylizer(Effect):
         """The reference's synthetic response (cached: the same room for every stem)."""
         rev = profile.reverb
         rt = np.clip(fill_bands(rev.centers_hz, rev.rt60_s, rev.broadband_rt60_s), *_RT60_RANGE_S)
-        drr = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
+        blind = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
+        drr, early_db = early_split(blind)
         gains = None
         if self.eq and self.eq_target == "room":
             gains = room_eq_db(rev, rt, float(self.eq_limit_db))
@@ -268,14 +273,16 @@ class Stylizer(Effect):
             report["eq_range_db"] = [round(float(gains.min()), 2), round(float(gains.max()), 2)]
         report["rt60_bands_s"] = [round(float(v), 3) for v in rt]
         report["drr_applied_db"] = round(float(drr), 2)
+        report["early_to_late_db"] = round(float(early_db), 2)
         key = (profile.content_hash, sr, channels, self.seed, None if gains is None else
-               tuple(np.round(gains, 4)))
+               tuple(np.round(gains, 4)), round(float(drr), 4), round(float(early_db), 4))
         cached = self._ir_cache.get(key)
         if cached is None:
             # a generator of its own: the room does not change with the ambience's random stream
             ir = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
                               seed=np.random.default_rng([self.seed, 0x1A]),
-                              predelay_s=_PREDELAY_S, band_gains_db=gains)
+                              predelay_s=_PREDELAY_S, band_gains_db=gains,
+                              early_s=_EARLY_S, early_to_late_db=early_db)
             # the broadband figure is measured on what is applied (neighbouring bands with
             # longer decays lengthen an octave's T30), not taken from the band values
             mid = rev.centers_hz[(rev.centers_hz >= 500) & (rev.centers_hz <= 2000)]
@@ -334,6 +341,39 @@ def _power_response(ir: np.ndarray, sr: float, freqs: np.ndarray) -> np.ndarray:
     power = (np.abs(sp_fft.rfft(ir, n=n_fft, axis=-1)) ** 2).mean(axis=0)
     fine = sp_fft.rfftfreq(n_fft, 1.0 / sr)
     return np.interp(freqs, fine, smooth_octaves(fine, power, 1.0 / 6.0))
+
+
+def early_split(blind_drr_db: float, offset_db: float = _EARLY_DRR_DB) -> tuple[float, float]:
+    """The response's DRR and early-to-late ratio (both dB) from a blind DRR estimate.
+
+    The blind estimate (:mod:`.reverb_analysis`) works on band envelopes smoothed over 20 ms
+    or more, so its "direct sound" holds the early reflections that arrive within that time:
+    it is ``(D + E) / L`` with ``D`` the direct sound, ``E`` the reflections in the first
+    ``_EARLY_S`` and ``L`` the rest. The response's DRR proper (+-2.5 ms around the direct
+    sound) is ``D / (E + L)``, ``offset_db`` below it; ``offset_db`` was set on the tuning
+    rooms of ``benchmarks/stylizer.py`` (pyroomacoustics shoeboxes, whose first reflections
+    off floor, walls and ceiling arrive within 25 ms) and is reported on others. With
+    ``D = 1``, ``(1 + E) / L = x`` and ``1 / (E + L) = y`` give ``L = (1 + 1/y) / (1 + x)``
+    and ``E = 1/y - L`` (``E >= 0`` since ``offset_db <= 0``).
+
+    Parameters
+    ----------
+    blind_drr_db : float
+        The blind estimate in dB.
+    offset_db : float
+        DRR proper re. the blind estimate in dB (<= 0).
+
+    Returns
+    -------
+    tuple of float
+        ``(drr_db, early_to_late_db)``: the response's DRR in dB and its early part's energy
+        (the first ``_EARLY_S`` after the direct sound) over the rest's in dB.
+    """
+    x = 10.0 ** (float(blind_drr_db) / 10.0)
+    y = 10.0 ** ((float(blind_drr_db) + min(float(offset_db), 0.0)) / 10.0)
+    late = (1.0 + 1.0 / y) / (1.0 + x)
+    early = max(1.0 / y - late, 1e-12)
+    return 10.0 * np.log10(y), 10.0 * np.log10(early / late)
 
 
 def room_eq_db(reverb: ReverbEstimate, rt60_s: np.ndarray, limit_db: float) -> np.ndarray:

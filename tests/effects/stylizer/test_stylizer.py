@@ -8,10 +8,15 @@ import pytest
 from blendfx import ParameterError
 from blendfx.effects import Stylizer
 from blendfx.effects.stylizer.ambience import repetition_peak
-from blendfx.effects.stylizer.probe_signals import exponential_ir, speech_like
+from blendfx.effects.stylizer.probe_signals import (
+    direct_to_reverberant_db,
+    exponential_ir,
+    speech_like,
+)
 from blendfx.effects.stylizer.reference_profile import ReferenceProfile, analyze_reference
 from blendfx.effects.stylizer.reverb_analysis import estimate_reverb, octave_centers, schroeder_rt60
 from blendfx.effects.stylizer.spectral_match import ltas_distance_db
+from blendfx.effects.stylizer.stylizer import early_split
 from scipy.signal import fftconvolve
 
 from ...conftest import shared
@@ -94,7 +99,8 @@ def test_silence_in_gives_the_ambience_alone():
 
 def test_amount_zero_is_a_bypass_and_amount_scales():
     ref = room_reference(1.0)
-    x = speech_like(3.0, SR, seed=2)
+    # quiet enough that the peak ceiling (a whole-signal gain) stays out of it
+    x = speech_like(3.0, SR, seed=2, peak=0.1)
     np.testing.assert_array_equal(Stylizer(amount=0.0).process(x, SR, sidechain=ref), x)
     full = Stylizer(eq=False, ambience=False).process(x, SR, sidechain=ref) - x
     half = Stylizer(eq=False, ambience=False, amount=0.5).process(x, SR, sidechain=ref) - x
@@ -192,3 +198,24 @@ def test_preset_round_trip(tmp_path):
     path = tmp_path / "stylizer.toml"
     blendfx.save_preset(st, path)
     assert blendfx.load_preset(path) == st
+
+
+def test_response_splits_the_blind_direct_sound_into_direct_and_early_reflections():
+    """The blind DRR's "direct sound" spans the first 25 ms (its envelopes are that coarse): the
+    applied response keeps that ratio (energy in the first 25 ms over the rest) and puts its
+    DRR proper (+-2.5 ms around the direct sound) below it (by an offset set on the tuning
+    rooms), the difference carried by early reflections."""
+    drr, early = early_split(3.0)
+    x, y = 10 ** 0.3, 10 ** (drr / 10)
+    late = 1 / (y * (1 + 10 ** (early / 10)))  # D = 1: E + L = 1 / y, E / L = 10^(early / 10)
+    assert (1 + late * 10 ** (early / 10)) / late == pytest.approx(x, rel=1e-9)
+    st = Stylizer(eq=False, ambience=False)
+    click = np.zeros(int(1.6 * SR), dtype=np.float32)
+    click[0] = 1.0
+    response = st.process(click, SR, sidechain=room_reference(1.0)).astype(np.float64)
+    blind = st.last_profile.reverb.drr_db
+    assert direct_to_reverberant_db(response, SR) == pytest.approx(early_split(blind)[0], abs=0.3)
+    assert early_split(blind)[0] < blind - 3.0
+    k = int(round(0.025 * SR))
+    coarse = 10 * np.log10(np.sum(response[:k] ** 2) / np.sum(response[k:] ** 2))
+    assert coarse == pytest.approx(blind, abs=1.0)
