@@ -225,14 +225,14 @@ class Blend(Effect):
         True-peak ceiling, dBTP: of the music and of the output (``ceiling_on="output"``) or of
         the mix of noise and music (``ceiling_on="mix"``).
     ceiling_on : {"output", "mix"}
-        What the ceiling holds. "output" (default): the Blend's output; a ``"music"`` stem then
-        stays under the ceiling on its own, which holds the music back against a loud noise
-        (its masking goal may be missed). "mix": noise + music as they will play; the music is
-        made at the level masking needs (no ceiling of its own, so a ``"music"`` stem may exceed
-        0 dBFS in float) and the mix is lowered as a whole to fit: by the Blend itself with
-        ``output="mix"``, by whoever mixes the stem otherwise (``blendfx blend``'s master
-        trims the mix with one gain, noise and music together). ``last_report["mix_trim_db"]``
-        says by how much.
+        What the ceiling holds (it matters for a ``"music"`` stem; a ``"mix"`` output is always
+        lowered as a whole, noise and music together, so the music keeps the level masking
+        needs). "output" (default): the Blend's output; a ``"music"`` stem then stays under
+        the ceiling on its own, which holds the music back against a loud noise (its masking
+        goal may be missed). "mix": noise + music as they will play; the music is made at the
+        level masking needs (no ceiling of its own, so a ``"music"`` stem may exceed 0 dBFS in
+        float) and whoever mixes the stem lowers the mix with one gain (``blendfx blend``'s
+        master does). ``last_report["mix_trim_db"]`` says by how much.
     fx : Effect or pedalboard plugin, optional
         Post FX on the music (a ``blendfx.Chain``, ``pedalboard.Reverb()``, ...).
     wet : float
@@ -382,9 +382,11 @@ class Blend(Effect):
             if np.isfinite(loud):
                 noise_gain_db = float(self.noise_lufs - loud)
                 audio = audio * np.float32(db_to_gain(noise_gain_db))
-        # "output": the music (a stem) or the mix stays under the ceiling on its own; "mix": the
-        # music is made at the level masking needs and noise + music are trimmed together
-        own_ceiling = self.ceiling_dbtp if self.ceiling_on == "output" else None
+        # a "music" stem with ceiling_on="output" stays under the ceiling on its own; otherwise
+        # the music is made at the level masking needs and noise + music are trimmed together
+        # (a mix output is what plays: holding its music alone under the ceiling would only
+        # keep it from masking a loud noise)
+        own_ceiling = self.ceiling_dbtp if self.ceiling_on == "output" and self.output == "music" else None
         extractor = MaskExtractor(mode=self.mask_mode, fraction=self.fraction, analysis="fast")
         mask = extractor.extract(audio, sample_rate)
         music = self._generate(audio, sample_rate)

@@ -278,6 +278,22 @@ def test_ceiling_on_mix_keeps_the_goal_in_a_stem_and_reports_the_trim(track):
     assert again["loudness_increase_lu"] == pytest.approx(report["loudness_increase_lu"], abs=0.01)
 
 
+def test_a_mix_output_is_trimmed_whole_not_held_back_by_the_musics_ceiling(track):
+    # a loud chainsaw (-1.05 dBTP): holding the music alone under -1 dBTP would leave it no
+    # room to mask; the mix is what plays, so noise and music are lowered together instead
+    noise, sr = blendfx.read_audio(shared("noise", "esc10", "chainsaw", "1-116765-A.ogg"))
+    blend = Blend(generator=track(), min_gain_db=-30.0, output="mix")
+    mix = blend(noise, sr)
+    report = blend.last_report
+    assert report["limited_by"] is None and report["mix_trim_db"] < -3.0
+    assert report["masked_share"] > 0.3
+    assert true_peak_dbtp(mix) <= -1.0 + 0.01
+    # the same music as a stem for a mixer that trims the mix: the same blend, by the numbers
+    stem = Blend(generator=track(), min_gain_db=-30.0, output="music", ceiling_on="mix")
+    stem(noise, sr)
+    assert stem.last_report["masked_share"] == pytest.approx(report["masked_share"], abs=1e-3)
+
+
 def test_noise_lufs_with_a_music_stem_fits_the_noise_as_it_is(tick, track):
     noise, sr = tick
     quiet = noise * np.float32(0.1)
