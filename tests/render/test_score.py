@@ -380,7 +380,6 @@ def test_session_diffusion_tracks_follow_the_picture(tmp_path, monkeypatch):
     assert np.all(a2[times < cut - 0.02] < 0.1 * full2) and np.all(a1[times > cut + 0.12] < 0.1 * full1)
     half_in = times[np.argmax(a2 > 0.5 * full2)]
     half_out = times[np.argmax(a1 < 0.5 * full1)]
-    print(f"cut {cut:.3f} s: second shot's tone at half level {half_in:.3f} s, first's {half_out:.3f} s")
     assert cut <= half_in <= cut + 0.1 and cut <= half_out <= cut + 0.1, (half_in, half_out)
 
 
