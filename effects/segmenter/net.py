@@ -135,6 +135,9 @@ class SegmenterConfig:
         "context": feature maps of its four convolution stages.
     norm_frames : int
         "context": frames of the moving mean of the per-band normalized channel (odd).
+    full_band : bool
+        "context": give every window the mean and the maximum of the features over all bands at
+        its times too (whether the whole spectrum sounds like music, not only its own band).
     """
 
     sample_rate: int = 44100
@@ -157,6 +160,7 @@ class SegmenterConfig:
     frontend: str = "stft"
     context_channels: tuple[int, ...] = (8, 16, 24, 32)
     norm_frames: int = 129
+    full_band: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
@@ -215,7 +219,7 @@ class SegmenterConfig:
         if not self.calibrated:  # uncalibrated configs stay as they were written before
             del d["temperature"], d["logit_bias"]
         if self.frontend == "stft":  # so do the paper's
-            del d["frontend"], d["context_channels"], d["norm_frames"]
+            del d["frontend"], d["context_channels"], d["norm_frames"], d["full_band"]
         return d
 
     @classmethod
@@ -245,7 +249,9 @@ class ContextNet(nn.Module):
     row's frequency; a 4x4 convolution of stride 2, then three 3x3 convolutions with max-pools
     (2x2, 2x1, 1x2), each with batch norm and ReLU,
     down to the 16 x 16-pixel cell grid; two residual dilated convolutions (3 x 5 cells, time
-    dilation 2 and 4: +-0.56 s more context); a 4-cell-tall convolution over each window's band;
+    dilation 2 and 4: +-0.56 s more context); with ``full_band``, the mean and maximum of the
+    features over all rows (a 1x1 convolution of them added to every row); a 4-cell-tall
+    convolution over each window's band;
     the mean and the maximum over each window's 16 cells; a 1x1 classifier.
     """
 
@@ -265,6 +271,9 @@ class ContextNet(nn.Module):
         self.context = nn.ModuleList(nn.Conv2d(c4, c4, (3, 5), padding=(1, 2 * d), dilation=(1, d))
                                      for d in (2, 4))
         self.context_norms = nn.ModuleList(nn.BatchNorm2d(c4) for _ in range(2))
+        if cfg.full_band:
+            self.full = nn.Conv2d(2 * c4, c4, 1)
+            self.full_norm = nn.BatchNorm2d(c4)
         rows = cfg.window_bins // cfg.cell
         self.band = nn.Conv2d(c4, cfg.hidden, (rows, 1))
         self.band_norm = nn.BatchNorm2d(cfg.hidden)
@@ -285,6 +294,9 @@ class ContextNet(nn.Module):
             h = torch.relu(f.max_pool2d(h, pool) if pool != (1, 1) else h)
         for conv, norm in zip(self.context, self.context_norms, strict=True):
             h = h + torch.relu(norm(conv(h)))
+        if self.cfg.full_band:  # the whole spectrum at these times, added to every band
+            g = torch.cat([h.mean(dim=2, keepdim=True), h.amax(dim=2, keepdim=True)], dim=1)
+            h = h + torch.relu(self.full_norm(self.full(g)))
         h = torch.relu(self.band_norm(self.band(h)))  # (batch, hidden, 13, cells)
         k = self.cfg.window_frames // self.cfg.cell
         h = torch.cat([f.avg_pool2d(h, (1, k), stride=1), f.max_pool2d(h, (1, k), stride=1)], dim=1)

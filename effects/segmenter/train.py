@@ -506,6 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="network: the paper's window CNN ('stft', default of the paper recipe) "
                              "or the per-band normalized CNN with ~3 s of context ('context', "
                              "default of the recorded recipe)")
+    parser.add_argument("--full-band", action=argparse.BooleanOptionalAction, default=True,
+                        help="context front end: every window also sees the whole spectrum's "
+                             "features at its times (default: on)")
     parser.add_argument("--context-channels", type=int, nargs=4, default=None,
                         help="context front end: feature maps of its four convolution stages")
     parser.add_argument("--targets", choices=["soft", "hard"], default="soft")
@@ -542,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     frontend = args.frontend or ("context" if args.recipe == "recorded" else "stft")
     patch_windows = args.patch_windows or (49 if frontend == "context" else 17)
     extra = {"context_channels": tuple(args.context_channels)} if args.context_channels else {}
+    if frontend == "context":
+        extra["full_band"] = args.full_band
 
     try:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,

@@ -251,7 +251,7 @@ def test_context_frontend_grid_chunks_and_config(tmp_path):
     """The "context" network gives the paper net's window grid, the same logits in time chunks
     as in one pass (its margin covers its receptive field), and round-trips through its JSON."""
     torch.manual_seed(0)
-    cfg = SegmenterConfig(frontend="context", hidden=8, context_channels=(4, 4, 8, 8))
+    cfg = SegmenterConfig(frontend="context", hidden=8, context_channels=(4, 4, 8, 8), full_band=True)
     seg = Segmenter(cfg)
     for m in seg.net.modules():  # non-trivial batch-norm statistics
         if isinstance(m, torch.nn.BatchNorm2d):
