@@ -260,8 +260,11 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
     out["worst_piece_clean"] = min(pieces.items(), key=lambda kv: kv[1]) if pieces else None
     if len(scores) >= 2:
         out["calibration"] = cross_fitted(scores, bias=bias)
-        print_calibration("cross-validated calibration (each fold's T fitted on the other folds):",
-                          out)
+        print_calibration("cross-validated calibration (each fold's T fitted on the other folds"
+                          + (", with a logit offset):" if bias else "):"), out)
+        other = {"calibration": cross_fitted(scores, bias=not bias)}
+        print_calibration("the same " + ("without" if bias else "with") + " a logit offset:", other)
+        out["calibration_" + ("temperature_only" if bias else "with_bias")] = other["calibration"]
     if write_calibration:
         pooled = concatenate(list(scores.values()))
         t, b = fit_temperature(pooled.logits, pooled.labels, bias=bias)
