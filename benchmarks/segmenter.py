@@ -47,6 +47,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -204,14 +205,27 @@ def print_calibration(title: str, report: dict) -> None:
                   f"{x['windows_noise']}/{x['windows_all']}")
 
 
-def cross_validation(folders, root: Path) -> dict:
+def cross_validation(folders, root: Path, bias: bool = False, write_calibration: str | None = None,
+                     baseline=None) -> dict:
     """Cross-validated figures of fold models (``train.py --fold K --folds N``): each scored on
-    its own held-out pieces and noise classes; the calibration cross-fitted over the folds."""
-    from blendfx.effects.segmenter.calibration import auc_summary, cross_fitted
+    its own held-out pieces and noise classes; the calibration cross-fitted over the folds.
+
+    With ``write_calibration`` (a weights folder of the same recipe, e.g. the final one trained
+    on every piece), the temperature (and with ``bias`` the offset) fitted on all folds'
+    held-out windows together is written into that folder's config. With ``baseline`` (a
+    :class:`Segmenter`, e.g. the shipped weights), it is scored on every fold's items too (its
+    AUCs beside the fold model's; it may have trained on some of them, see its metadata)."""
+    from blendfx.effects.segmenter.calibration import (
+        auc_summary,
+        calibration_summary,
+        concatenate,
+        cross_fitted,
+        fit_temperature,
+    )
     from blendfx.effects.segmenter.data import fold_split
     from blendfx.effects.segmenter.net import Segmenter
 
-    scores, per_fold = {}, {}
+    scores, per_fold, base_auc = {}, {}, {}
     for folder in folders:
         m = Segmenter.from_pretrained(folder)
         f = m.training.get("fold")
@@ -220,10 +234,24 @@ def cross_validation(folders, root: Path) -> dict:
         split = fold_split(root, f["fold"], f["folds"], f["seed"], midi=False)
         name = f"fold{f['fold']}of{f['folds']}"
         scores[name] = _scores_of(m, split.val_music, split.val_noise, per_piece=12, noise_segments=6)
+        if baseline is not None:
+            base = auc_summary(_scores_of(baseline, split.val_music, split.val_noise, per_piece=12,
+                                          noise_segments=6))
+            base_auc[name] = base["dominance"]
         per_fold[name] = {"auc": auc_summary(scores[name]), "steps": m.training.get("steps"),
                           "train_seconds": m.training.get("train_seconds"),
                           "music": [p.name for p in split.val_music]}
+        a = per_fold[name]["auc"]["dominance"]
+        print(f"{name} ({folder}): " + "  ".join(f"{k} {v:.4f}" for k, v in a.items()))
     out = {"folds": per_fold}
+    if base_auc:
+        out["baseline_auc"] = base_auc
+        for cond in ("clean", "-10"):
+            out[f"baseline_mean_auc_{cond}"] = float(np.mean([v.get(cond, np.nan)
+                                                              for v in base_auc.values()]))
+        print("baseline (--weights) on the same items: " + "; ".join(
+            f"{k}: clean {v.get('clean', np.nan):.4f}, -10 dB {v.get('-10', np.nan):.4f}"
+            for k, v in base_auc.items()))
     for cond in ("clean", "-10"):
         values = {k: v["auc"]["dominance"].get(cond, float("nan")) for k, v in per_fold.items()}
         out[f"mean_auc_{cond}"] = float(np.mean(list(values.values())))
@@ -231,9 +259,27 @@ def cross_validation(folders, root: Path) -> dict:
     pieces = {p: a for v in per_fold.values() for p, a in v["auc"]["clean_by_piece"].items()}
     out["worst_piece_clean"] = min(pieces.items(), key=lambda kv: kv[1]) if pieces else None
     if len(scores) >= 2:
-        out["calibration"] = cross_fitted(scores)
-        print_calibration("cross-validated calibration (each fold's T fitted on the other folds):",
-                          out)
+        out["calibration"] = cross_fitted(scores, bias=bias)
+        print_calibration("cross-validated calibration (each fold's T fitted on the other folds"
+                          + (", with a logit offset):" if bias else "):"), out)
+        other = {"calibration": cross_fitted(scores, bias=not bias)}
+        print_calibration("the same " + ("without" if bias else "with") + " a logit offset:", other)
+        out["calibration_" + ("temperature_only" if bias else "with_bias")] = other["calibration"]
+    if write_calibration:
+        pooled = concatenate(list(scores.values()))
+        t, b = fit_temperature(pooled.logits, pooled.labels, bias=bias)
+        final = Segmenter.from_pretrained(write_calibration)
+        final.config = replace(final.config, temperature=t, logit_bias=b)
+        final.training = {**final.training, "calibration": {
+            "temperature": t, "logit_bias": b, "fitted_on": "the held-out windows of the "
+            "cross-validation folds " + ", ".join(str(f) for f in folders),
+            "windows": int(pooled.logits.size),
+            "folds_after": calibration_summary(pooled, t, b)}}
+        final.save_pretrained(write_calibration)
+        out["written_calibration"] = {"folder": str(write_calibration), "temperature": t,
+                                      "logit_bias": b}
+        print(f"wrote T {t:.3f}, b {b:+.3f} (fitted on all folds' held-out windows) into "
+              f"{write_calibration}")
     print(f"cross-validation over {len(per_fold)} folds: mean clean AUC {out['mean_auc_clean']:.4f}, "
           f"-10 dB {out['mean_auc_-10']:.4f}; worst fold {out['worst_fold_clean']}; worst piece "
           f"{out['worst_piece_clean']}")
@@ -277,6 +323,12 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", nargs="*", default=[],
                         help="weights folders trained with --fold K --folds N: cross-validated "
                              "AUC and calibration over their held-out pieces and noise classes")
+    parser.add_argument("--folds-baseline", action="store_true",
+                        help="with --folds: score --weights (default: shipped) on every fold's "
+                             "held-out items too")
+    parser.add_argument("--write-calibration", default=None, metavar="DIR",
+                        help="with --folds: write the temperature (and with --calibration-bias the "
+                             "offset) fitted on all folds' held-out windows into DIR's config")
     args = parser.parse_args(argv)
     if args.long_case:
         print(json.dumps(long_input(args.long_case, args.weights)))
@@ -299,7 +351,10 @@ def main(argv=None) -> int:
                                                       aucs["dominance"].items()))
         print("  clean AUC by piece, worst first: " + ", ".join(
             f"{k} {v:.3f}" for k, v in sorted(aucs["clean_by_piece"].items(), key=lambda kv: kv[1])))
-    folds = cross_validation(args.folds, root) if args.folds else None
+    folds = (cross_validation(args.folds, root, bias=args.calibration_bias,
+                              write_calibration=args.write_calibration,
+                              baseline=model if args.folds_baseline else None)
+             if args.folds else None)
     if args.only:
         print(json.dumps({"benchmark": "segmenter", "calibration_unseen": calibration,
                           "cross_validation": folds}))
@@ -381,7 +436,10 @@ def main(argv=None) -> int:
     cpu_effect = best_time(lambda: effect(stereo, sr), clock=time.process_time)
     t_segment = best_time(lambda: effect.model().segment(stereo, sr))
     short = (m + z)[: 3 * sr]
-    t_naive = window_by_window_seconds(effect.model(), short)
+    # the paper's window-by-window form exists for the paper's net only (the "context" network
+    # needs the whole image: its windows see past their own pixels)
+    paper_net = effect.model().config.frontend == "stft"
+    t_naive = window_by_window_seconds(effect.model(), short) if paper_net else float("nan")
     rtf = args.seconds / t_effect
     rtf_segment = args.seconds / t_segment
     rtf_naive = 3.0 / t_naive

@@ -70,7 +70,7 @@ class AugmentConfig:
     """
 
     stereo: bool = True
-    pitch_p: float = 0.1
+    pitch_p: float = 0.03
     pitch_semitones: float = 2.0
     music_room_p: float = 0.3
     noise_room_p: float = 0.2

@@ -187,7 +187,8 @@ def stratified_folds(names: Sequence[str], lengths: Sequence[float], folds: int,
 
 
 def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0, folds: int = 4,
-               seed: int = 0, midi: bool = True) -> SourceSplit:
+               seed: int = 0, midi: bool = True, hold_music: Sequence[str] = (),
+               hold_noise: Sequence[str] = ()) -> SourceSplit:
     """Whole-piece k-fold split over the recorded music, with noise classes held out too.
 
     Every recorded piece (:func:`music_pieces`) and every noise class (:func:`noise_classes`)
@@ -199,7 +200,9 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
 
     With ``fold=None`` (the final model, after the cross-validation): every recorded piece and
     the ``noise/nps`` recordings train; validation keeps :func:`source_split`'s held-out noise
-    (the last two ESC-10 clips of every class, one long bed) and rendered MIDI tunes.
+    (the last two ESC-10 clips of every class, one long bed) and rendered MIDI tunes, plus the
+    pieces named in ``hold_music`` and the noise classes in ``hold_noise``, which do not train
+    (e.g. the recording a test scores the final weights on).
 
     Parameters
     ----------
@@ -209,18 +212,37 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
         Number of folds, 2 to the number of noise classes.
     seed : int
         Seeds the fold assignment.
+    hold_music, hold_noise : sequence of str
+        Only with ``fold=None``: stems of recorded pieces (``minimalism_n10_piano_novarina``) and
+        names of noise classes (``nps/yellowstone_bison_grazing``, see :func:`noise_classes`)
+        held out of the training.
 
     Raises
     ------
     ParameterError
-        ``fold`` or ``folds`` out of range, or fewer pieces or noise classes than folds.
+        ``fold`` or ``folds`` out of range, fewer pieces or noise classes than folds, a
+        ``hold_music``/``hold_noise`` name that is no piece or class, or either given with a fold.
     """
     root = shared_data_dir(root)
     pieces, classes = music_pieces(root), noise_classes(root)
+    if fold is not None and (hold_music or hold_noise):
+        raise ParameterError("hold_music/hold_noise only apply with fold=None (the folds hold "
+                             "out their own pieces and classes)")
     if fold is None:
+        unknown = ([m for m in hold_music if m not in {p.stem for p in pieces}]
+                   + [n for n in hold_noise if n not in classes])
+        if unknown:
+            raise ParameterError(f"hold_music/hold_noise: no piece or noise class named "
+                                 f"{', '.join(unknown)} in {root} (pieces: file stems of "
+                                 f"music/ and music_cc/; classes: {', '.join(classes)})")
         base = source_split(root, midi=midi)
-        base.train_music, base.val_music = pieces, []
-        base.train_noise += [f for name, fs in classes.items() if name.startswith("nps/") for f in fs]
+        base.train_music = [p for p in pieces if p.stem not in hold_music]
+        base.val_music = [p for p in pieces if p.stem in hold_music]
+        held = {f for n in hold_noise for f in classes[n]}
+        base.train_noise = [f for f in base.train_noise if f not in held]
+        base.val_noise = [f for f in base.val_noise if f not in held] + sorted(held)
+        base.train_noise += [f for name, fs in classes.items() if name.startswith("nps/")
+                             and name not in hold_noise for f in fs]
         return base
     if folds < 2 or not 0 <= fold < folds:
         raise ParameterError(f"need 2 <= folds and 0 <= fold < folds, got fold {fold} of {folds}")

@@ -123,6 +123,21 @@ class SegmenterConfig:
         recordings by :func:`.calibration.fit_temperature`; > 0.
     logit_bias : float
         Added to the scaled logit difference (Platt-style offset); 0 = pure temperature scaling.
+    frontend : {"stft", "context"}
+        "stft": the paper's window classifier (the fields above). "context" (issue 20): a fully
+        convolutional network over the whole image (see :class:`ContextNet`) that adds a per-band
+        normalized input channel (each bin's level in dB minus its moving mean over
+        ``norm_frames`` frames: the recording's EQ and level drop out), pools to the 16 x
+        16-pixel cell grid, widens the temporal context with dilated convolutions (each window's
+        logits see about 2.5 s) and classifies every 64 x 256-pixel window from its cells: the
+        same window grid, probabilities and masks as "stft".
+    context_channels : tuple of int
+        "context": feature maps of its four convolution stages.
+    norm_frames : int
+        "context": frames of the moving mean of the per-band normalized channel (odd).
+    full_band : bool
+        "context": give every window the mean and the maximum of the features over all bands at
+        its times too (whether the whole spectrum sounds like music, not only its own band).
     """
 
     sample_rate: int = 44100
@@ -142,16 +157,31 @@ class SegmenterConfig:
     silence_db: float = -100.0
     temperature: float = 1.0
     logit_bias: float = 0.0
+    frontend: str = "stft"
+    context_channels: tuple[int, ...] = (8, 16, 24, 32)
+    norm_frames: int = 129
+    full_band: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
+        object.__setattr__(self, "context_channels", tuple(int(s) for s in self.context_channels))
+        if self.frontend not in ("stft", "context"):
+            raise ParameterError(f"SegmenterConfig: frontend must be 'stft' or 'context', got "
+                                 f"{self.frontend!r}")
+        if self.frontend == "context":
+            if self.cell != 16 or self.n_fft != 512 or len(self.context_channels) != 4:
+                raise ParameterError("SegmenterConfig: the 'context' frontend needs cell 16, n_fft "
+                                     "512 and four context_channels")
+            if self.norm_frames < 1 or self.norm_frames % 2 == 0:
+                raise ParameterError(f"SegmenterConfig: norm_frames must be odd and >= 1, got "
+                                     f"{self.norm_frames}")
         if not (np.isfinite(self.temperature) and self.temperature > 0):
             raise ParameterError(f"SegmenterConfig: temperature must be a positive number, got "
                                  f"{self.temperature!r}")
         if not np.isfinite(self.logit_bias):
             raise ParameterError(f"SegmenterConfig: logit_bias must be finite, got {self.logit_bias!r}")
         total = int(np.prod(self.conv_strides)) * 2 ** len(self.conv_strides)
-        if total != self.cell:
+        if total != self.cell and self.frontend == "stft":
             raise ParameterError(f"SegmenterConfig: conv strides {self.conv_strides} with one 2x2 pool "
                                  f"each give a total stride of {total} px, not cell = {self.cell}")
         if self.window_bins % self.cell or self.window_frames % self.cell:
@@ -185,8 +215,11 @@ class SegmenterConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["conv_strides"] = list(self.conv_strides)
+        d["context_channels"] = list(self.context_channels)
         if not self.calibrated:  # uncalibrated configs stay as they were written before
             del d["temperature"], d["logit_bias"]
+        if self.frontend == "stft":  # so do the paper's
+            del d["frontend"], d["context_channels"], d["norm_frames"], d["full_band"]
         return d
 
     @classmethod
@@ -201,7 +234,79 @@ class SegmenterConfig:
 
 # -- the network ---------------------------------------------------------------------------------
 
+class ContextNet(nn.Module):
+    """The "context" front end's network (issue 20): the same window logits as the paper's net,
+    from a fully convolutional pass with about 2.5 s of temporal context.
+
+    ``forward`` takes the ``(batch, C, 256, W)`` input of :func:`net_input` (only its first
+    channel, the image in [0, 1], is read; ``W`` a multiple of 16 and >= 256) and returns
+    ``(batch, 2, 13, (W - 256) / 16 + 1)`` logits (0 = noise, 1 = music), window ``(i, j)``
+    covering bins ``16 i .. 16 i + 63`` and frames ``16 j .. 16 j + 255``, like the paper's net;
+    each window's logits also see about 300 frames (0.87 s) on either side of it (2.5 s in all).
+
+    Layers: the image averaged over 2 x 2 pixels (128 rows of 172 Hz, 5.8 ms frames); beside it
+    the per-band normalized image (minus its moving mean over ``norm_frames`` frames) and each
+    row's frequency; a 4x4 convolution of stride 2, then three 3x3 convolutions with max-pools
+    (2x2, 2x1, 1x2), each with batch norm and ReLU,
+    down to the 16 x 16-pixel cell grid; two residual dilated convolutions (3 x 5 cells, time
+    dilation 2 and 4: +-0.56 s more context); with ``full_band``, the mean and maximum of the
+    features over all rows (a 1x1 convolution of them added to every row); a 4-cell-tall
+    convolution over each window's band;
+    the mean and the maximum over each window's 16 cells; a 1x1 classifier.
+    """
+
+    #: Frames of context each side that a window's logits depend on (a bound, for chunking: the
+    #: receptive field reaches about 300 frames past the window).
+    margin_frames = 640
+
+    def __init__(self, cfg: SegmenterConfig):
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3, c4 = cfg.context_channels
+        chans = [(3, c1), (c1, c2), (c2, c3), (c3, c4)]
+        self.convs = nn.ModuleList([nn.Conv2d(3, c1, 4, stride=2, padding=1)]
+                                   + [nn.Conv2d(a, b, 3, padding=1) for a, b in chans[1:]])
+        self.norms = nn.ModuleList(nn.BatchNorm2d(b) for _, b in chans)
+        self.pools = ((1, 1), (2, 2), (2, 1), (1, 2))
+        self.context = nn.ModuleList(nn.Conv2d(c4, c4, (3, 5), padding=(1, 2 * d), dilation=(1, d))
+                                     for d in (2, 4))
+        self.context_norms = nn.ModuleList(nn.BatchNorm2d(c4) for _ in range(2))
+        if cfg.full_band:
+            self.full = nn.Conv2d(2 * c4, c4, 1)
+            self.full_norm = nn.BatchNorm2d(c4)
+        rows = cfg.window_bins // cfg.cell
+        self.band = nn.Conv2d(c4, cfg.hidden, (rows, 1))
+        self.band_norm = nn.BatchNorm2d(cfg.hidden)
+        self.out = nn.Conv2d(2 * cfg.hidden, 2, 1)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.register_buffer("rows", (torch.arange(cfg.image_bins // 2) / (cfg.image_bins // 2))
+                             .reshape(1, 1, -1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = nn.functional
+        img = f.avg_pool2d(x[:, :1, : self.cfg.image_bins], 2)  # 128 rows x W / 2 frames
+        r = self.cfg.norm_frames // 4
+        rel = img - f.avg_pool2d(img, (1, 2 * r + 1), stride=1, padding=(0, r),
+                                 count_include_pad=False)
+        h = torch.cat([img, rel, self.rows.expand(img.shape[0], 1, -1, img.shape[-1])], dim=1)
+        for conv, norm, pool in zip(self.convs, self.norms, self.pools, strict=True):
+            h = norm(conv(h))
+            h = torch.relu(f.max_pool2d(h, pool) if pool != (1, 1) else h)
+        for conv, norm in zip(self.context, self.context_norms, strict=True):
+            h = h + torch.relu(norm(conv(h)))
+        if self.cfg.full_band:  # the whole spectrum at these times, added to every band
+            g = torch.cat([h.mean(dim=2, keepdim=True), h.amax(dim=2, keepdim=True)], dim=1)
+            h = h + torch.relu(self.full_norm(self.full(g)))
+        h = torch.relu(self.band_norm(self.band(h)))  # (batch, hidden, 13, cells)
+        k = self.cfg.window_frames // self.cfg.cell
+        h = torch.cat([f.avg_pool2d(h, (1, k), stride=1), f.max_pool2d(h, (1, k), stride=1)], dim=1)
+        return self.out(self.drop(h))
+
+
 def _build_net(config: SegmenterConfig):
+    if config.frontend == "context":
+        return ContextNet(config)
+
     class SegmenterNet(nn.Module):
         """Fully convolutional form of the paper's window classifier.
 
@@ -768,7 +873,8 @@ class Segmenter:
             raise ModelNotFoundError(f"segmenter weights {weights} do not match {config_path}: "
                                      f"{str(exc).splitlines()[0]}") from None
         model.net.to(model.device).eval()
-        model._folded = _inference_net(model.net, model.config)
+        if config.frontend == "stft":
+            model._folded = _inference_net(model.net, model.config)
         return model
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
@@ -798,6 +904,8 @@ class Segmenter:
         c = self.config
         _, w = image.shape
         cols = max(1, -(-(w - c.window_frames) // c.cell) + 1)
+        if c.frontend == "context":
+            return self._context_logits(image, cols)
         chunks = -(-cols // self.chunk_windows)
         k = -(-cols // chunks)  # windows per chunk, spread evenly (padding: < 1 window per chunk)
         span = c.window_frames + c.cell * (k - 1)
@@ -816,6 +924,27 @@ class Segmenter:
         logits = torch.cat(outs)  # (chunks, 2, k, rows)
         logits = logits.permute(1, 3, 0, 2).reshape(2, logits.shape[3], -1)
         return logits[..., :cols]
+
+    #: "context" front end: windows per chunk (each chunk adds ``margin_frames`` of context on
+    #: both sides, so its logits equal those of one pass over the whole image).
+    context_chunk_windows = 1024
+
+    def _context_logits(self, image, cols: int):
+        """:meth:`window_logits` of the "context" network, over overlapping time chunks."""
+        c = self.config
+        need = c.window_frames + c.cell * (cols - 1)
+        padded = torch.nn.functional.pad(image, (0, need - image.shape[-1]))[None, None]
+        margin = ContextNet.margin_frames
+        outs = []
+        with torch.inference_mode():
+            for a in range(0, cols, self.context_chunk_windows):
+                b = min(cols, a + self.context_chunk_windows)
+                lo = max(0, a * c.cell - margin)
+                hi = min(need, (b - 1) * c.cell + c.window_frames + margin)
+                z = self.net(padded[..., lo:hi]).float()[0]
+                first = (a * c.cell - lo) // c.cell
+                outs.append(z[..., first:first + b - a])
+        return torch.cat(outs, dim=-1)
 
     def segment(self, audio: np.ndarray, sample_rate: float) -> Segmentation:
         """Segment ``audio`` (any layout, any rate; mixed to mono) into music and noise.

@@ -275,6 +275,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
           voicings: int = 1, midi_seconds: float = 30.0, clean_share: float | None = None,
           noise_mix: float = 0.0, cycles: int = 1, recipe: str = "paper",
           fold: int | None = None, folds: int = 4, fold_seed: int = 0,
+          hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
           augment: AugmentConfig | None = None, log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
@@ -332,6 +333,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     fold, folds, fold_seed : int
         The held-out fold of the "recorded" recipe (None: no recorded piece held out, for the
         final weights), the number of folds and the seed of the fold assignment.
+    hold_music, hold_noise : sequence of str
+        "recorded" recipe with ``fold=None``: pieces (file stems) and noise classes kept out of
+        the final training (:func:`.data.fold_split`), e.g. those a test scores the weights on.
     augment : AugmentConfig, optional
         The recording chain's settings for the "recorded" recipe (default
         :class:`~.augment.AugmentConfig`'s).
@@ -361,7 +365,8 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         raise ParameterError(f"recipe must be 'paper' or 'recorded', got {recipe!r}")
     recorded = recipe == "recorded"
     if recorded:
-        split = fold_split(root, fold, folds, fold_seed, midi=use_midi)
+        split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
+                           hold_noise=hold_noise)
         augment = augment or AugmentConfig()
     else:
         split = source_split(root, midi=use_midi, val_music=val_music)
@@ -440,7 +445,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
                 + "  ".join(f"{k} {v:.4f}" for k, v in aucs.items()) + f"  ({elapsed:.0f} s)")
     train_seconds = time.perf_counter() - t_train
     net.eval()
-    full_val = validation_items(val_music + midi_val, val_noise, config=config)
+    # the recorded recipe's folds are scored by benchmarks/segmenter.py --folds; here a capped set
+    full_val = validation_items(val_music + midi_val, val_noise, config=config,
+                                max_music_segments=40 if recorded else None)
     final = evaluate(model, full_val)
     log("validation AUC (dominance): " + json.dumps({k: round(v, 4) for k, v in final["dominance"].items()}))
     log("validation AUC (presence):  " + json.dumps({k: round(v, 4) for k, v in final["presence"].items()}))
@@ -453,6 +460,8 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         "recipe": recipe,
         "fold": ({"fold": fold, "folds": folds, "seed": fold_seed} if recorded and fold is not None
                  else None),
+        "held_out": ({"music": list(hold_music), "noise": list(hold_noise)}
+                     if recorded and fold is None else None),
         "augment": augment.to_dict() if recorded else None,
         "threads": threads, "torch": torch.__version__,
         "train_seconds": round(train_seconds, 1), "load_seconds": round(load_seconds, 1),
@@ -479,8 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the weights and their JSON config")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--patch-windows", type=int, default=17,
-                        help="training patch length in window hops (17: 512 frames, 1.49 s)")
+    parser.add_argument("--patch-windows", type=int, default=None,
+                        help="training patch length in window hops (default 17: 512 frames, "
+                             "1.49 s; 49 with the context front end: 1024 frames, 2.97 s)")
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=250)
@@ -492,6 +502,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=SegmenterConfig.dropout)
     parser.add_argument("--hidden", type=int, default=SegmenterConfig.hidden)
     parser.add_argument("--linear-channel", action="store_true")
+    parser.add_argument("--frontend", choices=["stft", "context"], default=None,
+                        help="network: the paper's window CNN ('stft', default of the paper recipe) "
+                             "or the per-band normalized CNN with ~3 s of context ('context', "
+                             "default of the recorded recipe)")
+    parser.add_argument("--full-band", action=argparse.BooleanOptionalAction, default=True,
+                        help="context front end: every window also sees the whole spectrum's "
+                             "features at its times (default: on)")
+    parser.add_argument("--context-channels", type=int, nargs=4, default=None,
+                        help="context front end: feature maps of its four convolution stages")
     parser.add_argument("--targets", choices=["soft", "hard"], default="soft")
     parser.add_argument("--init", default=None, help="weights folder to fine-tune from")
     parser.add_argument("--voicings", type=int, default=1,
@@ -511,6 +530,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="recorded recipe: the held-out fold K (0-based) or 'none' (default)")
     parser.add_argument("--folds", type=int, default=4, help="recorded recipe: number of folds")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the fold assignment")
+    parser.add_argument("--hold-music", nargs="*", default=[],
+                        help="recorded recipe, --fold none: piece stems kept out of the training")
+    parser.add_argument("--hold-noise", nargs="*", default=[],
+                        help="recorded recipe, --fold none: noise classes (e.g. "
+                             "nps/yellowstone_bison_grazing) kept out of the training")
     args = parser.parse_args(argv)
     try:
         fold = None if args.fold in (None, "none") else int(args.fold)
@@ -518,17 +542,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--fold must be a fold number or 'none', got {args.fold!r}")
     if args.fold is not None and args.recipe != "recorded":
         parser.error("--fold needs --recipe recorded")
+    frontend = args.frontend or ("context" if args.recipe == "recorded" else "stft")
+    patch_windows = args.patch_windows or (49 if frontend == "context" else 17)
+    extra = {"context_channels": tuple(args.context_channels)} if args.context_channels else {}
+    if frontend == "context":
+        extra["full_band"] = args.full_band
 
     try:
         train(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-              patch_windows=args.patch_windows, noise_mix=args.noise_mix, cycles=args.cycles,
+              patch_windows=patch_windows, noise_mix=args.noise_mix, cycles=args.cycles,
               eval_every=args.eval_every, use_midi=not args.no_midi, threads=args.threads,
               optimizer=args.optimizer, val_music=args.val_music,
               targets=args.targets, init=args.init, voicings=args.voicings,
               midi_seconds=args.midi_seconds, clean_share=args.clean_share,
               recipe=args.recipe, fold=fold, folds=args.folds, fold_seed=args.fold_seed,
+              hold_music=args.hold_music, hold_noise=args.hold_noise,
               config=None if args.init else SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
-                                                            linear_channel=args.linear_channel))
+                                                            linear_channel=args.linear_channel,
+                                                            frontend=frontend, **extra))
     except BlendfxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -230,6 +230,48 @@ def test_fold_split_holds_out_whole_pieces_and_noise_classes():
         fold_split(SHARED_DATA, 4, 4)
 
 
+def test_final_split_holds_out_named_pieces_and_classes():
+    shared("music_cc")
+    piece, cls = "minimalism_n10_piano_novarina", "nps/yellowstone_bison_grazing"
+    split = fold_split(SHARED_DATA, None, midi=False, hold_music=[piece], hold_noise=[cls])
+    assert [p.stem for p in split.val_music] == [piece]
+    assert piece not in {p.stem for p in split.train_music} and len(split.train_music) == 18
+    held = set(noise_classes(SHARED_DATA)[cls])
+    assert held <= set(split.val_noise) and not held & set(split.train_noise)
+    assert any("nps" in str(p) for p in split.train_noise)  # the other NPS classes still train
+    with pytest.raises(ParameterError, match="no piece or noise class named nocturne"):
+        fold_split(SHARED_DATA, None, hold_music=["nocturne"])
+    with pytest.raises(ParameterError, match="fold=None"):
+        fold_split(SHARED_DATA, 0, 4, hold_music=[piece])
+
+
+# -- the context front end -----------------------------------------------------------------------
+
+def test_context_frontend_grid_chunks_and_config(tmp_path):
+    """The "context" network gives the paper net's window grid, the same logits in time chunks
+    as in one pass (its margin covers its receptive field), and round-trips through its JSON."""
+    torch.manual_seed(0)
+    cfg = SegmenterConfig(frontend="context", hidden=8, context_channels=(4, 4, 8, 8), full_band=True)
+    seg = Segmenter(cfg)
+    for m in seg.net.modules():  # non-trivial batch-norm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    x = tone_and_noise(4.0)
+    whole = seg.segment(x, SR)
+    paper = Segmenter(SegmenterConfig()).segment(x, SR)
+    assert whole.windows.shape == paper.windows.shape and whole.cells.shape == paper.cells.shape
+    seg.context_chunk_windows = 40
+    chunked = seg.segment(x, SR)
+    np.testing.assert_allclose(chunked.logits, whole.logits, atol=1e-4)
+    seg.save_pretrained(tmp_path / "ctx")
+    again = Segmenter.from_pretrained(tmp_path / "ctx")
+    assert again.config == cfg
+    np.testing.assert_allclose(again.segment(x, SR).logits, whole.logits, atol=1e-5)
+    with pytest.raises(ParameterError, match="frontend"):
+        SegmenterConfig(frontend="mel")
+
+
 # -- the recording augmentations -----------------------------------------------------------------
 
 def test_compressor_gain_steady_state():
@@ -320,12 +362,16 @@ def test_recorded_recipe_smoke(tmp_path):
 # -- the shipped weights on a recorded piece they never heard ------------------------------------
 
 def test_shipped_weights_on_a_held_out_recording(model):
-    """A minimalist piano recording (music_cc, never trained on) against two field recordings
-    (NPS, never trained on): the windows' p(music) ranks them (AUC) and the mean music
-    probability of the piano is above the noises'."""
-    piano = load_clips([shared("music_cc", "minimalism_n10_piano_novarina.mp3")])[0].audio
-    noises = load_clips([shared("noise", "nps", f"yellowstone_{n}.mp3")
-                         for n in ("bison_grazing", "horse_drawn_wagon")])
+    """A minimalist piano recording against two field recordings (NPS), none of which the
+    shipped weights trained on (their metadata says so: the final training of the recorded
+    recipe holds them out with --hold-music/--hold-noise): the windows' p(music) ranks them
+    (AUC) and the mean music probability of the piano is above the noises'."""
+    names = ["music_cc/minimalism_n10_piano_novarina.mp3", "noise/nps/yellowstone_bison_grazing.mp3",
+             "noise/nps/yellowstone_horse_drawn_wagon.mp3"]
+    src = model.training["sources"]
+    assert not set(names) & set(src["train_music"] + src["train_noise"])
+    piano = load_clips([shared(*names[0].split("/"))])[0].audio
+    noises = load_clips([shared(*n.split("/")) for n in names[1:]])
     length = item_samples(model.config, 49)
     music_p = np.concatenate([model.probabilities(piano[s:s + length], SR).windows.ravel()
                               for s in range(SR * 20, SR * 80, length)])
