@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import re
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +163,41 @@ def find_plugin(name: str, folders: list[Path] | None = None) -> Path | None:
 _HIDDEN_PARAMETERS = re.compile(r"MIDI Ch\. \d+ CC \d+$")
 
 
+def _libm() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    except OSError:  # no C maths library by that name: nothing to restore with
+        return None
+
+
+_LIBM = _libm()
+
+
+@contextlib.contextmanager
+def _float_environment_kept() -> Iterator[None]:
+    """Restore the calling thread's floating-point environment (C's ``fenv_t``: rounding,
+    and on x86 the MXCSR's flush-to-zero and denormals-are-zero bits) after the block.
+
+    A plug-in built with ``-ffast-math`` (DPF's default, Debian's zam-plugins among them) sets
+    flush-to-zero for the whole thread when it is loaded (GCC's ``crtfastmath`` constructor),
+    and every thread started afterwards inherits it: numpy would then flush subnormal numbers
+    to zero everywhere in the process, long after the plug-in is gone.
+    """
+    env = ctypes.create_string_buffer(64)  # fenv_t is 32 bytes on x86-64, 8 on arm64
+    saved = _LIBM is not None and _LIBM.fegetenv(env) == 0
+    try:
+        yield
+    finally:
+        if saved:
+            _LIBM.fesetenv(env)
+
+
 def load_plugin(path: str | os.PathLike[str]) -> Any:
     """``pedalboard.load_plugin(path)`` (a VST3 or Audio Unit bundle), without wrapping the
     hidden MIDI-controller parameters of DPF plug-ins as Python parameters (see
-    ``_HIDDEN_PARAMETERS``: they stay the plug-in's, out of ``parameters``).
+    ``_HIDDEN_PARAMETERS``: they stay the plug-in's, out of ``parameters``), and without
+    letting the plug-in's loading change the process's floating-point mode (see
+    :func:`_float_environment_kept`).
 
     Raises
     ------
@@ -173,7 +208,8 @@ def load_plugin(path: str | os.PathLike[str]) -> Any:
                       "PARAMETER_NAME_REGEXES_TO_IGNORE", None)
     if isinstance(ignored, set):
         ignored.add(_HIDDEN_PARAMETERS)  # (a set: adding it twice is adding it once)
-    return pedalboard.load_plugin(str(path))
+    with _float_environment_kept():
+        return pedalboard.load_plugin(str(path))
 
 
 def plugin_stamp(path: str | os.PathLike[str]) -> int:

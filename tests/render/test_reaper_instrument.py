@@ -116,6 +116,24 @@ def pitch_hz(x: np.ndarray, sr: float) -> float:
 
 
 # -- the plug-in ---------------------------------------------------------------------------------
+def test_loading_a_fast_math_plugin_keeps_subnormal_numbers(plugin_path):
+    """DPF builds with -ffast-math, whose loader sets flush-to-zero for the loading thread (and
+    every thread it starts): blendfx's load_plugin gives the thread its floating-point mode
+    back, so numpy keeps subnormal numbers afterwards, in this thread and in new ones."""
+    import threading
+
+    def subnormals_kept() -> bool:
+        return bool(np.float64(2.2250738585072014e-308) / 4 != 0)
+
+    assert subnormals_kept()
+    load_plugin(plugin_path)
+    seen: list[bool] = []
+    worker = threading.Thread(target=lambda: seen.append(subnormals_kept()))
+    worker.start()
+    worker.join()
+    assert subnormals_kept() and seen == [True]
+
+
 def test_the_test_synth_loads_as_an_instrument_and_plays_its_closed_form(plugin_path):
     synth = load_plugin(plugin_path)  # (pedalboard.load_plugin, see below)
     assert isinstance(synth, pedalboard.VST3Plugin)

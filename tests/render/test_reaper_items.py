@@ -11,11 +11,10 @@ import struct
 
 import mido
 import numpy as np
-import pedalboard
 import pytest
 from blendfx import read_audio
 from blendfx.errors import SessionError
-from blendfx.render.instruments import find_plugin, reaper_vst3_state
+from blendfx.render.instruments import find_plugin, load_plugin, reaper_vst3_state
 from blendfx.render.reaper import import_reaper
 from blendfx.render.renderer import render_session
 from blendfx.render.session import load_session, session_from_dict
@@ -194,7 +193,7 @@ def test_reaper_vst3_chunk_round_trip():
 def zam_state(threshold_db: float, ratio: float) -> bytes:
     """The component state REAPER would save for ZamCompX2 at these settings (the plug-in's
     own bytes, read back through pedalboard)."""
-    ref = pedalboard.load_plugin(str(ZAM))
+    ref = load_plugin(ZAM)
     ref.threshold_db, ref.ratio = threshold_db, ratio
     ref.process(np.zeros((2, 512), np.float32), SR)
     xml = ref.raw_state.decode("latin-1")
@@ -226,7 +225,7 @@ def test_track_fx_render_through_the_real_plugin_with_the_project_state(tmp_path
     report = next(t for t in out.report["tracks"] if t["name"] == "Comp")["reports"][0]
     assert report["effect"] == "plug-in" and report["state"] == "applied"
     assert report["path"] == str(ZAM)
-    want = pedalboard.load_plugin(str(ZAM))
+    want = load_plugin(ZAM)
     want.threshold_db, want.ratio = -30.0, 8.0
     y = want.process(stereo, SR, reset=True)
     assert np.abs(stems["Comp"] - y).max() < 1e-4  # the plug-in, at the project's settings
@@ -234,7 +233,7 @@ def test_track_fx_render_through_the_real_plugin_with_the_project_state(tmp_path
     assert np.abs(dry - stereo).max() < 1e-4  # (a stereo stem at centre: unity)
     late = slice(SR, 2 * SR)
     assert np.abs(stems["Comp"][:, late]).max() < 0.7 * np.abs(dry[:, late]).max()  # compressed
-    defaults = pedalboard.load_plugin(str(ZAM)).process(stereo, SR, reset=True)
+    defaults = load_plugin(ZAM).process(stereo, SR, reset=True)
     assert np.abs(stems["Comp"] - defaults).max() > 0.05  # the state made the difference
 
 
@@ -255,7 +254,7 @@ def test_folder_fx_process_the_sum_of_the_folder(tmp_path):
     out, stems = render(proj, tmp_path)
     assert out.report["tracks"][1]["reports"][0]["effect"] == "plug-in"
     lead = np.stack([x, x]) * MONO  # the child's stem: the mono pan law at centre
-    comp = pedalboard.load_plugin(str(ZAM))
+    comp = load_plugin(ZAM)
     comp.threshold_db, comp.ratio = -24.0, 4.0
     want = comp.process(lead, SR, reset=True)
     assert np.abs(stems["Group"] - want).max() < 1e-4
