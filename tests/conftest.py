@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# numba (librosa's pitch and zero-crossing kernels) caches compiled code beside the package;
+# two pytest-xdist workers compiling the same function at once leave an index and code files
+# from different compilations there, and every later process that loads them crashes
+# (reproduced: two fresh processes calling librosa.estimate_tuning at once, then a third
+# segfaults). One cache folder per worker: no two processes ever write the same one.
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(__file__).resolve().parents[1] / ".pytest_cache"
+                                        / "numba" / os.environ.get("PYTEST_XDIST_WORKER", "main"))
+
 #: The shared test data lives beside the checkout and is never copied into the project.
 SHARED_DATA = Path(os.environ.get("BLENDFX_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
