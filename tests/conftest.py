@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +55,20 @@ def clock_tick() -> tuple[np.ndarray, float]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@contextlib.contextmanager
+def threads_started() -> Iterator[list[str]]:
+    """The names of the threads started in the block (any thread's), in order."""
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def record(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    threading.Thread.start = record  # type: ignore[method-assign]
+    try:
+        yield started
+    finally:
+        threading.Thread.start = start  # type: ignore[method-assign]

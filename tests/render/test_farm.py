@@ -29,6 +29,7 @@ from blendfx.render.renderer import render_tracks
 from blendfx.render.session import Session, Track, load_session
 
 from .. import sessionkit
+from ..conftest import threads_started
 
 CHAIN = {"type": "Chain", "plugins": [
     {"type": "pedalboard.Reverb", "room_size": 0.8},
@@ -322,24 +323,16 @@ def test_render_tracks_fills_the_cache_only(sessions: dict, tmp_path: Path) -> N
         render_tracks(path, tmp_path, ["nope"])
 
 
-def test_one_core_render_is_one_thread_of_work(tmp_path: Path, monkeypatch) -> None:
+def test_one_core_render_is_one_thread_of_work(tmp_path: Path) -> None:
     """``jobs=1`` (a farm's unit of work) starts none of the render's helper threads (decoding
     ahead, measuring, mastering, the effect pipeline, the figure), and writes what a render on
     every core writes."""
     path = slow_session(tmp_path / "s", "one-core", tracks=2, seconds=12.0)
     want = tmp_path / "all"
     render_session(path, want, progress=False, cache=False)
-    started: list[str] = []
-    start = threading.Thread.start
-
-    def record(self: threading.Thread) -> None:
-        started.append(self.name)
-        start(self)
-
-    monkeypatch.setattr(threading.Thread, "start", record)
     got = tmp_path / "one"
-    render_session(path, got, progress=False, cache=False, jobs=1)
-    monkeypatch.undo()
+    with threads_started() as started:
+        render_session(path, got, progress=False, cache=False, jobs=1)
     # the one thread of work: the track pool's (the caller waits for it)
     assert [n for n in started if n.startswith("blendfx")] == ["blendfx-track_0"], started
     assert_same_outputs(got, want)

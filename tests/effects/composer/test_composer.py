@@ -20,7 +20,7 @@ from blendfx.effects.composer.midi import build_midi, read_midi
 from blendfx.effects.composer.styles import STYLES, style_from_prompt
 from blendfx.effects.composer.theory import Key
 
-from ...conftest import shared
+from ...conftest import shared, threads_started
 
 SR = 44100
 CEILING = 10.0 ** (-1.0 / 20.0)
@@ -496,25 +496,14 @@ def test_gc_paused_is_reentrant_across_threads_and_restores_the_collector():
     assert gc.isenabled()
 
 
-def test_composer_on_one_core_starts_no_thread_and_writes_the_same(monkeypatch) -> None:
+def test_composer_on_one_core_starts_no_thread_and_writes_the_same() -> None:
     """Held to one core (a farm's render of ``jobs=1``), the Composer listens, mixes and masters
     in the caller's thread, and writes exactly what it writes on every core."""
-    import threading
-
     from blendfx.threads import core_limit
 
     noise = np.random.default_rng(5).normal(0, 0.1, (2, 6 * SR)).astype(np.float32)
     want = Composer(prompt="pop", seed=2, progress=False).process(noise, SR)
-    started: list[str] = []
-    start = threading.Thread.start
-
-    def record(self: threading.Thread) -> None:
-        started.append(self.name)
-        start(self)
-
-    monkeypatch.setattr(threading.Thread, "start", record)
-    with core_limit(1):
+    with threads_started() as started, core_limit(1):
         got = Composer(prompt="pop", seed=2, progress=False).process(noise, SR)
-    monkeypatch.undo()
     assert started == []
     np.testing.assert_array_equal(got, want)
