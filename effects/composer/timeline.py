@@ -116,12 +116,16 @@ class Timeline:
         return self
 
     # -- derived ---------------------------------------------------------------------------
+    def _tempo_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each tempo step's start (s), tempo (BPM) and beat position at its start."""
+        starts = np.array([a for a, _ in self.tempo])
+        bpm = np.array([b for _, b in self.tempo])
+        return starts, bpm, np.concatenate([[0.0], np.cumsum(np.diff(starts) * bpm[:-1] / 60.0)])
+
     def beats_at(self, times: np.ndarray) -> np.ndarray:
         """Beat position (beats from 0 s, fractional) at each time (s)."""
         t = np.asarray(times, dtype=np.float64)
-        starts = np.array([a for a, _ in self.tempo])
-        bpm = np.array([b for _, b in self.tempo])
-        beats_at_start = np.concatenate([[0.0], np.cumsum(np.diff(starts) * bpm[:-1] / 60.0)])
+        starts, bpm, beats_at_start = self._tempo_steps()
         i = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, None)
         return beats_at_start[i] + (t - starts[i]) * bpm[i] / 60.0
 
@@ -137,9 +141,7 @@ class Timeline:
     def beat_to_time(self, beats: np.ndarray) -> np.ndarray:
         """Time (s) of each beat position."""
         b = np.asarray(beats, dtype=np.float64)
-        starts = np.array([a for a, _ in self.tempo])
-        bpm = np.array([x for _, x in self.tempo])
-        beats_at_start = np.concatenate([[0.0], np.cumsum(np.diff(starts) * bpm[:-1] / 60.0)])
+        starts, bpm, beats_at_start = self._tempo_steps()
         i = np.clip(np.searchsorted(beats_at_start, b, side="right") - 1, 0, None)
         return starts[i] + (b - beats_at_start[i]) * 60.0 / bpm[i]
 

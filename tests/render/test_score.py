@@ -166,18 +166,9 @@ def blendfx_read(path):
 
 
 def test_score_with_a_diffusion_model_and_a_prompt_per_shot(tmp_path, monkeypatch):
-    from blendfx.effects.diffusion.models import DiffusionModel
+    from tests.effects.diffusion.tiny_diffusion import spy_prompts, tiny_model_folder
 
-    from tests.effects.diffusion.tiny_diffusion import tiny_model_folder
-
-    seen = []
-    encode = DiffusionModel.encode_prompt
-
-    def spy(self, prompt, negative_prompt="", guidance=7.0):
-        seen.append(prompt)
-        return encode(self, prompt, negative_prompt, guidance)
-
-    monkeypatch.setattr(DiffusionModel, "encode_prompt", spy)
+    seen = spy_prompts(monkeypatch)
     video = tmp_path / "v.mp4"
     shots = [ShotSpec(96, "still", 1), ShotSpec(96, "fast", 2)]
     cuts = write_video(video, shots, fps=FPS, audio=None)

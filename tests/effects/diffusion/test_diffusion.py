@@ -33,7 +33,7 @@ from blendfx.effects.diffusion.tiling import assemble, pad_columns, plan_windows
 from blendfx.presets import load_preset, save_preset
 from blendfx.spectral.spectrogram import riffusion_image
 
-from .tiny_diffusion import tiny_model_folder
+from .tiny_diffusion import spy_prompts, tiny_model_folder
 
 SR = 44100
 #: Few steps, no classifier-free guidance, a short inverse: the tiny model only has to be plumbed.
@@ -343,14 +343,7 @@ def test_a_prompt_per_shot(tiny, monkeypatch):
     # a schedule that says the prompt everywhere changes nothing
     same = OutpaintInpaint(model=tiny, prompts=[(0.0, 60.0, plain.prompt)], **FAST)
     np.testing.assert_array_equal(same(x, SR), y0)
-    seen = []
-    encode = DiffusionModel.encode_prompt
-
-    def spy(self, prompt, negative_prompt="", guidance=7.0):
-        seen.append(prompt)
-        return encode(self, prompt, negative_prompt, guidance)
-
-    monkeypatch.setattr(DiffusionModel, "encode_prompt", spy)
+    seen = spy_prompts(monkeypatch)
     shots = OutpaintInpaint(model=tiny, prompts=[(0.0, 6.0, "dark calm"), (6.0, 12.0, "bright energetic")],
                             **FAST)
     assert shots.prompt_at(3.0) == "dark calm" and shots.prompt_at(30.0) == shots.prompt

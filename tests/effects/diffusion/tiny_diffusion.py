@@ -72,3 +72,18 @@ def tiny_model_folder() -> str:
     root = Path(tempfile.mkdtemp(prefix="blendfx-tiny-sd-"))
     atexit.register(shutil.rmtree, root, True)
     return str(save_tiny_pipeline(root))
+
+
+def spy_prompts(monkeypatch) -> list:
+    """Record every prompt the Riffusion model handle encodes (the list fills as it runs)."""
+    from blendfx.effects.diffusion.models import DiffusionModel
+
+    seen: list = []
+    encode = DiffusionModel.encode_prompt
+
+    def spy(self, prompt, negative_prompt="", guidance=7.0):
+        seen.append(prompt)
+        return encode(self, prompt, negative_prompt, guidance)
+
+    monkeypatch.setattr(DiffusionModel, "encode_prompt", spy)
+    return seen
