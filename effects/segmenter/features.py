@@ -96,9 +96,13 @@ def sustained_peaks(db: torch.Tensor, active: torch.Tensor, lag: int = SUSTAIN_F
     return peak & before & after
 
 
-def band_flatness_db(power: torch.Tensor, rows: int = CELL) -> torch.Tensor:
-    """Spectral flatness in dB of every ``rows``-bin band, frame by frame: ``(bands, frames)``."""
-    p = power.reshape(-1, rows, power.shape[-1]) + 1e-12
+def band_flatness_db(power: torch.Tensor, rows: int = CELL, peak: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """Spectral flatness in dB of every ``rows``-bin band, frame by frame: ``(bands, frames)``.
+    A floor 120 dB under ``peak`` (default: the largest power) is added to every bin, so the
+    flatness does not depend on the gain."""
+    p = power.reshape(-1, rows, power.shape[-1])
+    p = p + (p.amax() if peak is None else peak).clamp_min(1e-30) * 1e-12
     return 10.0 * (p.log().mean(dim=1) - p.mean(dim=1).log()) / torch.log(torch.tensor(10.0))
 
 
@@ -168,11 +172,15 @@ def harmonicity(db: torch.Tensor, rows: int = 64, lags: tuple[int, int] = HARMON
 
 
 def _to_cells(x: torch.Tensor, cells: int) -> torch.Tensor:
-    """Frame maps ``(rows, frames)`` -> means over 16-frame cells ``(rows, cells)`` (zero-padded
-    at the end to ``cells``)."""
+    """Frame maps ``(rows, frames)`` -> means over 16-frame cells ``(rows, cells)``: over the
+    frames there are (0 in cells past the end)."""
     frames = x.shape[-1]
-    x = F.pad(x, (0, cells * CELL - frames)) if cells * CELL > frames else x[..., : cells * CELL]
-    return x.reshape(x.shape[0], cells, CELL).mean(dim=-1)
+    count = torch.ones(1, frames)
+    if cells * CELL > frames:
+        x, count = (F.pad(v, (0, cells * CELL - frames)) for v in (x, count))
+    x, count = x[..., : cells * CELL], count[..., : cells * CELL]
+    total = x.reshape(x.shape[0], cells, CELL).sum(dim=-1)
+    return total / count.reshape(1, cells, CELL).sum(dim=-1).clamp_min(1.0)
 
 
 def _pool(values: torch.Tensor, weight: torch.Tensor, rows: int, cols: int, pad: int
@@ -250,7 +258,7 @@ def _window_features(power: torch.Tensor, cols: int, ref: torch.Tensor | None = 
     energy = band(p).sum(dim=1)  # (rows, frames)
     tonal = band(p * peaks).sum(dim=1)
     density = band(peaks.float()).mean(dim=1)
-    flat = band_flatness_db(p)
+    flat = band_flatness_db(p, peak=10.0 ** ((db.amax() if ref is None else ref) / 10.0))
     step = torch.diff(db, dim=1, prepend=db[:, :1]).abs()
     act = active.float()
     flux_num, flux_den = band(step * act).sum(dim=1), band(act).sum(dim=1)
@@ -271,7 +279,9 @@ def _window_features(power: torch.Tensor, cols: int, ref: torch.Tensor | None = 
     harm = harmonicity(db)  # (13, frames) on the window rows
 
     # cell maps (rows x cells): sums for the energy-weighted shares, means otherwise
-    on = _to_cells(torch.ones(1, frames), cells)  # 1 inside the audio, 0 in the padding
+    on = _to_cells(torch.ones(1, frames), cells) * (  # the share of each cell inside the audio
+        torch.arange(cells) * CELL < frames) * ((frames - torch.arange(cells) * CELL) / CELL
+                                                ).clamp(0.0, 1.0)
     c_energy, c_tonal = _to_cells(energy, cells), _to_cells(tonal, cells)
     c_flux_num, c_flux_den = _to_cells(flux_num, cells), _to_cells(flux_den, cells)
     maps = {"density": _to_cells(density, cells), "flatness_db": _to_cells(flat, cells),

@@ -1,0 +1,163 @@
+"""Issue 20: the hand-crafted window features (one test per measure, on signals whose answer is
+known), the feature stack's fit, its weights I/O and its place in the segmenter."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from blendfx import ParameterError
+from blendfx.effects import MusicNoiseSegmenter
+from blendfx.effects.segmenter.features import (
+    FEATURE_NAMES,
+    band_flatness_db,
+    harmonicity,
+    modulation_energy,
+    onset_periodicity,
+    sustained_peaks,
+    window_features,
+)
+from blendfx.effects.segmenter.net import CONFIG_FILE, Segmenter, stft_power
+from blendfx.effects.segmenter.stack import FeatureStack, fit_stack
+
+SR = 44100
+
+
+def _power(x: np.ndarray) -> torch.Tensor:
+    return stft_power(torch.as_tensor(np.asarray(x, np.float32)), 512, 128)
+
+
+def _db(x: np.ndarray) -> torch.Tensor:
+    return 10.0 * torch.log10(_power(x)[:256] + 1e-20)
+
+
+def _noise(seconds: float, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(seconds * SR)) * 0.1).astype(np.float32)
+
+
+def _chord(seconds: float, f0: float = 430.66, partials: int = 8) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return sum(0.2 / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, partials + 1)).astype(np.float32)
+
+
+def _column(name: str) -> int:
+    return FEATURE_NAMES.index(name)
+
+
+def test_sustained_peaks_hold_partials_not_noise():
+    tone, noise = _db(_chord(1.0)), _db(_noise(1.0))
+    peaks_tone = sustained_peaks(tone, tone > tone.amax() - 60)
+    peaks_noise = sustained_peaks(noise, noise > noise.amax() - 60)
+    assert peaks_tone[10, 20:-20].all()  # 430.66 Hz = bin 5 ... its 2nd partial is bin 10
+    assert peaks_noise.float().mean() < 0.06  # chance peaks of white noise rarely hold 35 ms
+
+    def share(db, peaks):  # the share of the energy in sustained peaks
+        p = 10.0 ** (db / 10.0)
+        return float((p * peaks).sum() / p.sum())
+
+    # a partial's peak bin holds about 60 % of its energy (the Hann window's main lobe)
+    assert share(tone, peaks_tone) > 0.5 and share(noise, peaks_noise) < 0.2
+
+
+def test_band_flatness_white_noise_and_a_tone():
+    flat_noise = band_flatness_db(_power(_noise(1.0))[:256]).mean().item()
+    assert -3.5 < flat_noise < -1.5  # chi-square(2) power: E[ln] - ln E = -0.577 -> -2.5 dB
+    t = np.arange(SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 1033.6 * t)).astype(np.float32) + 1e-4 * _noise(1.0)
+    assert band_flatness_db(_power(tone)[:256])[0].mean().item() < -10.0  # bin 12: band 0
+
+
+def test_onset_periodicity_regular_beats_vs_random_clicks():
+    steps = 400
+    regular = torch.zeros(1, steps)
+    regular[0, ::22] = 1.0  # a beat every 22 steps (0.51 s at 23 ms)
+    rng = np.random.default_rng(0)
+    random = torch.zeros(1, steps)
+    random[0, np.sort(rng.choice(steps, 18, replace=False))] = 1.0
+    p_regular = onset_periodicity(regular, 96)[0, 100:300].mean().item()
+    p_random = onset_periodicity(random, 96)[0, 100:300].mean().item()
+    assert p_regular > 0.7 and p_random < 0.5, (p_regular, p_random)
+
+
+def test_harmonicity_of_a_harmonic_comb():
+    comb, noise = _db(_chord(1.0, f0=430.66, partials=20)), _db(_noise(1.0))
+    h_comb = harmonicity(comb.clamp_min(comb.amax() - 60))[:4].mean().item()
+    h_noise = harmonicity(noise.clamp_min(noise.amax() - 60))[:4].mean().item()
+    assert h_comb > 0.5 and h_noise < 0.3, (h_comb, h_noise)
+
+
+@pytest.mark.parametrize("rate_hz, faster", [(4.0, False), (20.0, True)])
+def test_modulation_bands(rate_hz, faster):
+    frames = torch.arange(2000) * 128 / SR
+    level = 10.0 * torch.sin(2 * np.pi * rate_hz * frames)[None]
+    mid, fast = (m[0, 200:-200].mean().item() for m in modulation_energy(level))
+    assert (fast > mid) == faster, (mid, fast)
+
+
+def test_window_features_grid_finite_and_gain_invariant():
+    x = _chord(3.0) * (1 + 0.5 * np.sin(2 * np.pi * 2 * np.arange(3 * SR) / SR)) + _noise(3.0)
+    x = x.astype(np.float32)
+    pw = _power(x)
+    seg = Segmenter.from_pretrained()
+    cols = seg.segment_power(pw).logits.shape[-1]
+    f = window_features(pw)
+    assert f.shape == (len(FEATURE_NAMES), 13, cols) and torch.isfinite(f).all()
+    quieter = window_features(_power(x * 0.01))  # -40 dB: every feature is relative
+    torch.testing.assert_close(quieter, f, atol=2e-3, rtol=2e-3)
+    # long inputs run in chunks with margins: the same features as one pass
+    torch.testing.assert_close(window_features(pw, chunk_windows=7), f, atol=1e-5, rtol=1e-5)
+    # the tonal share of the chord's band beats the noise's alone
+    noise_f = window_features(_power(_noise(3.0)))
+    k = _column("tonal_share@window")
+    assert f[k, 0].mean() > 0.5 > 0.2 > noise_f[k, 0].mean()
+    # frequency is the band's position
+    k = _column("frequency")
+    assert f[k, 0, 0] == 0.0 and abs(f[k, 12, 0].item() - 192 / 256) < 1e-6
+
+
+def test_fit_stack_separates_and_validates():
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.3).astype(np.float32)
+    x = rng.standard_normal((2000, 2)).astype(np.float32)
+    x[:, 0] += 2.0 * y
+    names = ["tonal_share@window", "cnn_logit"]
+    stack = fit_stack(x, y, names)
+    z = stack(torch.from_numpy(x)).detach().numpy()
+    assert z[y > 0.5].mean() > z[y < 0.5].mean() + 1.0
+    assert abs(stack.w[0, 0].item()) > 5 * abs(stack.w[0, 1].item())  # the informative input
+    with pytest.raises(ParameterError, match="inputs"):
+        FeatureStack(["no_such_feature"])
+    with pytest.raises(ParameterError, match="both classes"):
+        fit_stack(x, np.zeros(2000), names)
+
+
+def test_stack_weights_round_trip_and_probabilities(tmp_path):
+    """A stack saved beside the CNN loads with ``weights=DIR``; its logits replace the CNN's
+    window logits on the same grid, cells and masks included."""
+    base = Segmenter.from_pretrained()
+    rng = np.random.default_rng(0)
+    names = [*FEATURE_NAMES, "cnn_logit"]
+    x = rng.standard_normal((500, len(names))).astype(np.float32)
+    y = (x[:, _column("tonal_share@window")] > 0).astype(np.float32)
+    base.stack = fit_stack(x, y, names, hidden=4)
+    from dataclasses import replace
+
+    base.config = replace(base.config, stack=base.stack.to_dict())
+    base.training = {"recipe": "feature-stack"}
+    base.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / CONFIG_FILE).read_text())["config"]["stack"]["hidden"] == 4
+    audio = (_chord(2.0) + _noise(2.0)).astype(np.float32)
+    loaded = Segmenter.from_pretrained(tmp_path)
+    p = MusicNoiseSegmenter(weights=str(tmp_path)).probabilities(audio, SR)
+    plain = MusicNoiseSegmenter().probabilities(audio, SR)
+    assert p.windows.shape == plain.windows.shape and p.cells.shape == plain.cells.shape
+    np.testing.assert_array_equal(p.window_start_s, plain.window_start_s)
+    pw = _power(audio)
+    cnn = torch.as_tensor(Segmenter.from_pretrained().segment_power(pw).logits)
+    expected = loaded.stack.window_logits(pw, cnn).numpy()
+    np.testing.assert_allclose(p.window_logits, expected, atol=1e-5)
+    assert not np.allclose(p.windows, plain.windows)
+    out = MusicNoiseSegmenter(weights=str(tmp_path), mode="music")(np.stack([audio, audio]), SR)
+    assert out.shape == (2, audio.size) and np.isfinite(out).all()
