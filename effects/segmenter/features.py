@@ -86,7 +86,8 @@ def sustained_peaks(db: torch.Tensor, active: torch.Tensor, lag: int = SUSTAIN_F
     up = F.pad(x, (0, 0, 1, 1), mode="replicate")[0, 0]
     local_max = (db > up[:-2]) & (db >= up[2:])
     padded = F.pad(x, (0, 0, 4, 4), mode="replicate")[0, 0]
-    mean = sum(padded[d:d + db.shape[0]] for d in range(9)) / 9.0
+    c = F.pad(torch.cumsum(padded.double(), dim=0), (0, 0, 1, 0))
+    mean = ((c[9:] - c[:-9]) / 9.0).float()  # the +-4-bin mean
     peak = local_max & (db - mean > prominence_db) & active
     wide = peak.clone()  # +-1 bin
     wide[1:] |= peak[:-1]
@@ -164,10 +165,11 @@ def harmonicity(db: torch.Tensor, rows: int = 64, lags: tuple[int, int] = HARMON
     frames = db.shape[1]
     x = db[:, ::every].T.unfold(1, rows, CELL)  # (frames / every, bands, rows)
     x = x - x.mean(dim=-1, keepdim=True)
-    energy = (x * x).sum(dim=-1) + 1e-6
-    best = torch.full(x.shape[:2], -1.0)
-    for lag in range(lags[0], lags[1] + 1):
-        best = torch.maximum(best, (x[..., :-lag] * x[..., lag:]).sum(dim=-1) / energy)
+    # every lag's sum x(i) x(i + lag) at once: the autocorrelation by FFT (zero-padded, no wrap)
+    spec = torch.fft.rfft(x, n=2 * rows, dim=-1)
+    corr = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=2 * rows, dim=-1)
+    energy = corr[..., :1] + 1e-6
+    best = (corr[..., lags[0]:lags[1] + 1] / energy).amax(dim=-1)
     return best.T.repeat_interleave(every, dim=1)[:, :frames]
 
 
@@ -188,11 +190,14 @@ def _pool(values: torch.Tensor, weight: torch.Tensor, rows: int, cols: int, pad:
     """Weighted mean of a cell map ``(R, C)`` over ``rows`` x ``cols`` cells, stride 1, with
     ``pad`` cells of padding on either side of the time axis (weight 0): ``(R - rows + 1, C -
     cols + 1 + 2 pad)``."""
-    v = F.pad((values * weight)[None, None], (pad, pad))
-    w = F.pad(weight[None, None], (pad, pad))
-    num = F.avg_pool2d(v, (rows, cols), 1)[0, 0]
-    den = F.avg_pool2d(w, (rows, cols), 1)[0, 0]
-    return num / den.clamp_min(1e-9)
+    def box(x):  # sums over rows x cols (separable: rows, then cumulative sums over time)
+        x = x.double()
+        x = sum(x[i:x.shape[0] - rows + 1 + i] for i in range(rows)) if rows > 1 else x
+        c = F.pad(torch.cumsum(F.pad(x, (pad, pad)), dim=-1), (1, 0))
+        return c[:, cols:] - c[:, :-cols]
+
+    w = weight.expand_as(values)
+    return (box(values * w) / box(w).clamp_min(1e-9 * rows * cols)).float()
 
 
 #: Windows per pass of :func:`window_features` over long inputs, and the frames of context each
@@ -248,7 +253,7 @@ def _window_features(power: torch.Tensor, cols: int, ref: torch.Tensor | None = 
                      level_ref: torch.Tensor | None = None) -> torch.Tensor:
     power = power.float().cpu()
     db, active = _log_power(power, ref)
-    p = power[: db.shape[0]]
+    p = power[: db.shape[0]].contiguous()
     bins, frames = db.shape
     n_rows = bins // CELL
     cells = cols + WINDOW_COLS - 1

@@ -10,8 +10,25 @@ of tensors saved beside the CNN's in the same safetensors file (keys ``stack.*``
   logistic regression, ``hidden = 0``);
 - ``stack.w`` ``(1, hidden or inputs)``, ``stack.b`` ``(1,)``: the output logit.
 
-:func:`fit_stack` fits them (L-BFGS on the class-balanced, L2-penalized cross-entropy;
-deterministic).
+or, for gradient-boosted trees (``trees > 0``, fitted by scikit-learn's
+``HistGradientBoostingClassifier`` at training time, evaluated here with torch alone), every tree
+as its split tests and its leaves' paths:
+
+- ``stack.tree_feature`` ``(trees, splits)`` input column of each split, ``stack.tree_threshold``
+  its threshold (a window goes left when its input is ``<=`` it; scikit-learn's float64
+  thresholds rounded down to float32, which decides every float32 input alike);
+- ``stack.tree_paths`` ``(trees, splits, leaves)``: +1 where a leaf's path goes left at a split,
+  -1 where it goes right, 0 off its path; ``stack.tree_depth`` ``(trees, leaves)`` the path's
+  length; ``stack.tree_value`` ``(trees, leaves)`` the leaf's value;
+- ``stack.b``: the baseline logit; the logit is ``b`` plus the sum of the reached leaves' values.
+
+A window reaches the leaf whose path agrees with all of its tests: with ``s = +-1`` the outcome of
+every split, ``s @ paths == depth`` marks exactly one leaf per tree (one batched product, no
+per-node branching).
+
+:func:`fit_stack` fits the linear and tanh stacks (L-BFGS on the class-balanced, L2-penalized
+cross-entropy; deterministic); :func:`trees_from_sklearn` converts a fitted
+``HistGradientBoostingClassifier``.
 """
 
 from __future__ import annotations
@@ -24,7 +41,7 @@ from blendfx.errors import ParameterError
 
 from .features import FEATURE_NAMES, window_features
 
-__all__ = ["FeatureStack", "fit_stack", "STACK_PREFIX"]
+__all__ = ["FeatureStack", "fit_stack", "trees_from_sklearn", "STACK_PREFIX"]
 
 #: Key prefix of the stack's tensors in the weights file.
 STACK_PREFIX = "stack."
@@ -40,19 +57,32 @@ class FeatureStack(torch.nn.Module):
         Input names: names of :data:`.features.FEATURE_NAMES` and ``"cnn_logit"``.
     hidden : int
         Tanh units (0: logistic regression).
+    trees, splits, leaves : int
+        Gradient-boosted trees instead (``trees > 0``): their number, and the most split tests
+        and leaves of any of them (smaller trees are padded with tests that never decide).
     """
 
-    def __init__(self, inputs: Sequence[str], hidden: int = 0):
+    def __init__(self, inputs: Sequence[str], hidden: int = 0, trees: int = 0, splits: int = 0,
+                 leaves: int = 0):
         super().__init__()
         unknown = [n for n in inputs if n not in FEATURE_NAMES and n != "cnn_logit"]
         if unknown or not inputs:
             raise ParameterError(f"FeatureStack inputs must be names of features.FEATURE_NAMES "
                                  f"or 'cnn_logit'; got unknown {unknown or '(none)'}")
-        if hidden < 0:
-            raise ParameterError(f"FeatureStack hidden must be >= 0, got {hidden}")
+        if hidden < 0 or trees < 0 or (trees and (hidden or splits < 1 or leaves < 2)):
+            raise ParameterError(f"FeatureStack: hidden >= 0, trees >= 0, and trees need no hidden "
+                                 f"layer, splits >= 1 and leaves >= 2; got hidden {hidden}, trees "
+                                 f"{trees}, splits {splits}, leaves {leaves}")
         self.inputs = tuple(inputs)
         self.hidden = int(hidden)
+        self.trees, self.splits, self.leaves = int(trees), int(splits), int(leaves)
         n = len(self.inputs)
+        if trees:
+            self.register_buffer("tree_feature", torch.zeros(trees, splits, dtype=torch.int64))
+            self.register_buffer("tree_threshold", torch.full((trees, splits), np.inf))
+            self.register_buffer("tree_paths", torch.zeros(trees, splits, leaves))
+            self.register_buffer("tree_depth", torch.full((trees, leaves), -1.0))
+            self.register_buffer("tree_value", torch.zeros(trees, leaves))
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("scale", torch.ones(n))
         if hidden:
@@ -65,6 +95,14 @@ class FeatureStack(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(n,)`` of raw inputs ``(n, inputs)``."""
+        if self.trees:
+            # every split's outcome, +1 left / -1 right: (trees, n, splits)
+            tests = x.float().T[self.tree_feature.reshape(-1)].reshape(self.trees, self.splits, -1)
+            s = (tests <= self.tree_threshold[..., None]).float().mul_(2.0).sub_(1.0)
+            agree = torch.bmm(s.transpose(1, 2), self.tree_paths)  # (trees, n, leaves)
+            # the reached leaf agrees with all of its path's tests, every other one misses by 2
+            reached = agree.sub_(self.tree_depth[:, None]).add_(1.0).clamp_(min=0.0)
+            return torch.einsum("tnl,tl->n", reached, self.tree_value) + self.b[0]
         z = (x - self.mean) / self.scale
         if self.hidden:
             z = torch.tanh(z @ self.w1.T + self.b1)
@@ -93,13 +131,17 @@ class FeatureStack(torch.nn.Module):
         return {STACK_PREFIX + k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
 
     def to_dict(self) -> dict:
-        return {"inputs": list(self.inputs), "hidden": self.hidden}
+        d = {"inputs": list(self.inputs), "hidden": self.hidden}
+        if self.trees:
+            d.update(trees=self.trees, splits=self.splits, leaves=self.leaves)
+        return d
 
     @classmethod
     def from_state(cls, spec: dict, state: dict[str, torch.Tensor]) -> FeatureStack:
         """The stack described by ``spec`` (:meth:`to_dict`) with the ``stack.*`` tensors of
         ``state``."""
-        stack = cls(spec["inputs"], int(spec.get("hidden", 0)))
+        stack = cls(spec["inputs"], int(spec.get("hidden", 0)), int(spec.get("trees", 0)),
+                    int(spec.get("splits", 0)), int(spec.get("leaves", 0)))
         own = {k[len(STACK_PREFIX):]: v for k, v in state.items() if k.startswith(STACK_PREFIX)}
         stack.load_state_dict(own, strict=True)
         return stack.eval()
@@ -147,4 +189,46 @@ def fit_stack(x: np.ndarray, y: np.ndarray, inputs: Sequence[str], hidden: int =
         return loss
 
     opt.step(closure)
+    return stack.eval()
+
+
+def trees_from_sklearn(model, inputs: Sequence[str]) -> FeatureStack:
+    """A tree :class:`FeatureStack` from a fitted binary ``HistGradientBoostingClassifier``
+    (numerical inputs, no missing values) whose columns are ``inputs``: the same logits
+    (``model.decision_function``) with torch alone."""
+    predictors = [p[0] for p in model._predictors]  # one per boosting iteration (binary)
+    trees = []
+    for pred in predictors:
+        nodes = pred.nodes
+        internal = [i for i in range(len(nodes)) if not nodes["is_leaf"][i]]
+        leaves = [i for i in range(len(nodes)) if nodes["is_leaf"][i]]
+        col = {node: k for k, node in enumerate(internal)}
+        paths = np.zeros((max(1, len(internal)), len(leaves)), np.float32)
+        todo = [(0, [])]  # depth-first walk from the root: (node, [(split, +-1), ...])
+        while todo:
+            node, path = todo.pop()
+            if nodes["is_leaf"][node]:
+                for split, sign in path:
+                    paths[col[split], leaves.index(node)] = sign
+                continue
+            todo.append((int(nodes["left"][node]), [*path, (node, 1.0)]))
+            todo.append((int(nodes["right"][node]), [*path, (node, -1.0)]))
+        trees.append((np.array([nodes["feature_idx"][i] for i in internal], np.int64),
+                      np.array([nodes["num_threshold"][i] for i in internal], np.float64),
+                      paths, np.abs(paths).sum(axis=0),
+                      np.array([nodes["value"][i] for i in leaves], np.float32)))
+    n_splits = max(len(t[0]) for t in trees) or 1
+    n_leaves = max(len(t[4]) for t in trees)
+    stack = FeatureStack(inputs, trees=len(trees), splits=n_splits, leaves=max(2, n_leaves))
+    with torch.no_grad():
+        for k, (feat, thr, paths, depth, value) in enumerate(trees):
+            stack.tree_feature[k, : feat.size] = torch.from_numpy(feat)
+            # the largest float32 <= the float64 threshold: x <= t32 iff x <= t64 for float32 x
+            t32 = thr.astype(np.float32)
+            t32 = np.where(t32.astype(np.float64) > thr, np.nextafter(t32, np.float32(-np.inf)), t32)
+            stack.tree_threshold[k, : thr.size] = torch.from_numpy(t32)
+            stack.tree_paths[k, : paths.shape[0], : paths.shape[1]] = torch.from_numpy(paths)
+            stack.tree_depth[k, : depth.size] = torch.from_numpy(depth)
+            stack.tree_value[k, : value.size] = torch.from_numpy(value)
+        stack.b.fill_(float(np.ravel(model._baseline_prediction)[0]))
     return stack.eval()

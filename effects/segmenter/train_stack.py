@@ -15,7 +15,11 @@ of the fold's training pieces, a quarter rendered MIDI, 1-3 noises of its traini
 classes, the recording chain of :mod:`.augment`, per-component EQ tilts, channel band limits;
 a quarter music alone, a quarter noise alone, the rest mixed at +10 to -10 dB); each window's
 features (:mod:`.features`), the base CNN's logit difference and its dominance label
-(:func:`.data.window_targets`, silent windows dropped). :func:`.stack.fit_stack` fits the stack;
+(:func:`.data.window_targets`, silent windows dropped). At most ``--cap`` windows (seeded
+draw) fit the stack: gradient-boosted trees by default (scikit-learn's
+``HistGradientBoostingClassifier``, class-balanced, mixture windows weighted
+``--mixture-weight`` times, its seeded early stopping; converted to torch tensors by
+:func:`.stack.trees_from_sklearn`), or ``--model linear``/``mlp`` (:func:`.stack.fit_stack`);
 the output folder holds the base CNN's tensors, the stack's (``stack.*``) and the config with
 ``stack`` set, so ``MusicNoiseSegmenter(weights=DIR)`` and ``benchmarks/segmenter.py --folds``
 use it as any other weights.
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from blendfx.errors import BlendfxError, ParameterError
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from .augment import AugmentConfig, RecordingAugmenter
 from .data import (
@@ -47,7 +52,7 @@ from .data import (
 )
 from .features import FEATURE_NAMES, window_features
 from .net import Segmenter, features_from_power, power, stft
-from .stack import fit_stack
+from .stack import fit_stack, trees_from_sklearn
 from .train import MixtureSampler
 
 __all__ = ["WindowTable", "item_table", "training_table", "DEFAULT_INPUTS", "train_stack", "main"]
@@ -186,14 +191,39 @@ def fold_sampler(root: Path, fold: int | None, folds: int, fold_seed: int, seed:
 
 def train_stack(data: str | Path | None = None, out: str | Path | None = None, *,
                 base: str | Path | None = None, fold: int | None = None, folds: int = 4,
-                fold_seed: int = 0, seed: int = 0, patches: int = 600, hidden: int = 0,
+                fold_seed: int = 0, seed: int = 0, patches: int = 1200, model_kind: str = "trees",
+                trees: int = 50, leaves: int = 15, mixture_weight: float = 3.0,
+                cap: int = 300_000, hidden: int = 8,
                 l2: float = 1e-3, inputs: Sequence[str] = DEFAULT_INPUTS,
                 hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
                 midi_seconds: float = 15.0, use_midi: bool = True, threads: int = 1,
-                table: WindowTable | None = None, log=print) -> Segmenter:
+                table: WindowTable | None = None, table_cache: str | Path | None = None,
+                log=print) -> Segmenter:
     """Fit the stack on a fold's (or every) training source and (with ``out``) save it with the
-    base CNN's weights. ``table`` skips drawing the training windows (they must come from the
-    same fold)."""
+    base CNN's weights.
+
+    Parameters
+    ----------
+    model_kind : {"trees", "linear", "mlp"}
+        Gradient-boosted trees (``trees`` boosting iterations at most, ``leaves`` leaves each,
+        learning rate 0.1, L2 1.0, early stopping on a seeded 10 % of the windows), logistic
+        regression or a tanh MLP of ``hidden`` units (L2 ``l2``).
+    mixture_weight : float
+        Weight of the mixture windows against the music-alone and noise-alone ones.
+    cap : int
+        At most this many training windows (a seeded draw) fit the stack.
+    table : WindowTable, optional
+        Skips drawing the training windows (they must come from the same fold).
+    table_cache : path, optional
+        An ``.npz`` file: the training windows are read from it when it exists (written by an
+        earlier run with the same fold, seed, patches and data), else drawn and written to it,
+        so that other stack settings refit in seconds.
+    """
+    if model_kind not in ("trees", "linear", "mlp"):
+        raise ParameterError(f"model_kind must be 'trees', 'linear' or 'mlp', got {model_kind!r}")
+    if mixture_weight <= 0 or cap < 1000 or patches < 1:
+        raise ParameterError(f"mixture_weight must be > 0, cap >= 1000 and patches >= 1; got "
+                             f"{mixture_weight}, {cap}, {patches}")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     root = shared_data_dir(data)
@@ -204,20 +234,47 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
     t0 = time.perf_counter()
     split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
                        hold_noise=hold_noise)
+    cache = Path(table_cache) if table_cache else None
+    if table is None and cache is not None and cache.is_file():
+        with np.load(cache) as d:
+            table = WindowTable(d["features"], d["cnn"], d["labels"], d["condition"].astype(object),
+                                d["kind"].astype(object), d["source"].astype(object))
+        log(f"training windows from {cache}")
     if table is None:
         sampler, split = fold_sampler(root, fold, folds, fold_seed, seed, hold_music, hold_noise,
                                       midi_seconds, use_midi=use_midi, config=model.config)
         log(f"data: {len(sampler.music)} pieces, {len(sampler.midi)} MIDI renders, "
             f"{len(sampler.noise)} noise files ({time.perf_counter() - t0:.0f} s)")
         table = training_table(model, sampler, rng, patches, log=log)
+        if cache is not None:
+            np.savez(cache, features=table.features, cnn=table.cnn, labels=table.labels,
+                     condition=table.condition.astype(str), kind=table.kind.astype(str),
+                     source=table.source.astype(str))
     t_fit = time.perf_counter()
-    stack = fit_stack(table.inputs(inputs), table.labels, inputs, hidden=hidden, l2=l2, seed=seed)
+    if table.labels.size > cap:
+        keep = np.random.default_rng(seed).choice(table.labels.size, cap, replace=False)
+        table = table.select(np.sort(keep))
+    weights = np.where(table.kind == "mixture", mixture_weight, 1.0)
+    fitted = {}
+    if model_kind == "trees":
+        clf = HistGradientBoostingClassifier(max_iter=trees, learning_rate=0.1,
+                                             max_leaf_nodes=leaves, l2_regularization=1.0,
+                                             class_weight="balanced", random_state=seed)
+        clf.fit(table.inputs(inputs), table.labels, sample_weight=weights)
+        stack = trees_from_sklearn(clf, inputs)
+        fitted = {"trees": int(clf.n_iter_), "early_stopping": bool(clf.do_early_stopping_)}
+    else:
+        stack = fit_stack(table.inputs(inputs), table.labels, inputs,
+                          hidden=hidden if model_kind == "mlp" else 0, l2=l2, seed=seed,
+                          weights=weights)
     fit_seconds = time.perf_counter() - t_fit
     model.stack = stack
     model.config = replace(model.config, stack=stack.to_dict())
     model.training = {
         "command": "python -m blendfx.effects.segmenter.train_stack " + " ".join(sys.argv[1:]),
-        "recipe": "feature-stack", "seed": seed, "patches": patches, "hidden": hidden, "l2": l2,
+        "recipe": "feature-stack", "seed": seed, "patches": patches, "model": model_kind,
+        "max_trees": trees, "leaves": leaves, "mixture_weight": mixture_weight, "cap": cap,
+        "hidden": hidden, "l2": l2, **fitted,
         "inputs": list(inputs), "windows": int(table.labels.size),
         "fold": {"fold": fold, "folds": folds, "seed": fold_seed} if fold is not None else None,
         "held_out": {"music": list(hold_music), "noise": list(hold_noise)} if fold is None else None,
@@ -246,13 +303,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--patches", type=int, default=600, help="training patches of 2.97 s")
-    parser.add_argument("--hidden", type=int, default=0, help="tanh units (0: logistic regression)")
-    parser.add_argument("--l2", type=float, default=1e-3, help="L2 penalty on the weights")
+    parser.add_argument("--patches", type=int, default=1200, help="training patches of 2.97 s")
+    parser.add_argument("--model", choices=["trees", "linear", "mlp"], default="trees")
+    parser.add_argument("--trees", type=int, default=50, help="boosting iterations at most")
+    parser.add_argument("--leaves", type=int, default=15, help="leaves per tree")
+    parser.add_argument("--mixture-weight", type=float, default=3.0,
+                        help="weight of mixture windows against music-alone and noise-alone ones")
+    parser.add_argument("--cap", type=int, default=300_000, help="training windows at most")
+    parser.add_argument("--hidden", type=int, default=8, help="--model mlp: tanh units")
+    parser.add_argument("--l2", type=float, default=1e-3, help="linear and mlp: L2 penalty")
     parser.add_argument("--no-cnn", action="store_true", help="features only, no CNN logit input")
     parser.add_argument("--midi-seconds", type=float, default=15.0)
     parser.add_argument("--no-midi", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--table-cache", default=None,
+                        help="npz file of the training windows: read when it exists, else written")
     parser.add_argument("--hold-music", nargs="*", default=[])
     parser.add_argument("--hold-noise", nargs="*", default=[])
     args = parser.parse_args(argv)
@@ -264,7 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model = train_stack(args.data, args.out, base=args.base, fold=fold, folds=args.folds,
                             fold_seed=args.fold_seed, seed=args.seed, patches=args.patches,
+                            model_kind=args.model, trees=args.trees, leaves=args.leaves,
+                            mixture_weight=args.mixture_weight, cap=args.cap,
                             hidden=args.hidden, l2=args.l2, inputs=inputs,
+                            table_cache=args.table_cache,
                             hold_music=args.hold_music, hold_noise=args.hold_noise,
                             midi_seconds=args.midi_seconds, use_midi=not args.no_midi,
                             threads=args.threads)

@@ -20,7 +20,8 @@ from blendfx.effects.segmenter.features import (
     window_features,
 )
 from blendfx.effects.segmenter.net import CONFIG_FILE, Segmenter, stft_power
-from blendfx.effects.segmenter.stack import FeatureStack, fit_stack
+from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_sklearn
+from blendfx.effects.segmenter.train_stack import train_stack
 
 SR = 44100
 
@@ -161,3 +162,54 @@ def test_stack_weights_round_trip_and_probabilities(tmp_path):
     assert not np.allclose(p.windows, plain.windows)
     out = MusicNoiseSegmenter(weights=str(tmp_path), mode="music")(np.stack([audio, audio]), SR)
     assert out.shape == (2, audio.size) and np.isfinite(out).all()
+
+
+def test_trees_from_sklearn_equal_decision_function():
+    """Gradient-boosted trees converted to torch give scikit-learn's logits (float32 inputs:
+    the float32 thresholds decide exactly as the float64 ones)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 3)).astype(np.float32)
+    y = x[:, 0] + x[:, 1] * x[:, 2] > 0
+    clf = HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=7, random_state=0).fit(x, y)
+    stack = trees_from_sklearn(clf, ["tonal_share@window", "flux_db@window", "cnn_logit"])
+    with torch.no_grad():
+        z = stack(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(z, clf.decision_function(x), atol=1e-5)
+    assert stack.to_dict()["trees"] == 20
+
+
+def _tiny_data(root):
+    """Four chord pieces (music/, music_cc/) and four noise classes of 4 s each."""
+    from blendfx.audio_io import write_audio
+
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * SR) / SR
+    for i, folder in enumerate(("music", "music", "music_cc", "music_cc")):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        chord = sum(np.sin(2 * np.pi * f0 * (i + 1) * t) for f0 in (220, 277, 330)) * 0.2
+        write_audio(root / folder / f"piece{i}.wav", np.stack([chord, 0.8 * chord]), SR)
+    for path in ("noise/esc10/hiss/a.wav", "noise/esc10/hum/a.wav", "noise/long/bed.wav",
+                 "noise/nps/park.wav"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        write_audio(root / path, (rng.standard_normal(t.size) * 0.1).astype(np.float32), SR)
+
+
+def test_train_stack_smoke(tmp_path):
+    """The training command's path on a tiny data folder: fold 0 of 2, a few trees; the
+    weights load by folder and record the fold, the base CNN and the sources."""
+    data = tmp_path / "data"
+    _tiny_data(data)
+    model = train_stack(data, tmp_path / "w", fold=0, folds=2, patches=6, trees=3, cap=1000,
+                        use_midi=False, log=lambda *_: None)
+    meta = json.loads((tmp_path / "w" / CONFIG_FILE).read_text())
+    assert meta["config"]["stack"]["trees"] >= 1
+    train = meta["training"]
+    assert train["fold"] == {"fold": 0, "folds": 2, "seed": 0} and train["model"] == "trees"
+    assert not set(train["sources"]["val_music"]) & set(train["sources"]["train_music"])
+    assert "sources" in train["base"]["training"]
+    p = Segmenter.from_pretrained(tmp_path / "w").probabilities(_chord(2.0), SR)
+    assert p.windows.shape[0] == 13 and np.isfinite(p.windows).all() and model.stack is not None
+    with pytest.raises(ParameterError, match="model_kind"):
+        train_stack(data, None, fold=0, folds=2, model_kind="forest")
