@@ -80,6 +80,11 @@ def default_weights_dir() -> Path:
     return Path(__file__).resolve().parent / "weights"
 
 
+#: The shipped feature-stack weights (issue 20): the shipped CNN plus gradient-boosted trees over
+#: the long-context features of :mod:`.features`; ``MusicNoiseSegmenter(weights=str(STACK_WEIGHTS))``.
+STACK_WEIGHTS = Path(__file__).resolve().parent / "weights" / "stack"
+
+
 @dataclass(frozen=True)
 class SegmenterConfig:
     """Geometry and architecture of the segmenter (stored as JSON beside the weights).
