@@ -37,6 +37,8 @@ Prints its figures, then one JSON object on the last line:
 - ``cross_validation`` (with ``--folds DIR ...``, weights from ``train.py --recipe recorded
   --fold K --folds N``): each fold model on its own held-out pieces and noise classes; mean and
   worst-fold AUC (clean, -10 dB), the worst piece, and the calibration cross-fitted over folds.
+  Feature-stack folds (``python -m blendfx.effects.segmenter.train_stack --fold K --folds N``)
+  score the same way: their weights folders carry the fold in their metadata.
 """
 
 from __future__ import annotations
