@@ -42,11 +42,13 @@ from blendfx.files import atomic_path, atomic_write_text
 from blendfx.spectral.analysis import resample
 from blendfx.spectral.mask import Mask
 from blendfx.spectral.params import SpectrogramParams
+from blendfx.threads import thread_pool
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy.ndimage import map_coordinates
 from torch import nn
 
+from .features import window_features
 from .stack import STACK_PREFIX, FeatureStack
 
 __all__ = [
@@ -996,9 +998,15 @@ class Segmenter:
         c = self.config
         frames = pw.shape[-1]
         image = features_from_power(pw, c)
-        logits = self.window_logits(image)
-        if self.stack is not None:  # issue 20: the feature stack's logit replaces the network's
-            z = self.stack.window_logits(pw, logits[1] - logits[0])
+        if self.stack is None:
+            logits = self.window_logits(image)
+        else:  # issue 20: the feature stack's logit replaces the network's
+            # the features on a second thread (when blendfx may use two cores) while the CNN runs
+            cols = max(1, -(-(frames - c.window_frames) // c.cell) + 1)
+            with thread_pool(1, "segmenter-features") as pool:
+                feats = pool.submit(window_features, pw, cols)
+                logits = self.window_logits(image)
+                z = self.stack.logits_from_features(feats.result(), logits[1] - logits[0])
             logits = torch.stack([torch.zeros_like(z), z])
         probs = music_probability(logits, c)
         cells = cells_from_windows(probs, c)

@@ -128,9 +128,14 @@ class FeatureStack(torch.nn.Module):
     def window_logits(self, power: torch.Tensor, cnn_logit: torch.Tensor) -> torch.Tensor:
         """The fused logit difference ``(rows, cols)`` of every window of an STFT power
         ``(257, frames)`` whose CNN logit difference is ``cnn_logit`` ``(rows, cols)``."""
+        return self.logits_from_features(window_features(power, cnn_logit.shape[-1]), cnn_logit)
+
+    def logits_from_features(self, features: torch.Tensor, cnn_logit: torch.Tensor
+                             ) -> torch.Tensor:
+        """:meth:`window_logits` from :func:`.features.window_features`'s ``(F, rows, cols)``
+        already computed (e.g. on another thread while the CNN ran)."""
         with torch.inference_mode():
-            feats = window_features(power, cnn_logit.shape[-1])
-            z = self(self.design(feats, cnn_logit.cpu()))
+            z = self(self.design(features, cnn_logit.cpu()))
         return z.reshape(cnn_logit.shape).to(cnn_logit.device)
 
     def state(self) -> dict[str, torch.Tensor]:

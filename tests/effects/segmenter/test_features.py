@@ -242,3 +242,26 @@ def test_shipped_stack_weights_on_a_held_out_recording():
                   np.arange(music_p.size + noise_p.size) < music_p.size)
     assert auc >= 0.9, auc
     assert music_p.mean() > noise_p.mean() + 0.2, (music_p.mean(), noise_p.mean())
+
+
+@pytest.mark.parametrize("audio, sr, error", [
+    (np.zeros(0, np.float32), SR, "empty"),
+    (np.full(SR, np.nan, np.float32), SR, "NaN|finite"),
+    (np.zeros((300, 300), np.float32), SR, "square"),
+    (np.zeros(SR, np.float32), -1.0, "sample"),
+])
+def test_stack_weights_bad_input(audio, sr, error):
+    """The stack's weights validate their input like the CNN's (same entry point)."""
+    from blendfx.effects.segmenter.net import STACK_WEIGHTS
+
+    with pytest.raises(ParameterError, match=error):
+        MusicNoiseSegmenter(weights=str(STACK_WEIGHTS)).probabilities(audio, sr)
+
+
+def test_stack_weights_8_khz_resampled_and_flagged():
+    from blendfx.effects.segmenter.net import STACK_WEIGHTS
+
+    audio = _chord(2.0)[::5].copy()  # about 8.8 kHz
+    with pytest.warns(UserWarning, match="resampled"):
+        p = MusicNoiseSegmenter(weights=str(STACK_WEIGHTS)).probabilities(audio, 8820)
+    assert np.isfinite(p.windows).all() and not p.window_in_band[-1] and p.window_in_band[0]
