@@ -37,6 +37,8 @@ Prints its figures, then one JSON object on the last line:
 - ``cross_validation`` (with ``--folds DIR ...``, weights from ``train.py --recipe recorded
   --fold K --folds N``): each fold model on its own held-out pieces and noise classes; mean and
   worst-fold AUC (clean, -10 dB), the worst piece, and the calibration cross-fitted over folds.
+  Feature-stack folds (``python -m blendfx.effects.segmenter.train_stack --fold K --folds N``)
+  score the same way: their weights folders carry the fold in their metadata.
 """
 
 from __future__ import annotations
@@ -242,7 +244,11 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
                           "train_seconds": m.training.get("train_seconds"),
                           "music": [p.name for p in split.val_music]}
         a = per_fold[name]["auc"]["dominance"]
-        print(f"{name} ({folder}): " + "  ".join(f"{k} {v:.4f}" for k, v in a.items()))
+        by_piece = per_fold[name]["auc"]["clean_by_piece"]
+        per_fold[name]["worst_piece_clean"] = (min(by_piece.items(), key=lambda kv: kv[1])
+                                               if by_piece else None)
+        print(f"{name} ({folder}): " + "  ".join(f"{k} {v:.4f}" for k, v in a.items())
+              + f"; worst piece {per_fold[name]['worst_piece_clean']}")
     out = {"folds": per_fold}
     if base_auc:
         out["baseline_auc"] = base_auc
@@ -252,7 +258,7 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
         print("baseline (--weights) on the same items: " + "; ".join(
             f"{k}: clean {v.get('clean', np.nan):.4f}, -10 dB {v.get('-10', np.nan):.4f}"
             for k, v in base_auc.items()))
-    for cond in ("clean", "-10"):
+    for cond in per_fold[next(iter(per_fold))]["auc"]["dominance"]:
         values = {k: v["auc"]["dominance"].get(cond, float("nan")) for k, v in per_fold.items()}
         out[f"mean_auc_{cond}"] = float(np.mean(list(values.values())))
         out[f"worst_fold_{cond}"] = min(values.items(), key=lambda kv: kv[1])
@@ -438,7 +444,7 @@ def main(argv=None) -> int:
     short = (m + z)[: 3 * sr]
     # the paper's window-by-window form exists for the paper's net only (the "context" network
     # needs the whole image: its windows see past their own pixels)
-    paper_net = effect.model().config.frontend == "stft"
+    paper_net = effect.model().config.frontend == "stft" and effect.model().stack is None
     t_naive = window_by_window_seconds(effect.model(), short) if paper_net else float("nan")
     rtf = args.seconds / t_effect
     rtf_segment = args.seconds / t_segment

@@ -42,10 +42,14 @@ from blendfx.files import atomic_path, atomic_write_text
 from blendfx.spectral.analysis import resample
 from blendfx.spectral.mask import Mask
 from blendfx.spectral.params import SpectrogramParams
+from blendfx.threads import thread_pool
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy.ndimage import map_coordinates
 from torch import nn
+
+from .features import window_features
+from .stack import STACK_PREFIX, FeatureStack
 
 __all__ = [
     "SegmenterConfig",
@@ -76,6 +80,11 @@ TRAIN_HINT = "train them with `python -m blendfx.effects.segmenter.train --out F
 def default_weights_dir() -> Path:
     """The folder of the weights shipped inside the package (``blendfx/effects/segmenter/weights``)."""
     return Path(__file__).resolve().parent / "weights"
+
+
+#: The shipped feature-stack weights (issue 20): the shipped CNN plus gradient-boosted trees over
+#: the long-context features of :mod:`.features`; ``MusicNoiseSegmenter(weights=str(STACK_WEIGHTS))``.
+STACK_WEIGHTS = Path(__file__).resolve().parent / "weights" / "stack"
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,12 @@ class SegmenterConfig:
     full_band : bool
         "context": give every window the mean and the maximum of the features over all bands at
         its times too (whether the whole spectrum sounds like music, not only its own band).
+    stack : dict, optional
+        Issue 20's feature stack (:class:`.stack.FeatureStack`: ``{"inputs": [...], "hidden":
+        n}``): a small classifier over the hand-crafted long-context window features of
+        :mod:`.features` and this network's logit difference, whose output replaces the
+        network's window logit difference (its tensors, ``stack.*``, are in the weights file).
+        None (default): the network alone.
     """
 
     sample_rate: int = 44100
@@ -161,6 +176,7 @@ class SegmenterConfig:
     context_channels: tuple[int, ...] = (8, 16, 24, 32)
     norm_frames: int = 129
     full_band: bool = False
+    stack: dict | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
@@ -220,6 +236,8 @@ class SegmenterConfig:
             del d["temperature"], d["logit_bias"]
         if self.frontend == "stft":  # so do the paper's
             del d["frontend"], d["context_channels"], d["norm_frames"], d["full_band"]
+        if self.stack is None:
+            del d["stack"]
         return d
 
     @classmethod
@@ -827,6 +845,8 @@ class Segmenter:
         self.device = resolve_device(device)
         self.net = _build_net(self.config).to(self.device).eval()
         self.training = dict(training or {})
+        #: The feature stack of ``config.stack`` (issue 20), or None: the network alone.
+        self.stack: FeatureStack | None = None
         #: Inference copy with batch norm folded into the convolutions (set by from_pretrained;
         #: None while training, when ``net`` itself is used).
         self._folded = None
@@ -868,8 +888,13 @@ class Segmenter:
             raise ModelNotFoundError(f"segmenter weights {weights} are not a safetensors file: "
                                      f"{exc}; {TRAIN_HINT}") from None
         try:
+            stack_state = {k: state.pop(k) for k in list(state) if k.startswith(STACK_PREFIX)}
+            if config.stack is not None:
+                model.stack = FeatureStack.from_state(config.stack, stack_state)
+            elif stack_state:
+                raise RuntimeError("stack tensors but no 'stack' in the config")
             model.net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
+        except (RuntimeError, KeyError, TypeError, ParameterError) as exc:
             raise ModelNotFoundError(f"segmenter weights {weights} do not match {config_path}: "
                                      f"{str(exc).splitlines()[0]}") from None
         model.net.to(model.device).eval()
@@ -883,6 +908,8 @@ class Segmenter:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.net.state_dict().items()}
+        if self.stack is not None:
+            state.update(self.stack.state())
         with atomic_path(folder / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "model": "blendfx-segmenter"})
         meta = {"config": self.config.to_dict(), "training": self.training}
@@ -971,7 +998,16 @@ class Segmenter:
         c = self.config
         frames = pw.shape[-1]
         image = features_from_power(pw, c)
-        logits = self.window_logits(image)
+        if self.stack is None:
+            logits = self.window_logits(image)
+        else:  # issue 20: the feature stack's logit replaces the network's
+            # the features on a second thread (when blendfx may use two cores) while the CNN runs
+            cols = max(1, -(-(frames - c.window_frames) // c.cell) + 1)
+            with thread_pool(1, "segmenter-features") as pool:
+                feats = pool.submit(window_features, pw, cols)
+                logits = self.window_logits(image)
+                z = self.stack.logits_from_features(feats.result(), logits[1] - logits[0])
+            logits = torch.stack([torch.zeros_like(z), z])
         probs = music_probability(logits, c)
         cells = cells_from_windows(probs, c)
         n_cells = -(-frames // c.cell)

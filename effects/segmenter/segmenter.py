@@ -73,6 +73,9 @@ class MusicNoiseSegmenter(Effect):
         rejected part in and soften artefacts).
     weights : str
         Folder (or ``.safetensors`` file) of trained segmenter weights; "" = the shipped ones.
+        ``str(blendfx.effects.segmenter.net.STACK_WEIGHTS)``: the shipped CNN with the feature
+        stack of issue 20 (gradient-boosted trees over hand-crafted long-context features and
+        the CNN's logit; see the README's issue-20 section for when it is the better choice).
 
     Examples
     --------

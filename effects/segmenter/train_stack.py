@@ -1,0 +1,347 @@
+"""Train the feature stack (issue 20) on top of a CNN's weights (seeded, CPU, minutes).
+
+Run::
+
+    # one fold of the 4-fold cross-validation over whole recorded pieces and noise classes
+    python -m blendfx.effects.segmenter.train_stack --fold 0 --folds 4 --out /tmp/s0
+    # the final weights on every piece (the pieces and noise classes named stay out)
+    python -m blendfx.effects.segmenter.train_stack --fold none --out DIR \\
+        --hold-music minimalism_n10_piano_novarina \\
+        --hold-noise nps/yellowstone_bison_grazing nps/yellowstone_horse_drawn_wagon
+
+The training windows come from ``--patches`` patches of 2.97 s drawn exactly as the recorded
+recipe's CNN training draws them (:meth:`.train.MixtureSampler.augmented_batch`: recorded music
+of the fold's training pieces, a quarter rendered MIDI, 1-3 noises of its training noise
+classes, the recording chain of :mod:`.augment`, per-component EQ tilts, channel band limits;
+a quarter music alone, a quarter noise alone, the rest mixed at +10 to -10 dB); each window's
+features (:mod:`.features`), the base CNN's logit difference and its dominance label
+(:func:`.data.window_targets`, silent windows dropped). At most ``--cap`` windows (seeded
+draw) fit the stack: gradient-boosted trees by default (scikit-learn's
+``HistGradientBoostingClassifier``, class-balanced, mixture windows weighted
+``--mixture-weight`` times, its seeded early stopping; converted to torch tensors by
+:func:`.stack.trees_from_sklearn`), or ``--model linear``/``mlp`` (:func:`.stack.fit_stack`);
+the output folder holds the base CNN's tensors, the stack's (``stack.*``) and the config with
+``stack`` set, so ``MusicNoiseSegmenter(weights=DIR)`` and ``benchmarks/segmenter.py --folds``
+use it as any other weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from blendfx.errors import BlendfxError, ParameterError
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from .augment import AugmentConfig, RecordingAugmenter
+from .data import (
+    ValidationItem,
+    fold_split,
+    item_samples,
+    load_clips,
+    render_midi_clips,
+    shared_data_dir,
+    window_targets,
+)
+from .features import FEATURE_NAMES, window_features
+from .net import Segmenter, features_from_power, power, stft
+from .stack import fit_stack, trees_from_sklearn
+from .train import MixtureSampler
+
+__all__ = ["WindowTable", "item_table", "training_table", "DEFAULT_INPUTS", "train_stack", "main"]
+
+#: The stack's default inputs: every feature and the CNN's logit.
+DEFAULT_INPUTS = (*FEATURE_NAMES, "cnn_logit")
+
+
+@dataclass
+class WindowTable:
+    """Labelled windows: raw features ``(n, len(FEATURE_NAMES))``, the base CNN's logit
+    difference, the dominance label, and (for scored items) condition, kind and source as in
+    :class:`.calibration.WindowScores`."""
+
+    features: np.ndarray
+    cnn: np.ndarray
+    labels: np.ndarray
+    condition: np.ndarray
+    kind: np.ndarray
+    source: np.ndarray
+
+    def inputs(self, names: Sequence[str]) -> np.ndarray:
+        """The columns ``names`` (feature names or ``"cnn_logit"``) as ``(n, len(names))``."""
+        cols = [self.cnn if n == "cnn_logit" else self.features[:, FEATURE_NAMES.index(n)]
+                for n in names]
+        return np.stack(cols, axis=1).astype(np.float32)
+
+    def select(self, keep: np.ndarray) -> WindowTable:
+        return WindowTable(*(getattr(self, f)[keep] for f in
+                             ("features", "cnn", "labels", "condition", "kind", "source")))
+
+    @staticmethod
+    def concat(parts: Sequence[WindowTable]) -> WindowTable:
+        return WindowTable(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                             ("features", "cnn", "labels", "condition", "kind", "source")))
+
+
+def _windows(base: Segmenter, music_power, noise_power):
+    """Features, CNN logit, label and weight of the windows of one patch's component powers."""
+    c = base.config
+    mix = music_power + noise_power
+    logits = base.window_logits(features_from_power(mix, c))
+    cnn = (logits[1] - logits[0]).cpu()
+    feats = window_features(mix, cnn.shape[-1])
+    _, label, weight = (t[0] for t in window_targets(music_power[None], noise_power[None], c,
+                                                      mix[None]))
+    cols = min(cnn.shape[-1], label.shape[-1])
+    keep = weight[:, :cols] > 0
+    return (feats[:, :, :cols].permute(1, 2, 0)[keep].numpy(), cnn[:, :cols][keep].numpy(),
+            label[:, :cols][keep].numpy())
+
+
+def item_table(base: Segmenter, items: Sequence[ValidationItem]) -> WindowTable:
+    """The windows of fixed validation items (the same windows, labels, conditions, kinds and
+    sources as :func:`.calibration.window_scores`)."""
+    c = base.config
+    parts: dict[str, list] = {k: [] for k in ("features", "cnn", "labels", "condition", "kind",
+                                              "source")}
+    for item in items:
+        ms, ns = (power(stft(torch.as_tensor(x), c.n_fft, c.hop_length))
+                  for x in (item.music, item.noise))
+        # the mixture's power from its own STFT, as the segmenter computes it
+        mix = power(stft(torch.as_tensor(item.music + item.noise), c.n_fft, c.hop_length))
+        logits = base.window_logits(features_from_power(mix, c))
+        cnn = (logits[1] - logits[0]).cpu()
+        feats = window_features(mix, cnn.shape[-1])
+        _, label, weight = (t[0] for t in window_targets(ms[None], ns[None], c, mix[None]))
+        cols = min(cnn.shape[-1], label.shape[-1])
+        keep = weight[:, :cols] > 0
+        kind = ("music" if not item.noise.any() else "noise" if not item.music.any()
+                else "mixture")
+        source = item.name.split("+")[0].split("#")[0] if kind != "noise" else item.name.split("#")[0]
+        n = int(keep.sum())
+        parts["features"].append(feats[:, :, :cols].permute(1, 2, 0)[keep].numpy())
+        parts["cnn"].append(cnn[:, :cols][keep].numpy())
+        parts["labels"].append(label[:, :cols][keep].numpy())
+        for key, value in (("condition", item.condition), ("kind", kind), ("source", source)):
+            parts[key].append(np.full(n, value, dtype=object))
+    return WindowTable(*(np.concatenate(parts[k]) for k in
+                         ("features", "cnn", "labels", "condition", "kind", "source")))
+
+
+def _gain_power(spec, db):
+    """``|spec|**2`` times a per-bin gain in dB ``(bins,)``."""
+    return power(spec) * (10.0 ** (db / 10.0))[:, None]
+
+
+def training_table(base: Segmenter, sampler: MixtureSampler, rng: np.random.Generator,
+                   patches: int, batch: int = 8, log=print) -> WindowTable:
+    """The windows of ``patches`` augmented training patches of ``sampler`` (kind "music",
+    "noise" or "mixture"; condition "train"; source "")."""
+    c = base.config
+    freqs = torch.arange(c.bins, dtype=torch.float32) * c.sample_rate / c.n_fft
+    octaves = torch.log2(freqs.clamp_min(60.0) / 1000.0)
+    feats, cnns, labels, kinds = [], [], [], []
+    t0 = time.perf_counter()
+    for start in range(0, patches, batch):
+        music, noise, tilts, band = sampler.augmented_batch(rng, min(batch, patches - start))
+        for b in range(music.shape[0]):
+            # the CNN training's per-component EQ tilts and the channel's response, in power
+            tm = (float(tilts[b, 0]) * octaves).clamp(-15.0, 15.0) + torch.from_numpy(band[b])
+            tn = (float(tilts[b, 1]) * octaves).clamp(-15.0, 15.0) + torch.from_numpy(band[b])
+            mp = _gain_power(stft(torch.from_numpy(music[b]), c.n_fft, c.hop_length), tm)
+            np_ = _gain_power(stft(torch.from_numpy(noise[b]), c.n_fft, c.hop_length), tn)
+            f, z, y = _windows(base, mp, np_)
+            kind = ("music" if not noise[b].any() else "noise" if not music[b].any()
+                    else "mixture")
+            feats.append(f)
+            cnns.append(z)
+            labels.append(y)
+            kinds.append(np.full(y.size, kind, dtype=object))
+        if (start // batch) % 25 == 0:
+            log(f"  {start + music.shape[0]}/{patches} patches ({time.perf_counter() - t0:.0f} s)")
+    n = sum(y.size for y in labels)
+    return WindowTable(np.concatenate(feats), np.concatenate(cnns), np.concatenate(labels),
+                       np.full(n, "train", dtype=object), np.concatenate(kinds),
+                       np.full(n, "", dtype=object))
+
+
+def fold_sampler(root: Path, fold: int | None, folds: int, fold_seed: int, seed: int,
+                 hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
+                 midi_seconds: float = 15.0, clean_share: float = 0.25, use_midi: bool = True,
+                 config=None):
+    """The recorded recipe's :class:`MixtureSampler` over a fold's training sources (2.97 s
+    patches), and the split."""
+    split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
+                       hold_noise=hold_noise)
+    music = load_clips(split.train_music, stereo=True)
+    noise = load_clips(split.train_noise)
+    midi = render_midi_clips(split.train_midi, max_seconds=midi_seconds) if use_midi else []
+    samples = item_samples(config, 49)
+    sampler = MixtureSampler(music, noise, samples, clean_share,
+                             augmenter=RecordingAugmenter(AugmentConfig(), 44100, seed), midi=midi)
+    return sampler, split
+
+
+def train_stack(data: str | Path | None = None, out: str | Path | None = None, *,
+                base: str | Path | None = None, fold: int | None = None, folds: int = 4,
+                fold_seed: int = 0, seed: int = 0, patches: int = 1200, model_kind: str = "trees",
+                trees: int = 50, leaves: int = 15, mixture_weight: float = 3.0,
+                cap: int = 300_000, hidden: int = 8,
+                l2: float = 1e-3, inputs: Sequence[str] = DEFAULT_INPUTS,
+                hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
+                midi_seconds: float = 15.0, use_midi: bool = True, threads: int = 1,
+                table: WindowTable | None = None, table_cache: str | Path | None = None,
+                log=print) -> Segmenter:
+    """Fit the stack on a fold's (or every) training source and (with ``out``) save it with the
+    base CNN's weights.
+
+    Parameters
+    ----------
+    model_kind : {"trees", "linear", "mlp"}
+        Gradient-boosted trees (``trees`` boosting iterations at most, ``leaves`` leaves each,
+        learning rate 0.1, L2 1.0, early stopping on a seeded 10 % of the windows), logistic
+        regression or a tanh MLP of ``hidden`` units (L2 ``l2``).
+    mixture_weight : float
+        Weight of the mixture windows against the music-alone and noise-alone ones.
+    cap : int
+        At most this many training windows (a seeded draw) fit the stack.
+    table : WindowTable, optional
+        Skips drawing the training windows (they must come from the same fold).
+    table_cache : path, optional
+        An ``.npz`` file: the training windows are read from it when it exists (written by an
+        earlier run with the same fold, seed, patches and data), else drawn and written to it,
+        so that other stack settings refit in seconds.
+    """
+    if model_kind not in ("trees", "linear", "mlp"):
+        raise ParameterError(f"model_kind must be 'trees', 'linear' or 'mlp', got {model_kind!r}")
+    if mixture_weight <= 0 or cap < 1000 or patches < 1:
+        raise ParameterError(f"mixture_weight must be > 0, cap >= 1000 and patches >= 1; got "
+                             f"{mixture_weight}, {cap}, {patches}")
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    root = shared_data_dir(data)
+    model = Segmenter.from_pretrained(base)
+    if model.stack is not None:
+        raise ParameterError(f"base weights {base} already carry a feature stack")
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
+                       hold_noise=hold_noise)
+    cache = Path(table_cache) if table_cache else None
+    if table is None and cache is not None and cache.is_file():
+        with np.load(cache) as d:
+            table = WindowTable(d["features"], d["cnn"], d["labels"], d["condition"].astype(object),
+                                d["kind"].astype(object), d["source"].astype(object))
+        log(f"training windows from {cache}")
+    if table is None:
+        sampler, split = fold_sampler(root, fold, folds, fold_seed, seed, hold_music, hold_noise,
+                                      midi_seconds, use_midi=use_midi, config=model.config)
+        log(f"data: {len(sampler.music)} pieces, {len(sampler.midi)} MIDI renders, "
+            f"{len(sampler.noise)} noise files ({time.perf_counter() - t0:.0f} s)")
+        table = training_table(model, sampler, rng, patches, log=log)
+        if cache is not None:
+            np.savez(cache, features=table.features, cnn=table.cnn, labels=table.labels,
+                     condition=table.condition.astype(str), kind=table.kind.astype(str),
+                     source=table.source.astype(str))
+    t_fit = time.perf_counter()
+    if table.labels.size > cap:
+        keep = np.random.default_rng(seed).choice(table.labels.size, cap, replace=False)
+        table = table.select(np.sort(keep))
+    weights = np.where(table.kind == "mixture", mixture_weight, 1.0)
+    fitted = {}
+    if model_kind == "trees":
+        clf = HistGradientBoostingClassifier(max_iter=trees, learning_rate=0.1,
+                                             max_leaf_nodes=leaves, l2_regularization=1.0,
+                                             class_weight="balanced", random_state=seed)
+        clf.fit(table.inputs(inputs), table.labels, sample_weight=weights)
+        stack = trees_from_sklearn(clf, inputs)
+        fitted = {"trees": int(clf.n_iter_), "early_stopping": bool(clf.do_early_stopping_)}
+    else:
+        stack = fit_stack(table.inputs(inputs), table.labels, inputs,
+                          hidden=hidden if model_kind == "mlp" else 0, l2=l2, seed=seed,
+                          weights=weights)
+    fit_seconds = time.perf_counter() - t_fit
+    model.stack = stack
+    model.config = replace(model.config, stack=stack.to_dict())
+    model.training = {
+        "command": "python -m blendfx.effects.segmenter.train_stack " + " ".join(sys.argv[1:]),
+        "recipe": "feature-stack", "seed": seed, "patches": patches, "model": model_kind,
+        "max_trees": trees, "leaves": leaves, "mixture_weight": mixture_weight, "cap": cap,
+        "hidden": hidden, "l2": l2, **fitted,
+        "inputs": list(inputs), "windows": int(table.labels.size),
+        "fold": {"fold": fold, "folds": folds, "seed": fold_seed} if fold is not None else None,
+        "held_out": {"music": list(hold_music), "noise": list(hold_noise)} if fold is None else None,
+        "augment": AugmentConfig().to_dict(), "midi_seconds": midi_seconds,
+        "train_seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(fit_seconds, 1),
+        "threads": threads, "torch": torch.__version__,
+        "sources": split.describe(root),
+        "labels": "window is music when E_music > E_noise (dominance); windows below the "
+                  "input image's floor or SILENCE_DB under the loudest window dropped",
+        "base": {"path": str(base) if base else "shipped", "training": model.training},
+    }
+    if out is not None:
+        model.save_pretrained(out)
+        log(f"saved {out} ({model.training['train_seconds']} s)")
+    return model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m blendfx.effects.segmenter.train_stack",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="shared data folder")
+    parser.add_argument("--out", required=True, help="folder for the weights and their config")
+    parser.add_argument("--base", default=None, help="CNN weights folder (default: shipped)")
+    parser.add_argument("--fold", default="none", help="held-out fold K or 'none' (default)")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--fold-seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patches", type=int, default=1200, help="training patches of 2.97 s")
+    parser.add_argument("--model", choices=["trees", "linear", "mlp"], default="trees")
+    parser.add_argument("--trees", type=int, default=50, help="boosting iterations at most")
+    parser.add_argument("--leaves", type=int, default=15, help="leaves per tree")
+    parser.add_argument("--mixture-weight", type=float, default=3.0,
+                        help="weight of mixture windows against music-alone and noise-alone ones")
+    parser.add_argument("--cap", type=int, default=300_000, help="training windows at most")
+    parser.add_argument("--hidden", type=int, default=8, help="--model mlp: tanh units")
+    parser.add_argument("--l2", type=float, default=1e-3, help="linear and mlp: L2 penalty")
+    parser.add_argument("--no-cnn", action="store_true", help="features only, no CNN logit input")
+    parser.add_argument("--midi-seconds", type=float, default=15.0)
+    parser.add_argument("--no-midi", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--table-cache", default=None,
+                        help="npz file of the training windows: read when it exists, else written")
+    parser.add_argument("--hold-music", nargs="*", default=[])
+    parser.add_argument("--hold-noise", nargs="*", default=[])
+    args = parser.parse_args(argv)
+    try:
+        fold = None if args.fold == "none" else int(args.fold)
+    except ValueError:
+        parser.error(f"--fold must be a fold number or 'none', got {args.fold!r}")
+    inputs = FEATURE_NAMES if args.no_cnn else DEFAULT_INPUTS
+    try:
+        model = train_stack(args.data, args.out, base=args.base, fold=fold, folds=args.folds,
+                            fold_seed=args.fold_seed, seed=args.seed, patches=args.patches,
+                            model_kind=args.model, trees=args.trees, leaves=args.leaves,
+                            mixture_weight=args.mixture_weight, cap=args.cap,
+                            hidden=args.hidden, l2=args.l2, inputs=inputs,
+                            table_cache=args.table_cache,
+                            hold_music=args.hold_music, hold_noise=args.hold_noise,
+                            midi_seconds=args.midi_seconds, use_midi=not args.no_midi,
+                            threads=args.threads)
+    except BlendfxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: model.training[k] for k in ("windows", "train_seconds", "fit_seconds")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""Issue 20: the hand-crafted window features (one test per measure, on signals whose answer is
+known), the feature stack's fit, its weights I/O and its place in the segmenter."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from blendfx import ParameterError
+from blendfx.effects import MusicNoiseSegmenter
+from blendfx.effects.segmenter.features import (
+    FEATURE_NAMES,
+    band_flatness_db,
+    harmonicity,
+    modulation_energy,
+    onset_periodicity,
+    sustained_peaks,
+    window_features,
+)
+from blendfx.effects.segmenter.net import CONFIG_FILE, Segmenter, stft_power
+from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_sklearn
+from blendfx.effects.segmenter.train_stack import train_stack
+
+SR = 44100
+
+
+def _power(x: np.ndarray) -> torch.Tensor:
+    return stft_power(torch.as_tensor(np.asarray(x, np.float32)), 512, 128)
+
+
+def _db(x: np.ndarray) -> torch.Tensor:
+    return 10.0 * torch.log10(_power(x)[:256] + 1e-20)
+
+
+def _noise(seconds: float, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(seconds * SR)) * 0.1).astype(np.float32)
+
+
+def _chord(seconds: float, f0: float = 430.66, partials: int = 8) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return sum(0.2 / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, partials + 1)).astype(np.float32)
+
+
+def _column(name: str) -> int:
+    return FEATURE_NAMES.index(name)
+
+
+def test_sustained_peaks_hold_partials_not_noise():
+    tone, noise = _db(_chord(1.0)), _db(_noise(1.0))
+    peaks_tone = sustained_peaks(tone, tone > tone.amax() - 60)
+    peaks_noise = sustained_peaks(noise, noise > noise.amax() - 60)
+    assert peaks_tone[10, 20:-20].all()  # 430.66 Hz = bin 5 ... its 2nd partial is bin 10
+    assert peaks_noise.float().mean() < 0.06  # chance peaks of white noise rarely hold 35 ms
+
+    def share(db, peaks):  # the share of the energy in sustained peaks
+        p = 10.0 ** (db / 10.0)
+        return float((p * peaks).sum() / p.sum())
+
+    # a partial's peak bin holds about 60 % of its energy (the Hann window's main lobe)
+    assert share(tone, peaks_tone) > 0.5 and share(noise, peaks_noise) < 0.2
+
+
+def test_band_flatness_white_noise_and_a_tone():
+    flat_noise = band_flatness_db(_power(_noise(1.0))[:256]).mean().item()
+    assert -3.5 < flat_noise < -1.5  # chi-square(2) power: E[ln] - ln E = -0.577 -> -2.5 dB
+    t = np.arange(SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 1033.6 * t)).astype(np.float32) + 1e-4 * _noise(1.0)
+    assert band_flatness_db(_power(tone)[:256])[0].mean().item() < -10.0  # bin 12: band 0
+
+
+def test_onset_periodicity_regular_beats_vs_random_clicks():
+    steps = 400
+    regular = torch.zeros(1, steps)
+    regular[0, ::22] = 1.0  # a beat every 22 steps (0.51 s at 23 ms)
+    rng = np.random.default_rng(0)
+    random = torch.zeros(1, steps)
+    random[0, np.sort(rng.choice(steps, 18, replace=False))] = 1.0
+    p_regular = onset_periodicity(regular, 96)[0, 100:300].mean().item()
+    p_random = onset_periodicity(random, 96)[0, 100:300].mean().item()
+    assert p_regular > 0.7 and p_random < 0.5, (p_regular, p_random)
+
+
+def test_harmonicity_of_a_harmonic_comb():
+    comb, noise = _db(_chord(1.0, f0=430.66, partials=20)), _db(_noise(1.0))
+    h_comb = harmonicity(comb.clamp_min(comb.amax() - 60))[:4].mean().item()
+    h_noise = harmonicity(noise.clamp_min(noise.amax() - 60))[:4].mean().item()
+    assert h_comb > 0.5 and h_noise < 0.3, (h_comb, h_noise)
+
+
+@pytest.mark.parametrize("rate_hz, faster", [(4.0, False), (20.0, True)])
+def test_modulation_bands(rate_hz, faster):
+    frames = torch.arange(2000) * 128 / SR
+    level = 10.0 * torch.sin(2 * np.pi * rate_hz * frames)[None]
+    mid, fast = (m[0, 200:-200].mean().item() for m in modulation_energy(level))
+    assert (fast > mid) == faster, (mid, fast)
+
+
+def test_window_features_grid_finite_and_gain_invariant():
+    x = _chord(3.0) * (1 + 0.5 * np.sin(2 * np.pi * 2 * np.arange(3 * SR) / SR)) + _noise(3.0)
+    x = x.astype(np.float32)
+    pw = _power(x)
+    seg = Segmenter.from_pretrained()
+    cols = seg.segment_power(pw).logits.shape[-1]
+    f = window_features(pw)
+    assert f.shape == (len(FEATURE_NAMES), 13, cols) and torch.isfinite(f).all()
+    quieter = window_features(_power(x * 0.01))  # -40 dB: every feature is relative
+    torch.testing.assert_close(quieter, f, atol=2e-3, rtol=2e-3)
+    # long inputs run in chunks with margins: the same features as one pass
+    torch.testing.assert_close(window_features(pw, chunk_windows=7), f, atol=1e-5, rtol=1e-5)
+    # the tonal share of the chord's band beats the noise's alone
+    noise_f = window_features(_power(_noise(3.0)))
+    k = _column("tonal_share@window")
+    assert f[k, 0].mean() > 0.5 > 0.2 > noise_f[k, 0].mean()
+    # frequency is the band's position
+    k = _column("frequency")
+    assert f[k, 0, 0] == 0.0 and abs(f[k, 12, 0].item() - 192 / 256) < 1e-6
+
+
+def test_fit_stack_separates_and_validates():
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.3).astype(np.float32)
+    x = rng.standard_normal((2000, 2)).astype(np.float32)
+    x[:, 0] += 2.0 * y
+    names = ["tonal_share@window", "cnn_logit"]
+    stack = fit_stack(x, y, names)
+    z = stack(torch.from_numpy(x)).detach().numpy()
+    assert z[y > 0.5].mean() > z[y < 0.5].mean() + 1.0
+    assert abs(stack.w[0, 0].item()) > 5 * abs(stack.w[0, 1].item())  # the informative input
+    with pytest.raises(ParameterError, match="inputs"):
+        FeatureStack(["no_such_feature"])
+    with pytest.raises(ParameterError, match="both classes"):
+        fit_stack(x, np.zeros(2000), names)
+
+
+def test_stack_weights_round_trip_and_probabilities(tmp_path):
+    """A stack saved beside the CNN loads with ``weights=DIR``; its logits replace the CNN's
+    window logits on the same grid, cells and masks included."""
+    base = Segmenter.from_pretrained()
+    rng = np.random.default_rng(0)
+    names = [*FEATURE_NAMES, "cnn_logit"]
+    x = rng.standard_normal((500, len(names))).astype(np.float32)
+    y = (x[:, _column("tonal_share@window")] > 0).astype(np.float32)
+    base.stack = fit_stack(x, y, names, hidden=4)
+    from dataclasses import replace
+
+    base.config = replace(base.config, stack=base.stack.to_dict())
+    base.training = {"recipe": "feature-stack"}
+    base.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / CONFIG_FILE).read_text())["config"]["stack"]["hidden"] == 4
+    audio = (_chord(2.0) + _noise(2.0)).astype(np.float32)
+    loaded = Segmenter.from_pretrained(tmp_path)
+    p = MusicNoiseSegmenter(weights=str(tmp_path)).probabilities(audio, SR)
+    plain = MusicNoiseSegmenter().probabilities(audio, SR)
+    assert p.windows.shape == plain.windows.shape and p.cells.shape == plain.cells.shape
+    np.testing.assert_array_equal(p.window_start_s, plain.window_start_s)
+    pw = _power(audio)
+    cnn = torch.as_tensor(Segmenter.from_pretrained().segment_power(pw).logits)
+    expected = loaded.stack.window_logits(pw, cnn).numpy()
+    np.testing.assert_allclose(p.window_logits, expected, atol=1e-5)
+    assert not np.allclose(p.windows, plain.windows)
+    out = MusicNoiseSegmenter(weights=str(tmp_path), mode="music")(np.stack([audio, audio]), SR)
+    assert out.shape == (2, audio.size) and np.isfinite(out).all()
+
+
+def test_trees_from_sklearn_equal_decision_function():
+    """Gradient-boosted trees converted to torch give scikit-learn's logits (float32 inputs:
+    the float32 thresholds decide exactly as the float64 ones)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 3)).astype(np.float32)
+    y = x[:, 0] + x[:, 1] * x[:, 2] > 0
+    clf = HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=7, random_state=0).fit(x, y)
+    stack = trees_from_sklearn(clf, ["tonal_share@window", "flux_db@window", "cnn_logit"])
+    with torch.no_grad():
+        z = stack(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(z, clf.decision_function(x), atol=1e-5)
+    assert stack.to_dict()["trees"] == 20
+
+
+def _tiny_data(root):
+    """Four chord pieces (music/, music_cc/) and four noise classes of 4 s each."""
+    from blendfx.audio_io import write_audio
+
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * SR) / SR
+    for i, folder in enumerate(("music", "music", "music_cc", "music_cc")):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        chord = sum(np.sin(2 * np.pi * f0 * (i + 1) * t) for f0 in (220, 277, 330)) * 0.2
+        write_audio(root / folder / f"piece{i}.wav", np.stack([chord, 0.8 * chord]), SR)
+    for path in ("noise/esc10/hiss/a.wav", "noise/esc10/hum/a.wav", "noise/long/bed.wav",
+                 "noise/nps/park.wav"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        write_audio(root / path, (rng.standard_normal(t.size) * 0.1).astype(np.float32), SR)
+
+
+def test_train_stack_smoke(tmp_path):
+    """The training command's path on a tiny data folder: fold 0 of 2, a few trees; the
+    weights load by folder and record the fold, the base CNN and the sources."""
+    data = tmp_path / "data"
+    _tiny_data(data)
+    model = train_stack(data, tmp_path / "w", fold=0, folds=2, patches=6, trees=3, cap=1000,
+                        use_midi=False, log=lambda *_: None)
+    meta = json.loads((tmp_path / "w" / CONFIG_FILE).read_text())
+    assert meta["config"]["stack"]["trees"] >= 1
+    train = meta["training"]
+    assert train["fold"] == {"fold": 0, "folds": 2, "seed": 0} and train["model"] == "trees"
+    assert not set(train["sources"]["val_music"]) & set(train["sources"]["train_music"])
+    assert "sources" in train["base"]["training"]
+    p = Segmenter.from_pretrained(tmp_path / "w").probabilities(_chord(2.0), SR)
+    assert p.windows.shape[0] == 13 and np.isfinite(p.windows).all() and model.stack is not None
+    with pytest.raises(ParameterError, match="model_kind"):
+        train_stack(data, None, fold=0, folds=2, model_kind="forest")
+
+
+def test_shipped_stack_weights_on_a_held_out_recording():
+    """The shipped feature-stack weights on a minimalist piano recording against two NPS field
+    recordings that neither the stack nor its base CNN trained on (both metadata say so):
+    the windows' p(music) ranks them and the piano's mean probability is above the noises'."""
+    from blendfx.effects.segmenter.data import item_samples, load_clips, roc_auc
+    from blendfx.effects.segmenter.net import STACK_WEIGHTS
+
+    from ...conftest import shared
+
+    model = Segmenter.from_pretrained(STACK_WEIGHTS)
+    assert model.stack is not None and model.stack.trees >= 1
+    names = ["music_cc/minimalism_n10_piano_novarina.mp3", "noise/nps/yellowstone_bison_grazing.mp3",
+             "noise/nps/yellowstone_horse_drawn_wagon.mp3"]
+    for record in (model.training, model.training["base"]["training"]):
+        src = record["sources"]
+        assert not set(names) & set(src["train_music"] + src["train_noise"])
+    piano = load_clips([shared(*names[0].split("/"))])[0].audio
+    noises = load_clips([shared(*n.split("/")) for n in names[1:]])
+    length = item_samples(model.config, 49)
+    music_p = np.concatenate([model.probabilities(piano[s:s + length], SR).windows.ravel()
+                              for s in range(SR * 20, SR * 80, length)])
+    noise_p = np.concatenate([model.probabilities(c.audio[s:s + length], SR).windows.ravel()
+                              for c in noises for s in range(0, SR * 24, length)])
+    auc = roc_auc(np.concatenate([music_p, noise_p]),
+                  np.arange(music_p.size + noise_p.size) < music_p.size)
+    assert auc >= 0.9, auc
+    assert music_p.mean() > noise_p.mean() + 0.2, (music_p.mean(), noise_p.mean())
+
+
+@pytest.mark.parametrize("audio, sr, error", [
+    (np.zeros(0, np.float32), SR, "empty"),
+    (np.full(SR, np.nan, np.float32), SR, "NaN|finite"),
+    (np.zeros((300, 300), np.float32), SR, "square"),
+    (np.zeros(SR, np.float32), -1.0, "sample"),
+])
+def test_stack_weights_bad_input(audio, sr, error):
+    """The stack's weights validate their input like the CNN's (same entry point)."""
+    from blendfx.effects.segmenter.net import STACK_WEIGHTS
+
+    with pytest.raises(ParameterError, match=error):
+        MusicNoiseSegmenter(weights=str(STACK_WEIGHTS)).probabilities(audio, sr)
+
+
+def test_stack_weights_8_khz_resampled_and_flagged():
+    from blendfx.effects.segmenter.net import STACK_WEIGHTS
+
+    audio = _chord(2.0)[::5].copy()  # about 8.8 kHz
+    with pytest.warns(UserWarning, match="resampled"):
+        p = MusicNoiseSegmenter(weights=str(STACK_WEIGHTS)).probabilities(audio, 8820)
+    assert np.isfinite(p.windows).all() and not p.window_in_band[-1] and p.window_in_band[0]
