@@ -6,7 +6,8 @@ model; the same construction as Jot-style feedback-delay-network targets and Dat
 "noise tails"). So the response here is a direct impulse plus seeded Gaussian noise, split into
 octave bands with amplitude-complementary zero-phase weights (the bands sum back to the noise
 exactly; neighbours cross over in a quarter octave around their common edge), each band
-multiplied by ``10 ** (-3 t / RT60_band)`` (-60 dB of energy at RT60), and summed. The tail's energy is set by the direct-to-reverberant ratio (DRR).
+multiplied by ``10 ** (-3 t / RT60_band)`` (-60 dB of energy at RT60), and summed. The tail's
+energy is set by the direct-to-reverberant ratio (DRR).
 """
 
 from __future__ import annotations
