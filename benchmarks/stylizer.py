@@ -8,21 +8,21 @@ Prints its figures as it goes; the LAST line is one JSON object:
 
 - ``rooms_summary`` (per split; ``held`` is the headline, ``fresh`` a second held-out set made
   later, ``late`` a third one made before the second pass's changes were tried and run once at its
-  end, ``tune`` what the estimator's constants were chosen on, ``curved`` rooms with strongly non-
-  exponential decays) and ``rooms_cases``: pyroomacoustics shoeboxes (image sources, octave-band
-  materials, air absorption; T30 0.3-2.5 s) x reference kinds (music, speech-like, percussive; 12
-  s with pauses) x background (none, pink -40 and -30 dB re. the reference's RMS): the applied
-  response's 500 Hz-2 kHz T30 vs the true room's (relative error), its DRR vs the room's (+-2.5 ms
-  around the direct peak), the 1/3-octave distance of the stylized stem (EQ on, no ambience) and
-  of the dry stem to the oracle (the stem convolved with the true response) with, as the metric's
-  floor, the same room's true response 0.3 m from the microphone
+  end, ``tune`` what the estimator's constants were chosen on, ``curved`` rooms with strongly
+  non-exponential decays) and ``rooms_cases``: pyroomacoustics shoeboxes (image sources,
+  octave-band materials, air absorption; T30 0.3-2.5 s) x reference kinds (music, speech-like,
+  percussive; 12 s with pauses) x background (none, pink -40 and -30 dB re. the reference's RMS):
+  the applied response's 500 Hz-2 kHz T30 vs the true room's (relative error), its DRR vs the
+  room's (+-2.5 ms around the direct peak), the 1/3-octave distance of the stylized stem (EQ on,
+  no ambience) and of the dry stem to the oracle (the stem convolved with the true response) with,
+  as the metric's floor, the same room's true response 0.3 m from the microphone
   (``closer_to_oracle_where_second_seat_is``: the count over the cases where that second seat is
-  closer to the oracle than the dry stem), whether an ambience was added and its signal-to-
-  ambience error, and the paper's weight-free comparison: log-mel distance of dry / separate &
-  remix / stylize to the stem recorded in the place with its background. Beside them: the distance
-  with the EQ off (and how often the EQ moved the stem 0.5 dB or more away from the oracle), the
-  1-2 kHz T30 alone, and whether the background shows at all (5 % of the reference's 0.1 s frames
-  3 dB or more under it) with how often an ambience was added where it does;
+  closer to the oracle than the dry stem), whether an ambience was added and its
+  signal-to-ambience error, and the paper's weight-free comparison: log-mel distance of dry /
+  separate & remix / stylize to the stem recorded in the place with its background. Beside them:
+  the distance with the EQ off (and how often the EQ moved the stem 0.5 dB or more away from the
+  oracle), the 1-2 kHz T30 alone, and whether the background shows at all (5 % of the reference's
+  0.1 s frames 3 dB or more under it) with how often an ambience was added where it does;
 
 - ``rt60_median_rel_error``: median |estimate / truth - 1| of the blind broadband RT60 on dry
   material (speech-like bursts, clicks, an ESC-10 dog bark) in textbook rooms of 0.3-2 s;
