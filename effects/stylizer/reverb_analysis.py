@@ -87,6 +87,7 @@ _LOW_QUANTILE = 0.35    # the lower cluster of decays is anchored at this weight
 _CLUSTER_SPAN = 2.0     # ... and holds the decays up to this factor above it
 _WEIGHT_POWER = 4.0     # a decay's weight: its fitted dB range to this power (deep decays show the
                         # late decay T30 measures; 4 rather than 2 on the tuning rooms: 13.9 % vs 16.6 %)
+_DRR_WEIGHT_POWER = 2.0  # the same for the DRR pass (tuning rooms: 2.3 dB median error, 2.5 with 4)
 _EVIDENCE_DB = 60.0     # fitted dB (summed over decays) for half confidence
 _SMOOTH_LAMBDA = 1.0    # cross-band smoothing strength (per unit confidence) on the curvature ...
 _SLOPE_LAMBDA = 0.05    # ... and (weakly) on the slope of log RT60 over the bands
@@ -288,22 +289,24 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
     data, _ = to_channels_first(audio, name="reference")
     mono = to_mono(data).astype(np.float64)
     centers = octave_centers(sr) if centers_hz is None else np.asarray(centers_hz, float)
-    est = _estimate(mono, sr, centers, _OCTAVE_ORDER)
+    est = _estimate(mono, sr, centers, _OCTAVE_ORDER, _WEIGHT_POWER)
     if not est.valid:
         return est
     # the DRR from a second pass with 3rd-order octave filters: the DRR model reads the direct
     # sound's drop in the first frames of each band envelope, which an 8th-order filter's
     # longer ringing smears (tuning rooms of benchmarks/stylizer.py: median DRR error 2.3 dB
     # this way, 3.2 dB from the 8th-order pass); the RT60s keep the steeper filters
-    short = _estimate(mono, sr, centers, _DRR_ORDER)
+    short = _estimate(mono, sr, centers, _DRR_ORDER, _DRR_WEIGHT_POWER)
     notes = tuple(n for n in est.notes if "direct-to-reverberant" not in n) + tuple(
         n for n in short.notes if "direct-to-reverberant" in n)
     return replace(est, drr_db=short.drr_db, band_drr_db=short.band_drr_db,
                    drr_confidence=short.drr_confidence, notes=notes)
 
 
-def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int) -> ReverbEstimate:
-    """:func:`estimate_reverb` on a mono float64 recording with octave filters of ``order``."""
+def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int,
+              weight_power: float) -> ReverbEstimate:
+    """:func:`estimate_reverb` on a mono float64 recording with octave filters of ``order``,
+    decays weighted by their fitted range to ``weight_power``."""
     hop = max(1, int(round(_HOP_S * sr)))
     frame_s = hop / sr
     raw = np.full(centers.size, np.nan)
@@ -330,7 +333,7 @@ def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int) -> R
                            usable_db=usable_db)
         compensated[smooth < floor * 10.0 ** (_FLOOR_MARGIN_DB / 10.0)] = 0.0
         powers.append(compensated)
-        keep, rt, c = _band_rt60(fits)
+        keep, rt, c = _band_rt60(fits, weight_power)
         decays.append(fits[keep])
         if np.isfinite(rt):
             raw[i], conf[i], counts[i] = rt, c, int(keep.sum())
@@ -399,7 +402,8 @@ def _background(smooth: np.ndarray, dof: float) -> float:
     return low / (chi2.ppf(_FLOOR_PERCENTILE / 100.0, dof) / dof)
 
 
-def _band_rt60(fits: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _band_rt60(fits: np.ndarray,
+               weight_power: float = _WEIGHT_POWER) -> tuple[np.ndarray, float, float]:
     """The band's RT60 from its decays: which decays were kept, the RT60 (NaN if none) and its
     confidence.
 
@@ -407,11 +411,11 @@ def _band_rt60(fits: np.ndarray) -> tuple[np.ndarray, float, float]:
     room is the lower cluster: decays up to ``_CLUSTER_SPAN`` times the weighted
     ``_LOW_QUANTILE`` quantile. The RT60 is their weighted median; the confidence is their
     fitted dB over that plus ``_EVIDENCE_DB``, times ``1 / (1 + (4 * relative MAD)^2)``, the
-    decays weighted by their fitted dB range to the power ``_WEIGHT_POWER``."""
+    decays weighted by their fitted dB range to the power ``weight_power``."""
     keep = np.zeros(fits.shape[0], dtype=bool)
     if fits.shape[0] == 0:
         return keep, float("nan"), 0.0
-    rts, w = fits[:, 0], fits[:, 1] ** _WEIGHT_POWER
+    rts, w = fits[:, 0], fits[:, 1] ** weight_power
     anchor = _weighted_quantile(rts, w, _LOW_QUANTILE)
     keep = rts <= _CLUSTER_SPAN * anchor
     rt = _weighted_quantile(rts[keep], w[keep], 0.5)
