@@ -110,12 +110,12 @@ def octave_centers(sample_rate: float) -> np.ndarray:
 def octave_sos(center_hz: float, sample_rate: float, order: int = _OCTAVE_ORDER) -> np.ndarray:
     """Butterworth octave band-pass around ``center_hz`` in second-order sections.
 
-    Edges (-3 dB) at centre / sqrt 2 and centre x sqrt 2, the base-2 octave edges of IEC 61260-1;
-    ``order`` is the low-pass prototype's order (the band-pass has twice as many poles). The
-    default 8 attenuates 52 dB one octave from the centre and 101 dB two octaves away (order 3:
-    20 and 44 dB): above IEC 61260-1 class 1's minimum stop-band attenuation, and steep enough
-    that a neighbouring band's decay three or four times longer (a room's 125-250 Hz against
-    its 500 Hz) does not carry this band's T30 below -20 dB.
+    Edges (-3 dB) at centre / sqrt 2 and centre x sqrt 2, the base-2 octave edges of IEC
+    61260-1; ``order`` is the low-pass prototype's order (the band-pass has twice as many
+    poles). The default 8 attenuates 52 dB one octave from the centre and 116 dB two octaves
+    away (order 3: 20 and 44 dB; IEC 61260-1 sets minimum stop-band attenuations, not a maximum
+    steepness), steep enough that a neighbouring band's decay three or four times longer (a
+    room's 125-250 Hz against its 500 Hz) does not carry this band's T30 below -20 dB.
 
     Parameters
     ----------
