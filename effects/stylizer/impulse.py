@@ -5,8 +5,9 @@ exponentially at a rate set by the reverberation time, band by band (Schroeder's
 model; the same construction as Jot-style feedback-delay-network targets and Dattorro/Moorer's
 "noise tails"). So the response here is a direct impulse plus seeded Gaussian noise, split into
 octave bands with amplitude-complementary zero-phase weights (the bands sum back to the noise
-exactly), each band multiplied by ``10 ** (-3 t / RT60_band)`` (-60 dB of energy at RT60), and
-summed. The tail's energy is set by the direct-to-reverberant ratio (DRR).
+exactly; neighbours cross over in a quarter octave around their common edge), each band
+multiplied by ``10 ** (-3 t / RT60_band)`` (-60 dB of energy at RT60), and summed. The tail's
+energy is set by the direct-to-reverberant ratio (DRR).
 """
 
 from __future__ import annotations
@@ -18,14 +19,29 @@ from scipy import fft as sp_fft
 __all__ = ["synthetic_ir", "band_weights"]
 
 _MAX_LENGTH_S = 12.0
+# crossover width between octave bands, octaves: narrow, so that an octave filter (edges at the
+# geometric means of neighbouring centres) measures its own band's decay, not a neighbour's
+# (a crossover from centre to centre put a slow 500 Hz decay into the 1 kHz octave's T30)
+_TRANSITION_OCT = 0.25
 
 
-def band_weights(freqs_hz: np.ndarray, centers_hz: np.ndarray) -> np.ndarray:
+def band_weights(freqs_hz: np.ndarray, centers_hz: np.ndarray,
+                 transition_oct: float = _TRANSITION_OCT) -> np.ndarray:
     """Amplitude-complementary band weights ``(bands, len(freqs_hz))`` that sum to 1 everywhere.
 
-    Adjacent octave bands cross over with a ``cos^2`` / ``sin^2`` pair in log frequency (half-way
-    between centres, each band full at its centre); the lowest band extends to 0 Hz and the
-    highest to Nyquist.
+    Adjacent bands cross over at their common edge (the geometric mean of their centres, where
+    an octave filter's passband ends) with a ``cos^2`` / ``sin^2`` pair in log frequency
+    ``transition_oct`` octaves wide; the lowest band extends to 0 Hz and the highest to Nyquist.
+    ``transition_oct=1`` (with octave-spaced centres) crosses over from centre to centre.
+
+    Parameters
+    ----------
+    freqs_hz : np.ndarray
+        Frequencies in Hz.
+    centers_hz : np.ndarray
+        Band centres in Hz, ascending.
+    transition_oct : float
+        Width of each crossover in octaves (> 0, at most the centres' spacing).
     """
     centers = np.asarray(centers_hz, dtype=np.float64)
     logf = np.log2(np.maximum(np.asarray(freqs_hz, dtype=np.float64), 1e-3))
@@ -34,19 +50,17 @@ def band_weights(freqs_hz: np.ndarray, centers_hz: np.ndarray) -> np.ndarray:
     if centers.size == 1:
         w[0] = 1.0
         return w
-    # position between neighbouring centres: 0 at band i's centre, 1 at band i+1's
+    if not transition_oct > 0:
+        raise ParameterError(f"transition_oct must be > 0 octaves, got {transition_oct}")
+    # the share of the upper band at each crossover: 0 below its start, 1 above its end
+    edges = 0.5 * (logc[1:] + logc[:-1])
+    half = 0.5 * np.minimum(float(transition_oct), np.diff(logc))
+    up = [np.sin(0.5 * np.pi * np.clip((logf - e + h) / (2.0 * h), 0.0, 1.0)) ** 2
+          for e, h in zip(edges, half, strict=True)]
     for i in range(centers.size):
-        if i + 1 < centers.size:
-            x = np.clip((logf - logc[i]) / (logc[i + 1] - logc[i]), 0.0, 1.0)
-            down = np.cos(0.5 * np.pi * x) ** 2
-        else:
-            down = np.ones_like(logf)
-        if i > 0:
-            x = np.clip((logf - logc[i - 1]) / (logc[i] - logc[i - 1]), 0.0, 1.0)
-            up = np.sin(0.5 * np.pi * x) ** 2
-        else:
-            up = np.ones_like(logf)
-        w[i] = np.where(logf <= logc[i], up, down)
+        lower = up[i - 1] if i > 0 else 1.0
+        upper = 1.0 - up[i] if i + 1 < centers.size else 1.0
+        w[i] = lower * upper
     return w
 
 

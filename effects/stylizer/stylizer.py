@@ -9,10 +9,12 @@ ReferenceProfile`, then applied to the stem in three parts, each of which can be
    convolved with the stem (block FFT convolution). The blind DRR's "direct sound" spans the
    first 25 ms; the response splits it into the direct impulse and early reflections (a raised
    first 25 ms of the tail) with a DRR proper (+-2.5 ms) 8.5 dB lower (:func:`early_split`);
-2. colouration: what the room adds, not what the reference's instruments sound like: each
-   band's reverberant level re. the direct sound (from the per-band DRR), as far as the
-   evidence goes (confidence-weighted, 0 dB without evidence), built into the response's tail.
-   ``eq_target="reference"`` instead matches the reference's whole long-term spectrum (its
+2. colouration: what the room adds, not what the reference's instruments sound like. In a
+   diffuse field every band's tail starts at the same level re. the direct sound, so its
+   energy grows with that band's RT60; the response's tail is built that way (the direct
+   sound flat), which needs no evidence beyond the per-band RT60s. (Per-band tail levels from
+   per-band blind DRRs were tried and moved the stem away from the oracle more often than
+   towards it.) ``eq_target="reference"`` instead matches the reference's whole long-term spectrum (its
    source's timbre included) with a smooth bounded EQ;
 3. ambience: the reference's stationary background, if it has one, re-synthesized to the
    stem's length (random grains, no loop) and mixed at the reference's own signal-to-ambience
@@ -36,7 +38,7 @@ from scipy import fft as sp_fft
 from .ambience import loop_ambience, synthesize_ambience
 from .impulse import synthetic_ir
 from .reference_profile import ReferenceProfile, analyze_reference
-from .reverb_analysis import ReverbEstimate, fill_bands, schroeder_rt60
+from .reverb_analysis import fill_bands, schroeder_rt60
 from .spectral_match import eq_gains, ltas, matching_eq_db, mean_power, smooth_octaves
 
 __all__ = ["Stylizer"]
@@ -46,7 +48,6 @@ _SAR_RANGE_DB = (-6.0, 60.0)  # "match" never buries the stem more than 6 dB und
 _RT60_RANGE_S = (0.05, 10.0)
 _DEFAULT_DRR_DB = 0.0     # when the reference shows decays but no usable DRR
 _PREDELAY_S = 0.005       # the first reflection arrives after the direct sound, s
-_ROOM_EQ_MAX_DB = 3.0     # most a room's colouration departs from the diffuse-field tail, dB
 _EARLY_S = 0.025          # the blind DRR's "direct" spans this much after the direct sound, s
 _EARLY_DRR_DB = -8.5      # DRR (+-2.5 ms around the direct sound) re. the blind estimate, dB
 
@@ -74,7 +75,9 @@ class Stylizer(Effect):
         signal-to-ambience ratio relative to the processed stem (a silent stem gets the
         reference's background level).
     eq_target : {"room", "reference"}
-        ``"room"`` (default): the room's colouration (per-band tail levels, confidence-weighted).
+        ``"room"`` (default): the room's colouration as diffuse-field theory gives it (each
+        band's tail energy in proportion to its RT60, the direct sound flat), built into the
+        response (no EQ of its own).
         ``"reference"``: the reference's long-term spectrum, its source's timbre included.
     eq_limit_db : float
         Largest EQ boost or cut in dB.
@@ -108,8 +111,8 @@ class Stylizer(Effect):
     acoustics = BoolParam(True, doc="Apply the reference's reverberation.")
     eq = BoolParam(True, doc="Apply the reference's colouration.")
     eq_target = ChoiceParam("room", ("room", "reference"),
-                            doc="'room': the colouration the room adds (its reverberant tail's "
-                                "spectrum re. the direct sound, as far as the evidence goes); "
+                            doc="'room': the colouration the room adds (diffuse field: each "
+                                "band's tail energy in proportion to its RT60); "
                                 "'reference': the reference's whole long-term spectrum (copies "
                                 "the reference's source timbre too).")
     ambience = BoolParam(True, doc="Add the reference's background bed.")
@@ -267,10 +270,12 @@ class Stylizer(Effect):
         drr, early_db = early_split(blind)
         gains = None
         if self.eq and self.eq_target == "room":
-            gains = room_eq_db(rev, rt, float(self.eq_limit_db))
+            # diffuse-field colouration: every band's tail starts at the direct sound's level,
+            # so its energy grows with its RT60 (the plain tail): no gain of its own
             report["eq_applied"] = True
-            report["eq_db"] = [round(float(g), 2) for g in gains]
-            report["eq_range_db"] = [round(float(gains.min()), 2), round(float(gains.max()), 2)]
+            report["eq_db"] = [0.0] * rt.size
+            report["eq_range_db"] = [0.0, 0.0]
+            report["eq_rule"] = "diffuse field: each band's tail energy in proportion to its RT60"
         report["rt60_bands_s"] = [round(float(v), 3) for v in rt]
         report["drr_applied_db"] = round(float(drr), 2)
         report["early_to_late_db"] = round(float(early_db), 2)
@@ -374,31 +379,3 @@ def early_split(blind_drr_db: float, offset_db: float = _EARLY_DRR_DB) -> tuple[
     late = (1.0 + 1.0 / y) / (1.0 + x)
     early = max(1.0 / y - late, 1e-12)
     return 10.0 * np.log10(y), 10.0 * np.log10(early / late)
-
-
-def room_eq_db(reverb: ReverbEstimate, rt60_s: np.ndarray, limit_db: float) -> np.ndarray:
-    """The room's colouration as per-band tail levels in dB (0 dB: the plain noise tail, whose
-    band energies grow with each band's RT60).
-
-    A band's reverberant energy relative to its direct sound is ``1 / DRR_band``; the plain
-    tail already gives it ``RT60_band`` (times a constant), so the colouration is
-    ``-DRR_band - 10 log10(RT60_band)``, centred on its confidence-weighted mean (the whole
-    tail's level is the broadband DRR's business), scaled by each band's confidence (0 dB when
-    the evidence is weak) and kept within ``limit_db`` and ``_ROOM_EQ_MAX_DB``: in a diffuse
-    field a band's reverberant energy re. the direct sound already grows with its RT60
-    (Sabine), which the plain tail has; what is left (early reflections off absorbing
-    surfaces, a source's directivity) is a few dB, and more than that is the estimate failing.
-    """
-    band_drr = reverb.band_drr_db
-    conf = reverb.drr_confidence
-    n = np.asarray(rt60_s).size
-    if band_drr is None or conf is None or not np.isfinite(band_drr).any():
-        return np.zeros(n)
-    ok = np.isfinite(band_drr) & (conf > 0)
-    if not ok.any():
-        return np.zeros(n)
-    level = np.where(ok, -band_drr - 10.0 * np.log10(rt60_s), 0.0)
-    centre = float(np.sum(conf[ok] * level[ok]) / np.sum(conf[ok]))
-    gains = np.where(ok, conf * (level - centre), 0.0)
-    cap = min(float(limit_db), _ROOM_EQ_MAX_DB)
-    return np.clip(gains, -cap, cap)
