@@ -9,7 +9,13 @@ quiet room, whose quietest moments are the ends of decays) there is no ambience.
 background's power spectrum is the mean periodogram of the plateau frames (a stationary bed is
 the same under the loud parts), the bed is the recording filtered by the noise-over-signal gain
 ``min(1, N / P)`` per bin (``P`` smoothed over about 0.1 s; the Wiener estimate of the
-background), then spectrally matched so its long-term spectrum equals ``N``. Foreground events
+background), then spectrally matched so its long-term spectrum equals ``N``; a bed measured in pauses
+(under half the recording) is then scaled to the power ``N`` measured there (one seen only in
+brief rests would come out up to 12 dB quiet).
+Many recordings show their floor only in brief rests between notes, where a decay comes to
+rest on it; such rests count as background only with evidence a reverberation tail cannot
+fake (flat in every band from 20 Hz up, and long, or several agreeing in level and spectral
+shape; see :func:`_floor_rests`). Foreground events
 (a bark, a voice, a passing car) mostly fall out; the texture of the background (rain drops,
 engine rumble, crowd murmur) stays, at the level measured in the pauses.
 
@@ -50,6 +56,17 @@ _PLATEAU_SLOPE = 3.0   # ... whose level drifts by at most 3 dB/s (a reverb tail
                        # or faster in rooms of up to 2.5 s) ...
 _PLATEAU_RIPPLE_DB = 1.5  # ... and fluctuates by at most 1.5 dB (std about the drift) ...
 _PLATEAU_TOTAL_S = 0.5    # ... adding up to 0.5 s
+_REST_SMOOTH_S = 0.03  # envelope smoothing for rests, s
+_REST_DB = 1.5         # a rest: the bottom of a quiet stretch (within 1.5 dB of its minimum) ...
+_REST_MIN_S = 0.12     # ... at least this long ...
+_REST_BANDS_HZ = (20.0, 90.0, 500.0, 2000.0, 5600.0, 11000.0)  # ... flat in each of these bands ...
+_REST_SLOPE = 10.0     # ... (at most this many dB/s either way) ...
+_REST_KNEE_S = 0.1     # ... after a fall: the level in the 0.1 s before it ...
+_REST_KNEE = 10.0      # ... fell this many dB/s faster than within it
+_REST_LONG_S = 0.3     # a rest this long and flat in every band is enough by itself
+_REST_COUNT = 2        # separate rests that must agree ...
+_REST_MATCH_DB = 1.5   # ... in level ...
+_REST_SHAPE_DB = 1.5   # ... and in spectral shape (RMS over the bands)
 _TEXTURE_SPREAD_DB = 6.0  # a recording whose level stays within 6 dB (10th-90th percentile)
                           # is all background (rain, an engine, room tone)
 
@@ -144,6 +161,10 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     smooth_all = _smoothed(inner, alpha)
     plateau = _background_frames(smooth_all.mean(axis=0), stft.f, hop / sr, alpha)
     if plateau is None:
+        # a floor seen only in short rests between notes, on a faster envelope
+        alpha_r = float(np.exp(-hop / (_REST_SMOOTH_S * sr)))
+        plateau = _rest_frames(_smoothed(inner, alpha_r).mean(axis=0), stft.f, hop / sr, alpha_r)
+    if plateau is None:
         return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
                              level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB,
                              note="no stationary background: the recording's quietest stretches "
@@ -167,6 +188,14 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     bed = stft.istft(spec * gain[None], k1=n).astype(np.float32)
     p_bed = mean_power(bed)
     p_all = mean_power(data)
+    # a bed measured in pauses (not a recording that is background throughout) at the level
+    # measured there: the Wiener gain leaves a bed seen only in brief rests too quiet, by more
+    # than the matching's limit. The background's share of the recording's power, from the
+    # same periodograms
+    want = p_all * float(noise.sum()) / max(float(inner.mean(axis=-1).sum()), 1e-30)
+    if plateau.size < 0.5 * inner.shape[-1] and p_bed > 0.0 and want > 0.0:
+        bed *= np.float32(np.sqrt(want / p_bed))
+        p_bed = mean_power(bed)
     level = max(10.0 * np.log10(max(p_bed, 1e-30)), _SILENT_DB)
     sar = 10.0 * np.log10(max(p_all - p_bed, 1e-4 * p_all, 1e-20) / max(p_bed, 1e-20))
     return AmbienceModel(bed=bed, sample_rate=sr, level_dbfs=level, sar_db=sar)
@@ -205,9 +234,95 @@ def _background_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,
         ripple = float(np.std(level[a:b] - (slope * t + icpt)))
         if abs(slope) <= _PLATEAU_SLOPE and ripple <= _PLATEAU_RIPPLE_DB:
             frames.append(np.arange(a, b) + skip)
-    if not frames or sum(f.size for f in frames) * frame_s < _PLATEAU_TOTAL_S:
+    if frames and sum(f.size for f in frames) * frame_s >= _PLATEAU_TOTAL_S:
+        return np.concatenate(frames)
+    return None
+
+
+def _rest_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,
+                 alpha: float) -> np.ndarray | None:
+    """Background frames (indices) from rests (see :func:`_floor_rests`), or None.
+
+    ``power`` is the STFT power (bins, frames) smoothed recursively with ``alpha`` over
+    ``_REST_SMOOTH_S``: the 0.1 s smoothing of :func:`_background_frames` lets a level fall at
+    most 43 dB/s, so a decay would take 0.7-0.9 s to reach a floor 30-40 dB down and the rests
+    in between notes would vanish."""
+    band = (freqs >= 90.0) & (freqs < 11000.0)
+    level = 10.0 * np.log10(power[band].sum(axis=0) + 1e-30)
+    skip = min(level.size // 4, int(np.ceil(3.0 / max(1.0 - alpha, 1e-6))) // 4)
+    level = level[skip:]
+    if level.size < 4:
         return None
-    return np.concatenate(frames)
+    near = level <= np.percentile(level, 5) + _PLATEAU_DB
+    return _floor_rests(power, freqs, level, near, frame_s, skip)
+
+
+def _floor_rests(power: np.ndarray, freqs: np.ndarray, level: np.ndarray, near: np.ndarray,
+                 frame_s: float, skip: int) -> np.ndarray | None:
+    """Frames of a background that shows only in short rests, or None.
+
+    Many recordings expose their floor only briefly, where a decay comes to rest on it before
+    the next note. Such a rest is the flat bottom of a quiet stretch (frames within
+    ``_REST_DB`` of the stretch's minimum, at least ``_REST_MIN_S`` long). A reverberant trough
+    can look the same on the broadband level, so a rest counts only with evidence a tail cannot
+    fake:
+
+    - it is flat in every band (``_REST_BANDS_HZ``, 20 Hz up): no band falls or rises by more
+      than ``_REST_SLOPE`` dB/s over it (a tail falls at 60 / RT60 dB/s in each band; the
+      20-90 Hz band keeps a kick drum's long sub-bass tail from passing for a floor);
+    - either it lasts ``_REST_LONG_S`` or more (within ``_REST_DB`` for that long, a tail
+      would need an RT60 over 12 s in every band), or
+    - the level stopped falling there (the broadband level in the ``_REST_KNEE_S`` before the
+      rest fell at least ``_REST_KNEE`` dB/s faster than within it: a decay meeting a floor;
+      a tail keeps its slope into the trough), and at least ``_REST_COUNT`` separate such rests
+      agree: levels within ``_REST_MATCH_DB`` and spectral shapes (band levels re. their mean)
+      within ``_REST_SHAPE_DB`` RMS of the quietest rest's. A stationary bed is the same in
+      every pause; the ends of tails are where each note left them.
+
+    ``level`` is the broadband level (dB) after the first ``skip`` frames, ``near`` its frames
+    within ``_PLATEAU_DB`` of its 5th percentile. Returns the frames of the long rest or of the
+    agreeing rests (indices into the unskipped frames).
+    """
+    edges_hz = _REST_BANDS_HZ
+    bands = np.stack([power[(freqs >= lo) & (freqs < hi)].sum(axis=0)
+                      for lo, hi in zip(edges_hz[:-1], edges_hz[1:], strict=True)])
+    band_db = 10.0 * np.log10(bands[:, skip:] + 1e-30)
+    min_run = max(3, int(round(_REST_MIN_S / frame_s)))
+    knee = max(2, int(round(_REST_KNEE_S / frame_s)))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], near.astype(np.int8), [0]])))
+    rests: list[tuple[float, np.ndarray, np.ndarray]] = []
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        bottom = level[a:b] <= level[a:b].min() + _REST_DB
+        idx = np.flatnonzero(bottom)
+        # the longest contiguous stretch of the bottom
+        cuts = np.flatnonzero(np.diff(idx) > 1)
+        pieces = np.split(idx, cuts + 1)
+        core = max(pieces, key=len) + a
+        if core.size < min_run or core[0] < knee:
+            continue
+        t = np.arange(core.size) * frame_s
+        slopes = np.polyfit(t, band_db[:, core].T, 1)[0]
+        if np.max(np.abs(slopes)) > _REST_SLOPE:
+            continue
+        if core.size * frame_s >= _REST_LONG_S:  # one long rest, flat in every band
+            return core + skip
+        inside = np.polyfit(t, level[core], 1)[0]
+        tb = np.arange(knee) * frame_s
+        before = np.polyfit(tb, level[core[0] - knee: core[0]], 1)[0]
+        if inside - before < _REST_KNEE:
+            continue
+        shape = band_db[:, core].mean(axis=1)
+        rests.append((float(level[core].mean()), shape - shape.mean(), core))
+    if len(rests) < _REST_COUNT:
+        return None
+    rests.sort(key=lambda r: r[0])
+    ref_level, ref_shape, _ = rests[0]
+    agree = [r for r in rests
+             if r[0] - ref_level <= _REST_MATCH_DB
+             and np.sqrt(np.mean((r[1] - ref_shape) ** 2)) <= _REST_SHAPE_DB]
+    if len(agree) < _REST_COUNT:
+        return None
+    return np.concatenate([r[2] for r in agree]) + skip
 
 
 def _bed_for(model: AmbienceModel, channels: int) -> tuple[np.ndarray, bool]:

@@ -23,7 +23,8 @@ Across bands, a band whose own estimate lies more than a factor 2 from a confide
 outlier-robust fit of the log RT60s (neighbouring bands of one room differ by tens of per cent,
 not by factors) takes the fit's value; the others keep theirs (lightly smoothed), so a room's
 real trend (125 Hz decays three times the 1 kHz one) stays; a band with no evidence is filled
-in from its neighbours. The
+in from its neighbours (above the highest observed band, never longer than it; see
+:func:`_fill_unobserved`). The
 broadband figure is the mean over 500 Hz-2 kHz of these final values, which is what a
 synthetic response built from them measures (its T30).
 
@@ -345,9 +346,7 @@ def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int,
         return ReverbEstimate(centers, nan, counts, float("nan"), tuple(notes), raw, conf, nan,
                               np.zeros(centers.size), floors, sr)
     log_rt = _across_bands(np.log(raw), conf)
-    # bands without evidence of their own take their neighbours' values (interpolated in log
-    # frequency, constant beyond the outermost band with evidence), never an extrapolated trend
-    log_rt = fill_bands(centers, np.where(conf > 0, log_rt, np.nan), float(np.nanmean(log_rt)))
+    log_rt = _fill_unobserved(centers, log_rt, conf)
     rt60 = np.clip(np.exp(log_rt), *_RT60_RANGE_S)
     band_drr, drr_conf = _estimate_band_drr(powers, decays, rt60, frame_s)
     if np.isfinite(band_drr).any():
@@ -379,6 +378,50 @@ def _across_bands(log_rt: np.ndarray, conf: np.ndarray) -> np.ndarray:
         light[wild] = strong[wild]
     keep = conf / (conf + _KEEP_CONF)  # weak evidence leans on the neighbours
     return keep * light + (1.0 - keep) * strong
+
+
+def _fill_unobserved(centers: np.ndarray, log_rt: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """Log RT60 for the bands without a decay of their own (``conf == 0``).
+
+    A gap between observed bands is interpolated in log frequency; bands below the lowest
+    observed one take its value. Bands above the highest observed one (``top``) take its value
+    too, lowered along the observed bands' own fall where they fall with frequency (the
+    confidence-weighted slope of log RT60 over octaves, when three or more bands are observed
+    and it is negative), and never exceed ``top``'s value: air absorption and the absorption
+    of ordinary materials (carpet, plaster, upholstery, people) rise with frequency, so a room's
+    RT60 above 1-2 kHz falls or stays level, and a band whose decays were too short to clear the
+    noise floor is among the shortest. Filling such a band from a rising trend, or from longer
+    low bands, made a dead office's 1-2 kHz read 1.2 s for 0.5 s.
+
+    Parameters
+    ----------
+    centers : np.ndarray
+        Band centres in Hz.
+    log_rt : np.ndarray
+        Natural log of RT60 in s per band (after the cross-band check).
+    conf : np.ndarray
+        Per-band confidence (0: no decay observed).
+
+    Returns
+    -------
+    np.ndarray
+        Log RT60 per band, every band filled.
+    """
+    seen = conf > 0
+    out = fill_bands(centers, np.where(seen, log_rt, np.nan), float(np.nanmean(log_rt)))
+    if not seen.any():
+        return out
+    octaves = np.log2(centers)
+    top = int(np.flatnonzero(seen).max())
+    slope = 0.0
+    if seen.sum() >= 3:
+        w = conf[seen]
+        x = octaves[seen] - np.average(octaves[seen], weights=w)
+        slope = min(0.0, float(np.sum(w * x * (log_rt[seen] - np.average(log_rt[seen], weights=w)))
+                               / np.sum(w * x * x)))
+    above = np.arange(centers.size) > top
+    out[above] = log_rt[top] + slope * (octaves[above] - octaves[top])
+    return out
 
 
 def _broadband_drr(band_drr: np.ndarray, conf: np.ndarray) -> float:

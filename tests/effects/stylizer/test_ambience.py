@@ -12,8 +12,9 @@ from blendfx.effects.stylizer.ambience import (
     repetition_peak,
     synthesize_ambience,
 )
+from blendfx.effects.stylizer.probe_signals import exponential_ir
 from blendfx.effects.stylizer.spectral_match import ltas_distance_db
-from scipy.signal import lfilter
+from scipy.signal import fftconvolve, lfilter
 
 from ...conftest import shared
 
@@ -93,3 +94,48 @@ def test_short_and_silent_references():
     gated = np.zeros(3 * SR)  # a gated recording: events in digital silence
     gated[SR: SR + 4000] = noise[:4000]
     assert extract_ambience(gated, SR).level_dbfs < -100
+
+
+def _pink(n: int, seed: int) -> np.ndarray:
+    b = [0.049922035, -0.095993537, 0.050612699, -0.004408786]
+    a = [1.0, -2.494956002, 2.017265875, -0.522189400]
+    return lfilter(b, a, np.random.default_rng(seed).standard_normal(n))
+
+
+def bursts_in_a_room(rt60: float, gaps_s: list[float], floor_db: float | None, seed: int = 0):
+    """Pink-noise bursts of 0.8 s separated by ``gaps_s`` in a textbook room of ``rt60`` s, over
+    a steady pink background ``floor_db`` below the reverberant signal's power (or none: a
+    -140 dB hiss). Returns the reference and the background's power."""
+    parts = []
+    for k, gap in enumerate(gaps_s):
+        parts += [_pink(int(0.8 * SR), seed + 7 + k), np.zeros(int(gap * SR))]
+    dry = np.concatenate(parts)
+    wet = fftconvolve(dry, exponential_ir(rt60, SR, 0.0, seed=seed))[: dry.size]
+    if floor_db is None:
+        return wet + 1e-7 * np.random.default_rng(seed).standard_normal(dry.size), 0.0
+    bg = _pink(dry.size, seed + 1)
+    bg *= np.sqrt(np.mean(wet ** 2) * 10 ** (floor_db / 10) / np.mean(bg ** 2))
+    return wet + bg, float(np.mean(bg ** 2))
+
+
+@pytest.mark.parametrize("floor_db", [-35.0, -40.0])
+def test_background_seen_in_one_short_rest_is_found_at_its_level(floor_db):
+    """A floor 35-40 dB down that shows in one 1 s pause (the decay reaches it after a few
+    tenths of a second; the rest is flat in every band) is a background, at its level."""
+    ref, bg_power = bursts_in_a_room(0.4, [0.15, 0.2, 1.0, 0.15], floor_db)
+    model = extract_ambience(ref, SR)
+    assert model.level_dbfs == pytest.approx(db(bg_power), abs=1.5)
+
+
+@pytest.mark.parametrize("rt60", [0.6, 2.5, 7.0])
+def test_reverberant_rests_without_a_floor_are_no_background(rt60):
+    """Pauses in which a room's tail decays (however slowly) are no background."""
+    ref, _ = bursts_in_a_room(rt60, [0.8, 0.4, 0.8, 0.4], None)
+    assert extract_ambience(ref, SR).level_dbfs < -100
+
+
+def test_background_seen_in_several_brief_rests_is_found_at_its_level():
+    """Three 0.5 s pauses, each showing the floor for less than 0.3 s, agree in level and
+    spectral shape: a background, at its level."""
+    ref, bg_power = bursts_in_a_room(0.2, [0.5, 0.5, 0.5, 0.15], -35.0)
+    assert extract_ambience(ref, SR).level_dbfs == pytest.approx(db(bg_power), abs=1.5)

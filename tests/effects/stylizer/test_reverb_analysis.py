@@ -13,7 +13,7 @@ from blendfx.effects.stylizer.reverb_analysis import (
     octave_centers,
     schroeder_rt60,
 )
-from scipy.signal import fftconvolve
+from scipy.signal import butter, fftconvolve, sosfilt
 
 from ...conftest import shared
 
@@ -99,3 +99,29 @@ def test_fill_bands_interpolates_in_log_frequency():
     filled = fill_bands(centers, np.array([np.nan, 1.0, np.nan, 2.0]), default=0.5)
     np.testing.assert_allclose(filled, [1.0, 1.0, 1.5, 2.0])
     np.testing.assert_allclose(fill_bands(centers, np.full(4, np.nan), 0.5), 0.5)
+
+
+@pytest.mark.parametrize("rising", [False, True])
+def test_unobserved_high_bands_never_outlast_the_highest_observed(rising):
+    """A reference with nothing above 700 Hz shows no decay at 2-8 kHz. Those bands follow the
+    observed bands' fall where the room's RT60 falls with frequency (never the constant value of
+    the highest observed band), and never rise above it where the observed bands rise."""
+    centers = octave_centers(SR)
+    ends = [0.6, 1.4] if rising else [1.6, 0.4]
+    rt = np.interp(np.log2(centers), np.log2([125, 8000]), ends)
+    ir = synthetic_ir(rt, centers, SR, drr_db=0.0, seed=3)[0]
+    dry = sosfilt(butter(8, 700, fs=SR, output="sos"), speech_like(8.0, SR, seed=4))
+    ref = fftconvolve(dry, ir)[: dry.size]
+    ref += 1e-3 * np.abs(ref).max() * np.random.default_rng(0).standard_normal(ref.size)
+    est = estimate_reverb(ref, SR)
+    seen = np.flatnonzero(est.confidence > 0)
+    top = seen.max()
+    assert centers[top] <= 1000 and (est.confidence[top + 1:] == 0).all()
+    above = est.rt60_s[top + 1:]
+    assert (above <= est.rt60_s[top] + 1e-9).all()
+    if rising:
+        np.testing.assert_allclose(above, est.rt60_s[top])
+    else:  # falling: closer to the truth than the highest observed band's value
+        assert (np.diff(est.rt60_s[top:]) < 0).all()
+        assert (np.abs(np.log(above / rt[top + 1:]))
+                < np.abs(np.log(est.rt60_s[top] / rt[top + 1:]))).all()
