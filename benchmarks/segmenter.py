@@ -38,7 +38,9 @@ Prints its figures, then one JSON object on the last line:
   --fold K --folds N``): each fold model on its own held-out pieces and noise classes; mean and
   worst-fold AUC (clean, -10 dB), the worst piece, and the calibration cross-fitted over folds.
   Feature-stack folds (``python -m blendfx.effects.segmenter.train_stack --fold K --folds N``)
-  score the same way: their weights folders carry the fold in their metadata.
+  score the same way: their weights folders carry the fold in their metadata. Held-out pieces
+  and noise classes that a fold model's base CNN or the ``--folds-baseline`` weights trained on
+  are listed (``heard_held_out``, with a warning): such figures are not held out.
 """
 
 from __future__ import annotations
@@ -216,7 +218,9 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
     on every piece), the temperature (and with ``bias`` the offset) fitted on all folds'
     held-out windows together is written into that folder's config. With ``baseline`` (a
     :class:`Segmenter`, e.g. the shipped weights), it is scored on every fold's items too (its
-    AUCs beside the fold model's; it may have trained on some of them, see its metadata)."""
+    AUCs beside the fold model's; it may have trained on some of them: the held-out pieces and
+    noise classes it, or a fold model's base CNN, trained on are listed, from their metadata,
+    as ``baseline_heard_held_out`` and each fold's ``heard_held_out``)."""
     from blendfx.effects.segmenter.calibration import (
         auc_summary,
         calibration_summary,
@@ -224,10 +228,10 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
         cross_fitted,
         fit_temperature,
     )
-    from blendfx.effects.segmenter.data import fold_split
+    from blendfx.effects.segmenter.data import fold_split, heard_held_out
     from blendfx.effects.segmenter.net import Segmenter
 
-    scores, per_fold, base_auc = {}, {}, {}
+    scores, per_fold, base_auc, base_heard = {}, {}, {}, {}
     for folder in folders:
         m = Segmenter.from_pretrained(folder)
         f = m.training.get("fold")
@@ -240,9 +244,17 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
             base = auc_summary(_scores_of(baseline, split.val_music, split.val_noise, per_piece=12,
                                           noise_segments=6))
             base_auc[name] = base["dominance"]
+            base_heard[name] = heard_held_out(baseline.training, split, root)
         per_fold[name] = {"auc": auc_summary(scores[name]), "steps": m.training.get("steps"),
                           "train_seconds": m.training.get("train_seconds"),
-                          "music": [p.name for p in split.val_music]}
+                          "music": [p.name for p in split.val_music],
+                          # held-out items this model (or the CNN under its stack) trained on
+                          "heard_held_out": heard_held_out(m.training, split, root)}
+        heard = per_fold[name]["heard_held_out"]
+        if heard["music"] or heard["noise"]:
+            print(f"warning: {folder} (or the weights it was built on) trained on {name}'s "
+                  f"held-out pieces {heard['music']} and noise classes {heard['noise']}: "
+                  f"its figures for this fold are not held out")
         a = per_fold[name]["auc"]["dominance"]
         by_piece = per_fold[name]["auc"]["clean_by_piece"]
         per_fold[name]["worst_piece_clean"] = (min(by_piece.items(), key=lambda kv: kv[1])
@@ -252,12 +264,15 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
     out = {"folds": per_fold}
     if base_auc:
         out["baseline_auc"] = base_auc
+        out["baseline_heard_held_out"] = base_heard
         for cond in ("clean", "-10"):
             out[f"baseline_mean_auc_{cond}"] = float(np.mean([v.get(cond, np.nan)
                                                               for v in base_auc.values()]))
         print("baseline (--weights) on the same items: " + "; ".join(
             f"{k}: clean {v.get('clean', np.nan):.4f}, -10 dB {v.get('-10', np.nan):.4f}"
             for k, v in base_auc.items()))
+        print("baseline trained on these held-out items (its column is not held out there): "
+              + "; ".join(f"{k}: {v['music'] + v['noise']}" for k, v in base_heard.items()))
     for cond in per_fold[next(iter(per_fold))]["auc"]["dominance"]:
         values = {k: v["auc"]["dominance"].get(cond, float("nan")) for k, v in per_fold.items()}
         out[f"mean_auc_{cond}"] = float(np.mean(list(values.values())))

@@ -49,6 +49,7 @@ __all__ = [
     "music_pieces",
     "noise_classes",
     "fold_split",
+    "heard_held_out",
     "stratified_folds",
     "spread_segments",
     "load_clips",
@@ -170,6 +171,53 @@ def noise_classes(root: str | os.PathLike[str] | None = None) -> dict[str, list[
                 if p.suffix.lower() in AUDIO_SUFFIXES:
                     classes[f"{kind}/{p.stem}"] = [p]
     return classes
+
+
+def heard_held_out(training: dict, split: SourceSplit,
+                   root: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
+    """The held-out recorded pieces and noise classes of ``split`` that a model trained on.
+
+    Follows the model's training metadata (the ``training`` dict saved beside its weights): its
+    own ``sources``, and those of the weights it was built on (``base``: a feature stack's CNN)
+    or fine-tuned from (``init``), recursively. A noise class counts as heard when any of its
+    files trained (ESC-10 classes are held out whole by :func:`fold_split`, file by file by
+    :func:`source_split`).
+
+    Parameters
+    ----------
+    training : dict
+        A model's training metadata (``Segmenter.training``).
+    split : SourceSplit
+        The split whose ``val_music`` and ``val_noise`` are checked (e.g. a fold's).
+    root : path, optional
+        The shared data folder (see :func:`shared_data_dir`).
+
+    Returns
+    -------
+    dict
+        ``{"music": [...], "noise": [...]}``: relative paths of the held-out pieces and names of
+        the held-out noise classes (see :func:`noise_classes`) that trained the model or any
+        model it was built on; both empty for an honest held-out score.
+    """
+    root = shared_data_dir(root)
+    trained: set[str] = set()
+    stack = [training]
+    while stack:
+        t = stack.pop()
+        if not isinstance(t, dict):
+            continue
+        sources = t.get("sources") or {}
+        trained.update(sources.get("train_music", []))
+        trained.update(sources.get("train_noise", []))
+        stack.extend((t.get(key) or {}).get("training") for key in ("base", "init"))
+    class_of = {str(f.relative_to(root)): name for name, files in noise_classes(root).items()
+                for f in files}
+    held_classes = {class_of.get(str(p.relative_to(root)), str(p.relative_to(root)))
+                    for p in split.val_noise}
+    heard_classes = {class_of.get(f, f) for f in trained}
+    return {"music": sorted(str(p.relative_to(root)) for p in split.val_music
+                            if str(p.relative_to(root)) in trained),
+            "noise": sorted(held_classes & heard_classes)}
 
 
 def stratified_folds(names: Sequence[str], lengths: Sequence[float], folds: int,

@@ -44,6 +44,7 @@ from .augment import AugmentConfig, RecordingAugmenter
 from .data import (
     ValidationItem,
     fold_split,
+    heard_held_out,
     item_samples,
     load_clips,
     render_midi_clips,
@@ -234,6 +235,13 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
     t0 = time.perf_counter()
     split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
                        hold_noise=hold_noise)
+    # held-out pieces and noise classes the base CNN trained on: its logit would carry them
+    # into the stack's held-out scores (the shipped CNN heard some of every fold's items)
+    heard = heard_held_out(model.training, split, root)
+    if heard["music"] or heard["noise"]:
+        log(f"warning: the base CNN ({base or 'shipped'}) trained on held-out pieces "
+            f"{heard['music']} and noise classes {heard['noise']}: scores on this split are "
+            f"not held out for it (train the base with the same --fold, or use --no-cnn)")
     cache = Path(table_cache) if table_cache else None
     if table is None and cache is not None and cache.is_file():
         with np.load(cache) as d:
@@ -285,6 +293,7 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         "labels": "window is music when E_music > E_noise (dominance); windows below the "
                   "input image's floor or SILENCE_DB under the loudest window dropped",
         "base": {"path": str(base) if base else "shipped", "training": model.training},
+        "base_heard_held_out": heard,
     }
     if out is not None:
         model.save_pretrained(out)

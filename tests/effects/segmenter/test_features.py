@@ -201,14 +201,26 @@ def test_train_stack_smoke(tmp_path):
     weights load by folder and record the fold, the base CNN and the sources."""
     data = tmp_path / "data"
     _tiny_data(data)
-    model = train_stack(data, tmp_path / "w", fold=0, folds=2, patches=6, trees=3, cap=1000,
-                        use_midi=False, log=lambda *_: None)
+    # a base CNN whose metadata says it trained on every piece and noise file: the stack's
+    # fold-0 scores would not be held out for its logit, which the run must say and record
+    base = Segmenter.from_pretrained()
+    base.training = {"sources": {
+        "train_music": [f"{d}/piece{i}.wav" for i, d in enumerate(("music",) * 2 + ("music_cc",) * 2)],
+        "train_noise": ["noise/esc10/hiss/a.wav", "noise/esc10/hum/a.wav", "noise/long/bed.wav",
+                        "noise/nps/park.wav"]}}
+    base.save_pretrained(tmp_path / "base")
+    logged = []
+    model = train_stack(data, tmp_path / "w", base=tmp_path / "base", fold=0, folds=2, patches=6,
+                        trees=3, cap=1000, use_midi=False, log=logged.append)
     meta = json.loads((tmp_path / "w" / CONFIG_FILE).read_text())
     assert meta["config"]["stack"]["trees"] >= 1
     train = meta["training"]
     assert train["fold"] == {"fold": 0, "folds": 2, "seed": 0} and train["model"] == "trees"
     assert not set(train["sources"]["val_music"]) & set(train["sources"]["train_music"])
     assert "sources" in train["base"]["training"]
+    heard = train["base_heard_held_out"]
+    assert heard["music"] == sorted(train["sources"]["val_music"]) and len(heard["music"]) == 2
+    assert len(heard["noise"]) == 2 and any("warning: the base CNN" in m for m in logged)
     p = Segmenter.from_pretrained(tmp_path / "w").probabilities(_chord(2.0), SR)
     assert p.windows.shape[0] == 13 and np.isfinite(p.windows).all() and model.stack is not None
     with pytest.raises(ParameterError, match="model_kind"):

@@ -28,6 +28,7 @@ from blendfx.effects.segmenter.calibration import (
 from blendfx.effects.segmenter.data import (
     Clip,
     fold_split,
+    heard_held_out,
     item_samples,
     load_clips,
     music_pieces,
@@ -203,6 +204,27 @@ def test_cross_fitted_never_fits_on_the_scored_group():
 
 
 # -- whole-piece folds ---------------------------------------------------------------------------
+
+def test_heard_held_out_follows_bases_and_whole_noise_classes():
+    shared("music_cc")
+    split = fold_split(SHARED_DATA, 0, 4, seed=0, midi=False)
+    own = {"sources": split.describe(SHARED_DATA)}
+    assert heard_held_out(own, split, SHARED_DATA) == {"music": [], "noise": []}
+    val_music = [str(p.relative_to(SHARED_DATA)) for p in split.val_music]
+    esc = next(p for p in split.val_noise if "esc10" in str(p))  # one file of a held-out class
+    stack = {**own, "base": {"training": {
+        "sources": {"train_music": [val_music[0]], "train_noise": [str(esc.relative_to(SHARED_DATA))]},
+        "init": {"training": {"sources": {"train_music": [val_music[1]]}}}}}}
+    heard = heard_held_out(stack, split, SHARED_DATA)
+    assert heard["music"] == sorted(val_music[:2])
+    assert heard["noise"] == [f"esc10/{esc.parent.name}"]  # the whole class, from one file
+    # the shipped CNN trained on vibe_ace and on all but two clips of every ESC-10 class
+    shipped = heard_held_out(Segmenter.from_pretrained().training, split, SHARED_DATA)
+    in_fold = [m for m in val_music if m == "music/vibe_ace.ogg"]
+    assert shipped["music"] == in_fold
+    assert {c for c in shipped["noise"]} == {f"esc10/{p.parent.name}" for p in split.val_noise
+                                              if "esc10" in str(p)}
+
 
 def test_fold_split_holds_out_whole_pieces_and_noise_classes():
     shared("music_cc")
