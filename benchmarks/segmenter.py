@@ -464,9 +464,10 @@ def main(argv=None) -> int:
     rtf = args.seconds / t_effect
     rtf_segment = args.seconds / t_segment
     rtf_naive = 3.0 / t_naive
+    naive = (f"window by window RTF {rtf_naive:.1f} (x{rtf_segment / rtf_naive:.0f} slower than the "
+             f"fully convolutional form)" if paper_net else "no window-by-window form for this net")
     print(f"inference on the CPU (2 threads): effect {t_effect * 1000:.0f} ms for {args.seconds:g} s "
-          f"of stereo (RTF {rtf:.0f}), analysis only RTF {rtf_segment:.0f}, window by window "
-          f"RTF {rtf_naive:.1f} (x{rtf_segment / rtf_naive:.0f} slower than the fully convolutional form)")
+          f"of stereo (RTF {rtf:.0f}), analysis only RTF {rtf_segment:.0f}, {naive}")
 
     long = None
     if args.long:
@@ -501,8 +502,8 @@ def main(argv=None) -> int:
         "realtime_factor_cpu": round(args.seconds / cpu_effect, 1),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "realtime_factor_analysis_only": round(rtf_segment, 1),
-        "window_by_window_realtime_factor": round(rtf_naive, 2),
-        "speedup_vs_window_by_window": round(rtf_segment / rtf_naive, 1),
+        "window_by_window_realtime_factor": round(rtf_naive, 2) if paper_net else None,
+        "speedup_vs_window_by_window": round(rtf_segment / rtf_naive, 1) if paper_net else None,
         "long": long,
         "calibration_unseen": calibration,
         "cross_validation": folds,
