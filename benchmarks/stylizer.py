@@ -447,7 +447,8 @@ def rooms(splits=("held", "tune"), paper: bool = True) -> dict:
                        "dist_second_seat_db": round(seat_dist, 2),
                        "dist_stylized_db": round(third_octave_distance_db(styl, oracle, SR), 2),
                        "dist_stylized_no_eq_db": round(third_octave_distance_db(flat, oracle, SR), 2),
-                       "eq_range_db": eq, "ambience": amb, "sar_err_db": round(sar_err, 2),
+                       "eq_range_db": eq, "ambience": amb,  # no ambience: no level error (null)
+                       "sar_err_db": round(sar_err, 2) if np.isfinite(sar_err) else None,
                        "background_exposed": exposed,
                        "true_t30_bands_s": np.round(true_t30, 3).tolist(),
                        "applied_t30_bands_s": np.round(t30, 3).tolist()}
