@@ -213,13 +213,10 @@ def _background_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,
     ``_PLATEAU_TOTAL_S``. Reverberation tails fall through that level instead of resting on it,
     and a recording without a background has none (its quietest frames are the ends of decays).
     """
-    band = (freqs >= 90.0) & (freqs < 11000.0)
-    level = 10.0 * np.log10(power[band].sum(axis=0) + 1e-30)
-    # the recursive smoothing's own start-up: skip its first time constants
-    skip = min(level.size // 4, int(np.ceil(3.0 / max(1.0 - alpha, 1e-6))) // 4)
-    level = level[skip:]
-    if level.size < 4:
+    measured = _level_db(power, freqs, alpha)
+    if measured is None:
         return None
+    level, skip = measured
     if np.percentile(level, 90) - np.percentile(level, 10) <= _TEXTURE_SPREAD_DB:
         return np.arange(skip, skip + level.size)
     near = level <= np.percentile(level, 5) + _PLATEAU_DB
@@ -239,6 +236,17 @@ def _background_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,
     return None
 
 
+
+def _level_db(power: np.ndarray, freqs: np.ndarray, alpha: float) -> tuple[np.ndarray, int] | None:
+    """Level in dB per frame of the 90 Hz-11 kHz power, without the frames of the recursive
+    smoothing's own start-up (its first time constants, ``skip`` frames); None when fewer than
+    4 frames remain. Returns ``(level, skip)``."""
+    band = (freqs >= 90.0) & (freqs < 11000.0)
+    level = 10.0 * np.log10(power[band].sum(axis=0) + 1e-30)
+    skip = min(level.size // 4, int(np.ceil(3.0 / max(1.0 - alpha, 1e-6))) // 4)
+    level = level[skip:]
+    return None if level.size < 4 else (level, skip)
+
 def _rest_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,
                  alpha: float) -> np.ndarray | None:
     """Background frames (indices) from rests (see :func:`_floor_rests`), or None.
@@ -247,12 +255,10 @@ def _rest_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,
     ``_REST_SMOOTH_S``: the 0.1 s smoothing of :func:`_background_frames` lets a level fall at
     most 43 dB/s, so a decay would take 0.7-0.9 s to reach a floor 30-40 dB down and the rests
     in between notes would vanish."""
-    band = (freqs >= 90.0) & (freqs < 11000.0)
-    level = 10.0 * np.log10(power[band].sum(axis=0) + 1e-30)
-    skip = min(level.size // 4, int(np.ceil(3.0 / max(1.0 - alpha, 1e-6))) // 4)
-    level = level[skip:]
-    if level.size < 4:
+    measured = _level_db(power, freqs, alpha)
+    if measured is None:
         return None
+    level, skip = measured
     near = level <= np.percentile(level, 5) + _PLATEAU_DB
     return _floor_rests(power, freqs, level, near, frame_s, skip)
 

@@ -19,9 +19,11 @@ from blendfx.effects.segmenter.features import (
     sustained_peaks,
     window_features,
 )
-from blendfx.effects.segmenter.net import CONFIG_FILE, Segmenter, stft_power
+from blendfx.effects.segmenter.net import CONFIG_FILE, STACK_WEIGHTS, Segmenter, stft_power
 from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_sklearn
 from blendfx.effects.segmenter.train_stack import train_stack
+
+from .held_out import assert_ranks_held_out_recording
 
 SR = 44100
 
@@ -231,29 +233,9 @@ def test_shipped_stack_weights_on_a_held_out_recording():
     """The shipped feature-stack weights on a minimalist piano recording against two NPS field
     recordings that neither the stack nor its base CNN trained on (both metadata say so):
     the windows' p(music) ranks them and the piano's mean probability is above the noises'."""
-    from blendfx.effects.segmenter.data import item_samples, load_clips, roc_auc
-    from blendfx.effects.segmenter.net import STACK_WEIGHTS
-
-    from ...conftest import shared
-
     model = Segmenter.from_pretrained(STACK_WEIGHTS)
     assert model.stack is not None and model.stack.trees >= 1
-    names = ["music_cc/minimalism_n10_piano_novarina.mp3", "noise/nps/yellowstone_bison_grazing.mp3",
-             "noise/nps/yellowstone_horse_drawn_wagon.mp3"]
-    for record in (model.training, model.training["base"]["training"]):
-        src = record["sources"]
-        assert not set(names) & set(src["train_music"] + src["train_noise"])
-    piano = load_clips([shared(*names[0].split("/"))])[0].audio
-    noises = load_clips([shared(*n.split("/")) for n in names[1:]])
-    length = item_samples(model.config, 49)
-    music_p = np.concatenate([model.probabilities(piano[s:s + length], SR).windows.ravel()
-                              for s in range(SR * 20, SR * 80, length)])
-    noise_p = np.concatenate([model.probabilities(c.audio[s:s + length], SR).windows.ravel()
-                              for c in noises for s in range(0, SR * 24, length)])
-    auc = roc_auc(np.concatenate([music_p, noise_p]),
-                  np.arange(music_p.size + noise_p.size) < music_p.size)
-    assert auc >= 0.9, auc
-    assert music_p.mean() > noise_p.mean() + 0.2, (music_p.mean(), noise_p.mean())
+    assert_ranks_held_out_recording(model, [model.training, model.training["base"]["training"]])
 
 
 @pytest.mark.parametrize("audio, sr, error", [

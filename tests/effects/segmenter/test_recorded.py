@@ -29,16 +29,14 @@ from blendfx.effects.segmenter.data import (
     Clip,
     fold_split,
     heard_held_out,
-    item_samples,
-    load_clips,
     music_pieces,
     noise_classes,
-    roc_auc,
 )
 from blendfx.effects.segmenter.net import CONFIG_FILE, Segmenter, SegmenterConfig
 from blendfx.effects.segmenter.train import MixtureSampler, train
 
 from ...conftest import SHARED_DATA, shared
+from .held_out import assert_ranks_held_out_recording
 
 SR = 44100
 
@@ -388,21 +386,7 @@ def test_shipped_weights_on_a_held_out_recording(model):
     shipped weights trained on (their metadata says so: the final training of the recorded
     recipe holds them out with --hold-music/--hold-noise): the windows' p(music) ranks them
     (AUC) and the mean music probability of the piano is above the noises'."""
-    names = ["music_cc/minimalism_n10_piano_novarina.mp3", "noise/nps/yellowstone_bison_grazing.mp3",
-             "noise/nps/yellowstone_horse_drawn_wagon.mp3"]
-    src = model.training["sources"]
-    assert not set(names) & set(src["train_music"] + src["train_noise"])
-    piano = load_clips([shared(*names[0].split("/"))])[0].audio
-    noises = load_clips([shared(*n.split("/")) for n in names[1:]])
-    length = item_samples(model.config, 49)
-    music_p = np.concatenate([model.probabilities(piano[s:s + length], SR).windows.ravel()
-                              for s in range(SR * 20, SR * 80, length)])
-    noise_p = np.concatenate([model.probabilities(c.audio[s:s + length], SR).windows.ravel()
-                              for c in noises for s in range(0, SR * 24, length)])
-    auc = roc_auc(np.concatenate([music_p, noise_p]),
-                  np.arange(music_p.size + noise_p.size) < music_p.size)
-    assert auc >= 0.9, auc
-    assert music_p.mean() > noise_p.mean() + 0.2, (music_p.mean(), noise_p.mean())
+    assert_ranks_held_out_recording(model, [model.training])
 
 
 def test_window_logits_match_torch_softmax(model):
