@@ -23,7 +23,7 @@ from blendfx.effects.segmenter.net import CONFIG_FILE, STACK_WEIGHTS, Segmenter,
 from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_sklearn
 from blendfx.effects.segmenter.train_stack import train_stack
 
-from .held_out import assert_ranks_held_out_recording
+from .shared_cases import assert_ranks_held_out_recording, tiny_data
 
 SR = 44100
 
@@ -184,18 +184,8 @@ def test_trees_from_sklearn_equal_decision_function():
 
 def _tiny_data(root):
     """Four chord pieces (music/, music_cc/) and four noise classes of 4 s each."""
-    from blendfx.audio_io import write_audio
-
-    rng = np.random.default_rng(0)
-    t = np.arange(4 * SR) / SR
-    for i, folder in enumerate(("music", "music", "music_cc", "music_cc")):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        chord = sum(np.sin(2 * np.pi * f0 * (i + 1) * t) for f0 in (220, 277, 330)) * 0.2
-        write_audio(root / folder / f"piece{i}.wav", np.stack([chord, 0.8 * chord]), SR)
-    for path in ("noise/esc10/hiss/a.wav", "noise/esc10/hum/a.wav", "noise/long/bed.wav",
-                 "noise/nps/park.wav"):
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        write_audio(root / path, (rng.standard_normal(t.size) * 0.1).astype(np.float32), SR)
+    tiny_data(root, ("noise/esc10/hiss/a.wav", "noise/esc10/hum/a.wav", "noise/long/bed.wav",
+                     "noise/nps/park.wav"))
 
 
 def test_train_stack_smoke(tmp_path):

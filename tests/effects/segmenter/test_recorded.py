@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from blendfx import ParameterError
-from blendfx.audio_io import write_audio
 from blendfx.effects import MusicNoiseSegmenter
 from blendfx.effects.segmenter.augment import AugmentConfig, RecordingAugmenter, compressor_gain
 from blendfx.effects.segmenter.calibration import (
@@ -36,7 +35,7 @@ from blendfx.effects.segmenter.net import CONFIG_FILE, Segmenter, SegmenterConfi
 from blendfx.effects.segmenter.train import MixtureSampler, train
 
 from ...conftest import SHARED_DATA, shared
-from .held_out import assert_ranks_held_out_recording
+from .shared_cases import assert_ranks_held_out_recording, tiny_data
 
 SR = 44100
 
@@ -346,16 +345,7 @@ def test_augmented_batch_seeded_and_shaped():
 
 def _tiny_data(root):
     """Two pieces in music/, two in music_cc/, four noise classes; 4 s each."""
-    rng = np.random.default_rng(0)
-    t = np.arange(4 * SR) / SR
-    for i, folder in enumerate(("music", "music", "music_cc", "music_cc")):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        chord = sum(np.sin(2 * np.pi * f0 * (i + 1) * t) for f0 in (220, 277, 330)) * 0.2
-        write_audio(root / folder / f"piece{i}.wav", np.stack([chord, 0.8 * chord]), SR)
-    for path in ("noise/esc10/hiss/a.wav", "noise/esc10/hiss/b.wav", "noise/esc10/hum/a.wav",
-                 "noise/long/bed.wav", "noise/nps/park.wav"):
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        write_audio(root / path, (rng.standard_normal(t.size) * 0.1).astype(np.float32), SR)
+    tiny_data(root)
 
 
 def test_recorded_recipe_smoke(tmp_path):
