@@ -69,7 +69,8 @@ class Stylizer(Effect):
         Strength of the whole effect, 0 to 1: scales the reverberant tail, the EQ in dB and the
         ambience level. 0 gives the stem unchanged.
     acoustics, eq, ambience : bool
-        Switch each part on or off.
+        Switch each part on or off. (With ``eq_target="room"`` the room's colouration is part
+        of the response itself, so ``eq`` changes only the report there.)
     ambience_level_db : float or None
         RMS level of the ambience in dBFS; None (default) matches the reference's own
         signal-to-ambience ratio relative to the processed stem (a silent stem gets the
@@ -268,7 +269,7 @@ class Stylizer(Effect):
         rt = np.clip(fill_bands(rev.centers_hz, rev.rt60_s, rev.broadband_rt60_s), *_RT60_RANGE_S)
         blind = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
         drr, early_db = early_split(blind)
-        gains = None
+        gains = None  # no band gains: the room's colouration is the tail's own (below)
         if self.eq and self.eq_target == "room":
             # diffuse-field colouration: every band's tail starts at the direct sound's level,
             # so its energy grows with its RT60 (the plain tail): no gain of its own
