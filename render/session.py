@@ -127,7 +127,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1031,16 +1031,24 @@ def _fade_shape(raw: Mapping[str, Any], key: str, where: str, v: _Validator) -> 
     return str(shape)
 
 
+def _tables(raw: Any, where: str, shape: str, keys: set[str], v: _Validator,
+            required: str | None = None, requirement: str = "") -> Iterator[tuple[str, dict]]:
+    """(place, table) for each table of the array ``where``, checked: an array, each entry a
+    table (with a string ``required`` key, when given) and no unknown keys."""
+    if not isinstance(raw, list):
+        raise v.error(where, raw, f"must be an array of tables {shape}")
+    for i, table in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(table, dict) or (required and not isinstance(table.get(required), str)):
+            raise v.error(at, table, f"must be {requirement or 'a table ' + shape}")
+        v.unknown(table, keys, at)
+        yield at, table
+
+
 def _items(raw: Any, where: str, v: _Validator) -> list[dict[str, Any]]:
     """A MIDI track's item spans: start and length (s), gain_db, pan, fades and their shapes."""
-    if not isinstance(raw, list):
-        raise v.error(where, raw, "must be an array of tables { start = s, length = s, ... }")
     out = []
-    for i, item in enumerate(raw):
-        at = f"{where}[{i}]"
-        if not isinstance(item, dict):
-            raise v.error(at, item, "must be a table { start = s, length = s, ... }")
-        v.unknown(item, _ITEM_KEYS, at)
+    for at, item in _tables(raw, where, "{ start = s, length = s, ... }", _ITEM_KEYS, v):
         if "start" not in item or "length" not in item:
             raise SessionError(f"{v.label}: {at} needs start and length (s)")
         out.append({
@@ -1057,14 +1065,9 @@ def _items(raw: Any, where: str, v: _Validator) -> list[dict[str, Any]]:
 
 def _plugins(raw: Any, where: str, v: _Validator) -> list[dict[str, str]]:
     """A track's or bus's plug-in effects: { plugin = name, format, state, controller }."""
-    if not isinstance(raw, list):
-        raise v.error(where, raw, "must be an array of tables { plugin = \"name\", ... }")
     out = []
-    for i, plug in enumerate(raw):
-        at = f"{where}[{i}]"
-        if not isinstance(plug, dict) or not isinstance(plug.get("plugin"), str):
-            raise v.error(at, plug, "must be a table with a plugin name")
-        v.unknown(plug, _PLUGIN_KEYS, at)
+    for at, plug in _tables(raw, where, "{ plugin = \"name\", ... }", _PLUGIN_KEYS, v,
+                            required="plugin", requirement="a table with a plugin name"):
         for key, value in plug.items():
             if not isinstance(value, str):
                 raise v.error(f"{at}.{key}", value, "must be a string")

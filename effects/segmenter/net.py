@@ -178,6 +178,11 @@ class SegmenterConfig:
     full_band: bool = False
     stack: dict | None = None
 
+    def window_columns(self, frames: int) -> int:
+        """Windows along time (one per ``cell`` frames, the last one padded) of ``frames``
+        STFT frames: at least one."""
+        return max(1, -(-(frames - self.window_frames) // self.cell) + 1)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_strides", tuple(int(s) for s in self.conv_strides))
         object.__setattr__(self, "context_channels", tuple(int(s) for s in self.context_channels))
@@ -930,7 +935,7 @@ class Segmenter:
         """
         c = self.config
         _, w = image.shape
-        cols = max(1, -(-(w - c.window_frames) // c.cell) + 1)
+        cols = c.window_columns(w)
         if c.frontend == "context":
             return self._context_logits(image, cols)
         chunks = -(-cols // self.chunk_windows)
@@ -1002,7 +1007,7 @@ class Segmenter:
             logits = self.window_logits(image)
         else:  # issue 20: the feature stack's logit replaces the network's
             # the features on a second thread (when blendfx may use two cores) while the CNN runs
-            cols = max(1, -(-(frames - c.window_frames) // c.cell) + 1)
+            cols = c.window_columns(frames)
             with thread_pool(1, "segmenter-features") as pool:
                 feats = pool.submit(window_features, pw, cols)
                 logits = self.window_logits(image)

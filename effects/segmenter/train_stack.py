@@ -32,7 +32,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,19 +82,19 @@ class WindowTable:
         return np.stack(cols, axis=1).astype(np.float32)
 
     def select(self, keep: np.ndarray) -> WindowTable:
-        return WindowTable(*(getattr(self, f)[keep] for f in
-                             ("features", "cnn", "labels", "condition", "kind", "source")))
+        return WindowTable(*(getattr(self, f.name)[keep] for f in fields(WindowTable)))
 
     @staticmethod
     def concat(parts: Sequence[WindowTable]) -> WindowTable:
-        return WindowTable(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                             ("features", "cnn", "labels", "condition", "kind", "source")))
+        return WindowTable(*(np.concatenate([getattr(p, f.name) for p in parts])
+                             for f in fields(WindowTable)))
 
 
-def _windows(base: Segmenter, music_power, noise_power):
-    """Features, CNN logit, label and weight of the windows of one patch's component powers."""
+def _windows(base: Segmenter, music_power, noise_power, mix=None):
+    """Features, CNN logit and label of the labelled windows of one patch's component powers
+    (``mix``: the mixture's power, default their sum)."""
     c = base.config
-    mix = music_power + noise_power
+    mix = music_power + noise_power if mix is None else mix
     logits = base.window_logits(features_from_power(mix, c))
     cnn = (logits[1] - logits[0]).cpu()
     feats = window_features(mix, cnn.shape[-1])
@@ -110,30 +110,22 @@ def item_table(base: Segmenter, items: Sequence[ValidationItem]) -> WindowTable:
     """The windows of fixed validation items (the same windows, labels, conditions, kinds and
     sources as :func:`.calibration.window_scores`)."""
     c = base.config
-    parts: dict[str, list] = {k: [] for k in ("features", "cnn", "labels", "condition", "kind",
-                                              "source")}
+    parts: dict[str, list] = {f.name: [] for f in fields(WindowTable)}
     for item in items:
         ms, ns = (power(stft(torch.as_tensor(x), c.n_fft, c.hop_length))
                   for x in (item.music, item.noise))
         # the mixture's power from its own STFT, as the segmenter computes it
         mix = power(stft(torch.as_tensor(item.music + item.noise), c.n_fft, c.hop_length))
-        logits = base.window_logits(features_from_power(mix, c))
-        cnn = (logits[1] - logits[0]).cpu()
-        feats = window_features(mix, cnn.shape[-1])
-        _, label, weight = (t[0] for t in window_targets(ms[None], ns[None], c, mix[None]))
-        cols = min(cnn.shape[-1], label.shape[-1])
-        keep = weight[:, :cols] > 0
+        for key, value in zip(("features", "cnn", "labels"), _windows(base, ms, ns, mix),
+                              strict=True):
+            parts[key].append(value)
         kind = ("music" if not item.noise.any() else "noise" if not item.music.any()
                 else "mixture")
         source = item.name.split("+")[0].split("#")[0] if kind != "noise" else item.name.split("#")[0]
-        n = int(keep.sum())
-        parts["features"].append(feats[:, :, :cols].permute(1, 2, 0)[keep].numpy())
-        parts["cnn"].append(cnn[:, :cols][keep].numpy())
-        parts["labels"].append(label[:, :cols][keep].numpy())
+        n = parts["labels"][-1].size
         for key, value in (("condition", item.condition), ("kind", kind), ("source", source)):
             parts[key].append(np.full(n, value, dtype=object))
-    return WindowTable(*(np.concatenate(parts[k]) for k in
-                         ("features", "cnn", "labels", "condition", "kind", "source")))
+    return WindowTable(*(np.concatenate(parts[f.name]) for f in fields(WindowTable)))
 
 
 def _gain_power(spec, db):

@@ -269,7 +269,6 @@ class Stylizer(Effect):
         rt = np.clip(fill_bands(rev.centers_hz, rev.rt60_s, rev.broadband_rt60_s), *_RT60_RANGE_S)
         blind = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
         drr, early_db = early_split(blind)
-        gains = None  # no band gains: the room's colouration is the tail's own (below)
         if self.eq and self.eq_target == "room":
             # diffuse-field colouration: every band's tail starts at the direct sound's level,
             # so its energy grows with its RT60 (the plain tail): no gain of its own
@@ -280,14 +279,14 @@ class Stylizer(Effect):
         report["rt60_bands_s"] = [round(float(v), 3) for v in rt]
         report["drr_applied_db"] = round(float(drr), 2)
         report["early_to_late_db"] = round(float(early_db), 2)
-        key = (profile.content_hash, sr, channels, self.seed, None if gains is None else
-               tuple(np.round(gains, 4)), round(float(drr), 4), round(float(early_db), 4))
+        key = (profile.content_hash, sr, channels, self.seed, round(float(drr), 4),
+               round(float(early_db), 4))
         cached = self._ir_cache.get(key)
         if cached is None:
             # a generator of its own: the room does not change with the ambience's random stream
             ir = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
                               seed=np.random.default_rng([self.seed, 0x1A]),
-                              predelay_s=_PREDELAY_S, band_gains_db=gains,
+                              predelay_s=_PREDELAY_S,
                               early_s=_EARLY_S, early_to_late_db=early_db)
             # the broadband figure is measured on what is applied (neighbouring bands with
             # longer decays lengthen an octave's T30), not taken from the band values
