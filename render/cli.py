@@ -43,6 +43,7 @@ from typing import NoReturn
 
 import blendfx
 from blendfx.errors import BlendfxError
+from blendfx.numba_cache import claim_numba_cache
 
 #: What ``blendfx score --generator`` accepts (blendfx.render.score.GENERATORS).
 SCORE_GENERATORS = ("composer", "riffusion", "audioldm2")
@@ -249,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    claim_numba_cache()  # two renders started at once must not share numba's cache
     try:
         commands = importlib.import_module("blendfx.render.commands")
         return getattr(commands, _COMMANDS[args.command])(args)

@@ -60,6 +60,7 @@ import blendfx
 from blendfx.audio_io import audio_info
 from blendfx.errors import BlendfxError, SessionError
 from blendfx.files import atomic_write_text
+from blendfx.numba_cache import claim_numba_cache
 from tqdm import tqdm
 
 from .cache import CACHE_DIR, file_digest
@@ -293,12 +294,15 @@ def _wait_for_lock(out: Path, timeout: float) -> None:
 
 def _start(job: dict[str, Any]) -> dict[str, Any]:
     """The record of a task's attempt, written to its state file as it starts (the attempt
-    count, where it runs; the last success's key and outputs are kept until replaced)."""
+    count, where it runs, the worker's numba cache folder; the last success's key and outputs
+    are kept until replaced). Claims the worker's numba cache before anything compiles."""
+    numba_cache = claim_numba_cache()
     state = _read_state(Path(job["state"]))
     attempt = (state.get("attempts", 0) if state.get("run") == job["run"] else 0) + 1
     record: dict[str, Any] = {"name": job["name"], "run": job["run"], "attempts": attempt,
                               "host": socket.gethostname(), "pid": os.getpid(),
-                              "started": time.time(), "status": "running"}
+                              "started": time.time(), "status": "running",
+                              "numba_cache": None if numba_cache is None else str(numba_cache)}
     for keep in ("inputs", "report_sha256", "outputs"):
         if keep in state:
             record[keep] = state[keep]

@@ -31,7 +31,7 @@ _EFFECTS = ["AdaptiveAmplifier", "Blend", "Composer", "Ducker", "LoudnessNormali
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submodules=["audio_io", "buffers", "chain", "device", "dsp", "effect", "effects", "errors",
-                "files", "params", "presets", "render", "spectral", "threads"],
+                "files", "numba_cache", "params", "presets", "render", "spectral", "threads"],
     submod_attrs={
         "audio_io": ["audio_info", "read_audio", "write_audio"],
         "chain": ["Chain", "Mix"],

@@ -108,6 +108,14 @@ def test_ray_farm_matches_render_session(cluster: str, sessions: dict, tmp_path:
         assert outcome.pid != os.getpid()  # rendered in a Ray worker, not here
         assert sorted(outcome.tracks_rendered) == ["music", "noise"]
         assert (tmp_path / outcome.outputs["mix"]).is_file()
+    # every worker compiles librosa's kernels into a numba cache folder of its own
+    caches = {}
+    for name in names:
+        record = json.loads((tmp_path / STATE_DIR / f"{name}.json").read_text())
+        assert record["numba_cache"] is not None
+        caches.setdefault(record["pid"], set()).add(record["numba_cache"])
+    assert all(len(c) == 1 for c in caches.values())
+    assert len(set.union(*caches.values())) == len(caches)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["summary"] == {"sessions": 3, "rendered": 3, "up-to-date": 0, "failed": 0}
     assert manifest["sessions"][0]["timings"]["task_s"] > 0
