@@ -21,7 +21,7 @@ from blendfx.effects.segmenter.features import (
 )
 from blendfx.effects.segmenter.net import CONFIG_FILE, STACK_WEIGHTS, Segmenter, stft_power
 from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_sklearn
-from blendfx.effects.segmenter.train_stack import train_stack
+from blendfx.effects.segmenter.train_stack import WindowTable, train_stack
 
 from .shared_cases import assert_ranks_held_out_recording, tiny_data
 
@@ -217,6 +217,39 @@ def test_train_stack_smoke(tmp_path):
     assert p.windows.shape[0] == 13 and np.isfinite(p.windows).all() and model.stack is not None
     with pytest.raises(ParameterError, match="model_kind"):
         train_stack(data, None, fold=0, folds=2, model_kind="forest")
+
+
+def test_cnn_noise_lowers_the_trust_in_the_cnn_logit(tmp_path):
+    """``cnn_noise``: trees fitted on windows whose CNN logit is perfect trust it less when it
+    is noised (a window whose features say music and whose CNN says noise scores higher; the
+    CNN's swing shrinks); the noise is recorded and validated."""
+    data = tmp_path / "data"
+    _tiny_data(data)
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = (rng.random(n) < 0.5).astype(np.float64)
+    feats = rng.standard_normal((n, len(FEATURE_NAMES))).astype(np.float32)
+    feats[:, 0] += 2.0 * y  # one informative feature
+    kind = np.array(["music", "noise", "mixture"], dtype=object)[rng.integers(0, 3, n)]
+    table = WindowTable(feats, (8.0 * y - 4.0).astype(np.float32), y, np.full(n, "train", object),
+                        kind, np.full(n, "", object))
+
+    def probe(model, f0, cnn):
+        x = np.zeros((1, len(model.stack.inputs)), np.float32)
+        x[0, 0], x[0, -1] = f0, cnn
+        with torch.inference_mode():
+            return float(model.stack(torch.as_tensor(x))[0])
+
+    plain, noised = (train_stack(data, None, fold=0, folds=2, trees=15, cap=n, use_midi=False,
+                                 table=table, cnn_noise=s, log=lambda m: None) for s in (0.0, 6.0))
+    assert noised.training["cnn_noise"] == 6.0 and plain.training["cnn_noise"] == 0.0
+    assert probe(noised, 3.0, -4.0) > probe(plain, 3.0, -4.0) + 1.0
+    swing = [probe(m, 1.0, 4.0) - probe(m, 1.0, -4.0) for m in (plain, noised)]
+    assert swing[1] < swing[0]
+    with pytest.raises(ParameterError, match="cnn_noise"):
+        train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=-1.0)
+    with pytest.raises(ParameterError, match="cnn_logit"):
+        train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=2.0, inputs=FEATURE_NAMES)
 
 
 def test_shipped_stack_weights_on_a_held_out_recording():
