@@ -28,6 +28,7 @@ use it as any other weights.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -41,6 +42,7 @@ from blendfx.errors import BlendfxError, ParameterError
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from .augment import AugmentConfig, RecordingAugmenter
+from .calibration import WindowScores
 from .data import (
     ValidationItem,
     fold_split,
@@ -56,7 +58,8 @@ from .net import Segmenter, features_from_power, power, stft
 from .stack import fit_stack, trees_from_sklearn
 from .train import MixtureSampler
 
-__all__ = ["WindowTable", "item_table", "training_table", "DEFAULT_INPUTS", "train_stack", "main"]
+__all__ = ["WindowTable", "item_table", "table_scores", "cnn_fingerprint", "training_table",
+           "DEFAULT_INPUTS", "train_stack", "main"]
 
 #: The stack's default inputs: every feature and the CNN's logit.
 DEFAULT_INPUTS = (*FEATURE_NAMES, "cnn_logit")
@@ -88,6 +91,18 @@ class WindowTable:
     def concat(parts: Sequence[WindowTable]) -> WindowTable:
         return WindowTable(*(np.concatenate([getattr(p, f.name) for p in parts])
                              for f in fields(WindowTable)))
+
+    def save(self, path: str | Path) -> None:
+        """Write the table to an ``.npz`` file (strings as fixed-width text, no pickle)."""
+        np.savez(path, **{f.name: (getattr(self, f.name).astype(str) if getattr(self, f.name).dtype
+                                   == object else getattr(self, f.name)) for f in fields(self)})
+
+    @staticmethod
+    def load(path: str | Path) -> WindowTable:
+        """A table written by :meth:`save` (or ``train_stack --table-cache``)."""
+        with np.load(path) as d:
+            return WindowTable(*(d[f.name].astype(object) if d[f.name].dtype.kind == "U"
+                                 else d[f.name] for f in fields(WindowTable)))
 
 
 def _windows(base: Segmenter, music_power, noise_power, mix=None):
@@ -126,6 +141,34 @@ def item_table(base: Segmenter, items: Sequence[ValidationItem]) -> WindowTable:
         for key, value in (("condition", item.condition), ("kind", kind), ("source", source)):
             parts[key].append(np.full(n, value, dtype=object))
     return WindowTable(*(np.concatenate(parts[f.name]) for f in fields(WindowTable)))
+
+
+def table_scores(model: Segmenter, table: WindowTable) -> WindowScores:
+    """``model``'s scores of the windows of ``table`` without running it on audio: the feature
+    stack's logit from the table's features and CNN logit (the CNN's own logit when ``model``
+    has no stack). The table must come from ``model``'s CNN (:func:`item_table`; see
+    :func:`cnn_fingerprint`); then the scores equal :func:`.calibration.window_scores` on the
+    same items (the same windows, labels and order)."""
+    if model.stack is None:
+        logits = table.cnn.astype(np.float64)
+    else:
+        with torch.inference_mode():
+            logits = model.stack(torch.as_tensor(table.inputs(model.stack.inputs))).numpy()
+    return WindowScores(np.asarray(logits, np.float64), table.labels.astype(np.float64),
+                        table.condition, table.kind, table.source)
+
+
+def cnn_fingerprint(model: Segmenter) -> str:
+    """A short hash of what a window table of :func:`item_table` depends on besides its items:
+    the CNN's tensors and config (not its stack nor its calibration) and the feature names."""
+    h = hashlib.sha256()
+    cfg = {k: v for k, v in model.config.to_dict().items()
+           if k not in ("stack", "temperature", "logit_bias")}
+    h.update(json.dumps([cfg, list(FEATURE_NAMES)], sort_keys=True).encode())
+    for name, t in sorted(model.net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _gain_power(spec, db):
@@ -246,9 +289,7 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
             f"not held out for it (train the base with the same --fold, or use --no-cnn)")
     cache = Path(table_cache) if table_cache else None
     if table is None and cache is not None and cache.is_file():
-        with np.load(cache) as d:
-            table = WindowTable(d["features"], d["cnn"], d["labels"], d["condition"].astype(object),
-                                d["kind"].astype(object), d["source"].astype(object))
+        table = WindowTable.load(cache)
         log(f"training windows from {cache}")
     if table is None:
         sampler, split = fold_sampler(root, fold, folds, fold_seed, seed, hold_music, hold_noise,
@@ -257,9 +298,7 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
             f"{len(sampler.noise)} noise files ({time.perf_counter() - t0:.0f} s)")
         table = training_table(model, sampler, rng, patches, log=log)
         if cache is not None:
-            np.savez(cache, features=table.features, cnn=table.cnn, labels=table.labels,
-                     condition=table.condition.astype(str), kind=table.kind.astype(str),
-                     source=table.source.astype(str))
+            table.save(cache)
     t_fit = time.perf_counter()
     if table.labels.size > cap:
         keep = np.random.default_rng(seed).choice(table.labels.size, cap, replace=False)

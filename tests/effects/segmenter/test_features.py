@@ -10,6 +10,8 @@ import pytest
 import torch
 from blendfx import ParameterError
 from blendfx.effects import MusicNoiseSegmenter
+from blendfx.effects.segmenter.calibration import window_scores
+from blendfx.effects.segmenter.data import Clip, validation_items
 from blendfx.effects.segmenter.features import (
     FEATURE_NAMES,
     band_flatness_db,
@@ -21,7 +23,13 @@ from blendfx.effects.segmenter.features import (
 )
 from blendfx.effects.segmenter.net import CONFIG_FILE, STACK_WEIGHTS, Segmenter, stft_power
 from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_sklearn
-from blendfx.effects.segmenter.train_stack import WindowTable, train_stack
+from blendfx.effects.segmenter.train_stack import (
+    WindowTable,
+    cnn_fingerprint,
+    item_table,
+    table_scores,
+    train_stack,
+)
 
 from .shared_cases import assert_ranks_held_out_recording, tiny_data
 
@@ -250,6 +258,30 @@ def test_cnn_noise_lowers_the_trust_in_the_cnn_logit(tmp_path):
         train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=-1.0)
     with pytest.raises(ParameterError, match="cnn_logit"):
         train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=2.0, inputs=FEATURE_NAMES)
+
+
+def test_table_scores_equal_window_scores(tmp_path):
+    """A stack scored from a cached window table (features + CNN logit) gives the windows,
+    labels and logits of running it on the items; the table survives save/load; the
+    fingerprint follows the CNN, not the stack or the calibration."""
+    model = Segmenter.from_pretrained(STACK_WEIGHTS)
+    items = validation_items([Clip("chord", _chord(3.2))], [Clip("hiss", _noise(3.2, 1))],
+                             conditions=("clean", -5.0), config=model.config)
+    direct = window_scores(model, items)
+    table = item_table(model, items)
+    table.save(tmp_path / "t.npz")
+    cached = table_scores(model, WindowTable.load(tmp_path / "t.npz"))
+    for field in ("labels", "condition", "kind", "source"):
+        assert (getattr(cached, field) == getattr(direct, field)).all(), field
+    np.testing.assert_allclose(cached.logits, direct.logits, atol=1e-3)
+    cnn = Segmenter.from_pretrained()
+    np.testing.assert_allclose(table_scores(cnn, table).logits, window_scores(cnn, items).logits,
+                               atol=1e-3)
+    assert cnn_fingerprint(cnn) == cnn_fingerprint(model)
+    other = Segmenter.from_pretrained()
+    with torch.no_grad():
+        next(other.net.parameters()).add_(1e-3)
+    assert cnn_fingerprint(other) != cnn_fingerprint(cnn)
 
 
 def test_shipped_stack_weights_on_a_held_out_recording():
