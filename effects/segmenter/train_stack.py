@@ -230,6 +230,7 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
                 fold_seed: int = 0, seed: int = 0, patches: int = 1200, model_kind: str = "trees",
                 trees: int = 50, leaves: int = 15, mixture_weight: float = 3.0,
                 cap: int = 300_000, hidden: int = 8, cnn_noise: float = 0.0,
+                cnn_noise_pure: float | None = None,
                 l2: float = 1e-3, inputs: Sequence[str] = DEFAULT_INPUTS,
                 hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
                 midi_seconds: float = 15.0, use_midi: bool = True, threads: int = 1,
@@ -254,6 +255,9 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         The base CNN trained on the stack's training pieces, so on those windows its logit is
         far more reliable than on unheard music (AUC 0.99 against 0.89); the noise keeps the
         trees from trusting it that much. Needs ``"cnn_logit"`` among ``inputs``.
+    cnn_noise_pure : float, optional
+        The noise's standard deviation on the music-alone and noise-alone windows instead
+        (``cnn_noise`` then applies to the mixtures only); default ``cnn_noise`` on every window.
     table : WindowTable, optional
         Skips drawing the training windows (they must come from the same fold).
     table_cache : path, optional
@@ -266,9 +270,11 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
     if mixture_weight <= 0 or cap < 1000 or patches < 1:
         raise ParameterError(f"mixture_weight must be > 0, cap >= 1000 and patches >= 1; got "
                              f"{mixture_weight}, {cap}, {patches}")
-    if not (np.isfinite(cnn_noise) and 0.0 <= cnn_noise <= 100.0):
-        raise ParameterError(f"cnn_noise must be within [0, 100] (logit units), got {cnn_noise}")
-    if cnn_noise and "cnn_logit" not in inputs:
+    cnn_noise_pure = cnn_noise if cnn_noise_pure is None else cnn_noise_pure
+    for name, value in (("cnn_noise", cnn_noise), ("cnn_noise_pure", cnn_noise_pure)):
+        if not (np.isfinite(value) and 0.0 <= value <= 100.0):
+            raise ParameterError(f"{name} must be within [0, 100] (logit units), got {value}")
+    if (cnn_noise or cnn_noise_pure) and "cnn_logit" not in inputs:
         raise ParameterError("cnn_noise > 0 needs the 'cnn_logit' input (not with --no-cnn)")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -305,9 +311,10 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         table = table.select(np.sort(keep))
     weights = np.where(table.kind == "mixture", mixture_weight, 1.0)
     x = table.inputs(inputs)
-    if cnn_noise:  # the CNN logit as unreliable as on unheard music (training windows only)
+    if cnn_noise or cnn_noise_pure:  # the CNN logit nearer its reliability on unheard music
         j = list(inputs).index("cnn_logit")
-        x[:, j] += (cnn_noise * np.random.default_rng(seed + 1).standard_normal(x.shape[0])
+        sigma = np.where(table.kind == "mixture", cnn_noise, cnn_noise_pure)
+        x[:, j] += (sigma * np.random.default_rng(seed + 1).standard_normal(x.shape[0])
                     ).astype(np.float32)
     fitted = {}
     if model_kind == "trees":
@@ -328,7 +335,8 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         "command": "python -m blendfx.effects.segmenter.train_stack " + " ".join(sys.argv[1:]),
         "recipe": "feature-stack", "seed": seed, "patches": patches, "model": model_kind,
         "max_trees": trees, "leaves": leaves, "mixture_weight": mixture_weight, "cap": cap,
-        "hidden": hidden, "l2": l2, "cnn_noise": cnn_noise, **fitted,
+        "hidden": hidden, "l2": l2, "cnn_noise": cnn_noise, "cnn_noise_pure": cnn_noise_pure,
+        **fitted,
         "inputs": list(inputs), "windows": int(table.labels.size),
         "fold": {"fold": fold, "folds": folds, "seed": fold_seed} if fold is not None else None,
         "held_out": {"music": list(hold_music), "noise": list(hold_noise)} if fold is None else None,
@@ -371,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cnn-noise", type=float, default=0.0,
                         help="std (logits) of seeded Gaussian noise on the CNN logit of the "
                              "training windows (default 0; the leak-free CV uses 2)")
+    parser.add_argument("--cnn-noise-pure", type=float, default=None,
+                        help="the noise's std on music-alone and noise-alone windows instead "
+                             "(--cnn-noise then on mixtures only; the leak-free CV uses 1)")
     parser.add_argument("--midi-seconds", type=float, default=15.0)
     parser.add_argument("--no-midi", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
@@ -390,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             model_kind=args.model, trees=args.trees, leaves=args.leaves,
                             mixture_weight=args.mixture_weight, cap=args.cap,
                             hidden=args.hidden, l2=args.l2, inputs=inputs,
-                            cnn_noise=args.cnn_noise,
+                            cnn_noise=args.cnn_noise, cnn_noise_pure=args.cnn_noise_pure,
                             table_cache=args.table_cache,
                             hold_music=args.hold_music, hold_noise=args.hold_noise,
                             midi_seconds=args.midi_seconds, use_midi=not args.no_midi,

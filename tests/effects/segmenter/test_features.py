@@ -256,6 +256,13 @@ def test_cnn_noise_lowers_the_trust_in_the_cnn_logit(tmp_path):
     assert swing[1] < swing[0]
     with pytest.raises(ParameterError, match="cnn_noise"):
         train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=-1.0)
+    with pytest.raises(ParameterError, match="cnn_noise_pure"):
+        train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=1.0, cnn_noise_pure=np.nan)
+    # noise on the mixtures only: the pure windows' perfect logit is trusted again
+    mixed = train_stack(data, None, fold=0, folds=2, trees=15, cap=n, use_midi=False, table=table,
+                        cnn_noise=6.0, cnn_noise_pure=0.0, log=lambda m: None)
+    assert mixed.training["cnn_noise_pure"] == 0.0
+    assert probe(mixed, 1.0, 4.0) - probe(mixed, 1.0, -4.0) > swing[1]
     with pytest.raises(ParameterError, match="cnn_logit"):
         train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=2.0, inputs=FEATURE_NAMES)
 
