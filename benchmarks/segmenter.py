@@ -44,6 +44,7 @@ Prints its figures, then one JSON object on the last line:
   ``--eval-cache DIR`` keeps each fold's held-out windows (the 30 features and the fold CNN's
   logit of every window, :func:`blendfx.effects.segmenter.train_stack.item_table`) in DIR, keyed
   by the CNN's tensors and the items: other stacks over the same fold CNNs then score in seconds.
+  The key does not cover the feature or label code: empty DIR after changing either.
 """
 
 from __future__ import annotations
@@ -390,7 +391,8 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-cache", default=None, metavar="DIR",
                         help="with --folds: keep every fold's held-out windows (features, CNN "
                              "logit, labels) in DIR; stacks over a CNN already there score in "
-                             "seconds, with the same figures")
+                             "seconds, with the same figures (empty DIR after changing the "
+                             "feature or label code)")
     parser.add_argument("--write-calibration", default=None, metavar="DIR",
                         help="with --folds: write the temperature (and with --calibration-bias the "
                              "offset) fitted on all folds' held-out windows into DIR's config")

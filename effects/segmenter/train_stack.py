@@ -23,6 +23,11 @@ draw) fit the stack: gradient-boosted trees by default (scikit-learn's
 the output folder holds the base CNN's tensors, the stack's (``stack.*``) and the config with
 ``stack`` set, so ``MusicNoiseSegmenter(weights=DIR)`` and ``benchmarks/segmenter.py --folds``
 use it as any other weights.
+
+``--cnn-noise SIGMA`` (and ``--cnn-noise-pure S``) add seeded Gaussian noise to the CNN logit
+column of the training windows only: the base CNN heard the stack's training pieces, so there
+its logit is far more reliable than on unheard music, and the trees would trust it too much
+(the leak-free cross-validation's choice: 2 on mixtures, 1 on pure windows; README, issue 20).
 """
 
 from __future__ import annotations
