@@ -41,11 +41,16 @@ Prints its figures, then one JSON object on the last line:
   score the same way: their weights folders carry the fold in their metadata. Held-out pieces
   and noise classes that a fold model's base CNN or the ``--folds-baseline`` weights trained on
   are listed (``heard_held_out``, with a warning): such figures are not held out.
+  ``--eval-cache DIR`` keeps each fold's held-out windows (the 30 features and the fold CNN's
+  logit of every window, :func:`blendfx.effects.segmenter.train_stack.item_table`) in DIR, keyed
+  by the CNN's tensors and the items: other stacks over the same fold CNNs then score in seconds.
+  The key does not cover the feature or label code: empty DIR after changing either.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -138,19 +143,51 @@ def _rounded(d):
     return round(d, 4) if isinstance(d, float) else d
 
 
-def _scores_of(model, music_paths, noise_paths, per_piece: int, noise_segments: int):
-    """Window scores of ``model`` on the given held-out files (clean and every SNR of SNRS),
-    each piece capped at ``per_piece`` 2.97 s segments (spread over it), each long noise at its
+def _items_of(model, music_paths, noise_paths, per_piece: int, noise_segments: int):
+    """The validation items of the given held-out files (clean and every SNR of SNRS), each
+    piece capped at ``per_piece`` 2.97 s segments (spread over it), each long noise at its
     ``noise_segments`` loudest."""
-    from blendfx.effects.segmenter.calibration import window_scores
     from blendfx.effects.segmenter.data import item_samples, load_clips, spread_segments, validation_items
 
     length = item_samples(model.config, 49)
     music = [spread_segments(c, length, per_piece) for c in load_clips(music_paths)]
     noise = load_clips(noise_paths)
-    items = validation_items(music, noise, windows=49, noise_segments_per_long_clip=noise_segments,
-                             config=model.config)
-    return window_scores(model, items)
+    return validation_items(music, noise, windows=49, noise_segments_per_long_clip=noise_segments,
+                            config=model.config)
+
+
+def _scores_of(model, music_paths, noise_paths, per_piece: int, noise_segments: int):
+    """Window scores of ``model`` on the items of :func:`_items_of`."""
+    from blendfx.effects.segmenter.calibration import window_scores
+
+    return window_scores(model, _items_of(model, music_paths, noise_paths, per_piece, noise_segments))
+
+
+def _cached_scores_of(model, music_paths, noise_paths, per_piece: int, noise_segments: int,
+                      cache: Path, root: Path):
+    """:func:`_scores_of` through a window table (every window's features and CNN logit) kept
+    in ``cache`` per CNN and item set: a stack over a CNN already scored there is scored in
+    seconds, without touching the audio."""
+    from blendfx.effects.segmenter.train_stack import (
+        WindowTable,
+        cnn_fingerprint,
+        item_table,
+        table_scores,
+    )
+
+    items_key = json.dumps([sorted(str(p.relative_to(root)) for p in music_paths),
+                            sorted(str(p.relative_to(root)) for p in noise_paths),
+                            per_piece, noise_segments])
+    key = hashlib.sha256((cnn_fingerprint(model) + items_key).encode()).hexdigest()[:20]
+    path = Path(cache) / f"windows-{key}.npz"
+    if path.is_file():
+        table = WindowTable.load(path)
+    else:
+        table = item_table(model, _items_of(model, music_paths, noise_paths, per_piece,
+                                            noise_segments))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.save(path)
+    return table_scores(model, table)
 
 
 def unseen_sources(model, root: Path):
@@ -210,7 +247,7 @@ def print_calibration(title: str, report: dict) -> None:
 
 
 def cross_validation(folders, root: Path, bias: bool = False, write_calibration: str | None = None,
-                     baseline=None) -> dict:
+                     baseline=None, eval_cache: str | None = None) -> dict:
     """Cross-validated figures of fold models (``train.py --fold K --folds N``): each scored on
     its own held-out pieces and noise classes; the calibration cross-fitted over the folds.
 
@@ -220,7 +257,9 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
     :class:`Segmenter`, e.g. the shipped weights), it is scored on every fold's items too (its
     AUCs beside the fold model's; it may have trained on some of them: the held-out pieces and
     noise classes it, or a fold model's base CNN, trained on are listed, from their metadata,
-    as ``baseline_heard_held_out`` and each fold's ``heard_held_out``)."""
+    as ``baseline_heard_held_out`` and each fold's ``heard_held_out``). With ``eval_cache`` (a
+    folder), each fold model's held-out windows (features, CNN logit, labels) are kept there per
+    CNN and item set, and models over a CNN already scored there reuse them (the same figures)."""
     from blendfx.effects.segmenter.calibration import (
         auc_summary,
         calibration_summary,
@@ -239,7 +278,9 @@ def cross_validation(folders, root: Path, bias: bool = False, write_calibration:
             raise SystemExit(f"{folder}: not trained with --fold (no 'fold' in its metadata)")
         split = fold_split(root, f["fold"], f["folds"], f["seed"], midi=False)
         name = f"fold{f['fold']}of{f['folds']}"
-        scores[name] = _scores_of(m, split.val_music, split.val_noise, per_piece=12, noise_segments=6)
+        scores[name] = (_cached_scores_of(m, split.val_music, split.val_noise, 12, 6, eval_cache, root)
+                        if eval_cache else
+                        _scores_of(m, split.val_music, split.val_noise, per_piece=12, noise_segments=6))
         if baseline is not None:
             base = auc_summary(_scores_of(baseline, split.val_music, split.val_noise, per_piece=12,
                                           noise_segments=6))
@@ -347,6 +388,11 @@ def main(argv=None) -> int:
     parser.add_argument("--folds-baseline", action="store_true",
                         help="with --folds: score --weights (default: shipped) on every fold's "
                              "held-out items too")
+    parser.add_argument("--eval-cache", default=None, metavar="DIR",
+                        help="with --folds: keep every fold's held-out windows (features, CNN "
+                             "logit, labels) in DIR; stacks over a CNN already there score in "
+                             "seconds, with the same figures (empty DIR after changing the "
+                             "feature or label code)")
     parser.add_argument("--write-calibration", default=None, metavar="DIR",
                         help="with --folds: write the temperature (and with --calibration-bias the "
                              "offset) fitted on all folds' held-out windows into DIR's config")
@@ -374,7 +420,8 @@ def main(argv=None) -> int:
             f"{k} {v:.3f}" for k, v in sorted(aucs["clean_by_piece"].items(), key=lambda kv: kv[1])))
     folds = (cross_validation(args.folds, root, bias=args.calibration_bias,
                               write_calibration=args.write_calibration,
-                              baseline=model if args.folds_baseline else None)
+                              baseline=model if args.folds_baseline else None,
+                              eval_cache=args.eval_cache)
              if args.folds else None)
     if args.only:
         print(json.dumps({"benchmark": "segmenter", "calibration_unseen": calibration,

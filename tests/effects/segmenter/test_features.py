@@ -10,6 +10,8 @@ import pytest
 import torch
 from blendfx import ParameterError
 from blendfx.effects import MusicNoiseSegmenter
+from blendfx.effects.segmenter.calibration import window_scores
+from blendfx.effects.segmenter.data import Clip, validation_items
 from blendfx.effects.segmenter.features import (
     FEATURE_NAMES,
     band_flatness_db,
@@ -21,7 +23,13 @@ from blendfx.effects.segmenter.features import (
 )
 from blendfx.effects.segmenter.net import CONFIG_FILE, STACK_WEIGHTS, Segmenter, stft_power
 from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_sklearn
-from blendfx.effects.segmenter.train_stack import train_stack
+from blendfx.effects.segmenter.train_stack import (
+    WindowTable,
+    cnn_fingerprint,
+    item_table,
+    table_scores,
+    train_stack,
+)
 
 from .shared_cases import assert_ranks_held_out_recording, tiny_data
 
@@ -217,6 +225,70 @@ def test_train_stack_smoke(tmp_path):
     assert p.windows.shape[0] == 13 and np.isfinite(p.windows).all() and model.stack is not None
     with pytest.raises(ParameterError, match="model_kind"):
         train_stack(data, None, fold=0, folds=2, model_kind="forest")
+
+
+def test_cnn_noise_lowers_the_trust_in_the_cnn_logit(tmp_path):
+    """``cnn_noise``: trees fitted on windows whose CNN logit is perfect trust it less when it
+    is noised (a window whose features say music and whose CNN says noise scores higher; the
+    CNN's swing shrinks); the noise is recorded and validated."""
+    data = tmp_path / "data"
+    _tiny_data(data)
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = (rng.random(n) < 0.5).astype(np.float64)
+    feats = rng.standard_normal((n, len(FEATURE_NAMES))).astype(np.float32)
+    feats[:, 0] += 2.0 * y  # one informative feature
+    kind = np.array(["music", "noise", "mixture"], dtype=object)[rng.integers(0, 3, n)]
+    table = WindowTable(feats, (8.0 * y - 4.0).astype(np.float32), y, np.full(n, "train", object),
+                        kind, np.full(n, "", object))
+
+    def probe(model, f0, cnn):
+        x = np.zeros((1, len(model.stack.inputs)), np.float32)
+        x[0, 0], x[0, -1] = f0, cnn
+        with torch.inference_mode():
+            return float(model.stack(torch.as_tensor(x))[0])
+
+    plain, noised = (train_stack(data, None, fold=0, folds=2, trees=15, cap=n, use_midi=False,
+                                 table=table, cnn_noise=s, log=lambda m: None) for s in (0.0, 6.0))
+    assert noised.training["cnn_noise"] == 6.0 and plain.training["cnn_noise"] == 0.0
+    assert probe(noised, 3.0, -4.0) > probe(plain, 3.0, -4.0) + 1.0
+    swing = [probe(m, 1.0, 4.0) - probe(m, 1.0, -4.0) for m in (plain, noised)]
+    assert swing[1] < swing[0]
+    with pytest.raises(ParameterError, match="cnn_noise"):
+        train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=-1.0)
+    with pytest.raises(ParameterError, match="cnn_noise_pure"):
+        train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=1.0, cnn_noise_pure=np.nan)
+    # noise on the mixtures only: the pure windows' perfect logit is trusted again
+    mixed = train_stack(data, None, fold=0, folds=2, trees=15, cap=n, use_midi=False, table=table,
+                        cnn_noise=6.0, cnn_noise_pure=0.0, log=lambda m: None)
+    assert mixed.training["cnn_noise_pure"] == 0.0
+    assert probe(mixed, 1.0, 4.0) - probe(mixed, 1.0, -4.0) > swing[1]
+    with pytest.raises(ParameterError, match="cnn_logit"):
+        train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=2.0, inputs=FEATURE_NAMES)
+
+
+def test_table_scores_equal_window_scores(tmp_path):
+    """A stack scored from a cached window table (features + CNN logit) gives the windows,
+    labels and logits of running it on the items; the table survives save/load; the
+    fingerprint follows the CNN, not the stack or the calibration."""
+    model = Segmenter.from_pretrained(STACK_WEIGHTS)
+    items = validation_items([Clip("chord", _chord(3.2))], [Clip("hiss", _noise(3.2, 1))],
+                             conditions=("clean", -5.0), config=model.config)
+    direct = window_scores(model, items)
+    table = item_table(model, items)
+    table.save(tmp_path / "t.npz")
+    cached = table_scores(model, WindowTable.load(tmp_path / "t.npz"))
+    for field in ("labels", "condition", "kind", "source"):
+        assert (getattr(cached, field) == getattr(direct, field)).all(), field
+    np.testing.assert_allclose(cached.logits, direct.logits, atol=1e-3)
+    cnn = Segmenter.from_pretrained()
+    np.testing.assert_allclose(table_scores(cnn, table).logits, window_scores(cnn, items).logits,
+                               atol=1e-3)
+    assert cnn_fingerprint(cnn) == cnn_fingerprint(model)
+    other = Segmenter.from_pretrained()
+    with torch.no_grad():
+        next(other.net.parameters()).add_(1e-3)
+    assert cnn_fingerprint(other) != cnn_fingerprint(cnn)
 
 
 def test_shipped_stack_weights_on_a_held_out_recording():
