@@ -83,8 +83,12 @@ _FLOOR_MARGIN_DB = 6.0  # fit only where the envelope is this far above the back
 _MIN_RANGE_DB = 10.0    # a decay must fall at least this far to be fitted
 _MAX_RANGE_DB = 40.0    # fit at most this much of one decay
 _KNEE_RATIO = 1.5       # a decay whose first half is this much steeper than its second has a knee
+_FLOOR_REACHED_DB = 3.0  # a decay ending this close to its usable floor ran into it; others were cut short
+_FULL_DEPTH_DB = 30.0  # decays fitted over less than this ...
+_DEPTH_EXP = 0.4        # ... read short (their early part falls faster than T30): _depth_corrected
 _MAX_RESIDUAL_DB = 2.5  # reject decays that are not straight lines in dB
 _LOW_QUANTILE = 0.35    # the lower cluster of decays is anchored at this weighted quantile ...
+_ANCHOR_POWER = 4.0     # (decays weighted by their fitted range to this power for that quantile)
 _CLUSTER_SPAN = 2.0     # ... and holds the decays up to this factor above it
 _WEIGHT_POWER = 4.0     # a decay's weight: its fitted dB range to this power (deep decays show the
                         # late decay T30 measures; 4 rather than 2 on the tuning rooms: 13.9 % vs 16.6 %)
@@ -290,14 +294,14 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
     data, _ = to_channels_first(audio, name="reference")
     mono = to_mono(data).astype(np.float64)
     centers = octave_centers(sr) if centers_hz is None else np.asarray(centers_hz, float)
-    est = _estimate(mono, sr, centers, _OCTAVE_ORDER, _WEIGHT_POWER)
+    est = _estimate(mono, sr, centers, _OCTAVE_ORDER, _WEIGHT_POWER, _DEPTH_EXP)
     if not est.valid:
         return est
     # the DRR from a second pass with 3rd-order octave filters: the DRR model reads the direct
     # sound's drop in the first frames of each band envelope, which an 8th-order filter's
     # longer ringing smears (tuning rooms of benchmarks/stylizer.py: median DRR error 2.3 dB
     # this way, 3.2 dB from the 8th-order pass); the RT60s keep the steeper filters
-    short = _estimate(mono, sr, centers, _DRR_ORDER, _DRR_WEIGHT_POWER)
+    short = _estimate(mono, sr, centers, _DRR_ORDER, _DRR_WEIGHT_POWER, 0.0)
     notes = tuple(n for n in est.notes if "direct-to-reverberant" not in n) + tuple(
         n for n in short.notes if "direct-to-reverberant" in n)
     return replace(est, drr_db=short.drr_db, band_drr_db=short.band_drr_db,
@@ -305,7 +309,7 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
 
 
 def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int,
-              weight_power: float) -> ReverbEstimate:
+              weight_power: float, depth_exp: float) -> ReverbEstimate:
     """:func:`estimate_reverb` on a mono float64 recording with octave filters of ``order``,
     decays weighted by their fitted range to ``weight_power``."""
     hop = max(1, int(round(_HOP_S * sr)))
@@ -334,7 +338,7 @@ def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int,
                            usable_db=usable_db)
         compensated[smooth < floor * 10.0 ** (_FLOOR_MARGIN_DB / 10.0)] = 0.0
         powers.append(compensated)
-        keep, rt, c = _band_rt60(fits, weight_power)
+        keep, rt, c = _band_rt60(fits, weight_power, depth_exp)
         decays.append(fits[keep])
         if np.isfinite(rt):
             raw[i], conf[i], counts[i] = rt, c, int(keep.sum())
@@ -445,8 +449,8 @@ def _background(smooth: np.ndarray, dof: float) -> float:
     return low / (chi2.ppf(_FLOOR_PERCENTILE / 100.0, dof) / dof)
 
 
-def _band_rt60(fits: np.ndarray,
-               weight_power: float = _WEIGHT_POWER) -> tuple[np.ndarray, float, float]:
+def _band_rt60(fits: np.ndarray, weight_power: float = _WEIGHT_POWER,
+               depth_exp: float = 0.0) -> tuple[np.ndarray, float, float]:
     """The band's RT60 from its decays: which decays were kept, the RT60 (NaN if none) and its
     confidence.
 
@@ -458,14 +462,22 @@ def _band_rt60(fits: np.ndarray,
     keep = np.zeros(fits.shape[0], dtype=bool)
     if fits.shape[0] == 0:
         return keep, float("nan"), 0.0
-    rts, w = fits[:, 0], fits[:, 1] ** weight_power
-    anchor = _weighted_quantile(rts, w, _LOW_QUANTILE)
+    rts = np.where(fits[:, 4] > 0, _depth_corrected(fits[:, 0], fits[:, 1], depth_exp), fits[:, 0])
+    w = fits[:, 1] ** weight_power
+    anchor = _weighted_quantile(rts, fits[:, 1] ** _ANCHOR_POWER, _LOW_QUANTILE)
     keep = rts <= _CLUSTER_SPAN * anchor
     rt = _weighted_quantile(rts[keep], w[keep], 0.5)
     evidence = float(fits[keep, 1].sum())
     spread = _weighted_quantile(np.abs(np.log(rts[keep] / rt)), w[keep], 0.5)
     conf = evidence / (evidence + _EVIDENCE_DB) / (1.0 + (4.0 * spread) ** 2)
     return keep, rt, conf
+
+
+def _depth_corrected(rt: np.ndarray, range_db: np.ndarray, exponent: float) -> np.ndarray:
+    """Per-decay RT60s in s scaled to what a T30 would read: ``rt * (_FULL_DEPTH_DB /
+    range_db) ** _DEPTH_EXP`` for decays fitted over less than ``_FULL_DEPTH_DB`` dB."""
+    depth = np.clip(range_db, 1.0, _FULL_DEPTH_DB)
+    return rt * (_FULL_DEPTH_DB / depth) ** exponent
 
 
 def _frame_power(band: np.ndarray, hop: int) -> np.ndarray:
@@ -504,11 +516,11 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
     """
     n = env_db.size
     if n < 4:
-        return np.zeros((0, 4))
+        return np.zeros((0, 5))
     top = float(env_db.max())
     if top - usable_db < _MIN_RANGE_DB + _SKIP_DB:
-        return np.zeros((0, 4))
-    out: list[tuple[float, float, float, float]] = []
+        return np.zeros((0, 5))
+    out: list[tuple[float, float, float, float, float]] = []
     k = 0
     while k < n - 1:
         while k < n - 1 and env_db[k + 1] >= env_db[k]:  # climb to the next peak
@@ -522,9 +534,10 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
         fit = _fit_decay(seg[: end + 1], frame_s, skip_frames, usable_db)
         if fit is not None:
             rt, weight, first, last = fit
-            out.append((rt, weight, start + first, start + last))
+            cut_short = float(seg[last] > usable_db + _FLOOR_REACHED_DB)
+            out.append((rt, weight, start + first, start + last, cut_short))
         k = max(j, start + 1)
-    return np.array(out, dtype=np.float64).reshape(-1, 4)
+    return np.array(out, dtype=np.float64).reshape(-1, 5)
 
 
 def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
