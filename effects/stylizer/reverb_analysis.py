@@ -84,6 +84,11 @@ _MIN_RANGE_DB = 10.0    # a decay must fall at least this far to be fitted
 _MAX_RANGE_DB = 40.0    # fit at most this much of one decay
 _KNEE_RATIO = 1.5       # a decay whose first half is this much steeper than its second has a knee
 _FLOOR_REACHED_DB = 3.0  # a decay ending this close to its usable floor ran into it; others were cut short
+_DRR_FLOOR_CHECK = False
+_FLOOR_SLOPE_DB_S = 5.0  # frames near the background level falling faster than this (dB/s) ...
+_UNREACHED_PERCENTILE = 0.5  # ... are reverberant tails, not a floor: the background comes from
+                             # this percentile of the frames instead
+_SLOPE_WINDOW_S = 0.2   # window of the local slope of the envelope, s
 _FULL_DEPTH_DB = 30.0  # decays fitted over less than this ...
 _DEPTH_EXP = 0.4        # ... read short (their early part falls faster than T30): _depth_corrected
 _MAX_RESIDUAL_DB = 2.5  # reject decays that are not straight lines in dB
@@ -294,14 +299,14 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
     data, _ = to_channels_first(audio, name="reference")
     mono = to_mono(data).astype(np.float64)
     centers = octave_centers(sr) if centers_hz is None else np.asarray(centers_hz, float)
-    est = _estimate(mono, sr, centers, _OCTAVE_ORDER, _WEIGHT_POWER, _DEPTH_EXP)
+    est = _estimate(mono, sr, centers, _OCTAVE_ORDER, _WEIGHT_POWER, _DEPTH_EXP, True)
     if not est.valid:
         return est
     # the DRR from a second pass with 3rd-order octave filters: the DRR model reads the direct
     # sound's drop in the first frames of each band envelope, which an 8th-order filter's
     # longer ringing smears (tuning rooms of benchmarks/stylizer.py: median DRR error 2.3 dB
     # this way, 3.2 dB from the 8th-order pass); the RT60s keep the steeper filters
-    short = _estimate(mono, sr, centers, _DRR_ORDER, _DRR_WEIGHT_POWER, 0.0)
+    short = _estimate(mono, sr, centers, _DRR_ORDER, _DRR_WEIGHT_POWER, 0.0, _DRR_FLOOR_CHECK)
     notes = tuple(n for n in est.notes if "direct-to-reverberant" not in n) + tuple(
         n for n in short.notes if "direct-to-reverberant" in n)
     return replace(est, drr_db=short.drr_db, band_drr_db=short.band_drr_db,
@@ -309,7 +314,7 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
 
 
 def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int,
-              weight_power: float, depth_exp: float) -> ReverbEstimate:
+              weight_power: float, depth_exp: float, floor_check: bool) -> ReverbEstimate:
     """:func:`estimate_reverb` on a mono float64 recording with octave filters of ``order``,
     decays weighted by their fitted range to ``weight_power``."""
     hop = max(1, int(round(_HOP_S * sr)))
@@ -327,15 +332,22 @@ def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int,
         m = max(1, int(round(max(_MIN_SMOOTH_S, _SMOOTH_CYCLES / bandwidth) / frame_s)))
         dof = max(2.0, 2.0 * bandwidth * m * frame_s)
         smooth = 10.0 ** (_smooth_db(power, m) / 10.0)
-        floor = _background(smooth, dof)
+        floor = quiet = _background(smooth, dof)
+        if floor_check and _floor_slope(smooth, floor, frame_s) < -_FLOOR_SLOPE_DB_S:
+            # the quietest frames still decay: the floor, if any, lies under them
+            floor = min(floor, _background(smooth, dof, _UNREACHED_PERCENTILE))
         floors[i] = 10.0 * np.log10(floor + 1e-30)
         compensated = np.maximum(smooth - floor, 1e-30)
         env_db = 10.0 * np.log10(compensated)
         # std of the log of a smoothed chi-square envelope: 10 log10(e) * sqrt(2 / dof)
         tol = max(2.0, _RISE_TOL_SIGMAS * 4.34 * np.sqrt(2.0 / dof))
         usable_db = 10.0 * np.log10(floor * (10.0 ** (_FLOOR_MARGIN_DB / 10.0) - 1.0) + 1e-30)
+        # a decay that ends this low ran into the band's quietest level (a floor, or the
+        # lowest the tails ever fall), one that ends above it was cut short by the next sound
+        reached = quiet * (1.0 + (10.0 ** (_FLOOR_MARGIN_DB / 10.0) - 1.0)
+                           * 10.0 ** (_FLOOR_REACHED_DB / 10.0)) - floor
         fits = _decay_fits(env_db, frame_s, skip_frames=m + 2, rise_tol_db=tol,
-                           usable_db=usable_db)
+                           usable_db=usable_db, reached_db=10.0 * np.log10(reached + 1e-30))
         compensated[smooth < floor * 10.0 ** (_FLOOR_MARGIN_DB / 10.0)] = 0.0
         powers.append(compensated)
         keep, rt, c = _band_rt60(fits, weight_power, depth_exp)
@@ -439,14 +451,37 @@ def _broadband_drr(band_drr: np.ndarray, conf: np.ndarray) -> float:
     return _weighted_quantile(band_drr[ok], conf[ok], 0.5)
 
 
-def _background(smooth: np.ndarray, dof: float) -> float:
+def _background(smooth: np.ndarray, dof: float, percentile: float = _FLOOR_PERCENTILE) -> float:
     """A band's stationary background power: the ``_FLOOR_PERCENTILE`` percentile of its
     smoothed envelope, divided by where that percentile of a smoothed chi-square envelope of
     ``dof`` degrees of freedom sits re. its mean (the quietest frames of a noise floor lie
     below its mean). Recordings without a floor give the level of their quietest decays,
     which the compensation then barely touches."""
-    low = float(np.percentile(smooth, _FLOOR_PERCENTILE))
-    return low / (chi2.ppf(_FLOOR_PERCENTILE / 100.0, dof) / dof)
+    low = float(np.percentile(smooth, percentile))
+    return low / (chi2.ppf(percentile / 100.0, dof) / dof)
+
+
+def _floor_slope(smooth: np.ndarray, floor: float, frame_s: float) -> float:
+    """Median local slope in dB/s of a band's smoothed power envelope ``smooth`` over the
+    frames within 3 dB of its background estimate ``floor`` (least-squares slope over
+    ``_SLOPE_WINDOW_S``): about 0 where the recording rests on a stationary background, the
+    decay rate of its reverberant tails where its quietest moments are still decaying (Lundeby
+    et al. 1995 check where a decay meets its noise floor; a floor the tails never reach is
+    none). 0 when the envelope is shorter than the window."""
+    k = max(3, int(round(_SLOPE_WINDOW_S / frame_s)))
+    db = 10.0 * np.log10(smooth + 1e-30)
+    if db.size < k + 1:
+        return 0.0
+    t = np.arange(k, dtype=np.float64) - 0.5 * (k - 1)
+    c = np.concatenate([[0.0], np.cumsum(db)])
+    ct = np.concatenate([[0.0], np.cumsum(db * np.arange(db.size))])
+    start = np.arange(db.size - k + 1)
+    # sum over the window of (i - centre) * db[i], from cumulative sums
+    weighted = (ct[start + k] - ct[start]) - (start + 0.5 * (k - 1)) * (c[start + k] - c[start])
+    slope = weighted / np.dot(t, t) / frame_s
+    centre = db[k // 2: k // 2 + slope.size]
+    near = centre < 10.0 * np.log10(floor + 1e-30) + 3.0
+    return float(np.median(slope[near])) if near.any() else 0.0
 
 
 def _band_rt60(fits: np.ndarray, weight_power: float = _WEIGHT_POWER,
@@ -503,7 +538,7 @@ def _smooth_db(power: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
-                rise_tol_db: float, usable_db: float) -> np.ndarray:
+                rise_tol_db: float, usable_db: float, reached_db: float) -> np.ndarray:
     """Free decays of one (noise-compensated) band envelope: rows of
     ``(rt60_s, weight, first_frame, last_frame)``.
 
@@ -534,7 +569,7 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
         fit = _fit_decay(seg[: end + 1], frame_s, skip_frames, usable_db)
         if fit is not None:
             rt, weight, first, last = fit
-            cut_short = float(seg[last] > usable_db + _FLOOR_REACHED_DB)
+            cut_short = float(seg[last] > reached_db)
             out.append((rt, weight, start + first, start + last, cut_short))
         k = max(j, start + 1)
     return np.array(out, dtype=np.float64).reshape(-1, 5)
