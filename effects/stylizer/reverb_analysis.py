@@ -23,10 +23,11 @@ Per octave band:
    its early part, which in real rooms (early reflections, non-diffuse fields, unevenly spread
    absorption) falls faster than the late decay T30 measures, and faster still after a short
    sound (the decay of a burst follows the response's envelope, not its Schroeder integral):
-   its RT60 is scaled by ``(30 dB / fitted range) ** 0.4`` (:func:`_depth_corrected`; on the
-   tuning rooms of ``benchmarks/stylizer.py`` cut-short decays of 10-20 dB read 0.5-0.9 of
-   the T30, those that ran into the floor 0.7-1.0, and 30 dB ones 1.0). A decay that runs
-   into the floor keeps its slope, so a textbook exponential room (no curvature) reads right;
+   its RT60 is scaled by ``(30 dB / fitted range) ** 0.4``, at most by 1.3
+   (:func:`_depth_corrected`; on the tuning rooms of ``benchmarks/stylizer.py`` cut-short
+   decays of 10-20 dB read 0.5-0.9 of the T30, those that ran into the floor 0.7-1.0, and
+   30 dB ones 1.0). A decay that runs into the floor keeps its slope, so a textbook
+   exponential room (no curvature) reads right where its decays reach the floor;
 4. a sound that fades by itself decays *slower* than the room, never faster: the band's RT60 is
    the weighted median of the lower cluster of per-decay estimates (those within a factor of 2
    of their weighted 35th percentile), each decay weighted by the fourth power of its fitted dB range
@@ -106,6 +107,9 @@ _SLOPE_WINDOW_S = 0.2   # window of the local slope of the envelope, s
 _FULL_DEPTH_DB = 30.0   # cut-short decays fitted over less than this ...
 _DEPTH_EXP = 0.4        # ... read short (their early part falls faster than T30): _depth_corrected
                         # (tuning rooms, T30 median error: 13.8 % with 0, 11.7 % with 0.2, 10.6 % with 0.4)
+_MAX_DEPTH_SCALE = 1.3  # ... by at most this factor: a textbook exponential room has no early decay
+                        # of its own (a dog bark in a 2 s one read 2.65 s uncapped, 2.41 s so;
+                        # tuning rooms 10.6 % instead of 10.1 %)
 _MAX_RESIDUAL_DB = 2.5  # reject decays that are not straight lines in dB
 _LOW_QUANTILE = 0.35    # the lower cluster of decays is anchored at this weighted quantile ...
 _CLUSTER_SPAN = 2.0     # ... and holds the decays up to this factor above it
@@ -533,8 +537,8 @@ def _depth_corrected(rt: np.ndarray, range_db: np.ndarray, exponent: float) -> n
     range_db : np.ndarray
         The dB range each line was fitted over.
     exponent : float
-        ``rt * (_FULL_DEPTH_DB / range_db) ** exponent`` (ranges of ``_FULL_DEPTH_DB`` dB or
-        more are left alone; 0 leaves every decay alone).
+        ``rt * min((_FULL_DEPTH_DB / range_db) ** exponent, _MAX_DEPTH_SCALE)`` (ranges of
+        ``_FULL_DEPTH_DB`` dB or more are left alone; 0 leaves every decay alone).
 
     Returns
     -------
@@ -542,7 +546,7 @@ def _depth_corrected(rt: np.ndarray, range_db: np.ndarray, exponent: float) -> n
         The scaled RT60s in s.
     """
     depth = np.clip(range_db, 1.0, _FULL_DEPTH_DB)
-    return rt * (_FULL_DEPTH_DB / depth) ** exponent
+    return rt * np.minimum((_FULL_DEPTH_DB / depth) ** exponent, _MAX_DEPTH_SCALE)
 
 
 def _frame_power(band: np.ndarray, hop: int) -> np.ndarray:

@@ -55,12 +55,14 @@ def test_blind_rt60_known_rooms_median_error():
 
 
 def test_blind_rt60_on_a_real_clip():
-    """A shared ESC-10 clip (a dog barking, with pauses) as the dry material."""
+    """A shared ESC-10 clip (a dog barking, with pauses) as the dry material. In the 2 s room
+    its few decays are cut short by the next bark and get the scaling meant for curved decays:
+    its cap keeps this straight-decay room within 15 % (2.2 s; 2.6 s uncapped)."""
     dog, sr = blendfx.read_audio(shared("noise", "esc10", "dog_bark", "1-100032-A.ogg"), mono=True)
     assert sr == SR
-    for rt in (0.6, 1.0):
+    for rt, tolerance in ((0.6, 0.1), (1.0, 0.1), (2.0, 0.15)):
         est = estimate_reverb(reverberant(dog.astype(np.float64), rt, noise_db=-50), SR)
-        assert est.broadband_rt60_s == pytest.approx(rt, rel=0.1)
+        assert est.broadband_rt60_s == pytest.approx(rt, rel=tolerance)
 
 
 def test_blind_rt60_per_band():
