@@ -55,12 +55,14 @@ def test_blind_rt60_known_rooms_median_error():
 
 
 def test_blind_rt60_on_a_real_clip():
-    """A shared ESC-10 clip (a dog barking, with pauses) as the dry material."""
+    """A shared ESC-10 clip (a dog barking, with pauses) as the dry material. In the 2 s room
+    its few decays are cut short by the next bark and get the scaling meant for curved decays:
+    its cap keeps this straight-decay room within 15 % (2.2 s; 2.6 s uncapped)."""
     dog, sr = blendfx.read_audio(shared("noise", "esc10", "dog_bark", "1-100032-A.ogg"), mono=True)
     assert sr == SR
-    for rt in (0.6, 1.0):
+    for rt, tolerance in ((0.6, 0.1), (1.0, 0.1), (2.0, 0.15)):
         est = estimate_reverb(reverberant(dog.astype(np.float64), rt, noise_db=-50), SR)
-        assert est.broadband_rt60_s == pytest.approx(rt, rel=0.1)
+        assert est.broadband_rt60_s == pytest.approx(rt, rel=tolerance)
 
 
 def test_blind_rt60_per_band():
@@ -125,3 +127,15 @@ def test_unobserved_high_bands_never_outlast_the_highest_observed(rising):
         assert (np.diff(est.rt60_s[top:]) < 0).all()
         assert (np.abs(np.log(above / rt[top + 1:]))
                 < np.abs(np.log(est.rt60_s[top] / rt[top + 1:]))).all()
+
+
+def test_tails_that_never_reach_a_floor_are_not_taken_for_one():
+    """A 3 s room heard through 8 s of speech-like bursts with no background at all: the
+    quietest frames are reverberant tails still falling, not a floor (the Lundeby-style check
+    of the envelope's slope there); compensated as a floor they made the blind RT60 read 9 %
+    short."""
+    dry = speech_like(8.0, SR, seed=2).astype(np.float64)
+    wet = fftconvolve(dry, exponential_ir(3.0, SR, 0.0, seed=3))[: dry.size]
+    est = estimate_reverb(wet, SR)
+    print("per band", np.round(est.rt60_s, 3), "floors", np.round(est.noise_floor_db, 1))
+    assert est.broadband_rt60_s == pytest.approx(3.0, rel=0.06)
