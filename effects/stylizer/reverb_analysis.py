@@ -332,20 +332,13 @@ def estimate_reverb(audio: np.ndarray, sample_rate: float,
     short = _estimate(mono, sr, centers, _DRR_ORDER, _DRR_WEIGHT_POWER, 0.0, False)
     notes = tuple(n for n in est.notes if "direct-to-reverberant" not in n) + tuple(
         n for n in short.notes if "direct-to-reverberant" in n)
-    drr = short.drr_db
-    floor = diffuse_drr_floor_db(est.broadband_rt60_s)
-    if np.isfinite(drr) and np.isfinite(floor) and drr < floor:
-        notes += (f"direct-to-reverberant ratio {drr:.1f} dB is below what the first "
-                  f"{1000 * _EARLY_WINDOW_S:g} ms of a {est.broadband_rt60_s:.2f} s room hold "
-                  f"(source decays read as reverberation): raised to {floor:.1f} dB",)
-        drr = floor
-    return replace(est, drr_db=drr, band_drr_db=short.band_drr_db,
+    return replace(est, drr_db=short.drr_db, band_drr_db=short.band_drr_db,
                    drr_confidence=short.drr_confidence, notes=notes)
 
 
 def diffuse_drr_floor_db(rt60_s: float) -> float:
-    """Lowest blind DRR (dB) a room of ``rt60_s`` can show: the early part of its diffuse tail
-    over the rest, raised by the early reflections' excess.
+    """Lowest blind DRR (dB) a response built for a real room of ``rt60_s`` is given: the early
+    part of its diffuse tail over the rest, raised by the early reflections' excess.
 
     The blind DRR's "direct sound" holds everything within ``_EARLY_WINDOW_S`` of the direct
     sound (envelopes smoothed over 20 ms or more), so it is at least the energy an exponential
@@ -355,8 +348,10 @@ def diffuse_drr_floor_db(rt60_s: float) -> float:
     tuning rooms of ``benchmarks/stylizer.py``) and the direct sound adds to it:
     ``_EARLY_EXCESS_DB`` on top, chosen on the tuning rooms (median DRR error of the applied
     response 2.30 dB without the floor, 2.15 with 2.5 dB, 1.60 with 4.5 dB, 1.73 with 5 dB).
-    A blind estimate below it has read a source's own decay (a drum's ring, a vibraphone, a
-    held note's release) as reverberation.
+    A blind estimate below it has mostly read a source's own decay (a drum's ring, a
+    vibraphone, a held note's release) as reverberation. :class:`~.stylizer.Stylizer` applies
+    it when it builds the response; the blind estimate itself is left as measured (a textbook
+    exponential room, with no early reflections, can lie below it).
 
     Parameters
     ----------

@@ -38,7 +38,7 @@ from scipy import fft as sp_fft
 from .ambience import loop_ambience, synthesize_ambience
 from .impulse import synthetic_ir
 from .reference_profile import ReferenceProfile, analyze_reference
-from .reverb_analysis import fill_bands, schroeder_rt60
+from .reverb_analysis import diffuse_drr_floor_db, fill_bands, schroeder_rt60
 from .spectral_match import eq_gains, ltas, matching_eq_db, mean_power, smooth_octaves
 
 __all__ = ["Stylizer"]
@@ -268,6 +268,12 @@ class Stylizer(Effect):
         rev = profile.reverb
         rt = np.clip(fill_bands(rev.centers_hz, rev.rt60_s, rev.broadband_rt60_s), *_RT60_RANGE_S)
         blind = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
+        # a real room's first 25 ms hold at least its diffuse tail's early part plus the early
+        # reflections' excess: lower blind values read a source's own decay as reverberation
+        floor = diffuse_drr_floor_db(rev.broadband_rt60_s)
+        report["drr_floor_db"] = round(float(floor), 2) if np.isfinite(floor) else None
+        if np.isfinite(floor) and blind < floor:
+            blind = floor
         drr, early_db = early_split(blind)
         if self.eq and self.eq_target == "room":
             # diffuse-field colouration: every band's tail starts at the direct sound's level,

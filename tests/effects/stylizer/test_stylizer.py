@@ -14,7 +14,12 @@ from blendfx.effects.stylizer.probe_signals import (
     speech_like,
 )
 from blendfx.effects.stylizer.reference_profile import ReferenceProfile, analyze_reference
-from blendfx.effects.stylizer.reverb_analysis import estimate_reverb, octave_centers, schroeder_rt60
+from blendfx.effects.stylizer.reverb_analysis import (
+    diffuse_drr_floor_db,
+    estimate_reverb,
+    octave_centers,
+    schroeder_rt60,
+)
 from blendfx.effects.stylizer.spectral_match import ltas_distance_db
 from blendfx.effects.stylizer.stylizer import early_split
 from scipy.signal import fftconvolve
@@ -219,9 +224,37 @@ def test_response_splits_the_blind_direct_sound_into_direct_and_early_reflection
     click = np.zeros(int(1.6 * SR), dtype=np.float32)
     click[0] = 1.0
     response = st.process(click, SR, sidechain=room_reference(1.0)).astype(np.float64)
-    blind = st.last_profile.reverb.drr_db
+    blind = max(st.last_profile.reverb.drr_db, st.last_report["drr_floor_db"])
     assert direct_to_reverberant_db(response, SR) == pytest.approx(early_split(blind)[0], abs=0.3)
     assert early_split(blind)[0] < blind - 3.0
     k = int(round(0.025 * SR))
     coarse = 10 * np.log10(np.sum(response[:k] ** 2) / np.sum(response[k:] ** 2))
     assert coarse == pytest.approx(blind, abs=1.0)
+
+
+def test_blind_drr_below_the_diffuse_early_energy_is_raised_to_it():
+    """A response for a real room holds in its first 25 ms at least what a diffuse exponential
+    tail of its RT60 puts there (plus the early reflections' excess): a blind DRR below that
+    (a source's own decay read as reverberation) is raised to it; one above is kept."""
+    t = np.arange(1, int(3.0 * SR)) / SR
+    for rt in (0.5, 1.0, 2.0):
+        energy = 10.0 ** (-6.0 * t / rt)
+        early = energy[(t > 0.0025) & (t <= 0.025)].sum() / energy[t > 0.025].sum()
+        floor = diffuse_drr_floor_db(rt)
+        assert floor - 4.5 == pytest.approx(10 * np.log10(early), abs=0.05)
+    assert diffuse_drr_floor_db(0.5) > diffuse_drr_floor_db(2.0)
+    assert np.isnan(diffuse_drr_floor_db(float("nan")))
+    click = np.zeros(int(1.6 * SR), dtype=np.float32)
+    click[0] = 1.0
+    st = Stylizer(eq=False, ambience=False)
+    response = st.process(click, SR, sidechain=room_reference(1.0, drr_db=-12.0)).astype(np.float64)
+    blind = st.last_profile.reverb.drr_db
+    floor = st.last_report["drr_floor_db"]
+    assert blind < floor - 3.0  # the textbook room's own (low) DRR, as measured
+    assert st.last_report["drr_applied_db"] == pytest.approx(early_split(floor)[0], abs=0.01)
+    assert direct_to_reverberant_db(response, SR) > early_split(blind)[0] + 3.0
+    st = Stylizer(eq=False, ambience=False)
+    st.process(click, SR, sidechain=room_reference(1.0, drr_db=9.0))
+    assert st.last_profile.reverb.drr_db > st.last_report["drr_floor_db"]
+    assert st.last_report["drr_applied_db"] == pytest.approx(
+        early_split(st.last_profile.reverb.drr_db)[0], abs=0.01)
