@@ -8,7 +8,9 @@ ReferenceProfile`, then applied to the stem in three parts, each of which can be
    (blind, noise-compensated, constrained across bands; see :mod:`.reverb_analysis`),
    convolved with the stem (block FFT convolution). The blind DRR's "direct sound" spans the
    first 25 ms; the response splits it into the direct impulse and early reflections (a raised
-   first 25 ms of the tail) with a DRR proper (+-2.5 ms) 8.5 dB lower (:func:`early_split`);
+   first 25 ms of the tail) with a DRR proper (+-2.5 ms) 8.5 dB lower (:func:`early_split`),
+   after raising a blind value below what a diffuse tail of the room's RT60 puts in its first
+   25 ms (plus 4.5 dB; :func:`.reverb_analysis.diffuse_drr_floor_db`);
 2. colouration: what the room adds, not what the reference's instruments sound like. In a
    diffuse field every band's tail starts at the same level re. the direct sound, so its
    energy grows with that band's RT60; the response's tail is built that way (the direct
