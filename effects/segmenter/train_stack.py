@@ -99,8 +99,8 @@ class WindowTable:
 
     def save(self, path: str | Path) -> None:
         """Write the table to an ``.npz`` file (strings as fixed-width text, no pickle)."""
-        np.savez(path, **{f.name: (getattr(self, f.name).astype(str) if getattr(self, f.name).dtype
-                                   == object else getattr(self, f.name)) for f in fields(self)})
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+        np.savez(path, **{k: a.astype(str) if a.dtype == object else a for k, a in arrays.items()})
 
     @staticmethod
     def load(path: str | Path) -> WindowTable:

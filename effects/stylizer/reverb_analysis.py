@@ -530,12 +530,7 @@ def _floor_slope(smooth: np.ndarray, floor: float, frame_s: float) -> float:
     if db.size < k + 1:
         return 0.0
     t = np.arange(k, dtype=np.float64) - 0.5 * (k - 1)
-    c = np.concatenate([[0.0], np.cumsum(db)])
-    ct = np.concatenate([[0.0], np.cumsum(db * np.arange(db.size))])
-    start = np.arange(db.size - k + 1)
-    # sum over the window of (i - centre) * db[i], from cumulative sums
-    weighted = (ct[start + k] - ct[start]) - (start + 0.5 * (k - 1)) * (c[start + k] - c[start])
-    slope = weighted / np.dot(t, t) / frame_s
+    slope = np.correlate(db, t, mode="valid") / np.dot(t, t) / frame_s  # sliding LS slope
     centre = db[k // 2: k // 2 + slope.size]
     near = centre < 10.0 * np.log10(floor + 1e-30) + 3.0
     return float(np.median(slope[near])) if near.any() else 0.0
