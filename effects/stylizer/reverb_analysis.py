@@ -622,12 +622,13 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
     ``(rt60_s, weight, first_frame, last_frame, cut_short)``.
 
     A decay starts at a local peak and lasts while the envelope stays within a tolerance
-    of its running minimum (``rise_tol_db``, about three standard deviations of the envelope's
-    own fluctuation). Its first ``skip_frames`` frames and first ``_SKIP_DB`` dB are skipped
-    (the direct sound's drop, smeared by the smoothing window), and it is cut where it reaches
-    ``usable_db`` (just clear of the compensated background). The weight is the fitted range in
-    dB: long clean decays count more. ``cut_short`` is 1 for a decay that ends above
-    ``reached_db`` (the band's quietest level: it was cut short by the next sound), else 0.
+    of its running minimum (``rise_tol_db``: six standard deviations of the envelope's own
+    fluctuation for the RT60s, three for the DRR). Its first ``skip_frames`` frames and first
+    ``_SKIP_DB`` dB are skipped (the direct sound's drop, smeared by the smoothing window), and
+    it is cut where it reaches ``usable_db`` (just clear of the compensated background). The
+    weight is the fitted range in dB: long clean decays count more. ``cut_short`` is 1 for a
+    decay that ends above ``reached_db`` (the band's quietest level: it was cut short by the
+    next sound), else 0.
     """
     n = env_db.size
     if n < 4:
