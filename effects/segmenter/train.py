@@ -276,6 +276,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
           noise_mix: float = 0.0, cycles: int = 1, recipe: str = "paper",
           fold: int | None = None, folds: int = 4, fold_seed: int = 0,
           hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
+          group: int | None = None, groups: int = 2, group_seed: int = 0,
           augment: AugmentConfig | None = None, log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
@@ -336,6 +337,11 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     hold_music, hold_noise : sequence of str
         "recorded" recipe with ``fold=None``: pieces (file stems) and noise classes kept out of
         the final training (:func:`.data.fold_split`), e.g. those a test scores the weights on.
+    group, groups, group_seed : int
+        "recorded" recipe with a fold: train on group ``group`` of the fold's training pieces and
+        noise classes only (``groups`` seeded groups, :func:`.data.fold_groups`; the CNNs a
+        cross-fitted feature stack scores its training windows with, see
+        :mod:`.train_stack`); None: the whole fold.
     augment : AugmentConfig, optional
         The recording chain's settings for the "recorded" recipe (default
         :class:`~.augment.AugmentConfig`'s).
@@ -366,7 +372,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     recorded = recipe == "recorded"
     if recorded:
         split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
-                           hold_noise=hold_noise)
+                           hold_noise=hold_noise, group=group, groups=groups, group_seed=group_seed)
+    elif group is not None:
+        raise ParameterError("group needs the recorded recipe and a fold")
         augment = augment or AugmentConfig()
     else:
         split = source_split(root, midi=use_midi, val_music=val_music)
@@ -458,8 +466,10 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         "midi_seconds": midi_seconds, "clean_share": clean_share, "noise_mix": noise_mix, "cycles": cycles,
         "init": init_record if start is not None else None,
         "recipe": recipe,
-        "fold": ({"fold": fold, "folds": folds, "seed": fold_seed} if recorded and fold is not None
-                 else None),
+        "fold": ({"fold": fold, "folds": folds, "seed": fold_seed}
+                 | ({"group": group, "groups": groups, "group_seed": group_seed}
+                    if group is not None else {})
+                 if recorded and fold is not None else None),
         "held_out": ({"music": list(hold_music), "noise": list(hold_noise)}
                      if recorded and fold is None else None),
         "augment": augment.to_dict() if recorded else None,
@@ -535,6 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hold-noise", nargs="*", default=[],
                         help="recorded recipe, --fold none: noise classes (e.g. "
                              "nps/yellowstone_bison_grazing) kept out of the training")
+    parser.add_argument("--group", type=int, default=None,
+                        help="recorded recipe with --fold: train on this group of the fold's "
+                             "training pieces and noise classes only (cross-fitting a stack)")
+    parser.add_argument("--groups", type=int, default=2, help="number of groups of --group")
+    parser.add_argument("--group-seed", type=int, default=0, help="seed of the group assignment")
     args = parser.parse_args(argv)
     try:
         fold = None if args.fold in (None, "none") else int(args.fold)
@@ -557,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               midi_seconds=args.midi_seconds, clean_share=args.clean_share,
               recipe=args.recipe, fold=fold, folds=args.folds, fold_seed=args.fold_seed,
               hold_music=args.hold_music, hold_noise=args.hold_noise,
+              group=args.group, groups=args.groups, group_seed=args.group_seed,
               config=None if args.init else SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
                                                             linear_channel=args.linear_channel,
                                                             frontend=frontend, **extra))
