@@ -269,9 +269,10 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
         Cross-fitting inside a fold (issue 20): with ``group`` set, the fold's training pieces
         and noise classes are split into ``groups`` groups (whole pieces, whole classes;
         stratified by length as the folds are, seeded by ``group_seed``; see
-        :func:`fold_groups`) and only group ``group`` trains; the other groups' items neither
-        train nor validate, and validation stays the fold's held-out items. ``None``: the whole
-        fold trains.
+        :func:`fold_groups`) and only group ``group`` trains, with a seeded ``1/groups`` of the
+        training MIDI tunes (see :func:`fold_groups`); the other groups' items neither train nor
+        validate, and validation stays the fold's held-out items. ``None``: the whole fold
+        trains.
 
     Raises
     ------
@@ -328,6 +329,10 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
     if midi:
         base = source_split(root, midi=True)
         split.train_midi, split.val_midi = base.train_midi, base.val_midi
+        if group is not None:  # the rendered tunes too, so no window's tune is heard by both
+            perm = np.random.default_rng([group_seed, fold, groups, 1]).permutation(
+                len(split.train_midi))
+            split.train_midi = [split.train_midi[i] for i in sorted(perm[group::groups])]
     return split
 
 
@@ -367,6 +372,7 @@ def fold_groups(root: str | os.PathLike[str] | None = None, fold: int = 0, folds
     tuple of dict
         ``{piece: group}`` over the fold's training pieces (paths relative to ``root``) and
         ``{noise class: group}`` over its training noise classes (:func:`noise_classes` names).
+        (The MIDI tunes of group ``g`` are ``fold_split(..., group=g).train_midi``.)
     """
     root = shared_data_dir(root)
     if folds < 2 or not 0 <= fold < folds:
