@@ -178,8 +178,9 @@ def heard_held_out(training: dict, split: SourceSplit,
     """The held-out recorded pieces and noise classes of ``split`` that a model trained on.
 
     Follows the model's training metadata (the ``training`` dict saved beside its weights): its
-    own ``sources``, and those of the weights it was built on (``base``: a feature stack's CNN)
-    or fine-tuned from (``init``), recursively. A noise class counts as heard when any of its
+    own ``sources``, and those of the weights it was built on (``base``: a feature stack's CNN;
+    ``cross_fit``: the CNNs that scored its training windows) or fine-tuned from (``init``),
+    recursively. A noise class counts as heard when any of its
     files trained (ESC-10 classes are held out whole by :func:`fold_split`, file by file by
     :func:`source_split`).
 
@@ -210,6 +211,7 @@ def heard_held_out(training: dict, split: SourceSplit,
         trained.update(sources.get("train_music", []))
         trained.update(sources.get("train_noise", []))
         stack.extend((t.get(key) or {}).get("training") for key in ("base", "init"))
+        stack.extend(c.get("training") for c in t.get("cross_fit") or [] if isinstance(c, dict))
     class_of = {str(f.relative_to(root)): name for name, files in noise_classes(root).items()
                 for f in files}
     held_classes = {class_of.get(str(p.relative_to(root)), str(p.relative_to(root)))

@@ -91,6 +91,9 @@ class MixtureSampler:
         self.music = [c.audio for c in music]
         self.noise = [c.audio for c in noise]
         self.midi = [c.audio for c in midi]
+        self.music_names = [c.name for c in music]
+        self.noise_names = [c.name for c in noise]
+        self.midi_names = [c.name for c in midi]
         self.augmenter = augmenter
         self.samples = samples
         if not 0.0 <= noise_mix <= 1.0:
@@ -107,15 +110,19 @@ class MixtureSampler:
         self.midi_p = midi_lengths / midi_lengths.sum() if self.midi else None
 
     def _segment(self, rng: np.random.Generator, clips: list[np.ndarray],
-                 p: np.ndarray | None, fold=None) -> np.ndarray:
+                 p: np.ndarray | None, fold=None, picked: list | None = None) -> np.ndarray:
         """A random stretch of a random clip, played 0.8 to 1.25 times as fast (pitch and tempo
         move together, as on a tape): more timbres and tempi than the few sources hold.
-        ``fold(rng, stereo)`` turns a stereo stretch to mono before the resampling."""
+        ``fold(rng, stereo)`` turns a stereo stretch to mono before the resampling; the index of
+        every clip tried is appended to ``picked``."""
 
         rate = Fraction(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))).limit_denominator(12)
         need = int(np.ceil(self.samples * rate)) + 16
         for _ in range(20):  # skip near-silent picks (fades, pauses between barks)
-            clip = clips[rng.choice(len(clips), p=p)]
+            index = int(rng.choice(len(clips), p=p))
+            if picked is not None:
+                picked.append(index)
+            clip = clips[index]
             n = clip.shape[-1]
             if n <= need:
                 seg = np.pad(clip, [(0, 0)] * (clip.ndim - 1) + [(0, need - n)])
@@ -164,14 +171,17 @@ class MixtureSampler:
         return music, noise, tilts
 
 
-    def augmented_batch(self, rng: np.random.Generator, size: int):
+    def augmented_batch(self, rng: np.random.Generator, size: int, drawn: list | None = None):
         """A training batch through the recording chain of :mod:`.augment`.
 
         Music comes from rendered MIDI for a share ``midi_share`` of the patches (when any was
         given), else from the recordings; the noise is the sum of 1 to ``max_noises`` clips at
         random relative levels (+-10 dB); the components go through the augmenter's
         per-component chain, are mixed at the drawn condition (music alone, noise alone, or one
-        of the SNRs), then through its mixture chain.
+        of the SNRs), then through its mixture chain. With ``drawn`` (a list), one
+        ``(music names, noise names)`` pair of tuples per patch is appended to it: the names
+        (:class:`Clip` ``name``) of every clip its components were cut from (or tried), whether
+        or not the condition kept that component.
 
         Returns
         -------
@@ -195,13 +205,17 @@ class MixtureSampler:
         conditions = ("music", "noise") + tuple(s for s in SNRS if s != "clean")
         for b in range(size):
             cond = conditions[int(rng.choice(len(conditions), p=self.condition_p))]
+            mp: list[int] = []
+            npk: list[int] = []
             if self.midi and rng.random() < cfg.midi_share:
-                m = self._segment(rng, self.midi, self.midi_p, aug.fold)
+                m = self._segment(rng, self.midi, self.midi_p, aug.fold, mp)
+                music_names = self.midi_names
             else:
-                m = self._segment(rng, self.music, self.music_p, aug.fold)
-            n = self._segment(rng, self.noise, None)
+                m = self._segment(rng, self.music, self.music_p, aug.fold, mp)
+                music_names = self.music_names
+            n = self._segment(rng, self.noise, None, picked=npk)
             for _ in range(int(rng.integers(1, cfg.max_noises + 1)) - 1):
-                other = self._segment(rng, self.noise, None)
+                other = self._segment(rng, self.noise, None, picked=npk)
                 ratio = 10.0 ** (rng.uniform(-10.0, 10.0) / 20.0)
                 n = n + other * (ratio * _rms(n) / max(_rms(other), 1e-9))
             m, n = aug.components(rng, m, n)
@@ -216,6 +230,9 @@ class MixtureSampler:
             scale = level / max(float(np.abs(m + n).max()), 1e-9)
             music[b], noise[b] = m * scale, n * scale
             band_db[b] = aug.band_db(rng, freqs)
+            if drawn is not None:
+                drawn.append((tuple(music_names[i] for i in mp),
+                              tuple(self.noise_names[i] for i in npk)))
         tilts = rng.uniform(-3.0, 3.0, (size, 2)).astype(np.float32)
         return music, noise, tilts, band_db
 

@@ -26,6 +26,7 @@ from blendfx.effects.segmenter.calibration import (
 )
 from blendfx.effects.segmenter.data import (
     Clip,
+    fold_groups,
     fold_split,
     heard_held_out,
     music_pieces,
@@ -262,6 +263,40 @@ def test_final_split_holds_out_named_pieces_and_classes():
         fold_split(SHARED_DATA, None, hold_music=["nocturne"])
     with pytest.raises(ParameterError, match="fold=None"):
         fold_split(SHARED_DATA, 0, 4, hold_music=[piece])
+
+
+def test_fold_groups_split_a_folds_training_items_whole():
+    """Cross-fitting groups: inside fold 2, group 0 and group 1 train on disjoint halves of the
+    fold's training pieces, noise classes (whole) and MIDI tunes, together all of them; the
+    held-out items stay the fold's; seeded; bad groups are refused."""
+    shared("music_cc")
+    full = fold_split(SHARED_DATA, 2, 4, seed=0)
+    parts = [fold_split(SHARED_DATA, 2, 4, seed=0, group=g) for g in (0, 1)]
+    classes = noise_classes(SHARED_DATA)
+    for key in ("train_music", "train_noise", "train_midi"):
+        a, b = (set(getattr(p, key)) for p in parts)
+        assert a and b and not a & b and a | b == set(getattr(full, key)), key
+    for p in parts:
+        assert p.val_music == full.val_music and p.val_noise == full.val_noise
+        for files in classes.values():  # a class trains whole in one group or not at all
+            assert set(files) <= set(p.train_noise) or not set(files) & set(p.train_noise)
+        assert 6 <= len(p.train_music) <= 8
+    music_group, class_group = fold_groups(SHARED_DATA, 2, 4, seed=0)
+    assert {str(p.relative_to(SHARED_DATA)) for p in parts[1].train_music} == {
+        m for m, g in music_group.items() if g == 1}
+    assert set(parts[1].train_noise) == {f for c, g in class_group.items() if g == 1
+                                         for f in classes[c]}
+    again = fold_split(SHARED_DATA, 2, 4, seed=0, group=0)
+    assert again.train_music == parts[0].train_music
+    other = [fold_split(SHARED_DATA, 2, 4, seed=0, group=0, group_seed=s).train_music
+             for s in (1, 2, 3)]
+    assert any(o != parts[0].train_music for o in other)  # the group seed picks the halves
+    with pytest.raises(ParameterError, match="group"):
+        fold_split(SHARED_DATA, None, group=0)
+    with pytest.raises(ParameterError, match="group"):
+        fold_split(SHARED_DATA, 0, 4, group=2)
+    with pytest.raises(ParameterError, match="groups"):
+        fold_split(SHARED_DATA, 0, 4, group=0, groups=1)
 
 
 # -- the context front end -----------------------------------------------------------------------
