@@ -390,9 +390,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     if recorded:
         split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
                            hold_noise=hold_noise, group=group, groups=groups, group_seed=group_seed)
+        augment = augment or AugmentConfig()
     elif group is not None:
         raise ParameterError("group needs the recorded recipe and a fold")
-        augment = augment or AugmentConfig()
     else:
         split = source_split(root, midi=use_midi, val_music=val_music)
     t0 = time.perf_counter()

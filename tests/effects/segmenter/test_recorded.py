@@ -402,6 +402,19 @@ def test_recorded_recipe_smoke(tmp_path):
     assert any("music_cc" in p for p in src["train_music"] + src["val_music"])
     assert "clean" in meta["val_auc_dominance"]
     assert isinstance(model, Segmenter) and Segmenter.from_pretrained(tmp_path / "w")
+    # one cross-fitting group of the fold (the recipe's default recording chain): its sources
+    # and record
+    train(data, tmp_path / "g1", steps=1, batch=2, eval_every=0, use_midi=False,
+          recipe="recorded", fold=0, folds=2, group=1, config=SegmenterConfig(channels=8, hidden=8),
+          log=logs.append)
+    meta = json.loads((tmp_path / "g1" / CONFIG_FILE).read_text())["training"]
+    assert meta["fold"] == {"fold": 0, "folds": 2, "seed": 0, "group": 1, "groups": 2,
+                            "group_seed": 0}
+    assert meta["augment"] == AugmentConfig().to_dict()
+    assert meta["sources"] == fold_split(data, 0, 2, midi=False, group=1).describe(data)
+    assert len(meta["sources"]["train_music"]) == 1 and src["val_music"] == meta["sources"]["val_music"]
+    with pytest.raises(ParameterError, match="group"):
+        train(data, None, steps=1, use_midi=False, group=0)
 
 
 # -- the shipped weights on a recorded piece they never heard ------------------------------------
