@@ -178,8 +178,9 @@ def heard_held_out(training: dict, split: SourceSplit,
     """The held-out recorded pieces and noise classes of ``split`` that a model trained on.
 
     Follows the model's training metadata (the ``training`` dict saved beside its weights): its
-    own ``sources``, and those of the weights it was built on (``base``: a feature stack's CNN)
-    or fine-tuned from (``init``), recursively. A noise class counts as heard when any of its
+    own ``sources``, and those of the weights it was built on (``base``: a feature stack's CNN;
+    ``cross_fit``: the CNNs that scored its training windows) or fine-tuned from (``init``),
+    recursively. A noise class counts as heard when any of its
     files trained (ESC-10 classes are held out whole by :func:`fold_split`, file by file by
     :func:`source_split`).
 
@@ -210,6 +211,7 @@ def heard_held_out(training: dict, split: SourceSplit,
         trained.update(sources.get("train_music", []))
         trained.update(sources.get("train_noise", []))
         stack.extend((t.get(key) or {}).get("training") for key in ("base", "init"))
+        stack.extend(c.get("training") for c in t.get("cross_fit") or [] if isinstance(c, dict))
     class_of = {str(f.relative_to(root)): name for name, files in noise_classes(root).items()
                 for f in files}
     held_classes = {class_of.get(str(p.relative_to(root)), str(p.relative_to(root)))
@@ -236,7 +238,8 @@ def stratified_folds(names: Sequence[str], lengths: Sequence[float], folds: int,
 
 def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0, folds: int = 4,
                seed: int = 0, midi: bool = True, hold_music: Sequence[str] = (),
-               hold_noise: Sequence[str] = ()) -> SourceSplit:
+               hold_noise: Sequence[str] = (), group: int | None = None, groups: int = 2,
+               group_seed: int = 0) -> SourceSplit:
     """Whole-piece k-fold split over the recorded music, with noise classes held out too.
 
     Every recorded piece (:func:`music_pieces`) and every noise class (:func:`noise_classes`)
@@ -264,18 +267,30 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
         Only with ``fold=None``: stems of recorded pieces (``minimalism_n10_piano_novarina``) and
         names of noise classes (``nps/yellowstone_bison_grazing``, see :func:`noise_classes`)
         held out of the training.
+    group, groups, group_seed : int
+        Cross-fitting inside a fold (issue 20): with ``group`` set, the fold's training pieces
+        and noise classes are split into ``groups`` groups (whole pieces, whole classes;
+        stratified by length as the folds are, seeded by ``group_seed``; see
+        :func:`fold_groups`) and only group ``group`` trains, with a seeded ``1/groups`` of the
+        training MIDI tunes (see :func:`fold_groups`); the other groups' items neither train nor
+        validate, and validation stays the fold's held-out items. ``None``: the whole fold
+        trains.
 
     Raises
     ------
     ParameterError
         ``fold`` or ``folds`` out of range, fewer pieces or noise classes than folds, a
-        ``hold_music``/``hold_noise`` name that is no piece or class, or either given with a fold.
+        ``hold_music``/``hold_noise`` name that is no piece or class, or either given with a fold;
+        ``group`` without a fold or outside ``[0, groups)``, ``groups`` below 2 or above the
+        fold's training pieces or classes.
     """
     root = shared_data_dir(root)
     pieces, classes = music_pieces(root), noise_classes(root)
     if fold is not None and (hold_music or hold_noise):
         raise ParameterError("hold_music/hold_noise only apply with fold=None (the folds hold "
                              "out their own pieces and classes)")
+    if group is not None and fold is None:
+        raise ParameterError("group needs a fold (it splits that fold's training items)")
     if fold is None:
         unknown = ([m for m in hold_music if m not in {p.stem for p in pieces}]
                    + [n for n in hold_noise if n not in classes])
@@ -297,21 +312,75 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
     if len(pieces) < folds or len(classes) < folds:
         raise ParameterError(f"{folds} folds need at least as many pieces and noise classes; "
                              f"found {len(pieces)} pieces, {len(classes)} noise classes in {root}")
+    pieces, classes, piece_fold, class_fold = _fold_assignment(root, folds, seed)
+    split = SourceSplit()
+    for p in pieces:
+        name = str(p.relative_to(root))
+        (split.val_music if piece_fold[name] == fold else split.train_music).append(p)
+    for name in classes:
+        (split.val_noise if class_fold[name] == fold else split.train_noise).extend(classes[name])
+    if group is not None:
+        music_group, class_group = _groups(root, pieces, classes, piece_fold, class_fold, fold,
+                                           groups, group_seed)
+        if not 0 <= group < groups:
+            raise ParameterError(f"need 0 <= group < groups, got group {group} of {groups}")
+        split.train_music = [p for p in split.train_music
+                             if music_group[str(p.relative_to(root))] == group]
+        split.train_noise = [f for name, g in class_group.items() if g == group
+                             for f in classes[name]]
+    if midi:
+        base = source_split(root, midi=True)
+        split.train_midi, split.val_midi = base.train_midi, base.val_midi
+        if group is not None:  # the rendered tunes too, so no window's tune is heard by both
+            perm = np.random.default_rng([group_seed, fold, groups, 1]).permutation(
+                len(split.train_midi))
+            split.train_midi = [split.train_midi[i] for i in sorted(perm[group::groups])]
+    return split
+
+
+def _fold_assignment(root: Path, folds: int, seed: int):
+    pieces, classes = music_pieces(root), noise_classes(root)
     rng = np.random.default_rng(seed)
     piece_names = [str(p.relative_to(root)) for p in pieces]
     piece_fold = stratified_folds(piece_names, [audio_info(p).duration for p in pieces], folds, rng)
     class_names = list(classes)
     class_fold = stratified_folds(class_names, [sum(audio_info(p).duration for p in classes[c])
                                                  for c in class_names], folds, rng)
-    split = SourceSplit()
-    for p, name in zip(pieces, piece_names, strict=True):
-        (split.val_music if piece_fold[name] == fold else split.train_music).append(p)
-    for name in class_names:
-        (split.val_noise if class_fold[name] == fold else split.train_noise).extend(classes[name])
-    if midi:
-        base = source_split(root, midi=True)
-        split.train_midi, split.val_midi = base.train_midi, base.val_midi
-    return split
+    return pieces, classes, piece_fold, class_fold
+
+
+def _groups(root: Path, pieces, classes, piece_fold, class_fold, fold: int, groups: int,
+            group_seed: int) -> tuple[dict[str, int], dict[str, int]]:
+    train_pieces = [p for p in pieces if piece_fold[str(p.relative_to(root))] != fold]
+    train_classes = [c for c in classes if class_fold[c] != fold]
+    if groups < 2 or groups > min(len(train_pieces), len(train_classes)):
+        raise ParameterError(f"groups must be within [2, {min(len(train_pieces), len(train_classes))}] "
+                             f"(the fold's training pieces and classes), got {groups}")
+    rng = np.random.default_rng([group_seed, fold, groups])
+    names = [str(p.relative_to(root)) for p in train_pieces]
+    music_group = stratified_folds(names, [audio_info(p).duration for p in train_pieces], groups, rng)
+    class_group = stratified_folds(train_classes, [sum(audio_info(p).duration for p in classes[c])
+                                                   for c in train_classes], groups, rng)
+    return music_group, class_group
+
+
+def fold_groups(root: str | os.PathLike[str] | None = None, fold: int = 0, folds: int = 4,
+                seed: int = 0, groups: int = 2, group_seed: int = 0
+                ) -> tuple[dict[str, int], dict[str, int]]:
+    """The cross-fitting groups of a fold's training items (see :func:`fold_split`'s ``group``).
+
+    Returns
+    -------
+    tuple of dict
+        ``{piece: group}`` over the fold's training pieces (paths relative to ``root``) and
+        ``{noise class: group}`` over its training noise classes (:func:`noise_classes` names).
+        (The MIDI tunes of group ``g`` are ``fold_split(..., group=g).train_midi``.)
+    """
+    root = shared_data_dir(root)
+    if folds < 2 or not 0 <= fold < folds:
+        raise ParameterError(f"need 2 <= folds and 0 <= fold < folds, got fold {fold} of {folds}")
+    pieces, classes, piece_fold, class_fold = _fold_assignment(root, folds, seed)
+    return _groups(root, pieces, classes, piece_fold, class_fold, fold, groups, group_seed)
 
 
 @dataclass

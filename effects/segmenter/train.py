@@ -91,6 +91,9 @@ class MixtureSampler:
         self.music = [c.audio for c in music]
         self.noise = [c.audio for c in noise]
         self.midi = [c.audio for c in midi]
+        self.music_names = [c.name for c in music]
+        self.noise_names = [c.name for c in noise]
+        self.midi_names = [c.name for c in midi]
         self.augmenter = augmenter
         self.samples = samples
         if not 0.0 <= noise_mix <= 1.0:
@@ -107,15 +110,19 @@ class MixtureSampler:
         self.midi_p = midi_lengths / midi_lengths.sum() if self.midi else None
 
     def _segment(self, rng: np.random.Generator, clips: list[np.ndarray],
-                 p: np.ndarray | None, fold=None) -> np.ndarray:
+                 p: np.ndarray | None, fold=None, picked: list | None = None) -> np.ndarray:
         """A random stretch of a random clip, played 0.8 to 1.25 times as fast (pitch and tempo
         move together, as on a tape): more timbres and tempi than the few sources hold.
-        ``fold(rng, stereo)`` turns a stereo stretch to mono before the resampling."""
+        ``fold(rng, stereo)`` turns a stereo stretch to mono before the resampling; the index of
+        every clip tried is appended to ``picked``."""
 
         rate = Fraction(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))).limit_denominator(12)
         need = int(np.ceil(self.samples * rate)) + 16
         for _ in range(20):  # skip near-silent picks (fades, pauses between barks)
-            clip = clips[rng.choice(len(clips), p=p)]
+            index = int(rng.choice(len(clips), p=p))
+            if picked is not None:
+                picked.append(index)
+            clip = clips[index]
             n = clip.shape[-1]
             if n <= need:
                 seg = np.pad(clip, [(0, 0)] * (clip.ndim - 1) + [(0, need - n)])
@@ -164,14 +171,17 @@ class MixtureSampler:
         return music, noise, tilts
 
 
-    def augmented_batch(self, rng: np.random.Generator, size: int):
+    def augmented_batch(self, rng: np.random.Generator, size: int, drawn: list | None = None):
         """A training batch through the recording chain of :mod:`.augment`.
 
         Music comes from rendered MIDI for a share ``midi_share`` of the patches (when any was
         given), else from the recordings; the noise is the sum of 1 to ``max_noises`` clips at
         random relative levels (+-10 dB); the components go through the augmenter's
         per-component chain, are mixed at the drawn condition (music alone, noise alone, or one
-        of the SNRs), then through its mixture chain.
+        of the SNRs), then through its mixture chain. With ``drawn`` (a list), one
+        ``(music names, noise names)`` pair of tuples per patch is appended to it: the names
+        (:class:`Clip` ``name``) of every clip its components were cut from (or tried), whether
+        or not the condition kept that component.
 
         Returns
         -------
@@ -195,13 +205,17 @@ class MixtureSampler:
         conditions = ("music", "noise") + tuple(s for s in SNRS if s != "clean")
         for b in range(size):
             cond = conditions[int(rng.choice(len(conditions), p=self.condition_p))]
+            mp: list[int] = []
+            npk: list[int] = []
             if self.midi and rng.random() < cfg.midi_share:
-                m = self._segment(rng, self.midi, self.midi_p, aug.fold)
+                m = self._segment(rng, self.midi, self.midi_p, aug.fold, mp)
+                music_names = self.midi_names
             else:
-                m = self._segment(rng, self.music, self.music_p, aug.fold)
-            n = self._segment(rng, self.noise, None)
+                m = self._segment(rng, self.music, self.music_p, aug.fold, mp)
+                music_names = self.music_names
+            n = self._segment(rng, self.noise, None, picked=npk)
             for _ in range(int(rng.integers(1, cfg.max_noises + 1)) - 1):
-                other = self._segment(rng, self.noise, None)
+                other = self._segment(rng, self.noise, None, picked=npk)
                 ratio = 10.0 ** (rng.uniform(-10.0, 10.0) / 20.0)
                 n = n + other * (ratio * _rms(n) / max(_rms(other), 1e-9))
             m, n = aug.components(rng, m, n)
@@ -216,6 +230,9 @@ class MixtureSampler:
             scale = level / max(float(np.abs(m + n).max()), 1e-9)
             music[b], noise[b] = m * scale, n * scale
             band_db[b] = aug.band_db(rng, freqs)
+            if drawn is not None:
+                drawn.append((tuple(music_names[i] for i in mp),
+                              tuple(self.noise_names[i] for i in npk)))
         tilts = rng.uniform(-3.0, 3.0, (size, 2)).astype(np.float32)
         return music, noise, tilts, band_db
 
@@ -276,6 +293,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
           noise_mix: float = 0.0, cycles: int = 1, recipe: str = "paper",
           fold: int | None = None, folds: int = 4, fold_seed: int = 0,
           hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
+          group: int | None = None, groups: int = 2, group_seed: int = 0,
           augment: AugmentConfig | None = None, log=print) -> Segmenter:
     """Train a segmenter and (with ``out``) save it with its metadata.
 
@@ -336,6 +354,11 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     hold_music, hold_noise : sequence of str
         "recorded" recipe with ``fold=None``: pieces (file stems) and noise classes kept out of
         the final training (:func:`.data.fold_split`), e.g. those a test scores the weights on.
+    group, groups, group_seed : int
+        "recorded" recipe with a fold: train on group ``group`` of the fold's training pieces and
+        noise classes only (``groups`` seeded groups, :func:`.data.fold_groups`; the CNNs a
+        cross-fitted feature stack scores its training windows with, see
+        :mod:`.train_stack`); None: the whole fold.
     augment : AugmentConfig, optional
         The recording chain's settings for the "recorded" recipe (default
         :class:`~.augment.AugmentConfig`'s).
@@ -366,8 +389,10 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
     recorded = recipe == "recorded"
     if recorded:
         split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
-                           hold_noise=hold_noise)
+                           hold_noise=hold_noise, group=group, groups=groups, group_seed=group_seed)
         augment = augment or AugmentConfig()
+    elif group is not None:
+        raise ParameterError("group needs the recorded recipe and a fold")
     else:
         split = source_split(root, midi=use_midi, val_music=val_music)
     t0 = time.perf_counter()
@@ -458,8 +483,10 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, step
         "midi_seconds": midi_seconds, "clean_share": clean_share, "noise_mix": noise_mix, "cycles": cycles,
         "init": init_record if start is not None else None,
         "recipe": recipe,
-        "fold": ({"fold": fold, "folds": folds, "seed": fold_seed} if recorded and fold is not None
-                 else None),
+        "fold": ({"fold": fold, "folds": folds, "seed": fold_seed}
+                 | ({"group": group, "groups": groups, "group_seed": group_seed}
+                    if group is not None else {})
+                 if recorded and fold is not None else None),
         "held_out": ({"music": list(hold_music), "noise": list(hold_noise)}
                      if recorded and fold is None else None),
         "augment": augment.to_dict() if recorded else None,
@@ -535,6 +562,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hold-noise", nargs="*", default=[],
                         help="recorded recipe, --fold none: noise classes (e.g. "
                              "nps/yellowstone_bison_grazing) kept out of the training")
+    parser.add_argument("--group", type=int, default=None,
+                        help="recorded recipe with --fold: train on this group of the fold's "
+                             "training pieces and noise classes only (cross-fitting a stack)")
+    parser.add_argument("--groups", type=int, default=2, help="number of groups of --group")
+    parser.add_argument("--group-seed", type=int, default=0, help="seed of the group assignment")
     args = parser.parse_args(argv)
     try:
         fold = None if args.fold in (None, "none") else int(args.fold)
@@ -557,6 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               midi_seconds=args.midi_seconds, clean_share=args.clean_share,
               recipe=args.recipe, fold=fold, folds=args.folds, fold_seed=args.fold_seed,
               hold_music=args.hold_music, hold_noise=args.hold_noise,
+              group=args.group, groups=args.groups, group_seed=args.group_seed,
               config=None if args.init else SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
                                                             linear_channel=args.linear_channel,
                                                             frontend=frontend, **extra))

@@ -28,6 +28,15 @@ use it as any other weights.
 column of the training windows only: the base CNN heard the stack's training pieces, so there
 its logit is far more reliable than on unheard music, and the trees would trust it too much
 (the leak-free cross-validation's choice: 2 on mixtures, 1 on pure windows; README, issue 20).
+
+``--cross-fit DIR_A DIR_B`` (with ``--fold K``) is the direct fix for that over-trust: two CNNs
+trained by ``train --fold K --group 0`` and ``--group 1`` (each on one seeded half of the fold's
+training pieces, noise classes and MIDI tunes, :func:`.data.fold_groups`) score the training
+windows instead of the base CNN: each group's patches are drawn from that group's items alone
+(music, noises and rendered tunes of one group) and their logit column comes from the *other*
+group's CNN, which never heard any of them (checked from both CNNs' training metadata, and
+every window's source clips are kept in the table). At inference the stack reads the base
+CNN's logit as before. ``--cnn-noise`` may be combined with it.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from .augment import AugmentConfig, RecordingAugmenter
 from .calibration import WindowScores
 from .data import (
+    SourceSplit,
     ValidationItem,
     fold_split,
     heard_held_out,
@@ -64,7 +74,7 @@ from .stack import fit_stack, trees_from_sklearn
 from .train import MixtureSampler
 
 __all__ = ["WindowTable", "item_table", "table_scores", "cnn_fingerprint", "training_table",
-           "DEFAULT_INPUTS", "train_stack", "main"]
+           "cross_fitted_table", "heard_clips", "DEFAULT_INPUTS", "train_stack", "main"]
 
 #: The stack's default inputs: every feature and the CNN's logit.
 DEFAULT_INPUTS = (*FEATURE_NAMES, "cnn_logit")
@@ -182,16 +192,19 @@ def _gain_power(spec, db):
 
 
 def training_table(base: Segmenter, sampler: MixtureSampler, rng: np.random.Generator,
-                   patches: int, batch: int = 8, log=print) -> WindowTable:
+                   patches: int, batch: int = 8, log=print, sources: bool = False) -> WindowTable:
     """The windows of ``patches`` augmented training patches of ``sampler`` (kind "music",
-    "noise" or "mixture"; condition "train"; source "")."""
+    "noise" or "mixture"; condition "train"; source "", or with ``sources`` the names of the
+    clips the patch was cut from: ``"music|noise+noise"``, see :func:`drawn_clips`)."""
     c = base.config
     freqs = torch.arange(c.bins, dtype=torch.float32) * c.sample_rate / c.n_fft
     octaves = torch.log2(freqs.clamp_min(60.0) / 1000.0)
-    feats, cnns, labels, kinds = [], [], [], []
+    feats, cnns, labels, kinds, names = [], [], [], [], []
     t0 = time.perf_counter()
     for start in range(0, patches, batch):
-        music, noise, tilts, band = sampler.augmented_batch(rng, min(batch, patches - start))
+        drawn: list = []
+        music, noise, tilts, band = sampler.augmented_batch(rng, min(batch, patches - start),
+                                                            drawn=drawn)
         for b in range(music.shape[0]):
             # the CNN training's per-component EQ tilts and the channel's response, in power
             tm = (float(tilts[b, 0]) * octaves).clamp(-15.0, 15.0) + torch.from_numpy(band[b])
@@ -205,22 +218,76 @@ def training_table(base: Segmenter, sampler: MixtureSampler, rng: np.random.Gene
             cnns.append(z)
             labels.append(y)
             kinds.append(np.full(y.size, kind, dtype=object))
+            tag = "+".join(drawn[b][0]) + "|" + "+".join(drawn[b][1]) if sources else ""
+            names.append(np.full(y.size, tag, dtype=object))
         if (start // batch) % 25 == 0:
             log(f"  {start + music.shape[0]}/{patches} patches ({time.perf_counter() - t0:.0f} s)")
     n = sum(y.size for y in labels)
     return WindowTable(np.concatenate(feats), np.concatenate(cnns), np.concatenate(labels),
                        np.full(n, "train", dtype=object), np.concatenate(kinds),
-                       np.full(n, "", dtype=object))
+                       np.concatenate(names))
+
+
+def drawn_clips(source: str) -> set[str]:
+    """The clip names in a training window's ``source`` tag of :func:`training_table` (MIDI
+    voicings ``stem~k`` as ``stem``)."""
+    return {name.split("~")[0] for part in source.split("|") for name in part.split("+") if name}
+
+
+def heard_clips(training: dict) -> set[str]:
+    """File stems of every music piece, noise file and MIDI tune a CNN trained on (its training
+    metadata's ``sources``), the names :func:`drawn_clips` compares against."""
+    sources = (training or {}).get("sources") or {}
+    return {Path(p).stem for key in ("train_music", "train_noise", "train_midi")
+            for p in sources.get(key, [])}
+
+
+def cross_fitted_table(cnns: Sequence[Segmenter], samplers: Sequence[MixtureSampler],
+                       rng: np.random.Generator, patches: int, batch: int = 8,
+                       log=print) -> WindowTable:
+    """Training windows whose CNN logit comes from a CNN that never heard them.
+
+    ``samplers[g]`` draws from group ``g``'s clips only (music, noises and MIDI of one group);
+    its ``patches // len(samplers)`` patches (the first groups one more for the remainder) are
+    scored by ``cnns[(g + 1) % len(cnns)]``, a CNN trained on another group. Every window keeps
+    its clips' names in ``source`` (:func:`training_table` with ``sources``) and its scorer in
+    ``condition`` (``"train:cnnH"``).
+
+    Raises
+    ------
+    ParameterError
+        Fewer than 2 groups, unequal lists, or a patch cut from a clip its scorer trained on
+        (:func:`heard_clips` of the scorer's metadata): its logit would not be held out.
+    """
+    if len(cnns) < 2 or len(cnns) != len(samplers):
+        raise ParameterError(f"cross-fitting needs one CNN per group and at least 2 groups, got "
+                             f"{len(cnns)} CNNs and {len(samplers)} samplers")
+    n = len(samplers)
+    parts = []
+    for g, sampler in enumerate(samplers):
+        h = (g + 1) % n
+        share = patches // n + (1 if g < patches % n else 0)
+        log(f"group {g}: {share} patches scored by CNN {h}")
+        part = training_table(cnns[h], sampler, rng, share, batch, log, sources=True)
+        heard = heard_clips(cnns[h].training)
+        leaked = sorted({c for tag in set(part.source) for c in drawn_clips(tag)} & heard)
+        if leaked:
+            raise ParameterError(f"cross-fitting: CNN {h} trained on {leaked}, which group {g}'s "
+                                 f"patches were cut from (its logit would not be held out)")
+        part.condition = np.full(part.labels.size, f"train:cnn{h}", dtype=object)
+        parts.append(part)
+    return WindowTable.concat(parts)
 
 
 def fold_sampler(root: Path, fold: int | None, folds: int, fold_seed: int, seed: int,
                  hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
                  midi_seconds: float = 15.0, clean_share: float = 0.25, use_midi: bool = True,
-                 config=None):
+                 config=None, group: int | None = None, groups: int = 2, group_seed: int = 0):
     """The recorded recipe's :class:`MixtureSampler` over a fold's training sources (2.97 s
-    patches), and the split."""
+    patches; with ``group``, over that group's only, see :func:`.data.fold_split`), and the
+    split."""
     split = fold_split(root, fold, folds, fold_seed, midi=use_midi, hold_music=hold_music,
-                       hold_noise=hold_noise)
+                       hold_noise=hold_noise, group=group, groups=groups, group_seed=group_seed)
     music = load_clips(split.train_music, stereo=True)
     noise = load_clips(split.train_noise)
     midi = render_midi_clips(split.train_midi, max_seconds=midi_seconds) if use_midi else []
@@ -228,6 +295,50 @@ def fold_sampler(root: Path, fold: int | None, folds: int, fold_seed: int, seed:
     sampler = MixtureSampler(music, noise, samples, clean_share,
                              augmenter=RecordingAugmenter(AugmentConfig(), 44100, seed), midi=midi)
     return sampler, split
+
+
+def _cross_fit_cnns(root: Path, dirs: Sequence[str | Path], fold: int, folds: int,
+                    fold_seed: int, use_midi: bool) -> list[Segmenter]:
+    """The group CNNs of ``dirs`` ordered by group, checked against the fold: the same fold,
+    folds and seeds, every group once, trained on exactly its group's sources, and no group's
+    pieces or noise classes heard by the CNN that scores them (:func:`.data.heard_held_out`)."""
+    cnns = [Segmenter.from_pretrained(d) for d in dirs]
+    groups = len(cnns)
+    if groups < 2:
+        raise ParameterError(f"cross_fit needs the CNNs of at least 2 groups, got {groups}")
+    by_group: dict[int, Segmenter] = {}
+    for d, cnn in zip(dirs, cnns, strict=True):
+        rec = (cnn.training or {}).get("fold") or {}
+        want = {"fold": fold, "folds": folds, "seed": fold_seed, "groups": groups}
+        if any(rec.get(k) != v for k, v in want.items()) or "group" not in rec:
+            raise ParameterError(f"cross_fit weights {d} were not trained with --fold {fold} "
+                                 f"--folds {folds} --fold-seed {fold_seed} --group G --groups "
+                                 f"{groups} (their fold record: {rec or None})")
+        if cnn.stack is not None:
+            raise ParameterError(f"cross_fit weights {d} carry a feature stack: give the CNN's")
+        by_group[rec["group"]] = cnn
+    seeds = {c.training["fold"].get("group_seed", 0) for c in cnns}
+    if sorted(by_group) != list(range(groups)) or len(seeds) != 1:
+        raise ParameterError(f"cross_fit needs one CNN of every group 0..{groups - 1} with one "
+                             f"group seed, got groups {sorted(by_group)} and seeds {sorted(seeds)}")
+    ordered = [by_group[g] for g in range(groups)]
+    group_seed = seeds.pop()
+    for g in range(groups):
+        split = fold_split(root, fold, folds, fold_seed, midi=use_midi, group=g, groups=groups,
+                           group_seed=group_seed).describe(root)
+        trained = ordered[g].training.get("sources") or {}
+        for key in ("train_music", "train_noise") + (("train_midi",) if use_midi else ()):
+            if sorted(trained.get(key, [])) != sorted(split[key]):
+                raise ParameterError(f"cross_fit: the group {g} CNN's {key} differ from the "
+                                     f"fold's group {g} (the data or the split changed)")
+        scorer = ordered[(g + 1) % groups]
+        items = SourceSplit(val_music=[root / p for p in split["train_music"]],
+                            val_noise=[root / p for p in split["train_noise"]])
+        heard = heard_held_out(scorer.training, items, root)
+        if heard["music"] or heard["noise"]:
+            raise ParameterError(f"cross_fit: the CNN scoring group {g} trained on its "
+                                 f"pieces {heard['music']} / noise classes {heard['noise']}")
+    return ordered
 
 
 def train_stack(data: str | Path | None = None, out: str | Path | None = None, *,
@@ -240,7 +351,7 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
                 hold_music: Sequence[str] = (), hold_noise: Sequence[str] = (),
                 midi_seconds: float = 15.0, use_midi: bool = True, threads: int = 1,
                 table: WindowTable | None = None, table_cache: str | Path | None = None,
-                log=print) -> Segmenter:
+                cross_fit: Sequence[str | Path] | None = None, log=print) -> Segmenter:
     """Fit the stack on a fold's (or every) training source and (with ``out``) save it with the
     base CNN's weights.
 
@@ -269,6 +380,12 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         An ``.npz`` file: the training windows are read from it when it exists (written by an
         earlier run with the same fold, seed, patches and data), else drawn and written to it,
         so that other stack settings refit in seconds.
+    cross_fit : sequence of path, optional
+        With a ``fold``: the weights folders of the fold's group CNNs (``train --fold K --group
+        G --groups N``, one per group, any order; their metadata must name this fold, folds
+        and fold seed). The training windows are then drawn group by group and scored by
+        another group's CNN (:func:`cross_fitted_table`), never by one that heard their
+        piece, noise class or tune; ``base`` still gives the logit at inference.
     """
     if model_kind not in ("trees", "linear", "mlp"):
         raise ParameterError(f"model_kind must be 'trees', 'linear' or 'mlp', got {model_kind!r}")
@@ -281,6 +398,8 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
             raise ParameterError(f"{name} must be within [0, 100] (logit units), got {value}")
     if (cnn_noise or cnn_noise_pure) and "cnn_logit" not in inputs:
         raise ParameterError("cnn_noise > 0 needs the 'cnn_logit' input (not with --no-cnn)")
+    if cross_fit and (fold is None or "cnn_logit" not in inputs):
+        raise ParameterError("cross_fit needs a fold and the 'cnn_logit' input (not with --no-cnn)")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     root = shared_data_dir(data)
@@ -298,10 +417,27 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         log(f"warning: the base CNN ({base or 'shipped'}) trained on held-out pieces "
             f"{heard['music']} and noise classes {heard['noise']}: scores on this split are "
             f"not held out for it (train the base with the same --fold, or use --no-cnn)")
+    cross = _cross_fit_cnns(root, cross_fit, fold, folds, fold_seed, use_midi) if cross_fit else None
     cache = Path(table_cache) if table_cache else None
     if table is None and cache is not None and cache.is_file():
         table = WindowTable.load(cache)
         log(f"training windows from {cache}")
+        if cross is not None and not all(str(c).startswith("train:cnn") for c in set(table.condition)):
+            raise ParameterError(f"table_cache {cache} holds windows scored by one CNN, not "
+                                 f"cross-fitted ones: give another file")
+    if table is None and cross is not None:
+        samplers = []
+        for g in range(len(cross)):
+            sampler, _ = fold_sampler(root, fold, folds, fold_seed, seed, (), (), midi_seconds,
+                                      use_midi=use_midi, config=model.config, group=g,
+                                      groups=len(cross),
+                                      group_seed=cross[0].training["fold"].get("group_seed", 0))
+            samplers.append(sampler)
+            log(f"group {g}: {len(sampler.music)} pieces, {len(sampler.midi)} MIDI renders, "
+                f"{len(sampler.noise)} noise files ({time.perf_counter() - t0:.0f} s)")
+        table = cross_fitted_table(cross, samplers, rng, patches, log=log)
+        if cache is not None:
+            table.save(cache)
     if table is None:
         sampler, split = fold_sampler(root, fold, folds, fold_seed, seed, hold_music, hold_noise,
                                       midi_seconds, use_midi=use_midi, config=model.config)
@@ -352,6 +488,9 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         "labels": "window is music when E_music > E_noise (dominance); windows below the "
                   "input image's floor or SILENCE_DB under the loudest window dropped",
         "base": {"path": str(base) if base else "shipped", "training": model.training},
+        "cross_fit": ([{"path": str(d), "group": c.training["fold"]["group"],
+                        "sha256": cnn_fingerprint(c), "training": c.training}
+                       for d, c in zip(cross_fit, cross, strict=True)] if cross else None),
         "base_heard_held_out": heard,
     }
     if out is not None:
@@ -392,6 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--table-cache", default=None,
                         help="npz file of the training windows: read when it exists, else written")
+    parser.add_argument("--cross-fit", nargs="+", default=None, metavar="DIR",
+                        help="with --fold K: the fold's group CNNs (train --fold K --group G), "
+                             "which score the training windows of the other groups' items")
     parser.add_argument("--hold-music", nargs="*", default=[])
     parser.add_argument("--hold-noise", nargs="*", default=[])
     args = parser.parse_args(argv)
@@ -407,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             mixture_weight=args.mixture_weight, cap=args.cap,
                             hidden=args.hidden, l2=args.l2, inputs=inputs,
                             cnn_noise=args.cnn_noise, cnn_noise_pure=args.cnn_noise_pure,
-                            table_cache=args.table_cache,
+                            table_cache=args.table_cache, cross_fit=args.cross_fit,
                             hold_music=args.hold_music, hold_noise=args.hold_noise,
                             midi_seconds=args.midi_seconds, use_midi=not args.no_midi,
                             threads=args.threads)

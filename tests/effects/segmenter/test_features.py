@@ -11,7 +11,14 @@ import torch
 from blendfx import ParameterError
 from blendfx.effects import MusicNoiseSegmenter
 from blendfx.effects.segmenter.calibration import window_scores
-from blendfx.effects.segmenter.data import Clip, validation_items
+from blendfx.effects.segmenter.data import (
+    Clip,
+    fold_groups,
+    fold_split,
+    heard_held_out,
+    noise_classes,
+    validation_items,
+)
 from blendfx.effects.segmenter.features import (
     FEATURE_NAMES,
     band_flatness_db,
@@ -26,6 +33,9 @@ from blendfx.effects.segmenter.stack import FeatureStack, fit_stack, trees_from_
 from blendfx.effects.segmenter.train_stack import (
     WindowTable,
     cnn_fingerprint,
+    cross_fitted_table,
+    drawn_clips,
+    fold_sampler,
     item_table,
     table_scores,
     train_stack,
@@ -265,6 +275,79 @@ def test_cnn_noise_lowers_the_trust_in_the_cnn_logit(tmp_path):
     assert probe(mixed, 1.0, 4.0) - probe(mixed, 1.0, -4.0) > swing[1]
     with pytest.raises(ParameterError, match="cnn_logit"):
         train_stack(data, None, fold=0, folds=2, table=table, cnn_noise=2.0, inputs=FEATURE_NAMES)
+
+
+def _group_cnns(data, tmp_path, monkeypatch):
+    """Two fake group CNNs of fold 0 of 2 (shipped weights, metadata of ``train --fold 0
+    --folds 2 --group G``) whose window logit difference is ``100 + G``: a window's logit
+    names the CNN that scored it."""
+    real = Segmenter.window_logits
+
+    def marked(self, image):
+        out = real(self, image)
+        group = ((self.training or {}).get("fold") or {}).get("group")
+        if group is None:
+            return out
+        return torch.stack([torch.zeros_like(out[0]), torch.full_like(out[1], 100.0 + group)])
+
+    monkeypatch.setattr(Segmenter, "window_logits", marked)
+    dirs = []
+    for g in (0, 1):
+        cnn = Segmenter.from_pretrained()
+        cnn.training = {"fold": {"fold": 0, "folds": 2, "seed": 0, "group": g, "groups": 2,
+                                 "group_seed": 0},
+                        "sources": fold_split(data, 0, 2, midi=False, group=g).describe(data)}
+        dirs.append(cnn.save_pretrained(tmp_path / f"group{g}"))
+    base = Segmenter.from_pretrained()
+    base.training = {"sources": fold_split(data, 0, 2, midi=False).describe(data)}
+    base.save_pretrained(tmp_path / "base")
+    return dirs
+
+
+def test_cross_fit_scores_every_window_with_a_cnn_that_never_heard_it(tmp_path, monkeypatch):
+    """``cross_fit``: every training window's CNN logit comes from the group CNN that did not
+    train on its piece nor its noise class (read from the window's source clips and the fold's
+    groups, independently of the code's own check); both groups contribute; the stack records
+    both CNNs; misuse is refused."""
+    data = tmp_path / "data"
+    tiny_data(data, ("noise/esc10/hiss/a.wav", "noise/esc10/hum/a.wav", "noise/long/bed.wav",
+                     "noise/nps/park.wav", "noise/nps/pond.wav", "noise/nps/rain.wav"))
+    dirs = _group_cnns(data, tmp_path, monkeypatch)
+    cache = tmp_path / "cross.npz"
+    model = train_stack(data, tmp_path / "w", base=tmp_path / "base", fold=0, folds=2,
+                        patches=8, trees=3, cap=1000, use_midi=False, cross_fit=dirs[::-1],
+                        table_cache=cache, log=lambda m: None)
+    table = WindowTable.load(cache)
+    music_group, class_group = fold_groups(data, 0, 2)
+    group_of = {m.rsplit("/", 1)[-1].rsplit(".", 1)[0]: g for m, g in music_group.items()}
+    group_of |= {f.stem: g for c, g in class_group.items() for f in noise_classes(data)[c]}
+    scorer = np.round(table.cnn - 100.0).astype(int)
+    assert set(scorer) == {0, 1} and table.labels.size > 0
+    for h, source, cond in zip(scorer, table.source, table.condition, strict=True):
+        clips = drawn_clips(source)
+        assert clips and cond == f"train:cnn{h}"
+        assert all(group_of[c] != h for c in clips), (h, source)  # the scorer never heard them
+    train = model.training
+    assert [c["group"] for c in train["cross_fit"]] == [0, 1]
+    assert heard_held_out(train, fold_split(data, 0, 2, midi=False), data) == {"music": [],
+                                                                               "noise": []}
+    # the CNN of a window's own group would have heard it: refused
+    cnns = [Segmenter.from_pretrained(d) for d in dirs]
+    samplers = [fold_sampler(data, 0, 2, 0, 0, use_midi=False, config=cnns[0].config, group=g)[0]
+                for g in (0, 1)]
+    with pytest.raises(ParameterError, match="trained on"):
+        cross_fitted_table(cnns[::-1], samplers, np.random.default_rng(0), 4, log=lambda m: None)
+    with pytest.raises(ParameterError, match="cross_fit needs a fold"):
+        train_stack(data, None, fold=None, cross_fit=dirs)
+    with pytest.raises(ParameterError, match="one CNN of every group"):
+        train_stack(data, None, fold=0, folds=2, cross_fit=[dirs[0], dirs[0]], use_midi=False)
+    with pytest.raises(ParameterError, match="--fold 1"):
+        train_stack(data, None, fold=1, folds=2, cross_fit=dirs, use_midi=False)
+    plain = tmp_path / "plain.npz"
+    WindowTable(table.features, table.cnn, table.labels, np.full(table.labels.size, "train", object),
+                table.kind, table.source).save(plain)
+    with pytest.raises(ParameterError, match="cross-fitted"):
+        train_stack(data, None, fold=0, folds=2, cross_fit=dirs, use_midi=False, table_cache=plain)
 
 
 def test_table_scores_equal_window_scores(tmp_path):

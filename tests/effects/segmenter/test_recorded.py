@@ -26,6 +26,7 @@ from blendfx.effects.segmenter.calibration import (
 )
 from blendfx.effects.segmenter.data import (
     Clip,
+    fold_groups,
     fold_split,
     heard_held_out,
     music_pieces,
@@ -264,6 +265,40 @@ def test_final_split_holds_out_named_pieces_and_classes():
         fold_split(SHARED_DATA, 0, 4, hold_music=[piece])
 
 
+def test_fold_groups_split_a_folds_training_items_whole():
+    """Cross-fitting groups: inside fold 2, group 0 and group 1 train on disjoint halves of the
+    fold's training pieces, noise classes (whole) and MIDI tunes, together all of them; the
+    held-out items stay the fold's; seeded; bad groups are refused."""
+    shared("music_cc")
+    full = fold_split(SHARED_DATA, 2, 4, seed=0)
+    parts = [fold_split(SHARED_DATA, 2, 4, seed=0, group=g) for g in (0, 1)]
+    classes = noise_classes(SHARED_DATA)
+    for key in ("train_music", "train_noise", "train_midi"):
+        a, b = (set(getattr(p, key)) for p in parts)
+        assert a and b and not a & b and a | b == set(getattr(full, key)), key
+    for p in parts:
+        assert p.val_music == full.val_music and p.val_noise == full.val_noise
+        for files in classes.values():  # a class trains whole in one group or not at all
+            assert set(files) <= set(p.train_noise) or not set(files) & set(p.train_noise)
+        assert 6 <= len(p.train_music) <= 8
+    music_group, class_group = fold_groups(SHARED_DATA, 2, 4, seed=0)
+    assert {str(p.relative_to(SHARED_DATA)) for p in parts[1].train_music} == {
+        m for m, g in music_group.items() if g == 1}
+    assert set(parts[1].train_noise) == {f for c, g in class_group.items() if g == 1
+                                         for f in classes[c]}
+    again = fold_split(SHARED_DATA, 2, 4, seed=0, group=0)
+    assert again.train_music == parts[0].train_music
+    other = [fold_split(SHARED_DATA, 2, 4, seed=0, group=0, group_seed=s).train_music
+             for s in (1, 2, 3)]
+    assert any(o != parts[0].train_music for o in other)  # the group seed picks the halves
+    with pytest.raises(ParameterError, match="group"):
+        fold_split(SHARED_DATA, None, group=0)
+    with pytest.raises(ParameterError, match="group"):
+        fold_split(SHARED_DATA, 0, 4, group=2)
+    with pytest.raises(ParameterError, match="groups"):
+        fold_split(SHARED_DATA, 0, 4, group=0, groups=1)
+
+
 # -- the context front end -----------------------------------------------------------------------
 
 def test_context_frontend_grid_chunks_and_config(tmp_path):
@@ -367,6 +402,19 @@ def test_recorded_recipe_smoke(tmp_path):
     assert any("music_cc" in p for p in src["train_music"] + src["val_music"])
     assert "clean" in meta["val_auc_dominance"]
     assert isinstance(model, Segmenter) and Segmenter.from_pretrained(tmp_path / "w")
+    # one cross-fitting group of the fold (the recipe's default recording chain): its sources
+    # and record
+    train(data, tmp_path / "g1", steps=1, batch=2, eval_every=0, use_midi=False,
+          recipe="recorded", fold=0, folds=2, group=1, config=SegmenterConfig(channels=8, hidden=8),
+          log=logs.append)
+    meta = json.loads((tmp_path / "g1" / CONFIG_FILE).read_text())["training"]
+    assert meta["fold"] == {"fold": 0, "folds": 2, "seed": 0, "group": 1, "groups": 2,
+                            "group_seed": 0}
+    assert meta["augment"] == AugmentConfig().to_dict()
+    assert meta["sources"] == fold_split(data, 0, 2, midi=False, group=1).describe(data)
+    assert len(meta["sources"]["train_music"]) == 1 and src["val_music"] == meta["sources"]["val_music"]
+    with pytest.raises(ParameterError, match="group"):
+        train(data, None, steps=1, use_midi=False, group=0)
 
 
 # -- the shipped weights on a recorded piece they never heard ------------------------------------
