@@ -52,6 +52,8 @@ _DEFAULT_DRR_DB = 0.0     # when the reference shows decays but no usable DRR
 _PREDELAY_S = 0.005       # the first reflection arrives after the direct sound, s
 _EARLY_S = 0.025          # the blind DRR's "direct" spans this much after the direct sound, s
 _EARLY_DRR_DB = -8.5      # DRR (+-2.5 ms around the direct sound) re. the blind estimate, dB
+_TAIL_VARIANTS = 2        # independent tails the stem's input is crossfaded between
+_VARIANT_PERIOD_S = 1.0   # the crossfade's period, s (each tail's weight: cos^2 of pi t / this)
 
 
 class Stylizer(Effect):
@@ -134,6 +136,7 @@ class Stylizer(Effect):
         object.__setattr__(self, "_ir_cache", {})
         object.__setattr__(self, "_last_report", {})
         object.__setattr__(self, "_last_profile", None)
+        object.__setattr__(self, "_tails", ())
         super().__init__(**params)
         if profile is not None:
             self.set_reference(profile)
@@ -248,6 +251,8 @@ class Stylizer(Effect):
             report["eq_range_db"] = [round(float(gains_db.min()), 2), round(float(gains_db.max()), 2)]
         if ir is None and gains_db is None:
             return audio
+        if ir is not None and gains_db is None and len(self._tails) > 1:
+            return self._crossfaded(audio, sr, ir, amount, report)
         if ir is None:
             ir = np.zeros((channels, 1), dtype=np.float32)
             ir[:, 0] = 1.0
@@ -263,6 +268,39 @@ class Stylizer(Effect):
         n_out = n + (ir.shape[-1] - 2 * delay - 1 if self.tail and report["acoustics_applied"] else 0)
         wet = convolve(audio, ir)
         return np.ascontiguousarray(wet[:, delay: delay + n_out], dtype=np.float32)
+
+    def _crossfaded(self, audio: np.ndarray, sr: float, ir: np.ndarray, amount: float,
+                    report: dict[str, Any]) -> np.ndarray:
+        """The stem through the response, its reverberant tail crossfaded between independent
+        draws of the same room.
+
+        One draw of a noise tail colours each of the stem's partials by its own random
+        ``|H(f)|^2`` (exponentially distributed, +-5 dB and more), peaks and dips no blind
+        estimate can match to the real room's; over a long stem that is a colouration of its
+        own. The stem's input is weighted by ``sqrt(2 / K) cos(pi t / P - pi k / K)`` for draw
+        ``k`` of ``K`` (weights whose squares sum to 1 at every instant: the tail's level never
+        moves; each weight has a single pair of sidebands at ``+-1 / (2 P)`` Hz, so no splatter)
+        and each part goes through its own tail: the long-term spectrum averages ``K`` draws.
+        The direct sound is untouched; at ``t = 0`` draw 0 alone is heard, so a click's
+        response is the response the report describes.
+        """
+        channels, n = audio.shape
+        k_all = len(self._tails)
+        t = np.arange(n) / sr
+        phase = np.pi * t / _VARIANT_PERIOD_S
+        n_out = n + (ir.shape[-1] - 1 if self.tail else 0)
+        out = np.zeros((channels, n_out), dtype=np.float32)
+        for k in range(k_all):
+            w = (np.sqrt(2.0 / k_all) * np.cos(phase - np.pi * k / k_all)).astype(np.float32)
+            if k == 0:  # draw 0 carries the direct sound: the rest of it is added below
+                part = convolve(audio * w, ir)
+                out += part[:, :n_out]
+                out[:, :n] += audio * (np.float32(1.0) - w)
+            else:
+                part = convolve(audio * w, self._tails[k] * np.float32(amount))
+                out += part[:, :n_out]
+        report["tail_variants"] = k_all
+        return out
 
     def _impulse_response(self, profile: ReferenceProfile, sr: float, channels: int,
                           report: dict[str, Any]) -> np.ndarray:
@@ -301,10 +339,21 @@ class Stylizer(Effect):
             mid = rev.centers_hz[(rev.centers_hz >= 500) & (rev.centers_hz <= 2000)]
             t30 = schroeder_rt60(ir[:1], sr, centers_hz=mid if mid.size else None,
                                  db_range=(-5.0, -35.0))
-            cached = (ir, float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"))
+            # further draws of the same room (their tails only) for the crossfade
+            tails = [ir]
+            for k in range(1, _TAIL_VARIANTS):
+                other = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
+                                     seed=np.random.default_rng([self.seed, 0x1A, k]),
+                                     predelay_s=_PREDELAY_S, early_s=_EARLY_S,
+                                     early_to_late_db=early_db)
+                other[:, 0] = 0.0
+                tails.append(other)
+            cached = (ir, float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"),
+                      tuple(tails))
             self._ir_cache.clear()
             self._ir_cache[key] = cached
         report["rt60_applied_s"] = round(cached[1], 3)
+        object.__setattr__(self, "_tails", cached[2])
         return cached[0]
 
     def _ambience(self, stem: np.ndarray, sr: float, profile: ReferenceProfile,
