@@ -52,7 +52,7 @@ _DEFAULT_DRR_DB = 0.0     # when the reference shows decays but no usable DRR
 _PREDELAY_S = 0.005       # the first reflection arrives after the direct sound, s
 _EARLY_S = 0.025          # the blind DRR's "direct" spans this much after the direct sound, s
 _EARLY_DRR_DB = -8.5      # DRR (+-2.5 ms around the direct sound) re. the blind estimate, dB
-_TAIL_VARIANTS = 2        # independent tails the stem's input is crossfaded between
+_TAIL_VARIANTS = 4        # independent tails the stem's input is crossfaded between (2^m)
 _VARIANT_PERIOD_S = 1.0   # the crossfade's period, s (each tail's weight: cos^2 of pi t / this)
 
 
@@ -286,19 +286,18 @@ class Stylizer(Effect):
         """
         channels, n = audio.shape
         k_all = len(self._tails)
-        t = np.arange(n) / sr
-        phase = np.pi * t / _VARIANT_PERIOD_S
+        t = np.arange(n, dtype=np.float32) / np.float32(sr)
+        weights = np.ones((k_all, n), dtype=np.float32)
+        # one cos / sin pair per factor of 2, each slower than the last by the golden ratio
+        for j in range(int(np.log2(k_all))):
+            phase = np.float32(np.pi / (_VARIANT_PERIOD_S * 1.618 ** j)) * t
+            bit = (np.arange(k_all) >> j) & 1
+            weights[bit == 0] *= np.cos(phase)
+            weights[bit == 1] *= np.sin(phase)
         n_out = n + (ir.shape[-1] - 1 if self.tail else 0)
-        out = np.zeros((channels, n_out), dtype=np.float32)
-        for k in range(k_all):
-            w = (np.sqrt(2.0 / k_all) * np.cos(phase - np.pi * k / k_all)).astype(np.float32)
-            if k == 0:  # draw 0 carries the direct sound: the rest of it is added below
-                part = convolve(audio * w, ir)
-                out += part[:, :n_out]
-                out[:, :n] += audio * (np.float32(1.0) - w)
-            else:
-                part = convolve(audio * w, self._tails[k] * np.float32(amount))
-                out += part[:, :n_out]
+        irs = [ir] + [tail * np.float32(amount) for tail in self._tails[1:]]
+        out = _convolve_weighted(audio, weights, irs, n_out)
+        out[:, :n] += audio * (np.float32(1.0) - weights[0])  # draw 0 carried the direct sound
         report["tail_variants"] = k_all
         return out
 
@@ -403,6 +402,31 @@ def _power_response(ir: np.ndarray, sr: float, freqs: np.ndarray) -> np.ndarray:
     power = (np.abs(sp_fft.rfft(ir, n=n_fft, axis=-1)) ** 2).mean(axis=0)
     fine = sp_fft.rfftfreq(n_fft, 1.0 / sr)
     return np.interp(freqs, fine, smooth_octaves(fine, power, 1.0 / 6.0))
+
+
+def _convolve_weighted(audio: np.ndarray, weights: np.ndarray, irs: list[np.ndarray],
+                       n_out: int) -> np.ndarray:
+    """``sum_k convolve(audio * weights[k], irs[k])``, its first ``n_out`` samples, by block
+    overlap-add with one inverse transform per block (the draws' spectra summed first).
+
+    ``audio``: ``(channels, n)``; ``weights``: ``(K, n)``; ``irs``: ``K`` responses of
+    ``(channels or 1, L)`` samples, all of the same length.
+    """
+    channels, n = audio.shape
+    length = irs[0].shape[-1]
+    out = np.zeros((channels, n_out), dtype=np.float32)
+    whole = sp_fft.next_fast_len(n + length - 1, real=True)
+    block = min(max(1 << 15, 1 << int(np.ceil(np.log2(4 * length)))), whole)
+    step = block - length + 1
+    spec_h = np.stack([np.broadcast_to(sp_fft.rfft(h.astype(np.float32), block, axis=-1),
+                                       (channels, block // 2 + 1)) for h in irs])
+    for start in range(0, min(n, n_out), step):
+        seg = audio[None, :, start: start + step] * weights[:, None, start: start + step]
+        spec = np.einsum("kcf,kcf->cf", sp_fft.rfft(seg, block, axis=-1), spec_h)
+        y = sp_fft.irfft(spec, block, axis=-1)
+        m = min(block, n_out - start)
+        out[:, start: start + m] += y[:, :m]
+    return out
 
 
 def early_split(blind_drr_db: float, offset_db: float = _EARLY_DRR_DB) -> tuple[float, float]:
