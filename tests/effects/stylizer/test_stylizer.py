@@ -282,20 +282,37 @@ def _partial_gains_db(st: Stylizer, profile: ReferenceProfile) -> np.ndarray:
 def test_tail_draws_crossfade_evens_out_the_partials(monkeypatch):
     """One draw of a noise tail colours each steady partial of a stem by its own random
     ``|H(f)|^2`` (peaks and dips no blind estimate can match to the real room's); crossfading the
-    stem between two independent draws averages them: the partials' gains scatter less (std
-    across 150 partials in a very wet 1.5 s room: 4.9-6.2 dB with one draw, 2.8-3.1 with two,
-    seeds 0-3), the
-    mean gain stays, and a click still hears draw 0 alone (the response the report measures)."""
+    stem between four independent draws averages them: the partials' gains scatter less (std
+    across 150 partials in a very wet 1.5 s room, seeds 0-3: 4.9-5.6 dB with one draw, 2.1-2.4
+    with four), and a click still hears draw 0 alone (the response the report
+    measures)."""
     profile = analyze_reference(room_reference(1.5, drr_db=-12.0), SR)
-    click = np.zeros(int(2.5 * SR), dtype=np.float32)
+    click = np.zeros(int(2.0 * SR), dtype=np.float32)
     click[0] = 1.0
-    spread, mean, responses = {}, {}, {}
-    for k in (1, 2):
+    spread, responses = {}, {}
+    for k in (1, 4):
         monkeypatch.setattr("blendfx.effects.stylizer.stylizer._TAIL_VARIANTS", k)
         st = Stylizer(profile=profile, ambience=False)
-        gains = _partial_gains_db(st, profile)
-        spread[k], mean[k] = float(np.std(gains)), float(np.mean(10 ** (gains / 10)))
+        spread[k] = float(np.std(_partial_gains_db(st, profile)))
         responses[k] = st.process(click, SR)
-    assert spread[2] < 0.75 * spread[1]
-    assert 10 * np.log10(mean[2] / mean[1]) == pytest.approx(0.0, abs=1.0)
-    np.testing.assert_allclose(responses[2], responses[1], atol=1e-6)
+    assert spread[4] < 0.6 * spread[1]
+    np.testing.assert_allclose(responses[4], responses[1], atol=1e-6)
+
+
+def test_tail_draws_keep_the_tail_level_steady(monkeypatch):
+    """The crossfade's weights are power-complementary (their squares sum to 1 at every
+    instant): white noise through four draws has the same wet power as through one, frame by
+    frame (0.25 s frames after the first 1.5 s, within 0.5 dB of one draw's), with no pumping
+    at the crossfade's rate (cos^2 weights, which sum to 1 instead, would dip the tail by up to
+    3 dB twice a period)."""
+    profile = analyze_reference(room_reference(1.0, drr_db=-12.0), SR)
+    noise = (0.05 * np.random.default_rng(2).standard_normal(int(6.0 * SR))).astype(np.float32)
+    frame = int(0.25 * SR)
+    levels = {}
+    for k in (1, 4):
+        monkeypatch.setattr("blendfx.effects.stylizer.stylizer._TAIL_VARIANTS", k)
+        wet = Stylizer(profile=profile, ambience=False).process(noise, SR).astype(np.float64)
+        wet = (wet - noise)[int(1.5 * SR):]
+        wet = wet[: wet.size // frame * frame].reshape(-1, frame)
+        levels[k] = 10 * np.log10((wet ** 2).mean(axis=1))
+    assert np.max(np.abs(levels[4] - levels[1])) < 0.5
