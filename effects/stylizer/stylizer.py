@@ -6,7 +6,9 @@ ReferenceProfile`, then applied to the stem in three parts, each of which can be
 
 1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR
    (blind, noise-compensated, constrained across bands; see :mod:`.reverb_analysis`),
-   convolved with the stem (block FFT convolution). The blind DRR's "direct sound" spans the
+   convolved with the stem (block FFT convolution; the stem crossfaded between four independent
+   draws of the tail, so that no one draw's random peaks and dips colour it:
+   :meth:`Stylizer._crossfaded`). The blind DRR's "direct sound" spans the
    first 25 ms; the response splits it into the direct impulse and early reflections (a raised
    first 25 ms of the tail) with a DRR proper (+-2.5 ms) 8.5 dB lower (:func:`early_split`),
    after raising a blind value below what a diffuse tail of the room's RT60 puts in its first
