@@ -138,7 +138,6 @@ class Stylizer(Effect):
         object.__setattr__(self, "_ir_cache", {})
         object.__setattr__(self, "_last_report", {})
         object.__setattr__(self, "_last_profile", None)
-        object.__setattr__(self, "_tails", ())
         super().__init__(**params)
         if profile is not None:
             self.set_reference(profile)
@@ -230,8 +229,9 @@ class Stylizer(Effect):
         channels, n = audio.shape
         amount = float(self.amount)
         ir = None
+        tails: tuple[np.ndarray, ...] = ()
         if self.acoustics and profile.has_reverb:
-            ir = self._impulse_response(profile, sr, channels, report)
+            ir, tails = self._impulse_response(profile, sr, channels, report)
             ir = ir * np.float32(amount)
             ir[:, 0] += np.float32(1.0 - amount)  # direct path stays at unity; the tail scales
             report["acoustics_applied"] = True
@@ -253,8 +253,8 @@ class Stylizer(Effect):
             report["eq_range_db"] = [round(float(gains_db.min()), 2), round(float(gains_db.max()), 2)]
         if ir is None and gains_db is None:
             return audio
-        if ir is not None and gains_db is None and len(self._tails) > 1:
-            return self._crossfaded(audio, sr, ir, amount, report)
+        if ir is not None and gains_db is None and len(tails) > 1:
+            return self._crossfaded(audio, sr, ir, tails, amount, report)
         if ir is None:
             ir = np.zeros((channels, 1), dtype=np.float32)
             ir[:, 0] = 1.0
@@ -271,7 +271,8 @@ class Stylizer(Effect):
         wet = convolve(audio, ir)
         return np.ascontiguousarray(wet[:, delay: delay + n_out], dtype=np.float32)
 
-    def _crossfaded(self, audio: np.ndarray, sr: float, ir: np.ndarray, amount: float,
+    def _crossfaded(self, audio: np.ndarray, sr: float, ir: np.ndarray,
+                    tails: tuple[np.ndarray, ...], amount: float,
                     report: dict[str, Any]) -> np.ndarray:
         """The stem through the response, its reverberant tail crossfaded between independent
         draws of the same room.
@@ -279,15 +280,19 @@ class Stylizer(Effect):
         One draw of a noise tail colours each of the stem's partials by its own random
         ``|H(f)|^2`` (exponentially distributed, +-5 dB and more), peaks and dips no blind
         estimate can match to the real room's; over a long stem that is a colouration of its
-        own. The stem's input is weighted by ``sqrt(2 / K) cos(pi t / P - pi k / K)`` for draw
-        ``k`` of ``K`` (weights whose squares sum to 1 at every instant: the tail's level never
-        moves; each weight has a single pair of sidebands at ``+-1 / (2 P)`` Hz, so no splatter)
-        and each part goes through its own tail: the long-term spectrum averages ``K`` draws.
+        own. The stem's input is split over ``K = 2^m`` draws (``_TAIL_VARIANTS``) by weights
+        that are products of one ``cos`` or ``sin`` per factor of 2 (``cos a cos b``, ``cos a sin
+        b``, ``sin a cos b``, ``sin a sin b`` for four; ``a = pi t / P``, ``b = pi t / (1.618
+        P)``, ``P = _VARIANT_PERIOD_S``): their squares sum to 1 at every instant (the tail's
+        level never moves), they are orthogonal over time (no cross terms between draws), and
+        each has sidebands only at the sums and differences of ``1 / (2 P)`` and ``1 / (2 x
+        1.618 P)`` Hz (0.19 and 0.81 Hz for four draws and 1 s: no splatter).
+        Each part goes through its own tail: the long-term spectrum averages ``K`` draws.
         The direct sound is untouched; at ``t = 0`` draw 0 alone is heard, so a click's
         response is the response the report describes.
         """
         channels, n = audio.shape
-        k_all = len(self._tails)
+        k_all = len(tails)
         t = np.arange(n, dtype=np.float32) / np.float32(sr)
         weights = np.ones((k_all, n), dtype=np.float32)
         # one cos / sin pair per factor of 2, each slower than the last by the golden ratio
@@ -297,15 +302,17 @@ class Stylizer(Effect):
             weights[bit == 0] *= np.cos(phase)
             weights[bit == 1] *= np.sin(phase)
         n_out = n + (ir.shape[-1] - 1 if self.tail else 0)
-        irs = [ir] + [tail * np.float32(amount) for tail in self._tails[1:]]
+        irs = [ir] + [tail * np.float32(amount) for tail in tails[1:]]
         out = _convolve_weighted(audio, weights, irs, n_out)
         out[:, :n] += audio * (np.float32(1.0) - weights[0])  # draw 0 carried the direct sound
         report["tail_variants"] = k_all
         return out
 
     def _impulse_response(self, profile: ReferenceProfile, sr: float, channels: int,
-                          report: dict[str, Any]) -> np.ndarray:
-        """The reference's synthetic response (cached: the same room for every stem)."""
+                          report: dict[str, Any]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """The reference's synthetic response and ``_TAIL_VARIANTS`` draws of its tail (the
+        first the response itself, the others without the direct sound); cached: the same room
+        for every stem."""
         rev = profile.reverb
         rt = np.clip(fill_bands(rev.centers_hz, rev.rt60_s, rev.broadband_rt60_s), *_RT60_RANGE_S)
         blind = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
@@ -354,8 +361,7 @@ class Stylizer(Effect):
             self._ir_cache.clear()
             self._ir_cache[key] = cached
         report["rt60_applied_s"] = round(cached[1], 3)
-        object.__setattr__(self, "_tails", cached[2])
-        return cached[0]
+        return cached[0], cached[2]
 
     def _ambience(self, stem: np.ndarray, sr: float, profile: ReferenceProfile,
                   report: dict[str, Any]) -> np.ndarray:
