@@ -6,7 +6,9 @@ ReferenceProfile`, then applied to the stem in three parts, each of which can be
 
 1. acoustics: a synthetic impulse response with the reference's RT60 per octave band and DRR
    (blind, noise-compensated, constrained across bands; see :mod:`.reverb_analysis`),
-   convolved with the stem (block FFT convolution). The blind DRR's "direct sound" spans the
+   convolved with the stem (block FFT convolution; the stem crossfaded between four independent
+   draws of the tail, so that no one draw's random peaks and dips colour it:
+   :meth:`Stylizer._crossfaded`). The blind DRR's "direct sound" spans the
    first 25 ms; the response splits it into the direct impulse and early reflections (a raised
    first 25 ms of the tail) with a DRR proper (+-2.5 ms) 8.5 dB lower (:func:`early_split`),
    after raising a blind value below what a diffuse tail of the room's RT60 puts in its first
@@ -52,6 +54,8 @@ _DEFAULT_DRR_DB = 0.0     # when the reference shows decays but no usable DRR
 _PREDELAY_S = 0.005       # the first reflection arrives after the direct sound, s
 _EARLY_S = 0.025          # the blind DRR's "direct" spans this much after the direct sound, s
 _EARLY_DRR_DB = -8.5      # DRR (+-2.5 ms around the direct sound) re. the blind estimate, dB
+_TAIL_VARIANTS = 4        # independent tails the stem's input is crossfaded between (2^m)
+_VARIANT_PERIOD_S = 1.0   # the crossfade's period, s (each tail's weight: cos^2 of pi t / this)
 
 
 class Stylizer(Effect):
@@ -225,8 +229,9 @@ class Stylizer(Effect):
         channels, n = audio.shape
         amount = float(self.amount)
         ir = None
+        tails: tuple[np.ndarray, ...] = ()
         if self.acoustics and profile.has_reverb:
-            ir = self._impulse_response(profile, sr, channels, report)
+            ir, tails = self._impulse_response(profile, sr, channels, report)
             ir = ir * np.float32(amount)
             ir[:, 0] += np.float32(1.0 - amount)  # direct path stays at unity; the tail scales
             report["acoustics_applied"] = True
@@ -248,6 +253,8 @@ class Stylizer(Effect):
             report["eq_range_db"] = [round(float(gains_db.min()), 2), round(float(gains_db.max()), 2)]
         if ir is None and gains_db is None:
             return audio
+        if ir is not None and gains_db is None and len(tails) > 1:
+            return self._crossfaded(audio, sr, ir, tails, amount, report)
         if ir is None:
             ir = np.zeros((channels, 1), dtype=np.float32)
             ir[:, 0] = 1.0
@@ -264,9 +271,48 @@ class Stylizer(Effect):
         wet = convolve(audio, ir)
         return np.ascontiguousarray(wet[:, delay: delay + n_out], dtype=np.float32)
 
+    def _crossfaded(self, audio: np.ndarray, sr: float, ir: np.ndarray,
+                    tails: tuple[np.ndarray, ...], amount: float,
+                    report: dict[str, Any]) -> np.ndarray:
+        """The stem through the response, its reverberant tail crossfaded between independent
+        draws of the same room.
+
+        One draw of a noise tail colours each of the stem's partials by its own random
+        ``|H(f)|^2`` (exponentially distributed, +-5 dB and more), peaks and dips no blind
+        estimate can match to the real room's; over a long stem that is a colouration of its
+        own. The stem's input is split over ``K = 2^m`` draws (``_TAIL_VARIANTS``) by weights
+        that are products of one ``cos`` or ``sin`` per factor of 2 (``cos a cos b``, ``cos a sin
+        b``, ``sin a cos b``, ``sin a sin b`` for four; ``a = pi t / P``, ``b = pi t / (1.618
+        P)``, ``P = _VARIANT_PERIOD_S``): their squares sum to 1 at every instant (the tail's
+        level never moves), they are orthogonal over time (no cross terms between draws), and
+        each has sidebands only at the sums and differences of ``1 / (2 P)`` and ``1 / (2 x
+        1.618 P)`` Hz (0.19 and 0.81 Hz for four draws and 1 s: no splatter).
+        Each part goes through its own tail: the long-term spectrum averages ``K`` draws.
+        The direct sound is untouched; at ``t = 0`` draw 0 alone is heard, so a click's
+        response is the response the report describes.
+        """
+        channels, n = audio.shape
+        k_all = len(tails)
+        t = np.arange(n, dtype=np.float32) / np.float32(sr)
+        weights = np.ones((k_all, n), dtype=np.float32)
+        # one cos / sin pair per factor of 2, each slower than the last by the golden ratio
+        for j in range(int(np.log2(k_all))):
+            phase = np.float32(np.pi / (_VARIANT_PERIOD_S * 1.618 ** j)) * t
+            bit = (np.arange(k_all) >> j) & 1
+            weights[bit == 0] *= np.cos(phase)
+            weights[bit == 1] *= np.sin(phase)
+        n_out = n + (ir.shape[-1] - 1 if self.tail else 0)
+        irs = [ir] + [tail * np.float32(amount) for tail in tails[1:]]
+        out = _convolve_weighted(audio, weights, irs, n_out)
+        out[:, :n] += audio * (np.float32(1.0) - weights[0])  # draw 0 carried the direct sound
+        report["tail_variants"] = k_all
+        return out
+
     def _impulse_response(self, profile: ReferenceProfile, sr: float, channels: int,
-                          report: dict[str, Any]) -> np.ndarray:
-        """The reference's synthetic response (cached: the same room for every stem)."""
+                          report: dict[str, Any]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """The reference's synthetic response and ``_TAIL_VARIANTS`` draws of its tail (the
+        first the response itself, the others without the direct sound); cached: the same room
+        for every stem."""
         rev = profile.reverb
         rt = np.clip(fill_bands(rev.centers_hz, rev.rt60_s, rev.broadband_rt60_s), *_RT60_RANGE_S)
         blind = rev.drr_db if np.isfinite(rev.drr_db) else _DEFAULT_DRR_DB
@@ -301,11 +347,21 @@ class Stylizer(Effect):
             mid = rev.centers_hz[(rev.centers_hz >= 500) & (rev.centers_hz <= 2000)]
             t30 = schroeder_rt60(ir[:1], sr, centers_hz=mid if mid.size else None,
                                  db_range=(-5.0, -35.0))
-            cached = (ir, float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"))
+            # further draws of the same room (their tails only) for the crossfade
+            tails = [ir]
+            for k in range(1, _TAIL_VARIANTS):
+                other = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
+                                     seed=np.random.default_rng([self.seed, 0x1A, k]),
+                                     predelay_s=_PREDELAY_S, early_s=_EARLY_S,
+                                     early_to_late_db=early_db)
+                other[:, 0] = 0.0
+                tails.append(other)
+            cached = (ir, float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"),
+                      tuple(tails))
             self._ir_cache.clear()
             self._ir_cache[key] = cached
         report["rt60_applied_s"] = round(cached[1], 3)
-        return cached[0]
+        return cached[0], cached[2]
 
     def _ambience(self, stem: np.ndarray, sr: float, profile: ReferenceProfile,
                   report: dict[str, Any]) -> np.ndarray:
@@ -354,6 +410,31 @@ def _power_response(ir: np.ndarray, sr: float, freqs: np.ndarray) -> np.ndarray:
     power = (np.abs(sp_fft.rfft(ir, n=n_fft, axis=-1)) ** 2).mean(axis=0)
     fine = sp_fft.rfftfreq(n_fft, 1.0 / sr)
     return np.interp(freqs, fine, smooth_octaves(fine, power, 1.0 / 6.0))
+
+
+def _convolve_weighted(audio: np.ndarray, weights: np.ndarray, irs: list[np.ndarray],
+                       n_out: int) -> np.ndarray:
+    """``sum_k convolve(audio * weights[k], irs[k])``, its first ``n_out`` samples, by block
+    overlap-add with one inverse transform per block (the draws' spectra summed first).
+
+    ``audio``: ``(channels, n)``; ``weights``: ``(K, n)``; ``irs``: ``K`` responses of
+    ``(channels or 1, L)`` samples, all of the same length.
+    """
+    channels, n = audio.shape
+    length = irs[0].shape[-1]
+    out = np.zeros((channels, n_out), dtype=np.float32)
+    whole = sp_fft.next_fast_len(n + length - 1, real=True)
+    block = min(max(1 << 15, 1 << int(np.ceil(np.log2(4 * length)))), whole)
+    step = block - length + 1
+    spec_h = np.stack([np.broadcast_to(sp_fft.rfft(h.astype(np.float32), block, axis=-1),
+                                       (channels, block // 2 + 1)) for h in irs])
+    for start in range(0, min(n, n_out), step):
+        seg = audio[None, :, start: start + step] * weights[:, None, start: start + step]
+        spec = np.einsum("kcf,kcf->cf", sp_fft.rfft(seg, block, axis=-1), spec_h)
+        y = sp_fft.irfft(spec, block, axis=-1)
+        m = min(block, n_out - start)
+        out[:, start: start + m] += y[:, :m]
+    return out
 
 
 def early_split(blind_drr_db: float, offset_db: float = _EARLY_DRR_DB) -> tuple[float, float]:
