@@ -298,10 +298,11 @@ def fold_sampler(root: Path, fold: int | None, folds: int, fold_seed: int, seed:
 
 
 def _cross_fit_cnns(root: Path, dirs: Sequence[str | Path], fold: int, folds: int,
-                    fold_seed: int, use_midi: bool) -> list[Segmenter]:
-    """The group CNNs of ``dirs`` ordered by group, checked against the fold: the same fold,
-    folds and seeds, every group once, trained on exactly its group's sources, and no group's
-    pieces or noise classes heard by the CNN that scores them (:func:`.data.heard_held_out`)."""
+                    fold_seed: int, use_midi: bool) -> tuple[list[Segmenter], int]:
+    """The group CNNs of ``dirs`` ordered by group, and their group seed, checked against the
+    fold: the same fold, folds and seeds, every group once, trained on exactly its group's
+    sources, and no group's pieces or noise classes heard by the CNN that scores them
+    (:func:`.data.heard_held_out`)."""
     cnns = [Segmenter.from_pretrained(d) for d in dirs]
     groups = len(cnns)
     if groups < 2:
@@ -338,7 +339,7 @@ def _cross_fit_cnns(root: Path, dirs: Sequence[str | Path], fold: int, folds: in
         if heard["music"] or heard["noise"]:
             raise ParameterError(f"cross_fit: the CNN scoring group {g} trained on its "
                                  f"pieces {heard['music']} / noise classes {heard['noise']}")
-    return ordered
+    return ordered, group_seed
 
 
 def train_stack(data: str | Path | None = None, out: str | Path | None = None, *,
@@ -417,7 +418,8 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         log(f"warning: the base CNN ({base or 'shipped'}) trained on held-out pieces "
             f"{heard['music']} and noise classes {heard['noise']}: scores on this split are "
             f"not held out for it (train the base with the same --fold, or use --no-cnn)")
-    cross = _cross_fit_cnns(root, cross_fit, fold, folds, fold_seed, use_midi) if cross_fit else None
+    cross, group_seed = (_cross_fit_cnns(root, cross_fit, fold, folds, fold_seed, use_midi)
+                         if cross_fit else (None, 0))
     cache = Path(table_cache) if table_cache else None
     if table is None and cache is not None and cache.is_file():
         table = WindowTable.load(cache)
@@ -430,8 +432,7 @@ def train_stack(data: str | Path | None = None, out: str | Path | None = None, *
         for g in range(len(cross)):
             sampler, _ = fold_sampler(root, fold, folds, fold_seed, seed, (), (), midi_seconds,
                                       use_midi=use_midi, config=model.config, group=g,
-                                      groups=len(cross),
-                                      group_seed=cross[0].training["fold"].get("group_seed", 0))
+                                      groups=len(cross), group_seed=group_seed)
             samplers.append(sampler)
             log(f"group {g}: {len(sampler.music)} pieces, {len(sampler.midi)} MIDI renders, "
                 f"{len(sampler.noise)} noise files ({time.perf_counter() - t0:.0f} s)")

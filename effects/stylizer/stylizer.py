@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from blendfx.dsp.convolution import convolve
+from blendfx.dsp.convolution import convolve, convolve_weighted
 from blendfx.effect import Effect, SidechainArg
 from blendfx.errors import ParameterError
 from blendfx.params import BoolParam, ChoiceParam, FloatParam
@@ -303,7 +303,7 @@ class Stylizer(Effect):
             weights[bit == 1] *= np.sin(phase)
         n_out = n + (ir.shape[-1] - 1 if self.tail else 0)
         irs = [ir] + [tail * np.float32(amount) for tail in tails[1:]]
-        out = _convolve_weighted(audio, weights, irs, n_out)
+        out = convolve_weighted(audio, weights, irs, n_out)
         out[:, :n] += audio * (np.float32(1.0) - weights[0])  # draw 0 carried the direct sound
         report["tail_variants"] = k_all
         return out
@@ -410,31 +410,6 @@ def _power_response(ir: np.ndarray, sr: float, freqs: np.ndarray) -> np.ndarray:
     power = (np.abs(sp_fft.rfft(ir, n=n_fft, axis=-1)) ** 2).mean(axis=0)
     fine = sp_fft.rfftfreq(n_fft, 1.0 / sr)
     return np.interp(freqs, fine, smooth_octaves(fine, power, 1.0 / 6.0))
-
-
-def _convolve_weighted(audio: np.ndarray, weights: np.ndarray, irs: list[np.ndarray],
-                       n_out: int) -> np.ndarray:
-    """``sum_k convolve(audio * weights[k], irs[k])``, its first ``n_out`` samples, by block
-    overlap-add with one inverse transform per block (the draws' spectra summed first).
-
-    ``audio``: ``(channels, n)``; ``weights``: ``(K, n)``; ``irs``: ``K`` responses of
-    ``(channels or 1, L)`` samples, all of the same length.
-    """
-    channels, n = audio.shape
-    length = irs[0].shape[-1]
-    out = np.zeros((channels, n_out), dtype=np.float32)
-    whole = sp_fft.next_fast_len(n + length - 1, real=True)
-    block = min(max(1 << 15, 1 << int(np.ceil(np.log2(4 * length)))), whole)
-    step = block - length + 1
-    spec_h = np.stack([np.broadcast_to(sp_fft.rfft(h.astype(np.float32), block, axis=-1),
-                                       (channels, block // 2 + 1)) for h in irs])
-    for start in range(0, min(n, n_out), step):
-        seg = audio[None, :, start: start + step] * weights[:, None, start: start + step]
-        spec = np.einsum("kcf,kcf->cf", sp_fft.rfft(seg, block, axis=-1), spec_h)
-        y = sp_fft.irfft(spec, block, axis=-1)
-        m = min(block, n_out - start)
-        out[:, start: start + m] += y[:, :m]
-    return out
 
 
 def early_split(blind_drr_db: float, offset_db: float = _EARLY_DRR_DB) -> tuple[float, float]:
