@@ -22,7 +22,10 @@ Per octave band:
    dB are dropped. Real late tails fluctuate more than a smoothed noise envelope (sparse late
    reflections: 4-8 dB within 0.1 s in the tuning rooms' 500 Hz band): with three standard
    deviations decays stopped 15-20 dB down, on the early part, which in rooms with long low
-   bands falls two to three times faster than the T30;
+   bands falls two to three times faster than the T30. A decay that bends *down* (slow, then
+   three times faster: a drum's, a vibraphone's or a piano note's own fade, then its stop) is
+   fitted after the bend only (:func:`_accelerating_knee`): under a floor the room's fast part
+   is too short to fit and the source's fade alone used to be read as the room;
 3. a decay cut short by the next sound (it ends above the band's quietest level) has shown only
    its early part, which in real rooms (early reflections, non-diffuse fields, unevenly spread
    absorption) falls faster than the late decay T30 measures, and faster still after a short
@@ -118,6 +121,18 @@ _DEPTH_EXP = 0.4        # ... read short (their early part falls faster than T30
 _MAX_DEPTH_SCALE = 1.3  # ... by at most this factor: a textbook exponential room has no early decay
                         # of its own (a dog bark in a 2 s one read 2.65 s uncapped, 2.41 s so;
                         # tuning rooms 10.6 % instead of 10.1 %)
+_ACCEL_RATIO = 3.0      # a decay that falls this many times faster after a bend ...
+_ACCEL_MIN_DB = 5.0     # ... and lies this far (mean, dB) under its earlier line there ...
+_BEND_MIN_HEAD_DB = 6.0  # ... after falling at least this far before it was a source fading by
+                        # itself until it stopped (_accelerating_knee). Tuning rooms, median /
+                        # worst T30 error: head 0 / 3 / 6 / 10 dB: 6.4 / 5.3 / 6.3 / 6.9 %, 127 /
+                        # 97 / 41 / 41 %; ratio 2 / 3 / 4 (5 dB): 6.7 / 6.5 / 6.6 %; 3 / 4 / 5 / 6 dB
+                        # (ratio 3): 7.3 / 6.8 / 6.5 / 6.5 % (those two grids before the head limit)
+_ACCEL_MIN_FRAMES = 3   # frames on either side of the bend
+_BEND_MAX_HEAD_DB = 30.0  # a decay straight for this many dB before a bend is the room's (a
+                          # stylized stem's decay ends where the applied response ends)
+_BEND_EXT_DB = 4.77     # the bend is looked for down to this far under the fitted range's end:
+                        # about where the compensated envelope equals the background
 _MAX_RESIDUAL_DB = 2.5  # reject decays that are not straight lines in dB
 _LOW_QUANTILE = 0.35    # the lower cluster of decays is anchored at this weighted quantile ...
 _CLUSTER_SPAN = 2.0     # ... and holds the decays up to this factor above it
@@ -129,7 +144,7 @@ _SMOOTH_LAMBDA = 1.0    # cross-band smoothing strength (per unit confidence) on
 _SLOPE_LAMBDA = 0.05    # ... and (weakly) on the slope of log RT60 over the bands
 _ROBUST_LN = 0.2        # cross-band residual (natural log) beyond which a band is down-weighted
 _KEEP_LAMBDA = 0.01     # the light smoothing a band that agrees with its neighbours gets
-_OUTLIER_LN = np.log(2.0)  # a band this far (natural log) from the robust fit is an outlier
+_OUTLIER_LN = np.log(5.0)  # a band this far (natural log) from the robust fit is an outlier
 _KEEP_CONF = 0.1       # confidence at which a band's own value and the robust fit weigh equally
 _DRR_SMOOTH_S = 0.1     # longest envelope smoothing for the DRR model (RT60 / 6 below that), s
 _EARLY_WINDOW_S = 0.025  # the blind DRR's "direct sound" spans this much after the direct sound ...
@@ -415,7 +430,8 @@ def _estimate(mono: np.ndarray, sr: float, centers: np.ndarray, order: int,
         reached = quiet * (1.0 + (10.0 ** (_FLOOR_MARGIN_DB / 10.0) - 1.0)
                            * 10.0 ** (_FLOOR_REACHED_DB / 10.0)) - floor
         fits = _decay_fits(env_db, frame_s, skip_frames=m + 2, rise_tol_db=tol,
-                           usable_db=usable_db, reached_db=10.0 * np.log10(reached + 1e-30))
+                           usable_db=usable_db, reached_db=10.0 * np.log10(reached + 1e-30),
+                           bend_check=floor_check)
         compensated[smooth < floor * 10.0 ** (_FLOOR_MARGIN_DB / 10.0)] = 0.0
         powers.append(compensated)
         keep, rt, c = _band_rt60(fits, weight_power, depth_exp)
@@ -617,7 +633,8 @@ def _smooth_db(power: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
-                rise_tol_db: float, usable_db: float, reached_db: float) -> np.ndarray:
+                rise_tol_db: float, usable_db: float, reached_db: float,
+                bend_check: bool = False) -> np.ndarray:
     """Free decays of one (noise-compensated) band envelope: rows of
     ``(rt60_s, weight, first_frame, last_frame, cut_short)``.
 
@@ -647,7 +664,7 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
             j += 1
         seg = env_db[start:j]
         end = int(np.argmin(seg))
-        fit = _fit_decay(seg[: end + 1], frame_s, skip_frames, usable_db)
+        fit = _fit_decay(seg[: end + 1], frame_s, skip_frames, usable_db, bend_check)
         if fit is not None:
             rt, weight, first, last = fit
             cut_short = float(seg[last] > reached_db)
@@ -657,9 +674,11 @@ def _decay_fits(env_db: np.ndarray, frame_s: float, skip_frames: int,
 
 
 def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
-               usable_db: float) -> tuple[float, float, int, int] | None:
+               usable_db: float, bend_check: bool = False) -> tuple[float, float, int, int] | None:
     """Fit one decay ``seg`` (dB, starting at its peak): ``(rt60_s, range_db, first, last)``
-    with the fitted frames ``first..last`` relative to ``seg``, or None if it is unusable."""
+    with the fitted frames ``first..last`` relative to ``seg``, or None if it is unusable.
+    With ``bend_check`` a decay that bends down is fitted after its bend only (None if too
+    little is left there): :func:`_accelerating_knee`."""
     peak = seg[0]
     below = np.nonzero(seg <= peak - _SKIP_DB)[0]
     if below.size == 0:
@@ -690,6 +709,29 @@ def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
             break
         first += y.size // 4
         y = trimmed
+    if bend_check:
+        # a decay that bends down was a source fading by itself until it stopped: only the
+        # part after the bend is the room's (_accelerating_knee). The bend shows best where
+        # the decay meets the floor, below the fitted range (_BEND_EXT_DB)
+        low = usable_db - _BEND_EXT_DB
+        below_low = np.nonzero(seg[first:] < low)[0]
+        ext = first + (int(below_low[0]) if below_low.size else seg.size - first)
+        bend = _accelerating_knee(seg[first: max(ext, e + 1)])
+        if bend is not None and seg[first] - seg[first + bend] < _BEND_MAX_HEAD_DB:
+            if first + bend > e - 4:
+                return None
+            y = seg[first + bend: e + 1]
+            first += bend
+            while y.size >= 12 and y[0] - y[-1] >= _MIN_RANGE_DB:  # the stop's own drop
+                half = y.size // 2
+                if not (_slope(y[half:], frame_s) < 0
+                        and _slope(y[:half], frame_s) < _KNEE_RATIO * _slope(y[half:], frame_s)):
+                    break
+                trimmed = y[y.size // 4:]
+                if trimmed[0] - trimmed[-1] < _MIN_RANGE_DB:
+                    break
+                first += y.size // 4
+                y = trimmed
     if y[0] - y[-1] < _MIN_RANGE_DB:
         return None
     t = np.arange(y.size) * frame_s
@@ -703,6 +745,52 @@ def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
     if not (_RT60_RANGE_S[0] <= rt <= _RT60_RANGE_S[1]):
         return None
     return rt, float(y[0] - y[-1]), first, e
+
+
+def _accelerating_knee(y: np.ndarray) -> int | None:
+    """Where a decay ``y`` (dB per frame) that bends *down* turns, or None if it does not.
+
+    A room's free decay is straight in dB or bends up (its late part slower: early reflections,
+    unevenly spread absorption). One that falls slowly and then fast was a source still fading
+    by itself (a drum's or a vibraphone's ring, a piano's note) until it stopped: only the part
+    after the bend is the room's decay. Among the breaks with at least ``_ACCEL_MIN_FRAMES``
+    frames on either side, before which the decay's line has fallen ``_BEND_MIN_HEAD_DB`` or
+    more (a level held and then let go is no fade: :func:`_fit_decay` starts after such a hold)
+    and after which it falls ``_ACCEL_RATIO`` times as fast, the one whose two least-squares
+    lines fit best is taken; it counts when the frames after it lie on average
+    ``_ACCEL_MIN_DB`` or more under the extension of the line before it.
+    """
+    n = y.size
+    k = _ACCEL_MIN_FRAMES
+    if n < 2 * k:
+        return None
+    t = np.arange(n, dtype=np.float64)
+
+    def cums(v: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(v)])
+
+    sums = [cums(v) for v in (np.ones(n), t, y, t * t, t * y, y * y)]
+    b = np.arange(k, n - k + 1)
+
+    def line(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Least-squares slope, intercept and squared error of frames lo..hi-1."""
+        m, sx, sy, sxx, sxy, syy = (c[hi] - c[lo] for c in sums)
+        slope = (m * sxy - sx * sy) / (m * sxx - sx * sx)
+        icpt = (sy - slope * sx) / m
+        return slope, icpt, syy - slope * sxy - icpt * sy
+
+    zero, end = np.zeros_like(b), np.full_like(b, n)
+    h_slope, h_icpt, h_sse = line(zero, b)
+    t_slope, _, t_sse = line(b, end)
+    ok = (-h_slope * b >= _BEND_MIN_HEAD_DB) & (t_slope < _ACCEL_RATIO * h_slope)
+    if not ok.any():
+        return None
+    i = int(np.argmin(np.where(ok, h_sse + t_sse, np.inf)))
+    m_tail = n - b[i]
+    mean_t = (sums[1][n] - sums[1][b[i]]) / m_tail
+    mean_y = (sums[2][n] - sums[2][b[i]]) / m_tail
+    departure = h_slope[i] * mean_t + h_icpt[i] - mean_y
+    return int(b[i]) if departure >= _ACCEL_MIN_DB else None
 
 
 def _slope(y: np.ndarray, frame_s: float) -> float:
