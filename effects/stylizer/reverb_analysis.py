@@ -695,20 +695,7 @@ def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
     e = int(usable[-1])
     if e - s0 < 4:
         return None
-    y = seg[s0: e + 1]
-    first = s0
-    # A decay that starts steeper than it ends still carries the direct sound's drop (or a
-    # source's own fast release) at its head: trim the head while the range allows.
-    while y.size >= 12 and y[0] - y[-1] >= _MIN_RANGE_DB:
-        half = y.size // 2
-        s_head, s_tail = _slope(y[:half], frame_s), _slope(y[half:], frame_s)
-        if not (s_tail < 0 and s_head < _KNEE_RATIO * s_tail):
-            break
-        trimmed = y[y.size // 4:]
-        if trimmed[0] - trimmed[-1] < _MIN_RANGE_DB:
-            break
-        first += y.size // 4
-        y = trimmed
+    y, first = _trim_steep_head(seg[s0: e + 1], s0, frame_s)
     if bend_check:
         # a decay that bends down was a source fading by itself until it stopped: only the
         # part after the bend is the room's (_accelerating_knee). The bend shows best where
@@ -720,18 +707,7 @@ def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
         if bend is not None and seg[first] - seg[first + bend] < _BEND_MAX_HEAD_DB:
             if first + bend > e - 4:
                 return None
-            y = seg[first + bend: e + 1]
-            first += bend
-            while y.size >= 12 and y[0] - y[-1] >= _MIN_RANGE_DB:  # the stop's own drop
-                half = y.size // 2
-                if not (_slope(y[half:], frame_s) < 0
-                        and _slope(y[:half], frame_s) < _KNEE_RATIO * _slope(y[half:], frame_s)):
-                    break
-                trimmed = y[y.size // 4:]
-                if trimmed[0] - trimmed[-1] < _MIN_RANGE_DB:
-                    break
-                first += y.size // 4
-                y = trimmed
+            y, first = _trim_steep_head(seg[first + bend: e + 1], first + bend, frame_s)
     if y[0] - y[-1] < _MIN_RANGE_DB:
         return None
     t = np.arange(y.size) * frame_s
@@ -745,6 +721,27 @@ def _fit_decay(seg: np.ndarray, frame_s: float, skip_frames: int,
     if not (_RT60_RANGE_S[0] <= rt <= _RT60_RANGE_S[1]):
         return None
     return rt, float(y[0] - y[-1]), first, e
+
+
+def _trim_steep_head(y: np.ndarray, first: int, frame_s: float) -> tuple[np.ndarray, int]:
+    """A decay ``y`` (dB per frame, starting at frame ``first``) without its steep head.
+
+    A decay that starts steeper than it ends still carries the direct sound's drop (or a
+    source's own fast release, or its stop) at its head: its first quarter is cut while its
+    first half falls ``_KNEE_RATIO`` times faster than its second and the rest keeps
+    ``_MIN_RANGE_DB``. Returns the trimmed decay and its first frame.
+    """
+    while y.size >= 12 and y[0] - y[-1] >= _MIN_RANGE_DB:
+        half = y.size // 2
+        s_head, s_tail = _slope(y[:half], frame_s), _slope(y[half:], frame_s)
+        if not (s_tail < 0 and s_head < _KNEE_RATIO * s_tail):
+            break
+        trimmed = y[y.size // 4:]
+        if trimmed[0] - trimmed[-1] < _MIN_RANGE_DB:
+            break
+        first += y.size // 4
+        y = trimmed
+    return y, first
 
 
 def _accelerating_knee(y: np.ndarray) -> int | None:
