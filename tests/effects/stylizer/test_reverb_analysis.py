@@ -5,6 +5,7 @@ from __future__ import annotations
 import blendfx
 import numpy as np
 import pytest
+from blendfx.effects.stylizer import reverb_analysis
 from blendfx.effects.stylizer.impulse import synthetic_ir
 from blendfx.effects.stylizer.probe_signals import click_train, exponential_ir, speech_like
 from blendfx.effects.stylizer.reverb_analysis import (
@@ -170,8 +171,6 @@ def test_a_source_fading_by_itself_is_not_the_room(rt60, noise_db, monkeypatch):
         wet = wet + bg * np.sqrt(np.mean(wet ** 2) * 10 ** (noise_db / 10) / np.mean(bg ** 2))
     est = estimate_reverb(wet, SR).broadband_rt60_s
     assert est == pytest.approx(rt60, rel=0.10)
-    from blendfx.effects.stylizer import reverb_analysis
-
     monkeypatch.setattr(reverb_analysis, "_accelerating_knee", lambda y: None)
     without = estimate_reverb(wet, SR).broadband_rt60_s
     assert not (without == pytest.approx(rt60, rel=0.10))  # NaN: no straight decay at all
