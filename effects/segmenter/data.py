@@ -312,7 +312,7 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
     if len(pieces) < folds or len(classes) < folds:
         raise ParameterError(f"{folds} folds need at least as many pieces and noise classes; "
                              f"found {len(pieces)} pieces, {len(classes)} noise classes in {root}")
-    pieces, classes, piece_fold, class_fold = _fold_assignment(root, folds, seed)
+    piece_fold, class_fold = _fold_assignment(root, pieces, classes, folds, seed)
     split = SourceSplit()
     for p in pieces:
         name = str(p.relative_to(root))
@@ -338,15 +338,15 @@ def fold_split(root: str | os.PathLike[str] | None = None, fold: int | None = 0,
     return split
 
 
-def _fold_assignment(root: Path, folds: int, seed: int):
-    pieces, classes = music_pieces(root), noise_classes(root)
+def _fold_assignment(root: Path, pieces, classes, folds: int, seed: int):
+    """``{piece: fold}`` and ``{noise class: fold}`` (seeded, stratified by length)."""
     rng = np.random.default_rng(seed)
     piece_names = [str(p.relative_to(root)) for p in pieces]
     piece_fold = stratified_folds(piece_names, [audio_info(p).duration for p in pieces], folds, rng)
     class_names = list(classes)
     class_fold = stratified_folds(class_names, [sum(audio_info(p).duration for p in classes[c])
                                                  for c in class_names], folds, rng)
-    return pieces, classes, piece_fold, class_fold
+    return piece_fold, class_fold
 
 
 def _groups(root: Path, pieces, classes, piece_fold, class_fold, fold: int, groups: int,
@@ -379,7 +379,8 @@ def fold_groups(root: str | os.PathLike[str] | None = None, fold: int = 0, folds
     root = shared_data_dir(root)
     if folds < 2 or not 0 <= fold < folds:
         raise ParameterError(f"need 2 <= folds and 0 <= fold < folds, got fold {fold} of {folds}")
-    pieces, classes, piece_fold, class_fold = _fold_assignment(root, folds, seed)
+    pieces, classes = music_pieces(root), noise_classes(root)
+    piece_fold, class_fold = _fold_assignment(root, pieces, classes, folds, seed)
     return _groups(root, pieces, classes, piece_fold, class_fold, fold, groups, group_seed)
 
 

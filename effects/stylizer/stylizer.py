@@ -55,7 +55,8 @@ _PREDELAY_S = 0.005       # the first reflection arrives after the direct sound,
 _EARLY_S = 0.025          # the blind DRR's "direct" spans this much after the direct sound, s
 _EARLY_DRR_DB = -8.5      # DRR (+-2.5 ms around the direct sound) re. the blind estimate, dB
 _TAIL_VARIANTS = 4        # independent tails the stem's input is crossfaded between (2^m)
-_VARIANT_PERIOD_S = 1.0   # the crossfade's period, s (each tail's weight: cos^2 of pi t / this)
+_VARIANT_PERIOD_S = 1.0   # the crossfade's period, s (weights: products of cos / sin of pi t / this,
+                          # the next factor 1.618 times slower; Stylizer._crossfaded)
 
 
 class Stylizer(Effect):
@@ -337,31 +338,28 @@ class Stylizer(Effect):
                round(float(early_db), 4))
         cached = self._ir_cache.get(key)
         if cached is None:
-            # a generator of its own: the room does not change with the ambience's random stream
-            ir = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
-                              seed=np.random.default_rng([self.seed, 0x1A]),
-                              predelay_s=_PREDELAY_S,
-                              early_s=_EARLY_S, early_to_late_db=early_db)
+            # generators of their own: the room does not change with the ambience's random
+            # stream; draw 0 is the response, the others its tail alone (for the crossfade)
+            draws = []
+            for k in range(_TAIL_VARIANTS):
+                stream = [self.seed, 0x1A] + ([k] if k else [])
+                draw = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
+                                    seed=np.random.default_rng(stream),
+                                    predelay_s=_PREDELAY_S, early_s=_EARLY_S,
+                                    early_to_late_db=early_db)
+                if k:
+                    draw[:, 0] = 0.0
+                draws.append(draw)
             # the broadband figure is measured on what is applied (neighbouring bands with
             # longer decays lengthen an octave's T30), not taken from the band values
             mid = rev.centers_hz[(rev.centers_hz >= 500) & (rev.centers_hz <= 2000)]
-            t30 = schroeder_rt60(ir[:1], sr, centers_hz=mid if mid.size else None,
+            t30 = schroeder_rt60(draws[0][:1], sr, centers_hz=mid if mid.size else None,
                                  db_range=(-5.0, -35.0))
-            # further draws of the same room (their tails only) for the crossfade
-            tails = [ir]
-            for k in range(1, _TAIL_VARIANTS):
-                other = synthetic_ir(rt, rev.centers_hz, sr, drr_db=drr, channels=channels,
-                                     seed=np.random.default_rng([self.seed, 0x1A, k]),
-                                     predelay_s=_PREDELAY_S, early_s=_EARLY_S,
-                                     early_to_late_db=early_db)
-                other[:, 0] = 0.0
-                tails.append(other)
-            cached = (ir, float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"),
-                      tuple(tails))
+            cached = (tuple(draws), float(np.nanmean(t30)) if np.isfinite(t30).any() else float("nan"))
             self._ir_cache.clear()
             self._ir_cache[key] = cached
         report["rt60_applied_s"] = round(cached[1], 3)
-        return cached[0], cached[2]
+        return cached[0][0], cached[0]
 
     def _ambience(self, stem: np.ndarray, sr: float, profile: ReferenceProfile,
                   report: dict[str, Any]) -> np.ndarray:
