@@ -2,14 +2,16 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/stylizer.py [--splits held,fresh,late,tune] [--rooms-only]
+    .venv/bin/python benchmarks/stylizer.py [--splits held,fresh,late,tune,fading] [--rooms-only]
+        [--acoustics-only]
 
 Prints its figures as it goes; the LAST line is one JSON object:
 
 - ``rooms_summary`` (per split; ``held`` is the headline, ``fresh`` a second held-out set made
   later, ``late`` a third one made before the second pass's changes were tried and run once at its
-  end, ``tune`` what the estimator's constants were chosen on, ``curved`` rooms with strongly
-  non-exponential decays) and ``rooms_cases``: pyroomacoustics shoeboxes (image sources,
+  end, ``tune`` what the estimator's constants were chosen on, ``fading`` the tuning rooms heard
+  through sources that fade by themselves (e-piano, harp, bell: a second tuning set), ``curved``
+  rooms with strongly non-exponential decays) and ``rooms_cases``: pyroomacoustics shoeboxes (image sources,
   octave-band materials, air absorption; T30 0.3-2.5 s) x reference kinds (music, speech-like,
   percussive; 12 s with pauses) x background (none, pink -40 and -30 dB re. the reference's RMS):
   the applied response's 500 Hz-2 kHz T30 vs the true room's (relative error), its DRR vs the
@@ -355,6 +357,14 @@ def room_references(split: str) -> dict[str, np.ndarray]:
         return {"music_vibes": _music("vibes", 12.0, 12), "music_lead": _music("lead", 12.0, 13),
                 "speech_like": speech_like(12.0, SR, seed=55).astype(np.float64),
                 "percussive_drums": _drums(12.0, 13)}
+    if split == "fading":
+        # a second tuning set (issue 22, tenth pass): the tuning rooms heard through sources
+        # that fade by themselves, in voices no held-out split uses (an e-piano's FM partials,
+        # a plucked harp's natural decay, a bell): the class of source behind most held-out
+        # misses (piano, guitar, vibraphone), which strings and speech never show
+        return {"music_epiano": _music("epiano", 12.0, 31),
+                "music_harp": _music("harp", 12.0, 32, chord=False, release_s=None),
+                "music_bell": _music("bell", 12.0, 33, chord=False)}
     if split == "curved":
         return {"music_strings": _music("strings", 12.0, 1),
                 "speech_like": speech_like(12.0, SR, seed=33).astype(np.float64),
@@ -384,7 +394,7 @@ def _power(x) -> float:
     return float(np.mean(np.asarray(x, dtype=np.float64) ** 2))
 
 
-def rooms(splits=("held", "tune"), paper: bool = True) -> dict:
+def rooms(splits=("held", "tune"), paper: bool = True, stems: bool = True) -> dict:
     """Every room x reference kind x noise floor (none, -40, -30 dB pink re. the reference's
     RMS): the applied response's mid-band T30 and DRR against the true room's, the stylized
     stem's 1/3-octave distance to the oracle (the stem convolved with the true response) against
@@ -393,8 +403,10 @@ def rooms(splits=("held", "tune"), paper: bool = True) -> dict:
     stem recorded in the place with its background)."""
     stem = _winds(10.0)
     rows = []
-    for name, split, dims, mats, src, mic in ROOMS:
-        if split not in splits:
+    for name, room_split, dims, mats, src, mic in ROOMS:
+        # the "fading" split hears the tuning rooms through other references
+        mine = [sp for sp in splits if sp == room_split or (sp, room_split) == ("fading", "tune")]
+        if not mine:
             continue
         h = room_response(name, dims, mats, src, mic)
         true_t30 = band_t30(h)
@@ -406,67 +418,88 @@ def rooms(splits=("held", "tune"), paper: bool = True) -> dict:
         seat = fftconvolve(stem.astype(np.float64),
                            room_response(name, dims, mats, src, (mic[0] + 0.3, mic[1], mic[2])))
         seat_dist = third_octave_distance_db(seat[: stem.size], oracle, SR)
-        for kind, dry in room_references(split).items():
-            wet = fftconvolve(dry, h)[: dry.size]
-            wet = 0.5 * wet / np.abs(wet).max()
-            for noise_db in (None, -40.0, -30.0):
-                ref = wet.copy()
-                exposed = False
-                if noise_db is not None:
-                    bg = _pink(wet.size, 99)
-                    ref = wet + bg * np.sqrt(_power(wet) * 10 ** (noise_db / 10) / _power(bg))
-                    exposed = _exposed(wet, ref - wet)
-                ref = ref.astype(np.float32)
-                prof = analyze_reference(ref, SR, use_cache=False)
-                st = Stylizer(profile=prof, ambience=False)
-                click = np.zeros(int((1.2 * true_mid + 2.0) * SR), np.float32)
-                click[0] = 1.0
-                response = st.process(click, SR).astype(np.float64)
-                applied = bool(st.last_report["acoustics_applied"])
-                t30 = band_t30(response) if applied else np.full(OCT.size, np.nan)
-                mid = float(np.mean(t30[MID]))
-                drr = direct_to_reverberant_db(response, SR) if applied else float("nan")
-                styl = st.process(stem, SR)
-                eq = st.last_report.get("eq_range_db")
-                flat = Stylizer(profile=prof, ambience=False, eq=False).process(stem, SR)
-                full = Stylizer(profile=prof)
-                out = full.process(stem, SR)
-                amb = bool(full.last_report["ambience_applied"])
-                sar_err = float("nan")
-                if noise_db is not None and amb:
-                    added = out.astype(np.float64) - styl
-                    sar_err = (10 * np.log10(_power(styl) / max(_power(added), 1e-30))
-                               - 10 * np.log10(_power(wet) / _power(ref - wet)))
-                row = {"room": name, "split": split, "kind": kind, "noise_db": noise_db,
-                       "true_t30_s": round(true_mid, 3), "applied_t30_s": round(mid, 3),
-                       "t30_rel_err": round(mid / true_mid - 1, 4),
-                       "reported_rt60_s": prof.summary()["rt60_broadband_s"],
-                       "true_drr_db": round(true_drr, 2), "applied_drr_db": round(drr, 2),
-                       "drr_err_db": round(drr - true_drr, 2),
-                       "dist_dry_db": round(dry_dist, 2),
-                       "dist_second_seat_db": round(seat_dist, 2),
-                       "dist_stylized_db": round(third_octave_distance_db(styl, oracle, SR), 2),
-                       "dist_stylized_no_eq_db": round(third_octave_distance_db(flat, oracle, SR), 2),
-                       "eq_range_db": eq, "ambience": amb,  # no ambience: no level error (null)
-                       "sar_err_db": round(sar_err, 2) if np.isfinite(sar_err) else None,
-                       "background_exposed": exposed,
-                       "true_t30_bands_s": np.round(true_t30, 3).tolist(),
-                       "applied_t30_bands_s": np.round(t30, 3).tolist()}
-                if paper:
-                    bg = ref.astype(np.float64) - wet
-                    target = oracle.copy()
-                    if _power(bg) > 0:  # the stem in the place, its background at the same ratio
-                        target += np.resize(bg, oracle.size) * np.sqrt(_power(oracle) / _power(wet))
-                    remix = Stylizer(profile=prof, mode="separate_remix").process(stem, SR)
-                    for mode, y in (("dry", stem), ("separate_remix", remix), ("stylize", out)):
-                        row[f"mel_{mode}_db"] = round(ltas_distance_db(y, target, SR), 2)
-                rows.append(row)
-                log(f"  {name:13s} {kind:16s} noise {str(noise_db):5s} T30 {true_mid:.2f} -> {mid:.2f} s "
-                    f"({100 * (mid / true_mid - 1):+5.1f}%)  DRR {true_drr:+5.1f} -> {drr:+5.1f} dB  "
-                    f"1/3-oct to oracle: dry {dry_dist:.2f} stylized {row['dist_stylized_db']:.2f} dB  "
-                    f"eq {eq}  ambience {amb} ({sar_err:+.1f} dB)")
+        room = {"name": name, "true_t30": true_t30, "true_mid": true_mid,
+                "true_drr": true_drr, "oracle": oracle, "dry_dist": dry_dist, "seat_dist": seat_dist}
+        for split in mine:
+            for kind, dry in room_references(split).items():
+                wet = fftconvolve(dry, h)[: dry.size]
+                wet = 0.5 * wet / np.abs(wet).max()
+                rows += [_room_case(room, split, kind, wet, noise_db, stem, paper, stems)
+                         for noise_db in (None, -40.0, -30.0)]
     summary = {sp: _summary([r for r in rows if r["split"] == sp]) for sp in splits}
+    held_out = [r for r in rows if r["split"] in ("held", "fresh", "late")]
+    if held_out:  # the three held-out splits together
+        summary["held_out_pooled"] = _summary(held_out)
     return {"rooms_summary": summary, "rooms_cases": rows}
+
+
+def _room_case(room: dict, split: str, kind: str, wet: np.ndarray, noise_db: float | None,
+               stem: np.ndarray, paper: bool, stems: bool = True) -> dict:
+    """One benchmark case: ``wet`` (the reference in the room) over a pink floor ``noise_db``
+    down (None: clean) analysed, and the Stylizer's response and stylized stem measured against
+    the room's truth in ``room`` (see :func:`rooms`); with ``stems`` False the response alone
+    (T30 and DRR: the quick loop the estimator's constants are chosen on)."""
+    true_t30, true_mid, true_drr = room["true_t30"], room["true_mid"], room["true_drr"]
+    oracle, dry_dist, seat_dist, name = room["oracle"], room["dry_dist"], room["seat_dist"], room["name"]
+    ref = wet.copy()
+    exposed = False
+    if noise_db is not None:
+        bg = _pink(wet.size, 99)
+        ref = wet + bg * np.sqrt(_power(wet) * 10 ** (noise_db / 10) / _power(bg))
+        exposed = _exposed(wet, ref - wet)
+    ref = ref.astype(np.float32)
+    prof = analyze_reference(ref, SR, use_cache=False)
+    st = Stylizer(profile=prof, ambience=False)
+    click = np.zeros(int((1.2 * true_mid + 2.0) * SR), np.float32)
+    click[0] = 1.0
+    response = st.process(click, SR).astype(np.float64)
+    applied = bool(st.last_report["acoustics_applied"])
+    t30 = band_t30(response) if applied else np.full(OCT.size, np.nan)
+    mid = float(np.mean(t30[MID]))
+    drr = direct_to_reverberant_db(response, SR) if applied else float("nan")
+    row = {"room": name, "split": split, "kind": kind, "noise_db": noise_db,
+           "true_t30_s": round(true_mid, 3), "applied_t30_s": round(mid, 3),
+           "t30_rel_err": round(mid / true_mid - 1, 4),
+           "reported_rt60_s": prof.summary()["rt60_broadband_s"],
+           "true_drr_db": round(true_drr, 2), "applied_drr_db": round(drr, 2),
+           "drr_err_db": round(drr - true_drr, 2),
+           "true_t30_bands_s": np.round(true_t30, 3).tolist(),
+           "applied_t30_bands_s": np.round(t30, 3).tolist()}
+    if not stems:
+        log(f"  {name:13s} {kind:16s} noise {str(noise_db):5s} T30 {true_mid:.2f} -> {mid:.2f} s "
+            f"({100 * (mid / true_mid - 1):+5.1f}%)  DRR {true_drr:+5.1f} -> {drr:+5.1f} dB")
+        return row
+    styl = st.process(stem, SR)
+    eq = st.last_report.get("eq_range_db")
+    flat = Stylizer(profile=prof, ambience=False, eq=False).process(stem, SR)
+    full = Stylizer(profile=prof)
+    out = full.process(stem, SR)
+    amb = bool(full.last_report["ambience_applied"])
+    sar_err = float("nan")
+    if noise_db is not None and amb:
+        added = out.astype(np.float64) - styl
+        sar_err = (10 * np.log10(_power(styl) / max(_power(added), 1e-30))
+                   - 10 * np.log10(_power(wet) / _power(ref - wet)))
+    row.update({"dist_dry_db": round(dry_dist, 2),
+                "dist_second_seat_db": round(seat_dist, 2),
+                "dist_stylized_db": round(third_octave_distance_db(styl, oracle, SR), 2),
+                "dist_stylized_no_eq_db": round(third_octave_distance_db(flat, oracle, SR), 2),
+                "eq_range_db": eq, "ambience": amb,  # no ambience: no level error (null)
+                "sar_err_db": round(sar_err, 2) if np.isfinite(sar_err) else None,
+                "background_exposed": exposed})
+    if paper:
+        bg = ref.astype(np.float64) - wet
+        target = oracle.copy()
+        if _power(bg) > 0:  # the stem in the place, its background at the same ratio
+            target += np.resize(bg, oracle.size) * np.sqrt(_power(oracle) / _power(wet))
+        remix = Stylizer(profile=prof, mode="separate_remix").process(stem, SR)
+        for mode, y in (("dry", stem), ("separate_remix", remix), ("stylize", out)):
+            row[f"mel_{mode}_db"] = round(ltas_distance_db(y, target, SR), 2)
+    log(f"  {name:13s} {kind:16s} noise {str(noise_db):5s} T30 {true_mid:.2f} -> {mid:.2f} s "
+        f"({100 * (mid / true_mid - 1):+5.1f}%)  DRR {true_drr:+5.1f} -> {drr:+5.1f} dB  "
+        f"1/3-oct to oracle: dry {dry_dist:.2f} stylized {row['dist_stylized_db']:.2f} dB  "
+        f"eq {eq}  ambience {amb} ({sar_err:+.1f} dB)")
+    return row
 
 
 def _exposed(wet: np.ndarray, background: np.ndarray, frame_s: float = 0.1) -> bool:
@@ -485,19 +518,29 @@ def _summary(rows: list[dict]) -> dict:
         return {}
     e = np.array([r["t30_rel_err"] for r in rows], dtype=float)
     d = np.array([r["drr_err_db"] for r in rows], dtype=float)
+    out = {"cases": len(rows), "rooms": len({r["room"] for r in rows}),
+           "t30_median_abs_rel_err": round(float(np.nanmedian(np.abs(e))), 3),
+           "t30_median_signed_rel_err": round(float(np.nanmedian(e)), 3),
+           "t30_worst_abs_rel_err": round(float(np.nanmax(np.abs(e))), 3),
+           "t30_over_25pct": int(np.sum(np.abs(e) > 0.25)),
+           "t30_missing": int(np.isnan(e).sum()),
+           "drr_median_abs_err_db": round(float(np.nanmedian(np.abs(d))), 2),
+           "drr_median_signed_err_db": round(float(np.nanmedian(d)), 2)}
+    # diagnostic: the 1-2 kHz bands alone (the 500 Hz band's decays are the most curved in these
+    # rooms, next to 125-250 Hz bands two to three times longer; references without energy
+    # there cannot show them)
+    hi = np.array([np.mean(np.array(r["applied_t30_bands_s"], float)[3:5])
+                   / np.mean(np.array(r["true_t30_bands_s"], float)[3:5]) - 1 for r in rows])
+    out["t30_1k2k_median_abs_rel_err"] = round(float(np.nanmedian(np.abs(hi))), 3)
+    out["t30_1k2k_worst_abs_rel_err"] = round(float(np.nanmax(np.abs(hi))), 3)
+    if "dist_dry_db" not in rows[0]:  # the response alone (--acoustics-only)
+        return out
     clean = [r for r in rows if r["noise_db"] is None]
     noisy = [r for r in rows if r["noise_db"] is not None]
     sar = np.array([r["sar_err_db"] for r in noisy if r["ambience"]], dtype=float)
     closer = sum(r["dist_stylized_db"] < r["dist_dry_db"] for r in rows)
     seated = [r for r in rows if r["dist_second_seat_db"] < r["dist_dry_db"]]
-    out = {"cases": len(rows), "rooms": len({r["room"] for r in rows}),
-           "t30_median_abs_rel_err": round(float(np.nanmedian(np.abs(e))), 3),
-           "t30_median_signed_rel_err": round(float(np.nanmedian(e)), 3),
-           "t30_worst_abs_rel_err": round(float(np.nanmax(np.abs(e))), 3),
-           "t30_missing": int(np.isnan(e).sum()),
-           "drr_median_abs_err_db": round(float(np.nanmedian(np.abs(d))), 2),
-           "drr_median_signed_err_db": round(float(np.nanmedian(d)), 2),
-           "closer_to_oracle_than_dry": f"{closer}/{len(rows)}",
+    out.update({"closer_to_oracle_than_dry": f"{closer}/{len(rows)}",
            # rooms whose own response 0.3 m away is closer to the oracle than the dry stem: where
            # the 1/3-octave distance can tell a room's colouration from the seat's (in rooms
            # with little colouration of their own the seat's modes and comb filtering weigh as
@@ -517,14 +560,7 @@ def _summary(rows: list[dict]) -> dict:
            "background_exposed": f"{sum(r['background_exposed'] for r in noisy)}/{len(noisy)}",
            "ambience_added_where_exposed":
                f"{sum(r['ambience'] for r in noisy if r['background_exposed'])}/"
-               f"{sum(r['background_exposed'] for r in noisy)}"}
-    # diagnostic: the 1-2 kHz bands alone (the 500 Hz band's decays are the most curved in these
-    # rooms, next to 125-250 Hz bands two to three times longer; references without energy
-    # there cannot show them)
-    hi = np.array([np.mean(np.array(r["applied_t30_bands_s"], float)[3:5])
-                   / np.mean(np.array(r["true_t30_bands_s"], float)[3:5]) - 1 for r in rows])
-    out["t30_1k2k_median_abs_rel_err"] = round(float(np.nanmedian(np.abs(hi))), 3)
-    out["t30_1k2k_worst_abs_rel_err"] = round(float(np.nanmax(np.abs(hi))), 3)
+               f"{sum(r['background_exposed'] for r in noisy)}"})
     if "mel_stylize_db" in rows[0]:
         for mode in ("dry", "separate_remix", "stylize"):
             out[f"mel_{mode}_mean_db"] = round(float(np.mean([r[f"mel_{mode}_db"] for r in rows])), 2)
@@ -535,18 +571,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rooms-only", action="store_true",
                     help="only the pyroomacoustics rooms (held-out and tuning splits)")
-    ap.add_argument("--splits", default="held,fresh,late,tune",
-                    help="room sets, comma-separated: held, fresh, late, tune, curved")
+    ap.add_argument("--acoustics-only", action="store_true",
+                    help="only the rooms' applied T30 and DRR (no stems, ambience or log-mel "
+                         "comparison): the quick loop for the estimator's constants")
+    ap.add_argument("--splits", default="held,fresh,late,tune,fading",
+                    help="room sets, comma-separated: held, fresh, late, tune, fading, curved")
     args = ap.parse_args()
     t0 = time.perf_counter()
     result: dict = {"benchmark": "stylizer", "command": "python " + " ".join(sys.argv),
                     "machine": f"{platform.machine()} {platform.python_version()}"}
     splits = tuple(args.splits.split(","))
     log("pyroomacoustics rooms: applied response vs the true room, stem vs oracle, ambience")
-    result.update(rooms(splits))
-    for split in splits:
-        log(f"  {split}: {json.dumps(result['rooms_summary'][split])}")
-    if args.rooms_only:
+    result.update(rooms(splits, stems=not args.acoustics_only))
+    for split, summary in result["rooms_summary"].items():
+        log(f"  {split}: {json.dumps(summary)}")
+    if args.rooms_only or args.acoustics_only:
         result["benchmark_s"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(result))
         return

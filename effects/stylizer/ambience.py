@@ -56,6 +56,9 @@ _PLATEAU_SLOPE = 3.0   # ... whose level drifts by at most 3 dB/s (a reverb tail
                        # or faster in rooms of up to 2.5 s) ...
 _PLATEAU_RIPPLE_DB = 1.5  # ... and fluctuates by at most 1.5 dB (std about the drift) ...
 _PLATEAU_TOTAL_S = 0.5    # ... adding up to 0.5 s
+_FLAT_MIN_DB = -2.0     # a background is noise-like: median third-octave spectral flatness
+                        # (500 Hz-8 kHz) of its frames above this (benchmark references: pink
+                        # floors -0.02 to -0.74 dB; a held harp note in a 2.3 s lobby -3.6 dB)
 _REST_SMOOTH_S = 0.03  # envelope smoothing for rests, s
 _REST_DB = 1.5         # a rest: the bottom of a quiet stretch (within 1.5 dB of its minimum) ...
 _REST_MIN_S = 0.12     # ... at least this long ...
@@ -164,6 +167,10 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
         # a floor seen only in short rests between notes, on a faster envelope
         alpha_r = float(np.exp(-hop / (_REST_SMOOTH_S * sr)))
         plateau = _rest_frames(_smoothed(inner, alpha_r).mean(axis=0), stft.f, hop / sr, alpha_r)
+    if plateau is not None and _flatness_db(inner[..., plateau].mean(axis=(0, -1)), stft.f) < _FLAT_MIN_DB:
+        # the quietest stretch holds partials: a quiet held note (in a long room, continuous
+        # playing may never get quieter than that), not a noise-like bed
+        plateau = None
     if plateau is None:
         return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
                              level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB,
@@ -199,6 +206,20 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
     level = max(10.0 * np.log10(max(p_bed, 1e-30)), _SILENT_DB)
     sar = 10.0 * np.log10(max(p_all - p_bed, 1e-4 * p_all, 1e-20) / max(p_bed, 1e-20))
     return AmbienceModel(bed=bed, sample_rate=sr, level_dbfs=level, sar_db=sar)
+
+
+def _flatness_db(spectrum: np.ndarray, freqs: np.ndarray) -> float:
+    """Median over the third-octave bands from 500 Hz to 8 kHz of a mean power ``spectrum``'s
+    spectral flatness in dB (geometric over arithmetic mean of the band's bins): about 0 dB for
+    noise averaged over many frames, several dB below it where partials stand out."""
+    out = []
+    for k in range(-3, 10):
+        c = 1000.0 * 2.0 ** (k / 3.0)
+        band = (freqs >= c * 2.0 ** (-1.0 / 6.0)) & (freqs < c * 2.0 ** (1.0 / 6.0))
+        p = spectrum[band]
+        if p.size >= 3 and p.mean() > 0:
+            out.append(10.0 * np.log10(np.exp(np.mean(np.log(p + 1e-300))) / p.mean()))
+    return float(np.median(out)) if out else 0.0
 
 
 def _background_frames(power: np.ndarray, freqs: np.ndarray, frame_s: float,

@@ -139,3 +139,23 @@ def test_background_seen_in_several_brief_rests_is_found_at_its_level():
     spectral shape: a background, at its level."""
     ref, bg_power = bursts_in_a_room(0.2, [0.5, 0.5, 0.5, 0.15], -35.0)
     assert extract_ambience(ref, SR).level_dbfs == pytest.approx(db(bg_power), abs=1.5)
+
+
+def _harmonic(f0: float, seconds: float, amp: float, seed: int) -> np.ndarray:
+    """A steady harmonic tone (partials up to 10 kHz at 1/k amplitude, random phases)."""
+    t = np.arange(int(seconds * SR)) / SR
+    phases = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, 20)
+    return amp * sum(np.sin(2 * np.pi * f0 * k * t + phases[k - 1]) / k
+                     for k in range(1, 21) if f0 * k < 10000)
+
+
+def test_a_quiet_held_note_is_no_background():
+    """Continuous playing whose quietest stretch is a held note 30 dB down (1.5 s, flat enough
+    for a plateau) in a 0.8 s room: the stretch holds partials, not a noise-like bed, so no
+    ambience (without the flatness check a -35.5 dBFS bed was taken from it)."""
+    notes = [_harmonic(f, 0.6, 0.3, k) for k, f in enumerate((220, 262, 330, 294, 247, 196))]
+    notes.append(_harmonic(196, 1.5, 0.3 * 10 ** (-30 / 20), 9))
+    notes += [_harmonic(f, 0.6, 0.3, k + 10) for k, f in enumerate((330, 392, 349, 294, 262))]
+    dry = np.concatenate(notes)
+    ref = fftconvolve(dry, exponential_ir(0.8, SR, 0.0, seed=1))[: dry.size]
+    assert extract_ambience(ref, SR).level_dbfs < -100
