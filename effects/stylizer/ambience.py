@@ -15,7 +15,10 @@ brief rests would come out up to 12 dB quiet).
 Many recordings show their floor only in brief rests between notes, where a decay comes to
 rest on it; such rests count as background only with evidence a reverberation tail cannot
 fake (flat in every band from 20 Hz up, and long, or several agreeing in level and spectral
-shape; see :func:`_floor_rests`). Foreground events
+shape; see :func:`_floor_rests`). Either way the frames taken for the background must be
+noise-like (median third-octave spectral flatness above ``_FLAT_MIN_DB``): in a long room,
+continuous playing may never get quieter than a held note, whose partials stand out of its
+spectrum. Foreground events
 (a bark, a voice, a passing car) mostly fall out; the texture of the background (rain drops,
 engine rumble, crowd murmur) stays, at the level measured in the pauses.
 

@@ -152,7 +152,7 @@ def _harmonic(f0: float, seconds: float, amp: float, seed: int) -> np.ndarray:
 def test_a_quiet_held_note_is_no_background():
     """Continuous playing whose quietest stretch is a held note 30 dB down (1.5 s, flat enough
     for a plateau) in a 0.8 s room: the stretch holds partials, not a noise-like bed, so no
-    ambience (without the flatness check a -35.5 dBFS bed was taken from it)."""
+    ambience (without the flatness check a bed was taken from it)."""
     notes = [_harmonic(f, 0.6, 0.3, k) for k, f in enumerate((220, 262, 330, 294, 247, 196))]
     notes.append(_harmonic(196, 1.5, 0.3 * 10 ** (-30 / 20), 9))
     notes += [_harmonic(f, 0.6, 0.3, k + 10) for k, f in enumerate((330, 392, 349, 294, 262))]
