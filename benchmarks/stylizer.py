@@ -25,6 +25,10 @@ Prints its figures as it goes; the LAST line is one JSON object:
   the distance with the EQ off (and how often the EQ moved the stem 0.5 dB or more away from the
   oracle), the 1-2 kHz T30 alone, and whether the background shows at all (5 % of the reference's
   0.1 s frames 3 dB or more under it) with how often an ambience was added where it does;
+  ``rooms_summary["held_out_pooled"]`` pools held, fresh and late (``t30_over_25pct`` counts the
+  cases off by more than 25 %). ``--acoustics-only`` measures the applied response's T30 and DRR
+  alone (no stems, ambience or log-mel comparison) and stops there: the quick loop the
+  estimator's constants are chosen on (``--splits tune,fading``);
 
 - ``rt60_median_rel_error``: median |estimate / truth - 1| of the blind broadband RT60 on dry
   material (speech-like bursts, clicks, an ESC-10 dog bark) in textbook rooms of 0.3-2 s;
