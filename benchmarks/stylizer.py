@@ -415,15 +415,15 @@ def rooms(splits=("held", "tune"), paper: bool = True, stems: bool = True) -> di
         h = room_response(name, dims, mats, src, mic)
         true_t30 = band_t30(h)
         true_mid = float(np.mean(true_t30[MID]))
-        true_drr = direct_to_reverberant_db(h, SR)
-        oracle = fftconvolve(stem.astype(np.float64), h)[: stem.size]
-        dry_dist = third_octave_distance_db(stem, oracle, SR)
-        # the metric's floor: the same room heard 0.3 m away (its true response there)
-        seat = fftconvolve(stem.astype(np.float64),
-                           room_response(name, dims, mats, src, (mic[0] + 0.3, mic[1], mic[2])))
-        seat_dist = third_octave_distance_db(seat[: stem.size], oracle, SR)
         room = {"name": name, "true_t30": true_t30, "true_mid": true_mid,
-                "true_drr": true_drr, "oracle": oracle, "dry_dist": dry_dist, "seat_dist": seat_dist}
+                "true_drr": direct_to_reverberant_db(h, SR)}
+        if stems:
+            oracle = fftconvolve(stem.astype(np.float64), h)[: stem.size]
+            # the metric's floor: the same room heard 0.3 m away (its true response there)
+            seat = fftconvolve(stem.astype(np.float64),
+                               room_response(name, dims, mats, src, (mic[0] + 0.3, mic[1], mic[2])))
+            room.update(oracle=oracle, dry_dist=third_octave_distance_db(stem, oracle, SR),
+                        seat_dist=third_octave_distance_db(seat[: stem.size], oracle, SR))
         for split in mine:
             for kind, dry in room_references(split).items():
                 wet = fftconvolve(dry, h)[: dry.size]
@@ -443,8 +443,7 @@ def _room_case(room: dict, split: str, kind: str, wet: np.ndarray, noise_db: flo
     down (None: clean) analysed, and the Stylizer's response and stylized stem measured against
     the room's truth in ``room`` (see :func:`rooms`); with ``stems`` False the response alone
     (T30 and DRR: the quick loop the estimator's constants are chosen on)."""
-    true_t30, true_mid, true_drr = room["true_t30"], room["true_mid"], room["true_drr"]
-    oracle, dry_dist, seat_dist, name = room["oracle"], room["dry_dist"], room["seat_dist"], room["name"]
+    name, true_t30, true_mid, true_drr = room["name"], room["true_t30"], room["true_mid"], room["true_drr"]
     ref = wet.copy()
     exposed = False
     if noise_db is not None:
@@ -473,6 +472,7 @@ def _room_case(room: dict, split: str, kind: str, wet: np.ndarray, noise_db: flo
         log(f"  {name:13s} {kind:16s} noise {str(noise_db):5s} T30 {true_mid:.2f} -> {mid:.2f} s "
             f"({100 * (mid / true_mid - 1):+5.1f}%)  DRR {true_drr:+5.1f} -> {drr:+5.1f} dB")
         return row
+    oracle, dry_dist, seat_dist = room["oracle"], room["dry_dist"], room["seat_dist"]
     styl = st.process(stem, SR)
     eq = st.last_report.get("eq_range_db")
     flat = Stylizer(profile=prof, ambience=False, eq=False).process(stem, SR)

@@ -170,18 +170,19 @@ def extract_ambience(audio: np.ndarray, sample_rate: float) -> AmbienceModel:
         # a floor seen only in short rests between notes, on a faster envelope
         alpha_r = float(np.exp(-hop / (_REST_SMOOTH_S * sr)))
         plateau = _rest_frames(_smoothed(inner, alpha_r).mean(axis=0), stft.f, hop / sr, alpha_r)
-    if plateau is not None and _flatness_db(inner[..., plateau].mean(axis=(0, -1)), stft.f) < _FLAT_MIN_DB:
-        # the quietest stretch holds partials: a quiet held note (in a long room, continuous
-        # playing may never get quieter than that), not a noise-like bed
-        plateau = None
+    if plateau is not None:
+        # the background's spectrum: the mean power of the plateau frames (a stationary bed is
+        # the same under the loud parts); each channel's own, then one gain for all channels
+        noise = inner[..., plateau].mean(axis=-1).mean(axis=0)[:, None]
+        if _flatness_db(noise[:, 0], stft.f) < _FLAT_MIN_DB:
+            # the quietest stretch holds partials: a quiet held note (in a long room,
+            # continuous playing may never get quieter than that), not a noise-like bed
+            plateau = None
     if plateau is None:
         return AmbienceModel(bed=np.zeros_like(data, dtype=np.float32), sample_rate=sr,
                              level_dbfs=_SILENT_DB, sar_db=-_SILENT_DB,
                              note="no stationary background: the recording's quietest stretches "
                                   "are reverberation tails or quiet sounds, not a steady bed")
-    # the background's spectrum: the mean power of the plateau frames (a stationary bed is the
-    # same under the loud parts); each channel's own, then one gain for all channels
-    noise = inner[..., plateau].mean(axis=-1).mean(axis=0)[:, None]
     smooth = smooth_all.mean(axis=0)
     inner = inner.mean(axis=0)
     gain = np.minimum(1.0, noise / np.maximum(smooth, 1e-30))
