@@ -95,6 +95,14 @@ class AugmentConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def mixing_only(cls) -> AugmentConfig:
+        """The chain switched off (no pitch shift, room, compression, band limit or codec):
+        only the stereo fold, the noise sums and the rendered-MIDI share stay. The ablation
+        that asks what the recording chain itself adds."""
+        return cls(pitch_p=0.0, music_room_p=0.0, noise_room_p=0.0, mix_room_p=0.0, master_p=0.0,
+                   mix_dynamics_p=0.0, band_p=0.0, codec_p=0.0)
+
 
 def compressor_gain(x: np.ndarray, sample_rate: float, threshold_db: float, ratio: float,
                     attack_s: float, release_s: float) -> np.ndarray:

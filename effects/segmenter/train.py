@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -553,6 +554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recipe", choices=["paper", "recorded"], default="paper",
                         help="paper: the shipped weights' recipe; recorded: recorded music as the "
                              "music class, the recording augmentations, whole-piece folds")
+    parser.add_argument("--no-recording-chain", action="store_true",
+                        help="recorded recipe: no rooms, compression, band limits, codecs or pitch "
+                             "shifts (AugmentConfig.mixing_only; the noise sums and MIDI share stay)")
+    parser.add_argument("--midi-share", type=float, default=None,
+                        help="recorded recipe: share of patches whose music is rendered MIDI "
+                             f"(default {AugmentConfig.midi_share})")
     parser.add_argument("--fold", default=None,
                         help="recorded recipe: the held-out fold K (0-based) or 'none' (default)")
     parser.add_argument("--folds", type=int, default=4, help="recorded recipe: number of folds")
@@ -574,6 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--fold must be a fold number or 'none', got {args.fold!r}")
     if args.fold is not None and args.recipe != "recorded":
         parser.error("--fold needs --recipe recorded")
+    if (args.no_recording_chain or args.midi_share is not None) and args.recipe != "recorded":
+        parser.error("--no-recording-chain and --midi-share need --recipe recorded")
+    augment = AugmentConfig.mixing_only() if args.no_recording_chain else AugmentConfig()
+    if args.midi_share is not None:
+        if not 0.0 <= args.midi_share <= 1.0:
+            parser.error(f"--midi-share must be within [0, 1], got {args.midi_share}")
+        augment = replace(augment, midi_share=args.midi_share)
     frontend = args.frontend or ("context" if args.recipe == "recorded" else "stft")
     patch_windows = args.patch_windows or (49 if frontend == "context" else 17)
     extra = {"context_channels": tuple(args.context_channels)} if args.context_channels else {}
@@ -590,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               recipe=args.recipe, fold=fold, folds=args.folds, fold_seed=args.fold_seed,
               hold_music=args.hold_music, hold_noise=args.hold_noise,
               group=args.group, groups=args.groups, group_seed=args.group_seed,
+              augment=augment,
               config=None if args.init else SegmenterConfig(dropout=args.dropout, hidden=args.hidden,
                                                             linear_channel=args.linear_channel,
                                                             frontend=frontend, **extra))

@@ -34,6 +34,7 @@ from blendfx.effects.segmenter.data import (
 )
 from blendfx.effects.segmenter.net import CONFIG_FILE, Segmenter, SegmenterConfig
 from blendfx.effects.segmenter.train import MixtureSampler, train
+from blendfx.effects.segmenter.train import main as train_main
 
 from ...conftest import SHARED_DATA, shared
 from .shared_cases import assert_ranks_held_out_recording, tiny_data
@@ -355,6 +356,37 @@ def test_band_db_codec_and_band_limits():
     assert db.max() <= 0.0 and db[f > 19000].max() <= -90.0  # every codec cut-off <= 19 kHz
     none = RecordingAugmenter(AugmentConfig(band_p=0.0, codec_p=0.0, rooms=1), seed=0)
     assert not none.band_db(np.random.default_rng(0), f).any()
+
+
+def test_mixing_only_switches_the_recording_chain_off():
+    """The ablation's chain leaves mono components and mixtures as they are and the channel
+    flat; the default chain, given the same draws, changes them."""
+    rng = np.random.default_rng(8)
+    m, n = (rng.standard_normal((2, 30_000)) * [[0.3], [0.1]]).astype(np.float32)
+    f = np.arange(257) * SR / 512
+    off = RecordingAugmenter(AugmentConfig.mixing_only(), seed=0)
+    assert off.config.midi_share == AugmentConfig().midi_share
+    assert off.config.max_noises == AugmentConfig().max_noises
+    for seed in range(20):
+        m1, n1 = off.components(np.random.default_rng(seed), m, n)
+        m2, n2 = off.mixture(np.random.default_rng(seed), m1, n1)
+        np.testing.assert_array_equal(m2, m)
+        np.testing.assert_array_equal(n2, n)
+        assert not off.band_db(np.random.default_rng(seed), f).any()
+    on = RecordingAugmenter(AugmentConfig(rooms=2), seed=0)
+    changed = [not np.array_equal(on.mixture(np.random.default_rng(s),
+                                             *on.components(np.random.default_rng(s), m, n))[0], m)
+               for s in range(20)]
+    assert any(changed)
+
+
+def test_recipe_options_need_the_recorded_recipe_and_a_share(capsys):
+    with pytest.raises(SystemExit):
+        train_main(["--out", "unused", "--no-recording-chain"])
+    assert "need --recipe recorded" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_main(["--out", "unused", "--recipe", "recorded", "--midi-share", "1.5"])
+    assert "--midi-share must be within [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_augmented_batch_seeded_and_shaped():
