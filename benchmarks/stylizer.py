@@ -345,6 +345,11 @@ def _drums(seconds: float, seed: int) -> np.ndarray:
     return render_drums(np.array(hits), SR, int(seconds * SR)).mean(axis=0).astype(np.float64)
 
 
+#: Splits heard in another split's rooms (through their own references): the "fading"
+#: references play in the tuning rooms.
+ROOMS_OF_SPLIT = {"fading": "tune"}
+
+
 def room_references(split: str) -> dict[str, np.ndarray]:
     """Dry references, 12 s each with pauses of 0.4-2.5 s. Tuning saw strings and speech-like
     bursts; held out: brass and piano music, other speech, and percussion (never tuned on)."""
@@ -408,8 +413,7 @@ def rooms(splits=("held", "tune"), paper: bool = True, stems: bool = True) -> di
     stem = _winds(10.0)
     rows = []
     for name, room_split, dims, mats, src, mic in ROOMS:
-        # the "fading" split hears the tuning rooms through other references
-        mine = [sp for sp in splits if sp == room_split or (sp, room_split) == ("fading", "tune")]
+        mine = [sp for sp in splits if ROOMS_OF_SPLIT.get(sp, sp) == room_split]
         if not mine:
             continue
         h = room_response(name, dims, mats, src, mic)
@@ -468,9 +472,10 @@ def _room_case(room: dict, split: str, kind: str, wet: np.ndarray, noise_db: flo
            "drr_err_db": round(drr - true_drr, 2),
            "true_t30_bands_s": np.round(true_t30, 3).tolist(),
            "applied_t30_bands_s": np.round(t30, 3).tolist()}
-    if not stems:
-        log(f"  {name:13s} {kind:16s} noise {str(noise_db):5s} T30 {true_mid:.2f} -> {mid:.2f} s "
+    line = (f"  {name:13s} {kind:16s} noise {str(noise_db):5s} T30 {true_mid:.2f} -> {mid:.2f} s "
             f"({100 * (mid / true_mid - 1):+5.1f}%)  DRR {true_drr:+5.1f} -> {drr:+5.1f} dB")
+    if not stems:
+        log(line)
         return row
     oracle, dry_dist, seat_dist = room["oracle"], room["dry_dist"], room["seat_dist"]
     styl = st.process(stem, SR)
@@ -499,9 +504,7 @@ def _room_case(room: dict, split: str, kind: str, wet: np.ndarray, noise_db: flo
         remix = Stylizer(profile=prof, mode="separate_remix").process(stem, SR)
         for mode, y in (("dry", stem), ("separate_remix", remix), ("stylize", out)):
             row[f"mel_{mode}_db"] = round(ltas_distance_db(y, target, SR), 2)
-    log(f"  {name:13s} {kind:16s} noise {str(noise_db):5s} T30 {true_mid:.2f} -> {mid:.2f} s "
-        f"({100 * (mid / true_mid - 1):+5.1f}%)  DRR {true_drr:+5.1f} -> {drr:+5.1f} dB  "
-        f"1/3-oct to oracle: dry {dry_dist:.2f} stylized {row['dist_stylized_db']:.2f} dB  "
+    log(f"{line}  1/3-oct to oracle: dry {dry_dist:.2f} stylized {row['dist_stylized_db']:.2f} dB  "
         f"eq {eq}  ambience {amb} ({sar_err:+.1f} dB)")
     return row
 
